@@ -1,0 +1,297 @@
+//! 2-D convolution, NHWC activations x HWIO filters, forward and both backward passes.
+//!
+//! Shapes: input `(n, h, w, c)`, filter `(kh, kw, c / groups, o)`, bias `(o)`, output
+//! `(n, oh, ow, o)`. Three paths share one geometry:
+//! - pointwise (1x1, stride 1, no padding, one group): the whole batch is one GEMM;
+//! - depthwise (`groups == c`, the MobileNet/EfficientNet case): a direct kernel;
+//! - everything else: per-image im2col into a reused buffer, then one GEMM per group.
+
+mod depthwise;
+mod im2col;
+mod pointwise;
+
+use crate::error::{invalid, shape_mismatch, Result};
+use crate::window::{AxisGeometry, Padding};
+use crate::Tensor;
+
+/// Stride, padding, dilation and groups of a 2-D convolution.
+///
+/// ```
+/// use petal_tensor::{Conv2dSpec, Padding};
+/// let spec = Conv2dSpec { stride: [2, 2], padding: Padding::Same, ..Conv2dSpec::default() };
+/// assert_eq!(spec.dilation, [1, 1]);
+/// assert_eq!(spec.groups, 1);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dSpec {
+    /// Step between windows along rows and columns.
+    pub stride: [usize; 2],
+    /// Border handling.
+    pub padding: Padding,
+    /// Spacing between filter taps along rows and columns (1 = dense).
+    pub dilation: [usize; 2],
+    /// Channel groups: input and output channels split into `groups` independent
+    /// convolutions. `groups == c` is the depthwise convolution.
+    pub groups: usize,
+}
+
+impl Default for Conv2dSpec {
+    fn default() -> Self {
+        Self {
+            stride: [1, 1],
+            padding: Padding::Valid,
+            dilation: [1, 1],
+            groups: 1,
+        }
+    }
+}
+
+/// A convolution's resolved shapes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ConvShape {
+    pub batch: usize,
+    pub channels: usize,
+    pub filters: usize,
+    pub groups: usize,
+    pub rows: AxisGeometry,
+    pub cols: AxisGeometry,
+}
+
+impl ConvShape {
+    fn new(input: &[usize], filter: &[usize], spec: &Conv2dSpec) -> Result<Self> {
+        const OP: &str = "conv2d";
+        let (Some([n, h, w, c]), Some([kh, kw, ci, o])) = (as4(input), as4(filter)) else {
+            return Err(shape_mismatch(
+                OP,
+                input,
+                filter,
+                "input must be 4-D (n, h, w, c) and filter 4-D (kh, kw, c/groups, o)",
+            ));
+        };
+        let groups = spec.groups;
+        if groups == 0 || c % groups != 0 || o % groups != 0 {
+            return Err(invalid(
+                OP,
+                format!("groups {groups} must divide the {c} input channels and the {o} filters"),
+            ));
+        }
+        if ci * groups != c {
+            return Err(shape_mismatch(
+                OP,
+                input,
+                filter,
+                format!("filter expects {ci} channels per group x {groups} groups, input has {c} channels"),
+            ));
+        }
+        let [pr, pc] = spec.padding.axes();
+        Ok(Self {
+            batch: n,
+            channels: c,
+            filters: o,
+            groups,
+            rows: AxisGeometry::new(OP, h, kh, spec.stride[0], spec.dilation[0], pr)?,
+            cols: AxisGeometry::new(OP, w, kw, spec.stride[1], spec.dilation[1], pc)?,
+        })
+    }
+
+    pub fn group_channels(&self) -> usize {
+        self.channels / self.groups
+    }
+    pub fn group_filters(&self) -> usize {
+        self.filters / self.groups
+    }
+    /// Values in one input image.
+    pub fn image_len(&self) -> usize {
+        self.rows.input * self.cols.input * self.channels
+    }
+    /// Output positions per image.
+    pub fn positions(&self) -> usize {
+        self.rows.output * self.cols.output
+    }
+    /// Values in one output image.
+    pub fn output_image_len(&self) -> usize {
+        self.positions() * self.filters
+    }
+    /// Rows of one group's filter matrix: `kh * kw * c / groups`.
+    pub fn patch_len(&self) -> usize {
+        self.rows.kernel * self.cols.kernel * self.group_channels()
+    }
+    pub fn filter_len(&self) -> usize {
+        self.patch_len() * self.filters
+    }
+    pub fn input_shape(&self) -> [usize; 4] {
+        [self.batch, self.rows.input, self.cols.input, self.channels]
+    }
+    pub fn output_shape(&self) -> [usize; 4] {
+        [self.batch, self.rows.output, self.cols.output, self.filters]
+    }
+    pub fn filter_shape(&self) -> [usize; 4] {
+        [
+            self.rows.kernel,
+            self.cols.kernel,
+            self.group_channels(),
+            self.filters,
+        ]
+    }
+
+    fn path(&self) -> ConvPath {
+        let unit = |a: &AxisGeometry| a.kernel == 1 && a.stride == 1 && a.pad_before == 0;
+        if self.groups == 1
+            && unit(&self.rows)
+            && unit(&self.cols)
+            && self.rows.output == self.rows.input
+            && self.cols.output == self.cols.input
+        {
+            ConvPath::Pointwise
+        } else if self.groups > 1 && self.group_channels() == 1 {
+            ConvPath::Depthwise
+        } else {
+            ConvPath::Im2col
+        }
+    }
+
+    fn check_grad_out(&self, op: &'static str, grad_out: &Tensor) -> Result<()> {
+        if grad_out.shape() != self.output_shape() {
+            return Err(shape_mismatch(
+                op,
+                grad_out.shape(),
+                &self.output_shape(),
+                "output gradient must have the convolution's output shape",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ConvPath {
+    Pointwise,
+    Depthwise,
+    Im2col,
+}
+
+fn as4(shape: &[usize]) -> Option<[usize; 4]> {
+    shape.try_into().ok()
+}
+
+/// The output shape `(n, oh, ow, o)` of a convolution, or why the shapes do not fit.
+///
+/// ```
+/// use petal_tensor::{conv::conv2d_output_shape, Conv2dSpec, Padding};
+/// let spec = Conv2dSpec { stride: [2, 2], padding: Padding::Same, ..Default::default() };
+/// assert_eq!(conv2d_output_shape(&[8, 7, 7, 3], &[3, 3, 3, 16], &spec).unwrap(), [8, 4, 4, 16]);
+/// ```
+pub fn conv2d_output_shape(
+    input: &[usize],
+    filter: &[usize],
+    spec: &Conv2dSpec,
+) -> Result<[usize; 4]> {
+    ConvShape::new(input, filter, spec).map(|s| s.output_shape())
+}
+
+/// Forward convolution: `(n, h, w, c) x (kh, kw, c/groups, o) [+ bias (o)] -> (n, oh, ow, o)`.
+///
+/// ```
+/// use petal_tensor::{conv::conv2d, Conv2dSpec, Tensor};
+/// // A 3x3 image of ones and a 2x2 filter of ones: every valid window sums to 4.
+/// let x = Tensor::ones(&[1, 3, 3, 1]);
+/// let f = Tensor::ones(&[2, 2, 1, 1]);
+/// let b = Tensor::from_vec(&[1], vec![0.5]).unwrap();
+/// let y = conv2d(&x, &f, Some(&b), &Conv2dSpec::default()).unwrap();
+/// assert_eq!(y.shape(), &[1, 2, 2, 1]);
+/// assert_eq!(y.to_vec(), vec![4.5; 4]);
+/// ```
+pub fn conv2d(
+    input: &Tensor,
+    filter: &Tensor,
+    bias: Option<&Tensor>,
+    spec: &Conv2dSpec,
+) -> Result<Tensor> {
+    let shape = ConvShape::new(input.shape(), filter.shape(), spec)?;
+    if let Some(b) = bias {
+        if b.shape() != [shape.filters] {
+            return Err(shape_mismatch(
+                "conv2d",
+                b.shape(),
+                filter.shape(),
+                "bias must have one value per filter",
+            ));
+        }
+    }
+    let mut out = Tensor::zeros(&shape.output_shape());
+    if let Some(b) = bias {
+        for row in out.as_mut_slice().chunks_exact_mut(shape.filters) {
+            row.copy_from_slice(b.as_slice());
+        }
+    }
+    let (x, f, y) = (input.as_slice(), filter.as_slice(), out.as_mut_slice());
+    match shape.path() {
+        ConvPath::Pointwise => pointwise::forward(&shape, x, f, y),
+        ConvPath::Depthwise => depthwise::forward(&shape, x, f, y),
+        ConvPath::Im2col => im2col::forward(&shape, x, f, y),
+    }
+    Ok(out)
+}
+
+/// Gradient of the loss with respect to the convolution's input, `(n, h, w, c)`.
+pub fn conv2d_backward_input(
+    grad_out: &Tensor,
+    filter: &Tensor,
+    input_shape: &[usize],
+    spec: &Conv2dSpec,
+) -> Result<Tensor> {
+    let shape = ConvShape::new(input_shape, filter.shape(), spec)?;
+    shape.check_grad_out("conv2d_backward_input", grad_out)?;
+    let mut grad_in = Tensor::zeros(&shape.input_shape());
+    let (dy, f, dx) = (
+        grad_out.as_slice(),
+        filter.as_slice(),
+        grad_in.as_mut_slice(),
+    );
+    match shape.path() {
+        ConvPath::Pointwise => pointwise::backward_input(&shape, dy, f, dx),
+        ConvPath::Depthwise => depthwise::backward_input(&shape, dy, f, dx),
+        ConvPath::Im2col => im2col::backward_input(&shape, dy, f, dx),
+    }
+    Ok(grad_in)
+}
+
+/// Gradient of the loss with respect to the filter, `(kh, kw, c/groups, o)`, summed over
+/// the batch.
+pub fn conv2d_backward_filter(
+    input: &Tensor,
+    grad_out: &Tensor,
+    filter_shape: &[usize],
+    spec: &Conv2dSpec,
+) -> Result<Tensor> {
+    let shape = ConvShape::new(input.shape(), filter_shape, spec)?;
+    shape.check_grad_out("conv2d_backward_filter", grad_out)?;
+    let (x, dy) = (input.as_slice(), grad_out.as_slice());
+    let grad = match shape.path() {
+        ConvPath::Pointwise => pointwise::backward_filter(&shape, x, dy),
+        ConvPath::Depthwise => depthwise::backward_filter(&shape, x, dy),
+        ConvPath::Im2col => im2col::backward_filter(&shape, x, dy),
+    };
+    Tensor::from_vec(&shape.filter_shape(), grad)
+}
+
+/// Gradient of the loss with respect to the bias: `grad_out` summed over all axes but
+/// the last (channels).
+pub fn conv2d_backward_bias(grad_out: &Tensor) -> Result<Tensor> {
+    let Some(&channels) = grad_out.shape().last() else {
+        return Err(invalid(
+            "conv2d_backward_bias",
+            "the output gradient has no channel axis",
+        ));
+    };
+    let mut sum = vec![0.0; channels];
+    for row in grad_out.as_slice().chunks_exact(channels.max(1)) {
+        for (s, g) in sum.iter_mut().zip(row) {
+            *s += g;
+        }
+    }
+    Tensor::from_vec(&[channels], sum)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,40 @@
+//! 1x1 convolution with stride 1 and no padding: the batch's pixels are the rows of
+//! one GEMM, `(n*h*w, c) x (c, o)`.
+
+use super::ConvShape;
+use crate::gemm::{gemm, MatMut, MatRef};
+
+pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], y: &mut [f32]) {
+    let pixels = s.batch * s.positions();
+    gemm(
+        MatRef::row_major(x, pixels, s.channels),
+        MatRef::row_major(f, s.channels, s.filters),
+        MatMut::row_major(y, pixels, s.filters),
+        true,
+        true,
+    );
+}
+
+pub(super) fn backward_input(s: &ConvShape, dy: &[f32], f: &[f32], dx: &mut [f32]) {
+    let pixels = s.batch * s.positions();
+    gemm(
+        MatRef::row_major(dy, pixels, s.filters),
+        MatRef::row_major(f, s.channels, s.filters).t(),
+        MatMut::row_major(dx, pixels, s.channels),
+        false,
+        true,
+    );
+}
+
+pub(super) fn backward_filter(s: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    let pixels = s.batch * s.positions();
+    let mut dw = vec![0.0; s.filter_len()];
+    gemm(
+        MatRef::row_major(x, pixels, s.channels).t(),
+        MatRef::row_major(dy, pixels, s.filters),
+        MatMut::row_major(&mut dw, s.channels, s.filters),
+        false,
+        true,
+    );
+    dw
+}

@@ -1,0 +1,197 @@
+//! The fast paths against a plain seven-loop reference, on random geometries and on
+//! one and two threads.
+
+use proptest::prelude::*;
+
+use super::*;
+
+/// Visits every (n, oy, ox, o, ky, kx, ci) term of the convolution sum as flat indices
+/// (input, filter, output), skipping padding.
+fn reference_terms(s: &ConvShape, mut visit: impl FnMut(usize, usize, usize)) {
+    let (cg, og) = (s.group_channels(), s.group_filters());
+    for n in 0..s.batch {
+        for oy in 0..s.rows.output {
+            for ox in 0..s.cols.output {
+                for o in 0..s.filters {
+                    let g = o / og;
+                    for ky in 0..s.rows.kernel {
+                        for kx in 0..s.cols.kernel {
+                            let (Some(iy), Some(ix)) =
+                                (s.rows.input_index(oy, ky), s.cols.input_index(ox, kx))
+                            else {
+                                continue;
+                            };
+                            for ci in 0..cg {
+                                let xi = ((n * s.rows.input + iy) * s.cols.input + ix) * s.channels
+                                    + g * cg
+                                    + ci;
+                                let fi = ((ky * s.cols.kernel + kx) * cg + ci) * s.filters + o;
+                                let yi =
+                                    ((n * s.rows.output + oy) * s.cols.output + ox) * s.filters + o;
+                                visit(xi, fi, yi);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn values(len: usize, seed: u32) -> Vec<f32> {
+    (0..len)
+        .map(|i| {
+            (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 1000) as f32 / 500.0
+                - 1.0
+        })
+        .collect()
+}
+
+fn assert_close(fast: &Tensor, reference: &[f32], what: &str) {
+    for (i, (a, b)) in fast.as_slice().iter().zip(reference).enumerate() {
+        assert!(
+            (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
+            "{what}[{i}]: fast {a} vs reference {b}"
+        );
+    }
+}
+
+fn check_against_reference(
+    input: [usize; 4],
+    filter: [usize; 4],
+    spec: Conv2dSpec,
+    threads: usize,
+) {
+    let s = ConvShape::new(&input, &filter, &spec).unwrap();
+    let x = Tensor::from_vec(&input, values(input.iter().product(), 1)).unwrap();
+    let f = Tensor::from_vec(&filter, values(filter.iter().product(), 2)).unwrap();
+    let dy = Tensor::from_vec(
+        &s.output_shape(),
+        values(s.output_shape().iter().product(), 3),
+    )
+    .unwrap();
+    let (mut y, mut dx, mut dw) = (vec![0.0; dy.len()], vec![0.0; x.len()], vec![0.0; f.len()]);
+    reference_terms(&s, |xi, fi, yi| {
+        y[yi] += x.as_slice()[xi] * f.as_slice()[fi];
+        dx[xi] += dy.as_slice()[yi] * f.as_slice()[fi];
+        dw[fi] += dy.as_slice()[yi] * x.as_slice()[xi];
+    });
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        assert_close(&conv2d(&x, &f, None, &spec).unwrap(), &y, "forward");
+        assert_close(
+            &conv2d_backward_input(&dy, &f, &input, &spec).unwrap(),
+            &dx,
+            "input grad",
+        );
+        assert_close(
+            &conv2d_backward_filter(&x, &dy, &filter, &spec).unwrap(),
+            &dw,
+            "filter grad",
+        );
+    });
+}
+
+fn padding_strategy() -> impl Strategy<Value = Padding> {
+    prop_oneof![
+        Just(Padding::Valid),
+        Just(Padding::Same),
+        (0..3usize, 0..3usize, 0..3usize, 0..3usize).prop_map(|(top, bottom, left, right)| {
+            Padding::Explicit {
+                top,
+                bottom,
+                left,
+                right,
+            }
+        }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn every_path_matches_the_reference(
+        n in 1..4usize, h in 1..9usize, w in 1..9usize, groups in 1..4usize, cg in 1..4usize, og in 1..4usize,
+        kh in 1..4usize, kw in 1..4usize, sh in 1..3usize, sw in 1..3usize, dh in 1..3usize, dw in 1..3usize,
+        padding in padding_strategy(), threads in 1..3usize,
+    ) {
+        let spec = Conv2dSpec { stride: [sh, sw], padding, dilation: [dh, dw], groups };
+        let (input, filter) = ([n, h, w, groups * cg], [kh, kw, cg, groups * og]);
+        prop_assume!(ConvShape::new(&input, &filter, &spec).is_ok());
+        check_against_reference(input, filter, spec, threads);
+    }
+}
+
+#[test]
+fn pointwise_and_depthwise_paths_are_taken_and_correct() {
+    let pointwise = ConvShape::new(&[2, 4, 4, 3], &[1, 1, 3, 5], &Conv2dSpec::default()).unwrap();
+    assert_eq!(pointwise.path(), ConvPath::Pointwise);
+    check_against_reference([2, 4, 4, 3], [1, 1, 3, 5], Conv2dSpec::default(), 2);
+    let depthwise = Conv2dSpec {
+        groups: 6,
+        padding: Padding::Same,
+        stride: [2, 2],
+        ..Default::default()
+    };
+    assert_eq!(
+        ConvShape::new(&[3, 7, 7, 6], &[3, 3, 1, 12], &depthwise)
+            .unwrap()
+            .path(),
+        ConvPath::Depthwise
+    );
+    check_against_reference([3, 7, 7, 6], [3, 3, 1, 12], depthwise, 2);
+    check_against_reference([3, 7, 7, 6], [3, 3, 1, 6], depthwise, 1);
+}
+
+#[test]
+fn bias_is_added_per_filter() {
+    let x = Tensor::zeros(&[1, 2, 2, 1]);
+    let f = Tensor::ones(&[1, 1, 1, 2]);
+    let b = Tensor::from_vec(&[2], vec![1.0, -2.0]).unwrap();
+    let y = conv2d(&x, &f, Some(&b), &Conv2dSpec::default()).unwrap();
+    assert_eq!(y.to_vec(), vec![1.0, -2.0, 1.0, -2.0, 1.0, -2.0, 1.0, -2.0]);
+    let grad = conv2d_backward_bias(&Tensor::ones(&[1, 2, 2, 2])).unwrap();
+    assert_eq!(grad.to_vec(), vec![4.0, 4.0]);
+}
+
+#[test]
+fn bad_shapes_are_errors_naming_both_shapes() {
+    let x = Tensor::zeros(&[1, 5, 5, 3]);
+    let f = Tensor::zeros(&[3, 3, 2, 4]);
+    let err = conv2d(&x, &f, None, &Conv2dSpec::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("[1, 5, 5, 3]") && err.contains("[3, 3, 2, 4]"),
+        "{err}"
+    );
+    let err = conv2d(&Tensor::zeros(&[5, 5, 3]), &f, None, &Conv2dSpec::default()).unwrap_err();
+    assert!(err.to_string().contains("4-D"), "{err}");
+    let big = Tensor::zeros(&[7, 7, 3, 4]);
+    assert!(conv2d(&x, &big, None, &Conv2dSpec::default()).is_err());
+    let groups = Conv2dSpec {
+        groups: 2,
+        ..Default::default()
+    };
+    assert!(conv2d(&x, &Tensor::zeros(&[3, 3, 1, 4]), None, &groups).is_err());
+    let bias = Tensor::zeros(&[3]);
+    assert!(conv2d(
+        &x,
+        &Tensor::zeros(&[3, 3, 3, 4]),
+        Some(&bias),
+        &Conv2dSpec::default()
+    )
+    .is_err());
+    let wrong_grad = Tensor::zeros(&[1, 2, 2, 4]);
+    assert!(conv2d_backward_input(
+        &wrong_grad,
+        &Tensor::zeros(&[3, 3, 3, 4]),
+        &[1, 5, 5, 3],
+        &Conv2dSpec::default()
+    )
+    .is_err());
+}

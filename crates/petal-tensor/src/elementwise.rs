@@ -1,0 +1,297 @@
+//! Elementwise arithmetic with NumPy broadcasting, and the unary activations and math.
+
+use ndarray::{ArrayD, IxDyn, Zip};
+
+use crate::error::{shape_mismatch, Result};
+use crate::Tensor;
+
+/// Tensors with at least this many values are mapped on the rayon pool.
+const PARALLEL_MIN_LEN: usize = 1 << 15;
+
+/// A binary arithmetic operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinaryOp {
+    /// `a + b`
+    Add,
+    /// `a - b`
+    Sub,
+    /// `a * b`
+    Mul,
+    /// `a / b`
+    Div,
+}
+
+impl BinaryOp {
+    fn apply(self, a: f32, b: f32) -> f32 {
+        match self {
+            BinaryOp::Add => a + b,
+            BinaryOp::Sub => a - b,
+            BinaryOp::Mul => a * b,
+            BinaryOp::Div => a / b,
+        }
+    }
+    fn name(self) -> &'static str {
+        match self {
+            BinaryOp::Add => "add",
+            BinaryOp::Sub => "sub",
+            BinaryOp::Mul => "mul",
+            BinaryOp::Div => "div",
+        }
+    }
+}
+
+/// The shape two operands broadcast to (NumPy rules: align from the right; each pair of
+/// extents must be equal or one of them 1).
+///
+/// ```
+/// use petal_tensor::elementwise::broadcast_shape;
+/// assert_eq!(broadcast_shape("add", &[4, 1, 3], &[5, 1]).unwrap(), vec![4, 5, 3]);
+/// assert!(broadcast_shape("add", &[2, 3], &[4]).is_err());
+/// ```
+pub fn broadcast_shape(op: &'static str, a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
+    let rank = a.len().max(b.len());
+    let extent = |s: &[usize], i: usize| (i + s.len()).checked_sub(rank).map_or(1, |j| s[j]);
+    (0..rank)
+        .map(|i| match (extent(a, i), extent(b, i)) {
+            (x, y) if x == y || y == 1 => Ok(x),
+            (1, y) => Ok(y),
+            _ => Err(shape_mismatch(
+                op,
+                a,
+                b,
+                format!("axis {i} cannot broadcast"),
+            )),
+        })
+        .collect()
+}
+
+/// `a op b` with broadcasting.
+///
+/// ```
+/// use petal_tensor::{elementwise::{binary, BinaryOp}, Tensor};
+/// let a = Tensor::from_vec(&[2, 2], vec![1., 2., 3., 4.]).unwrap();
+/// let bias = Tensor::from_vec(&[2], vec![10., 20.]).unwrap();
+/// assert_eq!(binary(&a, &bias, BinaryOp::Add).unwrap().to_vec(), vec![11., 22., 13., 24.]);
+/// ```
+pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
+    let shape = broadcast_shape(op.name(), a.shape(), b.shape())?;
+    let dim = IxDyn(&shape);
+    let (av, bv) = (
+        a.array().broadcast(dim.clone()).expect("shape checked"),
+        b.array().broadcast(dim).expect("shape checked"),
+    );
+    let zip = Zip::from(&av).and(&bv);
+    let out: ArrayD<f32> = if av.len() >= PARALLEL_MIN_LEN {
+        zip.par_map_collect(|&x, &y| op.apply(x, y))
+    } else {
+        zip.map_collect(|&x, &y| op.apply(x, y))
+    };
+    Ok(Tensor::from_array(out))
+}
+
+/// Sums `grad` down to `shape`, undoing a broadcast: the gradient of a broadcast operand.
+///
+/// ```
+/// use petal_tensor::{elementwise::sum_to_shape, Tensor};
+/// let g = Tensor::ones(&[2, 3]);
+/// assert_eq!(sum_to_shape(&g, &[3]).unwrap().to_vec(), vec![2.0; 3]);
+/// assert_eq!(sum_to_shape(&g, &[2, 1]).unwrap().to_vec(), vec![3.0; 2]);
+/// ```
+pub fn sum_to_shape(grad: &Tensor, shape: &[usize]) -> Result<Tensor> {
+    if broadcast_shape("sum_to_shape", grad.shape(), shape)? != grad.shape() {
+        return Err(shape_mismatch(
+            "sum_to_shape",
+            grad.shape(),
+            shape,
+            "the target does not broadcast to the gradient",
+        ));
+    }
+    let lead = grad.ndim() - shape.len();
+    let mut sum = grad.array().clone();
+    for axis in (0..grad.ndim()).rev() {
+        let keep = axis >= lead && shape[axis - lead] == grad.shape()[axis];
+        if !keep {
+            sum = sum
+                .sum_axis(ndarray::Axis(axis))
+                .insert_axis(ndarray::Axis(axis));
+        }
+    }
+    Ok(Tensor::from_array(
+        sum.into_shape_with_order(IxDyn(shape))
+            .expect("same length"),
+    ))
+}
+
+/// A unary function applied to every value.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Unary {
+    /// `-x`
+    Neg,
+    /// `e^x`
+    Exp,
+    /// natural logarithm
+    Log,
+    /// square root
+    Sqrt,
+    /// `x^2`
+    Square,
+    /// hyperbolic tangent
+    Tanh,
+    /// `1 / (1 + e^-x)`
+    Sigmoid,
+    /// `max(x, 0)`
+    Relu,
+    /// `min(max(x, 0), 6)`
+    Relu6,
+    /// `x` for positive inputs, `alpha * x` otherwise
+    LeakyRelu(f32),
+    /// `x * sigmoid(x)` (swish)
+    Silu,
+}
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+impl Unary {
+    /// The function's value at `x`.
+    pub fn apply(self, x: f32) -> f32 {
+        match self {
+            Unary::Neg => -x,
+            Unary::Exp => x.exp(),
+            Unary::Log => x.ln(),
+            Unary::Sqrt => x.sqrt(),
+            Unary::Square => x * x,
+            Unary::Tanh => x.tanh(),
+            Unary::Sigmoid => sigmoid(x),
+            Unary::Relu => x.max(0.0),
+            Unary::Relu6 => x.clamp(0.0, 6.0),
+            Unary::LeakyRelu(alpha) => {
+                if x > 0.0 {
+                    x
+                } else {
+                    alpha * x
+                }
+            }
+            Unary::Silu => x * sigmoid(x),
+        }
+    }
+
+    /// The derivative at `x`, given the function's value `y` there.
+    pub fn derivative(self, x: f32, y: f32) -> f32 {
+        match self {
+            Unary::Neg => -1.0,
+            Unary::Exp => y,
+            Unary::Log => 1.0 / x,
+            Unary::Sqrt => 0.5 / y,
+            Unary::Square => 2.0 * x,
+            Unary::Tanh => 1.0 - y * y,
+            Unary::Sigmoid => y * (1.0 - y),
+            Unary::Relu => f32::from(x > 0.0),
+            Unary::Relu6 => f32::from(x > 0.0 && x < 6.0),
+            Unary::LeakyRelu(alpha) => {
+                if x > 0.0 {
+                    1.0
+                } else {
+                    alpha
+                }
+            }
+            Unary::Silu => {
+                let s = sigmoid(x);
+                s * (1.0 + x * (1.0 - s))
+            }
+        }
+    }
+}
+
+/// Applies `f` to every value, in parallel for large tensors.
+pub fn map(x: &Tensor, f: impl Fn(f32) -> f32 + Sync + Send) -> Tensor {
+    let zip = Zip::from(x.array());
+    Tensor::from_array(if x.len() >= PARALLEL_MIN_LEN {
+        zip.par_map_collect(|&v| f(v))
+    } else {
+        zip.map_collect(|&v| f(v))
+    })
+}
+
+/// `op` applied to every value.
+///
+/// ```
+/// use petal_tensor::{elementwise::{unary, Unary}, Tensor};
+/// let x = Tensor::from_vec(&[3], vec![-1., 3., 9.]).unwrap();
+/// assert_eq!(unary(&x, Unary::Relu6).to_vec(), vec![0., 3., 6.]);
+/// ```
+pub fn unary(x: &Tensor, op: Unary) -> Tensor {
+    map(x, |v| op.apply(v))
+}
+
+/// The gradient through `op`: `grad * op'(x)`, with `y = op(x)` from the forward pass.
+pub fn unary_backward(x: &Tensor, y: &Tensor, grad: &Tensor, op: Unary) -> Result<Tensor> {
+    if x.shape() != grad.shape() || y.shape() != grad.shape() {
+        return Err(shape_mismatch(
+            "unary_backward",
+            x.shape(),
+            grad.shape(),
+            "input and gradient must have one shape",
+        ));
+    }
+    let zip = Zip::from(x.array()).and(y.array()).and(grad.array());
+    let out = if x.len() >= PARALLEL_MIN_LEN {
+        zip.par_map_collect(|&x, &y, &g| g * op.derivative(x, y))
+    } else {
+        zip.map_collect(|&x, &y, &g| g * op.derivative(x, y))
+    };
+    Ok(Tensor::from_array(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derivatives_match_central_differences() {
+        let ops = [
+            Unary::Neg,
+            Unary::Exp,
+            Unary::Log,
+            Unary::Sqrt,
+            Unary::Square,
+            Unary::Tanh,
+            Unary::Sigmoid,
+            Unary::Relu,
+            Unary::Relu6,
+            Unary::LeakyRelu(0.1),
+            Unary::Silu,
+        ];
+        for op in ops {
+            for x in [0.3f32, 1.7, 4.2, 7.5] {
+                let h = 1e-3;
+                let numeric = (op.apply(x + h) - op.apply(x - h)) / (2.0 * h);
+                let analytic = op.derivative(x, op.apply(x));
+                assert!(
+                    (numeric - analytic).abs() < 2e-2 * (1.0 + analytic.abs()),
+                    "{op:?} at {x}: {numeric} vs {analytic}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn broadcasting_binary_ops() {
+        let a = Tensor::from_vec(&[2, 1], vec![1., 2.]).unwrap();
+        let b = Tensor::from_vec(&[3], vec![1., 2., 4.]).unwrap();
+        assert_eq!(
+            binary(&a, &b, BinaryOp::Div).unwrap().to_vec(),
+            vec![1., 0.5, 0.25, 2., 1., 0.5]
+        );
+        assert_eq!(binary(&a, &b, BinaryOp::Sub).unwrap().shape(), &[2, 3]);
+        let err = binary(&Tensor::zeros(&[2, 3]), &Tensor::zeros(&[2]), BinaryOp::Mul)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("mul") && err.contains("[2, 3]") && err.contains("[2]"),
+            "{err}"
+        );
+        assert!(sum_to_shape(&Tensor::zeros(&[2, 3]), &[4]).is_err());
+    }
+}

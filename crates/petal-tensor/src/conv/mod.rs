@@ -5,6 +5,49 @@
 //! - pointwise (1x1, stride 1, no padding, one group): the whole batch is one GEMM;
 //! - depthwise (`groups == c`, the MobileNet/EfficientNet case): a direct kernel;
 //! - everything else: per-image im2col into a reused buffer, then one GEMM per group.
+//!
+//! # The lecture's worked example
+//!
+//! A 6x6 binary image, a diagonal filter and a vertical filter, valid padding, no bias.
+//! Each filter value is +1 on its pattern and -1 elsewhere, so a window scores
+//! `2 * (pixels on the pattern) - (all pixels in the window)`. By hand, for the top-left
+//! window (rows 0-2, columns 0-2 = `100 / 010 / 001`): filter 1 sees 3 diagonal pixels
+//! of 3 in all, `2*3 - 3 = 3`; filter 2 sees 1 pixel in its middle column of 3,
+//! `2*1 - 3 = -1`. Bottom-right window (rows 3-5, columns 3-5 = `010 / 010 / 010`):
+//! filter 1 has 1 of 3 on its diagonal, `-1`; filter 2 has 3 of 3 in its column, `3`.
+//! Window (3, 2) (rows 3-5, columns 2-4 = `001 / 001 / 101`): filter 2 has none of 4 in
+//! its column, `-4`. Stride 2 keeps the windows at rows and columns 0 and 2.
+//!
+//! ```
+//! use petal_tensor::{conv::conv2d, Conv2dSpec, Tensor};
+//!
+//! let image: Vec<f32> = "100001 010010 001100 100010 010010 001010"
+//!     .chars().filter(|c| !c.is_whitespace()).map(|c| if c == '1' { 1.0 } else { 0.0 }).collect();
+//! let image = Tensor::from_vec(&[1, 6, 6, 1], image)?;
+//! let filter1 = [1., -1., -1., -1., 1., -1., -1., -1., 1.];
+//! let filter2 = [-1., 1., -1., -1., 1., -1., -1., 1., -1.];
+//! // HWIO: the two filters are the two output channels of one (3, 3, 1, 2) tensor.
+//! let filters: Vec<f32> = filter1.iter().zip(&filter2).flat_map(|(a, b)| [*a, *b]).collect();
+//! let filters = Tensor::from_vec(&[3, 3, 1, 2], filters)?;
+//!
+//! // Channel `k` of an NHWC output, as rows of text.
+//! let map = |maps: &Tensor, k: usize| -> Vec<Vec<f32>> {
+//!     let side = maps.shape()[1];
+//!     (0..side).map(|r| (0..side).map(|c| maps.as_slice()[(r * side + c) * 2 + k]).collect()).collect()
+//! };
+//!
+//! let stride1 = conv2d(&image, &filters, None, &Conv2dSpec::default())?;
+//! println!("stride 1, filter 1: {:?}\nstride 1, filter 2: {:?}", map(&stride1, 0), map(&stride1, 1));
+//! assert_eq!(map(&stride1, 0), [[3., -1., -3., -1.], [-3., 1., 0., -3.], [-3., -3., 0., 1.], [3., -2., -2., -1.]]);
+//! assert_eq!(map(&stride1, 1), [[-1., -1., -1., -1.], [-1., -1., -2., 1.], [-1., -1., -2., 1.], [-1., 0., -4., 3.]]);
+//!
+//! let spec = Conv2dSpec { stride: [2, 2], ..Conv2dSpec::default() };
+//! let stride2 = conv2d(&image, &filters, None, &spec)?; // the slide's "new 2x2 tensor"
+//! println!("stride 2, filter 1: {:?}\nstride 2, filter 2: {:?}", map(&stride2, 0), map(&stride2, 1));
+//! assert_eq!(map(&stride2, 0), [[3., -3.], [-3., 0.]]);
+//! assert_eq!(map(&stride2, 1), [[-1., -1.], [-1., -2.]]);
+//! # Ok::<(), petal_tensor::TensorError>(())
+//! ```
 
 mod depthwise;
 mod im2col;

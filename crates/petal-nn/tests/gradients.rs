@@ -1,0 +1,258 @@
+//! Property tests: for every differentiable op, the tape's gradients equal central
+//! finite differences (`check_gradients`) on random shapes, values and settings.
+
+use petal_nn::{check_gradients, NnError, Result, Var};
+use petal_tensor::elementwise::Unary;
+use petal_tensor::{Conv2dSpec, Padding, Pool2dSpec, Tensor};
+use proptest::prelude::*;
+
+const EPS: f64 = 1e-2;
+const TOLERANCE: f64 = 1e-2;
+
+/// Deterministic pseudo-random values in [-1, 1) for a shape (xorshift on the seed).
+fn random(shape: &[usize], seed: u64) -> Tensor {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let len = shape.iter().product();
+    let values = (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        })
+        .collect();
+    Tensor::from_vec(shape, values).unwrap()
+}
+
+/// Random values moved at least `gap` away from every point in `kinks`.
+fn away_from(shape: &[usize], seed: u64, scale: f32, kinks: &[f32], gap: f32) -> Tensor {
+    let mut t = random(shape, seed);
+    for v in t.as_mut_slice() {
+        *v *= scale;
+        for &k in kinks {
+            if (*v - k).abs() < gap {
+                *v = k + gap.copysign(*v - k);
+            }
+        }
+    }
+    t
+}
+
+/// Distinct values spaced 0.05 apart in a seeded order, so no max has a near tie.
+fn distinct(shape: &[usize], seed: u64) -> Tensor {
+    let keys = random(shape, seed);
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    order.sort_by(|&a, &b| keys.as_slice()[a].total_cmp(&keys.as_slice()[b]));
+    let mut values = vec![0.0; keys.len()];
+    for (rank, &i) in order.iter().enumerate() {
+        values[i] = rank as f32 * 0.05 - keys.len() as f32 * 0.025;
+    }
+    Tensor::from_vec(shape, values).unwrap()
+}
+
+fn check(
+    f: impl Fn(&[Var]) -> Result<Var>,
+    inputs: &[Tensor],
+) -> std::result::Result<(), TestCaseError> {
+    match check_gradients(f, inputs, EPS, TOLERANCE) {
+        Ok(report) => {
+            prop_assert!(report.checked == inputs.iter().map(Tensor::len).sum::<usize>());
+            Ok(())
+        }
+        Err(e) => Err(TestCaseError::fail(e.to_string())),
+    }
+}
+
+fn shape() -> impl Strategy<Value = Vec<usize>> {
+    prop::collection::vec(1..4usize, 1..4)
+}
+
+/// A shape and a second shape that broadcasts against it (axes dropped or set to 1).
+fn broadcast_pair() -> impl Strategy<Value = (Vec<usize>, Vec<usize>)> {
+    shape().prop_flat_map(|a| {
+        let rank = a.len();
+        (
+            Just(a),
+            0..=rank,
+            prop::collection::vec(any::<bool>(), rank),
+        )
+            .prop_map(|(a, drop, ones)| {
+                let b: Vec<usize> = a[drop..]
+                    .iter()
+                    .zip(&ones[drop..])
+                    .map(|(&d, &one)| if one { 1 } else { d })
+                    .collect();
+                (a, b)
+            })
+    })
+}
+
+fn padding() -> impl Strategy<Value = Padding> {
+    prop_oneof![
+        Just(Padding::Valid),
+        Just(Padding::Same),
+        (0..3usize, 0..3usize, 0..3usize, 0..3usize).prop_map(|(top, bottom, left, right)| {
+            Padding::Explicit {
+                top,
+                bottom,
+                left,
+                right,
+            }
+        }),
+    ]
+}
+
+fn pool_padding() -> impl Strategy<Value = Padding> {
+    prop_oneof![Just(Padding::Valid), Just(Padding::Same)]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    #[test]
+    fn add_sub_mul_broadcast((a, b) in broadcast_pair(), swap in any::<bool>(), seed in any::<u64>()) {
+        let (a, b) = if swap { (b, a) } else { (a, b) };
+        let inputs = [random(&a, seed), random(&b, seed + 1)];
+        check(|v| v[0].add(&v[1]), &inputs)?;
+        check(|v| v[0].sub(&v[1]), &inputs)?;
+        check(|v| v[0].mul(&v[1]), &inputs)?;
+    }
+
+    #[test]
+    fn div_broadcast((a, b) in broadcast_pair(), swap in any::<bool>(), seed in any::<u64>()) {
+        let (a, b) = if swap { (b, a) } else { (a, b) };
+        let inputs = [random(&a, seed), away_from(&b, seed + 1, 2.0, &[0.0], 0.5)];
+        check(|v| v[0].div(&v[1]), &inputs)?;
+    }
+
+    #[test]
+    fn matmul(m in 1..5usize, k in 1..5usize, n in 1..5usize, seed in any::<u64>()) {
+        check(|v| v[0].matmul(&v[1]), &[random(&[m, k], seed), random(&[k, n], seed + 1)])?;
+    }
+
+    #[test]
+    fn smooth_unary_ops(s in shape(), seed in any::<u64>()) {
+        let x = random(&s, seed).array().mapv(|v| v * 2.0).into();
+        for op in [Unary::Neg, Unary::Exp, Unary::Square, Unary::Tanh, Unary::Sigmoid, Unary::Silu] {
+            check(|v| Ok(v[0].unary(op)), std::slice::from_ref(&x))?;
+        }
+        check(|v| Ok(v[0].scale(-1.5)), std::slice::from_ref(&x))?;
+        let positive: Tensor = random(&s, seed).array().mapv(|v| v + 1.5).into();
+        check(|v| Ok(v[0].log()), std::slice::from_ref(&positive))?;
+        check(|v| Ok(v[0].sqrt()), std::slice::from_ref(&positive))?;
+    }
+
+    #[test]
+    fn piecewise_linear_activations(s in shape(), seed in any::<u64>(), alpha in 0.0f32..0.5) {
+        let x = away_from(&s, seed, 8.0, &[0.0, 6.0], 0.05);
+        check(|v| Ok(v[0].relu()), std::slice::from_ref(&x))?;
+        check(|v| Ok(v[0].relu6()), std::slice::from_ref(&x))?;
+        check(|v| Ok(v[0].leaky_relu(alpha)), std::slice::from_ref(&x))?;
+    }
+
+    #[test]
+    fn conv2d(
+        n in 1..3usize, h in 1..7usize, w in 1..7usize, groups in 1..3usize, cg in 1..3usize, og in 1..3usize,
+        kh in 1..4usize, kw in 1..4usize, stride in (1..3usize, 1..3usize), dilation in (1..3usize, 1..3usize),
+        padding in padding(), with_bias in any::<bool>(), seed in any::<u64>(),
+    ) {
+        let spec = Conv2dSpec { stride: [stride.0, stride.1], padding, dilation: [dilation.0, dilation.1], groups };
+        let (input, filter) = ([n, h, w, groups * cg], [kh, kw, cg, groups * og]);
+        prop_assume!(petal_tensor::conv::conv2d_output_shape(&input, &filter, &spec).is_ok());
+        let mut inputs = vec![random(&input, seed), random(&filter, seed + 1)];
+        if with_bias {
+            inputs.push(random(&[groups * og], seed + 2));
+        }
+        check(|v| v[0].conv2d(&v[1], v.get(2), &spec), &inputs)?;
+    }
+
+    #[test]
+    fn depthwise_conv2d(n in 1..3usize, hw in 2..7usize, c in 1..5usize, multiplier in 1..3usize, stride in 1..3usize, padding in padding(), seed in any::<u64>()) {
+        let spec = Conv2dSpec { stride: [stride, stride], padding, groups: c, ..Conv2dSpec::default() };
+        let inputs = [random(&[n, hw, hw, c], seed), random(&[3, 3, 1, c * multiplier], seed + 1)];
+        prop_assume!(petal_tensor::conv::conv2d_output_shape(inputs[0].shape(), inputs[1].shape(), &spec).is_ok());
+        check(|v| v[0].conv2d(&v[1], None, &spec), &inputs)?;
+    }
+
+    #[test]
+    fn pooling(n in 1..3usize, h in 1..7usize, w in 1..7usize, c in 1..4usize, window in (1..4usize, 1..4usize), stride in (1..4usize, 1..4usize), padding in pool_padding(), seed in any::<u64>()) {
+        let spec = Pool2dSpec { window: [window.0, window.1], stride: [stride.0, stride.1], padding };
+        let x = distinct(&[n, h, w, c], seed);
+        prop_assume!(petal_tensor::pool::avg_pool2d(&x, &spec).is_ok());
+        check(|v| v[0].max_pool2d(&spec), std::slice::from_ref(&x))?;
+        check(|v| v[0].avg_pool2d(&spec), std::slice::from_ref(&x))?;
+        check(|v| v[0].global_avg_pool(), std::slice::from_ref(&x))?;
+    }
+
+    #[test]
+    fn reductions(s in shape(), axis_mask in prop::collection::vec(any::<bool>(), 3), keep in any::<bool>(), seed in any::<u64>()) {
+        let axes: Vec<usize> = (0..s.len()).filter(|&a| axis_mask[a]).collect();
+        let x = distinct(&s, seed);
+        check(|v| v[0].sum(&axes, keep), std::slice::from_ref(&x))?;
+        check(|v| v[0].mean(&axes, keep), std::slice::from_ref(&x))?;
+        let axis = axes.first().copied().unwrap_or(0);
+        check(|v| v[0].max(axis, keep), std::slice::from_ref(&x))?;
+    }
+
+    #[test]
+    fn softmax_and_log_softmax(s in shape(), axis in 0..3usize, seed in any::<u64>()) {
+        let axis = axis % s.len();
+        let x: Tensor = random(&s, seed).array().mapv(|v| v * 3.0).into();
+        check(|v| v[0].softmax(axis), std::slice::from_ref(&x))?;
+        check(|v| v[0].log_softmax(axis), std::slice::from_ref(&x))?;
+    }
+
+    #[test]
+    fn softmax_cross_entropy(n in 1..5usize, classes in 1..6usize, seed in any::<u64>()) {
+        let logits: Tensor = random(&[n, classes], seed).array().mapv(|v| v * 3.0).into();
+        let targets = petal_tensor::reduce::softmax(&random(&[n, classes], seed + 1), 1).unwrap();
+        check(|v| v[0].softmax_cross_entropy(&targets), &[logits])?;
+    }
+
+    #[test]
+    fn reshape_and_permute(s in shape(), seed in any::<u64>(), order in Just(vec![0usize, 1, 2]).prop_shuffle()) {
+        let x = random(&s, seed);
+        let flat = [x.len()];
+        check(|v| v[0].reshape(&flat), std::slice::from_ref(&x))?;
+        let axes: Vec<usize> = order.into_iter().filter(|&a| a < s.len()).collect();
+        check(|v| v[0].permute(&axes), std::slice::from_ref(&x))?;
+    }
+
+    #[test]
+    fn concat_slice_pad(s in shape(), extra in 1..3usize, axis in 0..3usize, cut in any::<u64>(), pads in prop::collection::vec((0..3usize, 0..3usize), 3), seed in any::<u64>()) {
+        let axis = axis % s.len();
+        let mut other = s.clone();
+        other[axis] = extra;
+        let inputs = [random(&s, seed), random(&other, seed + 1)];
+        check(|v| Var::concat(&[&v[0], &v[1]], axis), &inputs)?;
+        let ranges: Vec<_> = s.iter().enumerate().map(|(i, &d)| {
+            let start = (cut as usize >> (i * 4)) % d;
+            start..d.max(start + 1)
+        }).collect();
+        check(|v| v[0].slice(&ranges), &inputs[..1])?;
+        let pads: Vec<[usize; 2]> = pads[..s.len()].iter().map(|&(b, a)| [b, a]).collect();
+        check(|v| v[0].pad(&pads, 0.5), &inputs[..1])?;
+    }
+}
+
+#[test]
+fn a_wrong_backward_is_rejected() {
+    // y = x^2 recorded with the wrong derivative 3x instead of 2x.
+    let wrong_square = |v: &[Var]| {
+        let x = v[0].shared_value();
+        let y = std::rc::Rc::new(petal_tensor::elementwise::map(&x, |t| t * t));
+        Ok(Var::record_unary(y, &v[0], move |g| {
+            let three_x = petal_tensor::elementwise::map(&x, |t| 3.0 * t);
+            petal_tensor::elementwise::binary(g, &three_x, petal_tensor::elementwise::BinaryOp::Mul)
+                .unwrap()
+        }))
+    };
+    let x = Tensor::from_vec(&[3], vec![0.5, -1.0, 2.0]).unwrap();
+    let err = check_gradients(wrong_square, std::slice::from_ref(&x), EPS, TOLERANCE).unwrap_err();
+    assert!(
+        matches!(err, NnError::GradientMismatch { input: 0, .. }),
+        "{err}"
+    );
+    // The same op with the right derivative passes.
+    check_gradients(|v| Ok(v[0].square()), &[x], EPS, TOLERANCE).unwrap();
+}

@@ -38,6 +38,23 @@ pub enum NnError {
         /// The central-difference estimate.
         numeric: f64,
     },
+
+    /// A parameter name was added twice to one store.
+    #[error("parameter {name:?} already exists")]
+    DuplicateParam {
+        /// The name.
+        name: String,
+    },
+    /// A parameter was given a value of another shape.
+    #[error("parameter {name:?} has shape {expected:?}, got {got:?}")]
+    ParamShape {
+        /// The parameter's name.
+        name: String,
+        /// Its shape.
+        expected: Vec<usize>,
+        /// The offered shape.
+        got: Vec<usize>,
+    },
 }
 
 /// Result alias for autodiff operations.

@@ -25,8 +25,11 @@
 mod error;
 mod gradcheck;
 mod ops;
+mod params;
 mod tape;
+pub mod weights;
 
 pub use error::{NnError, Result};
 pub use gradcheck::{check_gradients, GradientReport};
+pub use params::{Param, ParamId, ParamStore};
 pub use tape::{no_grad, Gradients, Tape, Var};

@@ -1,0 +1,194 @@
+//! Saving and loading a [`ParamStore`] as safetensors, by parameter name.
+//!
+//! Loading checks the whole file before changing anything: every missing, unused and
+//! mis-shaped tensor is reported at once, and on any error the store is left as it was.
+//! Saving writes a temporary file beside the target, syncs it and renames it over the
+//! target, so an interrupted save never leaves a half-written weights file behind.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use petal_tensor::Tensor;
+use safetensors::{tensor::TensorView, Dtype, SafeTensors};
+
+use crate::ParamStore;
+
+/// Why weights could not be saved or loaded. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum WeightsError {
+    /// Reading or writing the file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file is not a valid safetensors file, or holds a tensor Petal cannot read.
+    #[error("{path}: not a readable safetensors weights file: {reason}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The file's tensors do not match the model's parameters.
+    #[error("{path}: the weights do not match the model:{}", describe(.missing, .unused, .mismatched))]
+    Mismatch {
+        /// The file.
+        path: PathBuf,
+        /// Model parameters the file does not have.
+        missing: Vec<String>,
+        /// Tensors in the file the model does not have.
+        unused: Vec<String>,
+        /// Tensors whose shape differs: (name, model shape, file shape).
+        mismatched: Vec<(String, Vec<usize>, Vec<usize>)>,
+    },
+}
+
+fn describe(
+    missing: &[String],
+    unused: &[String],
+    mismatched: &[(String, Vec<usize>, Vec<usize>)],
+) -> String {
+    let mut text = String::new();
+    if !missing.is_empty() {
+        text += &format!(
+            "\n  missing from the file ({}): {}",
+            missing.len(),
+            missing.join(", ")
+        );
+    }
+    if !unused.is_empty() {
+        text += &format!(
+            "\n  in the file but not in the model ({}): {}",
+            unused.len(),
+            unused.join(", ")
+        );
+    }
+    for (name, model, file) in mismatched {
+        text += &format!("\n  {name}: the model has shape {model:?}, the file {file:?}");
+    }
+    text
+}
+
+/// Writes every parameter (trainable or not) as an f32 tensor under its name.
+pub fn save_weights(store: &ParamStore, path: &Path) -> Result<(), WeightsError> {
+    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = store
+        .iter()
+        .map(|(_, p)| {
+            let data = p
+                .value
+                .as_slice()
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect();
+            (p.name.clone(), data, p.value.shape().to_vec())
+        })
+        .collect();
+    let views = bytes.iter().map(|(name, data, shape)| {
+        let view =
+            TensorView::new(Dtype::F32, shape.clone(), data).expect("length matches the shape");
+        (name.as_str(), view)
+    });
+    let encoded = safetensors::serialize(views, None).map_err(|e| WeightsError::Format {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    write_atomically(path, &encoded).map_err(|source| WeightsError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Writes `bytes` to a temporary file in `path`'s folder, syncs it, then renames it over
+/// `path`: readers see the old file or the new one, never a partial one.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let folder = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    fs::create_dir_all(folder)?;
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temp = folder.join(format!(".{file_name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut file = fs::File::create(&temp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&temp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    result
+}
+
+/// Reads every tensor of a safetensors file as f32, by name.
+pub fn read_tensors(path: &Path) -> Result<BTreeMap<String, Tensor>, WeightsError> {
+    let bytes = fs::read(path).map_err(|source| WeightsError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let format = |reason: String| WeightsError::Format {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let file = SafeTensors::deserialize(&bytes).map_err(|e| format(e.to_string()))?;
+    let mut tensors = BTreeMap::new();
+    for (name, view) in file.tensors() {
+        let values: Vec<f32> = match view.dtype() {
+            Dtype::F32 => view
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+            other => {
+                return Err(format(format!(
+                    "tensor {name:?} has dtype {other:?}; Petal reads f32 weights"
+                )))
+            }
+        };
+        let tensor = Tensor::from_vec(view.shape(), values)
+            .map_err(|e| format(format!("tensor {name:?}: {e}")))?;
+        tensors.insert(name, tensor);
+    }
+    Ok(tensors)
+}
+
+/// Loads the file's tensors into the store by name. Either every parameter is replaced,
+/// or (on any missing, unused or mis-shaped tensor) none is and all problems are reported.
+pub fn load_weights(store: &mut ParamStore, path: &Path) -> Result<(), WeightsError> {
+    let mut tensors = read_tensors(path)?;
+    let mut missing = Vec::new();
+    let mut mismatched = Vec::new();
+    let mut updates = Vec::new();
+    for (id, param) in store.iter() {
+        match tensors.remove(&param.name) {
+            None => missing.push(param.name.clone()),
+            Some(t) if t.shape() != param.value.shape() => mismatched.push((
+                param.name.clone(),
+                param.value.shape().to_vec(),
+                t.shape().to_vec(),
+            )),
+            Some(t) => updates.push((id, t)),
+        }
+    }
+    let unused: Vec<String> = tensors.into_keys().collect();
+    if !(missing.is_empty() && unused.is_empty() && mismatched.is_empty()) {
+        return Err(WeightsError::Mismatch {
+            path: path.to_path_buf(),
+            missing,
+            unused,
+            mismatched,
+        });
+    }
+    for (id, t) in updates {
+        store.set_value(id, t).expect("shape checked above");
+    }
+    Ok(())
+}

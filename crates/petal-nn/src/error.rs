@@ -39,6 +39,14 @@ pub enum NnError {
         numeric: f64,
     },
 
+    /// A layer cannot be built or called as asked (bad configuration or input shape).
+    #[error("layer {layer}: {reason}")]
+    Layer {
+        /// The layer's name.
+        layer: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A parameter name was added twice to one store.
     #[error("parameter {name:?} already exists")]
     DuplicateParam {

@@ -24,6 +24,9 @@
 
 mod error;
 mod gradcheck;
+pub mod layers;
+mod losses;
+mod model;
 mod ops;
 mod params;
 mod tape;
@@ -31,5 +34,8 @@ pub mod weights;
 
 pub use error::{NnError, Result};
 pub use gradcheck::{check_gradients, GradientReport};
+pub use layers::{Context, Layer, LayerConfig, Mode, Regularizer};
+pub use losses::{Loss, Targets};
+pub use model::{Graph, Model, NodeId, Sequential, Summary, SummaryRow};
 pub use params::{Param, ParamId, ParamStore};
 pub use tape::{no_grad, Gradients, Tape, Var};

@@ -147,6 +147,7 @@ proptest! {
         let x = away_from(&s, seed, 8.0, &[0.0, 6.0], 0.05);
         check(|v| Ok(v[0].relu()), std::slice::from_ref(&x))?;
         check(|v| Ok(v[0].relu6()), std::slice::from_ref(&x))?;
+        check(|v| Ok(v[0].abs()), std::slice::from_ref(&x))?;
         check(|v| Ok(v[0].leaky_relu(alpha)), std::slice::from_ref(&x))?;
     }
 

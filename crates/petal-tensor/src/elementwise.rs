@@ -127,6 +127,8 @@ pub fn sum_to_shape(grad: &Tensor, shape: &[usize]) -> Result<Tensor> {
 pub enum Unary {
     /// `-x`
     Neg,
+    /// `|x|`
+    Abs,
     /// `e^x`
     Exp,
     /// natural logarithm
@@ -158,6 +160,7 @@ impl Unary {
     pub fn apply(self, x: f32) -> f32 {
         match self {
             Unary::Neg => -x,
+            Unary::Abs => x.abs(),
             Unary::Exp => x.exp(),
             Unary::Log => x.ln(),
             Unary::Sqrt => x.sqrt(),
@@ -181,6 +184,7 @@ impl Unary {
     pub fn derivative(self, x: f32, y: f32) -> f32 {
         match self {
             Unary::Neg => -1.0,
+            Unary::Abs => x.signum(),
             Unary::Exp => y,
             Unary::Log => 1.0 / x,
             Unary::Sqrt => 0.5 / y,

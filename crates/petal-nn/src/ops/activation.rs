@@ -57,6 +57,10 @@ impl Var {
     pub fn square(&self) -> Var {
         self.unary(Unary::Square)
     }
+    /// `|x|`.
+    pub fn abs(&self) -> Var {
+        self.unary(Unary::Abs)
+    }
     /// `-x`.
     pub fn neg(&self) -> Var {
         self.unary(Unary::Neg)

@@ -1,0 +1,107 @@
+//! Activation functions, usable inside a layer's config or as a layer of their own.
+
+use rand_chacha::ChaCha8Rng;
+
+use super::{single, Context, Layer, LayerConfig};
+use crate::error::Result;
+use crate::{ParamStore, Var};
+
+/// An activation function.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum Activation {
+    /// The identity.
+    #[default]
+    Linear,
+    /// `max(x, 0)`.
+    Relu,
+    /// `min(max(x, 0), 6)`.
+    Relu6,
+    /// `1 / (1 + e^-x)`.
+    Sigmoid,
+    /// Hyperbolic tangent.
+    Tanh,
+    /// Softmax over the last axis.
+    Softmax,
+    /// `x * sigmoid(x)`.
+    Swish,
+    /// `x` where positive, `alpha * x` elsewhere.
+    LeakyRelu(f32),
+}
+
+impl Activation {
+    /// Applies the activation.
+    pub fn apply(&self, x: Var) -> Result<Var> {
+        Ok(match *self {
+            Activation::Linear => x,
+            Activation::Relu => x.relu(),
+            Activation::Relu6 => x.relu6(),
+            Activation::Sigmoid => x.sigmoid(),
+            Activation::Tanh => x.tanh(),
+            Activation::Softmax => x.softmax(x.value().ndim() - 1)?,
+            Activation::Swish => x.silu(),
+            Activation::LeakyRelu(alpha) => x.leaky_relu(alpha),
+        })
+    }
+}
+
+/// An activation as a layer of its own.
+#[derive(Clone, Debug, Default)]
+pub struct ActivationConfig {
+    /// The function.
+    pub activation: Activation,
+    /// An explicit layer name.
+    pub name: Option<String>,
+}
+
+impl ActivationConfig {
+    /// A layer applying `activation`.
+    pub fn new(activation: Activation) -> Self {
+        Self {
+            activation,
+            name: None,
+        }
+    }
+}
+
+struct ActivationLayer {
+    name: String,
+    activation: Activation,
+}
+
+impl LayerConfig for ActivationConfig {
+    fn stem(&self) -> &'static str {
+        "activation"
+    }
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+    fn init(
+        &self,
+        name: &str,
+        inputs: &[&[usize]],
+        _: &mut ParamStore,
+        _: &mut ChaCha8Rng,
+    ) -> Result<Box<dyn Layer>> {
+        single(name, inputs)?;
+        Ok(Box::new(ActivationLayer {
+            name: name.to_string(),
+            activation: self.activation,
+        }))
+    }
+}
+
+impl Layer for ActivationLayer {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn kind(&self) -> &'static str {
+        "Activation"
+    }
+    fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
+        Ok(single(&self.name, inputs)?.to_vec())
+    }
+    fn forward(&self, inputs: &[&Var], _: &Context) -> Result<Var> {
+        self.activation
+            .apply((*single(&self.name, inputs)?).clone())
+    }
+}

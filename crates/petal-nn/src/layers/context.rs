@@ -1,0 +1,115 @@
+//! What a forward pass can read and record: the parameters (as tape leaves when
+//! training), the mode, a seeded random stream for dropout, and state updates such as
+//! BatchNorm's moving statistics.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use petal_tensor::Tensor;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::{Gradients, ParamId, ParamStore, Tape, Var};
+
+/// Training or inference behaviour (dropout on/off, batch or moving statistics).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Training: dropout active, BatchNorm uses and updates batch statistics.
+    Train,
+    /// Inference: deterministic, nothing recorded.
+    Eval,
+}
+
+/// The state one forward pass runs in.
+pub struct Context<'a> {
+    store: &'a ParamStore,
+    mode: Mode,
+    tape: Option<Tape>,
+    vars: RefCell<HashMap<ParamId, Var>>,
+    rng: RefCell<ChaCha8Rng>,
+    updates: RefCell<Vec<(ParamId, Tensor)>>,
+}
+
+impl<'a> Context<'a> {
+    /// A training pass: trainable parameters become leaves of `tape`; `seed` drives
+    /// dropout masks.
+    pub fn train(store: &'a ParamStore, tape: &Tape, seed: u64) -> Self {
+        Self::new(store, Mode::Train, Some(tape.clone()), seed)
+    }
+
+    /// An inference pass: parameters are constants and no tape is built.
+    pub fn eval(store: &'a ParamStore) -> Self {
+        Self::new(store, Mode::Eval, None, 0)
+    }
+
+    fn new(store: &'a ParamStore, mode: Mode, tape: Option<Tape>, seed: u64) -> Self {
+        Self {
+            store,
+            mode,
+            tape,
+            vars: RefCell::default(),
+            rng: RefCell::new(ChaCha8Rng::seed_from_u64(seed)),
+            updates: RefCell::default(),
+        }
+    }
+
+    /// Training or inference.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// True in training mode.
+    pub fn is_training(&self) -> bool {
+        self.mode == Mode::Train
+    }
+
+    /// The store this pass reads.
+    pub fn store(&self) -> &ParamStore {
+        self.store
+    }
+
+    /// The parameter as a value: a tape leaf when training and trainable, else a
+    /// constant. Asking twice gives the same value, so gradients add up.
+    pub fn param(&self, id: ParamId) -> Var {
+        self.vars
+            .borrow_mut()
+            .entry(id)
+            .or_insert_with(|| {
+                let p = self.store.get(id);
+                match &self.tape {
+                    Some(tape) if p.trainable => tape.leaf(p.value.clone()),
+                    _ => Var::constant(p.value.clone()),
+                }
+            })
+            .clone()
+    }
+
+    /// `len` draws from U[0, 1) from this pass's seeded stream.
+    pub fn uniform(&self, len: usize) -> Vec<f32> {
+        let mut rng = self.rng.borrow_mut();
+        (0..len).map(|_| rng.random::<f32>()).collect()
+    }
+
+    /// Records a new value for a non-trainable state tensor (applied by the caller after
+    /// the step with [`Context::take_updates`]).
+    pub fn update_state(&self, id: ParamId, value: Tensor) {
+        self.updates.borrow_mut().push((id, value));
+    }
+
+    /// The state updates recorded during the pass.
+    pub fn take_updates(&self) -> Vec<(ParamId, Tensor)> {
+        std::mem::take(&mut self.updates.borrow_mut())
+    }
+
+    /// The gradient of every trainable parameter the pass used, from `grads`.
+    pub fn param_grads(&self, grads: &Gradients) -> Vec<(ParamId, Tensor)> {
+        let mut out: Vec<(ParamId, Tensor)> = self
+            .vars
+            .borrow()
+            .iter()
+            .filter_map(|(id, var)| grads.get(var).map(|g| (*id, g.clone())))
+            .collect();
+        out.sort_by_key(|(id, _)| *id);
+        out
+    }
+}

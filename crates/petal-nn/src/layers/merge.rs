@@ -1,0 +1,121 @@
+//! Layers that join several inputs: Add (residual connections) and Concatenate.
+
+use rand_chacha::ChaCha8Rng;
+
+use super::{layer_error, Context, Layer, LayerConfig};
+use crate::error::Result;
+use crate::{ParamStore, Var};
+
+/// Elementwise sum of inputs of one shape.
+#[derive(Clone, Debug, Default)]
+pub struct AddConfig {
+    /// An explicit layer name.
+    pub name: Option<String>,
+}
+
+/// Concatenation along the last (channel) axis.
+#[derive(Clone, Debug, Default)]
+pub struct ConcatConfig {
+    /// An explicit layer name.
+    pub name: Option<String>,
+}
+
+/// An Add or Concatenate layer.
+pub struct Merge {
+    name: String,
+    concat: bool,
+}
+
+fn merge_init(name: &str, concat: bool, inputs: &[&[usize]]) -> Result<Box<dyn Layer>> {
+    let layer = Merge {
+        name: name.to_string(),
+        concat,
+    };
+    layer.output_shape(inputs)?;
+    Ok(Box::new(layer))
+}
+
+impl LayerConfig for AddConfig {
+    fn stem(&self) -> &'static str {
+        "add"
+    }
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+    fn init(
+        &self,
+        name: &str,
+        inputs: &[&[usize]],
+        _: &mut ParamStore,
+        _: &mut ChaCha8Rng,
+    ) -> Result<Box<dyn Layer>> {
+        merge_init(name, false, inputs)
+    }
+}
+
+impl LayerConfig for ConcatConfig {
+    fn stem(&self) -> &'static str {
+        "concatenate"
+    }
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+    fn init(
+        &self,
+        name: &str,
+        inputs: &[&[usize]],
+        _: &mut ParamStore,
+        _: &mut ChaCha8Rng,
+    ) -> Result<Box<dyn Layer>> {
+        merge_init(name, true, inputs)
+    }
+}
+
+impl Layer for Merge {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn kind(&self) -> &'static str {
+        if self.concat {
+            "Concatenate"
+        } else {
+            "Add"
+        }
+    }
+    fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
+        let Some((first, rest)) = inputs.split_first().filter(|(_, rest)| !rest.is_empty()) else {
+            return Err(layer_error(&self.name, "needs at least two inputs"));
+        };
+        let rank = first.len();
+        let agree = |s: &[usize]| {
+            if self.concat {
+                s.len() == rank && s[..rank - 1] == first[..rank - 1]
+            } else {
+                s == *first
+            }
+        };
+        if rank == 0 || !rest.iter().all(|s| agree(s)) {
+            return Err(layer_error(
+                &self.name,
+                format!("input shapes {inputs:?} do not fit together"),
+            ));
+        }
+        let mut out = first.to_vec();
+        if self.concat {
+            out[rank - 1] = inputs.iter().map(|s| s[rank - 1]).sum();
+        }
+        Ok(out)
+    }
+    fn forward(&self, inputs: &[&Var], _: &Context) -> Result<Var> {
+        if self.concat {
+            let axis = inputs
+                .first()
+                .map_or(0, |x| x.value().ndim().saturating_sub(1));
+            return Var::concat(inputs, axis);
+        }
+        let (first, rest) = inputs
+            .split_first()
+            .ok_or_else(|| layer_error(&self.name, "needs inputs"))?;
+        rest.iter().try_fold((*first).clone(), |sum, x| sum.add(x))
+    }
+}

@@ -1,0 +1,379 @@
+//! Models: a functional [`Graph`] of layer calls (inputs, residual adds, concatenations)
+//! or a [`Sequential`] stack, both built into a [`Model`] that owns the parameter store.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+
+use petal_tensor::Tensor;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::error::{NnError, Result};
+use crate::layers::{Context, Layer, LayerConfig};
+use crate::weights::{load_weights, save_weights, WeightsError};
+use crate::{no_grad, ParamId, ParamStore, Var};
+
+/// A value in a [`Graph`]: the model input or a layer's output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeId(usize);
+
+struct Node {
+    layer: Option<Box<dyn Layer>>,
+    inputs: Vec<usize>,
+    shape: Vec<usize>,
+}
+
+/// The functional API: declare an input, call layers on nodes, pick the output.
+///
+/// ```
+/// use petal_nn::layers::{Activation, AddConfig, Conv2dConfig, FlattenConfig, DenseConfig};
+/// use petal_nn::Graph;
+/// use petal_tensor::Padding;
+/// let mut g = Graph::new(7);
+/// let x = g.input(&[8, 8, 4]);
+/// let conv = Conv2dConfig { padding: Padding::Same, activation: Activation::Relu, ..Conv2dConfig::new(4, 3) };
+/// let y = g.call(&conv, &[x])?;
+/// let residual = g.call(&AddConfig::default(), &[x, y])?; // a residual connection
+/// let flat = g.call(&FlattenConfig::default(), &[residual])?;
+/// let out = g.call(&DenseConfig::new(10), &[flat])?;
+/// let model = g.build(out)?;
+/// assert_eq!(model.output_shape(), &[10]);
+/// # Ok::<(), petal_nn::NnError>(())
+/// ```
+pub struct Graph {
+    nodes: Vec<Node>,
+    store: ParamStore,
+    rng: ChaCha8Rng,
+    name_counts: HashMap<&'static str, usize>,
+}
+
+impl Graph {
+    /// An empty graph whose layers draw their initial weights from `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self {
+            nodes: Vec::new(),
+            store: ParamStore::new(),
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            name_counts: HashMap::new(),
+        }
+    }
+
+    /// The model input, with its per-sample shape (no batch axis). One input per model.
+    pub fn input(&mut self, shape: &[usize]) -> NodeId {
+        self.nodes.push(Node {
+            layer: None,
+            inputs: Vec::new(),
+            shape: shape.to_vec(),
+        });
+        NodeId(self.nodes.len() - 1)
+    }
+
+    /// Calls a new layer on `inputs`; shape errors name the layer.
+    pub fn call(&mut self, config: &dyn LayerConfig, inputs: &[NodeId]) -> Result<NodeId> {
+        let name = match config.name() {
+            Some(name) => name.to_string(),
+            None => {
+                let count = self.name_counts.entry(config.stem()).or_insert(0);
+                *count += 1;
+                match *count {
+                    1 => config.stem().to_string(),
+                    n => format!("{}_{}", config.stem(), n - 1),
+                }
+            }
+        };
+        if inputs.iter().any(|n| n.0 >= self.nodes.len()) {
+            return Err(NnError::Layer {
+                layer: name,
+                reason: "an input node is not in this graph".into(),
+            });
+        }
+        let shapes: Vec<&[usize]> = inputs
+            .iter()
+            .map(|n| self.nodes[n.0].shape.as_slice())
+            .collect();
+        let layer = config.init(&name, &shapes, &mut self.store, &mut self.rng)?;
+        let shape = layer.output_shape(&shapes)?;
+        self.nodes.push(Node {
+            layer: Some(layer),
+            inputs: inputs.iter().map(|n| n.0).collect(),
+            shape,
+        });
+        Ok(NodeId(self.nodes.len() - 1))
+    }
+
+    /// The per-sample shape of a node.
+    pub fn shape(&self, node: NodeId) -> &[usize] {
+        &self.nodes[node.0].shape
+    }
+
+    /// The finished model computing `output` from the input.
+    pub fn build(self, output: NodeId) -> Result<Model> {
+        let input_count = self.nodes.iter().filter(|n| n.layer.is_none()).count();
+        if input_count != 1 || output.0 >= self.nodes.len() {
+            return Err(NnError::Layer {
+                layer: "model".into(),
+                reason: format!("needs exactly one input, has {input_count}"),
+            });
+        }
+        Ok(Model {
+            nodes: self.nodes,
+            store: self.store,
+            output: output.0,
+        })
+    }
+}
+
+/// A stack of layers, each fed by the one before (Keras' Sequential).
+///
+/// ```
+/// use petal_nn::layers::{Activation, Conv2dConfig, DenseConfig, FlattenConfig, Pool2dConfig};
+/// use petal_nn::Sequential;
+/// let model = Sequential::new(&[28, 28, 1], 42)
+///     .add(Conv2dConfig { activation: Activation::Relu, ..Conv2dConfig::new(32, 3) })?
+///     .add(Pool2dConfig::max(2))?
+///     .add(FlattenConfig::default())?
+///     .add(DenseConfig::new(10))?
+///     .build()?;
+/// assert_eq!(model.output_shape(), &[10]);
+/// assert_eq!(model.store().trainable_count(), 3 * 3 * 32 + 32 + 13 * 13 * 32 * 10 + 10);
+/// # Ok::<(), petal_nn::NnError>(())
+/// ```
+pub struct Sequential {
+    graph: Graph,
+    last: NodeId,
+}
+
+impl Sequential {
+    /// An empty stack for samples of `input_shape`, initialized from `seed`.
+    pub fn new(input_shape: &[usize], seed: u64) -> Self {
+        let mut graph = Graph::new(seed);
+        let last = graph.input(input_shape);
+        Self { graph, last }
+    }
+
+    /// Appends a layer (Keras' name, hence not `std::ops::Add`).
+    #[allow(clippy::should_implement_trait)]
+    pub fn add(mut self, config: impl LayerConfig) -> Result<Self> {
+        self.push(&config)?;
+        Ok(self)
+    }
+
+    /// Appends a layer in place.
+    pub fn push(&mut self, config: &dyn LayerConfig) -> Result<()> {
+        self.last = self.graph.call(config, &[self.last])?;
+        Ok(())
+    }
+
+    /// The finished model.
+    pub fn build(self) -> Result<Model> {
+        self.graph.build(self.last)
+    }
+}
+
+/// A built network: its layers in call order and the parameters they use.
+pub struct Model {
+    nodes: Vec<Node>,
+    store: ParamStore,
+    output: usize,
+}
+
+impl Model {
+    /// Per-sample input shape.
+    pub fn input_shape(&self) -> &[usize] {
+        &self.nodes[0].shape
+    }
+
+    /// Per-sample output shape.
+    pub fn output_shape(&self) -> &[usize] {
+        &self.nodes[self.output].shape
+    }
+
+    /// The parameters.
+    pub fn store(&self) -> &ParamStore {
+        &self.store
+    }
+
+    /// The parameters, mutable (optimizers, loading).
+    pub fn store_mut(&mut self) -> &mut ParamStore {
+        &mut self.store
+    }
+
+    fn layers(&self) -> impl Iterator<Item = &dyn Layer> {
+        self.nodes.iter().filter_map(|n| n.layer.as_deref())
+    }
+
+    /// Layer names in call order.
+    pub fn layer_names(&self) -> Vec<&str> {
+        self.layers().map(|l| l.name()).collect()
+    }
+
+    /// The parameters of the layer called `name`.
+    pub fn layer_params(&self, name: &str) -> Option<Vec<ParamId>> {
+        self.layers().find(|l| l.name() == name).map(|l| l.params())
+    }
+
+    /// The forward pass over a batch `(n, *input_shape)`, recording on the context's tape
+    /// when training.
+    pub fn forward(&self, x: &Var, ctx: &Context) -> Result<Var> {
+        let shape = x.value().shape();
+        if shape.len() != self.input_shape().len() + 1 || shape[1..] != *self.input_shape() {
+            return Err(NnError::Layer {
+                layer: "input".into(),
+                reason: format!(
+                    "expects batches of shape (n, {:?}), got {shape:?}",
+                    self.input_shape()
+                ),
+            });
+        }
+        let mut values: Vec<Option<Var>> = vec![None; self.nodes.len()];
+        values[0] = Some(x.clone());
+        for (i, node) in self.nodes.iter().enumerate().skip(1) {
+            let Some(layer) = &node.layer else { continue };
+            let inputs: Vec<&Var> = node
+                .inputs
+                .iter()
+                .map(|&j| values[j].as_ref().expect("computed earlier"))
+                .collect();
+            values[i] = Some(layer.forward(&inputs, ctx)?);
+        }
+        Ok(values[self.output].take().expect("the output node"))
+    }
+
+    /// Inference on a batch: eval mode, no tape.
+    pub fn predict(&self, x: &Tensor) -> Result<Tensor> {
+        let ctx = Context::eval(&self.store);
+        no_grad(|| self.forward(&Var::constant(x.clone()), &ctx)).map(|y| y.value().clone())
+    }
+
+    /// The sum of every layer's weight penalty, if any layer has one.
+    pub fn penalty(&self, ctx: &Context) -> Result<Option<Var>> {
+        let mut total: Option<Var> = None;
+        for layer in self.layers() {
+            if let Some(p) = layer.penalty(ctx)? {
+                total = Some(match total {
+                    Some(t) => t.add(&p)?,
+                    None => p,
+                });
+            }
+        }
+        Ok(total)
+    }
+
+    /// Writes state updates (BatchNorm moving statistics) recorded by a training pass.
+    pub fn apply_updates(&mut self, updates: Vec<(ParamId, Tensor)>) -> Result<()> {
+        updates
+            .into_iter()
+            .try_for_each(|(id, value)| self.store.set_value(id, value))
+    }
+
+    /// Saves every parameter as safetensors.
+    pub fn save_weights(&self, path: &Path) -> std::result::Result<(), WeightsError> {
+        save_weights(&self.store, path)
+    }
+
+    /// Loads parameters saved by [`Model::save_weights`]; reports every mismatch at once.
+    pub fn load_weights(&mut self, path: &Path) -> std::result::Result<(), WeightsError> {
+        load_weights(&mut self.store, path)
+    }
+
+    /// Per-layer output shapes, parameter counts and FLOPs.
+    pub fn summary(&self) -> Summary {
+        let rows = self
+            .nodes
+            .iter()
+            .filter_map(|node| {
+                let layer = node.layer.as_deref()?;
+                let inputs: Vec<&[usize]> = node
+                    .inputs
+                    .iter()
+                    .map(|&j| self.nodes[j].shape.as_slice())
+                    .collect();
+                Some(SummaryRow {
+                    name: layer.name().to_string(),
+                    kind: layer.kind(),
+                    output_shape: node.shape.clone(),
+                    params: layer
+                        .params()
+                        .iter()
+                        .map(|&id| self.store.value(id).len())
+                        .sum(),
+                    flops: layer.flops(&inputs),
+                })
+            })
+            .collect();
+        Summary {
+            rows,
+            trainable: self.store.trainable_count(),
+            non_trainable: self.store.non_trainable_count(),
+        }
+    }
+}
+
+/// One line of a [`Summary`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct SummaryRow {
+    /// Layer name.
+    pub name: String,
+    /// Layer kind.
+    pub kind: &'static str,
+    /// Per-sample output shape.
+    pub output_shape: Vec<usize>,
+    /// Parameters (trainable and not).
+    pub params: usize,
+    /// FLOPs per sample.
+    pub flops: u64,
+}
+
+/// A model's layer table with totals; `Display` prints it like Keras' `summary()`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Summary {
+    /// One row per layer.
+    pub rows: Vec<SummaryRow>,
+    /// Trainable parameter count.
+    pub trainable: usize,
+    /// Non-trainable parameter count.
+    pub non_trainable: usize,
+}
+
+impl Summary {
+    /// FLOPs per sample of the whole model.
+    pub fn flops(&self) -> u64 {
+        self.rows.iter().map(|r| r.flops).sum()
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let line = "-".repeat(86);
+        writeln!(
+            f,
+            "{:<36} {:<22} {:>12} {:>12}",
+            "Layer (type)", "Output shape", "Params", "FLOPs"
+        )?;
+        writeln!(f, "{line}")?;
+        for r in &self.rows {
+            let shape = format!(
+                "(None, {})",
+                r.output_shape
+                    .iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            writeln!(
+                f,
+                "{:<36} {:<22} {:>12} {:>12}",
+                format!("{} ({})", r.name, r.kind),
+                shape,
+                r.params,
+                r.flops
+            )?;
+        }
+        writeln!(f, "{line}")?;
+        writeln!(f, "Total params: {}", self.trainable + self.non_trainable)?;
+        writeln!(f, "Trainable params: {}", self.trainable)?;
+        writeln!(f, "Non-trainable params: {}", self.non_trainable)?;
+        write!(f, "FLOPs per sample: {}", self.flops())
+    }
+}

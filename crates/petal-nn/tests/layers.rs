@@ -1,0 +1,407 @@
+//! Keras-style layer tests: output shape, parameter counts, save/load round trip, and
+//! one gradient step that lowers the loss, for every layer.
+
+use petal_nn::layers::*;
+use petal_nn::{Context, Graph, LayerConfig, Loss, Model, Sequential, Tape, Targets, Var};
+use petal_tensor::{Padding, Tensor};
+
+fn batch(shape: &[usize], seed: u32) -> Tensor {
+    let len = shape.iter().product();
+    let values = (0..len)
+        .map(|i| ((i as u32).wrapping_mul(2654435761) ^ seed) >> 16)
+        .map(|v| v as f32 / 65536.0 - 0.5)
+        .collect();
+    Tensor::from_vec(shape, values).unwrap()
+}
+
+/// The loss of `model` on a fixed batch after `steps` plain gradient-descent steps.
+fn loss_after_steps(model: &mut Model, x: &Tensor, labels: &[usize], steps: usize) -> f32 {
+    let mut loss = 0.0;
+    for step in 0..=steps {
+        let tape = Tape::new();
+        let ctx = Context::train(model.store(), &tape, step as u64);
+        let logits = model.forward(&Var::constant(x.clone()), &ctx).unwrap();
+        let mut value = Loss::SparseCategoricalCrossentropy
+            .compute(&logits, Targets::Labels(labels))
+            .unwrap();
+        if let Some(penalty) = model.penalty(&ctx).unwrap() {
+            value = value.add(&penalty).unwrap();
+        }
+        loss = value.value().item().unwrap();
+        if step == steps {
+            break;
+        }
+        let grads = ctx.param_grads(&value.backward().unwrap());
+        let updates = ctx.take_updates();
+        drop(ctx);
+        model.apply_updates(updates).unwrap();
+        for (id, g) in grads {
+            let w = model.store_mut().value_mut(id);
+            w.as_mut_slice()
+                .iter_mut()
+                .zip(g.as_slice())
+                .for_each(|(w, g)| *w -= 0.05 * g);
+        }
+    }
+    loss
+}
+
+/// Builds input -> layer -> flatten -> dense(3) and checks the layer's behaviour.
+fn check_layer(
+    config: impl LayerConfig,
+    input: &[usize],
+    output: &[usize],
+    trainable: usize,
+    non_trainable: usize,
+) {
+    let mut model = Sequential::new(input, 3)
+        .add(config)
+        .and_then(|m| m.add(FlattenConfig::default()))
+        .and_then(|m| m.add(DenseConfig::new(3)))
+        .and_then(Sequential::build)
+        .unwrap();
+    let summary = model.summary();
+    let row = &summary.rows[0];
+    assert_eq!(row.output_shape, output, "{} output shape", row.name);
+    let ids = model.layer_params(&row.name).unwrap();
+    let count = |flag: bool| {
+        ids.iter()
+            .filter(|&&id| model.store().get(id).trainable == flag)
+            .map(|&id| model.store().value(id).len())
+            .sum::<usize>()
+    };
+    assert_eq!(
+        (count(true), count(false)),
+        (trainable, non_trainable),
+        "{} parameter counts",
+        row.name
+    );
+
+    // Save, scramble, load: every value comes back.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.safetensors");
+    model.save_weights(&path).unwrap();
+    let saved: Vec<Tensor> = model.store().iter().map(|(_, p)| p.value.clone()).collect();
+    let ids: Vec<_> = model.store().iter().map(|(id, _)| id).collect();
+    for &id in &ids {
+        let zeros = Tensor::zeros(model.store().value(id).shape());
+        model.store_mut().set_value(id, zeros).unwrap();
+    }
+    model.load_weights(&path).unwrap();
+    for (id, value) in ids.iter().zip(&saved) {
+        assert_eq!(model.store().value(*id), value);
+    }
+
+    let x = batch(&[4].iter().chain(input).copied().collect::<Vec<_>>(), 9);
+    let labels = [0, 1, 2, 1];
+    let before = loss_after_steps(&mut model, &x, &labels, 0);
+    let after = loss_after_steps(&mut model, &x, &labels, 3);
+    assert!(after < before, "{}: loss {before} -> {after}", row.name);
+}
+
+#[test]
+fn conv2d_layers() {
+    check_layer(
+        Conv2dConfig::new(4, 3),
+        &[6, 6, 2],
+        &[4, 4, 4],
+        3 * 3 * 2 * 4 + 4,
+        0,
+    );
+    let same = Conv2dConfig {
+        padding: Padding::Same,
+        strides: [2, 2],
+        activation: Activation::Relu,
+        ..Conv2dConfig::new(4, 3)
+    };
+    check_layer(same, &[5, 5, 2], &[3, 3, 4], 3 * 3 * 2 * 4 + 4, 0);
+    let grouped = Conv2dConfig {
+        groups: 2,
+        dilation: [2, 2],
+        use_bias: false,
+        ..Conv2dConfig::new(4, 2)
+    };
+    check_layer(grouped, &[5, 5, 4], &[3, 3, 4], 2 * 2 * 2 * 4, 0);
+    let depthwise = DepthwiseConv2dConfig {
+        depth_multiplier: 2,
+        padding: Padding::Same,
+        ..DepthwiseConv2dConfig::new(3)
+    };
+    check_layer(depthwise, &[4, 4, 3], &[4, 4, 6], 3 * 3 * 6 + 6, 0);
+    check_layer(
+        SeparableConv2dConfig::new(5, 3),
+        &[5, 5, 2],
+        &[3, 3, 5],
+        3 * 3 * 2 + 2 * 5 + 5,
+        0,
+    );
+}
+
+#[test]
+fn pooling_layers() {
+    check_layer(Pool2dConfig::max(2), &[5, 5, 2], &[2, 2, 2], 0, 0);
+    check_layer(
+        Pool2dConfig {
+            padding: Padding::Same,
+            strides: Some([1, 1]),
+            ..Pool2dConfig::avg(3)
+        },
+        &[4, 4, 2],
+        &[4, 4, 2],
+        0,
+        0,
+    );
+    check_layer(GlobalAvgPoolConfig::default(), &[4, 4, 3], &[3], 0, 0);
+}
+
+#[test]
+fn dense_flatten_dropout_activation() {
+    check_layer(
+        DenseConfig {
+            activation: Activation::Tanh,
+            ..DenseConfig::new(5)
+        },
+        &[6],
+        &[5],
+        6 * 5 + 5,
+        0,
+    );
+    check_layer(FlattenConfig::default(), &[2, 3, 2], &[12], 0, 0);
+    check_layer(DropoutConfig::new(0.5), &[8], &[8], 0, 0);
+    for activation in [
+        Activation::Relu,
+        Activation::Relu6,
+        Activation::Sigmoid,
+        Activation::Softmax,
+        Activation::Swish,
+        Activation::LeakyRelu(0.2),
+    ] {
+        check_layer(ActivationConfig::new(activation), &[6], &[6], 0, 0);
+    }
+}
+
+#[test]
+fn normalization_layers() {
+    check_layer(BatchNormConfig::default(), &[3, 3, 4], &[3, 3, 4], 8, 8);
+    check_layer(LayerNormConfig::default(), &[3, 4], &[3, 4], 8, 0);
+    check_layer(GroupNormConfig::new(2), &[3, 3, 4], &[3, 3, 4], 8, 0);
+}
+
+#[test]
+fn merge_layers_in_a_graph() {
+    for concat in [false, true] {
+        let mut g = Graph::new(1);
+        let x = g.input(&[4, 4, 2]);
+        let a = g
+            .call(
+                &Conv2dConfig {
+                    padding: Padding::Same,
+                    ..Conv2dConfig::new(2, 3)
+                },
+                &[x],
+            )
+            .unwrap();
+        let merged = if concat {
+            g.call(&ConcatConfig::default(), &[x, a])
+        } else {
+            g.call(&AddConfig::default(), &[x, a])
+        }
+        .unwrap();
+        assert_eq!(g.shape(merged), if concat { [4, 4, 4] } else { [4, 4, 2] });
+        let flat = g.call(&FlattenConfig::default(), &[merged]).unwrap();
+        let out = g.call(&DenseConfig::new(3), &[flat]).unwrap();
+        let mut model = g.build(out).unwrap();
+        let x = batch(&[4, 4, 4, 2], 5);
+        let before = loss_after_steps(&mut model, &x, &[0, 1, 2, 0], 0);
+        assert!(loss_after_steps(&mut model, &x, &[0, 1, 2, 0], 3) < before);
+    }
+    let mut g = Graph::new(1);
+    let x = g.input(&[4, 4, 2]);
+    let y = g.call(&Pool2dConfig::max(2), &[x]).unwrap();
+    let err = g
+        .call(
+            &AddConfig {
+                name: Some("residual".into()),
+            },
+            &[x, y],
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("residual") && err.contains("[4, 4, 2]") && err.contains("[2, 2, 2]"),
+        "{err}"
+    );
+}
+
+#[test]
+fn batch_norm_uses_batch_statistics_in_training_and_moving_ones_in_eval() {
+    let mut model = Sequential::new(&[2], 0)
+        .add(BatchNormConfig {
+            momentum: 0.5,
+            ..Default::default()
+        })
+        .unwrap()
+        .build()
+        .unwrap();
+    let x = Tensor::from_vec(&[2, 2], vec![1.0, 10.0, 3.0, 30.0]).unwrap();
+    let tape = Tape::new();
+    let ctx = Context::train(model.store(), &tape, 0);
+    let y = model.forward(&Var::constant(x.clone()), &ctx).unwrap();
+    // Batch mean (2, 20), variance (1, 100): outputs are -1 and +1 (up to epsilon).
+    for (got, want) in y.value().as_slice().iter().zip([-1.0, -1.0, 1.0, 1.0]) {
+        assert!((got - want).abs() < 1e-3, "{got}");
+    }
+    let updates = ctx.take_updates();
+    drop(ctx);
+    model.apply_updates(updates).unwrap();
+    let mean = model.store().id("batch_normalization/moving_mean").unwrap();
+    assert_eq!(model.store().value(mean).to_vec(), vec![1.0, 10.0]); // 0.5 * 0 + 0.5 * batch mean
+                                                                     // Eval uses the moving statistics: (x - 1) / sqrt(0.5 * 1 + 0.5 * 1 + eps).
+    let eval = model.predict(&x).unwrap();
+    assert!((eval.as_slice()[0] - 0.0).abs() < 1e-6);
+    // A frozen BatchNorm behaves as in inference even while training.
+    let gamma = model.store().id("batch_normalization/gamma").unwrap();
+    model.store_mut().set_trainable(gamma, false);
+    let tape = Tape::new();
+    let ctx = Context::train(model.store(), &tape, 0);
+    let frozen = model.forward(&Var::constant(x.clone()), &ctx).unwrap();
+    assert_eq!(frozen.value(), &eval);
+    assert!(ctx.take_updates().is_empty());
+}
+
+#[test]
+fn dropout_is_inverted_in_training_and_off_in_eval() {
+    let model = Sequential::new(&[1000], 0)
+        .add(DropoutConfig::new(0.25))
+        .unwrap()
+        .build()
+        .unwrap();
+    let x = Tensor::ones(&[1, 1000]);
+    assert_eq!(model.predict(&x).unwrap(), x);
+    let tape = Tape::new();
+    let y = model
+        .forward(&Var::constant(x), &Context::train(model.store(), &tape, 11))
+        .unwrap();
+    let kept = y.value().as_slice().iter().filter(|&&v| v != 0.0).count();
+    assert!((700..800).contains(&kept), "kept {kept}");
+    assert!(y
+        .value()
+        .as_slice()
+        .iter()
+        .all(|&v| v == 0.0 || (v - 1.0 / 0.75).abs() < 1e-6));
+}
+
+#[test]
+fn l2_penalty_adds_to_the_loss() {
+    let config = DenseConfig {
+        kernel_regularizer: Some(Regularizer::l2(0.5)),
+        kernel_initializer: Initializer::Ones,
+        ..DenseConfig::new(2)
+    };
+    let model = Sequential::new(&[3], 0)
+        .add(config)
+        .unwrap()
+        .build()
+        .unwrap();
+    let tape = Tape::new();
+    let penalty = model
+        .penalty(&Context::train(model.store(), &tape, 0))
+        .unwrap()
+        .unwrap();
+    assert_eq!(penalty.value().item().unwrap(), 0.5 * 6.0);
+}
+
+#[test]
+fn the_mnist_cnn_summary_matches_hand_counts() {
+    let same_relu = |filters| Conv2dConfig {
+        padding: Padding::Same,
+        activation: Activation::Relu,
+        ..Conv2dConfig::new(filters, 3)
+    };
+    let model = Sequential::new(&[28, 28, 1], 0)
+        .add(same_relu(32))
+        .unwrap()
+        .add(Pool2dConfig::max(2))
+        .unwrap()
+        .add(same_relu(64))
+        .unwrap()
+        .add(Pool2dConfig::max(2))
+        .unwrap()
+        .add(FlattenConfig::default())
+        .unwrap()
+        .add(DenseConfig {
+            activation: Activation::Relu,
+            ..DenseConfig::new(128)
+        })
+        .unwrap()
+        .add(DenseConfig::new(10))
+        .unwrap()
+        .build()
+        .unwrap();
+    let summary = model.summary();
+    let rows: Vec<(&str, Vec<usize>, usize, u64)> = summary
+        .rows
+        .iter()
+        .map(|r| (r.name.as_str(), r.output_shape.clone(), r.params, r.flops))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            (
+                "conv2d",
+                vec![28, 28, 32],
+                3 * 3 * 32 + 32,
+                2 * 28 * 28 * 32 * 9
+            ),
+            ("max_pooling2d", vec![14, 14, 32], 0, 0),
+            (
+                "conv2d_1",
+                vec![14, 14, 64],
+                3 * 3 * 32 * 64 + 64,
+                2 * 14 * 14 * 64 * 288
+            ),
+            ("max_pooling2d_1", vec![7, 7, 64], 0, 0),
+            ("flatten", vec![3136], 0, 0),
+            ("dense", vec![128], 3136 * 128 + 128, 2 * 3136 * 128),
+            ("dense_1", vec![10], 128 * 10 + 10, 2 * 1280),
+        ]
+    );
+    assert_eq!((summary.trainable, summary.non_trainable), (421_642, 0));
+    assert_eq!(summary.flops(), 8_482_304);
+    let text = summary.to_string();
+    assert!(
+        text.contains("conv2d_1 (Conv2D)")
+            && text.contains("(None, 7, 7, 64)")
+            && text.contains("Total params: 421642"),
+        "{text}"
+    );
+}
+
+#[test]
+fn bad_layer_configurations_name_the_layer() {
+    let err = Sequential::new(&[28, 28, 1], 0)
+        .add(DenseConfig::new(10))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("dense") && err.contains("Flatten"), "{err}");
+    let err = Sequential::new(&[2, 2, 1], 0)
+        .add(Conv2dConfig {
+            name: Some("big".into()),
+            ..Conv2dConfig::new(4, 5)
+        })
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("big"), "{err}");
+    let model = Sequential::new(&[3], 0)
+        .add(DenseConfig::new(2))
+        .unwrap()
+        .build()
+        .unwrap();
+    let err = model
+        .predict(&Tensor::zeros(&[1, 4]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("input") && err.contains("[1, 4]"), "{err}");
+}

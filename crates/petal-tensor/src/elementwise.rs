@@ -167,7 +167,13 @@ impl Unary {
             Unary::Square => x * x,
             Unary::Tanh => x.tanh(),
             Unary::Sigmoid => sigmoid(x),
-            Unary::Relu => x.max(0.0),
+            Unary::Relu => {
+                if x < 0.0 {
+                    0.0
+                } else {
+                    x
+                }
+            } // NaN stays NaN
             Unary::Relu6 => x.clamp(0.0, 6.0),
             Unary::LeakyRelu(alpha) => {
                 if x > 0.0 {

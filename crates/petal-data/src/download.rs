@@ -1,0 +1,170 @@
+//! Fetching a dataset's files into the local cache, from a mirror folder or the official
+//! URLs, verified against the manifest.
+//!
+//! A file lands at `<cache_root>/<dataset>/<name>` only after the sha256 and size of its
+//! decompressed payload match the manifest: bytes go to `<name>.part` first (an HTTP
+//! download resumes it with `Range`), are verified, fsynced and renamed. A mismatch
+//! removes the `.part` file; an existing valid cached file is never touched.
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+
+use crate::error::{DataError, Result};
+use crate::http::{copy_with_progress, download};
+use crate::manifest::{Manifest, ManifestFile};
+use crate::verify::{cached_file_is_valid, matches, payload_of, write_stamp};
+
+/// A callback told the bytes done so far and the total when known, e.g. to draw a bar.
+pub type Progress<'a> = &'a dyn Fn(u64, Option<u64>);
+
+/// A callback told which file is being fetched, its bytes done and its total when known.
+pub type DatasetProgress<'a> = &'a dyn Fn(&ManifestFile, u64, Option<u64>);
+
+/// Where datasets are cached and, optionally, a local mirror to read them from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DataConfig {
+    /// The cache root: dataset `d` lives in `<cache_root>/<d>/`.
+    pub cache_root: PathBuf,
+    /// A folder holding `<dataset>/<file name>` copies of the official files; when set,
+    /// files are read from it instead of the network.
+    pub mirror: Option<PathBuf>,
+}
+
+impl DataConfig {
+    /// A cache at `cache_root`, downloading from the official URLs.
+    pub fn new(cache_root: impl Into<PathBuf>) -> Self {
+        Self {
+            cache_root: cache_root.into(),
+            mirror: None,
+        }
+    }
+
+    /// Reads `PETAL_DATA` (the cache root, else `default_cache_root`) and `PETAL_MIRROR`
+    /// (the mirror folder). Empty variables count as unset.
+    pub fn from_env(default_cache_root: impl Into<PathBuf>) -> Self {
+        let var = |name| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        Self {
+            cache_root: var("PETAL_DATA").unwrap_or_else(|| default_cache_root.into()),
+            mirror: var("PETAL_MIRROR"),
+        }
+    }
+
+    /// The folder a dataset's files are cached in, `<cache_root>/<dataset>`.
+    pub fn dataset_dir(&self, manifest: &Manifest) -> PathBuf {
+        self.cache_root.join(&manifest.dataset)
+    }
+}
+
+/// Makes `file` of `manifest` present and verified in the cache; returns its path.
+///
+/// A cached copy that verifies is returned as is. Otherwise the file is copied from
+/// `<mirror>/<dataset>/<name>` when a mirror is configured (a missing mirror file is an
+/// error), else downloaded from its URL, resuming a `.part` file left by an earlier
+/// attempt. `progress` is told the bytes done and the total when known.
+pub fn fetch_file(
+    config: &DataConfig,
+    manifest: &Manifest,
+    file: &ManifestFile,
+    progress: Option<Progress>,
+) -> Result<PathBuf> {
+    let dir = config.dataset_dir(manifest);
+    let target = dir.join(&file.name);
+    if cached_file_is_valid(&target, file)? {
+        return Ok(target);
+    }
+    let part = dir.join(format!("{}.part", file.name));
+    let source = match &config.mirror {
+        Some(mirror) => {
+            let source = mirror.join(&manifest.dataset).join(&file.name);
+            if !source.is_file() {
+                return Err(DataError::Missing {
+                    path: source,
+                    reason: format!(
+                        "the mirror {} has no copy of {}",
+                        mirror.display(),
+                        file.name
+                    ),
+                });
+            }
+            create_dir(&dir)?;
+            copy_file(&source, &part, progress)?;
+            source.display().to_string()
+        }
+        None => {
+            create_dir(&dir)?;
+            download(&file.url, &part, progress)?;
+            file.url.clone()
+        }
+    };
+    let payload = match payload_of(&part, &file.name) {
+        Ok(payload) => payload,
+        Err(e) => {
+            let _ = fs::remove_file(&part);
+            return Err(DataError::format(
+                &target,
+                format!("the copy from {source} is unreadable ({e}); the partial file was removed"),
+            ));
+        }
+    };
+    if !matches(&payload, file) {
+        fs::remove_file(&part).map_err(|e| DataError::io(&part, "removing", e))?;
+        return Err(DataError::Checksum {
+            name: file.name.clone(),
+            source_desc: source,
+            expected_sha256: file.sha256.clone(),
+            actual_sha256: payload.sha256,
+            expected_size: file.size,
+            actual_size: payload.size,
+        });
+    }
+    fs::rename(&part, &target)
+        .map_err(|e| DataError::io(&target, "moving the verified .part file into place", e))?;
+    // Make the rename durable too; a failure only costs a re-fetch after a crash.
+    let _ = File::open(&dir).and_then(|d| d.sync_all());
+    write_stamp(&target, file)?;
+    Ok(target)
+}
+
+/// Fetches every file of `manifest` (see [`fetch_file`]) and returns the dataset's
+/// cache folder. `progress` is told the file, the bytes done and the total when known.
+///
+/// ```no_run
+/// use petal_data::{download::{fetch_dataset, DataConfig}, mnist::load_mnist_folder, Manifest};
+/// let config = DataConfig::from_env("datasets/cache");
+/// let folder = fetch_dataset(&config, &Manifest::mnist(), None)?;
+/// let mnist = load_mnist_folder(folder)?;
+/// # Ok::<(), petal_data::DataError>(())
+/// ```
+pub fn fetch_dataset(
+    config: &DataConfig,
+    manifest: &Manifest,
+    progress: Option<DatasetProgress>,
+) -> Result<PathBuf> {
+    for file in &manifest.files {
+        let per_file = |done, total| {
+            if let Some(report) = progress {
+                report(file, done, total);
+            }
+        };
+        fetch_file(config, manifest, file, Some(&per_file))?;
+    }
+    Ok(config.dataset_dir(manifest))
+}
+
+fn create_dir(dir: &Path) -> Result<()> {
+    fs::create_dir_all(dir).map_err(|e| DataError::io(dir, "creating the folder", e))
+}
+
+/// Copies `source` over `part` and fsyncs it.
+fn copy_file(source: &Path, part: &Path, progress: Option<Progress>) -> Result<()> {
+    let mut from = File::open(source).map_err(|e| DataError::io(source, "opening", e))?;
+    let total = from.metadata().map(|m| m.len()).ok();
+    let mut to = File::create(part).map_err(|e| DataError::io(part, "creating", e))?;
+    copy_with_progress(&mut from, &mut to, 0, total, progress)
+        .map_err(|e| DataError::io(part, "copying the mirror file into", e))?;
+    to.sync_all().map_err(|e| DataError::io(part, "syncing", e))
+}

@@ -1,0 +1,117 @@
+//! The one error type of every fallible data operation.
+
+use std::path::PathBuf;
+
+/// Why reading, fetching or batching data failed.
+///
+/// Every variant that concerns a file names it, so a message read far from the call
+/// site still says which file is wrong and how.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// The operating system refused an operation on a file or folder.
+    #[error("{}: {action}: {source}", .path.display())]
+    Io {
+        /// The file or folder concerned.
+        path: PathBuf,
+        /// What was being done, e.g. "reading".
+        action: &'static str,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A required file does not exist.
+    #[error("{}: missing: {reason}", .path.display())]
+    Missing {
+        /// The path that was looked for.
+        path: PathBuf,
+        /// Why the file was expected there.
+        reason: String,
+    },
+    /// A file exists but its content is malformed.
+    #[error("{}: {reason}", .path.display())]
+    Format {
+        /// The malformed file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A fetched file does not match its manifest entry; the partial file was removed.
+    #[error(
+        "{name} from {source_desc}: checksum mismatch of the decompressed payload: expected sha256 \
+         {expected_sha256} ({expected_size} bytes), got sha256 {actual_sha256} ({actual_size} bytes); \
+         the partial file was removed"
+    )]
+    Checksum {
+        /// The manifest file name.
+        name: String,
+        /// Where the bytes came from (a URL or a mirror path).
+        source_desc: String,
+        /// The sha256 the manifest expects.
+        expected_sha256: String,
+        /// The sha256 of what was received.
+        actual_sha256: String,
+        /// The payload size the manifest expects.
+        expected_size: u64,
+        /// The payload size received.
+        actual_size: u64,
+    },
+    /// An HTTP download failed.
+    #[error("downloading {url} to {}: {reason}", .path.display())]
+    Download {
+        /// The URL requested.
+        url: String,
+        /// The file being written.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A sample index is outside the dataset.
+    #[error("sample index {index} is out of range for a dataset of {len} samples")]
+    IndexOutOfRange {
+        /// The index asked for.
+        index: usize,
+        /// The dataset's length.
+        len: usize,
+    },
+    /// An argument is meaningless, e.g. labels that do not fit the images.
+    #[error("{context}: {reason}")]
+    Invalid {
+        /// The function or type that refused the argument.
+        context: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl DataError {
+    /// An [`DataError::Io`] for `path`.
+    pub(crate) fn io(
+        path: impl Into<PathBuf>,
+        action: &'static str,
+        source: std::io::Error,
+    ) -> Self {
+        Self::Io {
+            path: path.into(),
+            action,
+            source,
+        }
+    }
+
+    /// A [`DataError::Format`] for `path`.
+    pub(crate) fn format(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Self::Format {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// A [`DataError::Invalid`].
+    pub(crate) fn invalid(context: &'static str, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            context,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Result alias for data operations.
+pub type Result<T, E = DataError> = std::result::Result<T, E>;

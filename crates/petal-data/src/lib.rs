@@ -1,0 +1,39 @@
+//! # petal-data
+//!
+//! Datasets for Petal: the [`Dataset`] trait with its combinators ([`Subset`],
+//! [`Shuffled`], [`Mapped`]), a reproducible parallel [`BatchLoader`], the IDX format
+//! ([`idx`]) and MNIST-format folders ([`mnist`]), and verified downloads into a local
+//! cache from a mirror folder or the official URLs ([`download`], [`Manifest`]).
+//!
+//! Samples are NHWC without the batch axis, e.g. `[28, 28, 1]`; batches are
+//! `(batch, height, width, channels)` tensors.
+//!
+//! ```
+//! use petal_data::{BatchLoader, Dataset, InMemoryDataset, Shuffled};
+//! use petal_tensor::Tensor;
+//! let images = Tensor::from_vec(&[4, 1, 1, 1], vec![0.0, 1.0, 2.0, 3.0]).unwrap();
+//! let data = InMemoryDataset::new(images, vec![0, 1, 0, 1], 2)?;
+//! let loader = BatchLoader::new(Shuffled::new(&data, 1), 2).drop_last(true);
+//! for batch in loader.epoch(0) {
+//!     let batch = batch?;
+//!     assert_eq!(batch.images.shape(), &[2, 1, 1, 1]);
+//! }
+//! # Ok::<(), petal_data::DataError>(())
+//! ```
+
+mod combinators;
+mod dataset;
+pub mod download;
+mod error;
+mod http;
+pub mod idx;
+mod loader;
+mod manifest;
+pub mod mnist;
+mod verify;
+
+pub use combinators::{Mapped, Shuffled, Subset};
+pub use dataset::{Dataset, InMemoryDataset};
+pub use error::{DataError, Result};
+pub use loader::{Batch, BatchLoader};
+pub use manifest::{Manifest, ManifestFile};

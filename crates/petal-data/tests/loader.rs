@@ -1,0 +1,186 @@
+//! The Dataset combinators and the BatchLoader.
+
+use std::sync::Arc;
+
+use petal_data::{BatchLoader, Dataset, InMemoryDataset, Mapped, Shuffled, Subset};
+use petal_tensor::Tensor;
+
+/// `n` samples of shape (2, 1, 2); every value of sample i is i; label i % 3.
+fn numbered(n: usize) -> InMemoryDataset {
+    let data = (0..n).flat_map(|i| [i as f32; 4]).collect();
+    let images = Tensor::from_vec(&[n, 2, 1, 2], data).unwrap();
+    InMemoryDataset::new(images, (0..n).map(|i| i % 3).collect(), 3).unwrap()
+}
+
+#[test]
+fn in_memory_dataset_checks_its_arguments() {
+    let images = Tensor::zeros(&[2, 1, 1, 1]);
+    assert!(InMemoryDataset::new(images.clone(), vec![0], 2).is_err());
+    assert!(InMemoryDataset::new(images.clone(), vec![0, 2], 2)
+        .unwrap_err()
+        .to_string()
+        .contains("label 2 at position 1"));
+    assert!(InMemoryDataset::new(Tensor::zeros(&[2, 1]), vec![0, 1], 2).is_err());
+    let data = InMemoryDataset::new(images, vec![0, 1], 2).unwrap();
+    assert!(data.load(2, &mut [0.0]).is_err());
+    assert!(data.load(0, &mut [0.0, 0.0]).is_err());
+    assert!(!data.is_empty());
+}
+
+#[test]
+fn combinators_view_the_inner_dataset() {
+    let data = numbered(6);
+    let mut x = [0.0f32; 4];
+
+    let subset = Subset::new(&data, vec![4, 1, 4]).unwrap();
+    assert_eq!(subset.len(), 3);
+    assert_eq!(subset.load(2, &mut x).unwrap(), 1);
+    assert_eq!(x, [4.0; 4]);
+    assert!(subset.load(3, &mut x).is_err());
+    assert!(Subset::new(&data, vec![0, 6]).is_err());
+
+    let shuffled = Shuffled::new(&data, 42);
+    let mut permutation = shuffled.permutation().to_vec();
+    assert_eq!(permutation, Shuffled::new(&data, 42).permutation());
+    assert_ne!(permutation, Shuffled::new(&data, 43).permutation());
+    assert_eq!(shuffled.load(0, &mut x).unwrap(), permutation[0] % 3);
+    assert_eq!(x, [permutation[0] as f32; 4]);
+    permutation.sort();
+    assert_eq!(permutation, (0..6).collect::<Vec<_>>());
+
+    let doubled = Mapped::new(&data, |x: &mut [f32]| x.iter_mut().for_each(|v| *v *= 2.0));
+    assert_eq!(doubled.load(3, &mut x).unwrap(), 0);
+    assert_eq!(x, [6.0; 4]);
+    assert_eq!(doubled.sample_shape(), &[2, 1, 2]);
+}
+
+#[test]
+fn works_through_arc_dyn_dataset() {
+    let data: Arc<dyn Dataset> = Arc::new(numbered(5));
+    let subset = Subset::new(Arc::clone(&data), vec![3, 4]).unwrap();
+    let loader = BatchLoader::new(subset, 2);
+    let batch = loader.epoch(0).next().unwrap().unwrap();
+    assert_eq!(batch.labels, vec![0, 1]);
+    assert_eq!(batch.indices, vec![0, 1]);
+}
+
+#[test]
+fn every_sample_once_per_epoch() {
+    let n = 23;
+    let data = numbered(n);
+    for batch_size in [1, 2, 5, 7, 23, 30] {
+        for drop_last in [false, true] {
+            for shuffle in [None, Some(9)] {
+                let mut loader = BatchLoader::new(&data, batch_size).drop_last(drop_last);
+                if let Some(seed) = shuffle {
+                    loader = loader.shuffle(seed);
+                }
+                let batches: Vec<_> = loader.epoch(3).map(Result::unwrap).collect();
+                assert_eq!(batches.len(), loader.batches_per_epoch());
+                let mut seen: Vec<usize> = batches.iter().flat_map(|b| b.indices.clone()).collect();
+                for batch in &batches {
+                    assert!(batch.labels.len() <= batch_size);
+                    if drop_last {
+                        assert_eq!(batch.labels.len(), batch_size);
+                    }
+                }
+                let expected_count = if drop_last {
+                    n / batch_size * batch_size
+                } else {
+                    n
+                };
+                assert_eq!(
+                    seen.len(),
+                    expected_count,
+                    "bs {batch_size} drop {drop_last}"
+                );
+                if shuffle.is_none() {
+                    assert_eq!(seen, (0..expected_count).collect::<Vec<_>>());
+                }
+                seen.sort();
+                seen.dedup();
+                assert_eq!(seen.len(), expected_count, "no sample twice");
+            }
+        }
+    }
+}
+
+#[test]
+fn shuffled_order_depends_only_on_seed_and_epoch() {
+    let data = numbered(50);
+    let loader = BatchLoader::new(&data, 8).shuffle(1234);
+    let order = |l: &BatchLoader<&InMemoryDataset>, epoch| -> Vec<usize> {
+        l.epoch(epoch).flat_map(|b| b.unwrap().indices).collect()
+    };
+    let again = BatchLoader::new(&data, 8).shuffle(1234);
+    assert_eq!(order(&loader, 0), order(&again, 0));
+    assert_eq!(order(&loader, 5), order(&again, 5));
+    assert_eq!(order(&loader, 5), loader.epoch_order(5));
+    assert_ne!(order(&loader, 0), order(&loader, 1));
+    let other_seed = BatchLoader::new(&data, 8).shuffle(1235);
+    assert_ne!(order(&loader, 0), order(&other_seed, 0));
+    assert_ne!(order(&loader, 0), (0..50).collect::<Vec<_>>());
+}
+
+#[test]
+fn batch_contents_equal_the_dataset_samples() {
+    let data = numbered(10);
+    let mapped = Mapped::new(&data, |x: &mut [f32]| x[0] += 0.5);
+    let loader = BatchLoader::new(&mapped, 4).shuffle(3);
+    for batch in loader.epoch(2) {
+        let batch = batch.unwrap();
+        assert_eq!(batch.images.shape(), &[batch.indices.len(), 2, 1, 2]);
+        for (k, &i) in batch.indices.iter().enumerate() {
+            let mut x = [0.0f32; 4];
+            let label = mapped.load(i, &mut x).unwrap();
+            assert_eq!(batch.labels[k], label);
+            assert_eq!(&batch.images.as_slice()[4 * k..4 * k + 4], &x);
+            assert_eq!(x, [i as f32 + 0.5, i as f32, i as f32, i as f32]);
+        }
+    }
+}
+
+#[test]
+fn batches_are_identical_for_any_thread_count() {
+    let data = numbered(37);
+    let run = |threads| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            BatchLoader::new(&data, 6)
+                .shuffle(5)
+                .epoch(1)
+                .map(Result::unwrap)
+                .collect::<Vec<_>>()
+        })
+    };
+    assert_eq!(run(1), run(2));
+}
+
+#[test]
+fn load_errors_reach_the_caller() {
+    struct Broken;
+    impl Dataset for Broken {
+        fn len(&self) -> usize {
+            3
+        }
+        fn sample_shape(&self) -> &[usize] {
+            &[1, 1, 1]
+        }
+        fn num_classes(&self) -> usize {
+            2
+        }
+        fn load(&self, index: usize, out: &mut [f32]) -> petal_data::Result<usize> {
+            if index == 2 {
+                return Err(petal_data::DataError::IndexOutOfRange { index, len: 2 });
+            }
+            out[0] = 1.0;
+            Ok(0)
+        }
+    }
+    let results: Vec<_> = BatchLoader::new(Broken, 2).epoch(0).collect();
+    assert!(results[0].is_ok());
+    assert!(results[1].is_err());
+}

@@ -1,0 +1,263 @@
+//! `fit`, `evaluate` and `predict`: the training loop over a model, an optimizer, a loss
+//! and datasets.
+
+use std::time::Instant;
+
+use petal_data::{BatchLoader, Dataset, Subset};
+use petal_nn::{Context, Loss, Model, Tape, Targets, Var};
+use petal_optim::{clip_by_global_norm, LrSchedule, Optimizer};
+use petal_tensor::Tensor;
+
+use crate::callbacks::{Callback, Control};
+use crate::error::{Result, TrainError};
+use crate::history::{EpochLogs, History};
+use crate::metrics::{accuracy, predicted_classes, top_k_accuracy, ConfusionMatrix};
+use crate::progress::EpochProgress;
+
+/// How a `fit` call runs.
+#[derive(Clone, Debug)]
+pub struct FitConfig {
+    /// Passes over the training data.
+    pub epochs: usize,
+    /// Samples per step.
+    pub batch_size: usize,
+    /// Seed of the per-epoch shuffle; `None` keeps the dataset order.
+    pub shuffle_seed: Option<u64>,
+    /// Seed of the random streams inside the model (dropout).
+    pub seed: u64,
+    /// Fraction of the training data held out for validation when no validation set
+    /// is given (the last samples, as in Keras).
+    pub validation_split: f32,
+    /// Clip the gradients' global norm to this value.
+    pub clip_norm: Option<f32>,
+    /// Print progress.
+    pub verbose: bool,
+}
+
+impl Default for FitConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 1,
+            batch_size: 32,
+            shuffle_seed: Some(0),
+            seed: 0,
+            validation_split: 0.0,
+            clip_norm: None,
+            verbose: true,
+        }
+    }
+}
+
+/// The pieces a training run works on.
+pub struct Trainer<'a> {
+    /// The model, updated in place.
+    pub model: &'a mut Model,
+    /// Updates the trainable parameters.
+    pub optimizer: &'a mut dyn Optimizer,
+    /// What is minimized (plus the model's weight penalties).
+    pub loss: Loss,
+    /// Sets the learning rate before each step, when given.
+    pub schedule: Option<&'a dyn LrSchedule>,
+    /// Called after each step and epoch.
+    pub callbacks: Vec<&'a mut dyn Callback>,
+}
+
+/// Mixes the run seed and the step into the seed of one step's random stream.
+fn step_seed(seed: u64, step: u64) -> u64 {
+    (seed ^ 0x5DEE_CE66_D1CE_4E5B)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(step.wrapping_mul(0xBF58_476D_1CE4_E5B9))
+}
+
+impl Trainer<'_> {
+    /// Trains for `config.epochs` epochs and returns the per-epoch figures. Validation
+    /// uses `validation`, else the held-out `validation_split` of `train`.
+    pub fn fit(
+        &mut self,
+        train: &dyn Dataset,
+        validation: Option<&dyn Dataset>,
+        config: &FitConfig,
+    ) -> Result<History> {
+        if config.batch_size == 0 || !(0.0..1.0).contains(&config.validation_split) {
+            return Err(TrainError::Config(format!(
+                "batch size {} must be positive and validation split {} in [0, 1)",
+                config.batch_size, config.validation_split
+            )));
+        }
+        let held_out = (train.len() as f64 * f64::from(config.validation_split)).round() as usize;
+        let cut = train.len() - held_out;
+        let train_part = Subset::new(train, (0..cut).collect())?;
+        let split_part = Subset::new(train, (cut..train.len()).collect())?;
+        let validation: Option<&dyn Dataset> =
+            validation.or((held_out > 0).then_some(&split_part as &dyn Dataset));
+
+        let mut loader = BatchLoader::new(&train_part, config.batch_size);
+        if let Some(seed) = config.shuffle_seed {
+            loader = loader.shuffle(seed);
+        }
+        let mut history = History::default();
+        'epochs: for epoch in 0..config.epochs {
+            let started = Instant::now();
+            let progress = EpochProgress::start(
+                epoch,
+                config.epochs,
+                loader.batches_per_epoch(),
+                config.verbose,
+            );
+            let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0.0f64, 0usize);
+            for batch in loader.epoch(epoch as u64) {
+                let batch = batch?;
+                let n = batch.labels.len();
+                let (loss, batch_accuracy) = self.step(batch.images, &batch.labels, config)?;
+                loss_sum += f64::from(loss) * n as f64;
+                correct += batch_accuracy * n as f64;
+                seen += n;
+                progress.step(loss_sum / seen as f64, correct / seen as f64);
+                for callback in self.callbacks.iter_mut() {
+                    if let Control::Stop(reason) =
+                        callback.on_batch_end(self.optimizer.iterations(), loss)?
+                    {
+                        history.stop_reason = Some(reason);
+                        break 'epochs;
+                    }
+                }
+            }
+            let mut logs = EpochLogs::new();
+            logs.insert("epoch".into(), (epoch + 1) as f64);
+            logs.insert("loss".into(), loss_sum / seen.max(1) as f64);
+            logs.insert("accuracy".into(), correct / seen.max(1) as f64);
+            logs.insert("lr".into(), f64::from(self.optimizer.learning_rate()));
+            let train_seconds = started.elapsed().as_secs_f64();
+            logs.insert(
+                "images_per_second".into(),
+                seen as f64 / train_seconds.max(1e-9),
+            );
+            if let Some(val) = validation {
+                let eval = evaluate(self.model, self.loss, val, config.batch_size)?;
+                logs.insert("val_loss".into(), eval.loss);
+                logs.insert("val_accuracy".into(), eval.accuracy);
+            }
+            logs.insert("seconds".into(), started.elapsed().as_secs_f64());
+            progress.finish(&logs, config.verbose);
+            history.epochs.push(logs);
+            for callback in self.callbacks.iter_mut() {
+                if let Control::Stop(reason) =
+                    callback.on_epoch_end(epoch, &history, self.model, self.optimizer)?
+                {
+                    history.stop_reason = Some(reason);
+                }
+            }
+            if history.stop_reason.is_some() {
+                break;
+            }
+        }
+        for callback in self.callbacks.iter_mut() {
+            callback.on_train_end(&history, self.model)?;
+        }
+        Ok(history)
+    }
+
+    /// One optimizer step on a batch; returns its loss and accuracy.
+    fn step(&mut self, images: Tensor, labels: &[usize], config: &FitConfig) -> Result<(f32, f64)> {
+        if let Some(schedule) = self.schedule {
+            self.optimizer
+                .set_learning_rate(schedule.learning_rate(self.optimizer.iterations()));
+        }
+        let tape = Tape::new();
+        let ctx = Context::train(
+            self.model.store(),
+            &tape,
+            step_seed(config.seed, self.optimizer.iterations()),
+        );
+        let logits = self.model.forward(&Var::constant(images), &ctx)?;
+        let batch_accuracy = accuracy(logits.value(), labels);
+        let mut loss = self.loss.compute(&logits, Targets::Labels(labels))?;
+        if let Some(penalty) = self.model.penalty(&ctx)? {
+            loss = loss.add(&penalty)?;
+        }
+        let mut grads = ctx.param_grads(&loss.backward()?);
+        let updates = ctx.take_updates();
+        drop(ctx);
+        if let Some(max_norm) = config.clip_norm {
+            clip_by_global_norm(&mut grads, max_norm);
+        }
+        self.optimizer.step(self.model.store_mut(), &grads)?;
+        self.model.apply_updates(updates)?;
+        Ok((
+            loss.value().item().map_err(petal_nn::NnError::from)?,
+            batch_accuracy,
+        ))
+    }
+}
+
+/// The figures of a model on a dataset.
+#[derive(Clone, Debug)]
+pub struct Evaluation {
+    /// Mean loss.
+    pub loss: f64,
+    /// Top-1 accuracy.
+    pub accuracy: f64,
+    /// Top-5 accuracy (equal to 1 with 5 classes or fewer).
+    pub top5_accuracy: f64,
+    /// The label of each sample, in dataset order.
+    pub labels: Vec<usize>,
+    /// The predicted class of each sample.
+    pub predicted: Vec<usize>,
+}
+
+impl Evaluation {
+    /// The confusion matrix of the predictions.
+    pub fn confusion_matrix(&self, classes: usize) -> ConfusionMatrix {
+        ConfusionMatrix::new(classes, &self.labels, &self.predicted)
+    }
+}
+
+/// The model's outputs (logits) for every sample, in dataset order, with the labels.
+pub fn predict(
+    model: &Model,
+    data: &dyn Dataset,
+    batch_size: usize,
+) -> Result<(Tensor, Vec<usize>)> {
+    let loader = BatchLoader::new(data, batch_size.max(1));
+    let mut outputs =
+        Vec::with_capacity(data.len() * model.output_shape().iter().product::<usize>());
+    let mut labels = Vec::with_capacity(data.len());
+    for batch in loader.epoch(0) {
+        let batch = batch?;
+        outputs.extend_from_slice(model.predict(&batch.images)?.as_slice());
+        labels.extend(batch.labels);
+    }
+    let shape: Vec<usize> = std::iter::once(labels.len())
+        .chain(model.output_shape().iter().copied())
+        .collect();
+    Ok((
+        Tensor::from_vec(&shape, outputs).map_err(petal_nn::NnError::from)?,
+        labels,
+    ))
+}
+
+/// Loss and accuracy of the model on a dataset (inference mode).
+pub fn evaluate(
+    model: &Model,
+    loss: Loss,
+    data: &dyn Dataset,
+    batch_size: usize,
+) -> Result<Evaluation> {
+    let (logits, labels) = predict(model, data, batch_size)?;
+    let value = loss
+        .compute(&Var::constant(logits.clone()), Targets::Labels(&labels))?
+        .value()
+        .item()
+        .map_err(petal_nn::NnError::from)?;
+    Ok(scores_evaluation(f64::from(value), &logits, labels))
+}
+
+pub(crate) fn scores_evaluation(loss: f64, scores: &Tensor, labels: Vec<usize>) -> Evaluation {
+    Evaluation {
+        loss,
+        accuracy: accuracy(scores, &labels),
+        top5_accuracy: top_k_accuracy(scores, &labels, 5),
+        predicted: predicted_classes(scores),
+        labels,
+    }
+}

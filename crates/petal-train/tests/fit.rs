@@ -1,0 +1,314 @@
+//! The training loop end to end on small generated problems, and each callback.
+
+use petal_data::InMemoryDataset;
+use petal_nn::layers::{Activation, DenseConfig, DropoutConfig, FlattenConfig};
+use petal_nn::{Loss, Model, Sequential};
+use petal_optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
+use petal_tensor::Tensor;
+use petal_train::callbacks::{
+    Callback, Control, CsvLogger, EarlyStopping, ModelCheckpoint, Monitor, ReduceLrOnPlateau,
+    TerminateOnNan,
+};
+use petal_train::ensemble::{ensemble_evaluate, ensemble_probabilities};
+use petal_train::{evaluate, FitConfig, History, Trainer};
+
+/// Points in 2-D labelled by quadrant: 4 classes.
+fn quadrants(n: usize, seed: u32) -> InMemoryDataset {
+    let mut values = Vec::with_capacity(2 * n);
+    let mut labels = Vec::with_capacity(n);
+    for i in 0..n as u32 {
+        let h = |k: u32| {
+            ((i.wrapping_mul(2654435761) ^ seed.wrapping_add(k).wrapping_mul(40503)) % 2000) as f32
+                / 1000.0
+                - 1.0
+        };
+        let (x, y) = (h(1), h(2));
+        values.extend([x, y]);
+        labels.push(usize::from(x > 0.0) * 2 + usize::from(y > 0.0));
+    }
+    InMemoryDataset::new(Tensor::from_vec(&[n, 1, 1, 2], values).unwrap(), labels, 4).unwrap()
+}
+
+fn model(seed: u64, dropout: f32) -> Model {
+    Sequential::new(&[1, 1, 2], seed)
+        .add(FlattenConfig::default())
+        .unwrap()
+        .add(DenseConfig {
+            activation: Activation::Relu,
+            ..DenseConfig::new(16)
+        })
+        .unwrap()
+        .add(DropoutConfig::new(dropout))
+        .unwrap()
+        .add(DenseConfig::new(4))
+        .unwrap()
+        .build()
+        .unwrap()
+}
+
+fn fit<'a>(
+    model: &'a mut Model,
+    optimizer: &'a mut dyn Optimizer,
+    data: &InMemoryDataset,
+    config: &FitConfig,
+    callbacks: Vec<&'a mut dyn Callback>,
+) -> History {
+    let mut trainer = Trainer {
+        model,
+        optimizer,
+        loss: Loss::SparseCategoricalCrossentropy,
+        schedule: None,
+        callbacks,
+    };
+    trainer.fit(data, None, config).unwrap()
+}
+
+fn quiet(epochs: usize) -> FitConfig {
+    FitConfig {
+        epochs,
+        batch_size: 16,
+        verbose: false,
+        ..FitConfig::default()
+    }
+}
+
+fn weights(model: &Model) -> Vec<f32> {
+    model
+        .store()
+        .iter()
+        .flat_map(|(_, p)| p.value.to_vec())
+        .collect()
+}
+
+#[test]
+fn fit_learns_and_reports_validation_figures() {
+    let (train, test) = (quadrants(512, 1), quadrants(256, 2));
+    let mut m = model(0, 0.1);
+    let mut adam = Adam::new(AdamConfig::new(0.01));
+    let config = FitConfig {
+        validation_split: 0.25,
+        ..quiet(20)
+    };
+    let history = fit(&mut m, &mut adam, &train, &config, vec![]);
+    let loss = history.metric("loss");
+    assert_eq!(loss.len(), 20);
+    assert!(loss[19] < loss[0] / 2.0, "loss {loss:?}");
+    assert!(
+        history.last("val_accuracy").unwrap() > 0.9,
+        "{:?}",
+        history.epochs.last()
+    );
+    let eval = evaluate(&m, Loss::SparseCategoricalCrossentropy, &test, 64).unwrap();
+    assert!(eval.accuracy > 0.9, "test accuracy {}", eval.accuracy);
+    let confusion = eval.confusion_matrix(4);
+    assert_eq!(confusion.counts.iter().flatten().sum::<usize>(), 256);
+    assert_eq!(eval.top5_accuracy, 1.0);
+}
+
+#[test]
+fn the_same_seed_gives_bit_identical_weights() {
+    let data = quadrants(200, 3);
+    let run = |seed: u64| {
+        let mut m = model(7, 0.3);
+        let mut adam = Adam::new(AdamConfig::new(0.01));
+        let config = FitConfig {
+            shuffle_seed: Some(seed),
+            seed,
+            ..quiet(3)
+        };
+        fit(&mut m, &mut adam, &data, &config, vec![]);
+        weights(&m)
+    };
+    assert_eq!(run(5), run(5));
+    assert_ne!(run(5), run(6));
+}
+
+#[test]
+fn early_stopping_stops_and_restores_the_best_weights_even_without_stopping() {
+    let data = quadrants(64, 4);
+    // A learning rate of 0 never improves anything after the first epoch.
+    let mut m = model(1, 0.0);
+    let mut frozen = Sgd::new(SgdConfig::new(0.0));
+    let mut stop = EarlyStopping::new(Monitor::new("loss"), 2, false);
+    let history = fit(&mut m, &mut frozen, &data, &quiet(10), vec![&mut stop]);
+    assert_eq!(history.epochs.len(), 3);
+    assert!(history
+        .stop_reason
+        .as_deref()
+        .unwrap()
+        .contains("early stopping"));
+
+    // Restoring: best epoch's weights come back at the end of a run that never stops.
+    let mut m = model(1, 0.0);
+    let mut stop = EarlyStopping::new(Monitor::new("val_loss"), 100, true);
+    let mut sgd = Sgd::new(SgdConfig::new(0.5));
+    let mut history = History::default();
+    history.epochs.push([("val_loss".to_string(), 1.0)].into());
+    assert_eq!(
+        stop.on_epoch_end(0, &history, &mut m, &mut sgd).unwrap(),
+        Control::Continue
+    );
+    let best = weights(&m);
+    fit(&mut m, &mut sgd, &data, &quiet(1), vec![]);
+    assert_ne!(weights(&m), best);
+    history.epochs.push([("val_loss".to_string(), 2.0)].into());
+    stop.on_epoch_end(1, &history, &mut m, &mut sgd).unwrap();
+    stop.on_train_end(&history, &mut m).unwrap();
+    assert_eq!(weights(&m), best);
+    assert_eq!(stop.best_epoch(), Some(0));
+}
+
+#[test]
+fn checkpoints_save_only_improvements_under_templated_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let template = dir
+        .path()
+        .join("w-{epoch:02}-{val_accuracy:.2}.safetensors");
+    let mut checkpoint = ModelCheckpoint::new(
+        template.to_string_lossy(),
+        Monitor::new("val_accuracy"),
+        true,
+    );
+    let mut m = model(0, 0.0);
+    let mut sgd = Sgd::new(SgdConfig::new(0.1));
+    let mut history = History::default();
+    for (epoch, acc) in [0.5, 0.4, 0.7].into_iter().enumerate() {
+        history
+            .epochs
+            .push([("val_accuracy".to_string(), acc)].into());
+        checkpoint
+            .on_epoch_end(epoch, &history, &mut m, &mut sgd)
+            .unwrap();
+    }
+    let names: Vec<String> = checkpoint
+        .saved()
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["w-01-0.50.safetensors", "w-03-0.70.safetensors"]);
+    assert!(checkpoint.saved().iter().all(|p| p.exists()));
+}
+
+#[test]
+fn reduce_lr_on_plateau_lowers_the_rate_after_patience() {
+    let mut reduce = ReduceLrOnPlateau::new(Monitor::new("val_loss"), 0.5, 2, 0, 0.01);
+    let mut m = model(0, 0.0);
+    let mut sgd = Sgd::new(SgdConfig::new(0.1));
+    let mut history = History::default();
+    let mut rates = Vec::new();
+    for (epoch, loss) in [1.0, 1.0, 1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.5, 0.5]
+        .into_iter()
+        .enumerate()
+    {
+        history.epochs.push([("val_loss".to_string(), loss)].into());
+        reduce
+            .on_epoch_end(epoch, &history, &mut m, &mut sgd)
+            .unwrap();
+        rates.push(sgd.learning_rate());
+    }
+    assert_eq!(
+        rates,
+        [0.1, 0.1, 0.05, 0.05, 0.025, 0.025, 0.025, 0.0125, 0.0125, 0.01]
+    );
+}
+
+#[test]
+fn csv_logger_writes_a_header_and_one_row_per_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.csv");
+    let mut logger = CsvLogger::new(&path);
+    let mut m = model(0, 0.0);
+    let mut adam = Adam::new(AdamConfig::new(0.01));
+    fit(
+        &mut m,
+        &mut adam,
+        &quadrants(32, 1),
+        &quiet(3),
+        vec![&mut logger],
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(
+        lines[0].starts_with("accuracy,epoch,images_per_second,loss,lr"),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[3].split(',').nth(1) == Some("3"), "{}", lines[3]);
+}
+
+#[test]
+fn terminate_on_nan_stops_at_the_first_bad_step() {
+    let mut bad = TerminateOnNan;
+    assert_eq!(bad.on_batch_end(3, 0.5).unwrap(), Control::Continue);
+    let mut values = vec![0.5f32; 64];
+    values[10] = f32::NAN;
+    let data = InMemoryDataset::new(
+        Tensor::from_vec(&[32, 1, 1, 2], values).unwrap(),
+        vec![0; 32],
+        4,
+    )
+    .unwrap();
+    let mut m = model(0, 0.0);
+    let mut adam = Adam::new(AdamConfig::new(0.01));
+    let config = FitConfig {
+        shuffle_seed: None,
+        batch_size: 8,
+        ..quiet(5)
+    };
+    let history = fit(&mut m, &mut adam, &data, &config, vec![&mut bad]);
+    assert_eq!(
+        history.stop_reason.as_deref(),
+        Some("loss became NaN at step 1")
+    );
+    assert!(history.epochs.is_empty());
+}
+
+#[test]
+fn an_ensemble_averages_probabilities() {
+    let data = quadrants(40, 9);
+    let (a, b) = (model(1, 0.0), model(2, 0.0));
+    let (pa, _) = ensemble_probabilities(&[&a], &data, 16).unwrap();
+    let (pb, _) = ensemble_probabilities(&[&b], &data, 16).unwrap();
+    let (both, labels) = ensemble_probabilities(&[&a, &b], &data, 16).unwrap();
+    for ((x, y), m) in pa.as_slice().iter().zip(pb.as_slice()).zip(both.as_slice()) {
+        assert!(((x + y) / 2.0 - m).abs() < 1e-6);
+    }
+    assert_eq!(labels.len(), 40);
+    let eval = ensemble_evaluate(&[&a, &b], &data, 16).unwrap();
+    assert!(eval.loss.is_finite() && (0.0..=1.0).contains(&eval.accuracy));
+}
+
+#[test]
+fn bad_fit_arguments_are_errors() {
+    let data = quadrants(8, 1);
+    let mut m = model(0, 0.0);
+    let mut adam = Adam::new(AdamConfig::new(0.01));
+    let mut trainer = Trainer {
+        model: &mut m,
+        optimizer: &mut adam,
+        loss: Loss::SparseCategoricalCrossentropy,
+        schedule: None,
+        callbacks: vec![],
+    };
+    assert!(trainer
+        .fit(
+            &data,
+            None,
+            &FitConfig {
+                batch_size: 0,
+                ..quiet(1)
+            }
+        )
+        .is_err());
+    assert!(trainer
+        .fit(
+            &data,
+            None,
+            &FitConfig {
+                validation_split: 1.0,
+                ..quiet(1)
+            }
+        )
+        .is_err());
+}

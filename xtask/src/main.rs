@@ -1,6 +1,8 @@
-//! `cargo xtask`: Petal's runner. `repro <experiment>` reproduces one experiment of the
-//! CNN lecture.
+//! `cargo xtask`: Petal's runner. `download <dataset>` fetches a dataset into the cache;
+//! `repro <experiment>` reproduces one experiment of the CNN lecture.
 
+mod download;
+mod paths;
 mod repro;
 
 use clap::{Parser, Subcommand};
@@ -8,7 +10,7 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(
     name = "cargo xtask",
-    about = "Petal's runner: reproduce the CNN lecture's experiments"
+    about = "Petal's runner: datasets and the CNN lecture's experiments"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -17,16 +19,30 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Fetch a dataset into the cache (PETAL_DATA), from PETAL_MIRROR when set.
+    Download {
+        /// Which dataset.
+        #[arg(value_enum)]
+        dataset: download::DatasetName,
+    },
     /// Reproduce one experiment of the lecture.
     Repro {
         /// Which experiment.
         #[arg(value_enum)]
         experiment: repro::Experiment,
+        #[command(flatten)]
+        options: repro::ReproOptions,
     },
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Repro { experiment } => repro::run(experiment),
+        Command::Download { dataset } => {
+            download::run(dataset).map(|path| println!("{}", path.display()))
+        }
+        Command::Repro {
+            experiment,
+            options,
+        } => repro::run(experiment, &options),
     }
 }

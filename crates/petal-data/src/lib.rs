@@ -3,7 +3,8 @@
 //! Datasets for Petal: the [`Dataset`] trait with its combinators ([`Subset`],
 //! [`Shuffled`], [`Mapped`]), a reproducible parallel [`BatchLoader`], the IDX format
 //! ([`idx`]) and MNIST-format folders ([`mnist`]), and verified downloads into a local
-//! cache from a mirror folder or the official URLs ([`download`], [`Manifest`]).
+//! cache from a mirror folder or the official URLs ([`download`], [`Manifest`]), and
+//! seeded image augmentation ([`augment`]) that the loader can apply per sample.
 //!
 //! Samples are NHWC without the batch axis, e.g. `[28, 28, 1]`; batches are
 //! `(batch, height, width, channels)` tensors.
@@ -21,6 +22,7 @@
 //! # Ok::<(), petal_data::DataError>(())
 //! ```
 
+pub mod augment;
 mod combinators;
 mod dataset;
 pub mod download;

@@ -1,4 +1,7 @@
-//! [`BatchLoader`]: an epoch of a dataset as batches, optionally in a seeded shuffled order.
+//! [`BatchLoader`]: an epoch of a dataset as batches, optionally in a seeded shuffled
+//! order and with seeded per-sample augmentation.
+
+use std::sync::Arc;
 
 use petal_tensor::Tensor;
 use rand::seq::SliceRandom;
@@ -6,6 +9,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
+use crate::augment::{sample_rng, Augmentation};
 use crate::dataset::Dataset;
 use crate::error::{DataError, Result};
 
@@ -23,7 +27,8 @@ pub struct Batch {
 /// Cuts a dataset into batches, one epoch at a time; samples of a batch load in parallel.
 ///
 /// With [`BatchLoader::shuffle`] the order of epoch `e` depends only on the seed and
-/// `e`, so a run is reproducible and can resume at any epoch.
+/// `e`, so a run is reproducible and can resume at any epoch; the same holds for the
+/// random transformations of [`BatchLoader::augment`].
 ///
 /// ```
 /// use petal_data::{BatchLoader, InMemoryDataset};
@@ -43,6 +48,14 @@ pub struct BatchLoader<D> {
     batch_size: usize,
     seed: Option<u64>,
     drop_last: bool,
+    augmentation: Option<SeededAugmentation>,
+}
+
+/// An augmentation with the seed of its per-sample generators.
+#[derive(Clone, Debug)]
+struct SeededAugmentation {
+    augmentation: Arc<dyn Augmentation>,
+    seed: u64,
 }
 
 impl<D: Dataset> BatchLoader<D> {
@@ -60,12 +73,38 @@ impl<D: Dataset> BatchLoader<D> {
             batch_size,
             seed: None,
             drop_last: false,
+            augmentation: None,
         }
     }
 
     /// Visits the samples in a new random order every epoch, drawn from `seed` and the epoch.
     pub fn shuffle(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
+        self
+    }
+
+    /// Augments every sample of every batch of [`BatchLoader::epoch`] after loading.
+    ///
+    /// Sample `i` of the dataset in epoch `e` is transformed with its own generator
+    /// [`sample_rng`]`(seed, e, i)`, which depends on nothing else, so an epoch is the
+    /// same bit for bit on any number of threads and differs from epoch to epoch.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use petal_data::augment::{AffineConfig, RandomAffine};
+    /// use petal_data::{BatchLoader, InMemoryDataset};
+    /// use petal_tensor::Tensor;
+    /// let images = Tensor::from_vec(&[4, 2, 2, 1], (0..16).map(|v| v as f32).collect()).unwrap();
+    /// let data = InMemoryDataset::new(images, vec![0, 1, 0, 1], 2)?;
+    /// let flips = Arc::new(RandomAffine::flip(true, true));
+    /// let loader = BatchLoader::new(data, 2).shuffle(1).augment(flips, 42);
+    /// let first: Vec<_> = loader.epoch(0).collect::<Result<_, _>>()?;
+    /// let again: Vec<_> = loader.epoch(0).collect::<Result<_, _>>()?;
+    /// assert_eq!(first, again);
+    /// # Ok::<(), petal_data::DataError>(())
+    /// ```
+    pub fn augment(mut self, augmentation: Arc<dyn Augmentation>, seed: u64) -> Self {
+        self.augmentation = Some(SeededAugmentation { augmentation, seed });
         self
     }
 
@@ -115,29 +154,46 @@ impl<D: Dataset> BatchLoader<D> {
         (0..self.batches_per_epoch()).map(move |b| {
             let start = b * self.batch_size;
             let end = (start + self.batch_size).min(order.len());
-            self.load_batch(&order[start..end])
+            self.load(&order[start..end], Some(epoch))
         })
     }
 
-    /// Loads the samples at `indices` into one batch, in parallel on the rayon pool.
+    /// Loads the samples at `indices` into one batch, in parallel on the rayon pool,
+    /// without augmentation.
     pub fn load_batch(&self, indices: &[usize]) -> Result<Batch> {
+        self.load(indices, None)
+    }
+
+    /// Loads the samples at `indices` into one batch, augmenting them as samples of
+    /// `epoch` when it is given and an augmentation is set.
+    fn load(&self, indices: &[usize], epoch: Option<u64>) -> Result<Batch> {
         let sample_len = self.dataset.sample_len();
+        let shape = self.dataset.sample_shape();
+        let augmentation = self.augmentation.as_ref().zip(epoch);
+        let load_one = |i: usize, out: &mut [f32]| {
+            let label = self.dataset.load(i, out)?;
+            if let Some((augment, epoch)) = augmentation {
+                let mut rng = sample_rng(augment.seed, epoch, i);
+                augment.augmentation.apply(out, shape, &mut rng);
+            }
+            Ok(label)
+        };
         let mut data = vec![0.0f32; indices.len() * sample_len];
         let labels = if sample_len == 0 {
             // par_chunks_mut needs a positive chunk size; empty samples still have labels.
             indices
                 .iter()
-                .map(|&i| self.dataset.load(i, &mut []))
+                .map(|&i| load_one(i, &mut []))
                 .collect::<Result<Vec<_>>>()?
         } else {
             data.par_chunks_mut(sample_len)
                 .zip(indices.par_iter())
-                .map(|(out, &i)| self.dataset.load(i, out))
+                .map(|(out, &i)| load_one(i, out))
                 .collect::<Result<Vec<_>>>()?
         };
-        let mut shape = vec![indices.len()];
-        shape.extend_from_slice(self.dataset.sample_shape());
-        let images = Tensor::from_vec(&shape, data)
+        let mut batch_shape = vec![indices.len()];
+        batch_shape.extend_from_slice(shape);
+        let images = Tensor::from_vec(&batch_shape, data)
             .map_err(|e| DataError::invalid("BatchLoader::load_batch", e.to_string()))?;
         Ok(Batch {
             images,

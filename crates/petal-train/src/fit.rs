@@ -1,8 +1,10 @@
 //! `fit`, `evaluate` and `predict`: the training loop over a model, an optimizer, a loss
 //! and datasets.
 
+use std::sync::Arc;
 use std::time::Instant;
 
+use petal_data::augment::Augmentation;
 use petal_data::{BatchLoader, Dataset, Subset};
 use petal_nn::{Context, Loss, Model, Tape, Targets, Var};
 use petal_optim::{clip_by_global_norm, LrSchedule, Optimizer};
@@ -30,6 +32,9 @@ pub struct FitConfig {
     pub validation_split: f32,
     /// Clip the gradients' global norm to this value.
     pub clip_norm: Option<f32>,
+    /// Applied to every training sample after loading, with a random stream derived from
+    /// (`seed`, epoch, sample index) so that a seed gives the same epoch bit for bit.
+    pub augmentation: Option<Arc<dyn Augmentation>>,
     /// Print progress.
     pub verbose: bool,
 }
@@ -43,6 +48,7 @@ impl Default for FitConfig {
             seed: 0,
             validation_split: 0.0,
             clip_norm: None,
+            augmentation: None,
             verbose: true,
         }
     }
@@ -94,6 +100,9 @@ impl Trainer<'_> {
         let mut loader = BatchLoader::new(&train_part, config.batch_size);
         if let Some(seed) = config.shuffle_seed {
             loader = loader.shuffle(seed);
+        }
+        if let Some(augmentation) = &config.augmentation {
+            loader = loader.augment(Arc::clone(augmentation), config.seed);
         }
         let mut history = History::default();
         'epochs: for epoch in 0..config.epochs {

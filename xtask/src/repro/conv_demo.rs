@@ -1,46 +1,149 @@
-//! The convolution slides: a 6x6 binary image, a diagonal and a vertical 3x3 filter,
-//! their 4x4 feature maps with stride 1 and 2x2 maps with stride 2.
+//! `repro conv-demo`: the convolution slides. A 6x6 binary image, a diagonal and a
+//! vertical 3x3 filter, their 4x4 feature maps with stride 1 and 2x2 maps with stride 2;
+//! then two edge filters (Sobel) on a real photo. Every map is written as a PNG.
 
-use petal_tensor::{conv::conv2d, Conv2dSpec, Tensor};
+use std::path::Path;
+
+use image::{GrayImage, Luma};
+use petal_tensor::{conv::conv2d, Conv2dSpec, Padding, Tensor};
+use serde::Serialize;
+
+use super::{write_metrics, Experiment, ReproOptions, RunInfo};
+use crate::paths::workspace_root;
 
 const IMAGE: [&str; 6] = ["100001", "010010", "001100", "100010", "010010", "001010"];
 const FILTERS: [(&str, [f32; 9]); 2] = [
-    (
-        "filter 1 (diagonal)",
-        [1., -1., -1., -1., 1., -1., -1., -1., 1.],
-    ),
-    (
-        "filter 2 (vertical)",
-        [-1., 1., -1., -1., 1., -1., -1., 1., -1.],
-    ),
+    ("diagonal", [1., -1., -1., -1., 1., -1., -1., -1., 1.]),
+    ("vertical", [-1., 1., -1., -1., 1., -1., -1., 1., -1.]),
+];
+/// Sobel kernels: the first responds to vertical edges, the second to horizontal ones.
+const EDGE_FILTERS: [(&str, [f32; 9]); 2] = [
+    ("vertical_edges", [-1., 0., 1., -2., 0., 2., -1., 0., 1.]),
+    ("horizontal_edges", [-1., -2., -1., 0., 0., 0., 1., 2., 1.]),
 ];
 
-pub fn run() -> anyhow::Result<()> {
+/// Stacks 3x3 filters into one HWIO tensor `(3, 3, 1, filters)`.
+fn filter_bank(filters: &[(&str, [f32; 9])]) -> Tensor {
+    let values = (0..9)
+        .flat_map(|i| filters.iter().map(move |(_, f)| f[i]))
+        .collect();
+    Tensor::from_vec(&[3, 3, 1, filters.len()], values).expect("9 taps per filter")
+}
+
+/// Channel `k` of a `(1, h, w, c)` tensor as rows.
+fn channel(maps: &Tensor, k: usize) -> Vec<Vec<f32>> {
+    let [_, h, w, c] = maps.shape() else {
+        unreachable!("conv2d returns 4-D maps")
+    };
+    (0..*h)
+        .map(|r| {
+            (0..*w)
+                .map(|x| maps.as_slice()[(r * w + x) * c + k])
+                .collect()
+        })
+        .collect()
+}
+
+/// Writes rows as a grayscale PNG (min -> black, max -> white), each value a
+/// `scale x scale` block.
+fn write_png(rows: &[Vec<f32>], scale: u32, path: &Path) -> anyhow::Result<()> {
+    let (lo, hi) = rows
+        .iter()
+        .flatten()
+        .fold((f32::MAX, f32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    let span = (hi - lo).max(1e-6);
+    let (h, w) = (rows.len() as u32, rows.first().map_or(0, Vec::len) as u32);
+    let image = GrayImage::from_fn(w * scale, h * scale, |x, y| {
+        Luma([
+            ((rows[(y / scale) as usize][(x / scale) as usize] - lo) / span * 255.0).round() as u8,
+        ])
+    });
+    image.save(path)?;
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct Report {
+    #[serde(flatten)]
+    info: RunInfo,
+    maps: Vec<(String, Vec<Vec<f32>>)>,
+    photo: Option<String>,
+}
+
+pub fn run(options: &ReproOptions, output: &Path) -> anyhow::Result<()> {
     let pixels = IMAGE
         .iter()
         .flat_map(|row| row.chars().map(|c| if c == '1' { 1.0 } else { 0.0 }))
         .collect();
     let image = Tensor::from_vec(&[1, 6, 6, 1], pixels)?;
-    let weights = (0..9).flat_map(|i| FILTERS.map(|(_, f)| f[i])).collect();
-    let filters = Tensor::from_vec(&[3, 3, 1, FILTERS.len()], weights)?;
+    write_png(&channel(&image, 0), 40, &output.join("image.png"))?;
     println!("image:\n{}\n", IMAGE.join("\n"));
+    let mut maps = Vec::new();
     for stride in [1, 2] {
         let spec = Conv2dSpec {
             stride: [stride, stride],
             ..Conv2dSpec::default()
         };
-        let maps = conv2d(&image, &filters, None, &spec)?;
-        let side = maps.shape()[1];
+        let out = conv2d(&image, &filter_bank(&FILTERS), None, &spec)?;
         for (k, (name, _)) in FILTERS.iter().enumerate() {
-            println!("stride {stride}, {name}: {side}x{side} feature map");
-            for r in 0..side {
-                let row: Vec<String> = (0..side)
-                    .map(|c| format!("{:3}", maps.as_slice()[(r * side + c) * FILTERS.len() + k]))
-                    .collect();
-                println!("  {}", row.join(" "));
-            }
+            let rows = channel(&out, k);
+            println!(
+                "stride {stride}, {name} filter: {}x{} feature map",
+                rows.len(),
+                rows.len()
+            );
+            rows.iter().for_each(|r| {
+                println!(
+                    "  {}",
+                    r.iter()
+                        .map(|v| format!("{v:3}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                )
+            });
+            let file = format!("{name}_stride{stride}");
+            write_png(&rows, 40, &output.join(format!("{file}.png")))?;
+            maps.push((file, rows));
         }
         println!();
     }
-    Ok(())
+
+    let photo_path = workspace_root().join("../shared/images/chelsea.png");
+    let photo = match image::open(&photo_path) {
+        Ok(photo) => {
+            let gray = photo.to_luma32f();
+            let (w, h) = gray.dimensions();
+            let input = Tensor::from_vec(&[1, h as usize, w as usize, 1], gray.into_raw())?;
+            write_png(&channel(&input, 0), 1, &output.join("photo.png"))?;
+            let spec = Conv2dSpec {
+                padding: Padding::Same,
+                ..Conv2dSpec::default()
+            };
+            let edges = conv2d(&input, &filter_bank(&EDGE_FILTERS), None, &spec)?;
+            for (k, (name, _)) in EDGE_FILTERS.iter().enumerate() {
+                let magnitude: Vec<Vec<f32>> = channel(&edges, k)
+                    .into_iter()
+                    .map(|r| r.into_iter().map(f32::abs).collect())
+                    .collect();
+                write_png(&magnitude, 1, &output.join(format!("photo_{name}.png")))?;
+            }
+            println!("edge maps of {} written", photo_path.display());
+            Some(photo_path.display().to_string())
+        }
+        Err(e) => {
+            println!(
+                "no photo for the edge filters ({}: {e}); skipped",
+                photo_path.display()
+            );
+            None
+        }
+    };
+    write_metrics(
+        output,
+        &Report {
+            info: RunInfo::new(Experiment::ConvDemo, options),
+            maps,
+            photo,
+        },
+    )
 }

@@ -1,17 +1,136 @@
-//! The lecture's experiments, one module each.
+//! The lecture's experiments, one module each, and what they share: options, the
+//! output folder and the metrics file.
 
 mod conv_demo;
+mod mnist;
+mod mnist_regularization;
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::paths::workspace_root;
 
 /// An experiment `cargo xtask repro` can run.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum Experiment {
-    /// The 6x6 image with the diagonal and vertical filters (the convolution slides).
+    /// The convolution slides: the 6x6 image with two filters, edge filters on a photo.
     ConvDemo,
+    /// The bipyramidal CNN on MNIST (visualize_cnn_mnist).
+    Mnist,
+    /// Baseline vs dropout, L2, batch norm, augmentation, label smoothing, early stopping, ensemble.
+    MnistRegularization,
 }
 
-/// Runs one experiment.
-pub fn run(experiment: Experiment) -> anyhow::Result<()> {
-    match experiment {
-        Experiment::ConvDemo => conv_demo::run(),
+impl Experiment {
+    fn slug(self) -> &'static str {
+        match self {
+            Experiment::ConvDemo => "conv-demo",
+            Experiment::Mnist => "mnist",
+            Experiment::MnistRegularization => "mnist-regularization",
+        }
     }
+}
+
+/// Flags every repro accepts.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ReproOptions {
+    /// Training epochs (each experiment has its own default).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Seed for initialization, shuffling, dropout and augmentation.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// A small subset and one epoch: a smoke test (writes under target/repro-quick/).
+    #[arg(long)]
+    pub quick: bool,
+}
+
+impl ReproOptions {
+    /// The epochs to run: `--quick` runs 1, else `--epochs` or `default`.
+    pub fn epochs_or(&self, default: usize) -> usize {
+        if self.quick {
+            1
+        } else {
+            self.epochs.unwrap_or(default)
+        }
+    }
+}
+
+/// Runs one experiment on the requested number of threads.
+pub fn run(experiment: Experiment, options: &ReproOptions) -> anyhow::Result<()> {
+    let threads = options
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()?;
+    let output = output_dir(experiment, options.quick)?;
+    pool.install(|| match experiment {
+        Experiment::ConvDemo => conv_demo::run(options, &output),
+        Experiment::Mnist => mnist::run(options, &output),
+        Experiment::MnistRegularization => mnist_regularization::run(options, &output),
+    })
+}
+
+/// `docs/<experiment>/`, or `target/repro-quick/<experiment>/` for `--quick` runs so
+/// that smoke tests never overwrite the real reports.
+fn output_dir(experiment: Experiment, quick: bool) -> anyhow::Result<PathBuf> {
+    let root = workspace_root();
+    let dir = if quick {
+        root.join("target").join("repro-quick")
+    } else {
+        root.join("docs")
+    }
+    .join(experiment.slug());
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// What every `metrics.json` starts with.
+#[derive(Serialize)]
+pub struct RunInfo {
+    experiment: &'static str,
+    command: String,
+    threads: usize,
+    seed: u64,
+    quick: bool,
+    finished_unix_seconds: u64,
+    cpu: String,
+}
+
+impl RunInfo {
+    /// The run's context, for the metrics file.
+    pub fn new(experiment: Experiment, options: &ReproOptions) -> Self {
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|text| {
+                text.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+            })
+            .unwrap_or_default();
+        Self {
+            experiment: experiment.slug(),
+            command: std::env::args().skip(1).collect::<Vec<_>>().join(" "),
+            threads: rayon::current_num_threads(),
+            seed: options.seed,
+            quick: options.quick,
+            finished_unix_seconds: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            cpu,
+        }
+    }
+}
+
+/// Writes `value` as pretty JSON to `<dir>/metrics.json`.
+pub fn write_metrics(dir: &std::path::Path, value: &impl Serialize) -> anyhow::Result<()> {
+    let path = dir.join("metrics.json");
+    petal_nn::weights::write_atomically(&path, serde_json::to_string_pretty(value)?.as_bytes())?;
+    println!("wrote {}", path.display());
+    Ok(())
 }

@@ -30,7 +30,7 @@ use crate::{ParamId, ParamStore, Var};
 
 /// A layer of a model: it maps input values to an output value, reading its parameters
 /// from the store through the [`Context`]. Shapes exclude the batch axis.
-pub trait Layer {
+pub trait Layer: Send + Sync {
     /// The layer's unique name in its model (`conv2d_1`).
     fn name(&self) -> &str;
     /// The kind of layer, for summaries (`Conv2D`).

@@ -1,0 +1,115 @@
+"""PyTorch side of `cargo xtask bench`: times one workload and prints one JSON line.
+
+Usage: python pytorch_bench.py WORKLOAD --threads 2 --layout channels_last --repeats 7
+Workloads mirror Petal's: keras_mnist_train, keras_mnist_infer, mnist_same_train,
+flowers_train, gemm2048. Images/s are medians over `repeats` timed rounds after warm-up;
+data is random and already in memory.
+"""
+import argparse
+import json
+import statistics
+import time
+
+import torch
+from torch import nn
+
+
+def keras_mnist():
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Dropout(0.5), nn.Linear(64 * 5 * 5, 10))
+
+
+def mnist_same():
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Dropout(0.5), nn.Linear(128, 10))
+
+
+def flowers():
+    layers, channels = [], 3
+    for filters in (32, 64, 128, 128):
+        layers += [nn.Conv2d(channels, filters, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+        channels = filters
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(128 * 8 * 8, 128), nn.ReLU(), nn.Linear(128, 3))
+
+
+WORKLOADS = {
+    # name: (model, input (c, h, w), classes, batch, train)
+    "keras_mnist_train": (keras_mnist, (1, 28, 28), 10, 128, True),
+    "keras_mnist_infer": (keras_mnist, (1, 28, 28), 10, 128, False),
+    "mnist_same_train": (mnist_same, (1, 28, 28), 10, 128, True),
+    "flowers_train": (flowers, (3, 128, 128), 3, 32, True),
+}
+
+
+def time_rounds(step, repeats, min_seconds):
+    for _ in range(3):
+        step()
+    calls = 1
+    while True:
+        start = time.perf_counter()
+        for _ in range(calls):
+            step()
+        if time.perf_counter() - start >= min_seconds / 4:
+            break
+        calls *= 2
+    rounds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(calls):
+            step()
+        rounds.append((time.perf_counter() - start) / calls)
+    return rounds
+
+
+def run(name, layout, repeats, min_seconds):
+    if name == "gemm2048":
+        a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+        rounds = time_rounds(lambda: a @ b, repeats, min_seconds)
+        flops = 2 * 2048 ** 3
+        return {"gflops_median": flops / statistics.median(rounds) / 1e9, "gflops_best": flops / min(rounds) / 1e9}
+    build, shape, classes, batch, train = WORKLOADS[name]
+    torch.manual_seed(0)
+    model = build()
+    memory_format = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+    model = model.to(memory_format=memory_format)
+    x = torch.rand(batch, *shape).to(memory_format=memory_format)
+    y = torch.randint(0, classes, (batch,))
+    if train:
+        model.train()
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        loss_fn = nn.CrossEntropyLoss()
+
+        def step():
+            optimizer.zero_grad(set_to_none=True)
+            loss_fn(model(x), y).backward()
+            optimizer.step()
+    else:
+        model.eval()
+
+        def step():
+            with torch.inference_mode():
+                model(x)
+    rounds = time_rounds(step, repeats, min_seconds)
+    return {"images_per_second_median": batch / statistics.median(rounds), "images_per_second_best": batch / min(rounds)}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("workload")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--layout", default="channels_last", choices=["channels_last", "contiguous"])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--min-seconds", type=float, default=2.0)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    result = run(args.workload, args.layout, args.repeats, args.min_seconds)
+    result.update(workload=args.workload, layout=args.layout, threads=args.threads, torch=torch.__version__)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,18 @@
+//! Where the workspace keeps datasets and reports.
+
+use std::path::PathBuf;
+
+use petal_data::download::DataConfig;
+
+/// The workspace root (the folder holding `xtask/`).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+/// The dataset cache and mirror: `PETAL_DATA` (default `datasets/cache`) and `PETAL_MIRROR`.
+pub fn data_config() -> DataConfig {
+    DataConfig::from_env(workspace_root().join("datasets").join("cache"))
+}

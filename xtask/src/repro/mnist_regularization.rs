@@ -1,0 +1,136 @@
+//! `repro mnist-regularization`: the regularization notebook. The MNIST CNN as a
+//! baseline, then each technique on its own, and an ensemble of three baselines.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use petal_data::augment::{AffineConfig, Augmentation, FillMode, RandomAffine};
+use petal_train::ensemble::ensemble_evaluate;
+use petal_zoo::BipyramidalConfig;
+use serde::Serialize;
+
+use super::mnist::{print_table, train_run, weights_checksum, MnistRun, MnistSplits, RunResult};
+use super::{write_metrics, Experiment, ReproOptions, RunInfo};
+
+#[derive(Serialize)]
+struct Report<'a> {
+    #[serde(flatten)]
+    info: RunInfo,
+    runs: &'a [RunResult],
+}
+
+pub fn run(options: &ReproOptions, output: &Path) -> anyhow::Result<()> {
+    let data = MnistSplits::load(options.quick)?;
+    let epochs = options.epochs_or(5);
+    let base = BipyramidalConfig::mnist();
+    let baseline = |name, network| MnistRun {
+        name,
+        network,
+        epochs,
+        label_smoothing: 0.0,
+        early_stopping: None,
+        augmentation: None,
+        cosine_decay: false,
+        seed: options.seed,
+    };
+    // Small random rotations (up to ~11 degrees), shifts and zooms (up to 10%), black fill.
+    let affine = AffineConfig {
+        rotation: (-0.03, 0.03),
+        zoom_height: (-0.1, 0.1),
+        translate_height: (-0.1, 0.1),
+        translate_width: (-0.1, 0.1),
+        fill: FillMode::Constant(0.0),
+        ..AffineConfig::default()
+    };
+    let augmentation: Arc<dyn Augmentation> = Arc::new(RandomAffine::new(affine)?);
+    let runs = [
+        baseline("baseline", base.clone()),
+        baseline(
+            "+ dropout (0.25 / 0.5)",
+            BipyramidalConfig {
+                block_dropout: Some(0.25),
+                head_dropout: Some(0.5),
+                ..base.clone()
+            },
+        ),
+        baseline(
+            "+ L2 (1e-4)",
+            BipyramidalConfig {
+                l2: Some(1e-4),
+                ..base.clone()
+            },
+        ),
+        baseline(
+            "+ batch norm",
+            BipyramidalConfig {
+                batch_norm: true,
+                ..base.clone()
+            },
+        ),
+        MnistRun {
+            augmentation: Some(augmentation),
+            ..baseline("+ augmentation (rotate/shift/zoom)", base.clone())
+        },
+        MnistRun {
+            label_smoothing: 0.1,
+            ..baseline("+ label smoothing (0.1)", base.clone())
+        },
+        MnistRun {
+            early_stopping: Some(2),
+            epochs: if options.quick {
+                1
+            } else {
+                options.epochs.unwrap_or(5) * 3
+            },
+            ..baseline("+ early stopping (patience 2)", base.clone())
+        },
+    ];
+    let mut results = Vec::new();
+    for run in &runs {
+        results.push(train_run(&data, run)?);
+    }
+
+    // An ensemble of three baselines that differ only in their seed.
+    let started = Instant::now();
+    let mut members = Vec::new();
+    for k in 0..3 {
+        let name = [
+            "ensemble member 1",
+            "ensemble member 2",
+            "ensemble member 3",
+        ][k];
+        members.push(train_run(
+            &data,
+            &MnistRun {
+                seed: options.seed + 1 + k as u64,
+                ..baseline(name, base.clone())
+            },
+        )?);
+    }
+    let models: Vec<_> = members.iter().filter_map(|m| m.model.as_ref()).collect();
+    let ensemble = ensemble_evaluate(&models, data.test(), 500)?;
+    let checksums: Vec<String> = models.iter().map(|m| weights_checksum(m)).collect();
+    let mean = |f: fn(&RunResult) -> f64| members.iter().map(f).sum::<f64>() / members.len() as f64;
+    results.push(RunResult {
+        name: "ensemble of 3 baselines",
+        epochs: members.iter().map(|m| m.epochs).sum(),
+        seconds: started.elapsed().as_secs_f64(),
+        images_per_second: mean(|m| m.images_per_second),
+        train_accuracy: mean(|m| m.train_accuracy),
+        val_accuracy: mean(|m| m.val_accuracy),
+        test_accuracy: ensemble.accuracy,
+        test_loss: ensemble.loss,
+        weights_sha256: checksums.join(","),
+        history: Default::default(),
+        model: None,
+    });
+    print_table(&results);
+    write_metrics(
+        output,
+        &Report {
+            info: RunInfo::new(Experiment::MnistRegularization, options),
+            runs: &results,
+        },
+    )
+}

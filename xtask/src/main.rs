@@ -1,11 +1,19 @@
 //! `cargo xtask`: Petal's runner. `download <dataset>` fetches a dataset into the cache;
-//! `repro <experiment>` reproduces one experiment of the CNN lecture.
+//! `repro <experiment>` reproduces one experiment of the CNN lecture; `bench` races
+//! Petal against PyTorch.
 
+mod bench;
 mod download;
 mod paths;
 mod repro;
 
 use clap::{Parser, Subcommand};
+
+/// Training allocates and frees the same large activation buffers every step; mimalloc
+/// keeps them mapped instead of returning them to the OS, which saves a page fault per
+/// 4 KiB touched (glibc's malloc unmaps large blocks on free).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(
@@ -25,6 +33,8 @@ enum Command {
         #[arg(value_enum)]
         dataset: download::DatasetName,
     },
+    /// Time the same workloads in Petal and PyTorch (PETAL_BENCH_PYTHON), side by side.
+    Bench(bench::BenchOptions),
     /// Reproduce one experiment of the lecture.
     Repro {
         /// Which experiment.
@@ -44,5 +54,6 @@ fn main() -> anyhow::Result<()> {
             experiment,
             options,
         } => repro::run(experiment, &options),
+        Command::Bench(options) => bench::run(&options),
     }
 }

@@ -168,6 +168,27 @@ proptest! {
     }
 
     #[test]
+    fn conv2d_with_a_fused_activation(
+        n in 1..3usize, hw in 2..6usize, c in 1..4usize, o in 1..4usize, stride in 1..3usize, padding in padding(),
+        activation in prop_oneof![Just(Unary::Relu), Just(Unary::Relu6), Just(Unary::Sigmoid), Just(Unary::Tanh)],
+        seed in any::<u64>(),
+    ) {
+        let spec = Conv2dSpec { stride: [stride, stride], padding, ..Conv2dSpec::default() };
+        // Scaled so that pre-activations spread past ReLU6's upper kink; kinks are avoided
+        // by checking the fused op against the separate conv + activation as well.
+        let inputs = [random(&[n, hw, hw, c], seed).array().mapv(|v| v * 3.0).into(), random(&[3, 3, c, o], seed + 1), random(&[o], seed + 2)];
+        prop_assume!(petal_tensor::conv::conv2d_output_shape(inputs[0].shape(), inputs[1].shape(), &spec).is_ok());
+        let constants: Vec<Var> = inputs.iter().cloned().map(Var::constant).collect();
+        let fused = constants[0].conv2d_activated(&constants[1], Some(&constants[2]), &spec, activation).unwrap();
+        let separate = constants[0].conv2d(&constants[1], Some(&constants[2]), &spec).unwrap().unary(activation);
+        prop_assert!(fused.value().max_abs_diff(separate.value()).unwrap() < 1e-6);
+        let pre = constants[0].conv2d(&constants[1], Some(&constants[2]), &spec).unwrap();
+        let near_kink = pre.value().as_slice().iter().any(|&p| [0.0f32, 6.0].iter().any(|k| (p - k).abs() < 0.05));
+        prop_assume!(!(near_kink && matches!(activation, Unary::Relu | Unary::Relu6)));
+        check(|v| v[0].conv2d_activated(&v[1], Some(&v[2]), &spec, activation), &inputs)?;
+    }
+
+    #[test]
     fn depthwise_conv2d(n in 1..3usize, hw in 2..7usize, c in 1..5usize, multiplier in 1..3usize, stride in 1..3usize, padding in padding(), seed in any::<u64>()) {
         let spec = Conv2dSpec { stride: [stride, stride], padding, groups: c, ..Conv2dSpec::default() };
         let inputs = [random(&[n, hw, hw, c], seed), random(&[3, 3, 1, c * multiplier], seed + 1)];

@@ -1,6 +1,7 @@
 //! Elementwise arithmetic with NumPy broadcasting, and the unary activations and math.
 
 use ndarray::{ArrayD, IxDyn, Zip};
+use rayon::prelude::*;
 
 use crate::error::{shape_mismatch, Result};
 use crate::Tensor;
@@ -214,6 +215,55 @@ impl Unary {
     }
 }
 
+impl Unary {
+    /// The derivative written in terms of the output `y` alone, for the functions where
+    /// that is possible (so a fused kernel need not keep its input).
+    pub fn derivative_from_output(self, y: f32) -> Option<f32> {
+        match self {
+            Unary::Relu => Some(f32::from(y > 0.0)),
+            Unary::Relu6 => Some(f32::from(y > 0.0 && y < 6.0)),
+            Unary::Sigmoid => Some(y * (1.0 - y)),
+            Unary::Tanh => Some(1.0 - y * y),
+            Unary::Exp => Some(y),
+            _ => None,
+        }
+    }
+}
+
+/// Applies `op` to every value in place (in parallel for large tensors).
+pub fn apply_in_place(x: &mut Tensor, op: Unary) {
+    let values = x.as_mut_slice();
+    if values.len() >= PARALLEL_MIN_LEN {
+        values
+            .par_chunks_mut(PARALLEL_MIN_LEN)
+            .for_each(|c| c.iter_mut().for_each(|v| *v = op.apply(*v)));
+    } else {
+        values.iter_mut().for_each(|v| *v = op.apply(*v));
+    }
+}
+
+/// The gradient through `op` from its output: `grad * op'(y)`, for the functions whose
+/// [`Unary::derivative_from_output`] exists.
+pub fn unary_backward_from_output(y: &Tensor, grad: &Tensor, op: Unary) -> Result<Tensor> {
+    if y.shape() != grad.shape() || op.derivative_from_output(0.5).is_none() {
+        return Err(shape_mismatch("unary_backward_from_output", y.shape(), grad.shape(), format!("needs one shape and an activation whose derivative follows from its output ({op:?})")));
+    }
+    let mut out = grad.clone();
+    let apply = |(g, &y): (&mut f32, &f32)| *g *= op.derivative_from_output(y).unwrap_or(0.0);
+    if y.len() >= PARALLEL_MIN_LEN {
+        out.as_mut_slice()
+            .par_chunks_mut(PARALLEL_MIN_LEN)
+            .zip(y.as_slice().par_chunks(PARALLEL_MIN_LEN))
+            .for_each(|(g, y)| g.iter_mut().zip(y).for_each(apply));
+    } else {
+        out.as_mut_slice()
+            .iter_mut()
+            .zip(y.as_slice())
+            .for_each(apply);
+    }
+    Ok(out)
+}
+
 /// Applies `f` to every value, in parallel for large tensors.
 pub fn map(x: &Tensor, f: impl Fn(f32) -> f32 + Sync + Send) -> Tensor {
     let zip = Zip::from(x.array());
@@ -284,6 +334,36 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn output_derivatives_agree_with_input_derivatives() {
+        for op in [
+            Unary::Relu,
+            Unary::Relu6,
+            Unary::Sigmoid,
+            Unary::Tanh,
+            Unary::Exp,
+        ] {
+            for x in [-1.5f32, 0.3, 2.0, 7.0] {
+                let y = op.apply(x);
+                let from_output = op.derivative_from_output(y).unwrap();
+                assert!(
+                    (from_output - op.derivative(x, y)).abs() < 1e-6,
+                    "{op:?} at {x}"
+                );
+            }
+        }
+        assert_eq!(Unary::Silu.derivative_from_output(1.0), None);
+        let y = Tensor::from_vec(&[3], vec![0.0, 2.0, 6.0]).unwrap();
+        let g = Tensor::ones(&[3]);
+        assert_eq!(
+            unary_backward_from_output(&y, &g, Unary::Relu6)
+                .unwrap()
+                .to_vec(),
+            vec![0.0, 1.0, 0.0]
+        );
+        assert!(unary_backward_from_output(&y, &g, Unary::Silu).is_err());
     }
 
     #[test]

@@ -117,7 +117,8 @@ impl Trainer<'_> {
             for batch in loader.epoch(epoch as u64) {
                 let batch = batch?;
                 let n = batch.labels.len();
-                let (loss, batch_accuracy) = self.step(batch.images, &batch.labels, config)?;
+                let (loss, batch_accuracy) =
+                    self.train_step(batch.images, &batch.labels, config)?;
                 loss_sum += f64::from(loss) * n as f64;
                 correct += batch_accuracy * n as f64;
                 seen += n;
@@ -166,8 +167,14 @@ impl Trainer<'_> {
         Ok(history)
     }
 
-    /// One optimizer step on a batch; returns its loss and accuracy.
-    fn step(&mut self, images: Tensor, labels: &[usize], config: &FitConfig) -> Result<(f32, f64)> {
+    /// One optimizer step on a batch `(n, *input_shape)` with its labels; returns the
+    /// batch's loss and accuracy. Uses `config`'s seed and clipping.
+    pub fn train_step(
+        &mut self,
+        images: Tensor,
+        labels: &[usize],
+        config: &FitConfig,
+    ) -> Result<(f32, f64)> {
         if let Some(schedule) = self.schedule {
             self.optimizer
                 .set_learning_rate(schedule.learning_rate(self.optimizer.iterations()));

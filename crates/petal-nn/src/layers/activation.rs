@@ -1,5 +1,6 @@
 //! Activation functions, usable inside a layer's config or as a layer of their own.
 
+use petal_tensor::elementwise::Unary;
 use rand_chacha::ChaCha8Rng;
 
 use super::{single, Context, Layer, LayerConfig};
@@ -29,6 +30,18 @@ pub enum Activation {
 }
 
 impl Activation {
+    /// The elementwise function a convolution can fuse (its derivative follows from its
+    /// output), if this is one.
+    pub fn fusable(&self) -> Option<Unary> {
+        match *self {
+            Activation::Relu => Some(Unary::Relu),
+            Activation::Relu6 => Some(Unary::Relu6),
+            Activation::Sigmoid => Some(Unary::Sigmoid),
+            Activation::Tanh => Some(Unary::Tanh),
+            _ => None,
+        }
+    }
+
     /// Applies the activation.
     pub fn apply(&self, x: Var) -> Result<Var> {
         Ok(match *self {

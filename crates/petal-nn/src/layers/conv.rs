@@ -198,8 +198,13 @@ impl Layer for Conv2d {
     fn forward(&self, inputs: &[&Var], ctx: &Context) -> Result<Var> {
         let x = single(&self.name, inputs)?;
         let bias = self.bias.map(|b| ctx.param(b));
-        let y = x.conv2d(&ctx.param(self.kernel), bias.as_ref(), &self.spec)?;
-        self.activation.apply(y)
+        let kernel = ctx.param(self.kernel);
+        match self.activation.fusable() {
+            Some(activation) => x.conv2d_activated(&kernel, bias.as_ref(), &self.spec, activation),
+            None => self
+                .activation
+                .apply(x.conv2d(&kernel, bias.as_ref(), &self.spec)?),
+        }
     }
     fn params(&self) -> Vec<ParamId> {
         std::iter::once(self.kernel).chain(self.bias).collect()

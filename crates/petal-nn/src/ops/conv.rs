@@ -5,13 +5,14 @@ use std::rc::Rc;
 use petal_tensor::conv::{
     conv2d, conv2d_backward_bias, conv2d_backward_filter, conv2d_backward_input,
 };
+use petal_tensor::elementwise::{apply_in_place, unary_backward_from_output, Unary};
 use petal_tensor::pool::{
     avg_pool2d, avg_pool2d_backward, global_avg_pool, global_avg_pool_backward, max_pool2d,
     max_pool2d_backward,
 };
-use petal_tensor::{Conv2dSpec, Pool2dSpec};
+use petal_tensor::{Conv2dSpec, Pool2dSpec, Tensor};
 
-use crate::error::Result;
+use crate::error::{NnError, Result};
 use crate::Var;
 
 impl Var {
@@ -36,7 +37,7 @@ impl Var {
             spec,
         )?);
         let (x, w, spec) = (self.shared_value(), filter.shared_value(), *spec);
-        let backward = move |g: &petal_tensor::Tensor, needs: &[bool]| {
+        let backward = move |g: &Tensor, needs: &[bool]| {
             let mut grads = vec![
                 needs[0].then(|| {
                     conv2d_backward_input(g, &w, x.shape(), &spec)
@@ -55,6 +56,59 @@ impl Var {
         match bias {
             Some(b) => Var::record("conv2d", value, &[self, filter, b], backward),
             None => Var::record("conv2d", value, &[self, filter], backward),
+        }
+    }
+
+    /// Convolution, bias and an activation in one op: the activation runs in place on the
+    /// convolution's output and its backward uses that output alone, so no separate
+    /// activation tensor is stored or allocated. `activation` must have a derivative
+    /// that follows from its output (ReLU, ReLU6, sigmoid, tanh, exp).
+    pub fn conv2d_activated(
+        &self,
+        filter: &Var,
+        bias: Option<&Var>,
+        spec: &Conv2dSpec,
+        activation: Unary,
+    ) -> Result<Var> {
+        let mut value = conv2d(self.value(), filter.value(), bias.map(Var::value), spec)?;
+        if activation.derivative_from_output(0.5).is_none() {
+            return Err(NnError::Tensor(
+                petal_tensor::TensorError::InvalidArgument {
+                    op: "conv2d_activated",
+                    reason: format!(
+                        "{activation:?} cannot be fused: its derivative needs its input"
+                    ),
+                },
+            ));
+        }
+        apply_in_place(&mut value, activation);
+        let y = Rc::new(value);
+        let (x, w, spec, out) = (
+            self.shared_value(),
+            filter.shared_value(),
+            *spec,
+            Rc::clone(&y),
+        );
+        let backward = move |g: &Tensor, needs: &[bool]| {
+            let g = unary_backward_from_output(&out, g, activation).expect("same shape");
+            let mut grads = vec![
+                needs[0].then(|| {
+                    conv2d_backward_input(&g, &w, x.shape(), &spec)
+                        .expect("shapes checked in forward")
+                }),
+                needs[1].then(|| {
+                    conv2d_backward_filter(&x, &g, w.shape(), &spec)
+                        .expect("shapes checked in forward")
+                }),
+            ];
+            if needs.len() == 3 {
+                grads.push(needs[2].then(|| conv2d_backward_bias(&g).expect("4-D output")));
+            }
+            grads
+        };
+        match bias {
+            Some(b) => Var::record("conv2d_activated", y, &[self, filter, b], backward),
+            None => Var::record("conv2d_activated", y, &[self, filter], backward),
         }
     }
 

@@ -1,11 +1,10 @@
 //! The general convolution: each image's patches are unrolled into a reused
 //! `(positions, kh*kw*c/groups)` buffer, then one GEMM per group does the arithmetic.
 
-use rayon::prelude::*;
-
+use super::batch::{for_each_image, sum_over_images};
 use super::ConvShape;
 use crate::gemm::{gemm, MatMut, MatRef};
-use crate::parallel::{gemm_needs_threads, images_per_task, sum_partials};
+use crate::parallel::gemm_needs_threads;
 
 /// Copies one group's patches of `image` into `columns`, one row per output position
 /// (taps in (ky, kx, channel) order, matching the HWIO filter rows). Padding reads 0.
@@ -71,85 +70,83 @@ fn output_block<'a>(s: &ConvShape, image: &'a [f32], group: usize) -> MatRef<'a>
     MatRef::new(&image[group * og..], s.positions(), og, s.filters, 1)
 }
 
+fn columns_len(s: &ConvShape) -> usize {
+    s.positions() * s.patch_len()
+}
+
 pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], y: &mut [f32]) {
-    let chunk = images_per_task(s.batch);
     let threaded_gemm = gemm_needs_threads(s.batch);
     let (og, positions, patch) = (s.group_filters(), s.positions(), s.patch_len());
-    y.par_chunks_mut(chunk * s.output_image_len())
-        .zip(x.par_chunks(chunk * s.image_len()))
-        .for_each(|(ys, xs)| {
-            let mut columns = vec![0.0; positions * patch];
-            for (yi, xi) in ys
-                .chunks_mut(s.output_image_len())
-                .zip(xs.chunks(s.image_len()))
-            {
-                for g in 0..s.groups {
-                    fill_columns(s, xi, g, &mut columns);
-                    gemm(
-                        MatRef::row_major(&columns, positions, patch),
-                        filter_block(s, f, g),
-                        MatMut::new(&mut yi[g * og..], positions, og, s.filters),
-                        true,
-                        threaded_gemm,
-                    );
-                }
+    for_each_image(
+        y,
+        s.output_image_len(),
+        x,
+        s.image_len(),
+        columns_len(s),
+        |yi, columns, xi| {
+            for g in 0..s.groups {
+                fill_columns(s, xi, g, columns);
+                let out = MatMut::new(&mut yi[g * og..], positions, og, s.filters);
+                gemm(
+                    MatRef::row_major(columns, positions, patch),
+                    filter_block(s, f, g),
+                    out,
+                    true,
+                    threaded_gemm,
+                );
             }
-        });
+        },
+    );
 }
 
 pub(super) fn backward_input(s: &ConvShape, dy: &[f32], f: &[f32], dx: &mut [f32]) {
-    let chunk = images_per_task(s.batch);
     let threaded_gemm = gemm_needs_threads(s.batch);
     let (positions, patch) = (s.positions(), s.patch_len());
-    dx.par_chunks_mut(chunk * s.image_len())
-        .zip(dy.par_chunks(chunk * s.output_image_len()))
-        .for_each(|(dxs, dys)| {
-            let mut columns = vec![0.0; positions * patch];
-            for (dxi, dyi) in dxs
-                .chunks_mut(s.image_len())
-                .zip(dys.chunks(s.output_image_len()))
-            {
-                for g in 0..s.groups {
-                    gemm(
-                        output_block(s, dyi, g),
-                        filter_block(s, f, g).t(),
-                        MatMut::row_major(&mut columns, positions, patch),
-                        false,
-                        threaded_gemm,
-                    );
-                    add_columns(s, &columns, g, dxi);
-                }
+    for_each_image(
+        dx,
+        s.image_len(),
+        dy,
+        s.output_image_len(),
+        columns_len(s),
+        |dxi, columns, dyi| {
+            for g in 0..s.groups {
+                let out = MatMut::row_major(columns, positions, patch);
+                gemm(
+                    output_block(s, dyi, g),
+                    filter_block(s, f, g).t(),
+                    out,
+                    false,
+                    threaded_gemm,
+                );
+                add_columns(s, columns, g, dxi);
             }
-        });
+        },
+    );
 }
 
 pub(super) fn backward_filter(s: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
-    let chunk = images_per_task(s.batch);
     let threaded_gemm = gemm_needs_threads(s.batch);
     let (og, positions, patch) = (s.group_filters(), s.positions(), s.patch_len());
-    let partials = x
-        .par_chunks(chunk * s.image_len())
-        .zip(dy.par_chunks(chunk * s.output_image_len()))
-        .map(|(xs, dys)| {
-            let mut dw = vec![0.0; s.filter_len()];
-            let mut columns = vec![0.0; positions * patch];
-            for (xi, dyi) in xs
-                .chunks(s.image_len())
-                .zip(dys.chunks(s.output_image_len()))
-            {
-                for g in 0..s.groups {
-                    fill_columns(s, xi, g, &mut columns);
-                    gemm(
-                        MatRef::row_major(&columns, positions, patch).t(),
-                        output_block(s, dyi, g),
-                        MatMut::new(&mut dw[g * og..], patch, og, s.filters),
-                        true,
-                        threaded_gemm,
-                    );
-                }
-            }
-            dw
-        })
-        .collect();
-    sum_partials(partials, s.filter_len())
+    let accumulate = |dw: &mut [f32], columns: &mut [f32], xi: &[f32], dyi: &[f32]| {
+        for g in 0..s.groups {
+            fill_columns(s, xi, g, columns);
+            let out = MatMut::new(&mut dw[g * og..], patch, og, s.filters);
+            gemm(
+                MatRef::row_major(columns, positions, patch).t(),
+                output_block(s, dyi, g),
+                out,
+                true,
+                threaded_gemm,
+            );
+        }
+    };
+    sum_over_images(
+        x,
+        s.image_len(),
+        dy,
+        s.output_image_len(),
+        s.filter_len(),
+        columns_len(s),
+        accumulate,
+    )
 }

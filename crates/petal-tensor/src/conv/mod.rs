@@ -4,6 +4,7 @@
 //! `(n, oh, ow, o)`. Three paths share one geometry:
 //! - pointwise (1x1, stride 1, no padding, one group): the whole batch is one GEMM;
 //! - depthwise (`groups == c`, the MobileNet/EfficientNet case): a direct kernel;
+//! - small patches (`kh*kw*c <= 32`, first layers on grey or RGB images): a direct kernel;
 //! - everything else: per-image im2col into a reused buffer, then one GEMM per group.
 //!
 //! # The lecture's worked example
@@ -49,9 +50,11 @@
 //! # Ok::<(), petal_tensor::TensorError>(())
 //! ```
 
+mod batch;
 mod depthwise;
 mod im2col;
 mod pointwise;
+mod small_patch;
 
 use crate::error::{invalid, shape_mismatch, Result};
 use crate::window::{AxisGeometry, Padding};
@@ -188,8 +191,31 @@ impl ConvShape {
             ConvPath::Pointwise
         } else if self.groups > 1 && self.group_channels() == 1 {
             ConvPath::Depthwise
+        } else if self.groups == 1 && self.patch_len() <= small_patch::MAX_PATCH {
+            ConvPath::SmallPatch
         } else {
             ConvPath::Im2col
+        }
+    }
+
+    /// Calls `visit(output_pixel, input_pixel, tap)` for every in-bounds (output, input)
+    /// pixel pair of one image; pixels and taps (`ky * kw + kx`) are flat indices.
+    pub fn for_each_tap(&self, mut visit: impl FnMut(usize, usize, usize)) {
+        let (r, c) = (&self.rows, &self.cols);
+        for oy in 0..r.output {
+            for ox in 0..c.output {
+                let out_pixel = oy * c.output + ox;
+                for ky in 0..r.kernel {
+                    let Some(iy) = r.input_index(oy, ky) else {
+                        continue;
+                    };
+                    for kx in 0..c.kernel {
+                        if let Some(ix) = c.input_index(ox, kx) {
+                            visit(out_pixel, iy * c.input + ix, ky * c.kernel + kx);
+                        }
+                    }
+                }
+            }
         }
     }
 
@@ -210,6 +236,7 @@ impl ConvShape {
 enum ConvPath {
     Pointwise,
     Depthwise,
+    SmallPatch,
     Im2col,
 }
 
@@ -271,6 +298,7 @@ pub fn conv2d(
     match shape.path() {
         ConvPath::Pointwise => pointwise::forward(&shape, x, f, y),
         ConvPath::Depthwise => depthwise::forward(&shape, x, f, y),
+        ConvPath::SmallPatch => small_patch::forward(&shape, x, f, y),
         ConvPath::Im2col => im2col::forward(&shape, x, f, y),
     }
     Ok(out)
@@ -294,6 +322,7 @@ pub fn conv2d_backward_input(
     match shape.path() {
         ConvPath::Pointwise => pointwise::backward_input(&shape, dy, f, dx),
         ConvPath::Depthwise => depthwise::backward_input(&shape, dy, f, dx),
+        ConvPath::SmallPatch => small_patch::backward_input(&shape, dy, f, dx),
         ConvPath::Im2col => im2col::backward_input(&shape, dy, f, dx),
     }
     Ok(grad_in)
@@ -313,6 +342,7 @@ pub fn conv2d_backward_filter(
     let grad = match shape.path() {
         ConvPath::Pointwise => pointwise::backward_filter(&shape, x, dy),
         ConvPath::Depthwise => depthwise::backward_filter(&shape, x, dy),
+        ConvPath::SmallPatch => small_patch::backward_filter(&shape, x, dy),
         ConvPath::Im2col => im2col::backward_filter(&shape, x, dy),
     };
     Tensor::from_vec(&shape.filter_shape(), grad)

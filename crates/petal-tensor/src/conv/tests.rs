@@ -127,7 +127,7 @@ proptest! {
 }
 
 #[test]
-fn pointwise_and_depthwise_paths_are_taken_and_correct() {
+fn each_fast_path_is_taken_and_correct() {
     let pointwise = ConvShape::new(&[2, 4, 4, 3], &[1, 1, 3, 5], &Conv2dSpec::default()).unwrap();
     assert_eq!(pointwise.path(), ConvPath::Pointwise);
     check_against_reference([2, 4, 4, 3], [1, 1, 3, 5], Conv2dSpec::default(), 2);
@@ -145,6 +145,23 @@ fn pointwise_and_depthwise_paths_are_taken_and_correct() {
     );
     check_against_reference([3, 7, 7, 6], [3, 3, 1, 12], depthwise, 2);
     check_against_reference([3, 7, 7, 6], [3, 3, 1, 6], depthwise, 1);
+    let first_layer = Conv2dSpec {
+        padding: Padding::Same,
+        ..Default::default()
+    };
+    assert_eq!(
+        ConvShape::new(&[2, 6, 6, 3], &[3, 3, 3, 8], &first_layer)
+            .unwrap()
+            .path(),
+        ConvPath::SmallPatch
+    );
+    check_against_reference([2, 6, 6, 3], [3, 3, 3, 8], first_layer, 2);
+    assert_eq!(
+        ConvShape::new(&[2, 6, 6, 4], &[3, 3, 4, 8], &first_layer)
+            .unwrap()
+            .path(),
+        ConvPath::Im2col
+    );
 }
 
 #[test]

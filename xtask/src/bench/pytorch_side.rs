@@ -1,0 +1,94 @@
+//! Timing PyTorch on a workload through `bench/pytorch_bench.py`, run by the interpreter
+//! in `PETAL_BENCH_PYTHON`.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use super::{BenchOptions, Measurement, Workload};
+use crate::paths::workspace_root;
+
+const HOW_TO: &str = "set PETAL_BENCH_PYTHON to a Python with torch and numpy, e.g. \
+    `python3 -m venv /tmp/torch && /tmp/torch/bin/pip install torch numpy && export PETAL_BENCH_PYTHON=/tmp/torch/bin/python`";
+
+/// A Python interpreter that can import torch.
+pub struct PyTorch {
+    python: PathBuf,
+    version: String,
+}
+
+impl PyTorch {
+    /// The interpreter from `PETAL_BENCH_PYTHON`, checked to import torch.
+    pub fn find() -> Result<Self, String> {
+        let python = std::env::var_os("PETAL_BENCH_PYTHON")
+            .map(PathBuf::from)
+            .ok_or_else(|| format!("PETAL_BENCH_PYTHON is not set; {HOW_TO}"))?;
+        let out = Command::new(&python)
+            .args(["-c", "import torch; print(torch.__version__)"])
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}; {HOW_TO}", python.display()))?;
+        if !out.status.success() {
+            return Err(format!(
+                "{} cannot import torch; {HOW_TO}",
+                python.display()
+            ));
+        }
+        Ok(Self {
+            python,
+            version: String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        })
+    }
+
+    /// Interpreter and torch version.
+    pub fn describe(&self) -> String {
+        format!("torch {} ({})", self.version, self.python.display())
+    }
+
+    /// PyTorch's figures on `workload` (channels_last, the faster layout on this CPU).
+    pub fn measure(
+        &self,
+        workload: Workload,
+        options: &BenchOptions,
+    ) -> anyhow::Result<Measurement> {
+        let script = workspace_root().join("bench").join("pytorch_bench.py");
+        let out = Command::new(&self.python)
+            .arg(&script)
+            .arg(workload.name())
+            .args([
+                "--threads",
+                &options.threads.to_string(),
+                "--repeats",
+                &options.repeats.to_string(),
+            ])
+            .args([
+                "--min-seconds",
+                &options.min_seconds.to_string(),
+                "--layout",
+                "channels_last",
+            ])
+            .env("OMP_NUM_THREADS", options.threads.to_string())
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "{} failed: {}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        let field = |name: &str| {
+            line[name]
+                .as_f64()
+                .ok_or_else(|| anyhow::anyhow!("{} printed no {name}", script.display()))
+        };
+        Ok(if workload == Workload::Gemm2048 {
+            Measurement {
+                median: field("gflops_median")?,
+                best: field("gflops_best")?,
+            }
+        } else {
+            Measurement {
+                median: field("images_per_second_median")?,
+                best: field("images_per_second_best")?,
+            }
+        })
+    }
+}

@@ -1,0 +1,115 @@
+//! The benchmark workloads, built in Petal exactly as `bench/pytorch_bench.py` builds
+//! them in PyTorch.
+
+use petal_nn::layers::{
+    Activation, Conv2dConfig, DenseConfig, DropoutConfig, FlattenConfig, Pool2dConfig,
+};
+use petal_nn::{LayerConfig, Model, Sequential};
+use petal_tensor::Padding;
+
+/// One benchmark workload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Workload {
+    /// The Keras MNIST example CNN, training, batch 128.
+    KerasMnistTrain,
+    /// The same network, inference, batch 128.
+    KerasMnistInfer,
+    /// The bigger MNIST CNN with 'same' padding, training, batch 128.
+    MnistSameTrain,
+    /// A flowers CNN on 128x128x3, training, batch 32.
+    FlowersTrain,
+    /// A 2048x2048 fp32 matrix product.
+    Gemm2048,
+}
+
+impl Workload {
+    /// The name both sides use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::KerasMnistTrain => "keras_mnist_train",
+            Workload::KerasMnistInfer => "keras_mnist_infer",
+            Workload::MnistSameTrain => "mnist_same_train",
+            Workload::FlowersTrain => "flowers_train",
+            Workload::Gemm2048 => "gemm2048",
+        }
+    }
+
+    /// Every workload, in report order.
+    pub fn all() -> [Workload; 5] {
+        [
+            Workload::KerasMnistTrain,
+            Workload::KerasMnistInfer,
+            Workload::MnistSameTrain,
+            Workload::FlowersTrain,
+            Workload::Gemm2048,
+        ]
+    }
+
+    /// The network, input shape, classes, batch size and whether it trains (`None` for GEMM).
+    pub fn network(self) -> Option<(Model, usize, bool)> {
+        let relu = |filters, padding| Conv2dConfig {
+            padding,
+            activation: Activation::Relu,
+            ..Conv2dConfig::new(filters, 3)
+        };
+        let (input, layers, batch, train): (&[usize], Vec<Box<dyn LayerConfig>>, usize, bool) =
+            match self {
+                Workload::KerasMnistTrain | Workload::KerasMnistInfer => (
+                    &[28, 28, 1],
+                    vec![
+                        Box::new(relu(32, Padding::Valid)),
+                        Box::new(Pool2dConfig::max(2)),
+                        Box::new(relu(64, Padding::Valid)),
+                        Box::new(Pool2dConfig::max(2)),
+                        Box::new(FlattenConfig::default()),
+                        Box::new(DropoutConfig::new(0.5)),
+                        Box::new(DenseConfig::new(10)),
+                    ],
+                    128,
+                    self == Workload::KerasMnistTrain,
+                ),
+                Workload::MnistSameTrain => (
+                    &[28, 28, 1],
+                    vec![
+                        Box::new(relu(32, Padding::Same)),
+                        Box::new(relu(32, Padding::Same)),
+                        Box::new(Pool2dConfig::max(2)),
+                        Box::new(relu(64, Padding::Same)),
+                        Box::new(relu(64, Padding::Same)),
+                        Box::new(Pool2dConfig::max(2)),
+                        Box::new(FlattenConfig::default()),
+                        Box::new(DenseConfig {
+                            activation: Activation::Relu,
+                            ..DenseConfig::new(128)
+                        }),
+                        Box::new(DropoutConfig::new(0.5)),
+                        Box::new(DenseConfig::new(10)),
+                    ],
+                    128,
+                    true,
+                ),
+                Workload::FlowersTrain => {
+                    let mut layers: Vec<Box<dyn LayerConfig>> = Vec::new();
+                    for filters in [32, 64, 128, 128] {
+                        layers.push(Box::new(relu(filters, Padding::Same)));
+                        layers.push(Box::new(Pool2dConfig::max(2)));
+                    }
+                    layers.push(Box::new(FlattenConfig::default()));
+                    layers.push(Box::new(DenseConfig {
+                        activation: Activation::Relu,
+                        ..DenseConfig::new(128)
+                    }));
+                    layers.push(Box::new(DenseConfig::new(3)));
+                    (&[128, 128, 3], layers, 32, true)
+                }
+                Workload::Gemm2048 => return None,
+            };
+        let mut model = Sequential::new(input, 0);
+        for layer in &layers {
+            model
+                .push(layer.as_ref())
+                .expect("the workload networks are valid");
+        }
+        Some((model.build().expect("valid"), batch, train))
+    }
+}

@@ -9,7 +9,7 @@ use petal_tensor::Padding;
 
 /// The shape of a bipyramidal CNN.
 ///
-/// Each block is `convs_per_block` x [conv `kernel`x`kernel` -> (batch norm) -> ReLU],
+/// Each block is `convs_per_block` x (conv `kernel`x`kernel` -> (batch norm) -> ReLU),
 /// then 2x2 max-pooling and optional dropout; block `b` has `base_filters * 2^b`
 /// filters. The head flattens, then runs the `dense` layers (ReLU, optional dropout)
 /// and a final linear layer of `classes` logits.

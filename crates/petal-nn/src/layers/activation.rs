@@ -82,12 +82,7 @@ struct ActivationLayer {
 }
 
 impl LayerConfig for ActivationConfig {
-    fn stem(&self) -> &'static str {
-        "activation"
-    }
-    fn name(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
+    named_config!("activation");
     fn init(
         &self,
         name: &str,

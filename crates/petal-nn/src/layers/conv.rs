@@ -134,12 +134,7 @@ fn conv_params(
 }
 
 impl LayerConfig for Conv2dConfig {
-    fn stem(&self) -> &'static str {
-        "conv2d"
-    }
-    fn name(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
+    named_config!("conv2d");
     fn init(
         &self,
         name: &str,
@@ -268,12 +263,7 @@ impl DepthwiseConv2dConfig {
 }
 
 impl LayerConfig for DepthwiseConv2dConfig {
-    fn stem(&self) -> &'static str {
-        "depthwise_conv2d"
-    }
-    fn name(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
+    named_config!("depthwise_conv2d");
     fn init(
         &self,
         name: &str,
@@ -341,12 +331,7 @@ pub struct SeparableConv2d {
 }
 
 impl LayerConfig for SeparableConv2dConfig {
-    fn stem(&self) -> &'static str {
-        "separable_conv2d"
-    }
-    fn name(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
+    named_config!("separable_conv2d");
     fn init(
         &self,
         name: &str,

@@ -55,12 +55,7 @@ pub struct Dense {
 }
 
 impl LayerConfig for DenseConfig {
-    fn stem(&self) -> &'static str {
-        "dense"
-    }
-    fn name(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
+    named_config!("dense");
     fn init(
         &self,
         name: &str,
@@ -154,12 +149,7 @@ pub struct Flatten {
 }
 
 impl LayerConfig for FlattenConfig {
-    fn stem(&self) -> &'static str {
-        "flatten"
-    }
-    fn name(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
+    named_config!("flatten");
     fn init(
         &self,
         name: &str,
@@ -215,12 +205,7 @@ pub struct Dropout {
 }
 
 impl LayerConfig for DropoutConfig {
-    fn stem(&self) -> &'static str {
-        "dropout"
-    }
-    fn name(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
+    named_config!("dropout");
     fn init(
         &self,
         name: &str,

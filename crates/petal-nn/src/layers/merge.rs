@@ -36,12 +36,7 @@ fn merge_init(name: &str, concat: bool, inputs: &[&[usize]]) -> Result<Box<dyn L
 }
 
 impl LayerConfig for AddConfig {
-    fn stem(&self) -> &'static str {
-        "add"
-    }
-    fn name(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
+    named_config!("add");
     fn init(
         &self,
         name: &str,
@@ -54,12 +49,7 @@ impl LayerConfig for AddConfig {
 }
 
 impl LayerConfig for ConcatConfig {
-    fn stem(&self) -> &'static str {
-        "concatenate"
-    }
-    fn name(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
+    named_config!("concatenate");
     fn init(
         &self,
         name: &str,

@@ -2,6 +2,19 @@
 //! [`LayerConfig::init`], which creates its parameters in a [`ParamStore`] under
 //! `<layer name>/<parameter>`; the layer's `forward` reads them through a [`Context`].
 
+/// Implements [`LayerConfig::stem`] and [`LayerConfig::name`] for a config whose optional
+/// explicit name is its `name` field.
+macro_rules! named_config {
+    ($stem:literal) => {
+        fn stem(&self) -> &'static str {
+            $stem
+        }
+        fn name(&self) -> Option<&str> {
+            self.name.as_deref()
+        }
+    };
+}
+
 mod activation;
 mod context;
 mod conv;

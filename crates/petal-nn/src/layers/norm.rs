@@ -73,12 +73,7 @@ pub struct BatchNorm {
 }
 
 impl LayerConfig for BatchNormConfig {
-    fn stem(&self) -> &'static str {
-        "batch_normalization"
-    }
-    fn name(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
+    named_config!("batch_normalization");
     fn init(
         &self,
         name: &str,
@@ -215,12 +210,7 @@ pub struct Normalization {
 }
 
 impl LayerConfig for LayerNormConfig {
-    fn stem(&self) -> &'static str {
-        "layer_normalization"
-    }
-    fn name(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
+    named_config!("layer_normalization");
     fn init(
         &self,
         name: &str,
@@ -240,12 +230,7 @@ impl LayerConfig for LayerNormConfig {
 }
 
 impl LayerConfig for GroupNormConfig {
-    fn stem(&self) -> &'static str {
-        "group_normalization"
-    }
-    fn name(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
+    named_config!("group_normalization");
     fn init(
         &self,
         name: &str,

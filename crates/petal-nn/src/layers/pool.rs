@@ -107,12 +107,7 @@ impl LayerConfig for Pool2dConfig {
 }
 
 impl LayerConfig for GlobalAvgPoolConfig {
-    fn stem(&self) -> &'static str {
-        "global_average_pooling2d"
-    }
-    fn name(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
+    named_config!("global_average_pooling2d");
     fn init(
         &self,
         name: &str,

@@ -1,0 +1,250 @@
+//! Pretrained weights from PyTorch-layout safetensors files.
+//!
+//! A Petal parameter `<layer>/<param>` comes from the file's tensor `<module>.<suffix>`:
+//! the source naming (torchvision's or EfficientNet-PyTorch's) maps the layer to its module,
+//! and one table maps the parameter to the suffix: `kernel`, `depthwise_kernel` and
+//! `gamma` from `weight`, `bias` and `beta` from `bias`, `moving_mean` from
+//! `running_mean`, `moving_variance` from `running_var`. Layouts are converted once, at
+//! load: convolutions `(out, in, kh, kw)` to HWIO `(kh, kw, in, out)` (depthwise
+//! `(c, 1, kh, kw)` to `(kh, kw, 1, c)`), linear `(out, in)` to `(in, out)`. The files'
+//! int64 `num_batches_tracked` counters are skipped.
+
+mod efficientnet;
+mod torchvision;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+
+use petal_nn::weights::WeightsError;
+use petal_nn::Model;
+use petal_tensor::shape_ops::{permute, reshape};
+use petal_tensor::Tensor;
+use safetensors::{Dtype, SafeTensors};
+
+pub use efficientnet::{preprocess_efficientnet_lite, EFFICIENTNET_LITE0_SIZE};
+
+use crate::Options;
+
+/// An architecture with a known source of pretrained weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arch {
+    /// [`crate::resnet18`], torchvision names.
+    ResNet18,
+    /// [`crate::resnet50`], torchvision names.
+    ResNet50,
+    /// [`crate::mobilenet_v2()`], torchvision names.
+    MobileNetV2,
+    /// [`crate::vgg16`], torchvision names.
+    Vgg16,
+    /// [`crate::efficientnet_lite0`], EfficientNet-PyTorch names.
+    EfficientNetLite0,
+}
+
+impl Arch {
+    /// Builds the architecture.
+    pub fn build(self, options: &Options) -> petal_nn::Result<Model> {
+        match self {
+            Arch::ResNet18 => crate::resnet18(options),
+            Arch::ResNet50 => crate::resnet50(options),
+            Arch::MobileNetV2 => crate::mobilenet_v2(options),
+            Arch::Vgg16 => crate::vgg16(options),
+            Arch::EfficientNetLite0 => crate::efficientnet_lite0(options),
+        }
+    }
+
+    /// The source module of a Petal layer, if it has one.
+    fn module(self, layer: &str) -> Option<Module> {
+        match self {
+            Arch::EfficientNetLite0 => efficientnet::module(layer),
+            _ => Some(torchvision::module(self, layer)),
+        }
+    }
+
+    /// The prefix of the source's classifier tensors, which a model without its top
+    /// (`include_top: false`) leaves unused.
+    fn classifier_prefix(self) -> &'static str {
+        match self {
+            Arch::ResNet18 | Arch::ResNet50 => "fc.",
+            Arch::MobileNetV2 | Arch::Vgg16 => "classifier.",
+            Arch::EfficientNetLite0 => "_fc.",
+        }
+    }
+}
+
+/// Where a Petal layer's tensors come from.
+struct Module {
+    /// The source module's name (`layer1.0.conv1`).
+    name: String,
+    /// For a dense layer after a flatten: the channels of the flattened maps, whose
+    /// source flattened them in (c, h, w) order where Petal flattens (h, w, c).
+    flattened_channels: Option<usize>,
+}
+
+/// Petal parameter -> source tensor suffix.
+const PARAMS: [(&str, &str); 7] = [
+    ("kernel", "weight"),
+    ("depthwise_kernel", "weight"),
+    ("bias", "bias"),
+    ("gamma", "weight"),
+    ("beta", "bias"),
+    ("moving_mean", "running_mean"),
+    ("moving_variance", "running_var"),
+];
+
+/// Loads PyTorch-layout pretrained weights of `arch` into `model` (built by
+/// [`Arch::build`]). A model without its classifier ignores the file's classifier.
+///
+/// Either every parameter is replaced, or none is and the error lists every missing
+/// source tensor, every unused file tensor and every shape mismatch (shapes in Petal's
+/// layout).
+pub fn load_pretrained(model: &mut Model, arch: Arch, path: &Path) -> Result<(), WeightsError> {
+    let mut file = read_pytorch_tensors(path)?;
+    let mut missing = Vec::new();
+    let mut mismatched = Vec::new();
+    let mut updates = Vec::new();
+    let mut uses_classifier = false;
+    for (id, param) in model.store().iter() {
+        let Some((source, flattened_channels)) = source_tensor(arch, &param.name) else {
+            missing.push(format!("{} (no source tensor for it)", param.name));
+            continue;
+        };
+        uses_classifier |= source.starts_with(arch.classifier_prefix());
+        let Some(tensor) = file.remove(&source) else {
+            missing.push(source);
+            continue;
+        };
+        match to_petal_layout(&tensor, flattened_channels) {
+            Some(t) if t.shape() == param.value.shape() => updates.push((id, t)),
+            converted => mismatched.push((
+                source,
+                param.value.shape().to_vec(),
+                converted.unwrap_or(tensor).shape().to_vec(),
+            )),
+        }
+    }
+    if !uses_classifier {
+        file.retain(|name, _| !name.starts_with(arch.classifier_prefix()));
+    }
+    let unused: Vec<String> = file.into_keys().collect();
+    if !(missing.is_empty() && unused.is_empty() && mismatched.is_empty()) {
+        return Err(WeightsError::Mismatch {
+            path: path.to_path_buf(),
+            missing,
+            unused,
+            mismatched,
+        });
+    }
+    for (id, tensor) in updates {
+        model
+            .store_mut()
+            .set_value(id, tensor)
+            .expect("shape checked above");
+    }
+    Ok(())
+}
+
+/// The source tensor of a Petal parameter, with the flattened channels of its module.
+fn source_tensor(arch: Arch, param: &str) -> Option<(String, Option<usize>)> {
+    let (layer, kind) = param.rsplit_once('/')?;
+    let module = arch.module(layer)?;
+    let (_, suffix) = PARAMS.iter().find(|(petal, _)| *petal == kind)?;
+    Some((
+        format!("{}.{suffix}", module.name),
+        module.flattened_channels,
+    ))
+}
+
+/// Converts a PyTorch tensor to Petal's layout by its rank: 4-D convolution kernels to
+/// HWIO, 2-D linear weights to `(in, out)` (reordering the inputs of a dense layer after
+/// a flatten of `flattened_channels`-channel maps), 1-D as they are.
+fn to_petal_layout(tensor: &Tensor, flattened_channels: Option<usize>) -> Option<Tensor> {
+    match (tensor.shape(), flattened_channels) {
+        ([_], _) => Some(tensor.clone()),
+        ([_, _, _, _], _) => permute(tensor, &[2, 3, 1, 0]).ok(),
+        ([_, _], None) => permute(tensor, &[1, 0]).ok(),
+        (&[out, inputs], Some(c)) if c > 0 && inputs % c == 0 => {
+            let chw = reshape(tensor, &[out, c, inputs / c]).ok()?;
+            reshape(&permute(&chw, &[2, 1, 0]).ok()?, &[inputs, out]).ok()
+        }
+        _ => None,
+    }
+}
+
+/// Reads every f32 tensor of a safetensors file, skipping `*num_batches_tracked`
+/// counters (of any dtype); any other non-f32 tensor is an error.
+fn read_pytorch_tensors(path: &Path) -> Result<BTreeMap<String, Tensor>, WeightsError> {
+    let bytes = fs::read(path).map_err(|source| WeightsError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let format = |reason: String| WeightsError::Format {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let file = SafeTensors::deserialize(&bytes).map_err(|e| format(e.to_string()))?;
+    let mut tensors = BTreeMap::new();
+    for (name, view) in file.tensors() {
+        if name.ends_with("num_batches_tracked") {
+            continue;
+        }
+        if view.dtype() != Dtype::F32 {
+            return Err(format(format!(
+                "tensor {name:?} has dtype {:?}; Petal reads f32 weights",
+                view.dtype()
+            )));
+        }
+        let values = view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        let tensor = Tensor::from_vec(view.shape(), values)
+            .map_err(|e| format(format!("tensor {name:?}: {e}")))?;
+        tensors.insert(name, tensor);
+    }
+    Ok(tensors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts_convert_to_petal_order() {
+        // A (2 out, 3 in, 1, 1) conv kernel becomes (1, 1, 3, 2).
+        let conv = Tensor::from_vec(&[2, 3, 1, 1], (0..6).map(|v| v as f32).collect()).unwrap();
+        let hwio = to_petal_layout(&conv, None).unwrap();
+        assert_eq!(hwio.shape(), &[1, 1, 3, 2]);
+        assert_eq!(hwio.to_vec(), vec![0., 3., 1., 4., 2., 5.]);
+        // A dense layer after flattening 2 channels of 2 pixels: torch input c*2 + p,
+        // Petal input p*2 + c.
+        let linear = Tensor::from_vec(&[1, 4], vec![0., 1., 2., 3.]).unwrap();
+        let flat = to_petal_layout(&linear, Some(2)).unwrap();
+        assert_eq!(flat.shape(), &[4, 1]);
+        assert_eq!(flat.to_vec(), vec![0., 2., 1., 3.]);
+        assert!(to_petal_layout(&Tensor::zeros(&[1, 2, 3]), None).is_none());
+    }
+
+    #[test]
+    fn parameters_map_to_source_tensors() {
+        let source = |arch, name| source_tensor(arch, name).map(|s| s.0);
+        assert_eq!(
+            source(Arch::ResNet18, "layer1.0.bn1/moving_variance").as_deref(),
+            Some("layer1.0.bn1.running_var")
+        );
+        assert_eq!(
+            source(Arch::EfficientNetLite0, "block2b_dwconv/depthwise_kernel").as_deref(),
+            Some("_blocks.2._depthwise_conv.weight")
+        );
+        assert_eq!(
+            source(Arch::EfficientNetLite0, "top_bn/gamma").as_deref(),
+            Some("_bn1.weight")
+        );
+        assert_eq!(source(Arch::EfficientNetLite0, "conv1/kernel"), None);
+        assert_eq!(
+            source_tensor(Arch::Vgg16, "classifier.0/kernel").and_then(|s| s.1),
+            Some(512)
+        );
+    }
+}

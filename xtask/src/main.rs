@@ -3,6 +3,7 @@
 //! Petal against PyTorch.
 
 mod bench;
+mod classify;
 mod download;
 mod paths;
 mod repro;
@@ -33,6 +34,8 @@ enum Command {
         #[arg(value_enum)]
         dataset: download::DatasetName,
     },
+    /// Classify photos with a pretrained ImageNet model (weights from PETAL_WEIGHTS).
+    Classify(classify::ClassifyOptions),
     /// Time the same workloads in Petal and PyTorch (PETAL_BENCH_PYTHON), side by side.
     Bench(bench::BenchOptions),
     /// Reproduce one experiment of the lecture.
@@ -55,5 +58,6 @@ fn main() -> anyhow::Result<()> {
             options,
         } => repro::run(experiment, &options),
         Command::Bench(options) => bench::run(&options),
+        Command::Classify(options) => classify::run(&options),
     }
 }

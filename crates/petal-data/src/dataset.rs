@@ -67,7 +67,7 @@ impl<D: Dataset + ?Sized> Dataset for &D {
 }
 
 /// Checks `index` and the size of `out` for a [`Dataset::load`] call.
-fn check_load_args(dataset: &dyn Dataset, index: usize, out: &[f32]) -> Result<()> {
+pub(crate) fn check_load_args(dataset: &dyn Dataset, index: usize, out: &[f32]) -> Result<()> {
     if index >= dataset.len() {
         return Err(DataError::IndexOutOfRange {
             index,

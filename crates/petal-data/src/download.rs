@@ -2,7 +2,8 @@
 //! URLs, verified against the manifest.
 //!
 //! A file lands at `<cache_root>/<dataset>/<name>` only after the sha256 and size of its
-//! decompressed payload match the manifest: bytes go to `<name>.part` first (an HTTP
+//! decompressed payload match the manifest (or one of the entry's accepted other
+//! versions, see [`crate::manifest::AcceptedVersion`]): bytes go to `<name>.part` first (an HTTP
 //! download resumes it with `Range`), are verified, fsynced and renamed. A mismatch
 //! removes the `.part` file; an existing valid cached file is never touched.
 
@@ -12,7 +13,9 @@ use std::path::{Path, PathBuf};
 use crate::error::{DataError, Result};
 use crate::http::{copy_with_progress, download};
 use crate::manifest::{Manifest, ManifestFile};
-use crate::verify::{cached_file_is_valid, matches, payload_of, write_stamp};
+use crate::verify::{
+    cached_file_is_valid, describe_alternatives, matches, payload_of, write_stamp,
+};
 
 /// A callback told the bytes done so far and the total when known, e.g. to draw a bar.
 pub type Progress<'a> = &'a dyn Fn(u64, Option<u64>);
@@ -100,7 +103,7 @@ pub fn fetch_file(
             file.url.clone()
         }
     };
-    let payload = match payload_of(&part, &file.name) {
+    let payload = match payload_of(&part, file) {
         Ok(payload) => payload,
         Err(e) => {
             let _ = fs::remove_file(&part);
@@ -112,6 +115,7 @@ pub fn fetch_file(
     };
     if !matches(&payload, file) {
         fs::remove_file(&part).map_err(|e| DataError::io(&part, "removing", e))?;
+        let also_accepted = describe_alternatives(&payload, file);
         return Err(DataError::Checksum {
             name: file.name.clone(),
             source_desc: source,
@@ -119,6 +123,7 @@ pub fn fetch_file(
             actual_sha256: payload.sha256,
             expected_size: file.size,
             actual_size: payload.size,
+            also_accepted: also_accepted.map(Box::new),
         });
     }
     fs::rename(&part, &target)

@@ -37,8 +37,9 @@ pub enum DataError {
     /// A fetched file does not match its manifest entry; the partial file was removed.
     #[error(
         "{name} from {source_desc}: checksum mismatch of the decompressed payload: expected sha256 \
-         {expected_sha256} ({expected_size} bytes), got sha256 {actual_sha256} ({actual_size} bytes); \
-         the partial file was removed"
+         {expected_sha256} ({expected_size} bytes), got sha256 {actual_sha256} ({actual_size} bytes)\
+         {}; the partial file was removed",
+        .also_accepted.as_deref().map_or("", String::as_str)
     )]
     Checksum {
         /// The manifest file name.
@@ -53,6 +54,9 @@ pub enum DataError {
         expected_size: u64,
         /// The payload size received.
         actual_size: u64,
+        /// The entry's other accepted versions and the received md5 (`"; also accepted:
+        /// ..."`), when the entry has any; boxed to keep the error small.
+        also_accepted: Option<Box<String>>,
     },
     /// An HTTP download failed.
     #[error("downloading {url} to {}: {reason}", .path.display())]

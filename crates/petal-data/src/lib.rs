@@ -3,8 +3,12 @@
 //! Datasets for Petal: the [`Dataset`] trait with its combinators ([`Subset`],
 //! [`Shuffled`], [`Mapped`]), a reproducible parallel [`BatchLoader`], the IDX format
 //! ([`idx`]) and MNIST-format folders ([`mnist`]), and verified downloads into a local
-//! cache from a mirror folder or the official URLs ([`download`], [`Manifest`]), and
-//! seeded image augmentation ([`augment`]) that the loader can apply per sample.
+//! cache from a mirror folder or the official URLs ([`download`], [`Manifest`]),
+//! seeded image augmentation ([`augment`]) that the loader can apply per sample, and
+//! image data: MATLAB v5 `.mat` files ([`mat`]), streaming `.tgz` extraction
+//! ([`extract`]), Oxford 102 Flowers ([`flowers`]), image files as a dataset
+//! ([`ImageDataset`]), class-per-folder datasets ([`ImageFolder`]) and seeded stratified
+//! splits ([`stratified_split`]).
 //!
 //! Samples are NHWC without the batch axis, e.g. `[28, 28, 1]`; batches are
 //! `(batch, height, width, channels)` tensors.
@@ -27,15 +31,24 @@ mod combinators;
 mod dataset;
 pub mod download;
 mod error;
+pub mod extract;
+pub mod flowers;
 mod http;
 pub mod idx;
+mod image_folder;
+mod images;
 mod loader;
 mod manifest;
+pub mod mat;
 pub mod mnist;
+mod split;
 mod verify;
 
 pub use combinators::{Mapped, Shuffled, Subset};
 pub use dataset::{Dataset, InMemoryDataset};
 pub use error::{DataError, Result};
+pub use image_folder::{ImageFolder, SkippedFile};
+pub use images::{load_rgb, FilterType, ImageDataset, ImageOptions, ResizeMode};
 pub use loader::{Batch, BatchLoader};
-pub use manifest::{Manifest, ManifestFile};
+pub use manifest::{AcceptedVersion, Manifest, ManifestFile};
+pub use split::{stratified_split, Split, SplitIndices};

@@ -1,5 +1,6 @@
-//! Checking a cached file against its manifest entry: the payload's sha256 and size, and
-//! a `<name>.verified` stamp so unchanged files are not rehashed on every run.
+//! Checking a cached file against its manifest entry: the payload's sha256 and size (or
+//! an accepted other version's digests, e.g. the md5 of the file as stored), and a
+//! `<name>.verified` stamp so unchanged files are not rehashed on every run.
 
 use std::fs;
 use std::io::{self, Read};
@@ -7,16 +8,37 @@ use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 use flate2::read::MultiGzDecoder;
+use md5::Md5;
 use sha2::{Digest, Sha256};
 
 use crate::error::{DataError, Result};
-use crate::manifest::ManifestFile;
+use crate::manifest::{AcceptedVersion, ManifestFile};
 
-/// The sha256 (lowercase hex) and size in bytes of a file's payload.
+/// The sha256 (lowercase hex) and size in bytes of a file's payload, and the md5 of the
+/// file as stored when the manifest entry accepts a version by md5.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Payload {
     pub sha256: String,
     pub size: u64,
+    pub md5: Option<String>,
+}
+
+/// A reader that feeds every byte it passes on into an md5.
+struct Md5Reader<R> {
+    inner: R,
+    md5: Md5,
+}
+
+impl<R: Read> Read for Md5Reader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.md5.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `true` when files named `name` are compared by their gunzipped payload.
@@ -24,32 +46,97 @@ fn is_gzip_name(name: &str) -> bool {
     name.ends_with(".gz") || name.ends_with(".tgz")
 }
 
-/// Hashes the payload of `path`, gunzipping on the fly when `name` ends in `.gz`/`.tgz`.
-pub(crate) fn payload_of(path: &Path, name: &str) -> Result<Payload> {
-    let file = fs::File::open(path).map_err(|e| DataError::io(path, "opening", e))?;
-    let mut reader: Box<dyn Read> = if is_gzip_name(name) {
-        Box::new(MultiGzDecoder::new(io::BufReader::new(file)))
-    } else {
-        Box::new(file)
-    };
-    let mut hasher = Sha256::new();
-    let size = io::copy(&mut reader, &mut hasher).map_err(|e| {
+/// Hashes the payload of `path` in one pass, gunzipping on the fly when `file`'s name
+/// ends in `.gz`/`.tgz`, and computing the md5 of the stored bytes when `file` accepts a
+/// version by md5.
+pub(crate) fn payload_of(path: &Path, file: &ManifestFile) -> Result<Payload> {
+    let unreadable = |e: io::Error| {
         DataError::format(
             path,
             format!("cannot read the payload (corrupt or not gzip?): {e}"),
         )
-    })?;
-    let sha256 = hasher
-        .finalize()
+    };
+    let stored = fs::File::open(path).map_err(|e| DataError::io(path, "opening", e))?;
+    let mut stored = io::BufReader::new(Md5Reader {
+        inner: stored,
+        md5: Md5::new(),
+    });
+    let mut sha256 = Sha256::new();
+    let size = if is_gzip_name(&file.name) {
+        let mut decoder = MultiGzDecoder::new(&mut stored);
+        io::copy(&mut decoder, &mut sha256).map_err(unreadable)?
+    } else {
+        io::copy(&mut stored, &mut sha256).map_err(unreadable)?
+    };
+    // Whatever the decoder left unread still belongs to the stored file's md5.
+    io::copy(&mut stored, &mut io::sink()).map_err(unreadable)?;
+    let md5 = file
+        .also_accept
         .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    Ok(Payload { sha256, size })
+        .any(|v| v.md5.is_some())
+        .then(|| hex(&stored.into_inner().md5.finalize()));
+    Ok(Payload {
+        sha256: hex(&sha256.finalize()),
+        size,
+        md5,
+    })
 }
 
-/// `true` when the payload of `path` matches `file`'s size and sha256.
+/// `true` when `version` names at least one digest and `payload` matches all it names.
+fn matches_version(payload: &Payload, version: &AcceptedVersion) -> bool {
+    let sha256_ok = match (&version.sha256, version.size) {
+        (Some(sha256), Some(size)) => Some(*sha256 == payload.sha256 && size == payload.size),
+        (None, None) => None,
+        _ => Some(false),
+    };
+    let md5_ok = version
+        .md5
+        .as_ref()
+        .map(|md5| payload.md5.as_ref() == Some(md5));
+    match (sha256_ok, md5_ok) {
+        (None, None) => false,
+        (a, b) => a.unwrap_or(true) && b.unwrap_or(true),
+    }
+}
+
+/// `true` when the payload matches `file`'s size and sha256, or one of its accepted
+/// other versions.
 pub(crate) fn matches(payload: &Payload, file: &ManifestFile) -> bool {
-    payload.size == file.size && payload.sha256 == file.sha256
+    (payload.size == file.size && payload.sha256 == file.sha256)
+        || file
+            .also_accept
+            .iter()
+            .any(|version| matches_version(payload, version))
+}
+
+/// For a checksum error: the other accepted versions and the received md5, if any.
+pub(crate) fn describe_alternatives(payload: &Payload, file: &ManifestFile) -> Option<String> {
+    if file.also_accept.is_empty() {
+        return None;
+    }
+    let versions: Vec<String> = file
+        .also_accept
+        .iter()
+        .map(|v| {
+            let mut digests = Vec::new();
+            if let (Some(sha256), Some(size)) = (&v.sha256, v.size) {
+                digests.push(format!("payload sha256 {sha256} ({size} bytes)"));
+            }
+            if let Some(md5) = &v.md5 {
+                digests.push(format!("stored-file md5 {md5}"));
+            }
+            format!("{} [{}]", digests.join(" and "), v.note)
+        })
+        .collect();
+    let received = payload
+        .md5
+        .as_ref()
+        .map(|md5| format!("; the received file's md5 is {md5}"))
+        .unwrap_or_default();
+    Some(format!(
+        "; also accepted: {}{received}",
+        versions.join("; ")
+    ))
 }
 
 fn stamp_path(path: &Path) -> PathBuf {
@@ -95,7 +182,7 @@ pub(crate) fn cached_file_is_valid(path: &Path, file: &ManifestFile) -> Result<b
     if stamp_is_current(path, file) {
         return Ok(true);
     }
-    let valid = payload_of(path, &file.name).is_ok_and(|payload| matches(&payload, file));
+    let valid = payload_of(path, file).is_ok_and(|payload| matches(&payload, file));
     if valid {
         write_stamp(path, file)?;
     }

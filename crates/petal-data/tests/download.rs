@@ -22,6 +22,8 @@ fn entry(name: &str, url: &str, payload: &[u8]) -> ManifestFile {
         url: url.to_string(),
         sha256: sha256_hex(payload),
         size: payload.len() as u64,
+        note: None,
+        also_accept: Vec::new(),
     }
 }
 

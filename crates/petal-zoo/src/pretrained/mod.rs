@@ -9,6 +9,7 @@
 //! `(c, 1, kh, kw)` to `(kh, kw, 1, c)`), linear `(out, in)` to `(in, out)`. The files'
 //! int64 `num_batches_tracked` counters are skipped.
 
+mod catalog;
 mod efficientnet;
 mod torchvision;
 
@@ -22,6 +23,10 @@ use petal_tensor::shape_ops::{permute, reshape};
 use petal_tensor::Tensor;
 use safetensors::{Dtype, SafeTensors};
 
+pub use catalog::{
+    decode_predictions, open_image, read_class_names, Prediction, Preprocessing, PretrainedWeights,
+    CATALOG,
+};
 pub use efficientnet::{preprocess_efficientnet_lite, EFFICIENTNET_LITE0_SIZE};
 
 use crate::Options;

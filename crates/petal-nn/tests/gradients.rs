@@ -197,6 +197,20 @@ proptest! {
     }
 
     #[test]
+    fn batch_norm(rows in 2..6usize, c in 1..4usize, extra in 1..3usize, seed in any::<u64>()) {
+        let inputs = [random(&[rows, extra, c], seed).array().mapv(|v| v * 2.0 + 0.5).into(), random(&[c], seed + 1), random(&[c], seed + 2)];
+        check(|v| Ok(v[0].batch_norm(&v[1], &v[2], 1e-3)?.0), &inputs)?;
+        // Equal to the same normalization written with separate ops.
+        let constants: Vec<Var> = inputs.iter().cloned().map(Var::constant).collect();
+        let fused = constants[0].batch_norm(&constants[1], &constants[2], 1e-3).unwrap().0;
+        let mean = constants[0].mean(&[0, 1], true).unwrap();
+        let centered = constants[0].sub(&mean).unwrap();
+        let std = centered.square().mean(&[0, 1], true).unwrap().add(&Var::constant(Tensor::scalar(1e-3))).unwrap().sqrt();
+        let composite = centered.div(&std).unwrap().mul(&constants[1]).unwrap().add(&constants[2]).unwrap();
+        prop_assert!(fused.value().max_abs_diff(composite.value()).unwrap() < 1e-4);
+    }
+
+    #[test]
     fn pooling(n in 1..3usize, h in 1..7usize, w in 1..7usize, c in 1..4usize, window in (1..4usize, 1..4usize), stride in (1..4usize, 1..4usize), padding in pool_padding(), seed in any::<u64>()) {
         let spec = Pool2dSpec { window: [window.0, window.1], stride: [stride.0, stride.1], padding };
         let x = distinct(&[n, h, w, c], seed);

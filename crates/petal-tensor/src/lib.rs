@@ -28,6 +28,7 @@ pub mod elementwise;
 mod error;
 pub mod gemm;
 pub mod loss;
+pub mod norm;
 mod parallel;
 pub mod pool;
 pub mod reduce;

@@ -10,7 +10,8 @@ use petal_train::ensemble::ensemble_evaluate;
 use petal_zoo::BipyramidalConfig;
 use serde::Serialize;
 
-use super::mnist::{print_table, train_run, weights_checksum, MnistRun, MnistSplits, RunResult};
+use super::mnist::MnistSplits;
+use super::training::{print_table, weights_checksum, RunResult, RunSpec};
 use super::{write_metrics, Experiment, ReproOptions, RunInfo};
 
 #[derive(Serialize)]
@@ -24,16 +25,7 @@ pub fn run(options: &ReproOptions, output: &Path) -> anyhow::Result<()> {
     let data = MnistSplits::load(options.quick)?;
     let epochs = options.epochs_or(5);
     let base = BipyramidalConfig::mnist();
-    let baseline = |name, network| MnistRun {
-        name,
-        network,
-        epochs,
-        label_smoothing: 0.0,
-        early_stopping: None,
-        augmentation: None,
-        cosine_decay: false,
-        seed: options.seed,
-    };
+    let baseline = |name, network| RunSpec::new(name, network, epochs, options.seed);
     // Small random rotations (up to ~11 degrees), shifts and zooms (up to 10%), black fill.
     let affine = AffineConfig {
         rotation: (-0.03, 0.03),
@@ -68,15 +60,15 @@ pub fn run(options: &ReproOptions, output: &Path) -> anyhow::Result<()> {
                 ..base.clone()
             },
         ),
-        MnistRun {
+        RunSpec {
             augmentation: Some(augmentation),
             ..baseline("+ augmentation (rotate/shift/zoom)", base.clone())
         },
-        MnistRun {
+        RunSpec {
             label_smoothing: 0.1,
             ..baseline("+ label smoothing (0.1)", base.clone())
         },
-        MnistRun {
+        RunSpec {
             early_stopping: Some(2),
             epochs: if options.quick {
                 1
@@ -88,7 +80,7 @@ pub fn run(options: &ReproOptions, output: &Path) -> anyhow::Result<()> {
     ];
     let mut results = Vec::new();
     for run in &runs {
-        results.push(train_run(&data, run)?);
+        results.push(data.train_run(run)?);
     }
 
     // An ensemble of three baselines that differ only in their seed.
@@ -100,13 +92,10 @@ pub fn run(options: &ReproOptions, output: &Path) -> anyhow::Result<()> {
             "ensemble member 2",
             "ensemble member 3",
         ][k];
-        members.push(train_run(
-            &data,
-            &MnistRun {
-                seed: options.seed + 1 + k as u64,
-                ..baseline(name, base.clone())
-            },
-        )?);
+        members.push(data.train_run(&RunSpec {
+            seed: options.seed + 1 + k as u64,
+            ..baseline(name, base.clone())
+        })?);
     }
     let models: Vec<_> = members.iter().filter_map(|m| m.model.as_ref()).collect();
     let ensemble = ensemble_evaluate(&models, data.test(), 500)?;

@@ -2,8 +2,10 @@
 //! output folder and the metrics file.
 
 mod conv_demo;
+mod flowers;
 mod mnist;
 mod mnist_regularization;
+mod training;
 
 use std::path::PathBuf;
 
@@ -20,6 +22,10 @@ pub enum Experiment {
     Mnist,
     /// Baseline vs dropout, L2, batch norm, augmentation, label smoothing, early stopping, ensemble.
     MnistRegularization,
+    /// The 3 most frequent Oxford flowers from scratch, without and with regularization.
+    Flowers3,
+    /// All 102 Oxford flowers from scratch on the official split.
+    Flowers102,
 }
 
 impl Experiment {
@@ -28,6 +34,8 @@ impl Experiment {
             Experiment::ConvDemo => "conv-demo",
             Experiment::Mnist => "mnist",
             Experiment::MnistRegularization => "mnist-regularization",
+            Experiment::Flowers3 => "flowers3",
+            Experiment::Flowers102 => "flowers102",
         }
     }
 }
@@ -44,6 +52,9 @@ pub struct ReproOptions {
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Side of the square images the flower experiments train on.
+    #[arg(long, default_value_t = 128)]
+    pub image_size: usize,
     /// A small subset and one epoch: a smoke test (writes under target/repro-quick/).
     #[arg(long)]
     pub quick: bool,
@@ -73,6 +84,8 @@ pub fn run(experiment: Experiment, options: &ReproOptions) -> anyhow::Result<()>
         Experiment::ConvDemo => conv_demo::run(options, &output),
         Experiment::Mnist => mnist::run(options, &output),
         Experiment::MnistRegularization => mnist_regularization::run(options, &output),
+        Experiment::Flowers3 => flowers::run_flowers3(options, &output),
+        Experiment::Flowers102 => flowers::run_flowers102(options, &output),
     })
 }
 

@@ -10,14 +10,14 @@ use crate::error::Result;
 use crate::{ParamId, ParamStore, Var};
 
 /// `(x - mean) / sqrt(var + epsilon)` with mean and variance over `axes` (kept).
-fn standardize(x: &Var, axes: &[usize], epsilon: f32) -> Result<(Var, Var, Var)> {
+fn standardize(x: &Var, axes: &[usize], epsilon: f32) -> Result<Var> {
     let mean = x.mean(axes, true)?;
     let centered = x.sub(&mean)?;
     let variance = centered.square().mean(axes, true)?;
     let std = variance
         .add(&Var::constant(Tensor::scalar(epsilon)))?
         .sqrt();
-    Ok((centered.div(&std)?, mean, variance))
+    centered.div(&std)
 }
 
 fn channel_count(layer: &str, inputs: &[&[usize]]) -> Result<usize> {
@@ -127,27 +127,26 @@ impl Layer for BatchNorm {
         let x = single(&self.name, inputs)?;
         let (gamma, beta) = (ctx.param(self.gamma), ctx.param(self.beta));
         let frozen = !ctx.store().get(self.gamma).trainable;
-        let normalized = if ctx.is_training() && !frozen {
-            let axes: Vec<usize> = (0..x.value().ndim() - 1).collect();
-            let (normalized, mean, variance) = standardize(x, &axes, self.epsilon)?;
-            ctx.update_state(
-                self.moving_mean,
-                self.moved(ctx, self.moving_mean, mean.value()),
-            );
+        if ctx.is_training() && !frozen {
+            let (y, stats) = x.batch_norm(&gamma, &beta, self.epsilon)?;
+            let [mean, variance] = [stats.mean, stats.variance]
+                .map(|v| Tensor::from_vec(&[v.len()], v).expect("one value per channel"));
+            ctx.update_state(self.moving_mean, self.moved(ctx, self.moving_mean, &mean));
             ctx.update_state(
                 self.moving_variance,
-                self.moved(ctx, self.moving_variance, variance.value()),
+                self.moved(ctx, self.moving_variance, &variance),
             );
-            normalized
-        } else {
-            let mean = ctx.store().value(self.moving_mean).clone();
-            let eps = self.epsilon;
-            let inv_std = map(ctx.store().value(self.moving_variance), |v| {
-                1.0 / (v + eps).sqrt()
-            });
-            x.sub(&Var::constant(mean))?.mul(&Var::constant(inv_std))?
-        };
-        normalized.mul(&gamma)?.add(&beta)
+            return Ok(y);
+        }
+        let mean = ctx.store().value(self.moving_mean).clone();
+        let eps = self.epsilon;
+        let inv_std = map(ctx.store().value(self.moving_variance), |v| {
+            1.0 / (v + eps).sqrt()
+        });
+        x.sub(&Var::constant(mean))?
+            .mul(&Var::constant(inv_std))?
+            .mul(&gamma)?
+            .add(&beta)
     }
     fn params(&self) -> Vec<ParamId> {
         vec![
@@ -274,15 +273,13 @@ impl Layer for Normalization {
         let shape = x.value().shape().to_vec();
         let rank = shape.len();
         let normalized = match self.groups {
-            None => standardize(x, &[rank - 1], self.epsilon)?.0,
+            None => standardize(x, &[rank - 1], self.epsilon)?,
             Some(groups) => {
                 // (n, ..., c) -> (n, ..., groups, c / groups), statistics over all but n and groups.
                 let mut grouped = shape[..rank - 1].to_vec();
                 grouped.extend([groups, shape[rank - 1] / groups]);
                 let axes: Vec<usize> = (1..rank - 1).chain([rank]).collect();
-                standardize(&x.reshape(&grouped)?, &axes, self.epsilon)?
-                    .0
-                    .reshape(&shape)?
+                standardize(&x.reshape(&grouped)?, &axes, self.epsilon)?.reshape(&shape)?
             }
         };
         normalized

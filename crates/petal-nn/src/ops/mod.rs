@@ -4,5 +4,6 @@
 mod activation;
 mod arith;
 mod conv;
+mod norm;
 mod reduce;
 mod shape;

@@ -120,6 +120,8 @@ impl Graph {
             nodes: self.nodes,
             store: self.store,
             output: output.0,
+            rng: self.rng,
+            name_counts: self.name_counts,
         })
     }
 }
@@ -176,6 +178,8 @@ pub struct Model {
     nodes: Vec<Node>,
     store: ParamStore,
     output: usize,
+    rng: ChaCha8Rng,
+    name_counts: HashMap<&'static str, usize>,
 }
 
 impl Model {
@@ -211,6 +215,76 @@ impl Model {
     /// The parameters of the layer called `name`.
     pub fn layer_params(&self, name: &str) -> Option<Vec<ParamId>> {
         self.layers().find(|l| l.name() == name).map(|l| l.params())
+    }
+
+    /// Continues building on this model: its graph (layers, parameters, naming) and its
+    /// output node, so that new layers can be called on it, e.g. a new head for transfer
+    /// learning on a pretrained base.
+    ///
+    /// ```
+    /// use petal_nn::layers::{DenseConfig, FlattenConfig};
+    /// use petal_nn::Sequential;
+    /// let base = Sequential::new(&[2, 2, 1], 0).add(FlattenConfig::default())?.build()?;
+    /// let (mut graph, features) = base.into_graph();
+    /// let head = graph.call(&DenseConfig::new(3), &[features])?;
+    /// assert_eq!(graph.build(head)?.output_shape(), &[3]);
+    /// # Ok::<(), petal_nn::NnError>(())
+    /// ```
+    pub fn into_graph(self) -> (Graph, NodeId) {
+        let output = NodeId(self.output);
+        (
+            Graph {
+                nodes: self.nodes,
+                store: self.store,
+                rng: self.rng,
+                name_counts: self.name_counts,
+            },
+            output,
+        )
+    }
+
+    /// Freezes (`false`) or unfreezes (`true`) the named layers. State that is never
+    /// trained (BatchNorm's moving statistics) stays frozen. Unknown names are an error
+    /// listing them, and then nothing changes.
+    pub fn set_trainable(&mut self, layers: &[&str], trainable: bool) -> Result<()> {
+        let known = self.layer_names();
+        let unknown: Vec<&str> = layers
+            .iter()
+            .copied()
+            .filter(|l| !known.contains(l))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(NnError::Layer {
+                layer: unknown.join(", "),
+                reason: "no such layer in this model".into(),
+            });
+        }
+        let ids: Vec<ParamId> = self
+            .layers()
+            .filter(|l| layers.contains(&l.name()))
+            .flat_map(|l| l.learnable_params())
+            .collect();
+        ids.into_iter()
+            .for_each(|id| self.store.set_trainable(id, trainable));
+        Ok(())
+    }
+
+    /// Freezes every layer up to and including `layer` (in call order) and unfreezes the
+    /// rest: fine-tuning the top of a pretrained base.
+    pub fn freeze_up_to(&mut self, layer: &str) -> Result<()> {
+        let names: Vec<String> = self.layer_names().into_iter().map(str::to_string).collect();
+        let Some(position) = names.iter().position(|n| n == layer) else {
+            return Err(NnError::Layer {
+                layer: layer.to_string(),
+                reason: "no such layer in this model".into(),
+            });
+        };
+        let (frozen, trained): (Vec<&str>, Vec<&str>) = (
+            names[..=position].iter().map(String::as_str).collect(),
+            names[position + 1..].iter().map(String::as_str).collect(),
+        );
+        self.set_trainable(&frozen, false)?;
+        self.set_trainable(&trained, true)
     }
 
     /// The forward pass over a batch `(n, *input_shape)`, recording on the context's tape

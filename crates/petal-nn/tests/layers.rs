@@ -405,3 +405,75 @@ fn bad_layer_configurations_name_the_layer() {
         .to_string();
     assert!(err.contains("input") && err.contains("[1, 4]"), "{err}");
 }
+
+#[test]
+fn freezing_layers_keeps_them_fixed_and_moving_statistics_frozen() {
+    let mut model = Sequential::new(&[4, 4, 2], 0)
+        .add(Conv2dConfig::new(3, 3))
+        .unwrap()
+        .add(BatchNormConfig::default())
+        .unwrap()
+        .add(FlattenConfig::default())
+        .unwrap()
+        .add(DenseConfig::new(3))
+        .unwrap()
+        .build()
+        .unwrap();
+    model.freeze_up_to("batch_normalization").unwrap();
+    let trainable: Vec<(String, bool)> = model
+        .store()
+        .iter()
+        .map(|(_, p)| (p.name.clone(), p.trainable))
+        .collect();
+    assert_eq!(
+        trainable
+            .iter()
+            .filter(|(_, t)| *t)
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>(),
+        ["dense/kernel", "dense/bias"]
+    );
+    let frozen: Vec<Tensor> = model
+        .store()
+        .iter()
+        .filter(|(_, p)| !p.trainable)
+        .map(|(_, p)| p.value.clone())
+        .collect();
+    let x = batch(&[4, 4, 4, 2], 3);
+    let before = loss_after_steps(&mut model, &x, &[0, 1, 2, 0], 0);
+    assert!(loss_after_steps(&mut model, &x, &[0, 1, 2, 0], 3) < before);
+    let after: Vec<Tensor> = model
+        .store()
+        .iter()
+        .filter(|(_, p)| !p.trainable)
+        .map(|(_, p)| p.value.clone())
+        .collect();
+    assert_eq!(
+        frozen, after,
+        "frozen layers (BatchNorm in inference mode) do not change"
+    );
+
+    model
+        .set_trainable(&["conv2d", "batch_normalization"], true)
+        .unwrap();
+    let moving = model.store().id("batch_normalization/moving_mean").unwrap();
+    assert!(!model.store().get(moving).trainable);
+    assert!(
+        model
+            .store()
+            .get(model.store().id("conv2d/kernel").unwrap())
+            .trainable
+    );
+    let err = model
+        .set_trainable(&["conv2d", "nope"], false)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("nope"), "{err}");
+    assert!(
+        model
+            .store()
+            .get(model.store().id("conv2d/kernel").unwrap())
+            .trainable,
+        "nothing changed on error"
+    );
+}

@@ -58,52 +58,69 @@ struct FlowerSplits {
     test: ImageDataset,
 }
 
-/// The without / with regularization runs both flower experiments make.
+/// Which runs an experiment makes besides the unregularized one.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Regularized {
+    /// (b) augmentation + dropout + early stopping, and (c) the same plus batch norm.
+    WithAndWithoutBatchNorm,
+    /// One regularized run with augmentation, dropout, batch norm and early stopping.
+    Everything,
+}
+
+/// The without / with regularization runs of a flower experiment.
 fn runs(
     options: &ReproOptions,
     size: usize,
     classes: usize,
     epochs: usize,
-    batch_norm_run: bool,
-) -> anyhow::Result<Vec<RunSpec>> {
+    which: Regularized,
+) -> Vec<RunSpec> {
     let plain = network(size, classes);
     let regularized = BipyramidalConfig {
         block_dropout: Some(0.1),
         head_dropout: Some(0.5),
+        batch_norm: which == Regularized::Everything,
         ..plain.clone()
     };
     let max_epochs = if options.quick { 1 } else { epochs * 3 };
     let with = |name, network| RunSpec {
         batch_size: 32,
-        augmentation: Some(flower_augmentation().expect("valid augmentation")),
+        augmentation: Some(flower_augmentation().expect("a valid constant configuration")),
         early_stopping: Some(if options.quick { 1 } else { epochs / 2 }),
         ..RunSpec::new(name, network, max_epochs, options.seed)
     };
-    let mut runs = vec![
-        RunSpec {
-            batch_size: 32,
-            ..RunSpec::new(
-                "(a) no regularization",
-                plain,
-                options.epochs_or(epochs),
-                options.seed,
-            )
-        },
-        with(
-            "(b) augmentation + dropout + early stopping",
-            regularized.clone(),
-        ),
-    ];
-    if batch_norm_run {
-        runs.push(with(
-            "(c) (b) + batch norm",
-            BipyramidalConfig {
-                batch_norm: true,
-                ..regularized
-            },
-        ));
+    let plain_run = RunSpec {
+        batch_size: 32,
+        ..RunSpec::new(
+            "(a) no regularization",
+            plain,
+            options.epochs_or(epochs),
+            options.seed,
+        )
+    };
+    match which {
+        Regularized::WithAndWithoutBatchNorm => vec![
+            plain_run,
+            with(
+                "(b) augmentation + dropout + early stopping",
+                regularized.clone(),
+            ),
+            with(
+                "(c) (b) + batch norm",
+                BipyramidalConfig {
+                    batch_norm: true,
+                    ..regularized
+                },
+            ),
+        ],
+        Regularized::Everything => vec![
+            plain_run,
+            with(
+                "(b) augmentation + dropout + batch norm + early stopping",
+                regularized,
+            ),
+        ],
     }
-    Ok(runs)
 }
 
 #[derive(Serialize)]
@@ -178,7 +195,13 @@ pub fn run_flowers3(options: &ReproOptions, output: &Path) -> anyhow::Result<()>
         val: part(Split::Val)?,
         test: part(Split::Test)?,
     };
-    let runs = runs(options, options.image_size, 3, 30, true)?;
+    let runs = runs(
+        options,
+        options.image_size,
+        3,
+        30,
+        Regularized::WithAndWithoutBatchNorm,
+    );
     run_all(
         Experiment::Flowers3,
         options,
@@ -204,7 +227,13 @@ pub fn run_flowers102(options: &ReproOptions, output: &Path) -> anyhow::Result<(
         val: part(Split::Val)?,
         test: part(Split::Test)?,
     };
-    let runs = runs(options, options.image_size, 102, 40, false)?;
+    let runs = runs(
+        options,
+        options.image_size,
+        102,
+        30,
+        Regularized::Everything,
+    );
     let classes = petal_data::flowers::CLASS_NAMES.to_vec();
     run_all(
         Experiment::Flowers102,

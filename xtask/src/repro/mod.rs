@@ -6,6 +6,7 @@ mod flowers;
 mod mnist;
 mod mnist_regularization;
 mod training;
+mod transfer;
 
 use std::path::PathBuf;
 
@@ -26,6 +27,12 @@ pub enum Experiment {
     Flowers3,
     /// All 102 Oxford flowers from scratch on the official split.
     Flowers102,
+    /// EfficientNet-Lite0 pretrained on ImageNet classifies the sample photos and some flowers.
+    Pretrained,
+    /// Transfer learning from EfficientNet-Lite0 to the 3 most frequent flowers.
+    Flowers3Transfer,
+    /// Transfer learning from EfficientNet-Lite0 to all 102 flowers (official split).
+    Flowers102Transfer,
 }
 
 impl Experiment {
@@ -36,6 +43,9 @@ impl Experiment {
             Experiment::MnistRegularization => "mnist-regularization",
             Experiment::Flowers3 => "flowers3",
             Experiment::Flowers102 => "flowers102",
+            Experiment::Pretrained => "pretrained",
+            Experiment::Flowers3Transfer => "flowers3-transfer",
+            Experiment::Flowers102Transfer => "flowers102-transfer",
         }
     }
 }
@@ -86,6 +96,9 @@ pub fn run(experiment: Experiment, options: &ReproOptions) -> anyhow::Result<()>
         Experiment::MnistRegularization => mnist_regularization::run(options, &output),
         Experiment::Flowers3 => flowers::run_flowers3(options, &output),
         Experiment::Flowers102 => flowers::run_flowers102(options, &output),
+        Experiment::Pretrained => transfer::run_pretrained(options, &output),
+        Experiment::Flowers3Transfer => transfer::run_flowers3(options, &output),
+        Experiment::Flowers102Transfer => transfer::run_flowers102(options, &output),
     })
 }
 

@@ -56,6 +56,11 @@ pub trait Layer: Send + Sync {
     fn params(&self) -> Vec<ParamId> {
         Vec::new()
     }
+    /// The parameters training may change when the layer is not frozen (all but state such
+    /// as BatchNorm's moving statistics).
+    fn learnable_params(&self) -> Vec<ParamId> {
+        self.params()
+    }
     /// Floating-point operations per sample (2 per multiply-add of convolutions and
     /// dense products; other layers count 0).
     fn flops(&self, _inputs: &[&[usize]]) -> u64 {

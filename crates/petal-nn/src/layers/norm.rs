@@ -156,6 +156,9 @@ impl Layer for BatchNorm {
             self.moving_variance,
         ]
     }
+    fn learnable_params(&self) -> Vec<ParamId> {
+        vec![self.gamma, self.beta]
+    }
 }
 
 /// Layer normalization over each sample's last axis (Keras' LayerNormalization).

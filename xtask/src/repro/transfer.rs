@@ -1,0 +1,414 @@
+//! `repro pretrained`, `repro flowers3-transfer` and `repro flowers102-transfer`: an
+//! ImageNet-pretrained EfficientNet-Lite0 used as it is, then adapted to the flowers by
+//! (a) static feature extraction + a small dense classifier, (b) a frozen base with a new
+//! head trained with augmentation and dropout, (c) fine-tuning the top blocks with a 10x
+//! smaller learning rate.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use petal_data::augment::{AffineConfig, Augmentation, FillMode, RandomAffine};
+use petal_data::flowers::Flowers102;
+use petal_data::{DataError, Dataset, InMemoryDataset, Split};
+use petal_nn::layers::{DenseConfig, DropoutConfig, FlattenConfig};
+use petal_nn::{Loss, Model, Sequential};
+use petal_optim::{Adam, AdamConfig};
+use petal_tensor::Tensor;
+use petal_train::callbacks::{Callback, EarlyStopping, Monitor};
+use petal_train::{evaluate, predict, FitConfig, History, Trainer};
+use petal_zoo::pretrained::{load_pretrained, open_image, Preprocessing, PretrainedWeights};
+use petal_zoo::{Options, Pooling};
+use serde::Serialize;
+
+use super::{write_metrics, Experiment, ReproOptions, RunInfo};
+use crate::classify::{weights_folder, Classifier};
+use crate::paths::{data_config, workspace_root};
+
+const MODEL: &str = "efficientnet-lite0";
+
+/// Photos fed to a pretrained network exactly as its weights expect.
+struct PretrainedInputs {
+    paths: Vec<PathBuf>,
+    labels: Vec<usize>,
+    classes: usize,
+    preprocessing: Preprocessing,
+    shape: [usize; 3],
+}
+
+impl Dataset for PretrainedInputs {
+    fn len(&self) -> usize {
+        self.paths.len()
+    }
+    fn sample_shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn num_classes(&self) -> usize {
+        self.classes
+    }
+    fn load(&self, index: usize, out: &mut [f32]) -> petal_data::Result<usize> {
+        let path = self.paths.get(index).ok_or(DataError::IndexOutOfRange {
+            index,
+            len: self.paths.len(),
+        })?;
+        let image = open_image(path).map_err(|reason| DataError::Format {
+            path: path.clone(),
+            reason,
+        })?;
+        out.copy_from_slice(self.preprocessing.apply(&image).as_slice());
+        Ok(self.labels[index])
+    }
+}
+
+/// The flowers' train / val / test photos, either the 3 most frequent classes (a
+/// stratified 70/15/15 split) or all 102 on the official split.
+fn flower_splits(
+    all_classes: bool,
+    options: &ReproOptions,
+    entry: &PretrainedWeights,
+) -> anyhow::Result<[PretrainedInputs; 3]> {
+    let flowers = Flowers102::fetch(&data_config(), None)?;
+    let quick = |v: Vec<usize>| {
+        if options.quick {
+            v.into_iter().take(16).collect()
+        } else {
+            v
+        }
+    };
+    let inputs = |indices: Vec<(PathBuf, usize)>, classes| PretrainedInputs {
+        paths: indices.iter().map(|(p, _)| p.clone()).collect(),
+        labels: indices.iter().map(|(_, l)| *l).collect(),
+        classes,
+        preprocessing: entry.preprocessing,
+        shape: [224, 224, 3],
+    };
+    if all_classes {
+        let part = |s| {
+            quick(flowers.split(s).to_vec())
+                .into_iter()
+                .map(|i| (flowers.image_path(i), flowers.labels()[i]))
+                .collect()
+        };
+        return Ok([Split::Train, Split::Val, Split::Test].map(|s| inputs(part(s), 102)));
+    }
+    let subset = flowers.most_frequent_classes(3)?;
+    let split = subset.random_split([0.7, 0.15, 0.15], options.seed)?;
+    let part = |s| {
+        quick(split.get(s).to_vec())
+            .into_iter()
+            .map(|p| (flowers.image_path(subset.indices[p]), subset.labels[p]))
+            .collect()
+    };
+    Ok([Split::Train, Split::Val, Split::Test].map(|s| inputs(part(s), 3)))
+}
+
+/// The pretrained base without its classifier, global-average pooled to 1280 features.
+fn base(entry: &PretrainedWeights) -> anyhow::Result<Model> {
+    let mut model = entry.arch.build(&Options {
+        include_top: false,
+        pooling: Pooling::Avg,
+        ..Options::default()
+    })?;
+    load_pretrained(&mut model, entry.arch, &entry.files_in(&weights_folder()).0)?;
+    Ok(model)
+}
+
+/// A row of the transfer table.
+#[derive(Serialize)]
+struct Row {
+    name: &'static str,
+    epochs: usize,
+    seconds: f64,
+    val_accuracy: f64,
+    test_accuracy: f64,
+    test_top5_accuracy: f64,
+    history: History,
+}
+
+fn fit(
+    model: &mut Model,
+    learning_rate: f32,
+    train: &dyn Dataset,
+    val: &dyn Dataset,
+    config: &FitConfig,
+) -> anyhow::Result<History> {
+    let mut adam = Adam::new(AdamConfig::new(learning_rate));
+    let mut early = EarlyStopping::new(Monitor::new("val_loss"), 3, true);
+    let callbacks: Vec<&mut dyn Callback> = vec![&mut early];
+    let mut trainer = Trainer {
+        model,
+        optimizer: &mut adam,
+        loss: Loss::SparseCategoricalCrossentropy,
+        schedule: None,
+        callbacks,
+    };
+    Ok(trainer.fit(train, Some(val), config)?)
+}
+
+fn row(
+    name: &'static str,
+    started: Instant,
+    history: History,
+    model: &Model,
+    test: &dyn Dataset,
+) -> anyhow::Result<Row> {
+    let eval = evaluate(model, Loss::SparseCategoricalCrossentropy, test, 32)?;
+    println!(
+        "{name}: test accuracy {:.4} (top-5 {:.4})",
+        eval.accuracy, eval.top5_accuracy
+    );
+    Ok(Row {
+        name,
+        epochs: history.epochs.len(),
+        seconds: started.elapsed().as_secs_f64(),
+        val_accuracy: history.last("val_accuracy").unwrap_or(f64::NAN),
+        test_accuracy: eval.accuracy,
+        test_top5_accuracy: eval.top5_accuracy,
+        history,
+    })
+}
+
+/// (a): the base runs once over every photo; a dense classifier learns on the features.
+fn feature_extraction(
+    entry: &PretrainedWeights,
+    splits: &[PretrainedInputs; 3],
+    options: &ReproOptions,
+) -> anyhow::Result<Row> {
+    let started = Instant::now();
+    let base = base(entry)?;
+    let features = |data: &PretrainedInputs| -> anyhow::Result<InMemoryDataset> {
+        let (values, labels) = predict(&base, data, 32)?;
+        let n = labels.len();
+        Ok(InMemoryDataset::new(
+            Tensor::from_vec(&[n, 1, 1, 1280], values.to_vec())?,
+            labels,
+            data.classes,
+        )?)
+    };
+    let [train, val, test] = [&splits[0], &splits[1], &splits[2]].map(features);
+    let (train, val, test) = (train?, val?, test?);
+    println!(
+        "features of {} photos extracted in {:.0} s",
+        train.len() + val.len() + test.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let mut head = Sequential::new(&[1, 1, 1280], options.seed)
+        .add(FlattenConfig::default())?
+        .add(DropoutConfig::new(0.2))?
+        .add(DenseConfig::new(splits[0].classes))?
+        .build()?;
+    let config = FitConfig {
+        epochs: options.epochs_or(60),
+        batch_size: 32,
+        seed: options.seed,
+        shuffle_seed: Some(options.seed),
+        ..FitConfig::default()
+    };
+    let history = fit(&mut head, 1e-3, &train, &val, &config)?;
+    row(
+        "(a) static features + dense classifier",
+        started,
+        history,
+        &head,
+        &test,
+    )
+}
+
+/// The base with a new dropout + dense head, the base frozen.
+fn with_new_head(
+    entry: &PretrainedWeights,
+    classes: usize,
+) -> anyhow::Result<(Model, Vec<String>)> {
+    let base = base(entry)?;
+    let base_layers: Vec<String> = base.layer_names().into_iter().map(str::to_string).collect();
+    let (mut graph, features) = base.into_graph();
+    let x = graph.call(
+        &DropoutConfig {
+            name: Some("head_dropout".into()),
+            ..DropoutConfig::new(0.2)
+        },
+        &[features],
+    )?;
+    let out = graph.call(
+        &DenseConfig {
+            name: Some("head".into()),
+            ..DenseConfig::new(classes)
+        },
+        &[x],
+    )?;
+    let mut model = graph.build(out)?;
+    let names: Vec<&str> = base_layers.iter().map(String::as_str).collect();
+    model.set_trainable(&names, false)?;
+    Ok((model, base_layers))
+}
+
+fn augmentation() -> anyhow::Result<Arc<dyn Augmentation>> {
+    Ok(Arc::new(RandomAffine::new(AffineConfig {
+        horizontal_flip: true,
+        rotation: (-0.05, 0.05),
+        zoom_height: (-0.1, 0.1),
+        fill: FillMode::Reflect,
+        ..AffineConfig::default()
+    })?))
+}
+
+/// (b) then (c): frozen base + new head with augmentation, then the top blocks unfrozen
+/// and trained on with a 10x smaller learning rate.
+fn frozen_then_fine_tuned(
+    entry: &PretrainedWeights,
+    splits: &[PretrainedInputs; 3],
+    options: &ReproOptions,
+) -> anyhow::Result<[Row; 2]> {
+    let started = Instant::now();
+    let (mut model, base_layers) = with_new_head(entry, splits[0].classes)?;
+    let config = FitConfig {
+        epochs: options.epochs_or(8),
+        batch_size: 32,
+        seed: options.seed,
+        shuffle_seed: Some(options.seed),
+        augmentation: Some(augmentation()?),
+        ..FitConfig::default()
+    };
+    let history = fit(&mut model, 1e-3, &splits[0], &splits[1], &config)?;
+    let frozen = row(
+        "(b) frozen base + new head, augmentation",
+        started,
+        history,
+        &model,
+        &splits[2],
+    )?;
+
+    let started = Instant::now();
+    // Unfreeze from the first layer of the last two stages (block6a) to the top.
+    let first_top = base_layers
+        .iter()
+        .position(|n| n.starts_with("block6a"))
+        .unwrap_or(base_layers.len() - 1);
+    model.freeze_up_to(&base_layers[first_top.saturating_sub(1)])?;
+    let config = FitConfig {
+        epochs: options.epochs_or(4),
+        ..config
+    };
+    let history = fit(&mut model, 1e-4, &splits[0], &splits[1], &config)?;
+    let tuned = row(
+        "(c) fine-tune block6a.. with lr 1e-4",
+        started,
+        history,
+        &model,
+        &splits[2],
+    )?;
+    Ok([frozen, tuned])
+}
+
+#[derive(Serialize)]
+struct TransferReport {
+    #[serde(flatten)]
+    info: RunInfo,
+    model: &'static str,
+    split_sizes: [usize; 3],
+    rows: Vec<Row>,
+}
+
+fn run_transfer(
+    experiment: Experiment,
+    all_classes: bool,
+    options: &ReproOptions,
+    output: &Path,
+) -> anyhow::Result<()> {
+    let entry = PretrainedWeights::named(MODEL).expect("the catalog has EfficientNet-Lite0");
+    let splits = flower_splits(all_classes, options, entry)?;
+    let split_sizes = [splits[0].len(), splits[1].len(), splits[2].len()];
+    println!("train / val / test photos: {split_sizes:?}");
+    let mut rows = vec![feature_extraction(entry, &splits, options)?];
+    rows.extend(frozen_then_fine_tuned(entry, &splits, options)?);
+    println!(
+        "\n{:<44} {:>6} {:>9} {:>9} {:>9}",
+        "run", "epochs", "time (s)", "val acc", "test acc"
+    );
+    for r in &rows {
+        println!(
+            "{:<44} {:>6} {:>9.0} {:>9.4} {:>9.4}",
+            r.name, r.epochs, r.seconds, r.val_accuracy, r.test_accuracy
+        );
+    }
+    write_metrics(
+        output,
+        &TransferReport {
+            info: RunInfo::new(experiment, options),
+            model: MODEL,
+            split_sizes,
+            rows,
+        },
+    )
+}
+
+/// `repro flowers3-transfer`.
+pub fn run_flowers3(options: &ReproOptions, output: &Path) -> anyhow::Result<()> {
+    run_transfer(Experiment::Flowers3Transfer, false, options, output)
+}
+
+/// `repro flowers102-transfer`.
+pub fn run_flowers102(options: &ReproOptions, output: &Path) -> anyhow::Result<()> {
+    run_transfer(Experiment::Flowers102Transfer, true, options, output)
+}
+
+#[derive(Serialize)]
+struct Classified {
+    image: String,
+    top5: Vec<(String, f32)>,
+}
+
+#[derive(Serialize)]
+struct PretrainedReport {
+    #[serde(flatten)]
+    info: RunInfo,
+    model: &'static str,
+    published_top1: f32,
+    photos: Vec<Classified>,
+}
+
+/// `repro pretrained`: the sample photos and a few flowers through the ImageNet classifier.
+pub fn run_pretrained(options: &ReproOptions, output: &Path) -> anyhow::Result<()> {
+    let classifier = Classifier::load(MODEL, None)?;
+    let samples = std::env::var_os("PETAL_SAMPLES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("../shared/images"));
+    let mut photos: Vec<PathBuf> = ["chelsea.png", "coffee.png"]
+        .iter()
+        .map(|f| samples.join(f))
+        .filter(|p| p.exists())
+        .collect();
+    let flowers = Flowers102::fetch(&data_config(), None)?;
+    photos.extend(
+        flowers
+            .most_frequent_classes(3)?
+            .indices
+            .iter()
+            .step_by(97)
+            .take(if options.quick { 1 } else { 6 })
+            .map(|&i| flowers.image_path(i)),
+    );
+    let mut results = Vec::new();
+    for photo in photos {
+        let (_, best) = classifier.classify(&photo, 5)?;
+        println!("{}", photo.display());
+        for p in &best {
+            println!("  {:<40} {:>6.2}%", p.name, p.probability * 100.0);
+        }
+        results.push(Classified {
+            image: photo.display().to_string(),
+            top5: best.into_iter().map(|p| (p.name, p.probability)).collect(),
+        });
+    }
+    println!("ImageNet has no flower species among its 1000 classes (only 'daisy'), so the flowers get the nearest things it knows.");
+    let entry = classifier.entry;
+    write_metrics(
+        output,
+        &PretrainedReport {
+            info: RunInfo::new(Experiment::Pretrained, options),
+            model: entry.name,
+            published_top1: entry.top1_accuracy,
+            photos: results,
+        },
+    )
+}

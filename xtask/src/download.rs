@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use petal_data::download::fetch_dataset;
+use petal_data::flowers::Flowers102;
 use petal_data::{Manifest, ManifestFile};
 
 use crate::paths::data_config;
@@ -13,12 +14,15 @@ use crate::paths::data_config;
 pub enum DatasetName {
     /// The MNIST digits (4 IDX files).
     Mnist,
+    /// Oxford 102 Flowers (the photo archive, extracted once, and the two .mat files).
+    Flowers102,
 }
 
 /// Fetches (or verifies the cached copy of) a dataset; returns its folder.
 pub fn run(dataset: DatasetName) -> anyhow::Result<PathBuf> {
     let manifest = match dataset {
         DatasetName::Mnist => Manifest::mnist(),
+        DatasetName::Flowers102 => Manifest::flowers102(),
     };
     let config = data_config();
     let bar = ProgressBar::new(0);
@@ -32,7 +36,13 @@ pub fn run(dataset: DatasetName) -> anyhow::Result<PathBuf> {
         bar.set_length(total.unwrap_or(done));
         bar.set_position(done);
     };
-    let folder = fetch_dataset(&config, &manifest, Some(&progress))?;
+    let folder = match dataset {
+        DatasetName::Mnist => fetch_dataset(&config, &manifest, Some(&progress))?,
+        DatasetName::Flowers102 => {
+            Flowers102::fetch(&config, Some(&progress))?;
+            config.dataset_dir(&manifest)
+        }
+    };
     bar.finish_and_clear();
     Ok(folder)
 }

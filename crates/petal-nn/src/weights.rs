@@ -5,7 +5,7 @@
 //! Saving writes a temporary file beside the target, syncs it and renames it over the
 //! target, so an interrupted save never leaves a half-written weights file behind.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -128,8 +128,22 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     result
 }
 
-/// Reads every tensor of a safetensors file as f32, by name.
-pub fn read_tensors(path: &Path) -> Result<BTreeMap<String, Tensor>, WeightsError> {
+/// A safetensors file decoded to f32 tensors, with its metadata.
+#[derive(Debug, Default)]
+pub struct TensorFile {
+    /// The tensors by name.
+    pub tensors: BTreeMap<String, Tensor>,
+    /// The header's free-form metadata.
+    pub metadata: HashMap<String, String>,
+}
+
+/// Reads every tensor of a safetensors file as f32, with the file's metadata. Tensors
+/// whose name `skip` accepts are passed over whatever their type; any other tensor that
+/// is not f32 is an error naming the file and the tensor.
+pub fn read_tensor_file(
+    path: &Path,
+    skip: impl Fn(&str) -> bool,
+) -> Result<TensorFile, WeightsError> {
     let bytes = fs::read(path).map_err(|source| WeightsError::Io {
         path: path.to_path_buf(),
         source,
@@ -139,8 +153,12 @@ pub fn read_tensors(path: &Path) -> Result<BTreeMap<String, Tensor>, WeightsErro
         reason,
     };
     let file = SafeTensors::deserialize(&bytes).map_err(|e| format(e.to_string()))?;
+    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| format(e.to_string()))?;
     let mut tensors = BTreeMap::new();
     for (name, view) in file.tensors() {
+        if skip(&name) {
+            continue;
+        }
         let values: Vec<f32> = match view.dtype() {
             Dtype::F32 => view
                 .data()
@@ -149,7 +167,7 @@ pub fn read_tensors(path: &Path) -> Result<BTreeMap<String, Tensor>, WeightsErro
                 .collect(),
             other => {
                 return Err(format(format!(
-                    "tensor {name:?} has dtype {other:?}; Petal reads f32 weights"
+                    "tensor {name:?} has dtype {other:?}; Petal reads f32 tensors"
                 )))
             }
         };
@@ -157,7 +175,15 @@ pub fn read_tensors(path: &Path) -> Result<BTreeMap<String, Tensor>, WeightsErro
             .map_err(|e| format(format!("tensor {name:?}: {e}")))?;
         tensors.insert(name, tensor);
     }
-    Ok(tensors)
+    Ok(TensorFile {
+        tensors,
+        metadata: header.metadata().clone().unwrap_or_default(),
+    })
+}
+
+/// Reads every tensor of a safetensors file as f32, by name.
+pub fn read_tensors(path: &Path) -> Result<BTreeMap<String, Tensor>, WeightsError> {
+    read_tensor_file(path, |_| false).map(|file| file.tensors)
 }
 
 /// Loads the file's tensors into the store by name. Either every parameter is replaced,

@@ -7,13 +7,12 @@
 //! the iteration count and the learning rate in its metadata map.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs;
 use std::path::Path;
 
-use petal_nn::weights::write_atomically;
+use petal_nn::weights::{read_tensor_file, write_atomically, WeightsError};
 use petal_nn::{ParamId, ParamStore};
 use petal_tensor::Tensor;
-use safetensors::{tensor::TensorView, Dtype, SafeTensors};
+use safetensors::{tensor::TensorView, Dtype};
 
 use crate::optimizer::ParamSlots;
 use crate::OptimError;
@@ -208,22 +207,16 @@ pub fn load_state_file(path: impl AsRef<Path>) -> Result<OptimizerState, OptimEr
         path: path.to_path_buf(),
         reason,
     };
-    let bytes = fs::read(path).map_err(|source| OptimError::Io {
-        path: path.to_path_buf(),
-        source,
+    let file = read_tensor_file(path, |_| false).map_err(|e| match e {
+        WeightsError::Io { path, source } => OptimError::Io { path, source },
+        other => format(other.to_string()),
     })?;
-    let file = SafeTensors::deserialize(&bytes).map_err(|e| format(e.to_string()))?;
-    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| format(e.to_string()))?;
     let field = |key: &str| {
-        header
-            .metadata()
-            .as_ref()
-            .and_then(|m| m.get(key))
-            .ok_or_else(|| {
-                format(format!(
-                    "the metadata has no {key:?} entry (is this an optimizer state file?)"
-                ))
-            })
+        file.metadata.get(key).ok_or_else(|| {
+            format(format!(
+                "the metadata has no {key:?} entry (is this an optimizer state file?)"
+            ))
+        })
     };
     let kind = field("kind")?.clone();
     let iterations = field("iterations")?;
@@ -234,23 +227,7 @@ pub fn load_state_file(path: impl AsRef<Path>) -> Result<OptimizerState, OptimEr
     let learning_rate = learning_rate
         .parse()
         .map_err(|_| format(format!("learning_rate {learning_rate:?} is not a number")))?;
-    let mut slots = Vec::with_capacity(file.len());
-    for (name, view) in file.iter() {
-        if view.dtype() != Dtype::F32 {
-            return Err(format(format!(
-                "slot {name:?} has dtype {:?}; optimizer slots are f32",
-                view.dtype()
-            )));
-        }
-        let values = view
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
-        let tensor = Tensor::from_vec(view.shape(), values)
-            .map_err(|e| format(format!("slot {name:?}: {e}")))?;
-        slots.push((name.to_string(), tensor));
-    }
+    let mut slots: Vec<(String, Tensor)> = file.tensors.into_iter().collect();
     slots.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(OptimizerState {
         kind,

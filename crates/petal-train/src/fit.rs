@@ -114,7 +114,11 @@ impl Trainer<'_> {
                 config.verbose,
             );
             let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0.0f64, 0usize);
-            for batch in loader.epoch(epoch as u64) {
+            let (mut batches, mut waiting) = (loader.epoch(epoch as u64), 0.0);
+            loop {
+                let asked = Instant::now();
+                let Some(batch) = batches.next() else { break };
+                waiting += asked.elapsed().as_secs_f64();
                 let batch = batch?;
                 let n = batch.labels.len();
                 let (loss, batch_accuracy) =
@@ -142,6 +146,7 @@ impl Trainer<'_> {
                 "images_per_second".into(),
                 seen as f64 / train_seconds.max(1e-9),
             );
+            logs.insert("data_wait_share".into(), waiting / train_seconds.max(1e-9));
             if let Some(val) = validation {
                 let eval = evaluate(self.model, self.loss, val, config.batch_size)?;
                 logs.insert("val_loss".into(), eval.loss);

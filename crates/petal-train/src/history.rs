@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 /// The figures of one epoch, by name (`loss`, `accuracy`, `val_loss`, `val_accuracy`,
-/// `lr`, `seconds`, `images_per_second`).
+/// `lr`, `seconds`, `images_per_second`, `data_wait_share`: the part of the training
+/// time spent waiting for batches).
 pub type EpochLogs = BTreeMap<String, f64>;
 
 /// What `fit` measured, epoch by epoch (Keras' `History`).

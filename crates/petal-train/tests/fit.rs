@@ -230,11 +230,11 @@ fn csv_logger_writes_a_header_and_one_row_per_epoch() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 4, "{text}");
     assert!(
-        lines[0].starts_with("accuracy,epoch,images_per_second,loss,lr"),
+        lines[0].starts_with("accuracy,data_wait_share,epoch,images_per_second,loss,lr"),
         "{}",
         lines[0]
     );
-    assert!(lines[3].split(',').nth(1) == Some("3"), "{}", lines[3]);
+    assert!(lines[3].split(',').nth(2) == Some("3"), "{}", lines[3]);
 }
 
 #[test]

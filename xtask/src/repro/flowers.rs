@@ -75,6 +75,9 @@ fn runs(
     epochs: usize,
     which: Regularized,
 ) -> Vec<RunSpec> {
+    // `--epochs` sets the unregularized run's epochs; the regularized runs may take three
+    // times as many, stopped early after half as many without improvement.
+    let epochs = options.epochs.unwrap_or(epochs);
     let plain = network(size, classes);
     let regularized = BipyramidalConfig {
         block_dropout: Some(0.1),

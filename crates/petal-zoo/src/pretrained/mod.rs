@@ -14,14 +14,12 @@ mod efficientnet;
 mod torchvision;
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::path::Path;
 
-use petal_nn::weights::WeightsError;
+use petal_nn::weights::{read_tensor_file, WeightsError};
 use petal_nn::Model;
 use petal_tensor::shape_ops::{permute, reshape};
 use petal_tensor::Tensor;
-use safetensors::{Dtype, SafeTensors};
 
 pub use catalog::{
     decode_predictions, open_image, read_class_names, Prediction, Preprocessing, PretrainedWeights,
@@ -176,39 +174,10 @@ fn to_petal_layout(tensor: &Tensor, flattened_channels: Option<usize>) -> Option
     }
 }
 
-/// Reads every f32 tensor of a safetensors file, skipping `*num_batches_tracked`
-/// counters (of any dtype); any other non-f32 tensor is an error.
+/// Reads every f32 tensor of a PyTorch safetensors file, skipping the
+/// `*num_batches_tracked` counters (of any dtype).
 fn read_pytorch_tensors(path: &Path) -> Result<BTreeMap<String, Tensor>, WeightsError> {
-    let bytes = fs::read(path).map_err(|source| WeightsError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let format = |reason: String| WeightsError::Format {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let file = SafeTensors::deserialize(&bytes).map_err(|e| format(e.to_string()))?;
-    let mut tensors = BTreeMap::new();
-    for (name, view) in file.tensors() {
-        if name.ends_with("num_batches_tracked") {
-            continue;
-        }
-        if view.dtype() != Dtype::F32 {
-            return Err(format(format!(
-                "tensor {name:?} has dtype {:?}; Petal reads f32 weights",
-                view.dtype()
-            )));
-        }
-        let values = view
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
-        let tensor = Tensor::from_vec(view.shape(), values)
-            .map_err(|e| format(format!("tensor {name:?}: {e}")))?;
-        tensors.insert(name, tensor);
-    }
-    Ok(tensors)
+    read_tensor_file(path, |name| name.ends_with("num_batches_tracked")).map(|file| file.tensors)
 }
 
 #[cfg(test)]

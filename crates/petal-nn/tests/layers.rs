@@ -477,3 +477,40 @@ fn freezing_layers_keeps_them_fixed_and_moving_statistics_frozen() {
         "nothing changed on error"
     );
 }
+
+#[test]
+fn batch_norm_moving_statistics_converge_to_the_batch_statistics() {
+    let mut model = Sequential::new(&[3, 3, 2], 0)
+        .add(BatchNormConfig {
+            momentum: 0.9,
+            ..Default::default()
+        })
+        .unwrap()
+        .build()
+        .unwrap();
+    let x: Tensor = batch(&[8, 3, 3, 2], 5)
+        .array()
+        .mapv(|v| v * 10.0 + 3.0)
+        .into();
+    let mut train_output = None;
+    for step in 0..200 {
+        let tape = Tape::new();
+        let ctx = Context::train(model.store(), &tape, step);
+        train_output = Some(
+            model
+                .forward(&Var::constant(x.clone()), &ctx)
+                .unwrap()
+                .value()
+                .clone(),
+        );
+        let updates = ctx.take_updates();
+        drop(ctx);
+        model.apply_updates(updates).unwrap();
+    }
+    let eval = model.predict(&x).unwrap();
+    let diff = eval.max_abs_diff(&train_output.unwrap()).unwrap();
+    assert!(
+        diff < 1e-3,
+        "inference output differs from training output by {diff}"
+    );
+}

@@ -27,7 +27,7 @@ pub struct BipyramidalConfig {
     pub kernel: usize,
     /// Padding of every convolution.
     pub padding: Padding,
-    /// Batch normalization after each convolution.
+    /// Batch normalization (momentum 0.9) after each convolution.
     pub batch_norm: bool,
     /// Dropout rate after each block's pooling.
     pub block_dropout: Option<f32>,
@@ -89,7 +89,13 @@ pub fn bipyramidal(config: &BipyramidalConfig, seed: u64) -> Result<Model> {
                 ..Conv2dConfig::new(config.base_filters << block, config.kernel)
             })?;
             if config.batch_norm {
-                model.push(&BatchNormConfig::default())?;
+                // Momentum 0.9 (PyTorch's 0.1): with a few dozen steps per epoch, Keras' 0.99
+                // makes the moving statistics lag the quickly changing early activations,
+                // and inference-mode validation looks much worse than training.
+                model.push(&BatchNormConfig {
+                    momentum: 0.9,
+                    ..BatchNormConfig::default()
+                })?;
                 model.push(&petal_nn::layers::ActivationConfig::new(Activation::Relu))?;
             }
         }

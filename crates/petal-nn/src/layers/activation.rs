@@ -3,7 +3,7 @@
 use petal_tensor::elementwise::Unary;
 use rand_chacha::ChaCha8Rng;
 
-use super::{single, Context, Layer, LayerConfig};
+use super::{same_shape, single, Context, Layer, LayerConfig};
 use crate::error::Result;
 use crate::{ParamStore, Var};
 
@@ -106,7 +106,7 @@ impl Layer for ActivationLayer {
         "Activation"
     }
     fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
-        Ok(single(&self.name, inputs)?.to_vec())
+        same_shape(&self.name, inputs)
     }
     fn forward(&self, inputs: &[&Var], _: &Context) -> Result<Var> {
         self.activation

@@ -4,7 +4,8 @@ use petal_tensor::Tensor;
 use rand_chacha::ChaCha8Rng;
 
 use super::{
-    layer_error, single, Activation, Context, Initializer, Layer, LayerConfig, Regularizer,
+    layer_error, same_shape, single, Activation, Context, Initializer, Layer, LayerConfig,
+    Regularizer,
 };
 use crate::error::Result;
 use crate::{ParamId, ParamStore, Var};
@@ -235,7 +236,7 @@ impl Layer for Dropout {
         "Dropout"
     }
     fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
-        Ok(single(&self.name, inputs)?.to_vec())
+        same_shape(&self.name, inputs)
     }
     fn forward(&self, inputs: &[&Var], ctx: &Context) -> Result<Var> {
         let x = single(&self.name, inputs)?;

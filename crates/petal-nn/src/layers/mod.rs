@@ -141,6 +141,11 @@ pub(crate) fn single<'a, T: ?Sized>(layer: &str, inputs: &'a [&'a T]) -> Result<
     }
 }
 
+/// The output shape of a single-input layer that keeps its input's shape.
+pub(crate) fn same_shape(layer: &str, inputs: &[&[usize]]) -> Result<Vec<usize>> {
+    Ok(single(layer, inputs)?.to_vec())
+}
+
 /// An error about a layer's configuration or input shape, naming the layer.
 pub(crate) fn layer_error(layer: &str, reason: impl Into<String>) -> NnError {
     NnError::Layer {

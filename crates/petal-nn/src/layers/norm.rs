@@ -1,11 +1,11 @@
 //! BatchNormalization, LayerNormalization and GroupNormalization, all over the last
 //! (channel) axis with a learned scale `gamma` and offset `beta`.
 
-use petal_tensor::elementwise::map;
+use petal_tensor::norm::{batch_norm_apply, BatchStats};
 use petal_tensor::Tensor;
 use rand_chacha::ChaCha8Rng;
 
-use super::{layer_error, single, Context, Layer, LayerConfig};
+use super::{layer_error, same_shape, single, Context, Layer, LayerConfig};
 use crate::error::Result;
 use crate::{ParamId, ParamStore, Var};
 
@@ -121,7 +121,7 @@ impl Layer for BatchNorm {
         "BatchNormalization"
     }
     fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
-        Ok(single(&self.name, inputs)?.to_vec())
+        same_shape(&self.name, inputs)
     }
     fn forward(&self, inputs: &[&Var], ctx: &Context) -> Result<Var> {
         let x = single(&self.name, inputs)?;
@@ -138,15 +138,26 @@ impl Layer for BatchNorm {
             );
             return Ok(y);
         }
-        let mean = ctx.store().value(self.moving_mean).clone();
+        let stats = BatchStats {
+            mean: ctx.store().value(self.moving_mean).to_vec(),
+            variance: ctx.store().value(self.moving_variance).to_vec(),
+        };
+        if [x, &gamma, &beta].iter().all(|v| v.node().is_none()) {
+            // Inference: nothing to record, so one fused pass over the input.
+            let y = batch_norm_apply(x.value(), &stats, gamma.value(), beta.value(), self.epsilon)?;
+            return Ok(Var::constant(y));
+        }
+        // A frozen BatchNorm inside a recorded computation: the fused kernel's arithmetic,
+        // `x * scale + shift`, written with ops so that a trainable beta gets its gradient.
         let eps = self.epsilon;
-        let inv_std = map(ctx.store().value(self.moving_variance), |v| {
-            1.0 / (v + eps).sqrt()
-        });
-        x.sub(&Var::constant(mean))?
-            .mul(&Var::constant(inv_std))?
-            .mul(&gamma)?
-            .add(&beta)
+        let channel = |values: Vec<f32>| {
+            Var::constant(Tensor::from_vec(&[values.len()], values).expect("one value per channel"))
+        };
+        let scale = gamma.div(&channel(
+            stats.variance.iter().map(|v| (v + eps).sqrt()).collect(),
+        ))?;
+        let shift = beta.sub(&channel(stats.mean).mul(&scale)?)?;
+        x.mul(&scale)?.add(&shift)
     }
     fn params(&self) -> Vec<ParamId> {
         vec![
@@ -269,7 +280,7 @@ impl Layer for Normalization {
         }
     }
     fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
-        Ok(single(&self.name, inputs)?.to_vec())
+        same_shape(&self.name, inputs)
     }
     fn forward(&self, inputs: &[&Var], ctx: &Context) -> Result<Var> {
         let x = single(&self.name, inputs)?;

@@ -2,7 +2,8 @@
 
 Usage: python pytorch_bench.py WORKLOAD --threads 2 --layout channels_last --repeats 7
 Workloads mirror Petal's: keras_mnist_train, keras_mnist_infer, mnist_same_train,
-flowers_train, gemm2048. Images/s are medians over `repeats` timed rounds after warm-up;
+flowers_train, mobilenet_v2_infer, resnet18_infer (torchvision), efficientnet_lite0_infer
+(defined below: torchvision has no Lite variant), gemm2048. Images/s are medians over `repeats` timed rounds after warm-up;
 data is random and already in memory.
 """
 import argparse
@@ -36,12 +37,52 @@ def flowers():
     return nn.Sequential(*layers, nn.Flatten(), nn.Linear(128 * 8 * 8, 128), nn.ReLU(), nn.Linear(128, 3))
 
 
+def efficientnet_lite0():
+    """EfficientNet-Lite0: the B0 stages without squeeze-excitation, ReLU6, fixed 32-channel
+    stem and 1280-channel head (4,652,008 parameters)."""
+    def conv_bn(cin, cout, kernel, stride=1, groups=1, act=True):
+        layers = [nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False), nn.BatchNorm2d(cout)]
+        return layers + [nn.ReLU6()] if act else layers
+
+    class MBConv(nn.Module):
+        def __init__(self, cin, cout, expand, kernel, stride):
+            super().__init__()
+            mid = cin * expand
+            layers = conv_bn(cin, mid, 1) if expand != 1 else []
+            layers += conv_bn(mid, mid, kernel, stride, groups=mid) + conv_bn(mid, cout, 1, act=False)
+            self.body = nn.Sequential(*layers)
+            self.residual = stride == 1 and cin == cout
+
+        def forward(self, x):
+            return x + self.body(x) if self.residual else self.body(x)
+
+    stages = [(1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3),
+              (6, 5, 1, 112, 3), (6, 5, 2, 192, 4), (6, 3, 1, 320, 1)]
+    layers, channels = conv_bn(3, 32, 3, 2), 32
+    for expand, kernel, stride, out, repeats in stages:
+        for i in range(repeats):
+            layers.append(MBConv(channels, out, expand, kernel, stride if i == 0 else 1))
+            channels = out
+    layers += conv_bn(channels, 1280, 1) + [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(1280, 1000)]
+    return nn.Sequential(*layers)
+
+
+def torchvision_model(name):
+    def build():
+        import torchvision
+        return getattr(torchvision.models, name)()
+    return build
+
+
 WORKLOADS = {
     # name: (model, input (c, h, w), classes, batch, train)
     "keras_mnist_train": (keras_mnist, (1, 28, 28), 10, 128, True),
     "keras_mnist_infer": (keras_mnist, (1, 28, 28), 10, 128, False),
     "mnist_same_train": (mnist_same, (1, 28, 28), 10, 128, True),
     "flowers_train": (flowers, (3, 128, 128), 3, 32, True),
+    "mobilenet_v2_infer": (torchvision_model("mobilenet_v2"), (3, 224, 224), 1000, 16, False),
+    "resnet18_infer": (torchvision_model("resnet18"), (3, 224, 224), 1000, 16, False),
+    "efficientnet_lite0_infer": (efficientnet_lite0, (3, 224, 224), 1000, 16, False),
 }
 
 

@@ -77,7 +77,7 @@ impl Classifier {
             .map_err(|e| anyhow::anyhow!("{}: {e}", classes.display()))?;
         Ok(Self {
             entry,
-            model,
+            model: model.fold_for_inference(),
             names,
         })
     }

@@ -16,6 +16,17 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc's `mi_option_purge_delay` (position 15 of `mi_option_e` in mimalloc 2.x).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Keeps freed memory mapped: by default mimalloc hands memory freed 10 ms ago back to
+/// the OS, and a network's next forward pass page-faults (and zeroes) it all again. For
+/// MobileNetV2 inference that was a third of the CPU time.
+fn keep_freed_memory() {
+    // SAFETY: sets a process-wide allocator option; mimalloc allows this at any time.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+}
+
 #[derive(Parser)]
 #[command(
     name = "cargo xtask",
@@ -49,6 +60,7 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    keep_freed_memory();
     match Cli::parse().command {
         Command::Download { dataset } => {
             download::run(dataset).map(|path| println!("{}", path.display()))

@@ -10,7 +10,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::{NnError, Result};
-use crate::layers::{Context, Layer, LayerConfig};
+use crate::layers::{Context, Folded, Layer, LayerConfig};
 use crate::weights::{load_weights, save_weights, WeightsError};
 use crate::{no_grad, ParamId, ParamStore, Var};
 
@@ -22,6 +22,13 @@ struct Node {
     layer: Option<Box<dyn Layer>>,
     inputs: Vec<usize>,
     shape: Vec<usize>,
+}
+
+impl Node {
+    /// Whether this node's work moved into the layer before it.
+    fn is_folded(&self) -> bool {
+        self.layer.as_ref().is_some_and(|l| l.kind() == Folded::KIND)
+    }
 }
 
 /// The functional API: declare an input, call layers on nodes, pick the output.
@@ -300,6 +307,7 @@ impl Model {
                 ),
             });
         }
+        let last_use = self.last_uses();
         let mut values: Vec<Option<Var>> = vec![None; self.nodes.len()];
         values[0] = Some(x.clone());
         for (i, node) in self.nodes.iter().enumerate().skip(1) {
@@ -310,8 +318,91 @@ impl Model {
                 .map(|&j| values[j].as_ref().expect("computed earlier"))
                 .collect();
             values[i] = Some(layer.forward(&inputs, ctx)?);
+            // Values nobody reads again are dropped now (the tape keeps what backward
+            // needs), so inference holds only the live feature maps and reuses memory.
+            for &j in &node.inputs {
+                if last_use[j] == i && j != self.output {
+                    values[j] = None;
+                }
+            }
         }
         Ok(values[self.output].take().expect("the output node"))
+    }
+
+    /// For each node, the index of the last node that reads it (itself if none does).
+    fn last_uses(&self) -> Vec<usize> {
+        let mut last: Vec<usize> = (0..self.nodes.len()).collect();
+        for (i, node) in self.nodes.iter().enumerate() {
+            for &j in &node.inputs {
+                last[j] = last[j].max(i);
+            }
+        }
+        last
+    }
+
+    /// This model for inference only, with every batch norm and activation that directly
+    /// follows a convolution folded into it: the convolution's kernel and bias take the
+    /// batch norm's moving statistics, the activation runs inside the convolution's
+    /// kernel, and the folded layers pass their input through (they stay listed, of kind
+    /// `Folded`). The outputs equal the unfolded model's in inference mode up to float
+    /// rounding. Do not train or save a folded model in place of the original: its
+    /// kernels already include the batch norms.
+    ///
+    /// ```
+    /// use petal_nn::layers::{Activation, ActivationConfig, BatchNormConfig, Conv2dConfig};
+    /// use petal_nn::Sequential;
+    /// use petal_tensor::Tensor;
+    /// let model = Sequential::new(&[6, 6, 2], 1)
+    ///     .add(Conv2dConfig { use_bias: false, ..Conv2dConfig::new(4, 3) })?
+    ///     .add(BatchNormConfig::default())?
+    ///     .add(ActivationConfig::new(Activation::Relu6))?
+    ///     .build()?;
+    /// let x = Tensor::from_vec(&[1, 6, 6, 2], (0..72).map(|i| i as f32 / 72.0).collect())?;
+    /// let expected = model.predict(&x)?;
+    /// let folded = model.fold_for_inference();
+    /// assert_eq!(folded.summary().rows.iter().filter(|r| r.kind == "Folded").count(), 2);
+    /// let got = folded.predict(&x)?;
+    /// assert!(got.as_slice().iter().zip(expected.as_slice()).all(|(a, b)| (a - b).abs() < 1e-5));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn fold_for_inference(mut self) -> Model {
+        for i in 1..self.nodes.len() {
+            let (&[j], Some(layer)) = (self.nodes[i].inputs.as_slice(), &self.nodes[i].layer)
+            else {
+                continue;
+            };
+            let readers = self
+                .nodes
+                .iter()
+                .filter(|n| n.inputs.contains(&j) && !n.is_folded())
+                .count();
+            let Some(step) = layer.inference_step(&self.store) else {
+                continue;
+            };
+            let Some(previous) = &self.nodes[j].layer else {
+                continue;
+            };
+            if readers != 1 || j == self.output {
+                continue;
+            }
+            let Some(absorbed) = previous.absorb(&step, &mut self.store) else {
+                continue;
+            };
+            let name = layer.name().to_string();
+            self.nodes[j].layer = Some(absorbed);
+            self.nodes[i].layer = Some(Box::new(Folded { name }));
+            // Readers of the folded layer now read the convolution directly.
+            for node in &mut self.nodes[i + 1..] {
+                node.inputs
+                    .iter_mut()
+                    .filter(|k| **k == i)
+                    .for_each(|k| *k = j);
+            }
+            if self.output == i {
+                self.output = j;
+            }
+        }
+        self
     }
 
     /// Inference on a batch: eval mode, no tape.

@@ -4,6 +4,8 @@
 use petal_nn::layers::*;
 use petal_nn::{Context, Graph, LayerConfig, Loss, Model, Sequential, Tape, Targets, Var};
 use petal_tensor::{Padding, Tensor};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 fn batch(shape: &[usize], seed: u32) -> Tensor {
     let len = shape.iter().product();
@@ -513,4 +515,89 @@ fn batch_norm_moving_statistics_converge_to_the_batch_statistics() {
         diff < 1e-3,
         "inference output differs from training output by {diff}"
     );
+}
+
+/// A model with random moving statistics, so that folding has something to fold.
+fn with_random_statistics(mut model: Model, seed: u64) -> Model {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let ids: Vec<_> = model
+        .store()
+        .iter()
+        .filter(|(_, p)| {
+            p.name.contains("moving_") || p.name.ends_with("/gamma") || p.name.ends_with("/beta")
+        })
+        .map(|(id, p)| (id, p.name.contains("variance") || p.name.ends_with("gamma")))
+        .collect();
+    for (id, positive) in ids {
+        for v in model.store_mut().value_mut(id).as_mut_slice() {
+            let r: f32 = rng.random_range(-1.0..1.0);
+            *v = if positive { 0.5 + r.abs() } else { r };
+        }
+    }
+    model
+}
+
+#[test]
+fn folding_batch_norms_and_activations_keeps_the_outputs() {
+    let mut g = Graph::new(3);
+    let x = g.input(&[9, 9, 3]);
+    let conv = g
+        .call(
+            &Conv2dConfig {
+                use_bias: false,
+                padding: Padding::Same,
+                ..Conv2dConfig::new(8, 3)
+            },
+            &[x],
+        )
+        .unwrap();
+    let bn = g.call(&BatchNormConfig::default(), &[conv]).unwrap();
+    let act = g
+        .call(&ActivationConfig::new(Activation::Relu6), &[bn])
+        .unwrap();
+    let depthwise = g
+        .call(
+            &DepthwiseConv2dConfig {
+                padding: Padding::Same,
+                ..DepthwiseConv2dConfig::new(3)
+            },
+            &[act],
+        )
+        .unwrap();
+    let bn2 = g.call(&BatchNormConfig::default(), &[depthwise]).unwrap();
+    // A convolution read twice (by its batch norm and by the residual sum) keeps its
+    // batch norm: folding it would change what the sum sees.
+    let shared = g
+        .call(
+            &Conv2dConfig {
+                padding: Padding::Same,
+                ..Conv2dConfig::new(8, 1)
+            },
+            &[bn2],
+        )
+        .unwrap();
+    let bn3 = g.call(&BatchNormConfig::default(), &[shared]).unwrap();
+    let sum = g.call(&AddConfig::default(), &[shared, bn3]).unwrap();
+    let model = with_random_statistics(g.build(sum).unwrap(), 11);
+    let input = Tensor::from_vec(
+        &[2, 9, 9, 3],
+        (0..486)
+            .map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0)
+            .collect(),
+    )
+    .unwrap();
+    let expected = model.predict(&input).unwrap();
+    let folded = model.fold_for_inference();
+    let kinds: Vec<&str> = folded.summary().rows.iter().map(|r| r.kind).collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "Folded").count(),
+        3,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "BatchNormalization").count(),
+        1
+    );
+    let got = folded.predict(&input).unwrap();
+    assert!(got.max_abs_diff(&expected).unwrap() < 1e-4);
 }

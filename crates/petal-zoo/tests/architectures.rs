@@ -125,3 +125,14 @@ fn every_architecture_survives_a_save_load_round_trip() {
     };
     round_trip(lenet5, &lenet);
 }
+
+#[test]
+fn folding_removes_every_batch_norm_of_the_imagenet_models() {
+    let options = Options::default();
+    for build in [resnet18, mobilenet_v2, efficientnet_lite0] {
+        let folded = build(&options).unwrap().fold_for_inference();
+        let kinds: Vec<&str> = folded.summary().rows.iter().map(|r| r.kind).collect();
+        assert!(!kinds.contains(&"BatchNormalization"), "{kinds:?}");
+        assert!(kinds.contains(&"Folded"));
+    }
+}

@@ -76,6 +76,8 @@ pub fn measure(workload: Workload, options: &BenchOptions) -> anyhow::Result<Mea
         .collect();
     let x = random(&input);
     if !train {
+        // Inference runs the model with its batch norms folded into the convolutions.
+        let model = model.fold_for_inference();
         return time_rounds(options, batch as f64, || Ok(model.predict(&x).map(drop)?));
     }
     let classes = model.output_shape()[0];

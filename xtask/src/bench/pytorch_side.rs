@@ -8,7 +8,7 @@ use super::{BenchOptions, Measurement, Workload};
 use crate::paths::workspace_root;
 
 const HOW_TO: &str = "set PETAL_BENCH_PYTHON to a Python with torch and numpy, e.g. \
-    `python3 -m venv /tmp/torch && /tmp/torch/bin/pip install torch numpy && export PETAL_BENCH_PYTHON=/tmp/torch/bin/python`";
+    `python3 -m venv /tmp/torch && /tmp/torch/bin/pip install torch torchvision numpy && export PETAL_BENCH_PYTHON=/tmp/torch/bin/python`";
 
 /// A Python interpreter that can import torch.
 pub struct PyTorch {

@@ -6,6 +6,7 @@ use petal_nn::layers::{
 };
 use petal_nn::{LayerConfig, Model, Sequential};
 use petal_tensor::Padding;
+use petal_zoo::Options;
 
 /// One benchmark workload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -18,6 +19,15 @@ pub enum Workload {
     MnistSameTrain,
     /// A flowers CNN on 128x128x3, training, batch 32.
     FlowersTrain,
+    /// MobileNetV2 at 224x224, inference, batch 16.
+    #[value(name = "mobilenet-v2-infer")]
+    MobileNetV2Infer,
+    /// ResNet18 at 224x224, inference, batch 16.
+    #[value(name = "resnet18-infer")]
+    ResNet18Infer,
+    /// EfficientNet-Lite0 at 224x224, inference, batch 16.
+    #[value(name = "efficientnet-lite0-infer")]
+    EfficientNetLite0Infer,
     /// A 2048x2048 fp32 matrix product.
     Gemm2048,
 }
@@ -30,23 +40,33 @@ impl Workload {
             Workload::KerasMnistInfer => "keras_mnist_infer",
             Workload::MnistSameTrain => "mnist_same_train",
             Workload::FlowersTrain => "flowers_train",
+            Workload::MobileNetV2Infer => "mobilenet_v2_infer",
+            Workload::ResNet18Infer => "resnet18_infer",
+            Workload::EfficientNetLite0Infer => "efficientnet_lite0_infer",
             Workload::Gemm2048 => "gemm2048",
         }
     }
 
     /// Every workload, in report order.
-    pub fn all() -> [Workload; 5] {
+    pub fn all() -> [Workload; 8] {
         [
             Workload::KerasMnistTrain,
             Workload::KerasMnistInfer,
             Workload::MnistSameTrain,
             Workload::FlowersTrain,
+            Workload::MobileNetV2Infer,
+            Workload::ResNet18Infer,
+            Workload::EfficientNetLite0Infer,
             Workload::Gemm2048,
         ]
     }
 
     /// The network, input shape, classes, batch size and whether it trains (`None` for GEMM).
     pub fn network(self) -> Option<(Model, usize, bool)> {
+        let zoo_inference = |build: fn(&Options) -> petal_nn::Result<Model>| {
+            let model = build(&Options::default()).expect("the zoo's ImageNet models build");
+            Some((model, 16, false))
+        };
         let relu = |filters, padding| Conv2dConfig {
             padding,
             activation: Activation::Relu,
@@ -101,6 +121,11 @@ impl Workload {
                     }));
                     layers.push(Box::new(DenseConfig::new(3)));
                     (&[128, 128, 3], layers, 32, true)
+                }
+                Workload::MobileNetV2Infer => return zoo_inference(petal_zoo::mobilenet_v2),
+                Workload::ResNet18Infer => return zoo_inference(petal_zoo::resnet18),
+                Workload::EfficientNetLite0Infer => {
+                    return zoo_inference(petal_zoo::efficientnet_lite0)
                 }
                 Workload::Gemm2048 => return None,
             };

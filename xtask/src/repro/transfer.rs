@@ -175,7 +175,7 @@ fn feature_extraction(
     options: &ReproOptions,
 ) -> anyhow::Result<Row> {
     let started = Instant::now();
-    let base = base(entry)?;
+    let base = base(entry)?.fold_for_inference();
     let features = |data: &PretrainedInputs| -> anyhow::Result<InMemoryDataset> {
         let (values, labels) = predict(&base, data, 32)?;
         let n = labels.len();

@@ -3,7 +3,7 @@
 use petal_tensor::elementwise::Unary;
 use rand_chacha::ChaCha8Rng;
 
-use super::{same_shape, single, Context, Layer, LayerConfig};
+use super::{same_shape, single, Context, InferenceStep, Layer, LayerConfig};
 use crate::error::Result;
 use crate::{ParamStore, Var};
 
@@ -111,5 +111,8 @@ impl Layer for ActivationLayer {
     fn forward(&self, inputs: &[&Var], _: &Context) -> Result<Var> {
         self.activation
             .apply((*single(&self.name, inputs)?).clone())
+    }
+    fn inference_step(&self, _: &ParamStore) -> Option<InferenceStep> {
+        Some(InferenceStep::Activation(self.activation))
     }
 }

@@ -2,11 +2,12 @@
 //! SeparableConv2D.
 
 use petal_tensor::conv::conv2d_output_shape;
-use petal_tensor::{Conv2dSpec, Padding};
+use petal_tensor::{Conv2dSpec, Padding, Tensor};
 use rand_chacha::ChaCha8Rng;
 
 use super::{
-    batched, layer_error, single, Activation, Context, Initializer, Layer, LayerConfig, Regularizer,
+    batched, layer_error, single, Activation, Context, InferenceStep, Initializer, Layer,
+    LayerConfig, Regularizer,
 };
 use crate::error::Result;
 use crate::{ParamId, ParamStore, Var};
@@ -212,6 +213,43 @@ impl Layer for Conv2d {
     }
     fn penalty(&self, ctx: &Context) -> Result<Option<Var>> {
         Ok(self.regularizer.map(|r| r.penalty(&ctx.param(self.kernel))))
+    }
+    fn absorb(&self, step: &InferenceStep, store: &mut ParamStore) -> Option<Box<dyn Layer>> {
+        if self.activation != Activation::Linear {
+            return None;
+        }
+        let mut folded = Conv2d {
+            name: self.name.clone(),
+            ..*self
+        };
+        match step {
+            InferenceStep::Activation(activation) => folded.activation = *activation,
+            InferenceStep::ChannelAffine { scale, shift } => {
+                if scale.len() != self.kernel_shape[3] {
+                    return None;
+                }
+                let bias = match self.bias {
+                    Some(bias) => bias,
+                    None => {
+                        let zeros = Tensor::zeros(&[scale.len()]);
+                        store.add(format!("{}/bias", self.name), zeros, true).ok()?
+                    }
+                };
+                for row in store
+                    .value_mut(self.kernel)
+                    .as_mut_slice()
+                    .chunks_exact_mut(scale.len())
+                {
+                    row.iter_mut().zip(scale).for_each(|(w, s)| *w *= s);
+                }
+                let b = store.value_mut(bias).as_mut_slice();
+                for ((b, s), t) in b.iter_mut().zip(scale).zip(shift) {
+                    *b = *b * s + t;
+                }
+                folded.bias = Some(bias);
+            }
+        }
+        Some(Box::new(folded))
     }
 }
 

@@ -19,6 +19,7 @@ mod activation;
 mod context;
 mod conv;
 mod dense;
+mod fold;
 mod init;
 mod merge;
 mod norm;
@@ -30,6 +31,8 @@ pub use conv::{
     Conv2d, Conv2dConfig, DepthwiseConv2dConfig, SeparableConv2d, SeparableConv2dConfig,
 };
 pub use dense::{Dense, DenseConfig, Dropout, DropoutConfig, Flatten, FlattenConfig};
+pub(crate) use fold::Folded;
+pub use fold::InferenceStep;
 pub use init::Initializer;
 pub use merge::{AddConfig, ConcatConfig, Merge};
 pub use norm::{BatchNorm, BatchNormConfig, GroupNormConfig, LayerNormConfig, Normalization};
@@ -69,6 +72,16 @@ pub trait Layer: Send + Sync {
     /// The weight penalty (L1/L2) this layer adds to the loss, if it has one.
     fn penalty(&self, _ctx: &Context) -> Result<Option<Var>> {
         Ok(None)
+    }
+    /// What this layer does at inference, if a preceding layer could absorb it
+    /// ([`Model::fold_for_inference`](crate::Model::fold_for_inference)).
+    fn inference_step(&self, _store: &ParamStore) -> Option<InferenceStep> {
+        None
+    }
+    /// This layer with `step` applied to its output, if it can take it over; may change
+    /// or add this layer's parameters in `store`.
+    fn absorb(&self, _step: &InferenceStep, _store: &mut ParamStore) -> Option<Box<dyn Layer>> {
+        None
     }
 }
 

@@ -5,7 +5,7 @@ use petal_tensor::norm::{batch_norm_apply, BatchStats};
 use petal_tensor::Tensor;
 use rand_chacha::ChaCha8Rng;
 
-use super::{layer_error, same_shape, single, Context, Layer, LayerConfig};
+use super::{layer_error, same_shape, single, Context, InferenceStep, Layer, LayerConfig};
 use crate::error::Result;
 use crate::{ParamId, ParamStore, Var};
 
@@ -169,6 +169,21 @@ impl Layer for BatchNorm {
     }
     fn learnable_params(&self) -> Vec<ParamId> {
         vec![self.gamma, self.beta]
+    }
+    fn inference_step(&self, store: &ParamStore) -> Option<InferenceStep> {
+        let values = |id| store.value(id).as_slice();
+        let scale: Vec<f32> = values(self.gamma)
+            .iter()
+            .zip(values(self.moving_variance))
+            .map(|(g, v)| g / (v + self.epsilon).sqrt())
+            .collect();
+        let shift = values(self.beta)
+            .iter()
+            .zip(values(self.moving_mean))
+            .zip(&scale)
+            .map(|((b, m), s)| b - m * s)
+            .collect();
+        Some(InferenceStep::ChannelAffine { scale, shift })
     }
 }
 

@@ -1,0 +1,46 @@
+//! Inference-time folding: a batch norm (with its moving statistics) or an activation
+//! that directly follows a convolution becomes part of that convolution, so inference
+//! runs one fused kernel instead of three passes over the feature maps.
+
+use super::{same_shape, single, Activation, Context, Layer};
+use crate::error::Result;
+use crate::Var;
+
+/// What a layer does at inference, in a form a preceding layer may absorb.
+#[derive(Clone, Debug, PartialEq)]
+pub enum InferenceStep {
+    /// `y = x * scale + shift` per channel (the last axis): batch norm in inference mode.
+    ChannelAffine {
+        /// One factor per channel.
+        scale: Vec<f32>,
+        /// One offset per channel.
+        shift: Vec<f32>,
+    },
+    /// An element-wise activation.
+    Activation(Activation),
+}
+
+/// A layer whose work moved into the layer before it: it passes its input through.
+pub(crate) struct Folded {
+    pub name: String,
+}
+
+impl Folded {
+    /// The kind a folded layer reports.
+    pub const KIND: &'static str = "Folded";
+}
+
+impl Layer for Folded {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn kind(&self) -> &'static str {
+        Self::KIND
+    }
+    fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
+        same_shape(&self.name, inputs)
+    }
+    fn forward(&self, inputs: &[&Var], _: &Context) -> Result<Var> {
+        Ok((*single(&self.name, inputs)?).clone())
+    }
+}

@@ -27,7 +27,9 @@ struct Node {
 impl Node {
     /// Whether this node's work moved into the layer before it.
     fn is_folded(&self) -> bool {
-        self.layer.as_ref().is_some_and(|l| l.kind() == Folded::KIND)
+        self.layer
+            .as_ref()
+            .is_some_and(|l| l.kind() == Folded::KIND)
     }
 }
 

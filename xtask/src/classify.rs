@@ -11,7 +11,7 @@ use petal_zoo::Options;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::paths::workspace_root;
+use crate::paths::data_config;
 
 /// Options of `cargo xtask classify`.
 #[derive(Clone, Debug, clap::Args)]
@@ -44,7 +44,7 @@ pub struct Classifier {
 pub fn weights_folder() -> PathBuf {
     std::env::var_os("PETAL_WEIGHTS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("datasets/cache/weights"))
+        .unwrap_or_else(|| data_config().cache_root.join("weights"))
 }
 
 fn sha256_of(path: &Path) -> anyhow::Result<String> {

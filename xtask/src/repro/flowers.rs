@@ -39,7 +39,7 @@ fn network(size: usize, classes: usize) -> BipyramidalConfig {
 }
 
 /// Random horizontal flips, rotations up to ~36 degrees, zooms and shifts up to 10%.
-fn flower_augmentation() -> anyhow::Result<Arc<dyn Augmentation>> {
+pub(crate) fn flower_augmentation() -> anyhow::Result<Arc<dyn Augmentation>> {
     Ok(Arc::new(RandomAffine::new(AffineConfig {
         horizontal_flip: true,
         rotation: (-0.1, 0.1),

@@ -2,7 +2,7 @@
 //! output folder and the metrics file.
 
 mod conv_demo;
-mod flowers;
+pub(crate) mod flowers;
 mod mnist;
 mod mnist_regularization;
 mod training;

@@ -199,6 +199,48 @@ mod tests {
             .unwrap();
         let batch = Preprocessing::EfficientNetLite.apply(&open_image(&grey).unwrap());
         assert_eq!(batch.shape(), &[1, 224, 224, 3]);
+        // So does a small RGBA one (alpha dropped).
+        let rgba = dir.join("rgba.png");
+        image::RgbaImage::from_pixel(5, 3, image::Rgba([10, 20, 30, 40]))
+            .save(&rgba)
+            .unwrap();
+        let batch = Preprocessing::EfficientNetLite.apply(&open_image(&rgba).unwrap());
+        assert_eq!(batch.shape(), &[1, 224, 224, 3]);
+        assert!((batch.as_slice()[2] - (30.0 - 127.0) / 128.0).abs() < 1e-6);
+        // A PNG claiming 60000 x 60000 pixels is refused before anything is allocated.
+        let huge = dir.join("huge.png");
+        std::fs::write(&huge, png_header(60_000, 60_000)).unwrap();
+        let err = open_image(&huge).unwrap_err();
+        assert!(err.contains("huge.png") && err.contains("limit"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// An 8-bit RGB PNG that claims `width x height` pixels but holds none: the
+    /// signature, an IHDR chunk, an empty IDAT chunk and IEND.
+    fn png_header(width: u32, height: u32) -> Vec<u8> {
+        let mut header = width.to_be_bytes().to_vec();
+        header.extend(height.to_be_bytes());
+        header.extend([8, 2, 0, 0, 0]);
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        for (kind, data) in [(b"IHDR", header.as_slice()), (b"IDAT", &[]), (b"IEND", &[])] {
+            let chunk: Vec<u8> = kind.iter().chain(data).copied().collect();
+            png.extend((data.len() as u32).to_be_bytes());
+            png.extend(&chunk);
+            png.extend(crc32(&chunk).to_be_bytes());
+        }
+        png
+    }
+
+    /// CRC-32 (ISO 3309), as PNG chunks carry it.
+    fn crc32(bytes: &[u8]) -> u32 {
+        !bytes.iter().fold(!0u32, |crc, &b| {
+            (0..8).fold(crc ^ u32::from(b), |c, _| {
+                if c & 1 == 1 {
+                    (c >> 1) ^ 0xEDB8_8320
+                } else {
+                    c >> 1
+                }
+            })
+        })
     }
 }

@@ -5,14 +5,15 @@
 //! smaller learning rate.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use petal_data::augment::{AffineConfig, Augmentation, FillMode, RandomAffine};
 use petal_data::flowers::Flowers102;
 use petal_data::{DataError, Dataset, InMemoryDataset, Split};
 use petal_nn::layers::{DenseConfig, DropoutConfig, FlattenConfig};
-use petal_nn::{Loss, Model, Sequential};
+use petal_nn::weights::{read_tensors, save_weights};
+use petal_nn::{Loss, Model, ParamStore, Sequential};
 use petal_optim::{Adam, AdamConfig};
 use petal_tensor::Tensor;
 use petal_train::callbacks::{Callback, EarlyStopping, Monitor};
@@ -20,12 +21,16 @@ use petal_train::{evaluate, predict, FitConfig, History, Trainer};
 use petal_zoo::pretrained::{load_pretrained, open_image, Preprocessing, PretrainedWeights};
 use petal_zoo::{Options, Pooling};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use super::{write_metrics, Experiment, ReproOptions, RunInfo};
 use crate::classify::{weights_folder, Classifier};
 use crate::paths::{data_config, workspace_root};
 
 const MODEL: &str = "efficientnet-lite0";
+
+/// The name of the new classifier layer, in (a) and in (b)/(c).
+const HEAD: &str = "head";
 
 /// Photos fed to a pretrained network exactly as its weights expect.
 struct PretrainedInputs {
@@ -34,6 +39,30 @@ struct PretrainedInputs {
     classes: usize,
     preprocessing: Preprocessing,
     shape: [usize; 3],
+    /// Preprocessed photos kept after their first load (the splits trained on for
+    /// several epochs), so later epochs decode no JPEG.
+    cache: Option<Vec<OnceLock<Vec<f32>>>>,
+}
+
+impl PretrainedInputs {
+    /// Keeps every photo after its first load.
+    fn cached(self) -> Self {
+        let cache = Some(self.paths.iter().map(|_| OnceLock::new()).collect());
+        Self { cache, ..self }
+    }
+
+    /// A key naming exactly these inputs under `weights` (sha256 of the weights, the
+    /// preprocessing and every photo path), for caching their features on disk.
+    fn feature_key(&self, weights: &PretrainedWeights) -> String {
+        let mut hasher = Sha256::new();
+        hasher.update(weights.sha256);
+        hasher.update(format!("{:?}", self.preprocessing));
+        for path in &self.paths {
+            hasher.update(path.to_string_lossy().as_bytes());
+            hasher.update([0]);
+        }
+        hasher.finalize().iter().take(12).map(|b| format!("{b:02x}")).collect()
+    }
 }
 
 impl Dataset for PretrainedInputs {
@@ -51,11 +80,20 @@ impl Dataset for PretrainedInputs {
             index,
             len: self.paths.len(),
         })?;
+        let slot = self.cache.as_ref().map(|cache| &cache[index]);
+        if let Some(values) = slot.and_then(OnceLock::get) {
+            out.copy_from_slice(values);
+            return Ok(self.labels[index]);
+        }
         let image = open_image(path).map_err(|reason| DataError::Format {
             path: path.clone(),
             reason,
         })?;
-        out.copy_from_slice(self.preprocessing.apply(&image).as_slice());
+        let values = self.preprocessing.apply(&image);
+        out.copy_from_slice(values.as_slice());
+        if let Some(slot) = slot {
+            let _ = slot.set(values.to_vec());
+        }
         Ok(self.labels[index])
     }
 }
@@ -81,6 +119,7 @@ fn flower_splits(
         classes,
         preprocessing: entry.preprocessing,
         shape: [224, 224, 3],
+        cache: None,
     };
     if all_classes {
         let part = |s| {
@@ -89,7 +128,8 @@ fn flower_splits(
                 .map(|i| (flowers.image_path(i), flowers.labels()[i]))
                 .collect()
         };
-        return Ok([Split::Train, Split::Val, Split::Test].map(|s| inputs(part(s), 102)));
+        let [train, val, test] = [Split::Train, Split::Val, Split::Test].map(|s| inputs(part(s), 102));
+        return Ok([train.cached(), val.cached(), test]);
     }
     let subset = flowers.most_frequent_classes(3)?;
     let split = subset.random_split([0.7, 0.15, 0.15], options.seed)?;
@@ -99,7 +139,8 @@ fn flower_splits(
             .map(|p| (flowers.image_path(subset.indices[p]), subset.labels[p]))
             .collect()
     };
-    Ok([Split::Train, Split::Val, Split::Test].map(|s| inputs(part(s), 3)))
+    let [train, val, test] = [Split::Train, Split::Val, Split::Test].map(|s| inputs(part(s), 3));
+    Ok([train.cached(), val.cached(), test])
 }
 
 /// The pretrained base without its classifier, global-average pooled to 1280 features.
@@ -168,16 +209,43 @@ fn row(
     })
 }
 
+/// The base's features of `data` and their labels, computed once and then read from
+/// `<data dir>/features/` (keyed by the weights, the preprocessing and the photos).
+fn cached_features(
+    base: &Model,
+    entry: &PretrainedWeights,
+    data: &PretrainedInputs,
+) -> anyhow::Result<(Tensor, Vec<usize>)> {
+    let file = format!("{}-{}.safetensors", entry.name, data.feature_key(entry));
+    let path = data_config().cache_root.join("features").join(file);
+    if let Ok(tensors) = read_tensors(&path) {
+        if let (Some(values), Some(labels)) = (tensors.get("features"), tensors.get("labels")) {
+            if labels.len() == data.len() && values.len() == data.len() * 1280 {
+                let labels = labels.as_slice().iter().map(|&l| l as usize).collect();
+                return Ok((values.clone(), labels));
+            }
+        }
+    }
+    let (values, labels) = predict(base, data, 32)?;
+    let mut store = ParamStore::new();
+    store.add("features", values.clone(), false)?;
+    let as_f32 = labels.iter().map(|&l| l as f32).collect();
+    store.add("labels", Tensor::from_vec(&[labels.len()], as_f32)?, false)?;
+    std::fs::create_dir_all(path.parent().expect("a file in a folder"))?;
+    save_weights(&store, &path)?;
+    Ok((values, labels))
+}
+
 /// (a): the base runs once over every photo; a dense classifier learns on the features.
 fn feature_extraction(
     entry: &PretrainedWeights,
     splits: &[PretrainedInputs; 3],
     options: &ReproOptions,
-) -> anyhow::Result<Row> {
+) -> anyhow::Result<(Row, Model)> {
     let started = Instant::now();
     let base = base(entry)?.fold_for_inference();
     let features = |data: &PretrainedInputs| -> anyhow::Result<InMemoryDataset> {
-        let (values, labels) = predict(&base, data, 32)?;
+        let (values, labels) = cached_features(&base, entry, data)?;
         let n = labels.len();
         Ok(InMemoryDataset::new(
             Tensor::from_vec(&[n, 1, 1, 1280], values.to_vec())?,
@@ -195,7 +263,10 @@ fn feature_extraction(
     let mut head = Sequential::new(&[1, 1, 1280], options.seed)
         .add(FlattenConfig::default())?
         .add(DropoutConfig::new(0.2))?
-        .add(DenseConfig::new(splits[0].classes))?
+        .add(DenseConfig {
+            name: Some(HEAD.into()),
+            ..DenseConfig::new(splits[0].classes)
+        })?
         .build()?;
     let config = FitConfig {
         epochs: options.epochs_or(60),
@@ -205,13 +276,28 @@ fn feature_extraction(
         ..FitConfig::default()
     };
     let history = fit(&mut head, 1e-3, &train, &val, &config)?;
-    row(
+    let row = row(
         "(a) static features + dense classifier",
         started,
         history,
         &head,
         &test,
-    )
+    )?;
+    Ok((row, head))
+}
+
+/// Copies the trained classifier `from` (a) into the head of `to`, so that (b) starts
+/// where (a) ended instead of from random weights.
+fn copy_head(from: &Model, to: &mut Model) -> anyhow::Result<()> {
+    for param in ["kernel", "bias"] {
+        let name = format!("{HEAD}/{param}");
+        let (Some(source), Some(target)) = (from.store().id(&name), to.store().id(&name)) else {
+            anyhow::bail!("both models need a parameter {name}");
+        };
+        let value = from.store().value(source).clone();
+        to.store_mut().set_value(target, value)?;
+    }
+    Ok(())
 }
 
 /// The base with a new dropout + dense head, the base frozen.
@@ -231,7 +317,7 @@ fn with_new_head(
     )?;
     let out = graph.call(
         &DenseConfig {
-            name: Some("head".into()),
+            name: Some(HEAD.into()),
             ..DenseConfig::new(classes)
         },
         &[x],
@@ -258,9 +344,11 @@ fn frozen_then_fine_tuned(
     entry: &PretrainedWeights,
     splits: &[PretrainedInputs; 3],
     options: &ReproOptions,
+    trained_head: &Model,
 ) -> anyhow::Result<[Row; 2]> {
     let started = Instant::now();
     let (mut model, base_layers) = with_new_head(entry, splits[0].classes)?;
+    copy_head(trained_head, &mut model)?;
     let config = FitConfig {
         epochs: options.epochs_or(8),
         batch_size: 32,
@@ -271,7 +359,7 @@ fn frozen_then_fine_tuned(
     };
     let history = fit(&mut model, 1e-3, &splits[0], &splits[1], &config)?;
     let frozen = row(
-        "(b) frozen base + new head, augmentation",
+        "(b) frozen base + head from (a), augmentation",
         started,
         history,
         &model,
@@ -319,8 +407,9 @@ fn run_transfer(
     let splits = flower_splits(all_classes, options, entry)?;
     let split_sizes = [splits[0].len(), splits[1].len(), splits[2].len()];
     println!("train / val / test photos: {split_sizes:?}");
-    let mut rows = vec![feature_extraction(entry, &splits, options)?];
-    rows.extend(frozen_then_fine_tuned(entry, &splits, options)?);
+    let (features_row, trained_head) = feature_extraction(entry, &splits, options)?;
+    let mut rows = vec![features_row];
+    rows.extend(frozen_then_fine_tuned(entry, &splits, options, &trained_head)?);
     println!(
         "\n{:<44} {:>6} {:>9} {:>9} {:>9}",
         "run", "epochs", "time (s)", "val acc", "test acc"

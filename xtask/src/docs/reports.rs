@@ -13,6 +13,24 @@ pub struct Figure {
     pub path: String,
     /// Caption: the one `metrics.json` gives, else the file name.
     pub caption: String,
+    /// A raster image under 64 pixels a side (a feature map), shown enlarged with sharp
+    /// pixels.
+    pub small: bool,
+}
+
+/// Raster images with both sides below this are enlarged pixel by pixel.
+const SMALL_SIDE: u32 = 64;
+
+impl Figure {
+    fn new(dir: &Path, path: &str, caption: &str) -> Self {
+        let small = image::image_dimensions(dir.join(path))
+            .is_ok_and(|(w, h)| w < SMALL_SIDE && h < SMALL_SIDE);
+        Self {
+            path: path.to_string(),
+            caption: caption.to_string(),
+            small,
+        }
+    }
 }
 
 /// One experiment's report.
@@ -136,10 +154,7 @@ fn figures(
                 );
             }
             let caption = entry.get("caption").and_then(Value::as_str).unwrap_or(path);
-            figures.push(Figure {
-                path: path.to_string(),
-                caption: caption.to_string(),
-            });
+            figures.push(Figure::new(dir, path, caption));
         }
     }
     let mut others: Vec<String> = std::fs::read_dir(dir)
@@ -153,10 +168,7 @@ fn figures(
         })
         .collect();
     others.sort();
-    figures.extend(others.into_iter().map(|name| Figure {
-        caption: name.clone(),
-        path: name,
-    }));
+    figures.extend(others.iter().map(|name| Figure::new(dir, name, name)));
     Ok(figures)
 }
 
@@ -208,13 +220,18 @@ mod tests {
             "figures": [{"path": "curves.png", "caption": "Loss and accuracy"}],
             "runs": [{"name": "a", "test_accuracy": 0.5}, {"name": "b", "test_accuracy": 0.75}]}"#;
         write(dir.path(), "metrics.json", metrics.as_bytes());
-        for name in ["curves.png", "b.svg", "a.PNG", "notes.txt"] {
+        for name in ["curves.png", "b.svg", "notes.txt"] {
             write(dir.path(), name, b"x");
         }
+        image::GrayImage::new(4, 4)
+            .save_with_format(dir.path().join("a.PNG"), image::ImageFormat::Png)
+            .unwrap();
         let report = Report::read(dir.path()).unwrap().unwrap();
         let paths: Vec<&str> = report.figures.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(paths, ["curves.png", "a.PNG", "b.svg"]);
         assert_eq!(report.figures[0].caption, "Loss and accuracy");
+        let small: Vec<bool> = report.figures.iter().map(|f| f.small).collect();
+        assert_eq!(small, [false, true, false]);
         assert_eq!(report.command(), "cargo xtask repro x --quick");
         assert!(report.quick());
         assert_eq!(report.machine().unwrap(), "CPU, 2 threads");

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::page::{escape, Page};
 use super::reports::{Figure, Report};
-use super::tables::{cell, is_list_of_objects, table};
+use super::tables::{cell, is_empty, is_list_of_objects, table};
 use crate::repro::Experiment;
 
 const STYLE: &str = include_str!("assets/style.css");
@@ -96,46 +96,58 @@ fn description(slug: &str) -> String {
         .unwrap_or_default()
 }
 
-fn figure_src(docs_from_out: &str, slug: &str, figure: &Figure) -> String {
-    escape(&format!("{docs_from_out}{slug}/{}", figure.path))
+/// The `<img>` of a report's figure, linked from the site's root.
+fn figure_img(docs_from_out: &str, slug: &str, figure: &Figure) -> String {
+    format!(
+        "<img src=\"{}\" alt=\"{}\"{}>",
+        escape(&format!("{docs_from_out}{slug}/{}", figure.path)),
+        escape(&figure.caption),
+        if figure.small {
+            " class=\"pixels\""
+        } else {
+            ""
+        }
+    )
+}
+
+/// An experiment's card on the index: headline figure, status, best result, date and
+/// machine; a grey card with the command when it has not run.
+fn card(slug: &str, report: Option<&Report>, docs_from_out: &str) -> String {
+    let description = escape(&description(slug));
+    let Some(r) = report else {
+        return format!(
+            "<div class=\"card missing\">\n<h2>{slug}</h2>\n<p>{description}</p>\n<p class=\"status missing\">not run yet</p>\n<p class=\"meta\"><code>cargo xtask repro {slug}</code></p>\n</div>\n"
+        );
+    };
+    let image = r.figures.first().map_or(String::new(), |f| {
+        format!(
+            "<div class=\"thumb\">{}</div>\n",
+            figure_img(docs_from_out, slug, f)
+        )
+    });
+    let (class, status) = if r.quick() {
+        ("quick", "quick smoke run")
+    } else {
+        ("done", "reproduced")
+    };
+    let headline = r.best_test_accuracy().map_or(String::new(), |(name, a)| {
+        format!(
+            "<p class=\"headline\">best test accuracy <strong>{:.2}%</strong>: {}</p>\n",
+            100.0 * a,
+            escape(&name)
+        )
+    });
+    let meta: Vec<String> = [r.date(), r.machine()].into_iter().flatten().collect();
+    format!(
+        "<a class=\"card\" href=\"{slug}.html\">\n{image}<h2>{slug}</h2>\n<p>{description}</p>\n<p class=\"status {class}\">{status}</p>\n{headline}<p class=\"meta\">{}</p>\n</a>\n",
+        escape(&meta.join(" · "))
+    )
 }
 
 fn index(reports: &[(String, Option<Report>)], docs_from_out: &str, crates: &[String]) -> String {
     let cards: String = reports
         .iter()
-        .map(|(slug, report)| match report {
-            Some(r) => {
-                let image = r.figures.first().map_or(String::new(), |f| {
-                    format!(
-                        "<img src=\"{}\" alt=\"{}\">",
-                        figure_src(docs_from_out, slug, f),
-                        escape(&f.caption)
-                    )
-                });
-                let (class, status) = if r.quick() {
-                    ("quick", "quick smoke run")
-                } else {
-                    ("done", "reproduced")
-                };
-                let headline = r.best_test_accuracy().map_or(String::new(), |(name, a)| {
-                    format!(
-                        "<p class=\"headline\">best test accuracy <strong>{:.2}%</strong>: {}</p>",
-                        100.0 * a,
-                        escape(&name)
-                    )
-                });
-                let meta: Vec<String> = [r.date(), r.machine()].into_iter().flatten().collect();
-                format!(
-                    "<a class=\"card\" href=\"{slug}.html\">\n<div class=\"thumb\">{image}</div>\n<h2>{slug}</h2>\n<p>{}</p>\n<p class=\"status {class}\">{status}</p>\n{headline}\n<p class=\"meta\">{}</p>\n</a>\n",
-                    escape(&description(slug)),
-                    escape(&meta.join(" · "))
-                )
-            }
-            None => format!(
-                "<div class=\"card missing\">\n<div class=\"thumb\"></div>\n<h2>{slug}</h2>\n<p>{}</p>\n<p class=\"status missing\">not run yet</p>\n<p class=\"meta\"><code>cargo xtask repro {slug}</code></p>\n</div>\n",
-                escape(&description(slug))
-            ),
-        })
+        .map(|(slug, report)| card(slug, report.as_ref(), docs_from_out))
         .collect();
     let api: String = crates
         .iter()
@@ -192,9 +204,9 @@ fn experiment_page(report: &Report, docs_from_out: &str) -> String {
         body += "<h2>Figures</h2>\n<div class=\"figures\">\n";
         for f in &report.figures {
             body += &format!(
-                "<figure><img src=\"{}\" alt=\"{caption}\"><figcaption>{caption}</figcaption></figure>\n",
-                figure_src(docs_from_out, slug, f),
-                caption = escape(&f.caption)
+                "<figure>{}<figcaption>{}</figcaption></figure>\n",
+                figure_img(docs_from_out, slug, f),
+                escape(&f.caption)
             );
         }
         body += "</div>\n";
@@ -218,7 +230,10 @@ fn json_sections(metrics: &Map<String, Value>, skip: &[&str]) -> String {
     let mut facts = String::new();
     let mut tables = String::new();
     let mut raw = String::new();
-    for (key, value) in metrics.iter().filter(|(k, _)| !skip.contains(&k.as_str())) {
+    let shown = metrics
+        .iter()
+        .filter(|(k, v)| !skip.contains(&k.as_str()) && !is_empty(v));
+    for (key, value) in shown {
         let title = escape(&key.replace('_', " "));
         if is_list_of_objects(value) {
             tables += &format!(
@@ -231,7 +246,7 @@ fn json_sections(metrics: &Map<String, Value>, skip: &[&str]) -> String {
                 escape(&serde_json::to_string_pretty(value).unwrap_or_default())
             );
         } else if let Value::Object(inner) = value {
-            for (k, v) in inner {
+            for (k, v) in inner.iter().filter(|(_, v)| !is_empty(v)) {
                 facts += &format!(
                     "<tr><th>{title}.{}</th><td>{}</td></tr>\n",
                     escape(k),

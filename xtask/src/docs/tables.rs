@@ -5,7 +5,10 @@ use serde_json::{Map, Value};
 
 use super::page::escape;
 
-/// A table of `rows` (JSON objects): the `name` column first, then the others by name
+/// Columns that name a row, shown first when present.
+const NAMING_COLUMNS: [&str; 2] = ["name", "workload"];
+
+/// A table of `rows` (JSON objects): the naming columns first, then the others by name
 /// (JSON objects keep no order). Nested objects contribute their scalar fields as
 /// `outer.inner` columns; columns that are empty in every row are left out.
 pub fn table(rows: &[Value]) -> String {
@@ -17,12 +20,12 @@ pub fn table(rows: &[Value]) -> String {
     let mut columns: Vec<&str> = Vec::new();
     for row in &flat {
         for (key, value) in row {
-            if !value.is_null() && !columns.contains(&key.as_str()) {
+            if !is_empty(value) && !columns.contains(&key.as_str()) {
                 columns.push(key);
             }
         }
     }
-    columns.sort_by_key(|c| (*c != "name", *c));
+    columns.sort_by_key(|c| (!NAMING_COLUMNS.contains(c), *c));
     let head: String = columns
         .iter()
         .map(|c| format!("<th>{}</th>", escape(&c.replace('_', " "))))
@@ -67,6 +70,11 @@ fn flatten(object: &Map<String, Value>) -> Vec<(String, &Value)> {
         }
     }
     out
+}
+
+/// `true` for `null` and `[]`: nothing to show.
+pub fn is_empty(value: &Value) -> bool {
+    value.is_null() || value.as_array().is_some_and(Vec::is_empty)
 }
 
 /// `true` for a non-empty list of JSON objects: a table of its own.

@@ -15,10 +15,12 @@ use crate::paths::workspace_root;
 /// Flags of `cargo xtask site-test`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct SiteTestOptions {
-    /// The site to test (as `cargo xtask docs --out` wrote it).
+    /// The site to test, as `cargo xtask docs --out` wrote it (relative to the workspace
+    /// root).
     #[arg(long, default_value = "docs/site")]
     pub site: PathBuf,
-    /// Where to write `index.png` and `explainer.png` (default: `<site>/screenshots`).
+    /// Where to write `index.png` and `explainer.png` (default: `<site>/screenshots`;
+    /// relative to the workspace root).
     #[arg(long)]
     pub screenshots: Option<PathBuf>,
     /// The Chromium binary.

@@ -21,7 +21,7 @@ pub use browser::{run as site_test, SiteTestOptions};
 /// Flags of `cargo xtask docs`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct DocsOptions {
-    /// Where to write the site.
+    /// Where to write the site (relative to the workspace root).
     #[arg(long, default_value = "docs/site")]
     pub out: PathBuf,
     /// The trained MNIST weights for the explainer (default: where `repro mnist` saves them).
@@ -49,9 +49,18 @@ pub fn run(options: &DocsOptions) -> anyhow::Result<()> {
         .model
         .clone()
         .unwrap_or_else(|| mnist_model_path(options.quick));
-    // The first 1000 test digits hold five of every class.
-    let mnist = MnistSplits::load(true)?;
-    explainer::write_model_js(&network(), &model, mnist.test(), &out.join("explainer"))?;
+    if options.model.is_none() && !model.is_file() {
+        // The explainer page then asks for `repro mnist`; an explicit --model must exist.
+        eprintln!(
+            "warning: no trained MNIST model at {}: the explainer stays empty until `cargo xtask repro mnist{}` has run",
+            model.display(),
+            if options.quick { " --quick" } else { "" }
+        );
+    } else {
+        // The first 1000 test digits hold five of every class.
+        let mnist = MnistSplits::load(true)?;
+        explainer::write_model_js(&network(), &model, mnist.test(), &out.join("explainer"))?;
+    }
     if !options.no_api {
         api_docs(&root, &out.join("api"))?;
     }

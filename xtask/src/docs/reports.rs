@@ -140,12 +140,26 @@ fn figures(
             .as_array()
             .with_context(|| format!("{}: \"figures\" must be a list", metrics_path.display()))?;
         for entry in entries {
-            let path = entry.get("path").and_then(Value::as_str).with_context(|| {
+            // `{"path": ..., "caption": ...}`, or just the path.
+            let path = entry
+                .as_str()
+                .or_else(|| entry.get("path").and_then(Value::as_str));
+            let path = path.with_context(|| {
                 format!(
                     "{}: a figure without a \"path\": {entry}",
                     metrics_path.display()
                 )
             })?;
+            let inside = Path::new(path)
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)));
+            if !inside {
+                bail!(
+                    "{}: figure {path} must be a path inside {}",
+                    metrics_path.display(),
+                    dir.display()
+                );
+            }
             if !dir.join(path).is_file() {
                 bail!(
                     "{}: lists figure {path}, which is not in {}",
@@ -217,7 +231,7 @@ mod tests {
     fn listed_figures_come_first_then_the_other_images() {
         let dir = tempfile::tempdir().unwrap();
         let metrics = r#"{"command": "repro x --quick", "quick": true, "threads": 2, "cpu": "CPU",
-            "figures": [{"path": "curves.png", "caption": "Loss and accuracy"}],
+            "figures": [{"path": "curves.png", "caption": "Loss and accuracy"}, "b.svg"],
             "runs": [{"name": "a", "test_accuracy": 0.5}, {"name": "b", "test_accuracy": 0.75}]}"#;
         write(dir.path(), "metrics.json", metrics.as_bytes());
         for name in ["curves.png", "b.svg", "notes.txt"] {
@@ -228,10 +242,10 @@ mod tests {
             .unwrap();
         let report = Report::read(dir.path()).unwrap().unwrap();
         let paths: Vec<&str> = report.figures.iter().map(|f| f.path.as_str()).collect();
-        assert_eq!(paths, ["curves.png", "a.PNG", "b.svg"]);
+        assert_eq!(paths, ["curves.png", "b.svg", "a.PNG"]);
         assert_eq!(report.figures[0].caption, "Loss and accuracy");
         let small: Vec<bool> = report.figures.iter().map(|f| f.small).collect();
-        assert_eq!(small, [false, true, false]);
+        assert_eq!(small, [false, false, true]);
         assert_eq!(report.command(), "cargo xtask repro x --quick");
         assert!(report.quick());
         assert_eq!(report.machine().unwrap(), "CPU, 2 threads");
@@ -252,5 +266,11 @@ mod tests {
         );
         let err = Report::read(dir.path()).unwrap_err().to_string();
         assert!(err.contains("lists figure gone.png"), "{err}");
+        write(dir.path(), "metrics.json", br#"{"figures": ["../x.png"]}"#);
+        let err = Report::read(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("figure ../x.png must be a path inside"),
+            "{err}"
+        );
     }
 }

@@ -1,9 +1,10 @@
 //! `cargo xtask`: Petal's runner. `download <dataset>` fetches a dataset into the cache;
 //! `repro <experiment>` reproduces one experiment of the CNN lecture; `bench` races
-//! Petal against PyTorch.
+//! Petal against PyTorch; `docs` builds the site.
 
 mod bench;
 mod classify;
+mod docs;
 mod download;
 mod paths;
 mod repro;
@@ -51,6 +52,10 @@ enum Command {
     Classify(classify::ClassifyOptions),
     /// Time the same workloads in Petal and PyTorch (PETAL_BENCH_PYTHON), side by side.
     Bench(bench::BenchOptions),
+    /// Build the API docs and the static site (docs/site/) with the CNN explainer.
+    Docs(docs::DocsOptions),
+    /// Open every page of a built site in headless Chromium: images, errors, the explainer.
+    SiteTest(docs::SiteTestOptions),
     /// Reproduce one experiment of the lecture.
     Repro {
         /// Which experiment.
@@ -73,5 +78,7 @@ fn main() -> anyhow::Result<()> {
         } => repro::run(experiment, &options),
         Command::Bench(options) => bench::run(&options),
         Command::Classify(options) => classify::run(&options),
+        Command::Docs(options) => docs::run(&options),
+        Command::SiteTest(options) => docs::site_test(&options),
     }
 }

@@ -16,3 +16,21 @@ pub fn workspace_root() -> PathBuf {
 pub fn data_config() -> DataConfig {
     DataConfig::from_env(workspace_root().join("datasets").join("cache"))
 }
+
+/// Where `repro mnist` keeps its trained weights (never in `docs/`: weights are not
+/// committed): `<cache>/models/mnist.safetensors`, or
+/// `target/repro-quick/mnist/model.safetensors` for `--quick` runs.
+pub fn mnist_model_path(quick: bool) -> PathBuf {
+    if quick {
+        workspace_root()
+            .join("target")
+            .join("repro-quick")
+            .join("mnist")
+            .join("model.safetensors")
+    } else {
+        data_config()
+            .cache_root
+            .join("models")
+            .join("mnist.safetensors")
+    }
+}

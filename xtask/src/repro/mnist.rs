@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::training::{print_table, train_run, RunResult, RunSpec, Validation};
 use super::{write_metrics, Experiment, ReproOptions, RunInfo};
-use crate::paths::data_config;
+use crate::paths::{data_config, mnist_model_path};
 
 /// Samples kept by `--quick`.
 const QUICK_TRAIN: usize = 2000;
@@ -70,13 +70,18 @@ struct Report<'a> {
     runs: &'a [RunResult],
 }
 
+/// The network `repro mnist` trains (and `cargo xtask docs` explains).
+pub fn network() -> BipyramidalConfig {
+    BipyramidalConfig::mnist()
+}
+
 pub fn run(options: &ReproOptions, output: &Path) -> anyhow::Result<()> {
     let data = MnistSplits::load(options.quick)?;
     let run = RunSpec {
         cosine_decay: true,
         ..RunSpec::new(
             "bipyramidal CNN",
-            BipyramidalConfig::mnist(),
+            network(),
             options.epochs_or(12),
             options.seed,
         )
@@ -86,6 +91,7 @@ pub fn run(options: &ReproOptions, output: &Path) -> anyhow::Result<()> {
     let results = [data.train_run(&run)?];
     print_table(&results);
     println!("weights sha256: {}", results[0].weights_sha256);
+    save_model(&results[0], &mnist_model_path(options.quick))?;
     write_metrics(
         output,
         &Report {
@@ -94,6 +100,21 @@ pub fn run(options: &ReproOptions, output: &Path) -> anyhow::Result<()> {
             runs: &results,
         },
     )
+}
+
+/// Writes the trained weights where `cargo xtask docs` looks for them.
+fn save_model(result: &RunResult, path: &Path) -> anyhow::Result<()> {
+    let model = result
+        .model
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("the run kept no model to save"))?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    }
+    model.save_weights(path)?;
+    println!("wrote {}", path.display());
+    Ok(())
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 mod conv_demo;
 pub(crate) mod flowers;
-mod mnist;
+pub mod mnist;
 mod mnist_regularization;
 mod training;
 mod transfer;

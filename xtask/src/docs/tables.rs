@@ -1,0 +1,161 @@
+//! JSON values as HTML: a list of objects becomes a table (one row per object, one
+//! column per field), numbers are rounded for reading, nested values are summarized.
+
+use serde_json::{Map, Value};
+
+use super::page::escape;
+
+/// Columns that name a row, shown first when present.
+const NAMING_COLUMNS: [&str; 2] = ["name", "workload"];
+
+/// A table of `rows` (JSON objects): the naming columns first, then the others by name
+/// (JSON objects keep no order). Nested objects contribute their scalar fields as
+/// `outer.inner` columns; columns that are empty in every row are left out.
+pub fn table(rows: &[Value]) -> String {
+    let flat: Vec<Vec<(String, &Value)>> = rows
+        .iter()
+        .filter_map(Value::as_object)
+        .map(flatten)
+        .collect();
+    let mut columns: Vec<&str> = Vec::new();
+    for row in &flat {
+        for (key, value) in row {
+            if !is_empty(value) && !columns.contains(&key.as_str()) {
+                columns.push(key);
+            }
+        }
+    }
+    columns.sort_by_key(|c| (!NAMING_COLUMNS.contains(c), *c));
+    let head: String = columns
+        .iter()
+        .map(|c| format!("<th>{}</th>", escape(&c.replace('_', " "))))
+        .collect();
+    let body: String = flat
+        .iter()
+        .map(|row| {
+            let cells: String = columns
+                .iter()
+                .map(|c| {
+                    let value = row.iter().find(|(k, _)| k == c).map(|(_, v)| *v);
+                    let class = if value.is_some_and(Value::is_number) {
+                        " class=\"num\""
+                    } else {
+                        ""
+                    };
+                    format!(
+                        "<td{class}>{}</td>",
+                        value.map_or(String::new(), |v| cell(c, v))
+                    )
+                })
+                .collect();
+            format!("<tr>{cells}</tr>\n")
+        })
+        .collect();
+    format!("<div class=\"scroll\"><table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table></div>\n")
+}
+
+/// The scalar fields of `object`, and one level of nested objects' scalar fields.
+fn flatten(object: &Map<String, Value>) -> Vec<(String, &Value)> {
+    let mut out = Vec::new();
+    for (key, value) in object {
+        match value {
+            Value::Object(inner) => out.extend(
+                inner
+                    .iter()
+                    .filter(|(_, v)| !v.is_object() && !is_list_of_objects(v))
+                    .map(|(k, v)| (format!("{key}.{k}"), v)),
+            ),
+            v if is_list_of_objects(v) => {}
+            v => out.push((key.clone(), v)),
+        }
+    }
+    out
+}
+
+/// `true` for `null` and `[]`: nothing to show.
+pub fn is_empty(value: &Value) -> bool {
+    value.is_null() || value.as_array().is_some_and(Vec::is_empty)
+}
+
+/// `true` for a non-empty list of JSON objects: a table of its own.
+pub fn is_list_of_objects(value: &Value) -> bool {
+    value
+        .as_array()
+        .is_some_and(|a| !a.is_empty() && a.iter().all(Value::is_object))
+}
+
+/// A value for reading: accuracies as percentages, other fractions rounded, hashes
+/// shortened, lists joined.
+pub fn cell(key: &str, value: &Value) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => number(key, n.as_f64().unwrap_or(f64::NAN), n.is_f64()),
+        Value::String(s) if key.ends_with("sha256") && s.len() > 12 => {
+            format!("<code title=\"{}\">{}…</code>", escape(s), escape(&s[..12]))
+        }
+        Value::String(s) => escape(s),
+        Value::Array(items) => items
+            .iter()
+            .map(|v| match v {
+                Value::Array(_) => cell(key, v),
+                _ => cell("", v),
+            })
+            .collect::<Vec<_>>()
+            .join(if items.iter().all(Value::is_array) {
+                "; "
+            } else {
+                ", "
+            }),
+        Value::Object(_) => escape(&value.to_string()),
+    }
+}
+
+fn number(key: &str, x: f64, float: bool) -> String {
+    if key.contains("accuracy") && (0.0..=1.0).contains(&x) {
+        format!("{:.2}%", 100.0 * x)
+    } else if !float {
+        format!("{x}")
+    } else if x.abs() >= 100.0 {
+        format!("{x:.1}")
+    } else {
+        format!("{:.4}", x)
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn rows_become_columns_nested_fields_join_and_empty_columns_go() {
+        let rows = [
+            json!({"name": "a", "test_accuracy": 0.9922, "history": {"stop_reason": null, "epochs": [{"x": 1}]},
+                   "petal": {"median": 1130.04}, "weights_sha256": "0123456789abcdef"}),
+            json!({"name": "b<", "test_accuracy": 0.5, "extra": 3}),
+        ];
+        let html = table(&rows);
+        assert!(html.contains("<th>name</th><th>extra</th><th>petal.median</th><th>test accuracy</th><th>weights sha256</th>"), "{html}");
+        assert!(!html.contains("stop_reason") && !html.contains("history"));
+        assert!(html.contains("<td class=\"num\">99.22%</td>"));
+        assert!(html.contains("<td class=\"num\">1130.0</td>"));
+        assert!(html.contains("<code title=\"0123456789abcdef\">0123456789ab…</code>"));
+        assert!(html.contains("<td>b&lt;</td>"));
+        assert!(html.contains("<td class=\"num\">3</td>"));
+    }
+
+    #[test]
+    fn lists_and_numbers_read_well() {
+        assert_eq!(
+            cell("top5", &json!([["cat", 0.4242], ["dog", 0.01]])),
+            "cat, 0.4242; dog, 0.01"
+        );
+        assert_eq!(cell("split_sizes", &json!([494, 106])), "494, 106");
+        assert_eq!(cell("loss", &json!(0.025)), "0.025");
+        assert_eq!(cell("published_top1", &json!(0.751)), "0.751");
+    }
+}

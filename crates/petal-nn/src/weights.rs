@@ -110,8 +110,9 @@ pub fn encode_tensors<'a>(
     safetensors::serialize(views, metadata).map_err(|e| e.to_string())
 }
 
-/// Writes `bytes` to a temporary file in `path`'s folder, syncs it, then renames it over
-/// `path`: readers see the old file or the new one, never a partial one.
+/// Writes `bytes` to a temporary file in `path`'s folder, syncs it, renames it over
+/// `path` and syncs the folder: readers see the old file or the new one, never a partial
+/// one, and on error (a full disk) the old file is untouched and the temporary removed.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let folder = path
         .parent()
@@ -131,8 +132,14 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     })();
     if result.is_err() {
         let _ = fs::remove_file(&temp);
+        return result;
     }
-    result
+    // Make the rename itself durable. Folders cannot be opened as files everywhere
+    // (Windows), so this part is best effort.
+    if let Ok(dir) = fs::File::open(folder) {
+        let _ = dir.sync_all();
+    }
+    Ok(())
 }
 
 /// A safetensors file decoded to f32 tensors, with its metadata.

@@ -144,7 +144,7 @@ impl Trainer<'_> {
                 loader.batches_per_epoch(),
                 config.verbose,
             );
-            let mut batches = loader.epoch(epoch as u64).skip(at.batch);
+            let mut batches = loader.epoch_from(epoch as u64, at.batch);
             let mut waiting = 0.0;
             loop {
                 let asked = Instant::now();

@@ -299,7 +299,7 @@ fn a_full_disk_during_a_save_leaves_the_previous_checkpoint_usable() {
     assert!(text.contains("No space left on device"), "{text}");
     assert!(
         text.contains(
-            "the previous checkpoint in that file (after epoch 1, step 3) is intact and usable"
+            "the previous checkpoint in that file (end of epoch 1, step 3) is intact and usable"
         ),
         "{text}"
     );

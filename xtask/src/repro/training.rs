@@ -15,6 +15,8 @@ use petal_zoo::{bipyramidal, BipyramidalConfig};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::Checkpoints;
+
 /// Where a run's validation figures come from.
 pub enum Validation<'a> {
     /// The last fraction of the training data (Keras' `validation_split`).
@@ -99,12 +101,14 @@ pub fn weights_checksum(model: &Model) -> String {
         .collect()
 }
 
-/// Trains one bipyramidal CNN with Adam as `run` says and evaluates it on `test`.
+/// Trains one bipyramidal CNN with Adam as `run` says, checkpointed in `checkpoints`, and
+/// evaluates it on `test`.
 pub fn train_run(
     train: &dyn Dataset,
     validation: Validation<'_>,
     test: &dyn Dataset,
     run: &RunSpec,
+    checkpoints: &Checkpoints,
 ) -> anyhow::Result<RunResult> {
     let mut model = bipyramidal(&run.network, run.seed)?;
     let mut adam = Adam::new(AdamConfig::new(run.learning_rate));
@@ -127,6 +131,7 @@ pub fn train_run(
             0.0
         },
         augmentation: run.augmentation.clone(),
+        checkpoint: Some(checkpoints.for_run(run.name)),
         ..FitConfig::default()
     };
     println!("== {} ==", run.name);

@@ -21,11 +21,16 @@ use petal_zoo::pretrained::{load_pretrained, open_image, Preprocessing, Pretrain
 use petal_zoo::{Options, Pooling};
 use serde::Serialize;
 
-use super::{write_metrics, Experiment, ReproOptions, RunInfo};
+use super::{write_metrics, Checkpoints, Experiment, ReproOptions, RunInfo};
 use crate::classify::{weights_folder, Classifier};
 use crate::paths::{data_config, workspace_root};
 
 const MODEL: &str = "efficientnet-lite0";
+
+/// The three ways of transferring, as named in the report (and their checkpoints).
+const STATIC: &str = "(a) static features + dense classifier";
+const FROZEN: &str = "(b) frozen base + new head, augmentation";
+const TUNED: &str = "(c) fine-tune block6a.. with lr 1e-4";
 
 /// Photos fed to a pretrained network exactly as its weights expect.
 struct PretrainedInputs {
@@ -173,6 +178,7 @@ fn feature_extraction(
     entry: &PretrainedWeights,
     splits: &[PretrainedInputs; 3],
     options: &ReproOptions,
+    checkpoints: &Checkpoints,
 ) -> anyhow::Result<Row> {
     let started = Instant::now();
     let base = base(entry)?;
@@ -202,16 +208,11 @@ fn feature_extraction(
         batch_size: 32,
         seed: options.seed,
         shuffle_seed: Some(options.seed),
+        checkpoint: Some(checkpoints.for_run(STATIC)),
         ..FitConfig::default()
     };
     let history = fit(&mut head, 1e-3, &train, &val, &config)?;
-    row(
-        "(a) static features + dense classifier",
-        started,
-        history,
-        &head,
-        &test,
-    )
+    row(STATIC, started, history, &head, &test)
 }
 
 /// The base with a new dropout + dense head, the base frozen.
@@ -258,6 +259,7 @@ fn frozen_then_fine_tuned(
     entry: &PretrainedWeights,
     splits: &[PretrainedInputs; 3],
     options: &ReproOptions,
+    checkpoints: &Checkpoints,
 ) -> anyhow::Result<[Row; 2]> {
     let started = Instant::now();
     let (mut model, base_layers) = with_new_head(entry, splits[0].classes)?;
@@ -267,16 +269,11 @@ fn frozen_then_fine_tuned(
         seed: options.seed,
         shuffle_seed: Some(options.seed),
         augmentation: Some(augmentation()?),
+        checkpoint: Some(checkpoints.for_run(FROZEN)),
         ..FitConfig::default()
     };
     let history = fit(&mut model, 1e-3, &splits[0], &splits[1], &config)?;
-    let frozen = row(
-        "(b) frozen base + new head, augmentation",
-        started,
-        history,
-        &model,
-        &splits[2],
-    )?;
+    let frozen = row(FROZEN, started, history, &model, &splits[2])?;
 
     let started = Instant::now();
     // Unfreeze from the first layer of the last two stages (block6a) to the top.
@@ -287,16 +284,11 @@ fn frozen_then_fine_tuned(
     model.freeze_up_to(&base_layers[first_top.saturating_sub(1)])?;
     let config = FitConfig {
         epochs: options.epochs_or(4),
+        checkpoint: Some(checkpoints.for_run(TUNED)),
         ..config
     };
     let history = fit(&mut model, 1e-4, &splits[0], &splits[1], &config)?;
-    let tuned = row(
-        "(c) fine-tune block6a.. with lr 1e-4",
-        started,
-        history,
-        &model,
-        &splits[2],
-    )?;
+    let tuned = row(TUNED, started, history, &model, &splits[2])?;
     Ok([frozen, tuned])
 }
 
@@ -319,8 +311,14 @@ fn run_transfer(
     let splits = flower_splits(all_classes, options, entry)?;
     let split_sizes = [splits[0].len(), splits[1].len(), splits[2].len()];
     println!("train / val / test photos: {split_sizes:?}");
-    let mut rows = vec![feature_extraction(entry, &splits, options)?];
-    rows.extend(frozen_then_fine_tuned(entry, &splits, options)?);
+    let checkpoints = options.checkpoints(experiment);
+    let mut rows = vec![feature_extraction(entry, &splits, options, &checkpoints)?];
+    rows.extend(frozen_then_fine_tuned(
+        entry,
+        &splits,
+        options,
+        &checkpoints,
+    )?);
     println!(
         "\n{:<44} {:>6} {:>9} {:>9} {:>9}",
         "run", "epochs", "time (s)", "val acc", "test acc"

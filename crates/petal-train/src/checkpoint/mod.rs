@@ -75,10 +75,12 @@ pub struct Position {
 }
 
 impl std::fmt::Display for Position {
+    /// `end of epoch 2, step 40` or `epoch 3 batch 5, step 45`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "after epoch {}", self.epoch)?;
         if self.batch > 0 {
-            write!(f, " and {} batches of epoch {}", self.batch, self.epoch + 1)?;
+            write!(f, "epoch {} batch {}", self.epoch + 1, self.batch)?;
+        } else {
+            write!(f, "end of epoch {}", self.epoch)?;
         }
         write!(f, ", step {}", self.step)
     }
@@ -144,12 +146,4 @@ pub struct Checkpoint {
     pub optimizer: OptimizerState,
     /// One state per callback, in the order of `Trainer::callbacks`.
     pub callbacks: Vec<CallbackState>,
-}
-
-impl Checkpoint {
-    /// Whether the run this checkpoint belongs to had ended: stopped early, or done
-    /// `epochs` epochs.
-    pub fn finished(&self, epochs: usize) -> bool {
-        self.history.stop_reason.is_some() || (self.position.epoch >= epochs)
-    }
 }

@@ -145,7 +145,7 @@ impl Trainer<'_> {
                 config.verbose,
             );
             let mut batches = loader.epoch_from(epoch as u64, at.batch);
-            let mut waiting = 0.0;
+            let (mut waiting, seen_before) = (0.0, at.seen);
             loop {
                 let asked = Instant::now();
                 let Some(batch) = batches.next() else { break };
@@ -180,7 +180,7 @@ impl Trainer<'_> {
             let train_seconds = started.elapsed().as_secs_f64();
             logs.insert(
                 "images_per_second".into(),
-                at.seen as f64 / train_seconds.max(1e-9),
+                (at.seen - seen_before) as f64 / train_seconds.max(1e-9),
             );
             logs.insert("data_wait_share".into(), waiting / train_seconds.max(1e-9));
             if let Some(val) = validation {

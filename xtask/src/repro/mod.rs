@@ -209,3 +209,29 @@ pub fn write_metrics(dir: &std::path::Path, value: &impl Serialize) -> anyhow::R
     println!("wrote {}", path.display());
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn run_names_become_plain_checkpoint_file_names() {
+        let checkpoints = Checkpoints {
+            dir: PathBuf::from("ckpt"),
+            resume: true,
+        };
+        let file = |run: &str| checkpoints.for_run(run).path;
+        assert_eq!(file("baseline"), Path::new("ckpt/baseline.ckpt"));
+        assert_eq!(
+            file("+ dropout (0.25 / 0.5)"),
+            Path::new("ckpt/dropout-0.25-0.5.ckpt")
+        );
+        assert_eq!(
+            file("(c) fine-tune block6a.. with lr 1e-4"),
+            Path::new("ckpt/c-fine-tune-block6a..-with-lr-1e-4.ckpt")
+        );
+        assert!(checkpoints.for_run("baseline").resume);
+    }
+}

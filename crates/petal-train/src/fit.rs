@@ -142,6 +142,7 @@ impl Trainer<'_> {
                 epoch,
                 config.epochs,
                 loader.batches_per_epoch(),
+                at.batch,
                 config.verbose,
             );
             let mut batches = loader.epoch_from(epoch as u64, at.batch);

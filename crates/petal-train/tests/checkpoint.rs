@@ -389,3 +389,28 @@ fn a_non_finite_loss_names_the_step_the_layer_and_the_last_checkpoint() {
          or infinite values); no checkpoint was being kept (FitConfig::checkpoint)"
     );
 }
+
+#[test]
+fn damaged_bytes_are_errors_never_panics() {
+    let data = quadrants(48, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("run.ckpt");
+    run(1, &data, &config(&path, false), Some(6)).1.unwrap_err();
+    let bytes = std::fs::read(&path).unwrap();
+    assert!(checkpoint::decode(&bytes, &path).is_ok());
+    for cut in (0..bytes.len()).step_by(97) {
+        assert!(
+            checkpoint::decode(&bytes[..cut], &path).is_err(),
+            "cut at {cut}"
+        );
+    }
+    let header = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize + 8;
+    for at in (0..header).step_by(7) {
+        let mut damaged = bytes.clone();
+        damaged[at] ^= 0x5a;
+        // Either refused with a reason or (a flipped digit in a figure) still readable.
+        if let Err(e) = checkpoint::decode(&damaged, &path) {
+            assert!(e.to_string().contains("run.ckpt"), "{e}");
+        }
+    }
+}

@@ -3,7 +3,6 @@
 //! table and checksum the reports share.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use petal_data::augment::Augmentation;
 use petal_data::Dataset;
@@ -135,7 +134,6 @@ pub fn train_run(
         ..FitConfig::default()
     };
     println!("== {} ==", run.name);
-    let started = Instant::now();
     let train_share = 1.0 - f64::from(config.validation_split);
     let steps_per_epoch = (train.len() as f64 * train_share / run.batch_size as f64).ceil() as u64;
     let cosine = CosineDecay {
@@ -160,7 +158,8 @@ pub fn train_run(
         },
         &config,
     )?;
-    let seconds = started.elapsed().as_secs_f64();
+    // Summed over the epochs, so a resumed run counts the epochs of earlier invocations.
+    let seconds = history.metric("seconds").iter().sum();
     let test = evaluate(&model, Loss::SparseCategoricalCrossentropy, test, 100)?;
     let mean = |name: &str| {
         let v = history.metric(name);

@@ -29,6 +29,7 @@
 
 pub mod callbacks;
 pub mod checkpoint;
+mod checkpointing;
 pub mod ensemble;
 mod error;
 mod exact;

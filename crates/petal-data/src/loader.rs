@@ -193,8 +193,14 @@ impl<D: Dataset> BatchLoader<D> {
 
     /// The batches of epoch `epoch`, each loaded when the iterator reaches it.
     pub fn epoch(&self, epoch: u64) -> impl Iterator<Item = Result<Batch>> + '_ {
+        self.epoch_from(epoch, 0)
+    }
+
+    /// The batches of epoch `epoch` from batch `first` (0-based) on, without loading the
+    /// earlier ones: a run resumed mid-epoch continues with the same batches.
+    pub fn epoch_from(&self, epoch: u64, first: usize) -> impl Iterator<Item = Result<Batch>> + '_ {
         let order = self.epoch_order(epoch);
-        (0..self.batches_per_epoch()).map(move |b| {
+        (first..self.batches_per_epoch()).map(move |b| {
             let start = b * self.batch_size;
             let end = (start + self.batch_size).min(order.len());
             self.load(&order[start..end], Some(epoch))

@@ -117,6 +117,12 @@ fn shuffled_order_depends_only_on_seed_and_epoch() {
     assert_eq!(order(&loader, 5), order(&again, 5));
     assert_eq!(order(&loader, 5), loader.epoch_order(5));
     assert_ne!(order(&loader, 0), order(&loader, 1));
+    let from_third: Vec<usize> = loader
+        .epoch_from(5, 2)
+        .flat_map(|b| b.unwrap().indices)
+        .collect();
+    assert_eq!(from_third, order(&loader, 5)[16..], "resuming at batch 2");
+    assert_eq!(loader.epoch_from(5, 7).count(), 0);
     let other_seed = BatchLoader::new(&data, 8).shuffle(1235);
     assert_ne!(order(&loader, 0), order(&other_seed, 0));
     assert_ne!(order(&loader, 0), (0..50).collect::<Vec<_>>());

@@ -299,6 +299,17 @@ impl Model {
     /// The forward pass over a batch `(n, *input_shape)`, recording on the context's tape
     /// when training.
     pub fn forward(&self, x: &Var, ctx: &Context) -> Result<Var> {
+        self.forward_observed(x, ctx, &mut |_, _| {})
+    }
+
+    /// [`Model::forward`], calling `observe(layer name, output)` after each layer in call
+    /// order: e.g. to find the first layer whose output is not finite.
+    pub fn forward_observed(
+        &self,
+        x: &Var,
+        ctx: &Context,
+        observe: &mut dyn FnMut(&str, &Tensor),
+    ) -> Result<Var> {
         let shape = x.value().shape();
         if shape.len() != self.input_shape().len() + 1 || shape[1..] != *self.input_shape() {
             return Err(NnError::Layer {
@@ -319,7 +330,9 @@ impl Model {
                 .iter()
                 .map(|&j| values[j].as_ref().expect("computed earlier"))
                 .collect();
-            values[i] = Some(layer.forward(&inputs, ctx)?);
+            let output = layer.forward(&inputs, ctx)?;
+            observe(layer.name(), output.value());
+            values[i] = Some(output);
             // Values nobody reads again are dropped now (the tape keeps what backward
             // needs), so inference holds only the live feature maps and reuses memory.
             for &j in &node.inputs {

@@ -76,26 +76,10 @@ fn describe(
 
 /// Writes every parameter (trainable or not) as an f32 tensor under its name.
 pub fn save_weights(store: &ParamStore, path: &Path) -> Result<(), WeightsError> {
-    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = store
-        .iter()
-        .map(|(_, p)| {
-            let data = p
-                .value
-                .as_slice()
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect();
-            (p.name.clone(), data, p.value.shape().to_vec())
-        })
-        .collect();
-    let views = bytes.iter().map(|(name, data, shape)| {
-        let view =
-            TensorView::new(Dtype::F32, shape.clone(), data).expect("length matches the shape");
-        (name.as_str(), view)
-    });
-    let encoded = safetensors::serialize(views, None).map_err(|e| WeightsError::Format {
+    let tensors = store.iter().map(|(_, p)| (p.name.as_str(), &p.value));
+    let encoded = encode_tensors(tensors, None).map_err(|reason| WeightsError::Format {
         path: path.to_path_buf(),
-        reason: e.to_string(),
+        reason,
     })?;
     write_atomically(path, &encoded).map_err(|source| WeightsError::Io {
         path: path.to_path_buf(),
@@ -103,8 +87,32 @@ pub fn save_weights(store: &ParamStore, path: &Path) -> Result<(), WeightsError>
     })
 }
 
-/// Writes `bytes` to a temporary file in `path`'s folder, syncs it, then renames it over
-/// `path`: readers see the old file or the new one, never a partial one.
+/// The bytes of a safetensors file holding `tensors` as f32 under their names, with an
+/// optional free-form metadata map; the error says why the header could not be built.
+pub fn encode_tensors<'a>(
+    tensors: impl IntoIterator<Item = (&'a str, &'a Tensor)>,
+    metadata: Option<HashMap<String, String>>,
+) -> Result<Vec<u8>, String> {
+    let bytes: Vec<(&str, Vec<u8>, &[usize])> = tensors
+        .into_iter()
+        .map(|(name, t)| {
+            let data = t.as_slice().iter().flat_map(|v| v.to_le_bytes()).collect();
+            (name, data, t.shape())
+        })
+        .collect();
+    let views = bytes
+        .iter()
+        .map(|(name, data, shape)| {
+            TensorView::new(Dtype::F32, shape.to_vec(), data).map(|view| (*name, view))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    safetensors::serialize(views, metadata).map_err(|e| e.to_string())
+}
+
+/// Writes `bytes` to a temporary file in `path`'s folder, syncs it, renames it over
+/// `path` and syncs the folder: readers see the old file or the new one, never a partial
+/// one, and on error (a full disk) the old file is untouched and the temporary removed.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let folder = path
         .parent()
@@ -124,8 +132,14 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     })();
     if result.is_err() {
         let _ = fs::remove_file(&temp);
+        return result;
     }
-    result
+    // Make the rename itself durable. Folders cannot be opened as files everywhere
+    // (Windows), so this part is best effort.
+    if let Ok(dir) = fs::File::open(folder) {
+        let _ = dir.sync_all();
+    }
+    Ok(())
 }
 
 /// A safetensors file decoded to f32 tensors, with its metadata.
@@ -148,12 +162,21 @@ pub fn read_tensor_file(
         path: path.to_path_buf(),
         source,
     })?;
+    decode_tensor_file(&bytes, path, skip)
+}
+
+/// [`read_tensor_file`] on the bytes of a file already read; `path` names it in errors.
+pub fn decode_tensor_file(
+    bytes: &[u8],
+    path: &Path,
+    skip: impl Fn(&str) -> bool,
+) -> Result<TensorFile, WeightsError> {
     let format = |reason: String| WeightsError::Format {
         path: path.to_path_buf(),
         reason,
     };
-    let file = SafeTensors::deserialize(&bytes).map_err(|e| format(e.to_string()))?;
-    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| format(e.to_string()))?;
+    let file = SafeTensors::deserialize(bytes).map_err(|e| format(e.to_string()))?;
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| format(e.to_string()))?;
     let mut tensors = BTreeMap::new();
     for (name, view) in file.tensors() {
         if skip(&name) {
@@ -189,7 +212,17 @@ pub fn read_tensors(path: &Path) -> Result<BTreeMap<String, Tensor>, WeightsErro
 /// Loads the file's tensors into the store by name. Either every parameter is replaced,
 /// or (on any missing, unused or mis-shaped tensor) none is and all problems are reported.
 pub fn load_weights(store: &mut ParamStore, path: &Path) -> Result<(), WeightsError> {
-    let mut tensors = read_tensors(path)?;
+    assign_tensors(store, read_tensors(path)?, path)
+}
+
+/// Sets every parameter of `store` from the tensor of the same name in `tensors` (read
+/// from `path`, which errors name). Either every parameter is replaced, or (on any
+/// missing, unused or mis-shaped tensor) none is and all problems are reported.
+pub fn assign_tensors(
+    store: &mut ParamStore,
+    mut tensors: BTreeMap<String, Tensor>,
+    path: &Path,
+) -> Result<(), WeightsError> {
     let mut missing = Vec::new();
     let mut mismatched = Vec::new();
     let mut updates = Vec::new();

@@ -601,3 +601,33 @@ fn folding_batch_norms_and_activations_keeps_the_outputs() {
     let got = folded.predict(&input).unwrap();
     assert!(got.max_abs_diff(&expected).unwrap() < 1e-4);
 }
+
+#[test]
+fn forward_observed_sees_every_layer_output_in_call_order() {
+    let model = Sequential::new(&[2, 2, 1], 3)
+        .add(FlattenConfig::default())
+        .unwrap()
+        .add(DenseConfig::new(3))
+        .unwrap()
+        .add(DenseConfig::new(2))
+        .unwrap()
+        .build()
+        .unwrap();
+    let x = Var::constant(batch(&[5, 2, 2, 1], 1));
+    let ctx = Context::eval(model.store());
+    let mut seen = Vec::new();
+    let y = model
+        .forward_observed(&x, &ctx, &mut |name, output| {
+            seen.push((name.to_string(), output.shape().to_vec()))
+        })
+        .unwrap();
+    assert_eq!(
+        seen,
+        [
+            ("flatten".to_string(), vec![5, 4]),
+            ("dense".to_string(), vec![5, 3]),
+            ("dense_1".to_string(), vec![5, 2])
+        ]
+    );
+    assert_eq!(y.value(), &model.predict(x.value()).unwrap());
+}

@@ -9,10 +9,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use petal_nn::weights::{read_tensor_file, write_atomically, WeightsError};
+use petal_nn::weights::{encode_tensors, read_tensor_file, write_atomically, WeightsError};
 use petal_nn::{ParamId, ParamStore};
 use petal_tensor::Tensor;
-use safetensors::{tensor::TensorView, Dtype};
 
 use crate::optimizer::ParamSlots;
 use crate::OptimError;
@@ -172,28 +171,13 @@ pub fn save_state(state: &OptimizerState, path: impl AsRef<Path>) -> Result<(), 
         path: path.to_path_buf(),
         reason,
     };
-    let bytes: Vec<Vec<u8>> = state
-        .slots
-        .iter()
-        .map(|(_, t)| t.as_slice().iter().flat_map(|v| v.to_le_bytes()).collect())
-        .collect();
-    let views = state
-        .slots
-        .iter()
-        .zip(&bytes)
-        .map(|((name, tensor), data)| {
-            TensorView::new(Dtype::F32, tensor.shape().to_vec(), data)
-                .map(|view| (name.as_str(), view))
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format(e.to_string()))?;
     let metadata = HashMap::from([
         ("kind".to_string(), state.kind.clone()),
         ("iterations".to_string(), state.iterations.to_string()),
         ("learning_rate".to_string(), state.learning_rate.to_string()),
     ]);
-    let encoded =
-        safetensors::serialize(views, Some(metadata)).map_err(|e| format(e.to_string()))?;
+    let slots = state.slots.iter().map(|(name, t)| (name.as_str(), t));
+    let encoded = encode_tensors(slots, Some(metadata)).map_err(format)?;
     write_atomically(path, &encoded).map_err(|source| OptimError::Io {
         path: path.to_path_buf(),
         source,

@@ -28,6 +28,36 @@ pub enum TrainError {
     /// The arguments do not describe a training run.
     #[error("{0}")]
     Config(String),
+    /// A checkpoint file is damaged, or belongs to another model or run.
+    #[error("{path}: not a usable checkpoint: {reason}")]
+    Checkpoint {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Saving a checkpoint failed (a full disk, say); the file keeps its previous content.
+    #[error("{path}: could not save the checkpoint: {reason}; {previous}")]
+    CheckpointWrite {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// Why the save failed (the OS error).
+        reason: String,
+        /// What the file still holds, as a sentence.
+        previous: String,
+    },
+    /// The loss became NaN or infinite; training stopped before applying that step.
+    #[error("training stopped: the loss became {loss} at step {step} ({culprit}); {checkpoint}")]
+    NonFiniteLoss {
+        /// The step (1-based) whose loss was not finite.
+        step: u64,
+        /// The loss value.
+        loss: f32,
+        /// Where the non-finite values first appear (the input, a parameter, a layer).
+        culprit: String,
+        /// The last good checkpoint, as a sentence.
+        checkpoint: String,
+    },
 }
 
 /// Result alias for the training loop.

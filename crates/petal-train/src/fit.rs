@@ -11,9 +11,12 @@ use petal_optim::{clip_by_global_norm, LrSchedule, Optimizer};
 use petal_tensor::Tensor;
 
 use crate::callbacks::{Callback, Control};
+use crate::checkpoint::{CheckpointConfig, Position, RunSettings};
+use crate::checkpointing::Saver;
 use crate::error::{Result, TrainError};
 use crate::history::{EpochLogs, History};
 use crate::metrics::{accuracy, predicted_classes, top_k_accuracy, ConfusionMatrix};
+use crate::non_finite;
 use crate::progress::EpochProgress;
 
 /// How a `fit` call runs.
@@ -37,6 +40,8 @@ pub struct FitConfig {
     pub augmentation: Option<Arc<dyn Augmentation>>,
     /// Print progress.
     pub verbose: bool,
+    /// Full checkpoints: where, how often, and whether to resume from one.
+    pub checkpoint: Option<CheckpointConfig>,
 }
 
 impl Default for FitConfig {
@@ -50,6 +55,7 @@ impl Default for FitConfig {
             clip_norm: None,
             augmentation: None,
             verbose: true,
+            checkpoint: None,
         }
     }
 }
@@ -78,6 +84,14 @@ fn step_seed(seed: u64, step: u64) -> u64 {
 impl Trainer<'_> {
     /// Trains for `config.epochs` epochs and returns the per-epoch figures. Validation
     /// uses `validation`, else the held-out `validation_split` of `train`.
+    ///
+    /// With `config.checkpoint`, a full checkpoint is saved at every epoch end (and every
+    /// `every_steps` steps); with its `resume` flag a run continues from that file,
+    /// giving the same weights as an uninterrupted run with the same seeds and threads
+    /// (a run that had already ended returns at once with its history and weights).
+    /// A NaN or infinite loss stops training before that step is applied, with an error
+    /// naming the step, where the non-finite values first appear and the last good
+    /// checkpoint.
     pub fn fit(
         &mut self,
         train: &dyn Dataset,
@@ -104,47 +118,69 @@ impl Trainer<'_> {
         if let Some(augmentation) = &config.augmentation {
             loader = loader.augment(Arc::clone(augmentation), config.seed);
         }
-        let mut history = History::default();
-        'epochs: for epoch in 0..config.epochs {
+        let settings = RunSettings {
+            seed: config.seed,
+            shuffle_seed: config.shuffle_seed,
+            batch_size: config.batch_size,
+            train_samples: train_part.len(),
+        };
+        let mut saver = Saver::new(config.checkpoint.as_ref(), settings);
+        let (mut at, mut history) = match saver.resumable() {
+            Some(path) => self.resume(&path, &saver.settings, config.verbose)?,
+            None => (Position::default(), History::default()),
+        };
+        saver.resumed(&at);
+        let first_epoch = if history.stop_reason.is_some() {
+            config.epochs
+        } else {
+            at.epoch
+        };
+        'epochs: for epoch in first_epoch..config.epochs {
             let started = Instant::now();
             let progress = EpochProgress::start(
                 epoch,
                 config.epochs,
                 loader.batches_per_epoch(),
+                at.batch,
                 config.verbose,
             );
-            let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0.0f64, 0usize);
-            let (mut batches, mut waiting) = (loader.epoch(epoch as u64), 0.0);
+            let mut batches = loader.epoch_from(epoch as u64, at.batch);
+            let (mut waiting, seen_before) = (0.0, at.seen);
             loop {
                 let asked = Instant::now();
                 let Some(batch) = batches.next() else { break };
                 waiting += asked.elapsed().as_secs_f64();
                 let batch = batch?;
                 let n = batch.labels.len();
-                let (loss, batch_accuracy) =
-                    self.train_step(batch.images, &batch.labels, config)?;
-                loss_sum += f64::from(loss) * n as f64;
-                correct += batch_accuracy * n as f64;
-                seen += n;
-                progress.step(loss_sum / seen as f64, correct / seen as f64);
+                let (loss, batch_accuracy) = self
+                    .train_step(batch.images, &batch.labels, config)
+                    .map_err(|e| saver.name_last_good(e))?;
+                at.loss_sum += f64::from(loss) * n as f64;
+                at.correct += batch_accuracy * n as f64;
+                at.seen += n;
+                at.batch += 1;
+                at.step = self.optimizer.iterations();
+                progress.step(at.loss_sum / at.seen as f64, at.correct / at.seen as f64);
                 for callback in self.callbacks.iter_mut() {
-                    if let Control::Stop(reason) =
-                        callback.on_batch_end(self.optimizer.iterations(), loss)?
-                    {
+                    if let Control::Stop(reason) = callback.on_batch_end(at.step, loss)? {
                         history.stop_reason = Some(reason);
+                        self.save(&mut saver, &at, &history)?;
                         break 'epochs;
                     }
+                }
+                if saver.due(at.step) && at.batch < loader.batches_per_epoch() {
+                    self.save(&mut saver, &at, &history)?;
                 }
             }
             let mut logs = EpochLogs::new();
             logs.insert("epoch".into(), (epoch + 1) as f64);
-            logs.insert("loss".into(), loss_sum / seen.max(1) as f64);
-            logs.insert("accuracy".into(), correct / seen.max(1) as f64);
+            logs.insert("loss".into(), at.loss_sum / at.seen.max(1) as f64);
+            logs.insert("accuracy".into(), at.correct / at.seen.max(1) as f64);
             logs.insert("lr".into(), f64::from(self.optimizer.learning_rate()));
             let train_seconds = started.elapsed().as_secs_f64();
             logs.insert(
                 "images_per_second".into(),
-                seen as f64 / train_seconds.max(1e-9),
+                (at.seen - seen_before) as f64 / train_seconds.max(1e-9),
             );
             logs.insert("data_wait_share".into(), waiting / train_seconds.max(1e-9));
             if let Some(val) = validation {
@@ -162,6 +198,12 @@ impl Trainer<'_> {
                     history.stop_reason = Some(reason);
                 }
             }
+            at = Position {
+                epoch: epoch + 1,
+                step: at.step,
+                ..Position::default()
+            };
+            self.save(&mut saver, &at, &history)?;
             if history.stop_reason.is_some() {
                 break;
             }
@@ -173,7 +215,8 @@ impl Trainer<'_> {
     }
 
     /// One optimizer step on a batch `(n, *input_shape)` with its labels; returns the
-    /// batch's loss and accuracy. Uses `config`'s seed and clipping.
+    /// batch's loss and accuracy. Uses `config`'s seed and clipping. A NaN or infinite
+    /// loss is an error ([`TrainError::NonFiniteLoss`]) and then nothing is updated.
     pub fn train_step(
         &mut self,
         images: Tensor,
@@ -184,17 +227,25 @@ impl Trainer<'_> {
             self.optimizer
                 .set_learning_rate(schedule.learning_rate(self.optimizer.iterations()));
         }
+        let seed = step_seed(config.seed, self.optimizer.iterations());
         let tape = Tape::new();
-        let ctx = Context::train(
-            self.model.store(),
-            &tape,
-            step_seed(config.seed, self.optimizer.iterations()),
-        );
-        let logits = self.model.forward(&Var::constant(images), &ctx)?;
+        let ctx = Context::train(self.model.store(), &tape, seed);
+        let x = Var::constant(images);
+        let logits = self.model.forward(&x, &ctx)?;
         let batch_accuracy = accuracy(logits.value(), labels);
         let mut loss = self.loss.compute(&logits, Targets::Labels(labels))?;
         if let Some(penalty) = self.model.penalty(&ctx)? {
             loss = loss.add(&penalty)?;
+        }
+        let value = loss.value().item().map_err(petal_nn::NnError::from)?;
+        if !value.is_finite() {
+            drop(ctx);
+            return Err(TrainError::NonFiniteLoss {
+                step: self.optimizer.iterations() + 1,
+                loss: value,
+                culprit: non_finite::locate(self.model, &x, seed)?,
+                checkpoint: "no checkpoint is known to this step".into(),
+            });
         }
         let mut grads = ctx.param_grads(&loss.backward()?);
         let updates = ctx.take_updates();
@@ -204,10 +255,7 @@ impl Trainer<'_> {
         }
         self.optimizer.step(self.model.store_mut(), &grads)?;
         self.model.apply_updates(updates)?;
-        Ok((
-            loss.value().item().map_err(petal_nn::NnError::from)?,
-            batch_accuracy,
-        ))
+        Ok((value, batch_accuracy))
     }
 }
 

@@ -2,7 +2,8 @@
 //!
 //! The training loop: [`Trainer::fit`] (epochs, batches, shuffling by seed, validation
 //! data or split, progress), [`evaluate`] and [`predict`], [`metrics`], the [`History`]
-//! of a run, Keras-style [`callbacks`], and [`ensemble`] averaging.
+//! of a run, Keras-style [`callbacks`], full [`checkpoint`]s to resume a run bit for bit,
+//! and [`ensemble`] averaging.
 //!
 //! ```
 //! use petal_data::InMemoryDataset;
@@ -27,11 +28,15 @@
 //! ```
 
 pub mod callbacks;
+pub mod checkpoint;
+mod checkpointing;
 pub mod ensemble;
 mod error;
+mod exact;
 mod fit;
 mod history;
 pub mod metrics;
+mod non_finite;
 mod progress;
 
 pub use error::{Result, TrainError};

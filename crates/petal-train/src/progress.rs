@@ -13,8 +13,9 @@ pub(crate) struct EpochProgress {
 }
 
 impl EpochProgress {
-    /// Starts an epoch of `batches` steps; silent unless `verbose`.
-    pub fn start(epoch: usize, epochs: usize, batches: usize, verbose: bool) -> Self {
+    /// Starts an epoch of `batches` steps of which `done` are done (a resumed epoch);
+    /// silent unless `verbose`.
+    pub fn start(epoch: usize, epochs: usize, batches: usize, done: usize, verbose: bool) -> Self {
         let label = format!("Epoch {}/{epochs}", epoch + 1);
         let bar = (verbose && std::io::stdout().is_terminal()).then(|| {
             let bar = ProgressBar::new(batches as u64);
@@ -24,6 +25,7 @@ impl EpochProgress {
                     .progress_chars("=> "),
             );
             bar.set_prefix(label.clone());
+            bar.set_position(done as u64);
             bar
         });
         Self { bar, label }

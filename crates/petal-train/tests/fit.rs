@@ -1,50 +1,17 @@
 //! The training loop end to end on small generated problems, and each callback.
 
+mod common;
+
+use common::{model, quadrants};
+
 use petal_data::InMemoryDataset;
-use petal_nn::layers::{Activation, DenseConfig, DropoutConfig, FlattenConfig};
-use petal_nn::{Loss, Model, Sequential};
+use petal_nn::{Loss, Model};
 use petal_optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
-use petal_tensor::Tensor;
 use petal_train::callbacks::{
     Callback, Control, CsvLogger, EarlyStopping, ModelCheckpoint, Monitor, ReduceLrOnPlateau,
-    TerminateOnNan,
 };
 use petal_train::ensemble::{ensemble_evaluate, ensemble_probabilities};
 use petal_train::{evaluate, FitConfig, History, Trainer};
-
-/// Points in 2-D labelled by quadrant: 4 classes.
-fn quadrants(n: usize, seed: u32) -> InMemoryDataset {
-    let mut values = Vec::with_capacity(2 * n);
-    let mut labels = Vec::with_capacity(n);
-    for i in 0..n as u32 {
-        let h = |k: u32| {
-            ((i.wrapping_mul(2654435761) ^ seed.wrapping_add(k).wrapping_mul(40503)) % 2000) as f32
-                / 1000.0
-                - 1.0
-        };
-        let (x, y) = (h(1), h(2));
-        values.extend([x, y]);
-        labels.push(usize::from(x > 0.0) * 2 + usize::from(y > 0.0));
-    }
-    InMemoryDataset::new(Tensor::from_vec(&[n, 1, 1, 2], values).unwrap(), labels, 4).unwrap()
-}
-
-fn model(seed: u64, dropout: f32) -> Model {
-    Sequential::new(&[1, 1, 2], seed)
-        .add(FlattenConfig::default())
-        .unwrap()
-        .add(DenseConfig {
-            activation: Activation::Relu,
-            ..DenseConfig::new(16)
-        })
-        .unwrap()
-        .add(DropoutConfig::new(dropout))
-        .unwrap()
-        .add(DenseConfig::new(4))
-        .unwrap()
-        .build()
-        .unwrap()
-}
 
 fn fit<'a>(
     model: &'a mut Model,
@@ -235,33 +202,6 @@ fn csv_logger_writes_a_header_and_one_row_per_epoch() {
         lines[0]
     );
     assert!(lines[3].split(',').nth(2) == Some("3"), "{}", lines[3]);
-}
-
-#[test]
-fn terminate_on_nan_stops_at_the_first_bad_step() {
-    let mut bad = TerminateOnNan;
-    assert_eq!(bad.on_batch_end(3, 0.5).unwrap(), Control::Continue);
-    let mut values = vec![0.5f32; 64];
-    values[10] = f32::NAN;
-    let data = InMemoryDataset::new(
-        Tensor::from_vec(&[32, 1, 1, 2], values).unwrap(),
-        vec![0; 32],
-        4,
-    )
-    .unwrap();
-    let mut m = model(0, 0.0);
-    let mut adam = Adam::new(AdamConfig::new(0.01));
-    let config = FitConfig {
-        shuffle_seed: None,
-        batch_size: 8,
-        ..quiet(5)
-    };
-    let history = fit(&mut m, &mut adam, &data, &config, vec![&mut bad]);
-    assert_eq!(
-        history.stop_reason.as_deref(),
-        Some("loss became NaN at step 1")
-    );
-    assert!(history.epochs.is_empty());
 }
 
 #[test]

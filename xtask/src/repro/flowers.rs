@@ -146,6 +146,7 @@ fn run_all(
         splits.test.paths().len(),
     ];
     println!("train / val / test photos: {split_sizes:?}");
+    let checkpoints = options.checkpoints(experiment);
     let mut results = Vec::new();
     for run in &runs {
         results.push(train_run(
@@ -153,6 +154,7 @@ fn run_all(
             Validation::Data(&splits.val),
             &splits.test,
             run,
+            &checkpoints,
         )?);
     }
     print_table(&results);

@@ -10,7 +10,7 @@ use petal_zoo::{bipyramidal, BipyramidalConfig};
 use serde::Serialize;
 
 use super::training::{print_table, train_run, RunResult, RunSpec, Validation};
-use super::{write_metrics, Experiment, ReproOptions, RunInfo};
+use super::{write_metrics, Checkpoints, Experiment, ReproOptions, RunInfo};
 use crate::paths::{data_config, mnist_model_path};
 
 /// Samples kept by `--quick`.
@@ -52,12 +52,13 @@ impl MnistSplits {
     }
 
     /// Trains a run with the last 10% of the training digits for validation.
-    pub fn train_run(&self, run: &RunSpec) -> anyhow::Result<RunResult> {
+    pub fn train_run(&self, run: &RunSpec, checkpoints: &Checkpoints) -> anyhow::Result<RunResult> {
         train_run(
             self.train.as_ref(),
             Validation::Split(0.1),
             self.test(),
             run,
+            checkpoints,
         )
     }
 }
@@ -88,7 +89,7 @@ pub fn run(options: &ReproOptions, output: &Path) -> anyhow::Result<()> {
     };
     let summary = bipyramidal(&run.network, run.seed)?.summary().to_string();
     println!("{summary}\n");
-    let results = [data.train_run(&run)?];
+    let results = [data.train_run(&run, &options.checkpoints(Experiment::Mnist))?];
     print_table(&results);
     println!("weights sha256: {}", results[0].weights_sha256);
     save_model(&results[0], &mnist_model_path(options.quick))?;
@@ -144,9 +145,13 @@ mod tests {
             .num_threads(2)
             .build()
             .unwrap();
+        let checkpoints = Checkpoints {
+            dir: tempfile::tempdir().unwrap().keep(),
+            resume: false,
+        };
         let train = |seed| {
             let run = RunSpec::new("t", BipyramidalConfig::mnist(), 1, seed);
-            let r = pool.install(|| data.train_run(&run)).unwrap();
+            let r = pool.install(|| data.train_run(&run, &checkpoints)).unwrap();
             (r.weights_sha256, r.test_accuracy)
         };
         let (first, again, other) = (train(1), train(1), train(2));

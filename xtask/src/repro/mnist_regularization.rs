@@ -78,9 +78,10 @@ pub fn run(options: &ReproOptions, output: &Path) -> anyhow::Result<()> {
             ..baseline("+ early stopping (patience 2)", base.clone())
         },
     ];
+    let checkpoints = options.checkpoints(Experiment::MnistRegularization);
     let mut results = Vec::new();
     for run in &runs {
-        results.push(data.train_run(run)?);
+        results.push(data.train_run(run, &checkpoints)?);
     }
 
     // An ensemble of three baselines that differ only in their seed.
@@ -92,10 +93,11 @@ pub fn run(options: &ReproOptions, output: &Path) -> anyhow::Result<()> {
             "ensemble member 2",
             "ensemble member 3",
         ][k];
-        members.push(data.train_run(&RunSpec {
+        let run = RunSpec {
             seed: options.seed + 1 + k as u64,
             ..baseline(name, base.clone())
-        })?);
+        };
+        members.push(data.train_run(&run, &checkpoints)?);
     }
     let models: Vec<_> = members.iter().filter_map(|m| m.model.as_ref()).collect();
     let ensemble = ensemble_evaluate(&models, data.test(), 500)?;

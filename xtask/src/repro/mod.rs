@@ -10,9 +10,10 @@ mod transfer;
 
 use std::path::PathBuf;
 
+use petal_train::checkpoint::CheckpointConfig;
 use serde::Serialize;
 
-use crate::paths::workspace_root;
+use crate::paths::{data_config, workspace_root};
 
 /// An experiment `cargo xtask repro` can run.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -68,6 +69,10 @@ pub struct ReproOptions {
     /// A small subset and one epoch: a smoke test (writes under target/repro-quick/).
     #[arg(long)]
     pub quick: bool,
+    /// Continue each training run from its last checkpoint (runs that had finished are
+    /// restored from their final checkpoint, not retrained); without it runs start over.
+    #[arg(long)]
+    pub resume: bool,
 }
 
 impl ReproOptions {
@@ -77,6 +82,50 @@ impl ReproOptions {
             1
         } else {
             self.epochs.unwrap_or(default)
+        }
+    }
+
+    /// Where `experiment` keeps its runs' checkpoints: `<data dir>/checkpoints/<experiment>/`,
+    /// or `target/repro-quick/checkpoints/<experiment>/` with `--quick`.
+    pub fn checkpoints(&self, experiment: Experiment) -> Checkpoints {
+        let root = if self.quick {
+            workspace_root().join("target").join("repro-quick")
+        } else {
+            data_config().cache_root
+        };
+        Checkpoints {
+            dir: root.join("checkpoints").join(experiment.slug()),
+            resume: self.resume,
+        }
+    }
+}
+
+/// The checkpoint files of one experiment's training runs, one per run.
+#[derive(Clone, Debug)]
+pub struct Checkpoints {
+    /// The folder holding `<run>.ckpt` files.
+    pub dir: PathBuf,
+    /// Whether runs continue from their checkpoint.
+    pub resume: bool,
+}
+
+impl Checkpoints {
+    /// The checkpoint of the run called `run` (its name in the report), saved at every
+    /// epoch end and every 100 steps.
+    pub fn for_run(&self, run: &str) -> CheckpointConfig {
+        let mut file = String::new();
+        for c in run.chars() {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                file.push(c.to_ascii_lowercase());
+            } else if !file.is_empty() && !file.ends_with('-') {
+                file.push('-');
+            }
+        }
+        let file = format!("{}.ckpt", file.trim_end_matches('-'));
+        CheckpointConfig {
+            every_steps: Some(100),
+            resume: self.resume,
+            ..CheckpointConfig::new(self.dir.join(file))
         }
     }
 }
@@ -159,4 +208,30 @@ pub fn write_metrics(dir: &std::path::Path, value: &impl Serialize) -> anyhow::R
     petal_nn::weights::write_atomically(&path, serde_json::to_string_pretty(value)?.as_bytes())?;
     println!("wrote {}", path.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn run_names_become_plain_checkpoint_file_names() {
+        let checkpoints = Checkpoints {
+            dir: PathBuf::from("ckpt"),
+            resume: true,
+        };
+        let file = |run: &str| checkpoints.for_run(run).path;
+        assert_eq!(file("baseline"), Path::new("ckpt/baseline.ckpt"));
+        assert_eq!(
+            file("+ dropout (0.25 / 0.5)"),
+            Path::new("ckpt/dropout-0.25-0.5.ckpt")
+        );
+        assert_eq!(
+            file("(c) fine-tune block6a.. with lr 1e-4"),
+            Path::new("ckpt/c-fine-tune-block6a..-with-lr-1e-4.ckpt")
+        );
+        assert!(checkpoints.for_run("baseline").resume);
+    }
 }

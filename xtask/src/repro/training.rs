@@ -3,7 +3,6 @@
 //! table and checksum the reports share.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use petal_data::augment::Augmentation;
 use petal_data::Dataset;
@@ -14,6 +13,8 @@ use petal_train::{evaluate, FitConfig, History, Trainer};
 use petal_zoo::{bipyramidal, BipyramidalConfig};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+
+use super::Checkpoints;
 
 /// Where a run's validation figures come from.
 pub enum Validation<'a> {
@@ -99,12 +100,14 @@ pub fn weights_checksum(model: &Model) -> String {
         .collect()
 }
 
-/// Trains one bipyramidal CNN with Adam as `run` says and evaluates it on `test`.
+/// Trains one bipyramidal CNN with Adam as `run` says, checkpointed in `checkpoints`, and
+/// evaluates it on `test`.
 pub fn train_run(
     train: &dyn Dataset,
     validation: Validation<'_>,
     test: &dyn Dataset,
     run: &RunSpec,
+    checkpoints: &Checkpoints,
 ) -> anyhow::Result<RunResult> {
     let mut model = bipyramidal(&run.network, run.seed)?;
     let mut adam = Adam::new(AdamConfig::new(run.learning_rate));
@@ -127,10 +130,10 @@ pub fn train_run(
             0.0
         },
         augmentation: run.augmentation.clone(),
+        checkpoint: Some(checkpoints.for_run(run.name)),
         ..FitConfig::default()
     };
     println!("== {} ==", run.name);
-    let started = Instant::now();
     let train_share = 1.0 - f64::from(config.validation_split);
     let steps_per_epoch = (train.len() as f64 * train_share / run.batch_size as f64).ceil() as u64;
     let cosine = CosineDecay {
@@ -155,7 +158,8 @@ pub fn train_run(
         },
         &config,
     )?;
-    let seconds = started.elapsed().as_secs_f64();
+    // Summed over the epochs, so a resumed run counts the epochs of earlier invocations.
+    let seconds = history.metric("seconds").iter().sum();
     let test = evaluate(&model, Loss::SparseCategoricalCrossentropy, test, 100)?;
     let mean = |name: &str| {
         let v = history.metric(name);

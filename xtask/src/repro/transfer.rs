@@ -23,7 +23,7 @@ use petal_zoo::{Options, Pooling};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::{write_metrics, Experiment, ReproOptions, RunInfo};
+use super::{write_metrics, Checkpoints, Experiment, ReproOptions, RunInfo};
 use crate::classify::{weights_folder, Classifier};
 use crate::paths::{data_config, workspace_root};
 
@@ -31,6 +31,11 @@ const MODEL: &str = "efficientnet-lite0";
 
 /// The name of the new classifier layer, in (a) and in (b)/(c).
 const HEAD: &str = "head";
+
+/// The three ways of transferring, as named in the report (and their checkpoints).
+const STATIC: &str = "(a) static features + dense classifier";
+const FROZEN: &str = "(b) frozen base + head from (a), augmentation";
+const TUNED: &str = "(c) fine-tune block6a.. with lr 1e-4";
 
 /// Photos fed to a pretrained network exactly as its weights expect.
 struct PretrainedInputs {
@@ -247,6 +252,7 @@ fn feature_extraction(
     entry: &PretrainedWeights,
     splits: &[PretrainedInputs; 3],
     options: &ReproOptions,
+    checkpoints: &Checkpoints,
 ) -> anyhow::Result<(Row, Model)> {
     let started = Instant::now();
     let base = base(entry)?.fold_for_inference();
@@ -276,16 +282,11 @@ fn feature_extraction(
         batch_size: 32,
         seed: options.seed,
         shuffle_seed: Some(options.seed),
+        checkpoint: Some(checkpoints.for_run(STATIC)),
         ..FitConfig::default()
     };
     let history = fit(&mut head, 1e-3, &train, &val, &config)?;
-    let row = row(
-        "(a) static features + dense classifier",
-        started,
-        history,
-        &head,
-        &test,
-    )?;
+    let row = row(STATIC, started, history, &head, &test)?;
     Ok((row, head))
 }
 
@@ -355,6 +356,7 @@ fn frozen_then_fine_tuned(
     splits: &[PretrainedInputs; 3],
     options: &ReproOptions,
     trained_head: &Model,
+    checkpoints: &Checkpoints,
 ) -> anyhow::Result<[Row; 2]> {
     let started = Instant::now();
     let (mut model, base_layers) = with_new_head(entry, splits[0].classes)?;
@@ -365,16 +367,11 @@ fn frozen_then_fine_tuned(
         seed: options.seed,
         shuffle_seed: Some(options.seed),
         augmentation: Some(augmentation()?),
+        checkpoint: Some(checkpoints.for_run(FROZEN)),
         ..FitConfig::default()
     };
     let history = fit(&mut model, 1e-3, &splits[0], &splits[1], &config)?;
-    let frozen = row(
-        "(b) frozen base + head from (a), augmentation",
-        started,
-        history,
-        &model,
-        &splits[2],
-    )?;
+    let frozen = row(FROZEN, started, history, &model, &splits[2])?;
 
     let started = Instant::now();
     // Unfreeze from the first layer of the last two stages (block6a) to the top.
@@ -385,16 +382,11 @@ fn frozen_then_fine_tuned(
     model.freeze_up_to(&base_layers[first_top.saturating_sub(1)])?;
     let config = FitConfig {
         epochs: options.epochs_or(4),
+        checkpoint: Some(checkpoints.for_run(TUNED)),
         ..config
     };
     let history = fit(&mut model, 1e-4, &splits[0], &splits[1], &config)?;
-    let tuned = row(
-        "(c) fine-tune block6a.. with lr 1e-4",
-        started,
-        history,
-        &model,
-        &splits[2],
-    )?;
+    let tuned = row(TUNED, started, history, &model, &splits[2])?;
     Ok([frozen, tuned])
 }
 
@@ -417,13 +409,15 @@ fn run_transfer(
     let splits = flower_splits(all_classes, options, entry)?;
     let split_sizes = [splits[0].len(), splits[1].len(), splits[2].len()];
     println!("train / val / test photos: {split_sizes:?}");
-    let (features_row, trained_head) = feature_extraction(entry, &splits, options)?;
+    let checkpoints = options.checkpoints(experiment);
+    let (features_row, trained_head) = feature_extraction(entry, &splits, options, &checkpoints)?;
     let mut rows = vec![features_row];
     rows.extend(frozen_then_fine_tuned(
         entry,
         &splits,
         options,
         &trained_head,
+        &checkpoints,
     )?);
     println!(
         "\n{:<44} {:>6} {:>9} {:>9} {:>9}",

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use petal_nn::Model;
 use petal_optim::Optimizer;
 
-use super::{Callback, Control, Monitor};
+use serde::{Deserialize, Serialize};
+
+use super::{Callback, CallbackState, Control, Monitor};
 use crate::error::{Result, TrainError};
 use crate::history::History;
 
@@ -36,6 +38,14 @@ impl ModelCheckpoint {
     pub fn saved(&self) -> &[PathBuf] {
         &self.saved
     }
+}
+
+/// What [`ModelCheckpoint`] saves in a full checkpoint.
+#[derive(Serialize, Deserialize)]
+struct Saved {
+    #[serde(with = "crate::exact::option")]
+    best: Option<f64>,
+    saved: Vec<PathBuf>,
 }
 
 /// Fills `{name}` / `{name:spec}` fields of `template` from `epoch` and `logs`; `spec` is
@@ -100,6 +110,19 @@ impl Callback for ModelCheckpoint {
         model.save_weights(&path)?;
         self.saved.push(path);
         Ok(Control::Continue)
+    }
+
+    fn state(&self) -> CallbackState {
+        CallbackState::of(&Saved {
+            best: self.best,
+            saved: self.saved.clone(),
+        })
+    }
+
+    fn load_state(&mut self, state: CallbackState, _: &Model) -> Result<()> {
+        let saved: Saved = state.values("ModelCheckpoint")?;
+        (self.best, self.saved) = (saved.best, saved.saved);
+        Ok(())
     }
 }
 

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use petal_nn::Model;
 use petal_optim::Optimizer;
 
-use super::{Callback, Control};
+use super::{Callback, CallbackState, Control};
 use crate::error::{Result, TrainError};
 use crate::history::History;
 
@@ -67,5 +67,15 @@ impl Callback for CsvLogger {
         text.push('\n');
         file.write_all(text.as_bytes()).map_err(io)?;
         Ok(Control::Continue)
+    }
+
+    /// The columns once the header is written, so that a resumed run appends.
+    fn state(&self) -> CallbackState {
+        CallbackState::of(&self.columns)
+    }
+
+    fn load_state(&mut self, state: CallbackState, _: &Model) -> Result<()> {
+        self.columns = state.values("CsvLogger")?;
+        Ok(())
     }
 }

@@ -4,9 +4,20 @@ use petal_nn::{Model, ParamId};
 use petal_optim::Optimizer;
 use petal_tensor::Tensor;
 
-use super::{Callback, Control, Monitor};
-use crate::error::Result;
+use serde::{Deserialize, Serialize};
+
+use super::{Callback, CallbackState, Control, Monitor};
+use crate::error::{Result, TrainError};
 use crate::history::History;
+
+/// What [`EarlyStopping`] saves in a checkpoint besides the best weights.
+#[derive(Serialize, Deserialize)]
+struct Saved {
+    #[serde(with = "crate::exact::option")]
+    best: Option<f64>,
+    best_epoch: Option<usize>,
+    waited: usize,
+}
 
 /// Stops training after `patience` epochs without improvement of the monitored figure.
 /// With `restore_best_weights`, the model ends with the weights of its best epoch
@@ -17,7 +28,8 @@ pub struct EarlyStopping {
     restore_best_weights: bool,
     best: Option<f64>,
     best_epoch: Option<usize>,
-    best_weights: Option<Vec<(ParamId, Tensor)>>,
+    /// The parameters at the best epoch: id, name (for checkpoints) and value.
+    best_weights: Option<Vec<(ParamId, String, Tensor)>>,
     waited: usize,
 }
 
@@ -61,7 +73,7 @@ impl Callback for EarlyStopping {
                     model
                         .store()
                         .iter()
-                        .map(|(id, p)| (id, p.value.clone()))
+                        .map(|(id, p)| (id, p.name.clone(), p.value.clone()))
                         .collect(),
                 );
             }
@@ -80,9 +92,42 @@ impl Callback for EarlyStopping {
         Ok(Control::Continue)
     }
 
+    fn state(&self) -> CallbackState {
+        let mut state = CallbackState::of(&Saved {
+            best: self.best,
+            best_epoch: self.best_epoch,
+            waited: self.waited,
+        });
+        state.tensors = self
+            .best_weights
+            .iter()
+            .flatten()
+            .map(|(_, name, t)| (name.clone(), t.clone()))
+            .collect();
+        state
+    }
+
+    fn load_state(&mut self, state: CallbackState, model: &Model) -> Result<()> {
+        let saved: Saved = state.values("early stopping")?;
+        let mut weights = Vec::with_capacity(state.tensors.len());
+        for (name, tensor) in state.tensors {
+            let id = model.store().id(&name).ok_or_else(|| {
+                TrainError::Config(format!(
+                    "early stopping's best weights name {name:?}, which the model lacks"
+                ))
+            })?;
+            weights.push((id, name, tensor));
+        }
+        self.best = saved.best;
+        self.best_epoch = saved.best_epoch;
+        self.waited = saved.waited;
+        self.best_weights = (!weights.is_empty()).then_some(weights);
+        Ok(())
+    }
+
     fn on_train_end(&mut self, _: &History, model: &mut Model) -> Result<()> {
         if let Some(weights) = self.best_weights.take() {
-            for (id, value) in weights {
+            for (id, _, value) in weights {
                 model.store_mut().set_value(id, value)?;
             }
         }

@@ -5,16 +5,15 @@ mod checkpoint;
 mod csv_logger;
 mod early_stopping;
 mod reduce_lr;
-mod terminate_on_nan;
 
 pub use checkpoint::ModelCheckpoint;
 pub use csv_logger::CsvLogger;
 pub use early_stopping::EarlyStopping;
 pub use reduce_lr::ReduceLrOnPlateau;
-pub use terminate_on_nan::TerminateOnNan;
 
 use petal_nn::Model;
 use petal_optim::Optimizer;
+use petal_tensor::Tensor;
 
 use crate::error::Result;
 use crate::history::History;
@@ -47,6 +46,47 @@ pub trait Callback {
     /// When training ends, however it ends.
     fn on_train_end(&mut self, _history: &History, _model: &mut Model) -> Result<()> {
         Ok(())
+    }
+    /// What this callback must remember for a resumed run to go on exactly as an
+    /// uninterrupted one; it is saved in every full checkpoint. Stateless callbacks keep
+    /// the default (nothing).
+    fn state(&self) -> CallbackState {
+        CallbackState::default()
+    }
+    /// Restores what [`Callback::state`] returned, when `fit` resumes a run. `model`
+    /// gives the parameters' ids by name. A state this callback cannot have written is
+    /// an error saying what is wrong.
+    fn load_state(&mut self, _state: CallbackState, _model: &Model) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// A callback's saved state: small values as JSON and tensors by name (EarlyStopping's
+/// best weights).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CallbackState {
+    /// Counters and figures.
+    pub values: serde_json::Value,
+    /// Named tensors.
+    pub tensors: Vec<(String, Tensor)>,
+}
+
+impl CallbackState {
+    /// The state of a callback whose values are `values`.
+    pub(crate) fn of(values: &impl serde::Serialize) -> Self {
+        Self {
+            values: serde_json::to_value(values).expect("callback states are plain data"),
+            tensors: Vec::new(),
+        }
+    }
+
+    /// Reads the values back as `T`; `callback` names the callback in the error.
+    pub(crate) fn values<T: serde::de::DeserializeOwned>(&self, callback: &str) -> Result<T> {
+        serde_json::from_value(self.values.clone()).map_err(|e| {
+            crate::TrainError::Config(format!(
+                "the checkpoint's {callback} state does not fit this callback: {e}"
+            ))
+        })
     }
 }
 

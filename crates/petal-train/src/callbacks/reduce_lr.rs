@@ -3,9 +3,21 @@
 use petal_nn::Model;
 use petal_optim::Optimizer;
 
-use super::{Callback, Control, Monitor};
+use serde::{Deserialize, Serialize};
+
+use super::{Callback, CallbackState, Control, Monitor};
 use crate::error::Result;
 use crate::history::History;
+
+/// What [`ReduceLrOnPlateau`] saves in a checkpoint (the learning rate itself is part of
+/// the optimizer's state).
+#[derive(Serialize, Deserialize)]
+struct Saved {
+    #[serde(with = "crate::exact::option")]
+    best: Option<f64>,
+    waited: usize,
+    cooling: usize,
+}
 
 /// Multiplies the learning rate by `factor` after `patience` epochs without improvement,
 /// then waits `cooldown` epochs; never goes below `min_lr` (Keras' ReduceLROnPlateau).
@@ -70,5 +82,19 @@ impl Callback for ReduceLrOnPlateau {
             }
         }
         Ok(Control::Continue)
+    }
+
+    fn state(&self) -> CallbackState {
+        CallbackState::of(&Saved {
+            best: self.best,
+            waited: self.waited,
+            cooling: self.cooling,
+        })
+    }
+
+    fn load_state(&mut self, state: CallbackState, _: &Model) -> Result<()> {
+        let saved: Saved = state.values("ReduceLrOnPlateau")?;
+        (self.best, self.waited, self.cooling) = (saved.best, saved.waited, saved.cooling);
+        Ok(())
     }
 }

@@ -9,8 +9,9 @@ use crate::raster::{tensor_image, Scaling};
 
 /// The kernels of a conv layer, HWIO `(kh, kw, in, out)`, at most `limit` filters (and,
 /// deeper in, `limit` input channels). With 3 input channels (a first layer on RGB
-/// photos) each filter is one colour patch; otherwise each filter is a row with one gray
-/// patch per input channel. Each filter is scaled on its own, min -> black, max -> white.
+/// photos) each filter is one colour patch, with 1 (gray images) one gray patch;
+/// otherwise each filter is a row with one gray patch per input channel. Each filter is
+/// scaled on its own, min -> black, max -> white.
 ///
 /// ```
 /// use petal_tensor::Tensor;
@@ -28,6 +29,7 @@ pub fn filter_grid(kernel: &Tensor, limit: usize, title: Option<&str>) -> Result
         )));
     };
     let (filters, channels) = (outputs.min(limit), inputs.min(limit));
+    let one_patch = inputs == 1 || inputs == 3;
     let value = |y: usize, x: usize, i: usize, o: usize| {
         kernel.as_slice()[((y * kw + x) * inputs + i) * outputs + o]
     };
@@ -38,7 +40,7 @@ pub fn filter_grid(kernel: &Tensor, limit: usize, title: Option<&str>) -> Result
             .collect();
         let scaled = Tensor::from_vec(&[kh, kw, inputs], Scaling::MinMax.apply(&all))?;
         let range = Scaling::Range(0.0, 1.0);
-        if inputs == 3 {
+        if one_patch {
             tiles.push(Tile {
                 image: tensor_image(&scaled, range)?,
                 caption: None,
@@ -55,7 +57,7 @@ pub fn filter_grid(kernel: &Tensor, limit: usize, title: Option<&str>) -> Result
             });
         }
     }
-    let (columns, min_tile_side) = if inputs == 3 {
+    let (columns, min_tile_side) = if one_patch {
         (filters.min(8), 40)
     } else {
         (channels, 12)
@@ -65,7 +67,7 @@ pub fn filter_grid(kernel: &Tensor, limit: usize, title: Option<&str>) -> Result
         &GridOptions {
             columns,
             min_tile_side,
-            gap: if inputs == 3 { 4 } else { 1 },
+            gap: if one_patch { 4 } else { 1 },
             title: title.map(str::to_string),
         },
     )

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use image::RgbImage;
 use plotters::coord::Shift;
+use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -71,6 +72,9 @@ pub struct Series {
     pub name: String,
     /// The values, one per x = 1, 2, ...
     pub values: Vec<f64>,
+    /// Dashed, in the colour of the solid line before it (val after train); solid lines
+    /// each take the next colour.
+    pub dashed: bool,
 }
 
 /// One chart of a [`LinePlot`].
@@ -94,12 +98,22 @@ impl Panel {
         }
     }
 
-    /// Adds a line.
+    /// Adds a solid line in the next colour.
     pub fn with(mut self, name: impl Into<String>, values: &[f64]) -> Self {
         self.series.push(Series {
             name: name.into(),
             values: values.to_vec(),
+            dashed: false,
         });
+        self
+    }
+
+    /// Adds a dashed line in the colour of the line before it.
+    pub fn with_dashed(mut self, name: impl Into<String>, values: &[f64]) -> Self {
+        self = self.with(name, values);
+        if let Some(last) = self.series.last_mut() {
+            last.dashed = true;
+        }
         self
     }
 }
@@ -201,8 +215,13 @@ fn draw_panel<DB: DrawingBackend>(
         .light_line_style(WHITE.mix(0.0))
         .draw()
         .map_err(text_error)?;
-    for (i, series) in panel.series.iter().enumerate() {
-        let colour = PALETTE[i % PALETTE.len()];
+    let mut solid = 0;
+    for series in &panel.series {
+        if !series.dashed {
+            solid += 1;
+        }
+        let colour = PALETTE[(solid.max(1) - 1) % PALETTE.len()];
+        let style = colour.stroke_width(2);
         let points: Vec<(f64, f64)> = series
             .values
             .iter()
@@ -210,13 +229,22 @@ fn draw_panel<DB: DrawingBackend>(
             .filter(|(_, v)| v.is_finite())
             .map(|(e, &v)| (e as f64 + 1.0, v))
             .collect();
-        chart
-            .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))
-            .map_err(text_error)?
-            .label(&series.name)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
-            });
+        let legend = [(0, 0), (18, 0)];
+        if series.dashed {
+            chart
+                .draw_series(DashedLineSeries::new(points.clone(), 6, 4, style))
+                .map_err(text_error)?
+                .label(&series.name)
+                .legend(move |(x, y)| {
+                    DashedPathElement::new(legend.map(|(dx, _)| (x + dx, y)), 5, 3, style)
+                });
+        } else {
+            chart
+                .draw_series(LineSeries::new(points.clone(), style))
+                .map_err(text_error)?
+                .label(&series.name)
+                .legend(move |(x, y)| PathElement::new(legend.map(|(dx, _)| (x + dx, y)), style));
+        }
         chart
             .draw_series(
                 points
@@ -268,8 +296,12 @@ impl ConfusionPlot<'_> {
         self.counts.len() <= 20
     }
 
+    /// `k: name`, or just the name when it is the index (digits).
     fn row_label(&self, i: usize) -> String {
-        format!("{i}: {}", self.class_names[i])
+        match self.class_names[i] {
+            name if name == i.to_string() => name.to_string(),
+            name => format!("{i}: {name}"),
+        }
     }
 
     /// Pixels left of the matrix for the row labels.

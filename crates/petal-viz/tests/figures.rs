@@ -87,7 +87,7 @@ fn plots_render_text_with_the_embedded_font_as_png_and_svg() {
         panels: vec![
             Panel::new("loss", "cross-entropy")
                 .with("train", &[0.8, 0.3, 0.2])
-                .with("val", &[0.5, 0.25, f64::NAN]),
+                .with_dashed("val", &[0.5, 0.25, f64::NAN]),
             Panel::new("accuracy", "accuracy").with("train", &[0.8, 0.9, 0.95]),
         ],
     };

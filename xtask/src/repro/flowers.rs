@@ -220,7 +220,10 @@ fn inspect_best(
     let firsts: Vec<usize> = (0..classes.len())
         .filter_map(|c| test.labels().iter().position(|&l| l == c))
         .collect();
-    let (photo, label) = sample(test, firsts[0])?;
+    let Some(&first) = firsts.first() else {
+        anyhow::bail!("no test photos to show the network's feature maps on");
+    };
+    let (photo, label) = sample(test, first)?;
     inspect::feature_maps(
         figures,
         model,

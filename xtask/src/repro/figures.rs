@@ -216,3 +216,50 @@ pub fn sample(data: &dyn Dataset, index: usize) -> anyhow::Result<(Tensor, usize
 pub fn sample_image(data: &dyn Dataset, index: usize) -> anyhow::Result<RgbImage> {
     Ok(tensor_image(&sample(data, index)?.0, Scaling::MinMax)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn figures_are_written_and_listed_with_captions_in_the_metrics() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut figures = Figures::new(dir.path());
+        let mut history = History::default();
+        for (loss, accuracy) in [(0.9, 0.6), (0.5, 0.8)] {
+            history.epochs.push(
+                [
+                    ("loss".to_string(), loss),
+                    ("val_loss".to_string(), loss + 0.1),
+                    ("accuracy".to_string(), accuracy),
+                    ("val_accuracy".to_string(), accuracy - 0.1),
+                ]
+                .into(),
+            );
+        }
+        figures.curves("run", &[("run", &history)]).unwrap();
+        figures
+            .confusion("c", &["a", "b"], &[0, 1, 1], &[0, 1, 0])
+            .unwrap();
+        #[derive(Serialize)]
+        struct Report {
+            accuracy: f64,
+        }
+        super::super::write_metrics(dir.path(), &Report { accuracy: 0.5 }, &figures).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("metrics.json")).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(json["accuracy"], 0.5);
+        let listed: Vec<&str> = json["figures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["path"].as_str().unwrap())
+            .collect();
+        assert_eq!(listed, ["curves.png", "curves.svg", "confusion.png"]);
+        assert!(listed.iter().all(|p| dir.path().join(p).is_file()));
+        assert!(json["figures"][2]["caption"]
+            .as_str()
+            .unwrap()
+            .starts_with("Confusion matrix"));
+    }
+}

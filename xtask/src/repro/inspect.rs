@@ -3,13 +3,14 @@
 
 use petal_nn::{no_grad, Context, Model, Var};
 use petal_tensor::Tensor;
+use petal_train::metrics::predicted_classes;
 use petal_viz::saliency::{grad_cam, smooth_grad, vanilla_gradient, SmoothGradConfig};
 use petal_viz::{
     feature_map_grid, filter_grid, heatmap_image, image_grid, overlay, tensor_image, Colormap,
     GridOptions, Scaling, Tile,
 };
 
-use super::figures::Figures;
+use super::figures::{short, Figures};
 
 /// Feature maps shown per layer.
 const MAPS_SHOWN: usize = 32;
@@ -103,16 +104,7 @@ pub fn predicted_class(model: &Model, image: &Tensor) -> anyhow::Result<usize> {
         &[&[1], &image.shape()[image.ndim().saturating_sub(3)..]].concat(),
         image.to_vec(),
     )?;
-    let scores = model.predict(&batch)?;
-    Ok(scores
-        .as_slice()
-        .iter()
-        .enumerate()
-        .fold(
-            (0, f32::MIN),
-            |best, (i, &v)| if v > best.1 { (i, v) } else { best },
-        )
-        .0)
+    Ok(predicted_classes(&model.predict(&batch)?)[0])
 }
 
 /// A grid with one row per input: the input, then (with `gradients`) the vanilla gradient
@@ -134,7 +126,7 @@ pub fn saliency(
         let name = names.get(class).copied().unwrap_or("?");
         tiles.push(Tile::new(
             picture.clone(),
-            format!("{}\npred: {}", input.caption, super::figures::short(name)),
+            format!("{}\npred: {}", input.caption, short(name)),
         ));
         if gradients {
             let vanilla = vanilla_gradient(model, &input.image, class)?;

@@ -310,6 +310,65 @@ impl Model {
         ctx: &Context,
         observe: &mut dyn FnMut(&str, &Tensor),
     ) -> Result<Var> {
+        self.forward_probed(x, ctx, &[], observe).map(|(y, _)| y)
+    }
+
+    /// The forward pass that also returns the outputs of the named layers, in the order
+    /// of `layers` (feature maps, Grad-CAM). When the pass is recorded, each returned
+    /// output is a leaf of the same tape that the rest of the network reads through,
+    /// so [`Gradients::get`](crate::Gradients::get) reports the gradient with respect to
+    /// it, while gradients still flow on to the input and earlier parameters. A name
+    /// that is not a layer of this model is an error naming it.
+    ///
+    /// ```
+    /// use petal_nn::layers::{Activation, DenseConfig};
+    /// use petal_nn::{Context, Sequential, Tape};
+    /// use petal_tensor::Tensor;
+    /// let model = Sequential::new(&[2], 0)
+    ///     .add(DenseConfig { activation: Activation::Relu, ..DenseConfig::new(3) })?
+    ///     .add(DenseConfig::new(1))?
+    ///     .build()?;
+    /// let tape = Tape::new();
+    /// let x = tape.leaf(Tensor::from_vec(&[1, 2], vec![0.5, -1.0])?);
+    /// let ctx = Context::eval(model.store());
+    /// let (y, outputs) = model.forward_with_outputs(&x, &ctx, &["dense"])?;
+    /// let grads = y.backward()?;
+    /// assert_eq!(outputs[0].value().shape(), &[1, 3]);
+    /// assert!(grads.get(&outputs[0]).is_some() && grads.get(&x).is_some());
+    /// assert!(model.forward_with_outputs(&x, &ctx, &["conv"]).is_err());
+    /// # Ok::<(), petal_nn::NnError>(())
+    /// ```
+    pub fn forward_with_outputs(
+        &self,
+        x: &Var,
+        ctx: &Context,
+        layers: &[&str],
+    ) -> Result<(Var, Vec<Var>)> {
+        let nodes = layers
+            .iter()
+            .map(|&name| {
+                self.nodes
+                    .iter()
+                    .position(|n| n.layer.as_ref().is_some_and(|l| l.name() == name))
+                    .ok_or_else(|| NnError::Layer {
+                        layer: name.to_string(),
+                        reason: "no such layer in this model".into(),
+                    })
+            })
+            .collect::<Result<Vec<usize>>>()?;
+        self.forward_probed(x, ctx, &nodes, &mut |_, _| {})
+    }
+
+    /// The forward pass, returning also the outputs of the nodes `probes` (as tape
+    /// leaves spliced into the graph when recorded) and calling `observe(layer name,
+    /// output)` after each layer.
+    fn forward_probed(
+        &self,
+        x: &Var,
+        ctx: &Context,
+        probes: &[usize],
+        observe: &mut dyn FnMut(&str, &Tensor),
+    ) -> Result<(Var, Vec<Var>)> {
         let shape = x.value().shape();
         if shape.len() != self.input_shape().len() + 1 || shape[1..] != *self.input_shape() {
             return Err(NnError::Layer {
@@ -322,6 +381,7 @@ impl Model {
         }
         let last_use = self.last_uses();
         let mut values: Vec<Option<Var>> = vec![None; self.nodes.len()];
+        let mut probed: Vec<Option<Var>> = vec![None; self.nodes.len()];
         values[0] = Some(x.clone());
         for (i, node) in self.nodes.iter().enumerate().skip(1) {
             let Some(layer) = &node.layer else { continue };
@@ -330,9 +390,21 @@ impl Model {
                 .iter()
                 .map(|&j| values[j].as_ref().expect("computed earlier"))
                 .collect();
-            let output = layer.forward(&inputs, ctx)?;
-            observe(layer.name(), output.value());
-            values[i] = Some(output);
+            let mut y = layer.forward(&inputs, ctx)?;
+            observe(layer.name(), y.value());
+            if probes.contains(&i) {
+                let probe = match y.tape() {
+                    // y - y + probe: the same value, and the gradient reaches both.
+                    Some(tape) => {
+                        let probe = tape.leaf(y.value().clone());
+                        y = y.sub(&Var::constant(y.value().clone()))?.add(&probe)?;
+                        probe
+                    }
+                    None => y.clone(),
+                };
+                probed[i] = Some(probe);
+            }
+            values[i] = Some(y);
             // Values nobody reads again are dropped now (the tape keeps what backward
             // needs), so inference holds only the live feature maps and reuses memory.
             for &j in &node.inputs {
@@ -341,7 +413,14 @@ impl Model {
                 }
             }
         }
-        Ok(values[self.output].take().expect("the output node"))
+        let outputs = probes
+            .iter()
+            .map(|&i| probed[i].clone().expect("a probed layer node"))
+            .collect();
+        Ok((
+            values[self.output].take().expect("the output node"),
+            outputs,
+        ))
     }
 
     /// For each node, the index of the last node that reads it (itself if none does).

@@ -99,6 +99,11 @@ impl Var {
         &self.value
     }
 
+    /// The tape this variable is recorded on, if it is.
+    pub fn tape(&self) -> Option<&Tape> {
+        self.node.as_ref().map(|(tape, _)| tape)
+    }
+
     /// The tape position of this variable, if it is recorded.
     pub fn node(&self) -> Option<usize> {
         self.node.as_ref().map(|(_, id)| *id)

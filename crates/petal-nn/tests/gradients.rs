@@ -107,7 +107,13 @@ fn pool_padding() -> impl Strategy<Value = Padding> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(32))]
+    // A fixed seed: CI checks the same 32 cases every run (finite differences in f32
+    // are tolerance-bound; a random seed could turn an ill-conditioned draw into a red
+    // run). Change the seed here to explore other cases.
+    #![proptest_config(ProptestConfig {
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x9e37_79b9),
+        ..ProptestConfig::with_cases(32)
+    })]
 
     #[test]
     fn add_sub_mul_broadcast((a, b) in broadcast_pair(), swap in any::<bool>(), seed in any::<u64>()) {
@@ -197,7 +203,9 @@ proptest! {
     }
 
     #[test]
-    fn batch_norm(rows in 2..6usize, c in 1..4usize, extra in 1..3usize, seed in any::<u64>()) {
+    // At least 6 samples per channel: with 2, every normalized value is +-1 and the
+    // finite differences measure float noise, not the gradient.
+    fn batch_norm(rows in 3..6usize, c in 1..4usize, extra in 2..4usize, seed in any::<u64>()) {
         let inputs = [random(&[rows, extra, c], seed).array().mapv(|v| v * 2.0 + 0.5).into(), random(&[c], seed + 1), random(&[c], seed + 2)];
         check(|v| Ok(v[0].batch_norm(&v[1], &v[2], 1e-3)?.0), &inputs)?;
         // Equal to the same normalization written with separate ops.

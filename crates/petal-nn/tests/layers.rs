@@ -631,3 +631,55 @@ fn forward_observed_sees_every_layer_output_in_call_order() {
     );
     assert_eq!(y.value(), &model.predict(x.value()).unwrap());
 }
+
+#[test]
+fn layer_outputs_are_returned_without_changing_the_pass_or_its_gradients() {
+    let model = Sequential::new(&[6, 6, 2], 3)
+        .add(Conv2dConfig {
+            activation: Activation::Relu,
+            ..Conv2dConfig::new(4, 3)
+        })
+        .unwrap()
+        .add(Pool2dConfig::max(2))
+        .unwrap()
+        .add(FlattenConfig::default())
+        .unwrap()
+        .add(DenseConfig::new(3))
+        .unwrap()
+        .build()
+        .unwrap();
+    let ctx = Context::eval(model.store());
+    let pass = |probe: &[&str]| {
+        let tape = Tape::new();
+        let x = tape.leaf(batch(&[2, 6, 6, 2], 5));
+        let (y, outputs) = model.forward_with_outputs(&x, &ctx, probe).unwrap();
+        let grads = y.backward().unwrap();
+        let output_grads: Vec<Tensor> = outputs
+            .iter()
+            .map(|o| grads.get(o).unwrap().clone())
+            .collect();
+        (
+            y.value().clone(),
+            grads.get(&x).unwrap().clone(),
+            outputs,
+            output_grads,
+        )
+    };
+    let (plain, plain_grad, _, _) = pass(&[]);
+    let (probed, probed_grad, outputs, output_grads) = pass(&["conv2d", "max_pooling2d"]);
+    assert_eq!(plain.to_vec(), probed.to_vec());
+    assert!(plain_grad.max_abs_diff(&probed_grad).unwrap() < 1e-6);
+    assert_eq!(outputs[0].value().shape(), &[2, 4, 4, 4]);
+    assert_eq!(outputs[1].value().shape(), &[2, 2, 2, 4]);
+    // The score is linear in the pooled maps: their gradient is the dense kernel, summed
+    // over the three outputs, for both samples.
+    assert_eq!(output_grads[1].shape(), &[2, 2, 2, 4]);
+    assert_eq!(
+        output_grads[1].as_slice()[..16],
+        output_grads[1].as_slice()[16..]
+    );
+    let err = model
+        .forward_with_outputs(&Var::constant(batch(&[1, 6, 6, 2], 1)), &ctx, &["nope"])
+        .unwrap_err();
+    assert!(err.to_string().contains("nope"), "{err}");
+}

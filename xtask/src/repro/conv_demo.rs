@@ -8,6 +8,7 @@ use image::{GrayImage, Luma};
 use petal_tensor::{conv::conv2d, Conv2dSpec, Padding, Tensor};
 use serde::Serialize;
 
+use super::figures::Figures;
 use super::{write_metrics, Experiment, ReproOptions, RunInfo};
 use crate::paths::workspace_root;
 
@@ -76,7 +77,9 @@ pub fn run(options: &ReproOptions, output: &Path) -> anyhow::Result<()> {
         .flat_map(|row| row.chars().map(|c| if c == '1' { 1.0 } else { 0.0 }))
         .collect();
     let image = Tensor::from_vec(&[1, 6, 6, 1], pixels)?;
-    write_png(&channel(&image, 0), 40, &output.join("image.png"))?;
+    let mut figures = Figures::new(output);
+    let path = figures.record("image.png", "The 6x6 binary image of the slides");
+    write_png(&channel(&image, 0), 40, &path)?;
     println!("image:\n{}\n", IMAGE.join("\n"));
     let mut maps = Vec::new();
     for stride in [1, 2] {
@@ -102,7 +105,11 @@ pub fn run(options: &ReproOptions, output: &Path) -> anyhow::Result<()> {
                 )
             });
             let file = format!("{name}_stride{stride}");
-            write_png(&rows, 40, &output.join(format!("{file}.png")))?;
+            let caption = format!(
+                "Feature map of the {name} filter with stride {stride} ({0}x{0})",
+                rows.len()
+            );
+            write_png(&rows, 40, &figures.record(&format!("{file}.png"), caption))?;
             maps.push((file, rows));
         }
         println!();
@@ -114,7 +121,8 @@ pub fn run(options: &ReproOptions, output: &Path) -> anyhow::Result<()> {
             let gray = photo.to_luma32f();
             let (w, h) = gray.dimensions();
             let input = Tensor::from_vec(&[1, h as usize, w as usize, 1], gray.into_raw())?;
-            write_png(&channel(&input, 0), 1, &output.join("photo.png"))?;
+            let path = figures.record("photo.png", "The photo the edge filters run on (gray)");
+            write_png(&channel(&input, 0), 1, &path)?;
             let spec = Conv2dSpec {
                 padding: Padding::Same,
                 ..Conv2dSpec::default()
@@ -125,7 +133,9 @@ pub fn run(options: &ReproOptions, output: &Path) -> anyhow::Result<()> {
                     .into_iter()
                     .map(|r| r.into_iter().map(f32::abs).collect())
                     .collect();
-                write_png(&magnitude, 1, &output.join(format!("photo_{name}.png")))?;
+                let caption = format!("|Sobel {}| of the photo", name.replace('_', " "));
+                let path = figures.record(&format!("photo_{name}.png"), caption);
+                write_png(&magnitude, 1, &path)?;
             }
             println!("edge maps of {} written", photo_path.display());
             Some(photo_path.display().to_string())
@@ -145,5 +155,6 @@ pub fn run(options: &ReproOptions, output: &Path) -> anyhow::Result<()> {
             maps,
             photo,
         },
+        &figures,
     )
 }

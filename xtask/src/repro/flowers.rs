@@ -4,14 +4,19 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Instant;
 
-use petal_data::augment::{AffineConfig, Augmentation, FillMode, RandomAffine};
+use petal_data::augment::{sample_rng, AffineConfig, Augmentation, FillMode, RandomAffine};
 use petal_data::flowers::Flowers102;
-use petal_data::{ImageDataset, ImageOptions, Split};
-use petal_tensor::Padding;
+use petal_data::{Dataset, ImageDataset, ImageOptions, Split};
+use petal_tensor::{Padding, Tensor};
+use petal_train::History;
+use petal_viz::{image_grid, tensor_image, GridOptions, Scaling, Tile};
 use petal_zoo::BipyramidalConfig;
 use serde::Serialize;
 
+use super::figures::{sample, short, Figures};
+use super::inspect::{self, layers_of_kind, Explained};
 use super::training::{print_table, train_run, RunResult, RunSpec, Validation};
 use super::{write_metrics, Experiment, ReproOptions, RunInfo};
 use crate::paths::data_config;
@@ -158,6 +163,21 @@ fn run_all(
         )?);
     }
     print_table(&results);
+    let mut figures = Figures::new(output);
+    let started = Instant::now();
+    let runs: Vec<(&str, &History)> = results.iter().map(|r| (r.name, &r.history)).collect();
+    figures.curves(&format!("{} from scratch", experiment.slug()), &runs)?;
+    match experiment {
+        Experiment::Flowers3 => {
+            inspect_best(&mut figures, splits, &classes, &results, options.seed)?
+        }
+        _ => sample_grid(&mut figures, &splits.train, &classes)?,
+    }
+    println!(
+        "{} figures written in {:.1} s",
+        figures.list().len(),
+        started.elapsed().as_secs_f64()
+    );
     let info = RunInfo::new(experiment, options);
     write_metrics(
         output,
@@ -168,6 +188,147 @@ fn run_all(
             split_sizes,
             runs: &results,
         },
+        &figures,
+    )
+}
+
+/// The run with the best validation accuracy: its confusion matrix and mistakes, first
+/// layer filters, feature maps and saliency of test photos; and an augmentation preview.
+fn inspect_best(
+    figures: &mut Figures,
+    splits: &FlowerSplits,
+    classes: &[&str],
+    results: &[RunResult],
+    seed: u64,
+) -> anyhow::Result<()> {
+    let best = results
+        .iter()
+        .filter(|r| r.model.is_some())
+        .max_by(|a, b| a.val_accuracy.total_cmp(&b.val_accuracy))
+        .expect("the runs keep their models");
+    let model = best.model.as_ref().expect("filtered on the model");
+    println!("figures of the best run on validation: {}", best.name);
+    let test = &splits.test;
+    figures.confusion(
+        &format!("{}: test photos", best.name),
+        classes,
+        &best.test_labels,
+        &best.test_predicted,
+    )?;
+    figures.misclassified(test, classes, &best.test_labels, &best.test_predicted, 16)?;
+    let convs = layers_of_kind(model, &["Conv2D"]);
+    inspect::filters(figures, model, &convs[..1])?;
+    // The first test photo of each class.
+    let firsts: Vec<usize> = (0..classes.len())
+        .filter_map(|c| test.labels().iter().position(|&l| l == c))
+        .collect();
+    let Some(&first) = firsts.first() else {
+        anyhow::bail!("no test photos to show the network's feature maps on");
+    };
+    let (photo, label) = sample(test, first)?;
+    inspect::feature_maps(
+        figures,
+        model,
+        &photo,
+        &format!("a test photo of {}", classes[label]),
+        &convs,
+    )?;
+    let explained = firsts
+        .iter()
+        .map(|&i| {
+            let (image, label) = sample(test, i)?;
+            Ok(Explained {
+                image,
+                caption: format!("true: {}", short(classes[label])),
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let last_conv = convs.last().expect("the CNN has conv layers");
+    inspect::saliency(
+        figures,
+        "saliency.png",
+        model,
+        &explained,
+        classes,
+        last_conv,
+        true,
+    )?;
+    augmentation_preview(figures, &splits.train, seed)
+}
+
+/// Four training photos, each followed by five random augmentations of it.
+fn augmentation_preview(
+    figures: &mut Figures,
+    train: &ImageDataset,
+    seed: u64,
+) -> anyhow::Result<()> {
+    let augmentation = flower_augmentation()?;
+    let mut tiles = Vec::new();
+    for index in 0..train.len().min(4) {
+        let (photo, _) = sample(train, index)?;
+        tiles.push(Tile::new(
+            tensor_image(&photo, Scaling::Range(0.0, 1.0))?,
+            "original",
+        ));
+        for epoch in 0..5 {
+            let mut values = photo.to_vec();
+            augmentation.apply(
+                &mut values,
+                photo.shape(),
+                &mut sample_rng(seed, epoch, index),
+            );
+            let augmented = Tensor::from_vec(photo.shape(), values)?;
+            tiles.push(Tile::new(
+                tensor_image(&augmented, Scaling::Range(0.0, 1.0))?,
+                format!("epoch {}", epoch + 1),
+            ));
+        }
+    }
+    let grid = image_grid(
+        &tiles,
+        &GridOptions {
+            columns: 6,
+            min_tile_side: 96,
+            ..GridOptions::default()
+        },
+    )?;
+    figures.png(
+        "augmentation.png",
+        "Training photos and five random augmentations of each (flip, rotation, zoom, shift; reflected borders)",
+        &grid,
+    )
+}
+
+/// Sixteen training photos with their class names.
+fn sample_grid(
+    figures: &mut Figures,
+    train: &ImageDataset,
+    classes: &[&str],
+) -> anyhow::Result<()> {
+    let step = (train.len() / 16).max(1);
+    let tiles = (0..train.len())
+        .step_by(step)
+        .take(16)
+        .map(|i| {
+            let (photo, label) = sample(train, i)?;
+            Ok(Tile::new(
+                tensor_image(&photo, Scaling::Range(0.0, 1.0))?,
+                short(classes[label]),
+            ))
+        })
+        .collect::<anyhow::Result<Vec<Tile>>>()?;
+    let grid = image_grid(
+        &tiles,
+        &GridOptions {
+            columns: 8,
+            min_tile_side: 96,
+            ..GridOptions::default()
+        },
+    )?;
+    figures.png(
+        "samples.png",
+        "Training photos with their class names",
+        &grid,
     )
 }
 

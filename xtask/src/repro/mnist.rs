@@ -2,6 +2,7 @@
 //! and the MNIST data the MNIST experiments share.
 
 use std::path::Path;
+use std::time::Instant;
 
 use petal_data::download::{fetch_dataset, DataConfig};
 use petal_data::mnist::{load_mnist_folder, MnistData};
@@ -9,6 +10,8 @@ use petal_data::{Dataset, InMemoryDataset, Manifest, Subset};
 use petal_zoo::{bipyramidal, BipyramidalConfig};
 use serde::Serialize;
 
+use super::figures::{sample, Figures};
+use super::inspect::{self, layers_of_kind, Explained};
 use super::training::{print_table, train_run, RunResult, RunSpec, Validation};
 use super::{write_metrics, Checkpoints, Experiment, ReproOptions, RunInfo};
 use crate::paths::{data_config, mnist_model_path};
@@ -93,6 +96,8 @@ pub fn run(options: &ReproOptions, output: &Path) -> anyhow::Result<()> {
     print_table(&results);
     println!("weights sha256: {}", results[0].weights_sha256);
     save_model(&results[0], &mnist_model_path(options.quick))?;
+    let mut figures = Figures::new(output);
+    write_figures(&mut figures, &data, &results[0])?;
     write_metrics(
         output,
         &Report {
@@ -100,6 +105,7 @@ pub fn run(options: &ReproOptions, output: &Path) -> anyhow::Result<()> {
             summary,
             runs: &results,
         },
+        &figures,
     )
 }
 
@@ -117,6 +123,67 @@ fn save_model(result: &RunResult, path: &Path) -> anyhow::Result<()> {
     println!("wrote {}", path.display());
     Ok(())
 }
+
+/// Curves, filters, feature maps and saliency of the trained network, the confusion
+/// matrix and the mistakes.
+fn write_figures(figures: &mut Figures, data: &MnistSplits, run: &RunResult) -> anyhow::Result<()> {
+    let started = Instant::now();
+    figures.curves("Bipyramidal CNN on MNIST", &[(run.name, &run.history)])?;
+    let names = DIGITS;
+    figures.confusion(
+        "MNIST test digits",
+        &names,
+        &run.test_labels,
+        &run.test_predicted,
+    )?;
+    figures.misclassified(
+        data.test(),
+        &names,
+        &run.test_labels,
+        &run.test_predicted,
+        32,
+    )?;
+    let model = run.model.as_ref().expect("a trained run keeps its model");
+    let convs = layers_of_kind(model, &["Conv2D"]);
+    inspect::filters(figures, model, &convs)?;
+    let (digit, label) = sample(data.test(), 0)?;
+    let layers = layers_of_kind(model, &["Conv2D", "MaxPooling2D"]);
+    inspect::feature_maps(
+        figures,
+        model,
+        &digit,
+        &format!("the first test digit (a {label})"),
+        &layers,
+    )?;
+    let explained = (0..4)
+        .map(|i| {
+            let (image, label) = sample(data.test(), i)?;
+            Ok(Explained {
+                image,
+                caption: format!("test digit {i}: {label}"),
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let last_conv = convs.last().expect("the CNN has conv layers");
+    inspect::saliency(
+        figures,
+        "saliency.png",
+        model,
+        &explained,
+        &names,
+        last_conv,
+        true,
+    )?;
+    println!(
+        "{} figures written in {:.1} s",
+        figures.list().len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// MNIST's class names.
+const DIGITS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
 
 #[cfg(test)]
 mod tests {

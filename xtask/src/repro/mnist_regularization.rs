@@ -7,9 +7,11 @@ use std::time::Instant;
 
 use petal_data::augment::{AffineConfig, Augmentation, FillMode, RandomAffine};
 use petal_train::ensemble::ensemble_evaluate;
+use petal_train::History;
 use petal_zoo::BipyramidalConfig;
 use serde::Serialize;
 
+use super::figures::Figures;
 use super::mnist::MnistSplits;
 use super::training::{print_table, weights_checksum, RunResult, RunSpec};
 use super::{write_metrics, Experiment, ReproOptions, RunInfo};
@@ -115,13 +117,24 @@ pub fn run(options: &ReproOptions, output: &Path) -> anyhow::Result<()> {
         weights_sha256: checksums.join(","),
         history: Default::default(),
         model: None,
+        test_labels: ensemble.labels,
+        test_predicted: ensemble.predicted,
     });
     print_table(&results);
+    let mut figures = Figures::new(output);
+    let runs: Vec<(&str, &History)> = results.iter().map(|r| (r.name, &r.history)).collect();
+    figures.compare(
+        "val_accuracy.png",
+        "Validation accuracy per epoch of each regularization technique",
+        "MNIST: baseline vs each regularization",
+        &runs,
+    )?;
     write_metrics(
         output,
         &Report {
             info: RunInfo::new(Experiment::MnistRegularization, options),
             runs: &results,
         },
+        &figures,
     )
 }

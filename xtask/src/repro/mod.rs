@@ -2,7 +2,9 @@
 //! output folder and the metrics file.
 
 mod conv_demo;
+mod figures;
 pub(crate) mod flowers;
+mod inspect;
 pub mod mnist;
 mod mnist_regularization;
 mod training;
@@ -202,10 +204,27 @@ impl RunInfo {
     }
 }
 
-/// Writes `value` as pretty JSON to `<dir>/metrics.json`.
-pub fn write_metrics(dir: &std::path::Path, value: &impl Serialize) -> anyhow::Result<()> {
+/// A report followed by its figures.
+#[derive(Serialize)]
+struct WithFigures<'a, T: Serialize> {
+    #[serde(flatten)]
+    report: &'a T,
+    figures: &'a [figures::Figure],
+}
+
+/// Writes `value` as pretty JSON to `<dir>/metrics.json`, with the report's figures
+/// (file and caption) under `"figures"`.
+pub fn write_metrics(
+    dir: &std::path::Path,
+    value: &impl Serialize,
+    figures: &figures::Figures,
+) -> anyhow::Result<()> {
+    let report = WithFigures {
+        report: value,
+        figures: figures.list(),
+    };
     let path = dir.join("metrics.json");
-    petal_nn::weights::write_atomically(&path, serde_json::to_string_pretty(value)?.as_bytes())?;
+    petal_nn::weights::write_atomically(&path, serde_json::to_string_pretty(&report)?.as_bytes())?;
     println!("wrote {}", path.display());
     Ok(())
 }

@@ -81,6 +81,12 @@ pub struct RunResult {
     pub history: History,
     #[serde(skip)]
     pub model: Option<Model>,
+    /// The true class of each test sample.
+    #[serde(skip)]
+    pub test_labels: Vec<usize>,
+    /// The predicted class of each test sample.
+    #[serde(skip)]
+    pub test_predicted: Vec<usize>,
 }
 
 /// SHA-256 of every parameter's bytes in store order: equal weights, equal checksum.
@@ -177,6 +183,8 @@ pub fn train_run(
         weights_sha256: weights_checksum(&model),
         history,
         model: Some(model),
+        test_labels: test.labels,
+        test_predicted: test.predicted,
     })
 }
 

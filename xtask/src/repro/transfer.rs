@@ -23,6 +23,8 @@ use petal_zoo::{Options, Pooling};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::figures::{short, Figures};
+use super::inspect::{self, Explained};
 use super::{write_metrics, Checkpoints, Experiment, ReproOptions, RunInfo};
 use crate::classify::{weights_folder, Classifier};
 use crate::paths::{data_config, workspace_root};
@@ -109,12 +111,12 @@ impl Dataset for PretrainedInputs {
 }
 
 /// The flowers' train / val / test photos, either the 3 most frequent classes (a
-/// stratified 70/15/15 split) or all 102 on the official split.
+/// stratified 70/15/15 split) or all 102 on the official split, and the class names.
 fn flower_splits(
     all_classes: bool,
     options: &ReproOptions,
     entry: &PretrainedWeights,
-) -> anyhow::Result<[PretrainedInputs; 3]> {
+) -> anyhow::Result<([PretrainedInputs; 3], Vec<&'static str>)> {
     let flowers = Flowers102::fetch(&data_config(), None)?;
     let quick = |v: Vec<usize>| {
         if options.quick {
@@ -140,7 +142,10 @@ fn flower_splits(
         };
         let [train, val, test] =
             [Split::Train, Split::Val, Split::Test].map(|s| inputs(part(s), 102));
-        return Ok([train.cached(), val.cached(), test]);
+        return Ok((
+            [train.cached(), val.cached(), test],
+            petal_data::flowers::CLASS_NAMES.to_vec(),
+        ));
     }
     let subset = flowers.most_frequent_classes(3)?;
     let split = subset.random_split([0.7, 0.15, 0.15], options.seed)?;
@@ -151,7 +156,7 @@ fn flower_splits(
             .collect()
     };
     let [train, val, test] = [Split::Train, Split::Val, Split::Test].map(|s| inputs(part(s), 3));
-    Ok([train.cached(), val.cached(), test])
+    Ok(([train.cached(), val.cached(), test], subset.names.clone()))
 }
 
 /// The pretrained base without its classifier, global-average pooled to 1280 features.
@@ -175,6 +180,10 @@ struct Row {
     test_accuracy: f64,
     test_top5_accuracy: f64,
     history: History,
+    #[serde(skip)]
+    test_labels: Vec<usize>,
+    #[serde(skip)]
+    test_predicted: Vec<usize>,
 }
 
 fn fit(
@@ -217,6 +226,8 @@ fn row(
         test_accuracy: eval.accuracy,
         test_top5_accuracy: eval.top5_accuracy,
         history,
+        test_labels: eval.labels,
+        test_predicted: eval.predicted,
     })
 }
 
@@ -406,7 +417,7 @@ fn run_transfer(
     output: &Path,
 ) -> anyhow::Result<()> {
     let entry = PretrainedWeights::named(MODEL).expect("the catalog has EfficientNet-Lite0");
-    let splits = flower_splits(all_classes, options, entry)?;
+    let (splits, classes) = flower_splits(all_classes, options, entry)?;
     let split_sizes = [splits[0].len(), splits[1].len(), splits[2].len()];
     println!("train / val / test photos: {split_sizes:?}");
     let checkpoints = options.checkpoints(experiment);
@@ -429,6 +440,12 @@ fn run_transfer(
             r.name, r.epochs, r.seconds, r.val_accuracy, r.test_accuracy
         );
     }
+    let mut figures = Figures::new(output);
+    let runs: Vec<(&str, &History)> = rows.iter().map(|r| (r.name, &r.history)).collect();
+    figures.curves(&format!("{}: {MODEL} transfer", experiment.slug()), &runs)?;
+    let last = rows.last().expect("three rows");
+    let title = format!("{}: test photos", last.name);
+    figures.confusion(&title, &classes, &last.test_labels, &last.test_predicted)?;
     write_metrics(
         output,
         &TransferReport {
@@ -437,6 +454,7 @@ fn run_transfer(
             split_sizes,
             rows,
         },
+        &figures,
     )
 }
 
@@ -487,18 +505,36 @@ pub fn run_pretrained(options: &ReproOptions, output: &Path) -> anyhow::Result<(
             .map(|&i| flowers.image_path(i)),
     );
     let mut results = Vec::new();
+    let mut explained = Vec::new();
     for photo in photos {
         let (_, best) = classifier.classify(&photo, 5)?;
         println!("{}", photo.display());
         for p in &best {
             println!("  {:<40} {:>6.2}%", p.name, p.probability * 100.0);
         }
+        let image = open_image(&photo).map_err(anyhow::Error::msg)?;
+        explained.push(Explained {
+            image: classifier.entry.preprocessing.apply(&image),
+            caption: short(&photo.file_name().unwrap_or_default().to_string_lossy()),
+        });
         results.push(Classified {
             image: photo.display().to_string(),
             top5: best.into_iter().map(|p| (p.name, p.probability)).collect(),
         });
     }
     println!("ImageNet has no flower species among its 1000 classes (only 'daisy'), so the flowers get the nearest things it knows.");
+    let mut figures = Figures::new(output);
+    let names: Vec<&str> = classifier.names.iter().map(String::as_str).collect();
+    let model = &classifier.model;
+    inspect::saliency(
+        &mut figures,
+        "gradcam.png",
+        model,
+        &explained,
+        &names,
+        "top_activation",
+        false,
+    )?;
     let entry = classifier.entry;
     write_metrics(
         output,
@@ -508,5 +544,6 @@ pub fn run_pretrained(options: &ReproOptions, output: &Path) -> anyhow::Result<(
             published_top1: entry.top1_accuracy,
             photos: results,
         },
+        &figures,
     )
 }

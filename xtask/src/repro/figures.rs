@@ -1,0 +1,265 @@
+//! The figures of a report: each file written into the experiment's folder is recorded
+//! with a one-line caption, and the list goes into `metrics.json` under `"figures"`.
+//! Also the figures made from training results: curves, confusion matrices, captioned
+//! sample grids.
+
+use std::path::{Path, PathBuf};
+
+use image::RgbImage;
+use petal_data::Dataset;
+use petal_tensor::Tensor;
+use petal_train::History;
+use petal_viz::{
+    image_grid, save_png, tensor_image, ConfusionPlot, GridOptions, LinePlot, Panel, Scaling, Tile,
+};
+use serde::Serialize;
+
+/// One figure of a report.
+#[derive(Clone, Debug, Serialize)]
+pub struct Figure {
+    /// The file, relative to the experiment's folder.
+    pub path: String,
+    /// What it shows, in one line.
+    pub caption: String,
+}
+
+/// The figures written so far into one experiment's folder.
+pub struct Figures {
+    dir: PathBuf,
+    list: Vec<Figure>,
+}
+
+impl Figures {
+    /// No figures yet; files go into `dir`.
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            list: Vec::new(),
+        }
+    }
+
+    /// The figures, in the order they were written.
+    pub fn list(&self) -> &[Figure] {
+        &self.list
+    }
+
+    /// Where `file` goes, recording it with its caption.
+    pub fn record(&mut self, file: &str, caption: impl Into<String>) -> PathBuf {
+        self.list.push(Figure {
+            path: file.to_string(),
+            caption: caption.into(),
+        });
+        self.dir.join(file)
+    }
+
+    /// Writes `image` as the PNG `file`.
+    pub fn png(
+        &mut self,
+        file: &str,
+        caption: impl Into<String>,
+        image: &RgbImage,
+    ) -> anyhow::Result<()> {
+        save_png(image, &self.record(file, caption))?;
+        Ok(())
+    }
+
+    /// Loss and accuracy per epoch, train and val, of every run with a history, as
+    /// `curves.png` (and `curves.svg`).
+    pub fn curves(&mut self, title: &str, runs: &[(&str, &History)]) -> anyhow::Result<()> {
+        let runs: Vec<&(&str, &History)> =
+            runs.iter().filter(|(_, h)| !h.epochs.is_empty()).collect();
+        if runs.is_empty() {
+            return Ok(());
+        }
+        let label = |run: &str, part: &str| {
+            if runs.len() == 1 {
+                part.to_string()
+            } else {
+                format!("{} {part}", run.split_whitespace().next().unwrap_or(run))
+            }
+        };
+        let panel = |title: &str, metric: &str| {
+            runs.iter()
+                .fold(Panel::new(title, title), |panel, (name, history)| {
+                    panel
+                        .with(label(name, "train"), &history.metric(metric))
+                        .with_dashed(
+                            label(name, "val"),
+                            &history.metric(&format!("val_{metric}")),
+                        )
+                })
+        };
+        let plot = LinePlot {
+            title: title.to_string(),
+            panels: vec![panel("loss", "loss"), panel("accuracy", "accuracy")],
+        };
+        let caption = "Loss and accuracy per epoch on the training and validation data";
+        plot.save(&self.record("curves.png", caption))?;
+        plot.save(&self.record("curves.svg", format!("{caption} (SVG)")))?;
+        Ok(())
+    }
+
+    /// Validation accuracy and loss per epoch of several runs, one line per run, as
+    /// the PNG `file`.
+    pub fn compare(
+        &mut self,
+        file: &str,
+        caption: &str,
+        title: &str,
+        runs: &[(&str, &History)],
+    ) -> anyhow::Result<()> {
+        let panel = |metric: &str| {
+            runs.iter()
+                .filter(|(_, h)| !h.epochs.is_empty())
+                .fold(Panel::new(metric, metric), |panel, (name, history)| {
+                    panel.with(*name, &history.metric(metric))
+                })
+        };
+        let plot = LinePlot {
+            title: title.to_string(),
+            panels: vec![panel("val_accuracy"), panel("val_loss")],
+        };
+        plot.save(&self.record(file, caption))?;
+        Ok(())
+    }
+
+    /// The confusion matrix of test predictions as `confusion.png`.
+    pub fn confusion(
+        &mut self,
+        title: &str,
+        names: &[&str],
+        labels: &[usize],
+        predicted: &[usize],
+    ) -> anyhow::Result<()> {
+        let n = names.len();
+        let mut counts = vec![vec![0; n]; n];
+        for (&t, &p) in labels.iter().zip(predicted) {
+            if t < n && p < n {
+                counts[t][p] += 1;
+            }
+        }
+        let plot = ConfusionPlot {
+            title: title.to_string(),
+            counts: &counts,
+            class_names: names,
+        };
+        plot.save(&self.record(
+            "confusion.png",
+            "Confusion matrix on the test data: rows are the true classes, columns the predicted ones",
+        ))?;
+        Ok(())
+    }
+
+    /// Up to `limit` test samples the model got wrong, captioned with the predicted and
+    /// the true class, as `misclassified.png`.
+    pub fn misclassified(
+        &mut self,
+        data: &dyn Dataset,
+        names: &[&str],
+        labels: &[usize],
+        predicted: &[usize],
+        limit: usize,
+    ) -> anyhow::Result<()> {
+        let wrong: Vec<usize> = (0..labels.len().min(predicted.len()))
+            .filter(|&i| labels[i] != predicted[i])
+            .take(limit)
+            .collect();
+        if wrong.is_empty() {
+            return Ok(());
+        }
+        let tiles = wrong
+            .iter()
+            .map(|&i| {
+                let caption = format!(
+                    "pred: {}\ntrue: {}",
+                    short(names[predicted[i]]),
+                    short(names[labels[i]])
+                );
+                Ok(Tile::new(sample_image(data, i)?, caption))
+            })
+            .collect::<anyhow::Result<Vec<Tile>>>()?;
+        let grid = image_grid(
+            &tiles,
+            &GridOptions {
+                columns: 8,
+                min_tile_side: 84,
+                ..GridOptions::default()
+            },
+        )?;
+        self.png(
+            "misclassified.png",
+            format!(
+                "The first {} misclassified test samples, predicted vs true class",
+                wrong.len()
+            ),
+            &grid,
+        )
+    }
+}
+
+/// A class name cut to fit under a tile.
+pub fn short(name: &str) -> String {
+    if name.chars().count() <= 16 {
+        return name.to_string();
+    }
+    name.chars().take(15).chain(std::iter::once('.')).collect()
+}
+
+/// Sample `index` of `data` as a tensor `(h, w, c)` and its label.
+pub fn sample(data: &dyn Dataset, index: usize) -> anyhow::Result<(Tensor, usize)> {
+    let mut values = vec![0.0; data.sample_len()];
+    let label = data.load(index, &mut values)?;
+    Ok((Tensor::from_vec(data.sample_shape(), values)?, label))
+}
+
+/// Sample `index` of `data` as a picture (values scaled min to max).
+pub fn sample_image(data: &dyn Dataset, index: usize) -> anyhow::Result<RgbImage> {
+    Ok(tensor_image(&sample(data, index)?.0, Scaling::MinMax)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn figures_are_written_and_listed_with_captions_in_the_metrics() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut figures = Figures::new(dir.path());
+        let mut history = History::default();
+        for (loss, accuracy) in [(0.9, 0.6), (0.5, 0.8)] {
+            history.epochs.push(
+                [
+                    ("loss".to_string(), loss),
+                    ("val_loss".to_string(), loss + 0.1),
+                    ("accuracy".to_string(), accuracy),
+                    ("val_accuracy".to_string(), accuracy - 0.1),
+                ]
+                .into(),
+            );
+        }
+        figures.curves("run", &[("run", &history)]).unwrap();
+        figures
+            .confusion("c", &["a", "b"], &[0, 1, 1], &[0, 1, 0])
+            .unwrap();
+        #[derive(Serialize)]
+        struct Report {
+            accuracy: f64,
+        }
+        super::super::write_metrics(dir.path(), &Report { accuracy: 0.5 }, &figures).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("metrics.json")).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(json["accuracy"], 0.5);
+        let listed: Vec<&str> = json["figures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["path"].as_str().unwrap())
+            .collect();
+        assert_eq!(listed, ["curves.png", "curves.svg", "confusion.png"]);
+        assert!(listed.iter().all(|p| dir.path().join(p).is_file()));
+        assert!(json["figures"][2]["caption"]
+            .as_str()
+            .unwrap()
+            .starts_with("Confusion matrix"));
+    }
+}

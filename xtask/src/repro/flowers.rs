@@ -77,11 +77,12 @@ fn runs(
     options: &ReproOptions,
     size: usize,
     classes: usize,
-    epochs: usize,
+    (epochs, regularized_factor): (usize, usize),
     which: Regularized,
 ) -> Vec<RunSpec> {
-    // `--epochs` sets the unregularized run's epochs; the regularized runs may take three
-    // times as many, stopped early after half as many without improvement.
+    // `--epochs` sets the unregularized run's epochs; the regularized runs may take
+    // `regularized_factor` times as many, stopped early after half as many without
+    // improvement.
     let epochs = options.epochs.unwrap_or(epochs);
     let plain = network(size, classes);
     let regularized = BipyramidalConfig {
@@ -89,7 +90,11 @@ fn runs(
         head_dropout: Some(0.5),
         ..plain.clone()
     };
-    let max_epochs = if options.quick { 1 } else { epochs * 3 };
+    let max_epochs = if options.quick {
+        1
+    } else {
+        epochs * regularized_factor
+    };
     let with = |name, network| RunSpec {
         batch_size: 32,
         augmentation: Some(flower_augmentation().expect("a valid constant configuration")),
@@ -361,7 +366,9 @@ pub fn run_flowers3(options: &ReproOptions, output: &Path) -> anyhow::Result<()>
         options,
         options.image_size,
         3,
-        30,
+        // 20 epochs reach 100% validation accuracy without regularization; the
+        // regularized runs get up to 40 (the whole repro stays under 15 minutes).
+        (20, 2),
         Regularized::WithAndWithoutBatchNorm,
     );
     run_all(
@@ -393,7 +400,8 @@ pub fn run_flowers102(options: &ReproOptions, output: &Path) -> anyhow::Result<(
         options,
         options.image_size,
         102,
-        30,
+        // The regularized run was still improving after 45 epochs: it gets up to 90.
+        (30, 3),
         Regularized::WithoutBatchNorm,
     );
     let classes = petal_data::flowers::CLASS_NAMES.to_vec();

@@ -12,6 +12,7 @@
 //! | [`data`] | `petal-data` | datasets, downloads, MNIST, Oxford flowers, loaders, augmentation |
 //! | [`train`] | `petal-train` | `Trainer::fit`, evaluation, metrics, callbacks, history |
 //! | [`zoo`] | `petal-zoo` | LeNet-5, the bipyramidal CNN, VGG16, ResNet, MobileNetV2, EfficientNet-Lite0 |
+//! | [`viz`] | `petal-viz` | filter grids, feature maps, saliency and Grad-CAM, training curves, confusion matrices |
 //!
 //! Users who need only a part depend on that crate alone; the names are the same.
 //!
@@ -54,6 +55,7 @@ pub use petal_nn as nn;
 pub use petal_optim as optim;
 pub use petal_tensor as tensor;
 pub use petal_train as train;
+pub use petal_viz as viz;
 pub use petal_zoo as zoo;
 
 /// The names a typical experiment uses: tensors and padding, layers and models, losses,

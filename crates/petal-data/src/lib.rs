@@ -38,6 +38,7 @@ pub mod idx;
 mod image_folder;
 mod images;
 mod loader;
+mod lock;
 mod manifest;
 pub mod mat;
 pub mod mnist;

@@ -1,9 +1,10 @@
 //! `cargo xtask`: Petal's runner. `download <dataset>` fetches a dataset into the cache;
 //! `repro <experiment>` reproduces one experiment of the CNN lecture; `bench` races
-//! Petal against PyTorch.
+//! Petal against PyTorch; `doctor` checks the environment.
 
 mod bench;
 mod classify;
+mod doctor;
 mod download;
 mod paths;
 mod repro;
@@ -38,6 +39,8 @@ enum Command {
     Classify(classify::ClassifyOptions),
     /// Time the same workloads in Petal and PyTorch (PETAL_BENCH_PYTHON), side by side.
     Bench(bench::BenchOptions),
+    /// Check the environment: cache, mirror, free disk, datasets, weights, threads, CPU.
+    Doctor,
     /// Reproduce one experiment of the lecture.
     Repro {
         /// Which experiment.
@@ -59,5 +62,6 @@ fn main() -> anyhow::Result<()> {
         } => repro::run(experiment, &options),
         Command::Bench(options) => bench::run(&options),
         Command::Classify(options) => classify::run(&options),
+        Command::Doctor => doctor::run(),
     }
 }

@@ -6,7 +6,7 @@ use std::cell::Cell;
 use std::path::{Path, PathBuf};
 
 use common::{gzip, serve, sha256_hex, write};
-use petal_data::download::{fetch_dataset, fetch_file, DataConfig};
+use petal_data::download::{fetch_dataset, fetch_file, is_cached, verify_copy, DataConfig};
 use petal_data::{DataError, Manifest, ManifestFile};
 
 /// A deterministic payload of `n` bytes.
@@ -199,6 +199,26 @@ fn mirror_with_wrong_hash_is_refused_and_leaves_the_cache_alone() {
     // fetch_dataset stops at the bad file with the same error.
     assert!(fetch_dataset(&config, &m, None).is_err());
     assert_eq!(cache_listing(&config), ["good.gz", "good.gz.verified"]);
+}
+
+#[test]
+fn is_cached_and_verify_copy_check_without_writing() {
+    let good = payload(1000, 5);
+    let (root, config) = mirror_with(&[("a.gz", gzip(&good)), ("b.gz", gzip(&good))]);
+    let m = manifest(vec![
+        entry("a.gz", "http://unused.invalid/a.gz", &good),
+        entry("b.gz", "http://unused.invalid/b.gz", &payload(1000, 6)),
+    ]);
+    let mirror = root.path().join("mirror/toy");
+    assert!(verify_copy(&mirror.join("a.gz"), &m.files[0]).unwrap());
+    assert!(!verify_copy(&mirror.join("b.gz"), &m.files[1]).unwrap());
+    std::fs::write(mirror.join("c.gz"), b"not gzip").unwrap();
+    let err = verify_copy(&mirror.join("c.gz"), &m.files[0]).unwrap_err();
+    assert!(err.to_string().contains("c.gz"), "{err}");
+    assert!(!is_cached(&config, &m, &m.files[0]).unwrap());
+    assert!(cache_listing(&config).is_empty());
+    fetch_file(&config, &m, &m.files[0], None).unwrap();
+    assert!(is_cached(&config, &m, &m.files[0]).unwrap());
 }
 
 #[test]

@@ -49,7 +49,7 @@ pub use combinators::{Mapped, Shuffled, Subset};
 pub use dataset::{Dataset, InMemoryDataset};
 pub use error::{DataError, Result};
 pub use image_folder::{ImageFolder, SkippedFile};
-pub use images::{load_rgb, FilterType, ImageDataset, ImageOptions, ResizeMode};
+pub use images::{load_rgb, FilterType, ImageDataset, ImageOptions, ResizeMode, MAX_IMAGE_BYTES};
 pub use loader::{Batch, BatchLoader};
 pub use manifest::{AcceptedVersion, Manifest, ManifestFile};
 pub use split::{stratified_split, Split, SplitIndices};

@@ -47,7 +47,8 @@ pub fn weights_folder() -> PathBuf {
         .unwrap_or_else(|| data_config().cache_root.join("weights"))
 }
 
-fn sha256_of(path: &Path) -> anyhow::Result<String> {
+/// The lowercase hex SHA-256 of the file at `path`.
+pub(crate) fn sha256_of(path: &Path) -> anyhow::Result<String> {
     let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     Ok(Sha256::digest(&bytes)
         .iter()

@@ -1,10 +1,11 @@
 //! `cargo xtask`: Petal's runner. `download <dataset>` fetches a dataset into the cache;
 //! `repro <experiment>` reproduces one experiment of the CNN lecture; `bench` races
-//! Petal against PyTorch; `docs` builds the site.
+//! Petal against PyTorch; `docs` builds the site; `doctor` checks the environment.
 
 mod bench;
 mod classify;
 mod docs;
+mod doctor;
 mod download;
 mod paths;
 mod repro;
@@ -56,6 +57,8 @@ enum Command {
     Docs(docs::DocsOptions),
     /// Open every page of a built site in headless Chromium: images, errors, the explainer.
     SiteTest(docs::SiteTestOptions),
+    /// Check the environment: cache, mirror, free disk, datasets, weights, threads, CPU.
+    Doctor,
     /// Reproduce one experiment of the lecture.
     Repro {
         /// Which experiment.
@@ -80,5 +83,6 @@ fn main() -> anyhow::Result<()> {
         Command::Classify(options) => classify::run(&options),
         Command::Docs(options) => docs::run(&options),
         Command::SiteTest(options) => docs::site_test(&options),
+        Command::Doctor => doctor::run(),
     }
 }

@@ -5,13 +5,17 @@
 //! decompressed payload match the manifest (or one of the entry's accepted other
 //! versions, see [`crate::manifest::AcceptedVersion`]): bytes go to `<name>.part` first (an HTTP
 //! download resumes it with `Range`), are verified, fsynced and renamed. A mismatch
-//! removes the `.part` file; an existing valid cached file is never touched.
+//! removes the `.part` file; an existing valid cached file is never touched. A process
+//! fetching a file holds the lock file `.<name>.lock` beside it, so a second process
+//! fetching the same file waits, then finds it cached, instead of writing the same
+//! `.part` file at once.
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
 use crate::error::{DataError, Result};
 use crate::http::{copy_with_progress, download};
+use crate::lock::{lock_path, CacheLock};
 use crate::manifest::{Manifest, ManifestFile};
 use crate::verify::{
     cached_file_is_valid, describe_alternatives, matches, payload_of, write_stamp,
@@ -79,8 +83,7 @@ pub fn fetch_file(
     if cached_file_is_valid(&target, file)? {
         return Ok(target);
     }
-    let part = dir.join(format!("{}.part", file.name));
-    let source = match &config.mirror {
+    let mirror_copy = match &config.mirror {
         Some(mirror) => {
             let source = mirror.join(&manifest.dataset).join(&file.name);
             if !source.is_file() {
@@ -93,12 +96,22 @@ pub fn fetch_file(
                     ),
                 });
             }
-            create_dir(&dir)?;
+            Some(source)
+        }
+        None => None,
+    };
+    let _lock = CacheLock::acquire(&lock_path(&target))?;
+    // Another process may have fetched the file while this one waited for the lock.
+    if cached_file_is_valid(&target, file)? {
+        return Ok(target);
+    }
+    let part = dir.join(format!("{}.part", file.name));
+    let source = match mirror_copy {
+        Some(source) => {
             copy_file(&source, &part, progress)?;
             source.display().to_string()
         }
         None => {
-            create_dir(&dir)?;
             download(&file.url, &part, progress)?;
             file.url.clone()
         }
@@ -134,6 +147,18 @@ pub fn fetch_file(
     Ok(target)
 }
 
+/// `true` when `file` of `manifest` is in the cache and verifies; a file unchanged since
+/// it last verified is not hashed again.
+pub fn is_cached(config: &DataConfig, manifest: &Manifest, file: &ManifestFile) -> Result<bool> {
+    cached_file_is_valid(&config.dataset_dir(manifest).join(&file.name), file)
+}
+
+/// `true` when the copy at `path` (e.g. in a mirror) holds `file`'s payload; hashes the
+/// whole file and writes nothing. An unreadable copy is an error naming it.
+pub fn verify_copy(path: &Path, file: &ManifestFile) -> Result<bool> {
+    Ok(matches(&payload_of(path, file)?, file))
+}
+
 /// Fetches every file of `manifest` (see [`fetch_file`]) and returns the dataset's
 /// cache folder. `progress` is told the file, the bytes done and the total when known.
 ///
@@ -158,10 +183,6 @@ pub fn fetch_dataset(
         fetch_file(config, manifest, file, Some(&per_file))?;
     }
     Ok(config.dataset_dir(manifest))
-}
-
-fn create_dir(dir: &Path) -> Result<()> {
-    fs::create_dir_all(dir).map_err(|e| DataError::io(dir, "creating the folder", e))
 }
 
 /// Copies `source` over `part` and fsyncs it.

@@ -52,14 +52,24 @@ impl ImageOptions {
     }
 }
 
+/// The most memory the decoder may allocate for one image: 256 MiB, an RGB photo of
+/// about 9000 x 9000 pixels. A larger image, or a file whose header merely claims one,
+/// is refused before its pixels are allocated.
+pub const MAX_IMAGE_BYTES: u64 = 256 << 20;
+
 /// Decodes the image at `path` (format guessed from its bytes), converts it to RGB (grey
 /// is replicated, alpha dropped) and resizes it per `options`: `size * size * 3` bytes,
-/// row-major RGB. The error names the file and the decoder's reason.
+/// row-major RGB. The error names the file and the decoder's reason, including an image
+/// over [`MAX_IMAGE_BYTES`].
 pub fn load_rgb(path: &Path, options: &ImageOptions) -> Result<Vec<u8>> {
-    let image = image::ImageReader::open(path)
+    let mut reader = image::ImageReader::open(path)
         .map_err(|e| DataError::io(path, "opening", e))?
         .with_guessed_format()
-        .map_err(|e| DataError::io(path, "reading", e))?
+        .map_err(|e| DataError::io(path, "reading", e))?;
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(MAX_IMAGE_BYTES);
+    reader.limits(limits);
+    let image = reader
         .decode()
         .map_err(|e| DataError::format(path, format!("cannot decode the image: {e}")))?;
     let rgb = image.to_rgb8();

@@ -11,7 +11,7 @@
 //!
 //! Every malformed input is a [`DataError::Format`] naming the file; sizes are checked
 //! against the bytes actually present before anything is allocated, and a compressed
-//! element is inflated only as far as its declared size.
+//! element is inflated only as far as its declared size, at most [`MAX_INFLATED_BYTES`].
 //!
 //! ```no_run
 //! let labels = petal_data::mat::read_mat("imagelabels.mat")?;
@@ -29,6 +29,10 @@ use flate2::read::ZlibDecoder;
 use crate::error::{DataError, Result};
 
 const HEADER_LEN: usize = 128;
+/// The largest size a compressed element may declare once inflated: 64 MiB, far above
+/// the few kilobytes of the files this reader is for, and small enough that a zip bomb
+/// (a few megabytes inflating to gigabytes) is refused instead of filling memory.
+pub const MAX_INFLATED_BYTES: u64 = 64 << 20;
 const MI_INT8: u32 = 1;
 const MI_INT32: u32 = 5;
 const MI_UINT32: u32 = 6;
@@ -243,6 +247,12 @@ fn inflate(data: &[u8], offset: usize, big_endian: bool) -> Result<Vec<u8>, Stri
     let mut tag = [0u8; 8];
     decoder.read_exact(&mut tag).map_err(zlib_error)?;
     let declared = u64::from(decode_u32s(&tag[4..8], big_endian)[0]);
+    if declared > MAX_INFLATED_BYTES {
+        return Err(format!(
+            "the compressed element at byte {offset} declares {declared} bytes once inflated, \
+             more than the {MAX_INFLATED_BYTES} this reader accepts"
+        ));
+    }
     let mut inflated = tag.to_vec();
     decoder
         .take(declared)

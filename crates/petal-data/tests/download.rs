@@ -6,7 +6,7 @@ use std::cell::Cell;
 use std::path::{Path, PathBuf};
 
 use common::{gzip, serve, sha256_hex, write};
-use petal_data::download::{fetch_dataset, fetch_file, DataConfig};
+use petal_data::download::{fetch_dataset, fetch_file, is_cached, verify_copy, DataConfig};
 use petal_data::{DataError, Manifest, ManifestFile};
 
 /// A deterministic payload of `n` bytes.
@@ -47,10 +47,12 @@ fn mirror_with(files: &[(&str, Vec<u8>)]) -> (tempfile::TempDir, DataConfig) {
     (root, config)
 }
 
+/// The cache folder's files, without the `.<name>.lock` files of fetches.
 fn cache_listing(config: &DataConfig) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(config.cache_root.join("toy"))
         .map(|dir| {
             dir.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|name| !name.ends_with(".lock"))
                 .collect()
         })
         .unwrap_or_default();
@@ -200,6 +202,26 @@ fn mirror_with_wrong_hash_is_refused_and_leaves_the_cache_alone() {
 }
 
 #[test]
+fn is_cached_and_verify_copy_check_without_writing() {
+    let good = payload(1000, 5);
+    let (root, config) = mirror_with(&[("a.gz", gzip(&good)), ("b.gz", gzip(&good))]);
+    let m = manifest(vec![
+        entry("a.gz", "http://unused.invalid/a.gz", &good),
+        entry("b.gz", "http://unused.invalid/b.gz", &payload(1000, 6)),
+    ]);
+    let mirror = root.path().join("mirror/toy");
+    assert!(verify_copy(&mirror.join("a.gz"), &m.files[0]).unwrap());
+    assert!(!verify_copy(&mirror.join("b.gz"), &m.files[1]).unwrap());
+    std::fs::write(mirror.join("c.gz"), b"not gzip").unwrap();
+    let err = verify_copy(&mirror.join("c.gz"), &m.files[0]).unwrap_err();
+    assert!(err.to_string().contains("c.gz"), "{err}");
+    assert!(!is_cached(&config, &m, &m.files[0]).unwrap());
+    assert!(cache_listing(&config).is_empty());
+    fetch_file(&config, &m, &m.files[0], None).unwrap();
+    assert!(is_cached(&config, &m, &m.files[0]).unwrap());
+}
+
+#[test]
 fn missing_mirror_file_names_the_path() {
     let (_root, config) = mirror_with(&[]);
     let m = manifest(vec![entry("c.gz", "http://unused.invalid/c.gz", b"x")]);
@@ -324,4 +346,71 @@ fn connection_failure_names_the_url() {
         .unwrap_err()
         .to_string();
     assert!(message.contains("http://127.0.0.1:9/h.bin"), "{message}");
+}
+
+/// The variable telling [`fetch_in_a_child_process`] where the mirror and cache are.
+const CHILD_ROOT: &str = "PETAL_LOCK_TEST_ROOT";
+
+/// The manifest both processes of the lock test fetch from.
+fn locked_manifest() -> (Manifest, Vec<u8>) {
+    let bytes = payload(5000, 1);
+    let m = manifest(vec![entry("a.gz", "http://unused.invalid/a.gz", &bytes)]);
+    (m, bytes)
+}
+
+#[test]
+#[ignore = "the second process of a_second_process_waits_for_the_cache_lock"]
+fn fetch_in_a_child_process() {
+    let root = PathBuf::from(std::env::var_os(CHILD_ROOT).expect("run by the lock test"));
+    let config = DataConfig {
+        cache_root: root.join("cache"),
+        mirror: Some(root.join("mirror")),
+    };
+    let (m, _) = locked_manifest();
+    fetch_file(&config, &m, &m.files[0], None).unwrap();
+}
+
+#[test]
+fn a_second_process_waits_for_the_cache_lock() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let (_, bytes) = locked_manifest();
+    let (root, config) = mirror_with(&[("a.gz", gzip(&bytes))]);
+    // This process holds the lock a fetch of a.gz takes.
+    let lock_path = config.cache_root.join("toy/.a.gz.lock");
+    std::fs::create_dir_all(lock_path.parent().unwrap()).unwrap();
+    let lock = std::fs::File::create(&lock_path).unwrap();
+    lock.lock().unwrap();
+
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "fetch_in_a_child_process",
+            "--nocapture",
+        ])
+        .env(CHILD_ROOT, root.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(
+        line.contains(".a.gz.lock: another process is writing"),
+        "{line}"
+    );
+    assert!(child.try_wait().unwrap().is_none(), "the child waits");
+    assert!(
+        cache_listing(&config).is_empty(),
+        "nothing written meanwhile"
+    );
+
+    drop(lock);
+    assert!(child.wait().unwrap().success());
+    assert_eq!(cache_listing(&config), ["a.gz", "a.gz.verified"]);
+    let cached = config.cache_root.join("toy/a.gz");
+    assert_eq!(std::fs::read(cached).unwrap(), gzip(&bytes));
 }

@@ -112,6 +112,57 @@ fn a_corrupt_file_is_a_sample_error_naming_it() {
     assert!(ImageDataset::new(vec![PathBuf::from("x")], vec![0], 1, ImageOptions::new(0)).is_err());
 }
 
+/// A PNG whose header claims `width x height` RGB pixels, with one row of them.
+fn png_claiming(width: u32, height: u32) -> Vec<u8> {
+    let chunk = |kind: &[u8], data: &[u8]| {
+        let mut crc = flate2::Crc::new();
+        crc.update(kind);
+        crc.update(data);
+        [
+            &(data.len() as u32).to_be_bytes()[..],
+            kind,
+            data,
+            &crc.sum().to_be_bytes(),
+        ]
+        .concat()
+    };
+    let header = [
+        &width.to_be_bytes()[..],
+        &height.to_be_bytes(),
+        &[8, 2, 0, 0, 0],
+    ]
+    .concat();
+    let row = common::zlib(&vec![0; 1 + 3 * width as usize]);
+    [
+        &b"\x89PNG\r\n\x1a\n"[..],
+        &chunk(b"IHDR", &header),
+        &chunk(b"IDAT", &row),
+        &chunk(b"IEND", &[]),
+    ]
+    .concat()
+}
+
+#[test]
+fn a_header_claiming_a_huge_image_is_refused_before_allocating() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.png");
+    let side = 10_000; // 300 MB of RGB: over petal_data::MAX_IMAGE_BYTES
+    assert!(u64::from(side) * u64::from(side) * 3 > petal_data::MAX_IMAGE_BYTES);
+    std::fs::write(&path, png_claiming(side, side)).unwrap();
+    let options = ImageOptions::new(4);
+    let message = petal_data::load_rgb(&path, &options)
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("huge.png"), "{message}");
+    assert!(message.contains("limit"), "{message}");
+    // The same header with a small size gets to the (missing) pixel data.
+    std::fs::write(&path, png_claiming(4, 4)).unwrap();
+    let message = petal_data::load_rgb(&path, &options)
+        .unwrap_err()
+        .to_string();
+    assert!(!message.contains("limit"), "{message}");
+}
+
 #[test]
 fn image_folder_skips_unreadable_files_and_reports_empty_classes() {
     let dir = tempfile::tempdir().unwrap();

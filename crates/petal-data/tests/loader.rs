@@ -64,44 +64,51 @@ fn works_through_arc_dyn_dataset() {
     assert_eq!(batch.indices, vec![0, 1]);
 }
 
-#[test]
-fn every_sample_once_per_epoch() {
-    let n = 23;
-    let data = numbered(n);
-    for batch_size in [1, 2, 5, 7, 23, 30] {
-        for drop_last in [false, true] {
-            for shuffle in [None, Some(9)] {
-                let mut loader = BatchLoader::new(&data, batch_size).drop_last(drop_last);
-                if let Some(seed) = shuffle {
-                    loader = loader.shuffle(seed);
-                }
-                let batches: Vec<_> = loader.epoch(3).map(Result::unwrap).collect();
-                assert_eq!(batches.len(), loader.batches_per_epoch());
-                let mut seen: Vec<usize> = batches.iter().flat_map(|b| b.indices.clone()).collect();
-                for batch in &batches {
-                    assert!(batch.labels.len() <= batch_size);
-                    if drop_last {
-                        assert_eq!(batch.labels.len(), batch_size);
-                    }
-                }
-                let expected_count = if drop_last {
-                    n / batch_size * batch_size
-                } else {
-                    n
-                };
-                assert_eq!(
-                    seen.len(),
-                    expected_count,
-                    "bs {batch_size} drop {drop_last}"
-                );
-                if shuffle.is_none() {
-                    assert_eq!(seen, (0..expected_count).collect::<Vec<_>>());
-                }
-                seen.sort();
-                seen.dedup();
-                assert_eq!(seen.len(), expected_count, "no sample twice");
-            }
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Every sample exactly once per epoch; with drop_last each at most once and exactly
+    /// n - n % batch_size of them, in full batches; for any thread count.
+    #[test]
+    fn every_sample_once_per_epoch(
+        n in 0usize..50,
+        batch_size in 1usize..20,
+        threads in 1usize..5,
+        drop_last in proptest::bool::ANY,
+        shuffle in proptest::option::of(0u64..1000),
+        epoch in 0u64..4,
+    ) {
+        let data = numbered(n);
+        let mut loader = BatchLoader::new(&data, batch_size).drop_last(drop_last);
+        if let Some(seed) = shuffle {
+            loader = loader.shuffle(seed);
         }
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let batches: Vec<_> = pool.install(|| loader.epoch(epoch).map(Result::unwrap).collect());
+        proptest::prop_assert_eq!(batches.len(), loader.batches_per_epoch());
+        let mut seen = Vec::new();
+        for batch in &batches {
+            let size = batch.labels.len();
+            proptest::prop_assert!(size >= 1 && size <= batch_size);
+            if drop_last {
+                proptest::prop_assert_eq!(size, batch_size);
+            }
+            // Each sample's pixels all equal its index: read the samples from the images.
+            let pixels = batch.images.as_slice();
+            for (row, &index) in batch.indices.iter().enumerate() {
+                proptest::prop_assert!(pixels[row * 4..row * 4 + 4].iter().all(|&v| v == index as f32));
+                proptest::prop_assert_eq!(batch.labels[row], index % 3);
+            }
+            seen.extend(batch.indices.iter().copied());
+        }
+        let expected = if drop_last { n - n % batch_size } else { n };
+        proptest::prop_assert_eq!(seen.len(), expected);
+        if shuffle.is_none() {
+            proptest::prop_assert_eq!(&seen, &(0..expected).collect::<Vec<_>>());
+        }
+        seen.sort_unstable();
+        seen.dedup();
+        proptest::prop_assert_eq!(seen.len(), expected, "a sample came twice");
     }
 }
 

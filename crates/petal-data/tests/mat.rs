@@ -89,6 +89,15 @@ fn malformed_files_are_errors() {
     huge_tag[132..136].copy_from_slice(&u32::MAX.to_le_bytes());
     check(&huge_tag, "declares");
 
+    // A compressed element whose inner tag declares 2 GiB once inflated (a zip bomb's
+    // header): refused before inflating anything.
+    let mut tag = 14u32.to_le_bytes().to_vec();
+    tag.extend_from_slice(&(1u32 << 31).to_le_bytes());
+    check(
+        &mat_file(&[mat_compressed(&tag)]),
+        "declares 2147483648 bytes once inflated, more than the 67108864",
+    );
+
     // Garbage where the zlib stream should be.
     let mut garbage = common::mat_header();
     garbage.extend_from_slice(&15u32.to_le_bytes());

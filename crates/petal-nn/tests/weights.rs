@@ -116,3 +116,117 @@ fn truncated_and_missing_files_are_clear_errors() {
         "{err}"
     );
 }
+
+/// A safetensors file with this header text and `data_len` bytes of tensor data.
+fn crafted(header: &str, data_len: usize) -> Vec<u8> {
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.resize(bytes.len() + data_len, 0);
+    bytes
+}
+
+/// The message `load_weights` gives for the file `bytes`; the store must stay unchanged.
+fn refusal(bytes: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("crafted.safetensors");
+    std::fs::write(&path, bytes).unwrap();
+    let mut model = store(&[2, 2], None);
+    let before = model.clone();
+    let err = load_weights(&mut model, &path).unwrap_err();
+    assert!(matches!(err, WeightsError::Format { .. }), "{err}");
+    for ((_, a), (_, b)) in model.iter().zip(before.iter()) {
+        assert_eq!(a.value, b.value);
+    }
+    let message = err.to_string();
+    assert!(message.contains("crafted.safetensors"), "{message}");
+    message
+}
+
+#[test]
+fn crafted_headers_are_refused_with_what_is_wrong() {
+    let one = |dtype: &str, shape: &str, offsets: &str| {
+        format!(r#"{{"conv/bias":{{"dtype":"{dtype}","shape":{shape},"data_offsets":{offsets}}}}}"#)
+    };
+    let cases = [
+        (
+            // Two tensors sharing bytes 4..8.
+            crafted(
+                r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},
+                    "b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#,
+                12,
+            ),
+            r#"tensors "a" (ending at byte 8) and "b" (bytes 4..12) overlap"#,
+        ),
+        (
+            crafted(&one("F32", "[4]", "[0,16]"), 8),
+            "data_offsets [0, 16] reach past the 8 bytes of tensor data",
+        ),
+        (
+            crafted(&one("F32", "[3]", "[0,8]"), 8),
+            r#"tensor "conv/bias": dtype F32 and shape [3] need 12 bytes, but data_offsets [0, 8] hold 8 bytes"#,
+        ),
+        (
+            crafted(&one("F64", "[2]", "[0,8]"), 8),
+            "dtype F64 and shape [2] need 16 bytes",
+        ),
+        (
+            crafted(&one("F32", "[4611686018427387904, 8]", "[0,8]"), 8),
+            "need more bytes than a 64-bit size can count",
+        ),
+        (
+            crafted(&one("F32", "[2]", "[8,0]"), 8),
+            "data_offsets [8, 0] end before they start",
+        ),
+        (
+            crafted(&one("F32", "[1]", "[4,8]"), 8),
+            "bytes 0..4 of the tensor data belong to no tensor",
+        ),
+        (
+            crafted(&one("F32", "[2]", "[0,8]"), 12),
+            "the last 4 bytes of the tensor data belong to no tensor",
+        ),
+        (
+            crafted(&one("Q7", "[2]", "[0,8]"), 8),
+            r#"tensor "conv/bias": unknown variant `Q7`"#,
+        ),
+        (
+            crafted("[1, 2]", 0),
+            "the header is not a JSON object of tensors",
+        ),
+        (
+            (17u64 << 20).to_le_bytes().to_vec(),
+            "the header claims 17825792 bytes, more than the 16777216 accepted",
+        ),
+        (
+            [&100u64.to_le_bytes()[..], b"{}"].concat(),
+            "the header claims 100 bytes but only 2 follow the length (truncated file?)",
+        ),
+        (
+            vec![1, 0, 0],
+            "3 bytes is too short for the 8-byte header length",
+        ),
+    ];
+    for (bytes, expected) in cases {
+        let message = refusal(&bytes);
+        assert!(
+            message.contains(expected),
+            "expected {expected:?} in {message}"
+        );
+    }
+}
+
+#[test]
+fn a_well_formed_crafted_file_loads() {
+    let header = r#"{"__metadata__":{"format":"pt"},
+        "conv/kernel":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},
+        "conv/bias":{"dtype":"F32","shape":[2],"data_offsets":[16,24]},
+        "bn/moving_mean":{"dtype":"F32","shape":[2],"data_offsets":[24,32]}}"#;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("crafted.safetensors");
+    std::fs::write(&path, crafted(header, 32)).unwrap();
+    let mut model = store(&[2, 2], None);
+    load_weights(&mut model, &path).unwrap();
+    assert!(model
+        .iter()
+        .all(|(_, p)| p.value.as_slice().iter().all(|&v| v == 0.0)));
+}

@@ -146,11 +146,16 @@ pub fn mat_matrix(name: &str, dims: &[i32], kind: u32, data: &[u8]) -> Vec<u8> {
     mat_element(14, &body)
 }
 
+/// `bytes` zlib-compressed.
+pub fn zlib(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
 /// `element` wrapped in an miCOMPRESSED element (zlib, not padded).
 pub fn mat_compressed(element: &[u8]) -> Vec<u8> {
-    let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
-    encoder.write_all(element).unwrap();
-    let zlib = encoder.finish().unwrap();
+    let zlib = zlib(element);
     let mut bytes = 15u32.to_le_bytes().to_vec();
     bytes.extend_from_slice(&(zlib.len() as u32).to_le_bytes());
     bytes.extend(zlib);

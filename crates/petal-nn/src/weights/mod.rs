@@ -1,6 +1,7 @@
 //! Saving and loading a [`ParamStore`] as safetensors, by parameter name.
 //!
-//! Loading checks the whole file before changing anything: every missing, unused and
+//! Loading bounds-checks the file's layout first (see [`MAX_HEADER_BYTES`]), then checks
+//! the whole file before changing anything: every missing, unused and
 //! mis-shaped tensor is reported at once, and on any error the store is left as it was.
 //! Saving writes a temporary file beside the target, syncs it and renames it over the
 //! target, so an interrupted save never leaves a half-written weights file behind.
@@ -14,6 +15,10 @@ use petal_tensor::Tensor;
 use safetensors::{tensor::TensorView, Dtype, SafeTensors};
 
 use crate::ParamStore;
+
+mod layout;
+
+pub use layout::MAX_HEADER_BYTES;
 
 /// Why weights could not be saved or loaded. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
@@ -175,6 +180,7 @@ pub fn decode_tensor_file(
         path: path.to_path_buf(),
         reason,
     };
+    layout::check_layout(bytes).map_err(format)?;
     let file = SafeTensors::deserialize(bytes).map_err(|e| format(e.to_string()))?;
     let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| format(e.to_string()))?;
     let mut tensors = BTreeMap::new();

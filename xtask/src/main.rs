@@ -63,7 +63,7 @@ enum Command {
     Repro {
         /// Which experiment.
         #[arg(value_enum)]
-        experiment: repro::Experiment,
+        experiment: repro::Target,
         #[command(flatten)]
         options: repro::ReproOptions,
     },
@@ -78,7 +78,7 @@ fn main() -> anyhow::Result<()> {
         Command::Repro {
             experiment,
             options,
-        } => repro::run(experiment, &options),
+        } => repro::run_target(experiment, &options),
         Command::Bench(options) => bench::run(&options),
         Command::Classify(options) => classify::run(&options),
         Command::Docs(options) => docs::run(&options),

@@ -38,6 +38,54 @@ pub enum Experiment {
     Flowers102Transfer,
 }
 
+/// What `cargo xtask repro` runs: one experiment, or `all` of them in the lecture's order.
+#[derive(Clone, Copy, Debug)]
+pub enum Target {
+    /// Every experiment, one after the other.
+    All,
+    /// One experiment.
+    One(Experiment),
+}
+
+impl clap::ValueEnum for Target {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[
+            Target::All,
+            Target::One(Experiment::ConvDemo),
+            Target::One(Experiment::Mnist),
+            Target::One(Experiment::MnistRegularization),
+            Target::One(Experiment::Flowers3),
+            Target::One(Experiment::Flowers102),
+            Target::One(Experiment::Pretrained),
+            Target::One(Experiment::Flowers3Transfer),
+            Target::One(Experiment::Flowers102Transfer),
+        ]
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        match self {
+            Target::All => Some(
+                clap::builder::PossibleValue::new("all")
+                    .help("Every experiment below, in the lecture's order"),
+            ),
+            Target::One(experiment) => experiment.to_possible_value(),
+        }
+    }
+}
+
+/// Runs `target`: for `all`, every experiment in turn, stopping at the first failure.
+pub fn run_target(target: Target, options: &ReproOptions) -> anyhow::Result<()> {
+    if let Target::One(experiment) = target {
+        return run(experiment, options);
+    }
+    for experiment in <Experiment as clap::ValueEnum>::value_variants() {
+        println!("=== repro {}", experiment.slug());
+        run(*experiment, options)
+            .map_err(|e| e.context(format!("repro {} failed", experiment.slug())))?;
+    }
+    Ok(())
+}
+
 impl Experiment {
     fn slug(self) -> &'static str {
         match self {

@@ -37,7 +37,7 @@ const HEAD: &str = "head";
 /// The three ways of transferring, as named in the report (and their checkpoints).
 const STATIC: &str = "(a) static features + dense classifier";
 const FROZEN: &str = "(b) frozen base + head from (a), augmentation";
-const TUNED: &str = "(c) fine-tune block6a.. with lr 1e-4";
+const TUNED: &str = "(c) fine-tune block5a.. with lr 1e-4";
 
 /// Photos fed to a pretrained network exactly as its weights expect.
 struct PretrainedInputs {
@@ -385,10 +385,10 @@ fn frozen_then_fine_tuned(
     let frozen = row(FROZEN, started, history, &model, &splits[2])?;
 
     let started = Instant::now();
-    // Unfreeze from the first layer of the last two stages (block6a) to the top.
+    // Unfreeze from the first layer of the last three stages (block5a) to the top.
     let first_top = base_layers
         .iter()
-        .position(|n| n.starts_with("block6a"))
+        .position(|n| n.starts_with("block5a"))
         .unwrap_or(base_layers.len() - 1);
     model.freeze_up_to(&base_layers[first_top.saturating_sub(1)])?;
     // As in Keras' fine-tuning recipe, the batch norms stay frozen, hence in inference
@@ -407,7 +407,7 @@ fn frozen_then_fine_tuned(
         false,
     )?;
     let config = FitConfig {
-        epochs: options.epochs_or(4),
+        epochs: options.epochs_or(8),
         checkpoint: Some(checkpoints.for_run(TUNED)),
         ..config
     };

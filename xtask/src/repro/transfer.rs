@@ -208,7 +208,6 @@ fn fit(
 
 fn row(
     name: &'static str,
-    started: Instant,
     history: History,
     model: &Model,
     test: &dyn Dataset,
@@ -221,7 +220,8 @@ fn row(
     Ok(Row {
         name,
         epochs: history.epochs.len(),
-        seconds: started.elapsed().as_secs_f64(),
+        // Training time summed over the epochs, so that a resumed run reports all of it.
+        seconds: history.metric("seconds").iter().sum(),
         val_accuracy: history.last("val_accuracy").unwrap_or(f64::NAN),
         test_accuracy: eval.accuracy,
         test_top5_accuracy: eval.top5_accuracy,
@@ -297,7 +297,7 @@ fn feature_extraction(
         ..FitConfig::default()
     };
     let history = fit(&mut head, 1e-3, &train, &val, &config)?;
-    let row = row(STATIC, started, history, &head, &test)?;
+    let row = row(STATIC, history, &head, &test)?;
     Ok((row, head))
 }
 
@@ -369,7 +369,6 @@ fn frozen_then_fine_tuned(
     trained_head: &Model,
     checkpoints: &Checkpoints,
 ) -> anyhow::Result<[Row; 2]> {
-    let started = Instant::now();
     let (mut model, base_layers) = with_new_head(entry, splits[0].classes)?;
     copy_head(trained_head, &mut model)?;
     let config = FitConfig {
@@ -382,9 +381,8 @@ fn frozen_then_fine_tuned(
         ..FitConfig::default()
     };
     let history = fit(&mut model, 1e-3, &splits[0], &splits[1], &config)?;
-    let frozen = row(FROZEN, started, history, &model, &splits[2])?;
+    let frozen = row(FROZEN, history, &model, &splits[2])?;
 
-    let started = Instant::now();
     // Unfreeze from the first layer of the last three stages (block5a) to the top.
     let first_top = base_layers
         .iter()
@@ -412,7 +410,7 @@ fn frozen_then_fine_tuned(
         ..config
     };
     let history = fit(&mut model, 1e-4, &splits[0], &splits[1], &config)?;
-    let tuned = row(TUNED, started, history, &model, &splits[2])?;
+    let tuned = row(TUNED, history, &model, &splits[2])?;
     Ok([frozen, tuned])
 }
 

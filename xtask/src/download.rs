@@ -52,9 +52,7 @@ pub fn run(dataset: DatasetName, model: Option<&str>) -> anyhow::Result<PathBuf>
             Flowers102::fetch(&config, Some(&progress))?;
             config.dataset_dir(&Manifest::flowers102())
         }
-        DatasetName::Weights => fetch_weights(&config, model, &|file, done, total| {
-            progress(file, done, total)
-        })?,
+        DatasetName::Weights => fetch_weights(&config, model, &progress)?,
     };
     bar.finish_and_clear();
     Ok(folder)

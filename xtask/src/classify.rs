@@ -47,6 +47,22 @@ pub fn weights_folder() -> PathBuf {
         .unwrap_or_else(|| data_config().cache_root.join("weights"))
 }
 
+/// The weights file of `entry` in `folder` (usually [`weights_folder`]), or an error
+/// saying how to get it.
+pub fn weights_file_in(folder: &Path, entry: &PretrainedWeights) -> anyhow::Result<PathBuf> {
+    let (file, _) = entry.files_in(folder);
+    anyhow::ensure!(
+        file.is_file(),
+        "{}: the {} weights are not there; run `cargo xtask download weights {}` \
+         (with PETAL_MIRROR on an offline machine) or set PETAL_WEIGHTS to a folder holding {}",
+        file.display(),
+        entry.name,
+        entry.name,
+        entry.file_name
+    );
+    Ok(file)
+}
+
 /// The lowercase hex SHA-256 of the file at `path`.
 pub(crate) fn sha256_of(path: &Path) -> anyhow::Result<String> {
     let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
@@ -61,8 +77,11 @@ impl Classifier {
     pub fn load(name: &str, weights: Option<&Path>) -> anyhow::Result<Self> {
         let entry = PretrainedWeights::named(name)
             .ok_or_else(|| anyhow::anyhow!("no pretrained model called {name:?}"))?;
-        let (default_weights, classes) = entry.files_in(&weights_folder());
-        let weights = weights.map(Path::to_path_buf).unwrap_or(default_weights);
+        let weights = match weights {
+            Some(path) => path.to_path_buf(),
+            None => weights_file_in(&weights_folder(), entry)?,
+        };
+        let (_, classes) = entry.files_in(&weights_folder());
         let actual = sha256_of(&weights)?;
         anyhow::ensure!(
             actual == entry.sha256,
@@ -133,4 +152,30 @@ pub fn run(options: &ClassifyOptions) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_weights_name_the_file_and_the_download_command() {
+        let folder = tempfile::tempdir().unwrap();
+        let entry = PretrainedWeights::named("efficientnet-lite0").unwrap();
+        let err = weights_file_in(folder.path(), entry)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(
+                "efficientnet_lite0.safetensors: the efficientnet-lite0 weights are not there"
+            ),
+            "{err}"
+        );
+        assert!(
+            err.contains("cargo xtask download weights efficientnet-lite0"),
+            "{err}"
+        );
+        std::fs::write(folder.path().join(entry.file_name), b"").unwrap();
+        assert!(weights_file_in(folder.path(), entry).is_ok());
+    }
 }

@@ -1,4 +1,5 @@
-//! Views of a dataset: a subset of its samples, a seeded shuffle, a per-sample map.
+//! Views of datasets: a subset of the samples, a seeded shuffle, a per-sample map, two
+//! datasets one after the other.
 
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -157,5 +158,104 @@ impl<D: Dataset, F: Fn(&mut [f32]) + Send + Sync> Dataset for Mapped<D, F> {
         let label = self.inner.load(index, out)?;
         (self.f)(out);
         Ok(label)
+    }
+}
+
+/// The samples of `first` followed by those of `second` (Keras' `Dataset.concatenate`),
+/// e.g. the train and validation splits trained on together once the epochs are chosen.
+///
+/// ```
+/// use petal_data::{Concatenated, Dataset, InMemoryDataset};
+/// use petal_tensor::Tensor;
+/// let a = InMemoryDataset::new(Tensor::from_vec(&[1, 1, 1, 1], vec![5.0]).unwrap(), vec![0], 2)?;
+/// let b = InMemoryDataset::new(Tensor::from_vec(&[2, 1, 1, 1], vec![6.0, 7.0]).unwrap(), vec![1, 0], 2)?;
+/// let both = Concatenated::new(&a, &b)?;
+/// let mut x = [0.0];
+/// assert_eq!((both.len(), both.load(1, &mut x)?, x), (3, 1, [6.0]));
+/// # Ok::<(), petal_data::DataError>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Concatenated<A, B> {
+    first: A,
+    second: B,
+}
+
+impl<A: Dataset, B: Dataset> Concatenated<A, B> {
+    /// Checks that both hold samples of one shape and the same number of classes.
+    pub fn new(first: A, second: B) -> Result<Self> {
+        if first.sample_shape() != second.sample_shape()
+            || first.num_classes() != second.num_classes()
+        {
+            return Err(DataError::invalid(
+                "Concatenated::new",
+                format!(
+                    "the datasets differ: samples {:?} with {} classes, then {:?} with {} classes",
+                    first.sample_shape(),
+                    first.num_classes(),
+                    second.sample_shape(),
+                    second.num_classes()
+                ),
+            ));
+        }
+        Ok(Self { first, second })
+    }
+}
+
+impl<A: Dataset, B: Dataset> Dataset for Concatenated<A, B> {
+    fn len(&self) -> usize {
+        self.first.len() + self.second.len()
+    }
+    fn sample_shape(&self) -> &[usize] {
+        self.first.sample_shape()
+    }
+    fn num_classes(&self) -> usize {
+        self.first.num_classes()
+    }
+    fn load(&self, index: usize, out: &mut [f32]) -> Result<usize> {
+        match index.checked_sub(self.first.len()) {
+            None => self.first.load(index, out),
+            Some(rest) if rest < self.second.len() => self.second.load(rest, out),
+            Some(_) => Err(DataError::IndexOutOfRange {
+                index,
+                len: self.len(),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod concatenated_tests {
+    use petal_tensor::Tensor;
+
+    use super::*;
+    use crate::InMemoryDataset;
+
+    fn data(values: &[f32], classes: usize) -> InMemoryDataset {
+        let n = values.len();
+        let images = Tensor::from_vec(&[n, 1, 1, 1], values.to_vec()).unwrap();
+        InMemoryDataset::new(images, (0..n).map(|i| i % classes).collect(), classes).unwrap()
+    }
+
+    #[test]
+    fn samples_of_both_in_order_then_out_of_range() {
+        let both = Concatenated::new(data(&[1.0, 2.0], 2), data(&[3.0], 2)).unwrap();
+        let mut x = [0.0];
+        let loaded: Vec<(usize, f32)> = (0..3)
+            .map(|i| (both.load(i, &mut x).unwrap(), x[0]))
+            .collect();
+        assert_eq!(loaded, [(0, 1.0), (1, 2.0), (0, 3.0)]);
+        assert!(matches!(
+            both.load(3, &mut x),
+            Err(DataError::IndexOutOfRange { index: 3, len: 3 })
+        ));
+    }
+
+    #[test]
+    fn different_classes_are_refused() {
+        let err = Concatenated::new(data(&[1.0], 2), data(&[1.0], 3)).unwrap_err();
+        assert!(
+            err.to_string().contains("2 classes, then [1, 1, 1] with 3"),
+            "{err}"
+        );
     }
 }

@@ -8,6 +8,7 @@ pub use image::imageops::FilterType;
 
 use crate::dataset::{check_load_args, Dataset};
 use crate::error::{DataError, Result};
+use crate::resize::{resize_rgb, Region};
 
 /// How an image of another aspect ratio becomes a square.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,17 +74,12 @@ pub fn load_rgb(path: &Path, options: &ImageOptions) -> Result<Vec<u8>> {
         .decode()
         .map_err(|e| DataError::format(path, format!("cannot decode the image: {e}")))?;
     let rgb = image.to_rgb8();
-    let size = options.size;
-    let resized = match options.resize {
-        ResizeMode::Squash => image::imageops::resize(&rgb, size, size, options.filter),
-        ResizeMode::CenterCrop => {
-            let side = rgb.width().min(rgb.height());
-            let (x, y) = ((rgb.width() - side) / 2, (rgb.height() - side) / 2);
-            let square = image::imageops::crop_imm(&rgb, x, y, side, side);
-            image::imageops::resize(&*square, size, size, options.filter)
-        }
+    let region = match options.resize {
+        ResizeMode::Squash => Region::all(&rgb),
+        ResizeMode::CenterCrop => Region::center_square(&rgb),
     };
-    Ok(resized.into_raw())
+    resize_rgb(&rgb, region, options.size, options.filter)
+        .map_err(|reason| DataError::format(path, format!("cannot resize the image: {reason}")))
 }
 
 /// Labelled image files as a [`Dataset`] of `[size, size, 3]` samples in `[0, 1]`.

@@ -1,13 +1,13 @@
 //! # petal-data
 //!
 //! Datasets for Petal: the [`Dataset`] trait with its combinators ([`Subset`],
-//! [`Shuffled`], [`Mapped`]), a reproducible parallel [`BatchLoader`], the IDX format
+//! [`Shuffled`], [`Mapped`], [`Concatenated`]), a reproducible parallel [`BatchLoader`], the IDX format
 //! ([`idx`]) and MNIST-format folders ([`mnist`]), and verified downloads into a local
 //! cache from a mirror folder or the official URLs ([`download`], [`Manifest`]),
 //! seeded image augmentation ([`augment`]) that the loader can apply per sample, and
 //! image data: MATLAB v5 `.mat` files ([`mat`]), streaming `.tgz` extraction
 //! ([`extract`]), Oxford 102 Flowers ([`flowers`]), image files as a dataset
-//! ([`ImageDataset`]), class-per-folder datasets ([`ImageFolder`]) and seeded stratified
+//! ([`ImageDataset`], resized by [`resize`]), class-per-folder datasets ([`ImageFolder`]) and seeded stratified
 //! splits ([`stratified_split`]).
 //!
 //! Samples are NHWC without the batch axis, e.g. `[28, 28, 1]`; batches are
@@ -42,10 +42,11 @@ mod lock;
 mod manifest;
 pub mod mat;
 pub mod mnist;
+pub mod resize;
 mod split;
 mod verify;
 
-pub use combinators::{Mapped, Shuffled, Subset};
+pub use combinators::{Concatenated, Mapped, Shuffled, Subset};
 pub use dataset::{Dataset, InMemoryDataset};
 pub use error::{DataError, Result};
 pub use image_folder::{ImageFolder, SkippedFile};

@@ -178,10 +178,26 @@ impl<D: Dataset> BatchLoader<D> {
     where
         D: Sync,
     {
+        self.prefetched_epoch_from(epoch, 0, depth, consume)
+    }
+
+    /// [`BatchLoader::prefetched_epoch`] from batch `first` (0-based) on, like
+    /// [`BatchLoader::epoch_from`]: a run resumed mid-epoch continues with the same
+    /// batches.
+    pub fn prefetched_epoch_from<R>(
+        &self,
+        epoch: u64,
+        first: usize,
+        depth: usize,
+        consume: impl FnOnce(&mut dyn Iterator<Item = Result<Batch>>) -> R,
+    ) -> R
+    where
+        D: Sync,
+    {
         std::thread::scope(|scope| {
             let (sender, receiver) = std::sync::mpsc::sync_channel(depth.max(1));
             scope.spawn(move || {
-                for batch in self.epoch(epoch) {
+                for batch in self.epoch_from(epoch, first) {
                     if sender.send(batch).is_err() {
                         break; // the consumer stopped early
                     }

@@ -1,6 +1,8 @@
-//! Ensembles: average several models' class probabilities.
+//! Ensembles: average class probabilities over several models, or over several views of
+//! the same samples (test-time augmentation).
 
-use petal_data::Dataset;
+use petal_data::augment::flip_horizontally;
+use petal_data::{Dataset, Mapped};
 use petal_nn::Model;
 use petal_tensor::reduce::softmax;
 use petal_tensor::Tensor;
@@ -14,10 +16,58 @@ pub fn ensemble_probabilities(
     data: &dyn Dataset,
     batch_size: usize,
 ) -> Result<(Tensor, Vec<usize>)> {
+    let members: Vec<(&Model, &dyn Dataset)> = models.iter().map(|&m| (m, data)).collect();
+    mean_probabilities(&members, batch_size)
+}
+
+/// Accuracy of the averaged probabilities; the loss is the mean negative log-likelihood
+/// of the true class.
+pub fn ensemble_evaluate(
+    models: &[&Model],
+    data: &dyn Dataset,
+    batch_size: usize,
+) -> Result<Evaluation> {
+    let (probabilities, labels) = ensemble_probabilities(models, data, batch_size)?;
+    Ok(probabilities_evaluation(&probabilities, labels))
+}
+
+/// Evaluates `model` on the images of `data` as they are, and with each image's
+/// probabilities averaged with those of its mirror image (left to right): the simplest
+/// test-time augmentation, for models trained with random horizontal flips. Two passes
+/// over `data`; returns `(plain, flip_averaged)`.
+pub fn evaluate_with_flips(
+    model: &Model,
+    data: &dyn Dataset,
+    batch_size: usize,
+) -> Result<(Evaluation, Evaluation)> {
+    let shape = data.sample_shape().to_vec();
+    let mirrored = Mapped::new(data, move |image: &mut [f32]| {
+        flip_horizontally(image, &shape)
+    });
+    let (plain, labels) = mean_probabilities(&[(model, data)], batch_size)?;
+    let (mirror, _) = mean_probabilities(&[(model, &mirrored)], batch_size)?;
+    let mut averaged = plain.clone();
+    averaged
+        .as_mut_slice()
+        .iter_mut()
+        .zip(mirror.as_slice())
+        .for_each(|(p, m)| *p = (*p + m) / 2.0);
+    Ok((
+        probabilities_evaluation(&plain, labels.clone()),
+        probabilities_evaluation(&averaged, labels),
+    ))
+}
+
+/// The mean over `members` of each model's softmax probabilities on its dataset (all
+/// holding the same samples in the same order), with the labels.
+fn mean_probabilities(
+    members: &[(&Model, &dyn Dataset)],
+    batch_size: usize,
+) -> Result<(Tensor, Vec<usize>)> {
     let mut sum: Option<Tensor> = None;
     let mut labels = Vec::new();
-    for model in models {
-        let (logits, l) = predict(model, data, batch_size)?;
+    for (model, data) in members {
+        let (logits, l) = predict(model, *data, batch_size)?;
         let classes = logits.ndim() - 1;
         let p = softmax(&logits, classes).map_err(petal_nn::NnError::from)?;
         labels = l;
@@ -34,19 +84,14 @@ pub fn ensemble_probabilities(
     }
     let mut mean =
         sum.ok_or_else(|| TrainError::Config("an ensemble needs at least one model".into()))?;
-    let n = models.len() as f32;
+    let n = members.len() as f32;
     mean.as_mut_slice().iter_mut().for_each(|v| *v /= n);
     Ok((mean, labels))
 }
 
-/// Accuracy of the averaged probabilities; the loss is the mean negative log-likelihood
-/// of the true class.
-pub fn ensemble_evaluate(
-    models: &[&Model],
-    data: &dyn Dataset,
-    batch_size: usize,
-) -> Result<Evaluation> {
-    let (probabilities, labels) = ensemble_probabilities(models, data, batch_size)?;
+/// The evaluation of averaged probabilities, the loss being the mean negative
+/// log-likelihood of the true class.
+fn probabilities_evaluation(probabilities: &Tensor, labels: Vec<usize>) -> Evaluation {
     let classes = probabilities.shape().last().copied().unwrap_or(1);
     let nll: f64 = labels
         .iter()
@@ -54,5 +99,5 @@ pub fn ensemble_evaluate(
         .map(|(i, &l)| -f64::from(probabilities.as_slice()[i * classes + l].max(1e-12)).ln())
         .sum::<f64>()
         / labels.len().max(1) as f64;
-    Ok(scores_evaluation(nll, &probabilities, labels))
+    scores_evaluation(nll, probabilities, labels)
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use petal_data::augment::Augmentation;
-use petal_data::{BatchLoader, Dataset, Subset};
+use petal_data::{Batch, BatchLoader, Dataset, Subset};
 use petal_nn::{Context, Loss, Model, Tape, Targets, Var};
 use petal_optim::{clip_by_global_norm, LrSchedule, Optimizer};
 use petal_tensor::Tensor;
@@ -42,6 +42,10 @@ pub struct FitConfig {
     pub verbose: bool,
     /// Full checkpoints: where, how often, and whether to resume from one.
     pub checkpoint: Option<CheckpointConfig>,
+    /// Batches loaded ahead by a background thread while the model trains (Keras'
+    /// `prefetch`); 0 loads each batch when the step asks for it. Either way the
+    /// batches, and so the trained weights, are the same.
+    pub prefetch: usize,
 }
 
 impl Default for FitConfig {
@@ -56,6 +60,7 @@ impl Default for FitConfig {
             augmentation: None,
             verbose: true,
             checkpoint: None,
+            prefetch: 2,
         }
     }
 }
@@ -144,33 +149,47 @@ impl Trainer<'_> {
                 at.batch,
                 config.verbose,
             );
-            let mut batches = loader.epoch_from(epoch as u64, at.batch);
-            let (mut waiting, seen_before) = (0.0, at.seen);
-            loop {
-                let asked = Instant::now();
-                let Some(batch) = batches.next() else { break };
-                waiting += asked.elapsed().as_secs_f64();
-                let batch = batch?;
-                let n = batch.labels.len();
-                let (loss, batch_accuracy) = self
-                    .train_step(batch.images, &batch.labels, config)
-                    .map_err(|e| saver.name_last_good(e))?;
-                at.loss_sum += f64::from(loss) * n as f64;
-                at.correct += batch_accuracy * n as f64;
-                at.seen += n;
-                at.batch += 1;
-                at.step = self.optimizer.iterations();
-                progress.step(at.loss_sum / at.seen as f64, at.correct / at.seen as f64);
-                for callback in self.callbacks.iter_mut() {
-                    if let Control::Stop(reason) = callback.on_batch_end(at.step, loss)? {
-                        history.stop_reason = Some(reason);
+            let (first, seen_before) = (at.batch, at.seen);
+            let batches_per_epoch = loader.batches_per_epoch();
+            // Trains on the epoch's remaining batches; returns the time spent waiting for
+            // them and whether a callback stopped training.
+            let mut train_on = |batches: &mut dyn Iterator<Item = petal_data::Result<Batch>>| {
+                let mut waiting = 0.0;
+                loop {
+                    let asked = Instant::now();
+                    let Some(batch) = batches.next() else { break };
+                    waiting += asked.elapsed().as_secs_f64();
+                    let batch = batch?;
+                    let n = batch.labels.len();
+                    let (loss, batch_accuracy) = self
+                        .train_step(batch.images, &batch.labels, config)
+                        .map_err(|e| saver.name_last_good(e))?;
+                    at.loss_sum += f64::from(loss) * n as f64;
+                    at.correct += batch_accuracy * n as f64;
+                    at.seen += n;
+                    at.batch += 1;
+                    at.step = self.optimizer.iterations();
+                    progress.step(at.loss_sum / at.seen as f64, at.correct / at.seen as f64);
+                    for callback in self.callbacks.iter_mut() {
+                        if let Control::Stop(reason) = callback.on_batch_end(at.step, loss)? {
+                            history.stop_reason = Some(reason);
+                            self.save(&mut saver, &at, &history)?;
+                            return Ok((waiting, true));
+                        }
+                    }
+                    if saver.due(at.step) && at.batch < batches_per_epoch {
                         self.save(&mut saver, &at, &history)?;
-                        break 'epochs;
                     }
                 }
-                if saver.due(at.step) && at.batch < loader.batches_per_epoch() {
-                    self.save(&mut saver, &at, &history)?;
-                }
+                Ok::<_, TrainError>((waiting, false))
+            };
+            let (waiting, stopped) = if config.prefetch > 0 {
+                loader.prefetched_epoch_from(epoch as u64, first, config.prefetch, train_on)
+            } else {
+                train_on(&mut loader.epoch_from(epoch as u64, first))
+            }?;
+            if stopped {
+                break 'epochs;
             }
             let mut logs = EpochLogs::new();
             logs.insert("epoch".into(), (epoch + 1) as f64);

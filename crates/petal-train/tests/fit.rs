@@ -5,12 +5,14 @@ mod common;
 use common::{model, quadrants};
 
 use petal_data::InMemoryDataset;
-use petal_nn::{Loss, Model};
+use petal_nn::layers::{DenseConfig, FlattenConfig};
+use petal_nn::{Loss, Model, Sequential};
 use petal_optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
+use petal_tensor::Tensor;
 use petal_train::callbacks::{
     Callback, Control, CsvLogger, EarlyStopping, ModelCheckpoint, Monitor, ReduceLrOnPlateau,
 };
-use petal_train::ensemble::{ensemble_evaluate, ensemble_probabilities};
+use petal_train::ensemble::{ensemble_evaluate, ensemble_probabilities, evaluate_with_flips};
 use petal_train::{evaluate, FitConfig, History, Trainer};
 
 fn fit<'a>(
@@ -45,6 +47,25 @@ fn weights(model: &Model) -> Vec<f32> {
         .iter()
         .flat_map(|(_, p)| p.value.to_vec())
         .collect()
+}
+
+#[test]
+fn prefetching_batches_trains_the_same_weights() {
+    let data = quadrants(200, 4);
+    let train = |prefetch: usize| {
+        let mut m = model(3, 0.2);
+        let mut adam = Adam::new(AdamConfig::new(0.01));
+        let config = FitConfig {
+            prefetch,
+            shuffle_seed: Some(9),
+            ..quiet(3)
+        };
+        let history = fit(&mut m, &mut adam, &data, &config, vec![]);
+        (weights(&m), history.metric("loss"))
+    };
+    let loaded_on_demand = train(0);
+    assert_eq!(train(1), loaded_on_demand);
+    assert_eq!(train(4), loaded_on_demand);
 }
 
 #[test]
@@ -217,6 +238,57 @@ fn an_ensemble_averages_probabilities() {
     assert_eq!(labels.len(), 40);
     let eval = ensemble_evaluate(&[&a, &b], &data, 16).unwrap();
     assert!(eval.loss.is_finite() && (0.0..=1.0).contains(&eval.accuracy));
+}
+
+#[test]
+fn flip_averaging_averages_each_image_and_its_mirror() {
+    // The quadrant points as 1x2 one-channel images: the mirror image swaps x and y.
+    let points = quadrants(40, 5);
+    let as_images = |mirrored: bool| {
+        let mut values = points.images().as_slice().to_vec();
+        if mirrored {
+            values.chunks_exact_mut(2).for_each(|p| p.swap(0, 1));
+        }
+        let images = Tensor::from_vec(&[40, 1, 2, 1], values).unwrap();
+        InMemoryDataset::new(images, points.labels().to_vec(), 4).unwrap()
+    };
+    let (plain, mirrored) = (as_images(false), as_images(true));
+    let m = Sequential::new(&[1, 2, 1], 3)
+        .add(FlattenConfig::default())
+        .unwrap()
+        .add(DenseConfig::new(4))
+        .unwrap()
+        .build()
+        .unwrap();
+    let (p, labels) = ensemble_probabilities(&[&m], &plain, 16).unwrap();
+    let (q, _) = ensemble_probabilities(&[&m], &mirrored, 16).unwrap();
+    let mean: Vec<f32> = p
+        .as_slice()
+        .iter()
+        .zip(q.as_slice())
+        .map(|(a, b)| (a + b) / 2.0)
+        .collect();
+    let nll = labels
+        .iter()
+        .enumerate()
+        .map(|(i, &l)| -f64::from(mean[i * 4 + l]).ln())
+        .sum::<f64>()
+        / 40.0;
+    let (as_is, eval) = evaluate_with_flips(&m, &plain, 16).unwrap();
+    let expected = ensemble_evaluate(&[&m], &plain, 16).unwrap();
+    assert_eq!(
+        (as_is.loss, &as_is.predicted),
+        (expected.loss, &expected.predicted)
+    );
+    assert!((eval.loss - nll).abs() < 1e-6, "{} vs {nll}", eval.loss);
+    let argmax = |row: &[f32]| (0..4).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap();
+    let predicted: Vec<usize> = mean.chunks_exact(4).map(argmax).collect();
+    assert_eq!(eval.predicted, predicted);
+    assert_ne!(
+        p.as_slice(),
+        q.as_slice(),
+        "the mirror must change what the model sees"
+    );
 }
 
 #[test]

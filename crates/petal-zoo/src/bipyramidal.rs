@@ -2,7 +2,7 @@
 
 use petal_nn::layers::{
     Activation, BatchNormConfig, Conv2dConfig, DenseConfig, DropoutConfig, FlattenConfig,
-    Pool2dConfig, Regularizer,
+    GlobalAvgPoolConfig, Pool2dConfig, Regularizer,
 };
 use petal_nn::{LayerConfig, Model, Result, Sequential};
 use petal_tensor::Padding;
@@ -11,8 +11,9 @@ use petal_tensor::Padding;
 ///
 /// Each block is `convs_per_block` x (conv `kernel`x`kernel` -> (batch norm) -> ReLU),
 /// then 2x2 max-pooling and optional dropout; block `b` has `base_filters * 2^b`
-/// filters. The head flattens, then runs the `dense` layers (ReLU, optional dropout)
-/// and a final linear layer of `classes` logits.
+/// filters. The head flattens (or averages each feature map, `global_pooling`), then
+/// runs the `dense` layers (ReLU, optional dropout) and a final linear layer of
+/// `classes` logits.
 #[derive(Clone, Debug)]
 pub struct BipyramidalConfig {
     /// Per-sample input shape `(h, w, c)`.
@@ -31,6 +32,9 @@ pub struct BipyramidalConfig {
     pub batch_norm: bool,
     /// Dropout rate after each block's pooling.
     pub block_dropout: Option<f32>,
+    /// Global average pooling instead of flattening: one value per feature map, so the
+    /// head has `filters x classes` weights rather than `h x w x filters x classes`.
+    pub global_pooling: bool,
     /// Units of the hidden dense layers.
     pub dense: Vec<usize>,
     /// Dropout rate before each dense layer of the head.
@@ -54,6 +58,7 @@ impl BipyramidalConfig {
             padding: Padding::Same,
             batch_norm: false,
             block_dropout: None,
+            global_pooling: false,
             dense: vec![128],
             head_dropout: None,
             classes: 10,
@@ -102,7 +107,11 @@ pub fn bipyramidal(config: &BipyramidalConfig, seed: u64) -> Result<Model> {
         model.push(&Pool2dConfig::max(2))?;
         push_dropout(&mut model, config.block_dropout)?;
     }
-    model.push(&FlattenConfig::default())?;
+    if config.global_pooling {
+        model.push(&GlobalAvgPoolConfig::default())?;
+    } else {
+        model.push(&FlattenConfig::default())?;
+    }
     for &units in &config.dense {
         push_dropout(&mut model, config.head_dropout)?;
         model.push(&DenseConfig {
@@ -150,5 +159,23 @@ mod tests {
         // Batch-normalized convolutions drop their bias: BN's beta replaces it.
         assert!(model.store().id("conv2d/bias").is_none());
         assert_eq!(model.store().non_trainable_count(), 2 * (32 + 32 + 64 + 64));
+    }
+
+    #[test]
+    fn global_pooling_feeds_one_value_per_feature_map_to_the_head() {
+        let config = BipyramidalConfig {
+            global_pooling: true,
+            dense: vec![],
+            ..BipyramidalConfig::mnist()
+        };
+        let model = bipyramidal(&config, 1).unwrap();
+        let rows = model.summary().rows;
+        let pooled = rows
+            .iter()
+            .find(|r| r.kind == "GlobalAveragePooling2D")
+            .unwrap();
+        assert_eq!(pooled.output_shape, vec![64]);
+        let conv_params = 3 * 3 * 32 + 32 + 3 * 3 * 32 * 64 + 64;
+        assert_eq!(model.store().trainable_count(), conv_params + 64 * 10 + 10);
     }
 }

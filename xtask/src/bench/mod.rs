@@ -1,7 +1,9 @@
 //! `cargo xtask bench`: the same workloads in Petal and in PyTorch, alternating, with
 //! medians and ratios; results go to `docs/bench/results.json`.
 
+mod accuracy_side;
 mod loader_side;
+mod memory;
 mod petal_side;
 mod pytorch_side;
 mod workloads;
@@ -31,10 +33,17 @@ pub struct BenchOptions {
 /// One library's figures for one workload.
 #[derive(Clone, Debug, Serialize)]
 pub struct Measurement {
-    /// Images per second, or GFLOP/s for GEMM: median of the rounds.
+    /// In the workload's unit (images/s, GFLOP/s, or seconds to accuracy): the median of
+    /// the rounds.
     pub median: f64,
-    /// The best round.
+    /// The best round (the fastest).
     pub best: f64,
+    /// Epochs to reach the target accuracy (median), for the time-to-accuracy workload.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epochs: Option<f64>,
+    /// Peak resident memory of the process during the workload, in MiB.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_rss_mb: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -43,6 +52,7 @@ struct Row {
     unit: &'static str,
     petal: Measurement,
     pytorch: Option<Measurement>,
+    /// How many times faster Petal is: a rate ratio, or PyTorch's seconds over Petal's.
     ratio: Option<f64>,
 }
 
@@ -62,30 +72,38 @@ pub fn run(options: &BenchOptions) -> anyhow::Result<()> {
         .build()?;
     let mut rows = Vec::new();
     for workload in workloads {
-        let unit = if workload == Workload::Gemm2048 {
-            "GFLOP/s"
-        } else {
-            "images/s"
-        };
+        let unit = workload.unit();
         // Alternate: PyTorch, then Petal, so both see the same machine state.
         let pytorch = match &python {
             Ok(py) if !workload.petal_only() => Some(py.measure(workload, options)?),
             _ => None,
         };
-        let petal = pool.install(|| match workload {
+        memory::reset_peak();
+        let mut petal = pool.install(|| match workload {
             Workload::FlowersLoaderCold => loader_side::measure(false, options),
             Workload::FlowersLoaderWarm => loader_side::measure(true, options),
+            Workload::KerasMnistTo99 => accuracy_side::measure(options),
             _ => petal_side::measure(workload, options),
         })?;
-        let ratio = pytorch.as_ref().map(|p| petal.median / p.median);
+        petal.peak_rss_mb = memory::peak_mib();
+        let ratio = pytorch.as_ref().map(|p| {
+            if workload == Workload::KerasMnistTo99 {
+                p.median / petal.median
+            } else {
+                petal.median / p.median
+            }
+        });
+        let rss = |m: &Measurement| m.peak_rss_mb.map_or("-".into(), |r| format!("{r:.0}"));
         println!(
-            "{:<20} petal {:>9.1} {unit:<9} pytorch {:>9} ratio {}",
+            "{:<24} petal {:>9.1} {unit:<9} pytorch {:>9} ratio {:>6}  peak MiB {} / {}",
             workload.name(),
             petal.median,
             pytorch
                 .as_ref()
                 .map_or("-".into(), |p| format!("{:.1}", p.median)),
-            ratio.map_or("-".into(), |r| format!("{r:.2}x"))
+            ratio.map_or("-".into(), |r| format!("{r:.2}x")),
+            rss(&petal),
+            pytorch.as_ref().map_or("-".into(), rss),
         );
         rows.push(Row {
             workload: workload.name(),
@@ -101,6 +119,8 @@ pub fn run(options: &BenchOptions) -> anyhow::Result<()> {
         "threads": options.threads,
         "repeats": options.repeats,
         "layouts": { "petal": "NHWC (its only layout)", "pytorch": "channels_last" },
+        "ratio": "how many times faster Petal is (rates: Petal / PyTorch; seconds: PyTorch / Petal)",
+        "peak_rss_mb": "peak resident memory during the workload; Petal's includes what earlier workloads of the same invocation left resident (run one workload with --only for a clean figure)",
         "pytorch": python.as_ref().ok().map(|p| p.describe()),
         "rows": rows,
     });

@@ -50,12 +50,14 @@ pub fn time_rounds(
     Ok(Measurement {
         median: rates[rates.len() / 2],
         best: rates[rates.len() - 1],
+        epochs: None,
+        peak_rss_mb: None,
     })
 }
 
 /// Petal's images/s (or GFLOP/s for GEMM) on `workload`.
 pub fn measure(workload: Workload, options: &BenchOptions) -> anyhow::Result<Measurement> {
-    let Some((mut model, batch, train)) = workload.network() else {
+    let Some((mut model, batch, train)) = workload.network(0) else {
         let n = 2048;
         let (a, b) = (random(&[n, n]), random(&[n, n]));
         let mut c = vec![0.0; n * n];

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use super::accuracy_side::mnist_folder;
 use super::{BenchOptions, Measurement, Workload};
 use crate::paths::workspace_root;
 
@@ -50,8 +51,13 @@ impl PyTorch {
         options: &BenchOptions,
     ) -> anyhow::Result<Measurement> {
         let script = workspace_root().join("bench").join("pytorch_bench.py");
-        let out = Command::new(&self.python)
-            .arg(&script)
+        let mut command = Command::new(&self.python);
+        if workload == Workload::KerasMnistTo99 {
+            command.arg(&script).arg("--mnist").arg(mnist_folder()?);
+        } else {
+            command.arg(&script);
+        }
+        let out = command
             .arg(workload.name())
             .args([
                 "--threads",
@@ -79,16 +85,16 @@ impl PyTorch {
                 .as_f64()
                 .ok_or_else(|| anyhow::anyhow!("{} printed no {name}", script.display()))
         };
-        Ok(if workload == Workload::Gemm2048 {
-            Measurement {
-                median: field("gflops_median")?,
-                best: field("gflops_best")?,
-            }
-        } else {
-            Measurement {
-                median: field("images_per_second_median")?,
-                best: field("images_per_second_best")?,
-            }
+        let figure = match workload {
+            Workload::Gemm2048 => "gflops",
+            Workload::KerasMnistTo99 => "seconds",
+            _ => "images_per_second",
+        };
+        Ok(Measurement {
+            median: field(&format!("{figure}_median"))?,
+            best: field(&format!("{figure}_best"))?,
+            epochs: line["epochs_median"].as_f64(),
+            peak_rss_mb: line["peak_rss_mb"].as_f64(),
         })
     }
 }

@@ -190,13 +190,19 @@ pub fn train_run(
 
 /// Prints the runs as one table.
 pub fn print_table(results: &[RunResult]) {
+    let width = results
+        .iter()
+        .map(|r| r.name.len())
+        .max()
+        .unwrap_or(0)
+        .max(3);
     println!(
-        "\n{:<28} {:>6} {:>9} {:>8} {:>9} {:>9} {:>9}",
+        "\n{:<width$} {:>6} {:>9} {:>8} {:>9} {:>9} {:>9}",
         "run", "epochs", "time (s)", "img/s", "train acc", "val acc", "test acc"
     );
     for r in results {
         println!(
-            "{:<28} {:>6} {:>9.1} {:>8.0} {:>9.4} {:>9.4} {:>9.4}",
+            "{:<width$} {:>6} {:>9.1} {:>8.0} {:>9.4} {:>9.4} {:>9.4}",
             r.name,
             r.epochs,
             r.seconds,

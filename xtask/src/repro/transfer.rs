@@ -2,7 +2,7 @@
 //! ImageNet-pretrained EfficientNet-Lite0 used as it is, then adapted to the flowers by
 //! (a) static feature extraction + a small dense classifier, (b) a frozen base with a new
 //! head trained with augmentation and dropout, (c) fine-tuning the top blocks with a 10x
-//! smaller learning rate.
+//! smaller learning rate, (d) that fine-tuning on train + val for the epochs (c) chose.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -10,13 +10,14 @@ use std::time::Instant;
 
 use petal_data::augment::{AffineConfig, Augmentation, FillMode, RandomAffine};
 use petal_data::flowers::Flowers102;
-use petal_data::{DataError, Dataset, InMemoryDataset, Split};
+use petal_data::{Concatenated, DataError, Dataset, InMemoryDataset, Split};
 use petal_nn::layers::{DenseConfig, DropoutConfig, FlattenConfig};
 use petal_nn::weights::{read_tensors, save_weights};
 use petal_nn::{Loss, Model, ParamStore, Regularizer, Sequential};
 use petal_optim::{Adam, AdamConfig};
 use petal_tensor::Tensor;
 use petal_train::callbacks::{Callback, EarlyStopping, Monitor};
+use petal_train::ensemble::evaluate_with_flips;
 use petal_train::{evaluate, predict, FitConfig, History, Trainer};
 use petal_zoo::pretrained::{load_pretrained, open_image, Preprocessing, PretrainedWeights};
 use petal_zoo::{Options, Pooling};
@@ -26,7 +27,7 @@ use sha2::{Digest, Sha256};
 use super::figures::{short, Figures};
 use super::inspect::{self, Explained};
 use super::{write_metrics, Checkpoints, Experiment, ReproOptions, RunInfo};
-use crate::classify::{weights_folder, Classifier};
+use crate::classify::{weights_file_in, weights_folder, Classifier};
 use crate::paths::{data_config, workspace_root};
 
 const MODEL: &str = "efficientnet-lite0";
@@ -38,6 +39,7 @@ const HEAD: &str = "head";
 const STATIC: &str = "(a) static features + dense classifier";
 const FROZEN: &str = "(b) frozen base + head from (a), augmentation";
 const TUNED: &str = "(c) fine-tune block5a.. with lr 1e-4";
+const RETRAINED: &str = "(d) (c) on train + val, (c)'s best epochs";
 
 /// Photos fed to a pretrained network exactly as its weights expect.
 struct PretrainedInputs {
@@ -166,7 +168,11 @@ fn base(entry: &PretrainedWeights) -> anyhow::Result<Model> {
         pooling: Pooling::Avg,
         ..Options::default()
     })?;
-    load_pretrained(&mut model, entry.arch, &entry.files_in(&weights_folder()).0)?;
+    load_pretrained(
+        &mut model,
+        entry.arch,
+        &weights_file_in(&weights_folder(), entry)?,
+    )?;
     Ok(model)
 }
 
@@ -179,6 +185,9 @@ struct Row {
     val_accuracy: f64,
     test_accuracy: f64,
     test_top5_accuracy: f64,
+    /// Test accuracy of each photo's probabilities averaged with its mirror image's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    test_accuracy_flip_averaged: Option<f64>,
     history: History,
     #[serde(skip)]
     test_labels: Vec<usize>,
@@ -186,16 +195,19 @@ struct Row {
     test_predicted: Vec<usize>,
 }
 
+/// Trains with Adam; with validation data, stops early on its loss (patience 3) and
+/// keeps the best weights.
 fn fit(
     model: &mut Model,
     learning_rate: f32,
     train: &dyn Dataset,
-    val: &dyn Dataset,
+    val: Option<&dyn Dataset>,
     config: &FitConfig,
 ) -> anyhow::Result<History> {
     let mut adam = Adam::new(AdamConfig::new(learning_rate));
-    let mut early = EarlyStopping::new(Monitor::new("val_loss"), 3, true);
-    let callbacks: Vec<&mut dyn Callback> = vec![&mut early];
+    let mut early = val.map(|_| EarlyStopping::new(Monitor::new("val_loss"), 3, true));
+    let callbacks: Vec<&mut dyn Callback> =
+        early.iter_mut().map(|e| e as &mut dyn Callback).collect();
     let mut trainer = Trainer {
         model,
         optimizer: &mut adam,
@@ -203,19 +215,32 @@ fn fit(
         schedule: None,
         callbacks,
     };
-    Ok(trainer.fit(train, Some(val), config)?)
+    Ok(trainer.fit(train, val, config)?)
 }
 
+/// The row of a trained model: its test figures, and with `flips` also the accuracy of
+/// the probabilities averaged with those of the mirrored photo.
 fn row(
     name: &'static str,
     history: History,
     model: &Model,
     test: &dyn Dataset,
+    flips: bool,
 ) -> anyhow::Result<Row> {
-    let eval = evaluate(model, Loss::SparseCategoricalCrossentropy, test, 32)?;
+    let (eval, flip_averaged) = if flips {
+        let (eval, averaged) = evaluate_with_flips(model, test, 32)?;
+        (eval, Some(averaged.accuracy))
+    } else {
+        let eval = evaluate(model, Loss::SparseCategoricalCrossentropy, test, 32)?;
+        (eval, None)
+    };
     println!(
-        "{name}: test accuracy {:.4} (top-5 {:.4})",
-        eval.accuracy, eval.top5_accuracy
+        "{name}: test accuracy {:.4} (top-5 {:.4}){}",
+        eval.accuracy,
+        eval.top5_accuracy,
+        flip_averaged.map_or(String::new(), |a| format!(
+            ", averaged with the mirrored photos {a:.4}"
+        ))
     );
     Ok(Row {
         name,
@@ -225,6 +250,7 @@ fn row(
         val_accuracy: history.last("val_accuracy").unwrap_or(f64::NAN),
         test_accuracy: eval.accuracy,
         test_top5_accuracy: eval.top5_accuracy,
+        test_accuracy_flip_averaged: flip_averaged,
         history,
         test_labels: eval.labels,
         test_predicted: eval.predicted,
@@ -296,8 +322,8 @@ fn feature_extraction(
         checkpoint: Some(checkpoints.for_run(STATIC)),
         ..FitConfig::default()
     };
-    let history = fit(&mut head, 1e-3, &train, &val, &config)?;
-    let row = row(STATIC, history, &head, &test)?;
+    let history = fit(&mut head, 1e-3, &train, Some(&val), &config)?;
+    let row = row(STATIC, history, &head, &test, false)?;
     Ok((row, head))
 }
 
@@ -360,15 +386,16 @@ fn augmentation() -> anyhow::Result<Arc<dyn Augmentation>> {
     })?))
 }
 
-/// (b) then (c): frozen base + new head with augmentation, then the top blocks unfrozen
-/// and trained on with a 10x smaller learning rate.
+/// (b), (c), (d): frozen base + new head with augmentation; then the top blocks unfrozen
+/// and trained on with a 10x smaller learning rate; then that fine-tuning again from the
+/// same start on train + val for the epochs (c) found best.
 fn frozen_then_fine_tuned(
     entry: &PretrainedWeights,
     splits: &[PretrainedInputs; 3],
     options: &ReproOptions,
     trained_head: &Model,
     checkpoints: &Checkpoints,
-) -> anyhow::Result<[Row; 2]> {
+) -> anyhow::Result<[Row; 3]> {
     let (mut model, base_layers) = with_new_head(entry, splits[0].classes)?;
     copy_head(trained_head, &mut model)?;
     let config = FitConfig {
@@ -380,8 +407,8 @@ fn frozen_then_fine_tuned(
         checkpoint: Some(checkpoints.for_run(FROZEN)),
         ..FitConfig::default()
     };
-    let history = fit(&mut model, 1e-3, &splits[0], &splits[1], &config)?;
-    let frozen = row(FROZEN, history, &model, &splits[2])?;
+    let history = fit(&mut model, 1e-3, &splits[0], Some(&splits[1]), &config)?;
+    let frozen = row(FROZEN, history, &model, &splits[2], false)?;
 
     // Unfreeze from the first layer of the last three stages (block5a) to the top.
     let first_top = base_layers
@@ -409,9 +436,37 @@ fn frozen_then_fine_tuned(
         checkpoint: Some(checkpoints.for_run(TUNED)),
         ..config
     };
-    let history = fit(&mut model, 1e-4, &splits[0], &splits[1], &config)?;
-    let tuned = row(TUNED, history, &model, &splits[2])?;
-    Ok([frozen, tuned])
+    let after_frozen = model.store().clone();
+    let history = fit(&mut model, 1e-4, &splits[0], Some(&splits[1]), &config)?;
+    let best_epochs = best_epoch(&history);
+    let tuned = row(TUNED, history, &model, &splits[2], false)?;
+
+    // (d): the validation photos only chose the epochs; the same fine-tuning from the
+    // same start then learns from train and val together, as the published Flowers-102
+    // figures do (train + val, evaluated on test).
+    for (id, param) in after_frozen.iter() {
+        model.store_mut().set_value(id, param.value.clone())?;
+    }
+    let config = FitConfig {
+        epochs: best_epochs,
+        checkpoint: Some(checkpoints.for_run(RETRAINED)),
+        ..config
+    };
+    let train_and_val = Concatenated::new(&splits[0], &splits[1])?;
+    let history = fit(&mut model, 1e-4, &train_and_val, None, &config)?;
+    let retrained = row(RETRAINED, history, &model, &splits[2], true)?;
+    Ok([frozen, tuned, retrained])
+}
+
+/// The 1-based epoch with the best validation accuracy (the earliest of equals).
+fn best_epoch(history: &History) -> usize {
+    let accuracies = history.metric("val_accuracy");
+    let best = accuracies
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(&a.0)))
+        .map_or(0, |(i, _)| i);
+    best + 1
 }
 
 #[derive(Serialize)]
@@ -456,7 +511,7 @@ fn run_transfer(
     let mut figures = Figures::new(output);
     let runs: Vec<(&str, &History)> = rows.iter().map(|r| (r.name, &r.history)).collect();
     figures.curves(&format!("{}: {MODEL} transfer", experiment.slug()), &runs)?;
-    let last = rows.last().expect("three rows");
+    let last = rows.last().expect("four rows");
     let title = format!("{}: test photos", last.name);
     figures.confusion(&title, &classes, &last.test_labels, &last.test_predicted)?;
     write_metrics(
@@ -559,4 +614,21 @@ pub fn run_pretrained(options: &ReproOptions, output: &Path) -> anyhow::Result<(
         },
         &figures,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_best_epoch_is_the_earliest_with_the_highest_validation_accuracy() {
+        let mut history = History::default();
+        for accuracy in [0.5, 0.8, 0.7, 0.8] {
+            history
+                .epochs
+                .push([("val_accuracy".to_string(), accuracy)].into());
+        }
+        assert_eq!(best_epoch(&history), 2);
+        assert_eq!(best_epoch(&History::default()), 1);
+    }
 }

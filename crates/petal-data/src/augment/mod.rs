@@ -40,7 +40,7 @@ pub use crop::RandomResizedCrop;
 pub use mix::{BatchMix, CutMix, MixUp};
 pub use photometric::{GaussianNoise, RandomBrightness, RandomContrast};
 pub use region::Cutout;
-pub use warp::{warp, Affine, FillMode};
+pub use warp::{flip_horizontally, warp, Affine, FillMode};
 
 use crate::error::{DataError, Result};
 

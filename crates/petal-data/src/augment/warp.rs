@@ -46,6 +46,30 @@ pub(super) fn reflect(i: i64, n: usize) -> usize {
     (if m < n as i64 { m } else { period - 1 - m }) as usize
 }
 
+/// Mirrors an `(h, w, c)` image left to right in place: an exact horizontal flip, without
+/// resampling (e.g. for test-time augmentation).
+///
+/// ```
+/// use petal_data::augment::flip_horizontally;
+/// let mut image = vec![1.0, 10.0, 2.0, 20.0, 3.0, 30.0];
+/// flip_horizontally(&mut image, &[1, 3, 2]);
+/// assert_eq!(image, [3.0, 30.0, 2.0, 20.0, 1.0, 10.0]);
+/// ```
+///
+/// # Panics
+/// When `shape` is not `[h, w, c]` with `image.len()` values.
+pub fn flip_horizontally(image: &mut [f32], shape: &[usize]) {
+    let (_, width, channels) = image_dims(image, shape);
+    for row in image.chunks_exact_mut(width * channels) {
+        for x in 0..width / 2 {
+            let mirror = width - 1 - x;
+            for c in 0..channels {
+                row.swap(x * channels + c, mirror * channels + c);
+            }
+        }
+    }
+}
+
 /// An affine map from output pixel coordinates to input pixel coordinates.
 ///
 /// Coordinates are `(x, y) = (column, row)` with pixel centres on the integers; the

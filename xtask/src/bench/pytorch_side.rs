@@ -52,10 +52,9 @@ impl PyTorch {
     ) -> anyhow::Result<Measurement> {
         let script = workspace_root().join("bench").join("pytorch_bench.py");
         let mut command = Command::new(&self.python);
+        command.arg(&script);
         if workload == Workload::KerasMnistTo99 {
-            command.arg(&script).arg("--mnist").arg(mnist_folder()?);
-        } else {
-            command.arg(&script);
+            command.arg("--mnist").arg(mnist_folder()?);
         }
         let out = command
             .arg(workload.name())

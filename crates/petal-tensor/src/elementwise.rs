@@ -168,13 +168,7 @@ impl Unary {
             Unary::Square => x * x,
             Unary::Tanh => x.tanh(),
             Unary::Sigmoid => sigmoid(x),
-            Unary::Relu => {
-                if x < 0.0 {
-                    0.0
-                } else {
-                    x
-                }
-            } // NaN stays NaN
+            Unary::Relu => relu(x),
             Unary::Relu6 => x.clamp(0.0, 6.0),
             Unary::LeakyRelu(alpha) => {
                 if x > 0.0 {
@@ -232,13 +226,28 @@ impl Unary {
 
 /// Applies `op` to every value in place (in parallel for large tensors).
 pub fn apply_in_place(x: &mut Tensor, op: Unary) {
-    let values = x.as_mut_slice();
+    // ReLU gets a loop of its own: behind the general `match` it would not vectorize.
+    match op {
+        Unary::Relu => map_in_place(x.as_mut_slice(), relu),
+        _ => map_in_place(x.as_mut_slice(), |v| op.apply(v)),
+    }
+}
+
+fn relu(x: f32) -> f32 {
+    if x < 0.0 {
+        0.0
+    } else {
+        x
+    } // NaN stays NaN
+}
+
+fn map_in_place(values: &mut [f32], f: impl Fn(f32) -> f32 + Sync) {
     if values.len() >= PARALLEL_MIN_LEN {
         values
             .par_chunks_mut(PARALLEL_MIN_LEN)
-            .for_each(|c| c.iter_mut().for_each(|v| *v = op.apply(*v)));
+            .for_each(|c| c.iter_mut().for_each(|v| *v = f(*v)));
     } else {
-        values.iter_mut().for_each(|v| *v = op.apply(*v));
+        values.iter_mut().for_each(|v| *v = f(*v));
     }
 }
 
@@ -248,20 +257,34 @@ pub fn unary_backward_from_output(y: &Tensor, grad: &Tensor, op: Unary) -> Resul
     if y.shape() != grad.shape() || op.derivative_from_output(0.5).is_none() {
         return Err(shape_mismatch("unary_backward_from_output", y.shape(), grad.shape(), format!("needs one shape and an activation whose derivative follows from its output ({op:?})")));
     }
-    let mut out = grad.clone();
-    let apply = |(g, &y): (&mut f32, &f32)| *g *= op.derivative_from_output(y).unwrap_or(0.0);
-    if y.len() >= PARALLEL_MIN_LEN {
-        out.as_mut_slice()
-            .par_chunks_mut(PARALLEL_MIN_LEN)
-            .zip(y.as_slice().par_chunks(PARALLEL_MIN_LEN))
-            .for_each(|(g, y)| g.iter_mut().zip(y).for_each(apply));
+    let values = match op {
+        Unary::Relu => zip_map(grad.as_slice(), y.as_slice(), |g, y| g * f32::from(y > 0.0)),
+        _ => zip_map(grad.as_slice(), y.as_slice(), |g, y| {
+            g * op.derivative_from_output(y).unwrap_or(0.0)
+        }),
+    };
+    Tensor::from_vec(y.shape(), values)
+}
+
+/// `f(a[i], b[i])` for every `i`, in parallel for long slices.
+fn zip_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
+    let mut out = vec![0.0; a.len()];
+    let fill = |(o, (a, b)): (&mut [f32], (&[f32], &[f32]))| {
+        for (o, (a, b)) in o.iter_mut().zip(a.iter().zip(b)) {
+            *o = f(*a, *b);
+        }
+    };
+    if a.len() >= PARALLEL_MIN_LEN {
+        out.par_chunks_mut(PARALLEL_MIN_LEN)
+            .zip(
+                a.par_chunks(PARALLEL_MIN_LEN)
+                    .zip(b.par_chunks(PARALLEL_MIN_LEN)),
+            )
+            .for_each(fill);
     } else {
-        out.as_mut_slice()
-            .iter_mut()
-            .zip(y.as_slice())
-            .for_each(apply);
+        fill((&mut out, (a, b)));
     }
-    Ok(out)
+    out
 }
 
 /// Applies `f` to every value, in parallel for large tensors.

@@ -151,16 +151,17 @@ pub fn max_pool2d(input: &Tensor, spec: &Pool2dSpec) -> Result<(Tensor, Vec<u32>
                 let best_at = &mut ai[out_pixel * c..][..c];
                 for &pixel in window {
                     let values = &xi[pixel * c..][..c];
+                    let first = (pixel * c) as u32;
+                    // Selects, not branches, so that the loop runs on vectors.
                     for (ch, ((b, at), &v)) in best
                         .iter_mut()
                         .zip(best_at.iter_mut())
                         .zip(values)
                         .enumerate()
                     {
-                        if v > *b {
-                            *b = v;
-                            *at = (pixel * c + ch) as u32;
-                        }
+                        let wins = v > *b;
+                        *b = if wins { v } else { *b };
+                        *at = if wins { first + ch as u32 } else { *at };
                     }
                 }
             });

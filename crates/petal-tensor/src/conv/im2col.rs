@@ -6,27 +6,37 @@ use super::ConvShape;
 use crate::gemm::{gemm, MatMut, MatRef};
 use crate::parallel::gemm_needs_threads;
 
-/// Copies one group's patches of `image` into `columns`, one row per output position
-/// (taps in (ky, kx, channel) order, matching the HWIO filter rows). Padding reads 0.
-fn fill_columns(s: &ConvShape, image: &[f32], group: usize, columns: &mut [f32]) {
+/// Walks one group's patch matrix `(positions, kh*kw*c/groups)` (taps in (ky, kx,
+/// channel) order, matching the HWIO filter rows) in runs: `visit(column, pixel, len)`
+/// says that the `len` values from flat index `column` of the matrix come from the
+/// image's values from `pixel`, or are padding when `pixel` is `None`. With one group
+/// and no dilation along the columns a window row's taps lie side by side in the
+/// image, so an in-bounds window row is a single run.
+fn for_each_run(s: &ConvShape, group: usize, mut visit: impl FnMut(usize, Option<usize>, usize)) {
     let (cg, c, w) = (s.group_channels(), s.channels, s.cols.input);
-    let mut rows = columns.chunks_exact_mut(s.patch_len());
+    let (kw, row_len) = (s.cols.kernel, s.cols.kernel * s.group_channels());
+    let whole_rows = cg == c && s.cols.dilation == 1;
+    let mut column = 0;
     for oy in 0..s.rows.output {
         for ox in 0..s.cols.output {
-            let mut taps = rows
-                .next()
-                .expect("one row per position")
-                .chunks_exact_mut(cg);
+            let first_x = (ox * s.cols.stride).checked_sub(s.cols.pad_before);
             for ky in 0..s.rows.kernel {
-                let iy = s.rows.input_index(oy, ky);
-                for kx in 0..s.cols.kernel {
-                    let dst = taps.next().expect("one tap per kernel cell");
-                    match (iy, s.cols.input_index(ox, kx)) {
-                        (Some(iy), Some(ix)) => {
-                            let start = (iy * w + ix) * c + group * cg;
-                            dst.copy_from_slice(&image[start..start + cg]);
+                let Some(iy) = s.rows.input_index(oy, ky) else {
+                    visit(column, None, row_len);
+                    column += row_len;
+                    continue;
+                };
+                match first_x {
+                    Some(ix) if whole_rows && ix + kw <= w => {
+                        visit(column, Some((iy * w + ix) * c), row_len);
+                        column += row_len;
+                    }
+                    _ => {
+                        for kx in 0..kw {
+                            let pixel = s.cols.input_index(ox, kx);
+                            visit(column, pixel.map(|ix| (iy * w + ix) * c + group * cg), cg);
+                            column += cg;
                         }
-                        _ => dst.fill(0.0),
                     }
                 }
             }
@@ -34,27 +44,28 @@ fn fill_columns(s: &ConvShape, image: &[f32], group: usize, columns: &mut [f32])
     }
 }
 
+/// Copies one group's patches of `image` into `columns`, one row per output position.
+/// Padding reads 0.
+pub(super) fn fill_columns(s: &ConvShape, image: &[f32], group: usize, columns: &mut [f32]) {
+    for_each_run(s, group, |column, pixel, len| {
+        let dst = &mut columns[column..column + len];
+        match pixel {
+            Some(start) => dst.copy_from_slice(&image[start..start + len]),
+            None => dst.fill(0.0),
+        }
+    });
+}
+
 /// The adjoint of [`fill_columns`]: adds each patch row back onto the pixels it came from.
 fn add_columns(s: &ConvShape, columns: &[f32], group: usize, image_grad: &mut [f32]) {
-    let (cg, c, w) = (s.group_channels(), s.channels, s.cols.input);
-    let mut rows = columns.chunks_exact(s.patch_len());
-    for oy in 0..s.rows.output {
-        for ox in 0..s.cols.output {
-            let mut taps = rows.next().expect("one row per position").chunks_exact(cg);
-            for ky in 0..s.rows.kernel {
-                let iy = s.rows.input_index(oy, ky);
-                for kx in 0..s.cols.kernel {
-                    let src = taps.next().expect("one tap per kernel cell");
-                    if let (Some(iy), Some(ix)) = (iy, s.cols.input_index(ox, kx)) {
-                        let start = (iy * w + ix) * c + group * cg;
-                        for (d, g) in image_grad[start..start + cg].iter_mut().zip(src) {
-                            *d += g;
-                        }
-                    }
-                }
+    for_each_run(s, group, |column, pixel, len| {
+        if let Some(start) = pixel {
+            let src = &columns[column..column + len];
+            for (d, g) in image_grad[start..start + len].iter_mut().zip(src) {
+                *d += g;
             }
         }
-    }
+    });
 }
 
 /// Group `group`'s filter matrix `(kh*kw*c/groups, o/groups)`, a column block of the

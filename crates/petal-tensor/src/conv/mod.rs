@@ -4,7 +4,8 @@
 //! `(n, oh, ow, o)`. Three paths share one geometry:
 //! - pointwise (1x1, stride 1, no padding, one group): the whole batch is one GEMM;
 //! - depthwise (`groups == c`, the MobileNet/EfficientNet case): a direct kernel;
-//! - small patches (`kh*kw*c <= 32`, first layers on grey or RGB images): a direct kernel;
+//! - small patches (`kh*kw*c <= 32`, first layers on grey or RGB images): register-blocked
+//!   kernels for the short inner dimension (the input gradient goes through im2col);
 //! - everything else: per-image im2col into a reused buffer, then one GEMM per group.
 //!
 //! # The lecture's worked example
@@ -288,12 +289,15 @@ pub fn conv2d(
             ));
         }
     }
-    let mut out = Tensor::zeros(&shape.output_shape());
-    if let Some(b) = bias {
-        for row in out.as_mut_slice().chunks_exact_mut(shape.filters) {
-            row.copy_from_slice(b.as_slice());
-        }
-    }
+    let output_shape = shape.output_shape();
+    let mut out = match bias {
+        // `repeat` copies in doubling blocks: a few large copies, not one per pixel.
+        Some(b) => Tensor::from_vec(
+            &output_shape,
+            b.as_slice().repeat(output_shape[..3].iter().product()),
+        )?,
+        None => Tensor::zeros(&output_shape),
+    };
     let (x, f, y) = (input.as_slice(), filter.as_slice(), out.as_mut_slice());
     match shape.path() {
         ConvPath::Pointwise => pointwise::forward(&shape, x, f, y),
@@ -322,8 +326,7 @@ pub fn conv2d_backward_input(
     match shape.path() {
         ConvPath::Pointwise => pointwise::backward_input(&shape, dy, f, dx),
         ConvPath::Depthwise => depthwise::backward_input(&shape, dy, f, dx),
-        ConvPath::SmallPatch => small_patch::backward_input(&shape, dy, f, dx),
-        ConvPath::Im2col => im2col::backward_input(&shape, dy, f, dx),
+        ConvPath::SmallPatch | ConvPath::Im2col => im2col::backward_input(&shape, dy, f, dx),
     }
     Ok(grad_in)
 }

@@ -4,6 +4,7 @@ use ndarray::{ArrayD, IxDyn, Zip};
 use rayon::prelude::*;
 
 use crate::error::{shape_mismatch, Result};
+use crate::simd::vectorized;
 use crate::Tensor;
 
 /// Tensors with at least this many values are mapped on the rayon pool.
@@ -245,9 +246,9 @@ fn map_in_place(values: &mut [f32], f: impl Fn(f32) -> f32 + Sync) {
     if values.len() >= PARALLEL_MIN_LEN {
         values
             .par_chunks_mut(PARALLEL_MIN_LEN)
-            .for_each(|c| c.iter_mut().for_each(|v| *v = f(*v)));
+            .for_each(|c| vectorized(|| c.iter_mut().for_each(|v| *v = f(*v))));
     } else {
-        values.iter_mut().for_each(|v| *v = f(*v));
+        vectorized(|| values.iter_mut().for_each(|v| *v = f(*v)));
     }
 }
 
@@ -270,9 +271,11 @@ pub fn unary_backward_from_output(y: &Tensor, grad: &Tensor, op: Unary) -> Resul
 fn zip_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
     let mut out = vec![0.0; a.len()];
     let fill = |(o, (a, b)): (&mut [f32], (&[f32], &[f32]))| {
-        for (o, (a, b)) in o.iter_mut().zip(a.iter().zip(b)) {
-            *o = f(*a, *b);
-        }
+        vectorized(|| {
+            for (o, (a, b)) in o.iter_mut().zip(a.iter().zip(b)) {
+                *o = f(*a, *b);
+            }
+        })
     };
     if a.len() >= PARALLEL_MIN_LEN {
         out.par_chunks_mut(PARALLEL_MIN_LEN)

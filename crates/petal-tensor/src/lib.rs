@@ -33,6 +33,7 @@ mod parallel;
 pub mod pool;
 pub mod reduce;
 pub mod shape_ops;
+mod simd;
 mod tensor;
 mod window;
 

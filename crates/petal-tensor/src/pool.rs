@@ -8,8 +8,10 @@
 use rayon::prelude::*;
 
 use crate::error::{invalid, shape_mismatch, Result};
+use crate::simd::{counting_from, load, store};
 use crate::window::{AxisGeometry, Padding};
 use crate::Tensor;
+use pulp::{Simd, WithSimd};
 
 /// Window, stride and padding of a 2-D pooling.
 ///
@@ -138,35 +140,72 @@ impl PoolShape {
 /// ```
 pub fn max_pool2d(input: &Tensor, spec: &Pool2dSpec) -> Result<(Tensor, Vec<u32>)> {
     let s = PoolShape::new("max_pool2d", input.shape(), spec)?;
-    let c = s.channels;
     let mut out = Tensor::full(&s.output_shape(), f32::NEG_INFINITY);
     let mut argmax = vec![0u32; out.len()];
     out.as_mut_slice()
         .par_chunks_mut(s.output_image_len().max(1))
         .zip(argmax.par_chunks_mut(s.output_image_len().max(1)))
         .zip(input.as_slice().par_chunks(s.image_len().max(1)))
-        .for_each(|((yi, ai), xi)| {
-            s.for_each_window(|out_pixel, window| {
-                let best = &mut yi[out_pixel * c..][..c];
-                let best_at = &mut ai[out_pixel * c..][..c];
-                for &pixel in window {
-                    let values = &xi[pixel * c..][..c];
-                    let first = (pixel * c) as u32;
-                    // Selects, not branches, so that the loop runs on vectors.
-                    for (ch, ((b, at), &v)) in best
-                        .iter_mut()
-                        .zip(best_at.iter_mut())
-                        .zip(values)
-                        .enumerate()
-                    {
-                        let wins = v > *b;
-                        *b = if wins { v } else { *b };
-                        *at = if wins { first + ch as u32 } else { *at };
-                    }
-                }
-            });
+        .for_each(|((best, best_at), image)| {
+            pulp::Arch::new().dispatch(MaxPoolImage {
+                shape: &s,
+                image,
+                best,
+                best_at,
+            })
         });
     Ok((out, argmax))
+}
+
+/// Max pooling of one image: for each window and each vector of channels, the maxima
+/// and where they are stay in registers while the window's pixels go by.
+struct MaxPoolImage<'a> {
+    shape: &'a PoolShape,
+    image: &'a [f32],
+    best: &'a mut [f32],
+    best_at: &'a mut [u32],
+}
+
+impl WithSimd for MaxPoolImage<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        let Self {
+            shape,
+            image,
+            best,
+            best_at,
+        } = self;
+        let (c, lanes) = (shape.channels, S::F32_LANES);
+        let vector_channels = c / lanes * lanes;
+        shape.for_each_window(|out_pixel, window| {
+            let best = &mut best[out_pixel * c..][..c];
+            let best_at = &mut best_at[out_pixel * c..][..c];
+            for ch0 in (0..vector_channels).step_by(lanes) {
+                let mut max = simd.splat_f32s(f32::NEG_INFINITY);
+                let mut at = simd.splat_u32s(0);
+                for &pixel in window {
+                    let first = pixel * c + ch0;
+                    let v = load::<S>(&image[first..]);
+                    let wins = simd.greater_than_f32s(v, max);
+                    max = simd.select_f32s(wins, v, max);
+                    at = simd.select_u32s(wins, counting_from(simd, first as u32), at);
+                }
+                store::<S>(&mut best[ch0..], max);
+                S::as_mut_simd_u32s(&mut best_at[ch0..ch0 + lanes]).0[0] = at;
+            }
+            for &pixel in window {
+                for ch in vector_channels..c {
+                    let v = image[pixel * c + ch];
+                    if v > best[ch] {
+                        best[ch] = v;
+                        best_at[ch] = (pixel * c + ch) as u32;
+                    }
+                }
+            }
+        });
+    }
 }
 
 /// Routes each output gradient to the input value that won its window.
@@ -323,7 +362,89 @@ pub fn global_avg_pool_backward(grad_out: &Tensor, input_shape: &[usize]) -> Res
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    /// Max pooling by the definition: scan each window row by row, the first strictly
+    /// larger value wins.
+    fn reference_max_pool(x: &Tensor, spec: &Pool2dSpec) -> (Vec<f32>, Vec<u32>) {
+        let s = PoolShape::new("reference", x.shape(), spec).unwrap();
+        let (c, len) = (s.channels, s.output_image_len());
+        let (mut best, mut at) = (
+            vec![f32::NEG_INFINITY; s.batch * len],
+            vec![0; s.batch * len],
+        );
+        for n in 0..s.batch {
+            let image = &x.as_slice()[n * s.image_len()..][..s.image_len()];
+            s.for_each_window(|out_pixel, window| {
+                for ch in 0..c {
+                    let o = n * len + out_pixel * c + ch;
+                    for &pixel in window {
+                        if image[pixel * c + ch] > best[o] {
+                            best[o] = image[pixel * c + ch];
+                            at[o] = (pixel * c + ch) as u32;
+                        }
+                    }
+                }
+            });
+        }
+        (best, at)
+    }
+
+    #[test]
+    fn portable_max_pool_matches_the_definition() {
+        // The portable kernel (what CPUs without AVX2 run), with a scalar channel tail.
+        let spec = Pool2dSpec::square(2);
+        let values = (0..2 * 5 * 4 * 19)
+            .map(|i| ((i * 37) % 11) as f32)
+            .collect();
+        let x = Tensor::from_vec(&[2, 5, 4, 19], values).unwrap();
+        let s = PoolShape::new("test", x.shape(), &spec).unwrap();
+        let mut best = vec![f32::NEG_INFINITY; 2 * s.output_image_len()];
+        let mut best_at = vec![0; best.len()];
+        for ((best, best_at), image) in best
+            .chunks_mut(s.output_image_len())
+            .zip(best_at.chunks_mut(s.output_image_len()))
+            .zip(x.as_slice().chunks(s.image_len()))
+        {
+            MaxPoolImage {
+                shape: &s,
+                image,
+                best,
+                best_at,
+            }
+            .with_simd(pulp::Scalar);
+        }
+        assert_eq!((best, best_at), reference_max_pool(&x, &spec));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Channel counts around the vector width take both the vector and the scalar
+        /// lanes; values from a small set make ties, which the first pixel must win.
+        #[test]
+        fn max_pool_matches_the_definition(
+            n in 1..3usize, h in 1..7usize, w in 1..7usize, c in 1..40usize,
+            window in 1..4usize, stride in 1..3usize, same in any::<bool>(), seed in any::<u32>(),
+        ) {
+            let spec = Pool2dSpec {
+                stride: [stride, stride],
+                padding: if same { Padding::Same } else { Padding::Valid },
+                ..Pool2dSpec::square(window)
+            };
+            prop_assume!(PoolShape::new("test", &[n, h, w, c], &spec).is_ok());
+            let values = (0..n * h * w * c)
+                .map(|i| ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 24) as f32 % 7.0 - 3.0)
+                .collect();
+            let x = Tensor::from_vec(&[n, h, w, c], values).unwrap();
+            let (y, argmax) = max_pool2d(&x, &spec).unwrap();
+            let (best, at) = reference_max_pool(&x, &spec);
+            prop_assert_eq!(y.to_vec(), best);
+            prop_assert_eq!(argmax, at);
+        }
+    }
 
     #[test]
     fn same_max_pool_ignores_padding() {

@@ -12,6 +12,7 @@ use pulp::{Arch, Simd, WithSimd};
 use super::batch::{for_each_image, sum_over_images};
 use super::im2col::fill_columns;
 use super::ConvShape;
+use crate::simd::{add_to, load};
 
 /// Patches up to this long take the direct path.
 pub(super) const MAX_PATCH: usize = 32;
@@ -75,19 +76,6 @@ fn add_patch_gradients(columns: &[f32], dy: &[f32], dw: &mut [f32], patch: usize
         patch,
         o,
     });
-}
-
-/// The first `S::F32_LANES` values of `values` as one vector.
-#[inline(always)]
-fn load<S: Simd>(values: &[f32]) -> S::f32s {
-    S::as_simd_f32s(&values[..S::F32_LANES]).0[0]
-}
-
-/// Adds `sum` to the first `S::F32_LANES` values of `values`.
-#[inline(always)]
-fn add_to<S: Simd>(simd: S, values: &mut [f32], sum: S::f32s) {
-    let target = &mut S::as_mut_simd_f32s(&mut values[..S::F32_LANES]).0[0];
-    *target = simd.add_f32s(*target, sum);
 }
 
 struct PatchProducts<'a> {
@@ -199,6 +187,77 @@ impl PatchGradients<'_> {
         }
         for (t, acc) in acc.into_iter().enumerate() {
             add_to(simd, &mut self.dw[(t0 + t) * o + lane0..], acc);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(len: usize, seed: usize) -> Vec<f32> {
+        (0..len)
+            .map(|i| ((i * 7919 + seed * 104_729) % 1000) as f32 / 500.0 - 1.0)
+            .collect()
+    }
+
+    fn assert_close(got: &[f32], want: &[f32]) {
+        for (i, (a, b)) in got.iter().zip(want).enumerate() {
+            assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "[{i}]: {a} vs {b}");
+        }
+    }
+
+    /// Both kernels under one instruction set against the sums written out, on top of
+    /// existing values, with a filter tail (37 = 2 x 16 + 5), a patch of 27 (8-tap
+    /// blocks and single taps) and 21 positions (blocks of 8 and a tail).
+    fn check_kernels<S: Simd>(simd: S) {
+        let (positions, patch, o) = (21, 27, 37);
+        let (columns, filters, dy) = (
+            values(positions * patch, 1),
+            values(patch * o, 2),
+            values(positions * o, 3),
+        );
+        let (mut y, mut dw) = (vec![0.5; positions * o], vec![0.25; patch * o]);
+        let (mut want_y, mut want_dw) = (y.clone(), dw.clone());
+        for p in 0..positions {
+            for t in 0..patch {
+                for j in 0..o {
+                    want_y[p * o + j] += columns[p * patch + t] * filters[t * o + j];
+                    want_dw[t * o + j] += columns[p * patch + t] * dy[p * o + j];
+                }
+            }
+        }
+        PatchProducts {
+            columns: &columns,
+            filters: &filters,
+            y: &mut y,
+            patch,
+            o,
+        }
+        .with_simd(simd);
+        PatchGradients {
+            columns: &columns,
+            dy: &dy,
+            dw: &mut dw,
+            patch,
+            o,
+        }
+        .with_simd(simd);
+        assert_close(&y, &want_y);
+        assert_close(&dw, &want_dw);
+    }
+
+    #[test]
+    fn every_instruction_set_computes_the_same_products() {
+        check_kernels(pulp::Scalar);
+        #[cfg(target_arch = "x86_64")]
+        {
+            if let Some(v3) = pulp::x86::V3::try_new() {
+                check_kernels(v3);
+            }
+            if let Some(v4) = pulp::x86::V4::try_new() {
+                check_kernels(v4);
+            }
         }
     }
 }

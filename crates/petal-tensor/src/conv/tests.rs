@@ -156,6 +156,19 @@ fn each_fast_path_is_taken_and_correct() {
         ConvPath::SmallPatch
     );
     check_against_reference([2, 6, 6, 3], [3, 3, 3, 8], first_layer, 2);
+    // Filter counts past one and two AVX-512 vectors (with a tail of 5), patches of 9
+    // and 27 values (blocks of 8 taps and single taps), positions not a multiple of 8.
+    check_against_reference([2, 7, 9, 3], [3, 3, 3, 37], first_layer, 2);
+    check_against_reference([3, 11, 10, 1], [3, 3, 1, 32], Conv2dSpec::default(), 1);
+    check_against_reference(
+        [1, 9, 9, 2],
+        [2, 3, 2, 16],
+        Conv2dSpec {
+            stride: [2, 1],
+            ..first_layer
+        },
+        2,
+    );
     assert_eq!(
         ConvShape::new(&[2, 6, 6, 4], &[3, 3, 4, 8], &first_layer)
             .unwrap()

@@ -1,0 +1,48 @@
+//! Run-time choice of vector instructions (through `pulp`) and the few vector
+//! helpers the hand-written kernels share. The crate is built for baseline x86-64;
+//! the hot loops run compiled for AVX-512 or AVX2 + FMA when the CPU has them.
+
+use pulp::Simd;
+
+/// Runs `work` compiled for the widest vector instructions this CPU has (AVX-512,
+/// AVX2 + FMA, or the portable baseline), so that its loops auto-vectorize at that
+/// width. Results do not depend on the choice: the compiler fuses no multiply-adds.
+#[inline(always)]
+pub(crate) fn vectorized<R>(work: impl FnOnce() -> R) -> R {
+    pulp::Arch::new().dispatch(work)
+}
+
+/// The first `S::F32_LANES` values of `values` as one vector.
+#[inline(always)]
+pub(crate) fn load<S: Simd>(values: &[f32]) -> S::f32s {
+    S::as_simd_f32s(&values[..S::F32_LANES]).0[0]
+}
+
+/// Writes `vector` over the first `S::F32_LANES` values of `values`.
+#[inline(always)]
+pub(crate) fn store<S: Simd>(values: &mut [f32], vector: S::f32s) {
+    S::as_mut_simd_f32s(&mut values[..S::F32_LANES]).0[0] = vector;
+}
+
+/// Adds `sum` to the first `S::F32_LANES` values of `values`.
+#[inline(always)]
+pub(crate) fn add_to<S: Simd>(simd: S, values: &mut [f32], sum: S::f32s) {
+    let target = &mut S::as_mut_simd_f32s(&mut values[..S::F32_LANES]).0[0];
+    *target = simd.add_f32s(*target, sum);
+}
+
+/// `[first, first + 1, …]`, one value per 32-bit lane.
+#[inline(always)]
+pub(crate) fn counting_from<S: Simd>(simd: S, first: u32) -> S::u32s {
+    const COUNT: [u32; 64] = {
+        let mut count = [0; 64];
+        let mut i = 0;
+        while i < 64 {
+            count[i] = i as u32;
+            i += 1;
+        }
+        count
+    };
+    let lanes = S::as_simd_u32s(&COUNT[..S::F32_LANES]).0[0];
+    simd.add_u32s(lanes, simd.splat_u32s(first))
+}

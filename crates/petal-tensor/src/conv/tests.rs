@@ -126,6 +126,26 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Winograd tiles over odd and even sizes (tiles hanging over the edge), every
+    /// padding a 3x3 window allows, and channel counts past the threshold.
+    #[test]
+    fn winograd_matches_the_reference(
+        n in 1..3usize, h in 1..10usize, w in 1..10usize, c in 16..21usize, o in 16..19usize,
+        padding in padding_strategy(), threads in 1..3usize,
+    ) {
+        let spec = Conv2dSpec { padding, ..Conv2dSpec::default() };
+        let (input, filter) = ([n, h, w, c], [3, 3, c, o]);
+        let Ok(shape) = ConvShape::new(&input, &filter, &spec) else {
+            return Ok(());
+        };
+        prop_assert_eq!(shape.path(), ConvPath::Winograd);
+        check_against_reference(input, filter, spec, threads);
+    }
+}
+
 #[test]
 fn each_fast_path_is_taken_and_correct() {
     let pointwise = ConvShape::new(&[2, 4, 4, 3], &[1, 1, 3, 5], &Conv2dSpec::default()).unwrap();

@@ -5,7 +5,7 @@
 //! - pointwise (1x1, stride 1, no padding, one group): the whole batch is one GEMM;
 //! - depthwise (`groups == c`, the MobileNet/EfficientNet case): a direct kernel;
 //! - 3x3 with stride 1 and at least 16 channels and filters: Winograd F(2x2, 3x3) for
-//!   the output and the input gradient (2.25x fewer multiplies), im2col for the filter's;
+//!   the output and both gradients (2.25x fewer multiplies);
 //! - small patches (`kh*kw*c <= 32`, first layers on grey or RGB images): register-blocked
 //!   kernels for the short inner dimension (the input gradient goes through im2col);
 //! - everything else: per-image im2col into a reused buffer, then one GEMM per group.
@@ -358,7 +358,8 @@ pub fn conv2d_backward_filter(
         ConvPath::Pointwise => pointwise::backward_filter(&shape, x, dy),
         ConvPath::Depthwise => depthwise::backward_filter(&shape, x, dy),
         ConvPath::SmallPatch => small_patch::backward_filter(&shape, x, dy),
-        ConvPath::Winograd | ConvPath::Im2col => im2col::backward_filter(&shape, x, dy),
+        ConvPath::Winograd => winograd::backward_filter(&shape, x, dy),
+        ConvPath::Im2col => im2col::backward_filter(&shape, x, dy),
     };
     Tensor::from_vec(&shape.filter_shape(), grad)
 }

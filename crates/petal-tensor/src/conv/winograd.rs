@@ -11,9 +11,10 @@
 //!
 //! The input gradient of a stride-1 3x3 convolution is itself one: the output gradient
 //! convolved with the filter turned by 180 degrees, input and output channels swapped,
-//! and padding `2 - p` in front of each axis (see [`backward_input`]).
+//! and padding `2 - p` in front of each axis (see [`backward_input`]). The filter
+//! gradient runs the algorithm backwards (see [`backward_filter`]).
 
-use super::batch::for_each_image;
+use super::batch::{for_each_image, sum_over_images};
 use super::ConvShape;
 use crate::gemm::{gemm, MatMut, MatRef};
 use crate::parallel::gemm_needs_threads;
@@ -68,15 +69,65 @@ impl Plane {
     }
 }
 
+impl Plane {
+    fn of(s: &ConvShape) -> Self {
+        Self {
+            input: [s.rows.input, s.cols.input],
+            output: [s.rows.output, s.cols.output],
+            pad: [s.rows.pad_before, s.cols.pad_before],
+            channels: s.channels,
+            filters: s.filters,
+        }
+    }
+}
+
 pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], y: &mut [f32]) {
-    let plane = Plane {
-        input: [s.rows.input, s.cols.input],
-        output: [s.rows.output, s.cols.output],
-        pad: [s.rows.pad_before, s.cols.pad_before],
-        channels: s.channels,
-        filters: s.filters,
+    convolve(&Plane::of(s), s.batch, x, f, y);
+}
+
+/// The filter gradient, by the same algorithm run backwards: with `Ŷ = A dY Aᵀ` for each
+/// 2x2 tile of the output gradient (4x4), `dU = Σ V ⊙ Ŷ` over tiles and images (16
+/// GEMMs `(c, tiles) x (tiles, o)`), and `dW = Gᵀ dU G`.
+pub(super) fn backward_filter(s: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    let p = Plane::of(s);
+    let (c, o, tiles) = (p.channels, p.filters, p.tile_count());
+    let threaded_gemm = gemm_needs_threads(s.batch);
+    let (v_len, g_len) = (TILE * tiles * c, TILE * tiles * o);
+    let accumulate = |du: &mut [f32], scratch: &mut [f32], xi: &[f32], dyi: &[f32]| {
+        let (v, rest) = scratch.split_at_mut(v_len);
+        let (g, patch) = rest.split_at_mut(g_len);
+        Arch::new().dispatch(InputTiles {
+            p: &p,
+            image: xi,
+            patch: &mut patch[..TILE * c],
+            v,
+        });
+        Arch::new().dispatch(GradientTiles {
+            p: &p,
+            dy: dyi,
+            corners: &mut patch[..4 * o],
+            g,
+        });
+        for e in 0..TILE {
+            gemm(
+                MatRef::new(&v[e * c..], tiles, c, TILE * c, 1).t(),
+                MatRef::new(&g[e * o..], tiles, o, TILE * o, 1),
+                MatMut::row_major(&mut du[e * c * o..][..c * o], c, o),
+                true,
+                threaded_gemm,
+            );
+        }
     };
-    convolve(&plane, s.batch, x, f, y);
+    let du = sum_over_images(
+        x,
+        p.image_len(),
+        dy,
+        p.output_image_len(),
+        TILE * c * o,
+        v_len + g_len + TILE * c.max(o),
+        accumulate,
+    );
+    untransform_filters(&du, c, o)
 }
 
 /// `dx += conv(dy, rot180(f)ᵀ)` with padding `2 - p`: tap `k` of output `o` reads input
@@ -158,6 +209,106 @@ fn transform_filters(f: &[f32], c: usize, o: usize) -> Vec<f32> {
         }
     }
     u
+}
+
+/// `dW = Gᵀ dU G`: the 16 matrices `(c, o)` of a transformed-tile gradient back to the
+/// HWIO filter `(3, 3, c, o)`. `Gᵀ = [1 ½ ½ 0; 0 ½ -½ 0; 0 ½ ½ 1]`.
+fn untransform_filters(du: &[f32], c: usize, o: usize) -> Vec<f32> {
+    const G_T: [[f32; 4]; 3] = [
+        [1.0, 0.5, 0.5, 0.0],
+        [0.0, 0.5, -0.5, 0.0],
+        [0.0, 0.5, 0.5, 1.0],
+    ];
+    let mut dw = vec![0.0; 9 * c * o];
+    for i in 0..c * o {
+        let at = |r: usize, s: usize| du[(r * 4 + s) * c * o + i];
+        for (ky, gy) in G_T.iter().enumerate() {
+            for (kx, gx) in G_T.iter().enumerate() {
+                let mut sum = 0.0;
+                for (r, wy) in gy.iter().enumerate() {
+                    for (s, wx) in gx.iter().enumerate() {
+                        sum += wy * at(r, s) * wx;
+                    }
+                }
+                dw[(ky * 3 + kx) * c * o + i] = sum;
+            }
+        }
+    }
+    dw
+}
+
+/// `Ŷ = A dY Aᵀ` for every 2x2 tile of one output gradient, `A = [1 0; 1 1; 1 -1;
+/// 0 -1]`: tile-major like `V`, 16 rows of `o` values per tile. Outputs past the edge
+/// count as zeros (`corners` holds a hanging tile's four pixels).
+struct GradientTiles<'a> {
+    p: &'a Plane,
+    dy: &'a [f32],
+    corners: &'a mut [f32],
+    g: &'a mut [f32],
+}
+
+impl WithSimd for GradientTiles<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        let Self { p, dy, corners, g } = self;
+        let (o, tiles_x, [rows, cols]) = (p.filters, p.tiles()[1], p.output);
+        let vector_filters = o / S::F32_LANES * S::F32_LANES;
+        for (tile, out) in g.chunks_exact_mut(TILE * o).enumerate() {
+            let (oy, ox) = (2 * (tile / tiles_x), 2 * (tile % tiles_x));
+            let pixel = |i: usize| {
+                let (y, x) = (oy + i / 2, ox + i % 2);
+                (y < rows && x < cols).then(|| (y * cols + x) * o)
+            };
+            let (source, offsets): (&[f32], [usize; 4]) = match [0, 1, 2, 3].map(pixel) {
+                [Some(a), Some(b), Some(c), Some(d)] => (dy, [a, b, c, d]),
+                hanging => {
+                    for (i, at) in hanging.into_iter().enumerate() {
+                        let corner = &mut corners[i * o..][..o];
+                        match at {
+                            Some(at) => corner.copy_from_slice(&dy[at..at + o]),
+                            None => corner.fill(0.0),
+                        }
+                    }
+                    (corners, [0, o, 2 * o, 3 * o])
+                }
+            };
+            for k in (0..vector_filters).step_by(S::F32_LANES) {
+                transform_gradient(simd, source, &offsets, k, o, out);
+            }
+            for k in vector_filters..o {
+                transform_gradient(pulp::Scalar, source, &offsets, k, o, out);
+            }
+        }
+    }
+}
+
+/// `A dY Aᵀ` for the filters from `k` (one vector of them); the tile's output `i`
+/// (row-major 2x2) starts at `source[offsets[i]]`.
+#[inline(always)]
+fn transform_gradient<S: Simd>(
+    simd: S,
+    source: &[f32],
+    offsets: &[usize; 4],
+    k: usize,
+    o: usize,
+    out: &mut [f32],
+) {
+    let d = |i: usize| load::<S>(&source[offsets[i] + k..]);
+    let (add, sub) = (|a, b| simd.add_f32s(a, b), |a, b| simd.sub_f32s(a, b));
+    let zero = simd.splat_f32s(0.0);
+    let (y00, y01, y10, y11) = (d(0), d(1), d(2), d(3));
+    // Down each column by A, then along each row by Aᵀ.
+    let left = [y00, add(y00, y10), sub(y00, y10), sub(zero, y10)];
+    let right = [y01, add(y01, y11), sub(y01, y11), sub(zero, y11)];
+    for r in 0..4 {
+        let (p0, p1) = (left[r], right[r]);
+        store::<S>(&mut out[(r * 4) * o + k..], p0);
+        store::<S>(&mut out[(r * 4 + 1) * o + k..], add(p0, p1));
+        store::<S>(&mut out[(r * 4 + 2) * o + k..], sub(p0, p1));
+        store::<S>(&mut out[(r * 4 + 3) * o + k..], sub(zero, p1));
+    }
 }
 
 /// `V = Bᵀ d B` for every tile of one image, `Bᵀ = [1 0 -1 0; 0 1 1 0; 0 -1 1 0;

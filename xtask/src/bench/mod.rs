@@ -4,6 +4,7 @@
 mod accuracy_side;
 mod loader_side;
 mod memory;
+mod peak;
 mod petal_side;
 mod pytorch_side;
 mod workloads;
@@ -83,6 +84,7 @@ pub fn run(options: &BenchOptions) -> anyhow::Result<()> {
             Workload::FlowersLoaderCold => loader_side::measure(false, options),
             Workload::FlowersLoaderWarm => loader_side::measure(true, options),
             Workload::KerasMnistTo99 => accuracy_side::measure(options),
+            Workload::FmaPeak => peak::measure(options),
             _ => petal_side::measure(workload, options),
         })?;
         petal.peak_rss_mb = memory::peak_mib();

@@ -33,6 +33,9 @@ pub enum Workload {
     EfficientNetLite0Infer,
     /// A 2048x2048 fp32 matrix product.
     Gemm2048,
+    /// The machine's fp32 ceiling: register-resident multiply-adds on every thread (no
+    /// PyTorch side).
+    FmaPeak,
     /// Petal's loader on Oxford flowers photos, JPEG decoding every epoch (no PyTorch side).
     FlowersLoaderCold,
     /// The same with decoded photos cached in memory (no PyTorch side).
@@ -52,13 +55,14 @@ impl Workload {
             Workload::ResNet18Infer => "resnet18_infer",
             Workload::EfficientNetLite0Infer => "efficientnet_lite0_infer",
             Workload::Gemm2048 => "gemm2048",
+            Workload::FmaPeak => "fma_peak",
             Workload::FlowersLoaderCold => "flowers_loader_cold",
             Workload::FlowersLoaderWarm => "flowers_loader_warm",
         }
     }
 
     /// Every workload, in report order.
-    pub fn all() -> [Workload; 11] {
+    pub fn all() -> [Workload; 12] {
         [
             Workload::KerasMnistTrain,
             Workload::KerasMnistInfer,
@@ -69,6 +73,7 @@ impl Workload {
             Workload::ResNet18Infer,
             Workload::EfficientNetLite0Infer,
             Workload::Gemm2048,
+            Workload::FmaPeak,
             Workload::FlowersLoaderCold,
             Workload::FlowersLoaderWarm,
         ]
@@ -78,14 +83,14 @@ impl Workload {
     pub fn petal_only(self) -> bool {
         matches!(
             self,
-            Workload::FlowersLoaderCold | Workload::FlowersLoaderWarm
+            Workload::FmaPeak | Workload::FlowersLoaderCold | Workload::FlowersLoaderWarm
         )
     }
 
     /// What the workload's figure counts.
     pub fn unit(self) -> &'static str {
         match self {
-            Workload::Gemm2048 => "GFLOP/s",
+            Workload::Gemm2048 | Workload::FmaPeak => "GFLOP/s",
             Workload::KerasMnistTo99 => "seconds",
             _ => "images/s",
         }
@@ -160,9 +165,10 @@ impl Workload {
                 Workload::EfficientNetLite0Infer => {
                     return zoo_inference(petal_zoo::efficientnet_lite0)
                 }
-                Workload::Gemm2048 | Workload::FlowersLoaderCold | Workload::FlowersLoaderWarm => {
-                    return None
-                }
+                Workload::Gemm2048
+                | Workload::FmaPeak
+                | Workload::FlowersLoaderCold
+                | Workload::FlowersLoaderWarm => return None,
             };
         let mut model = Sequential::new(input, seed);
         for layer in &layers {

@@ -179,6 +179,20 @@ fn each_fast_path_is_taken_and_correct() {
     // Filter counts past one and two AVX-512 vectors (with a tail of 5), patches of 9
     // and 27 values (blocks of 8 taps and single taps), positions not a multiple of 8.
     check_against_reference([2, 7, 9, 3], [3, 3, 3, 37], first_layer, 2);
+    // Winograd with 3 rows of padding in front: the input gradient falls back to im2col.
+    let deep_padding = Conv2dSpec {
+        padding: Padding::Explicit {
+            top: 3,
+            bottom: 0,
+            left: 1,
+            right: 1,
+        },
+        ..Default::default()
+    };
+    let winograd = ConvShape::new(&[2, 5, 6, 16], &[3, 3, 16, 16], &deep_padding).unwrap();
+    assert_eq!(winograd.path(), ConvPath::Winograd);
+    assert!(!winograd::applies_to_input_gradient(&winograd));
+    check_against_reference([2, 5, 6, 16], [3, 3, 16, 16], deep_padding, 2);
     check_against_reference([3, 11, 10, 1], [3, 3, 1, 32], Conv2dSpec::default(), 1);
     check_against_reference(
         [1, 9, 9, 2],

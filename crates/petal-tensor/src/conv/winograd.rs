@@ -19,6 +19,7 @@ use super::ConvShape;
 use crate::gemm::{gemm, MatMut, MatRef};
 use crate::parallel::gemm_needs_threads;
 use crate::simd::{add_to, load, store};
+use crate::window::AxisGeometry;
 use pulp::{Arch, Simd, WithSimd};
 
 /// Values in a transformed tile (4x4).
@@ -30,8 +31,7 @@ const MIN_CHANNELS: usize = 16;
 /// Whether the Winograd path computes this convolution's output and filter gradient
 /// (the input gradient also needs [`applies_to_input_gradient`]).
 pub(super) fn applies(s: &ConvShape) -> bool {
-    let dense_3x3 =
-        |a: &crate::window::AxisGeometry| a.kernel == 3 && a.stride == 1 && a.dilation == 1;
+    let dense_3x3 = |a: &AxisGeometry| a.kernel == 3 && a.stride == 1 && a.dilation == 1;
     s.groups == 1
         && dense_3x3(&s.rows)
         && dense_3x3(&s.cols)
@@ -68,9 +68,11 @@ impl Plane {
     fn output_image_len(&self) -> usize {
         self.output[0] * self.output[1] * self.filters
     }
-}
-
-impl Plane {
+    /// The first output row and column of tile `tile` (tiles numbered row by row).
+    fn tile_origin(&self, tile: usize) -> (usize, usize) {
+        let tiles_x = self.tiles()[1];
+        (2 * (tile / tiles_x), 2 * (tile % tiles_x))
+    }
     fn of(s: &ConvShape) -> Self {
         Self {
             input: [s.rows.input, s.cols.input],
@@ -254,10 +256,10 @@ impl WithSimd for GradientTiles<'_> {
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) {
         let Self { p, dy, corners, g } = self;
-        let (o, tiles_x, [rows, cols]) = (p.filters, p.tiles()[1], p.output);
+        let (o, [rows, cols]) = (p.filters, p.output);
         let vector_filters = o / S::F32_LANES * S::F32_LANES;
         for (tile, out) in g.chunks_exact_mut(TILE * o).enumerate() {
-            let (oy, ox) = (2 * (tile / tiles_x), 2 * (tile % tiles_x));
+            let (oy, ox) = p.tile_origin(tile);
             let pixel = |i: usize| {
                 let (y, x) = (oy + i / 2, ox + i % 2);
                 (y < rows && x < cols).then(|| (y * cols + x) * o)
@@ -265,13 +267,7 @@ impl WithSimd for GradientTiles<'_> {
             let (source, offsets): (&[f32], [usize; 4]) = match [0, 1, 2, 3].map(pixel) {
                 [Some(a), Some(b), Some(c), Some(d)] => (dy, [a, b, c, d]),
                 hanging => {
-                    for (i, at) in hanging.into_iter().enumerate() {
-                        let corner = &mut corners[i * o..][..o];
-                        match at {
-                            Some(at) => corner.copy_from_slice(&dy[at..at + o]),
-                            None => corner.fill(0.0),
-                        }
-                    }
+                    gather_pixels(dy, hanging, o, corners);
                     (corners, [0, o, 2 * o, 3 * o])
                 }
             };
@@ -328,10 +324,10 @@ impl WithSimd for InputTiles<'_> {
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) {
         let Self { p, image, patch, v } = self;
-        let (c, tiles_x) = (p.channels, p.tiles()[1]);
+        let c = p.channels;
         let vector_channels = c / S::F32_LANES * S::F32_LANES;
         for (tile, out) in v.chunks_exact_mut(TILE * c).enumerate() {
-            let (oy, ox) = (2 * (tile / tiles_x), 2 * (tile % tiles_x));
+            let (oy, ox) = p.tile_origin(tile);
             // A tile inside the image is read where it is; one over the edge is first
             // copied with its zeros into `patch`.
             let inside = (oy.checked_sub(p.pad[0]), ox.checked_sub(p.pad[1]));
@@ -391,22 +387,28 @@ fn transform_input<S: Simd>(
 /// (pixel-major, `c` values each), zeros where it falls outside the image.
 #[inline(always)]
 fn gather_tile(p: &Plane, image: &[f32], oy: usize, ox: usize, patch: &mut [f32]) {
-    let c = p.channels;
-    for yy in 0..4 {
-        let iy = (oy + yy)
-            .checked_sub(p.pad[0])
-            .filter(|&iy| iy < p.input[0]);
-        for xx in 0..4 {
-            let ix = (ox + xx)
-                .checked_sub(p.pad[1])
-                .filter(|&ix| ix < p.input[1]);
-            let dst = &mut patch[(yy * 4 + xx) * c..][..c];
-            match (iy, ix) {
-                (Some(iy), Some(ix)) => {
-                    dst.copy_from_slice(&image[(iy * p.input[1] + ix) * c..][..c])
-                }
-                _ => dst.fill(0.0),
-            }
+    let (c, [rows, cols]) = (p.channels, p.input);
+    let pixels: [Option<usize>; TILE] = std::array::from_fn(|i| {
+        let iy = (oy + i / 4).checked_sub(p.pad[0]).filter(|&iy| iy < rows)?;
+        let ix = (ox + i % 4).checked_sub(p.pad[1]).filter(|&ix| ix < cols)?;
+        Some((iy * cols + ix) * c)
+    });
+    gather_pixels(image, pixels, c, patch);
+}
+
+/// Copies `len` values from each `pixels` offset of `source` one after another into
+/// `buffer`; a `None` pixel (outside the image) becomes `len` zeros.
+#[inline(always)]
+fn gather_pixels<const N: usize>(
+    source: &[f32],
+    pixels: [Option<usize>; N],
+    len: usize,
+    buffer: &mut [f32],
+) {
+    for (pixel, dst) in pixels.into_iter().zip(buffer.chunks_exact_mut(len)) {
+        match pixel {
+            Some(at) => dst.copy_from_slice(&source[at..at + len]),
+            None => dst.fill(0.0),
         }
     }
 }
@@ -425,10 +427,10 @@ impl WithSimd for OutputTiles<'_> {
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) {
         let Self { p, m, y } = self;
-        let (o, tiles_x, [rows, cols]) = (p.filters, p.tiles()[1], p.output);
+        let (o, [rows, cols]) = (p.filters, p.output);
         let vector_filters = o / S::F32_LANES * S::F32_LANES;
         for (tile, mt) in m.chunks_exact(TILE * o).enumerate() {
-            let (oy, ox) = (2 * (tile / tiles_x), 2 * (tile % tiles_x));
+            let (oy, ox) = p.tile_origin(tile);
             if oy + 2 <= rows && ox + 2 <= cols {
                 let (top, bottom) = y[(oy * cols + ox) * o..].split_at_mut(cols * o);
                 for k in (0..vector_filters).step_by(S::F32_LANES) {

@@ -4,6 +4,7 @@ use ndarray::{ArrayD, IxDyn, Zip};
 use rayon::prelude::*;
 
 use crate::error::{shape_mismatch, Result};
+use crate::parallel::{new_values, Start};
 use crate::simd::vectorized;
 use crate::Tensor;
 
@@ -227,11 +228,28 @@ impl Unary {
 
 /// Applies `op` to every value in place (in parallel for large tensors).
 pub fn apply_in_place(x: &mut Tensor, op: Unary) {
-    // ReLU gets a loop of its own: behind the general `match` it would not vectorize.
-    match op {
-        Unary::Relu => map_in_place(x.as_mut_slice(), relu),
-        _ => map_in_place(x.as_mut_slice(), |v| op.apply(v)),
+    apply_to(x.as_mut_slice(), op);
+}
+
+/// [`apply_in_place`] on a slice.
+pub(crate) fn apply_to(values: &mut [f32], op: Unary) {
+    if values.len() >= PARALLEL_MIN_LEN {
+        values
+            .par_chunks_mut(PARALLEL_MIN_LEN)
+            .for_each(|chunk| apply_on_this_thread(chunk, op));
+    } else {
+        apply_on_this_thread(values, op);
     }
+}
+
+/// [`apply_in_place`] on a slice, on the calling thread (for kernels that already run
+/// one task per thread).
+pub(crate) fn apply_on_this_thread(values: &mut [f32], op: Unary) {
+    // ReLU gets a loop of its own: behind the general `match` it would not vectorize.
+    vectorized(|| match op {
+        Unary::Relu => values.iter_mut().for_each(|v| *v = relu(*v)),
+        _ => values.iter_mut().for_each(|v| *v = op.apply(*v)),
+    });
 }
 
 fn relu(x: f32) -> f32 {
@@ -240,16 +258,6 @@ fn relu(x: f32) -> f32 {
     } else {
         x
     } // NaN stays NaN
-}
-
-fn map_in_place(values: &mut [f32], f: impl Fn(f32) -> f32 + Sync) {
-    if values.len() >= PARALLEL_MIN_LEN {
-        values
-            .par_chunks_mut(PARALLEL_MIN_LEN)
-            .for_each(|c| vectorized(|| c.iter_mut().for_each(|v| *v = f(*v))));
-    } else {
-        vectorized(|| values.iter_mut().for_each(|v| *v = f(*v)));
-    }
 }
 
 /// The gradient through `op` from its output: `grad * op'(y)`, for the functions whose
@@ -267,27 +275,17 @@ pub fn unary_backward_from_output(y: &Tensor, grad: &Tensor, op: Unary) -> Resul
     Tensor::from_vec(y.shape(), values)
 }
 
-/// `f(a[i], b[i])` for every `i`, in parallel for long slices.
+/// `f(a[i], b[i])` for every `i`, in parallel chunks (each zeroed by its own task, in
+/// its cache, rather than the whole output by one thread first).
 fn zip_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
-    let mut out = vec![0.0; a.len()];
-    let fill = |(o, (a, b)): (&mut [f32], (&[f32], &[f32]))| {
+    new_values(a.len(), PARALLEL_MIN_LEN, Start::Zeros, |offset, out| {
+        let (a, b) = (&a[offset..][..out.len()], &b[offset..][..out.len()]);
         vectorized(|| {
-            for (o, (a, b)) in o.iter_mut().zip(a.iter().zip(b)) {
+            for (o, (a, b)) in out.iter_mut().zip(a.iter().zip(b)) {
                 *o = f(*a, *b);
             }
         })
-    };
-    if a.len() >= PARALLEL_MIN_LEN {
-        out.par_chunks_mut(PARALLEL_MIN_LEN)
-            .zip(
-                a.par_chunks(PARALLEL_MIN_LEN)
-                    .zip(b.par_chunks(PARALLEL_MIN_LEN)),
-            )
-            .for_each(fill);
-    } else {
-        fill((&mut out, (a, b)));
-    }
-    out
+    })
 }
 
 /// Applies `f` to every value, in parallel for large tensors.

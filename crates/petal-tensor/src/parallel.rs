@@ -1,5 +1,9 @@
 //! How batch work is split over the rayon pool.
 
+use std::mem::MaybeUninit;
+
+use rayon::prelude::*;
+
 /// How many consecutive images each rayon task takes so that the batch splits into
 /// one task per thread. The split depends only on the batch size and the thread
 /// count, so reductions over the tasks add up in the same order on every run.
@@ -22,4 +26,114 @@ pub(crate) fn sum_partials(mut partials: Vec<Vec<f32>>, len: usize) -> Vec<f32> 
         }
     }
     total
+}
+
+/// The values each image of a new batch tensor holds before a kernel adds to it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Start<'a> {
+    /// Every value zero.
+    Zeros,
+    /// `pattern` over and over (in NHWC, a bias per channel).
+    Repeat(&'a [f32]),
+}
+
+impl Start<'_> {
+    /// Writes every value of `values` and hands them back initialized.
+    fn write(self, values: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+        match self {
+            Start::Zeros => values.iter_mut().for_each(|v| {
+                v.write(0.0);
+            }),
+            Start::Repeat(pattern) => {
+                for run in values.chunks_mut(pattern.len().max(1)) {
+                    for (v, p) in run.iter_mut().zip(pattern) {
+                        v.write(*p);
+                    }
+                }
+            }
+        }
+        // SAFETY: every value was written just above (a `Repeat` run is as long as its
+        // pattern, except a last, shorter one, also written), and `MaybeUninit<f32>`
+        // has the layout of `f32`.
+        unsafe { &mut *(values as *mut [MaybeUninit<f32>] as *mut [f32]) }
+    }
+}
+
+/// A new batch of `images` images of `image_len` values, made one task per thread:
+/// each task first sets its images to `start`, while they are in its cache (rather
+/// than one thread zeroing the whole batch beforehand), then calls
+/// `work(first_image, values)` on them.
+pub(crate) fn new_batch(
+    images: usize,
+    image_len: usize,
+    start: Start<'_>,
+    work: impl Fn(usize, &mut [f32]) + Sync,
+) -> Vec<f32> {
+    let task_len = images_per_task(images) * image_len;
+    new_values(images * image_len, task_len, start, |offset, values| {
+        work(offset / image_len, values)
+    })
+}
+
+/// A new vector of `len` values made in parallel chunks of `chunk` values (the last may
+/// be shorter): each task sets its chunk to `start`, then calls `work(offset, values)`.
+/// A `Start::Repeat` pattern restarts at each chunk, so `chunk` must be a multiple of
+/// its length.
+pub(crate) fn new_values(
+    len: usize,
+    chunk: usize,
+    start: Start<'_>,
+    work: impl Fn(usize, &mut [f32]) + Sync,
+) -> Vec<f32> {
+    if let Start::Repeat(pattern) = start {
+        debug_assert_eq!(
+            chunk % pattern.len().max(1),
+            0,
+            "chunks must hold whole patterns"
+        );
+    }
+    let mut values = Vec::with_capacity(len);
+    if len > 0 {
+        values.spare_capacity_mut()[..len]
+            .par_chunks_mut(chunk.max(1))
+            .enumerate()
+            .for_each(|(task, part)| work(task * chunk, start.write(part)));
+    }
+    // SAFETY: the chunks cover the first `len` values and each task initialized all of
+    // its chunk (`Start::write`) before any work on it; a panic in a task reaches this
+    // thread before this line.
+    unsafe { values.set_len(len) };
+    values
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_image_starts_as_asked_and_work_sees_each_once() {
+        let bias = [1.0, 2.0, 3.0];
+        for threads in [1, 2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let batch = pool.install(|| {
+                new_batch(5, 6, Start::Repeat(&bias), |first, values| {
+                    for (i, image) in values.chunks_mut(6).enumerate() {
+                        image[0] += 10.0 * (first + i) as f32;
+                    }
+                })
+            });
+            let want: Vec<f32> = (0..5)
+                .flat_map(|image| [1.0 + 10.0 * image as f32, 2.0, 3.0, 1.0, 2.0, 3.0])
+                .collect();
+            assert_eq!(batch, want, "{threads} threads");
+            let zeros = pool.install(|| new_batch(3, 4, Start::Zeros, |_, _| {}));
+            assert_eq!(zeros, vec![0.0; 12]);
+            assert!(pool
+                .install(|| new_batch(0, 4, Start::Zeros, |_, _| {}))
+                .is_empty());
+        }
+    }
 }

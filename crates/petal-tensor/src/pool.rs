@@ -8,6 +8,7 @@
 use rayon::prelude::*;
 
 use crate::error::{invalid, shape_mismatch, Result};
+use crate::parallel::{new_batch, Start};
 use crate::simd::{counting_from, load, store};
 use crate::window::{AxisGeometry, Padding};
 use crate::Tensor;
@@ -227,18 +228,20 @@ pub fn max_pool2d_backward(
             ),
         ));
     }
-    let mut grad_in = Tensor::zeros(input_shape);
-    grad_in
-        .as_mut_slice()
-        .par_chunks_mut(s.image_len().max(1))
-        .zip(grad_out.as_slice().par_chunks(s.output_image_len().max(1)))
-        .zip(argmax.par_chunks(s.output_image_len().max(1)))
-        .for_each(|((dxi, dyi), ai)| {
+    let (in_len, out_len) = (s.image_len(), s.output_image_len());
+    let routed = new_batch(s.batch, in_len, Start::Zeros, |first, dxs| {
+        for (i, dxi) in dxs.chunks_mut(in_len).enumerate() {
+            let at = (first + i) * out_len;
+            let (dyi, ai) = (
+                &grad_out.as_slice()[at..][..out_len],
+                &argmax[at..][..out_len],
+            );
             for (g, &at) in dyi.iter().zip(ai) {
                 dxi[at as usize] += g;
             }
-        });
-    Ok(grad_in)
+        }
+    });
+    Tensor::from_vec(input_shape, routed)
 }
 
 /// Average pooling; each window's mean is over its in-bounds values only.

@@ -3,9 +3,9 @@
 use std::rc::Rc;
 
 use petal_tensor::conv::{
-    conv2d, conv2d_backward_bias, conv2d_backward_filter, conv2d_backward_input,
+    conv2d, conv2d_activated, conv2d_backward_bias, conv2d_backward_filter, conv2d_backward_input,
 };
-use petal_tensor::elementwise::{apply_in_place, unary_backward_from_output, Unary};
+use petal_tensor::elementwise::{unary_backward_from_output, Unary};
 use petal_tensor::pool::{
     avg_pool2d, avg_pool2d_backward, global_avg_pool, global_avg_pool_backward, max_pool2d,
     max_pool2d_backward,
@@ -70,7 +70,6 @@ impl Var {
         spec: &Conv2dSpec,
         activation: Unary,
     ) -> Result<Var> {
-        let mut value = conv2d(self.value(), filter.value(), bias.map(Var::value), spec)?;
         if activation.derivative_from_output(0.5).is_none() {
             return Err(NnError::Tensor(
                 petal_tensor::TensorError::InvalidArgument {
@@ -81,8 +80,13 @@ impl Var {
                 },
             ));
         }
-        apply_in_place(&mut value, activation);
-        let y = Rc::new(value);
+        let y = Rc::new(conv2d_activated(
+            self.value(),
+            filter.value(),
+            bias.map(Var::value),
+            spec,
+            activation,
+        )?);
         let (x, w, spec, out) = (
             self.shared_value(),
             filter.shared_value(),

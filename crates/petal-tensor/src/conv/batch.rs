@@ -1,34 +1,53 @@
 //! How the convolution kernels split a batch over the rayon pool: one task per thread,
-//! each with its own scratch buffer, and filter gradients summed per task then added
-//! in task order (the same numbers on every run with the same thread count).
+//! each with its own scratch buffer, outputs started and finished per image inside the
+//! task, and filter gradients summed per task then added in task order (the same
+//! numbers on every run with the same thread count).
 
 use rayon::prelude::*;
 
-use crate::parallel::{images_per_task, sum_partials};
+use crate::elementwise::{apply_on_this_thread, Unary};
+use crate::parallel::{images_per_task, new_batch, sum_partials, Start};
 
-/// Calls `kernel(out_image, scratch, in_image)` for every image, in parallel; `out` and
-/// `input` hold `out_len` and `in_len` values per image.
-pub(super) fn for_each_image(
-    out: &mut [f32],
+/// How a kernel's new output begins and ends: each image starts as `start` (zeros, or
+/// the bias of each filter), the kernel adds its sums, then `activation` (if any) runs
+/// on the image while it is still in the cache.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Output<'a> {
+    pub start: Start<'a>,
+    pub activation: Option<Unary>,
+}
+
+impl Output<'_> {
+    /// Zeros, no activation: for gradients.
+    pub fn zeros() -> Self {
+        Self {
+            start: Start::Zeros,
+            activation: None,
+        }
+    }
+}
+
+/// A new output of `images` images of `out_len` values, made in parallel: each
+/// starts as `output` says, then `kernel(out_image, scratch, in_image)` adds to it
+/// (`input` holds `in_len` values per image), then the activation runs.
+pub(super) fn map_images(
+    output: Output<'_>,
+    images: usize,
     out_len: usize,
     input: &[f32],
     in_len: usize,
     scratch_len: usize,
     kernel: impl Fn(&mut [f32], &mut [f32], &[f32]) + Sync,
-) {
-    let images = input.len() / in_len.max(1);
-    let chunk = images_per_task(images);
-    out.par_chunks_mut((chunk * out_len).max(1))
-        .zip(input.par_chunks((chunk * in_len).max(1)))
-        .for_each(|(outs, ins)| {
-            let mut scratch = vec![0.0; scratch_len];
-            for (o, i) in outs
-                .chunks_mut(out_len.max(1))
-                .zip(ins.chunks(in_len.max(1)))
-            {
-                kernel(o, &mut scratch, i);
+) -> Vec<f32> {
+    new_batch(images, out_len, output.start, |first, outs| {
+        let mut scratch = vec![0.0; scratch_len];
+        for (i, out) in outs.chunks_mut(out_len).enumerate() {
+            kernel(out, &mut scratch, &input[(first + i) * in_len..][..in_len]);
+            if let Some(activation) = output.activation {
+                apply_on_this_thread(out, activation);
             }
-        });
+        }
+    })
 }
 
 /// Sums `accumulate(grad, scratch, image, grad_out_image)` over the batch into a

@@ -2,12 +2,13 @@
 //! a direct kernel over NHWC pixels whose inner loop runs along the channels.
 //! Output channel `c * multiplier + j` reads input channel `c`.
 
-use super::batch::{for_each_image, sum_over_images};
+use super::batch::{map_images, sum_over_images, Output};
 use super::ConvShape;
 
-pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], y: &mut [f32]) {
+pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], output: Output<'_>) -> Vec<f32> {
     let (c, o, m) = (s.channels, s.filters, s.group_filters());
-    for_each_image(y, s.output_image_len(), x, s.image_len(), 0, |yi, _, xi| {
+    let (out_len, in_len) = (s.output_image_len(), s.image_len());
+    map_images(output, s.batch, out_len, x, in_len, 0, |yi, _, xi| {
         s.for_each_tap(|out_pixel, in_pixel, tap| {
             let out = &mut yi[out_pixel * o..][..o];
             let pixel = &xi[in_pixel * c..][..c];
@@ -28,13 +29,14 @@ pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], y: &mut [f32]) {
                 }
             }
         });
-    });
+    })
 }
 
-pub(super) fn backward_input(s: &ConvShape, dy: &[f32], f: &[f32], dx: &mut [f32]) {
+pub(super) fn backward_input(s: &ConvShape, dy: &[f32], f: &[f32]) -> Vec<f32> {
     let (c, o, m) = (s.channels, s.filters, s.group_filters());
-    for_each_image(
-        dx,
+    map_images(
+        Output::zeros(),
+        s.batch,
         s.image_len(),
         dy,
         s.output_image_len(),
@@ -59,7 +61,7 @@ pub(super) fn backward_input(s: &ConvShape, dy: &[f32], f: &[f32], dx: &mut [f32
                 }
             });
         },
-    );
+    )
 }
 
 pub(super) fn backward_filter(s: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {

@@ -1,7 +1,7 @@
 //! The general convolution: each image's patches are unrolled into a reused
 //! `(positions, kh*kw*c/groups)` buffer, then one GEMM per group does the arithmetic.
 
-use super::batch::{for_each_image, sum_over_images};
+use super::batch::{map_images, sum_over_images, Output};
 use super::ConvShape;
 use crate::gemm::{gemm, MatMut, MatRef};
 use crate::parallel::gemm_needs_threads;
@@ -50,10 +50,28 @@ pub(super) fn fill_columns(s: &ConvShape, image: &[f32], group: usize, columns: 
     for_each_run(s, group, |column, pixel, len| {
         let dst = &mut columns[column..column + len];
         match pixel {
-            Some(start) => dst.copy_from_slice(&image[start..start + len]),
+            Some(start) => copy_run(dst, &image[start..start + len]),
             None => dst.fill(0.0),
         }
     });
+}
+
+/// `dst.copy_from_slice(src)`, with the window rows of 3x3 filters on grey and RGB
+/// images (3 and 9 values) copied inline: as `memcpy` calls these short runs took
+/// about as long as a first layer's arithmetic.
+fn copy_run(dst: &mut [f32], src: &[f32]) {
+    fn fixed<const N: usize>(dst: &mut [f32], src: &[f32]) {
+        let (Ok(dst), Ok(src)) = (<&mut [f32; N]>::try_from(dst), <&[f32; N]>::try_from(src))
+        else {
+            unreachable!("called with runs of {N} values")
+        };
+        *dst = *src;
+    }
+    match dst.len() {
+        3 => fixed::<3>(dst, src),
+        9 => fixed::<9>(dst, src),
+        _ => dst.copy_from_slice(src),
+    }
 }
 
 /// The adjoint of [`fill_columns`]: adds each patch row back onto the pixels it came from.
@@ -85,11 +103,12 @@ fn columns_len(s: &ConvShape) -> usize {
     s.positions() * s.patch_len()
 }
 
-pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], y: &mut [f32]) {
+pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], output: Output<'_>) -> Vec<f32> {
     let threaded_gemm = gemm_needs_threads(s.batch);
     let (og, positions, patch) = (s.group_filters(), s.positions(), s.patch_len());
-    for_each_image(
-        y,
+    map_images(
+        output,
+        s.batch,
         s.output_image_len(),
         x,
         s.image_len(),
@@ -107,14 +126,15 @@ pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], y: &mut [f32]) {
                 );
             }
         },
-    );
+    )
 }
 
-pub(super) fn backward_input(s: &ConvShape, dy: &[f32], f: &[f32], dx: &mut [f32]) {
+pub(super) fn backward_input(s: &ConvShape, dy: &[f32], f: &[f32]) -> Vec<f32> {
     let threaded_gemm = gemm_needs_threads(s.batch);
     let (positions, patch) = (s.positions(), s.patch_len());
-    for_each_image(
-        dx,
+    map_images(
+        Output::zeros(),
+        s.batch,
         s.image_len(),
         dy,
         s.output_image_len(),
@@ -132,7 +152,7 @@ pub(super) fn backward_input(s: &ConvShape, dy: &[f32], f: &[f32], dx: &mut [f32
                 add_columns(s, columns, g, dxi);
             }
         },
-    );
+    )
 }
 
 pub(super) fn backward_filter(s: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {

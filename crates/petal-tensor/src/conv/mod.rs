@@ -60,9 +60,13 @@ mod pointwise;
 mod small_patch;
 mod winograd;
 
+use self::batch::Output;
+use crate::elementwise::Unary;
 use crate::error::{invalid, shape_mismatch, Result};
+use crate::parallel::{images_per_task, sum_partials, Start};
 use crate::window::{AxisGeometry, Padding};
 use crate::Tensor;
+use rayon::prelude::*;
 
 /// Stride, padding, dilation and groups of a 2-D convolution.
 ///
@@ -284,6 +288,38 @@ pub fn conv2d(
     bias: Option<&Tensor>,
     spec: &Conv2dSpec,
 ) -> Result<Tensor> {
+    convolve(input, filter, bias, spec, None)
+}
+
+/// [`conv2d`] with `activation` applied to every output value, in the same pass over
+/// each image (while it is in the cache) instead of a second pass over the batch.
+///
+/// ```
+/// use petal_tensor::{conv::conv2d_activated, elementwise::Unary, Conv2dSpec, Tensor};
+/// let x = Tensor::from_vec(&[1, 1, 2, 1], vec![1.0, -3.0])?;
+/// let f = Tensor::ones(&[1, 1, 1, 1]);
+/// let b = Tensor::from_vec(&[1], vec![0.5])?;
+/// let y = conv2d_activated(&x, &f, Some(&b), &Conv2dSpec::default(), Unary::Relu)?;
+/// assert_eq!(y.to_vec(), vec![1.5, 0.0]);
+/// # Ok::<(), petal_tensor::TensorError>(())
+/// ```
+pub fn conv2d_activated(
+    input: &Tensor,
+    filter: &Tensor,
+    bias: Option<&Tensor>,
+    spec: &Conv2dSpec,
+    activation: Unary,
+) -> Result<Tensor> {
+    convolve(input, filter, bias, spec, Some(activation))
+}
+
+fn convolve(
+    input: &Tensor,
+    filter: &Tensor,
+    bias: Option<&Tensor>,
+    spec: &Conv2dSpec,
+    activation: Option<Unary>,
+) -> Result<Tensor> {
     let shape = ConvShape::new(input.shape(), filter.shape(), spec)?;
     if let Some(b) = bias {
         if b.shape() != [shape.filters] {
@@ -295,24 +331,19 @@ pub fn conv2d(
             ));
         }
     }
-    let output_shape = shape.output_shape();
-    let mut out = match bias {
-        // `repeat` copies in doubling blocks: a few large copies, not one per pixel.
-        Some(b) => Tensor::from_vec(
-            &output_shape,
-            b.as_slice().repeat(output_shape[..3].iter().product()),
-        )?,
-        None => Tensor::zeros(&output_shape),
+    let output = Output {
+        start: bias.map_or(Start::Zeros, |b| Start::Repeat(b.as_slice())),
+        activation,
     };
-    let (x, f, y) = (input.as_slice(), filter.as_slice(), out.as_mut_slice());
-    match shape.path() {
-        ConvPath::Pointwise => pointwise::forward(&shape, x, f, y),
-        ConvPath::Depthwise => depthwise::forward(&shape, x, f, y),
-        ConvPath::SmallPatch => small_patch::forward(&shape, x, f, y),
-        ConvPath::Winograd => winograd::forward(&shape, x, f, y),
-        ConvPath::Im2col => im2col::forward(&shape, x, f, y),
-    }
-    Ok(out)
+    let (x, f) = (input.as_slice(), filter.as_slice());
+    let values = match shape.path() {
+        ConvPath::Pointwise => pointwise::forward(&shape, x, f, output),
+        ConvPath::Depthwise => depthwise::forward(&shape, x, f, output),
+        ConvPath::SmallPatch => small_patch::forward(&shape, x, f, output),
+        ConvPath::Winograd => winograd::forward(&shape, x, f, output),
+        ConvPath::Im2col => im2col::forward(&shape, x, f, output),
+    };
+    Tensor::from_vec(&shape.output_shape(), values)
 }
 
 /// Gradient of the loss with respect to the convolution's input, `(n, h, w, c)`.
@@ -324,23 +355,18 @@ pub fn conv2d_backward_input(
 ) -> Result<Tensor> {
     let shape = ConvShape::new(input_shape, filter.shape(), spec)?;
     shape.check_grad_out("conv2d_backward_input", grad_out)?;
-    let mut grad_in = Tensor::zeros(&shape.input_shape());
-    let (dy, f, dx) = (
-        grad_out.as_slice(),
-        filter.as_slice(),
-        grad_in.as_mut_slice(),
-    );
-    match shape.path() {
-        ConvPath::Pointwise => pointwise::backward_input(&shape, dy, f, dx),
-        ConvPath::Depthwise => depthwise::backward_input(&shape, dy, f, dx),
+    let (dy, f) = (grad_out.as_slice(), filter.as_slice());
+    let values = match shape.path() {
+        ConvPath::Pointwise => pointwise::backward_input(&shape, dy, f),
+        ConvPath::Depthwise => depthwise::backward_input(&shape, dy, f),
         ConvPath::Winograd if winograd::applies_to_input_gradient(&shape) => {
-            winograd::backward_input(&shape, dy, f, dx)
+            winograd::backward_input(&shape, dy, f)
         }
         ConvPath::SmallPatch | ConvPath::Winograd | ConvPath::Im2col => {
-            im2col::backward_input(&shape, dy, f, dx)
+            im2col::backward_input(&shape, dy, f)
         }
-    }
-    Ok(grad_in)
+    };
+    Tensor::from_vec(&shape.input_shape(), values)
 }
 
 /// Gradient of the loss with respect to the filter, `(kh, kw, c/groups, o)`, summed over
@@ -373,13 +399,22 @@ pub fn conv2d_backward_bias(grad_out: &Tensor) -> Result<Tensor> {
             "the output gradient has no channel axis",
         ));
     };
-    let mut sum = vec![0.0; channels];
-    for row in grad_out.as_slice().chunks_exact(channels.max(1)) {
-        for (s, g) in sum.iter_mut().zip(row) {
-            *s += g;
-        }
-    }
-    Tensor::from_vec(&[channels], sum)
+    // One partial sum per thread over whole pixels, added in task order.
+    let pixels = grad_out.len() / channels.max(1);
+    let partials = grad_out
+        .as_slice()
+        .par_chunks((images_per_task(pixels) * channels).max(1))
+        .map(|chunk| {
+            let mut sum = vec![0.0; channels];
+            for pixel in chunk.chunks_exact(channels.max(1)) {
+                for (s, g) in sum.iter_mut().zip(pixel) {
+                    *s += g;
+                }
+            }
+            sum
+        })
+        .collect();
+    Tensor::from_vec(&[channels], sum_partials(partials, channels))
 }
 
 #[cfg(test)]

@@ -1,29 +1,39 @@
 //! 1x1 convolution with stride 1 and no padding: the batch's pixels are the rows of
 //! one GEMM, `(n*h*w, c) x (c, o)`.
 
+use super::batch::Output;
 use super::ConvShape;
+use crate::elementwise::apply_to;
 use crate::gemm::{gemm, MatMut, MatRef};
+use crate::parallel::{new_batch, Start};
 
-pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], y: &mut [f32]) {
+pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], output: Output<'_>) -> Vec<f32> {
     let pixels = s.batch * s.positions();
+    let mut y = new_batch(pixels, s.filters, output.start, |_, _| {});
     gemm(
         MatRef::row_major(x, pixels, s.channels),
         MatRef::row_major(f, s.channels, s.filters),
-        MatMut::row_major(y, pixels, s.filters),
+        MatMut::row_major(&mut y, pixels, s.filters),
         true,
         true,
     );
+    if let Some(activation) = output.activation {
+        apply_to(&mut y, activation);
+    }
+    y
 }
 
-pub(super) fn backward_input(s: &ConvShape, dy: &[f32], f: &[f32], dx: &mut [f32]) {
+pub(super) fn backward_input(s: &ConvShape, dy: &[f32], f: &[f32]) -> Vec<f32> {
     let pixels = s.batch * s.positions();
+    let mut dx = new_batch(pixels, s.channels, Start::Zeros, |_, _| {});
     gemm(
         MatRef::row_major(dy, pixels, s.filters),
         MatRef::row_major(f, s.channels, s.filters).t(),
-        MatMut::row_major(dx, pixels, s.channels),
+        MatMut::row_major(&mut dx, pixels, s.channels),
         false,
         true,
     );
+    dx
 }
 
 pub(super) fn backward_filter(s: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {

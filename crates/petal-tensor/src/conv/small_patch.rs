@@ -9,7 +9,7 @@
 
 use pulp::{Arch, Simd, WithSimd};
 
-use super::batch::{for_each_image, sum_over_images};
+use super::batch::{map_images, sum_over_images, Output};
 use super::im2col::fill_columns;
 use super::ConvShape;
 use crate::simd::{add_to, load};
@@ -22,10 +22,11 @@ const ROWS: usize = 8;
 /// Patch entries per block of the filter-gradient kernel (one accumulator each).
 const TAPS: usize = 8;
 
-pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], y: &mut [f32]) {
+pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], output: Output<'_>) -> Vec<f32> {
     let (patch, o) = (s.patch_len(), s.filters);
-    for_each_image(
-        y,
+    map_images(
+        output,
+        s.batch,
         s.output_image_len(),
         x,
         s.image_len(),
@@ -34,7 +35,7 @@ pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], y: &mut [f32]) {
             fill_columns(s, xi, 0, columns);
             add_patch_products(columns, f, yi, patch, o);
         },
-    );
+    )
 }
 
 pub(super) fn backward_filter(s: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {

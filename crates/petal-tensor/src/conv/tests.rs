@@ -4,6 +4,7 @@
 use proptest::prelude::*;
 
 use super::*;
+use crate::elementwise::Unary;
 
 /// Visits every (n, oy, ox, o, ky, kx, ci) term of the convolution sum as flat indices
 /// (input, filter, output), skipping padding.
@@ -80,8 +81,23 @@ fn check_against_reference(
         .num_threads(threads)
         .build()
         .unwrap();
+    // With a bias and a fused ReLU, and the bias gradient (per-filter sums of `dy`).
+    let o = filter[3];
+    let b = Tensor::from_vec(&[o], values(o, 4)).unwrap();
+    let activated: Vec<f32> = y
+        .iter()
+        .enumerate()
+        .map(|(i, y)| (y + b.as_slice()[i % o]).max(0.0))
+        .collect();
+    let mut db = vec![0.0; o];
+    for (i, g) in dy.as_slice().iter().enumerate() {
+        db[i % o] += g;
+    }
     pool.install(|| {
         assert_close(&conv2d(&x, &f, None, &spec).unwrap(), &y, "forward");
+        let fused = conv2d_activated(&x, &f, Some(&b), &spec, Unary::Relu).unwrap();
+        assert_close(&fused, &activated, "bias + ReLU");
+        assert_close(&conv2d_backward_bias(&dy).unwrap(), &db, "bias grad");
         assert_close(
             &conv2d_backward_input(&dy, &f, &input, &spec).unwrap(),
             &dx,

@@ -14,7 +14,7 @@
 //! and padding `2 - p` in front of each axis (see [`backward_input`]). The filter
 //! gradient runs the algorithm backwards (see [`backward_filter`]).
 
-use super::batch::{for_each_image, sum_over_images};
+use super::batch::{map_images, sum_over_images, Output};
 use super::ConvShape;
 use crate::gemm::{gemm, MatMut, MatRef};
 use crate::parallel::gemm_needs_threads;
@@ -84,8 +84,8 @@ impl Plane {
     }
 }
 
-pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], y: &mut [f32]) {
-    convolve(&Plane::of(s), s.batch, x, f, y);
+pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], output: Output<'_>) -> Vec<f32> {
+    convolve(&Plane::of(s), s.batch, x, f, output)
 }
 
 /// The filter gradient, by the same algorithm run backwards: with `Ŷ = A dY Aᵀ` for each
@@ -136,7 +136,7 @@ pub(super) fn backward_filter(s: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> 
 /// `dx += conv(dy, rot180(f)ᵀ)` with padding `2 - p`: tap `k` of output `o` reads input
 /// `o + k - p`, so input `i` collects output `i + p - k = i + k' - (2 - p)` for the
 /// turned tap `k' = 2 - k`.
-pub(super) fn backward_input(s: &ConvShape, dy: &[f32], f: &[f32], dx: &mut [f32]) {
+pub(super) fn backward_input(s: &ConvShape, dy: &[f32], f: &[f32]) -> Vec<f32> {
     let (c, o) = (s.channels, s.filters);
     let mut turned = vec![0.0; f.len()];
     for tap in 0..9 {
@@ -153,17 +153,19 @@ pub(super) fn backward_input(s: &ConvShape, dy: &[f32], f: &[f32], dx: &mut [f32
         channels: o,
         filters: c,
     };
-    convolve(&plane, s.batch, dy, &turned, dx);
+    convolve(&plane, s.batch, dy, &turned, Output::zeros())
 }
 
-/// `y += conv(x, f)` over the batch; `f` is HWIO `(3, 3, channels, filters)`.
-fn convolve(p: &Plane, batch: usize, x: &[f32], f: &[f32], y: &mut [f32]) {
+/// `conv(x, f)` over the batch, started and finished as `output` says; `f` is HWIO
+/// `(3, 3, channels, filters)`.
+fn convolve(p: &Plane, batch: usize, x: &[f32], f: &[f32], output: Output<'_>) -> Vec<f32> {
     let (c, o, tiles) = (p.channels, p.filters, p.tile_count());
     let u = transform_filters(f, c, o);
     let threaded_gemm = gemm_needs_threads(batch);
     let (v_len, m_len) = (TILE * tiles * c, TILE * tiles * o);
-    for_each_image(
-        y,
+    map_images(
+        output,
+        batch,
         p.output_image_len(),
         x,
         p.image_len(),
@@ -188,7 +190,7 @@ fn convolve(p: &Plane, batch: usize, x: &[f32], f: &[f32], y: &mut [f32]) {
             }
             Arch::new().dispatch(OutputTiles { p, m, y: yi });
         },
-    );
+    )
 }
 
 /// `U = G g Gᵀ` for every (channel, filter): 16 matrices `(c, o)`, one per position of

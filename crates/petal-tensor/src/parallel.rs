@@ -17,7 +17,8 @@ pub(crate) fn gemm_needs_threads(batch: usize) -> bool {
     batch < rayon::current_num_threads()
 }
 
-/// Adds the per-task partial sums in task order (deterministic for a thread count).
+/// Adds the per-task partial sums in one fixed order, last task first (deterministic
+/// for a thread count).
 pub(crate) fn sum_partials(mut partials: Vec<Vec<f32>>, len: usize) -> Vec<f32> {
     let mut total = partials.pop().unwrap_or_else(|| vec![0.0; len]);
     for partial in partials.iter().rev() {
@@ -41,20 +42,21 @@ impl Start<'_> {
     /// Writes every value of `values` and hands them back initialized.
     fn write(self, values: &mut [MaybeUninit<f32>]) -> &mut [f32] {
         match self {
-            Start::Zeros => values.iter_mut().for_each(|v| {
-                v.write(0.0);
-            }),
-            Start::Repeat(pattern) => {
-                for run in values.chunks_mut(pattern.len().max(1)) {
+            Start::Repeat(pattern) if !pattern.is_empty() => {
+                for run in values.chunks_mut(pattern.len()) {
                     for (v, p) in run.iter_mut().zip(pattern) {
                         v.write(*p);
                     }
                 }
             }
+            // Zeros, or an empty pattern (nothing to repeat).
+            _ => values.iter_mut().for_each(|v| {
+                v.write(0.0);
+            }),
         }
         // SAFETY: every value was written just above (a `Repeat` run is as long as its
-        // pattern, except a last, shorter one, also written), and `MaybeUninit<f32>`
-        // has the layout of `f32`.
+        // non-empty pattern, except a last, shorter one, also written), and
+        // `MaybeUninit<f32>` has the layout of `f32`.
         unsafe { &mut *(values as *mut [MaybeUninit<f32>] as *mut [f32]) }
     }
 }
@@ -85,6 +87,7 @@ pub(crate) fn new_values(
     start: Start<'_>,
     work: impl Fn(usize, &mut [f32]) + Sync,
 ) -> Vec<f32> {
+    let chunk = chunk.max(1);
     if let Start::Repeat(pattern) = start {
         debug_assert_eq!(
             chunk % pattern.len().max(1),
@@ -95,7 +98,7 @@ pub(crate) fn new_values(
     let mut values = Vec::with_capacity(len);
     if len > 0 {
         values.spare_capacity_mut()[..len]
-            .par_chunks_mut(chunk.max(1))
+            .par_chunks_mut(chunk)
             .enumerate()
             .for_each(|(task, part)| work(task * chunk, start.write(part)));
     }
@@ -131,6 +134,8 @@ mod tests {
             assert_eq!(batch, want, "{threads} threads");
             let zeros = pool.install(|| new_batch(3, 4, Start::Zeros, |_, _| {}));
             assert_eq!(zeros, vec![0.0; 12]);
+            let nothing_to_repeat = pool.install(|| new_batch(2, 3, Start::Repeat(&[]), |_, _| {}));
+            assert_eq!(nothing_to_repeat, vec![0.0; 6]);
             assert!(pool
                 .install(|| new_batch(0, 4, Start::Zeros, |_, _| {}))
                 .is_empty());

@@ -29,7 +29,8 @@ impl Output<'_> {
 
 /// A new output of `images` images of `out_len` values, made in parallel: each
 /// starts as `output` says, then `kernel(out_image, scratch, in_image)` adds to it
-/// (`input` holds `in_len` values per image), then the activation runs.
+/// (`input` holds `in_len` values per image; empty input images add nothing), then
+/// the activation runs.
 pub(super) fn map_images(
     output: Output<'_>,
     images: usize,
@@ -42,7 +43,9 @@ pub(super) fn map_images(
     new_batch(images, out_len, output.start, |first, outs| {
         let mut scratch = vec![0.0; scratch_len];
         for (i, out) in outs.chunks_mut(out_len).enumerate() {
-            kernel(out, &mut scratch, &input[(first + i) * in_len..][..in_len]);
+            if in_len > 0 {
+                kernel(out, &mut scratch, &input[(first + i) * in_len..][..in_len]);
+            }
             if let Some(activation) = output.activation {
                 apply_on_this_thread(out, activation);
             }

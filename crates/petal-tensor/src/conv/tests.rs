@@ -239,6 +239,29 @@ fn bias_is_added_per_filter() {
 }
 
 #[test]
+fn no_channels_or_no_filters_give_the_bias_and_zero_gradients() {
+    let grouped = Conv2dSpec {
+        groups: 2,
+        ..Default::default()
+    };
+    let b = Tensor::from_vec(&[4], vec![1.0, 2.0, 3.0, 4.0]).unwrap();
+    let y = conv2d(
+        &Tensor::zeros(&[1, 3, 3, 0]),
+        &Tensor::zeros(&[3, 3, 0, 4]),
+        Some(&b),
+        &grouped,
+    );
+    assert_eq!(y.unwrap().to_vec(), vec![1.0, 2.0, 3.0, 4.0]);
+    let dx = conv2d_backward_input(
+        &Tensor::zeros(&[1, 1, 1, 0]),
+        &Tensor::zeros(&[3, 3, 1, 0]),
+        &[1, 3, 3, 2],
+        &grouped,
+    );
+    assert_eq!(dx.unwrap().to_vec(), vec![0.0; 18]);
+}
+
+#[test]
 fn bad_shapes_are_errors_naming_both_shapes() {
     let x = Tensor::zeros(&[1, 5, 5, 3]);
     let f = Tensor::zeros(&[3, 3, 2, 4]);

@@ -63,10 +63,9 @@ mod winograd;
 use self::batch::Output;
 use crate::elementwise::Unary;
 use crate::error::{invalid, shape_mismatch, Result};
-use crate::parallel::{images_per_task, sum_partials, Start};
+use crate::parallel::Start;
 use crate::window::{AxisGeometry, Padding};
 use crate::Tensor;
-use rayon::prelude::*;
 
 /// Stride, padding, dilation and groups of a 2-D convolution.
 ///
@@ -399,22 +398,15 @@ pub fn conv2d_backward_bias(grad_out: &Tensor) -> Result<Tensor> {
             "the output gradient has no channel axis",
         ));
     };
-    // One partial sum per thread over whole pixels, added in task order.
-    let pixels = grad_out.len() / channels.max(1);
-    let partials = grad_out
-        .as_slice()
-        .par_chunks((images_per_task(pixels) * channels).max(1))
-        .map(|chunk| {
-            let mut sum = vec![0.0; channels];
-            for pixel in chunk.chunks_exact(channels.max(1)) {
-                for (s, g) in sum.iter_mut().zip(pixel) {
-                    *s += g;
-                }
-            }
-            sum
-        })
-        .collect();
-    Tensor::from_vec(&[channels], sum_partials(partials, channels))
+    // The batch's pixels as images of `channels` values, summed one partial per thread
+    // (the gradient is both sides of the pair `sum_over_images` walks).
+    let g = grad_out.as_slice();
+    let sum = batch::sum_over_images(g, channels, g, channels, channels, 0, |sum, _, pixel, _| {
+        for (s, v) in sum.iter_mut().zip(pixel) {
+            *s += v;
+        }
+    });
+    Tensor::from_vec(&[channels], sum)
 }
 
 #[cfg(test)]

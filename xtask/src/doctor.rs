@@ -13,8 +13,7 @@ use petal_data::flowers::IMAGES_DIR;
 use petal_data::{Manifest, ManifestFile};
 use petal_zoo::pretrained::{PretrainedWeights, CATALOG};
 
-use crate::classify::{sha256_of, weights_folder};
-use crate::paths::data_config;
+use crate::paths::{data_config, weights_folder};
 
 /// How one check came out, from fine to broken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,7 +69,7 @@ pub fn run() -> anyhow::Result<()> {
     for manifest in &manifests {
         report.extend(check_dataset(&config, manifest));
     }
-    report.extend(check_weights(&weights_folder()));
+    report.extend(check_weights(&weights_folder().folder));
     report.push(check_threads());
     report.push(check_cpu());
 
@@ -270,12 +269,12 @@ fn check_weight_file(folder: &Path, weights: &PretrainedWeights) -> Finding {
             ),
         );
     }
-    match sha256_of(&file) {
-        Ok(sha) if sha != weights.sha256 => Finding::new(
+    match weights.verify(&file) {
+        Ok(false) => Finding::new(
             Status::Fail,
             topic,
             format!(
-                "{} has sha256 {sha}, expected {}",
+                "{} is not the catalog's file (sha256 {} expected)",
                 file.display(),
                 weights.sha256
             ),

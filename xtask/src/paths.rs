@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use petal_data::download::DataConfig;
+use petal_zoo::pretrained::WeightsFolder;
 
 /// The workspace root (the folder holding `xtask/`).
 pub fn workspace_root() -> PathBuf {
@@ -15,6 +16,12 @@ pub fn workspace_root() -> PathBuf {
 /// The dataset cache and mirror: `PETAL_DATA` (default `datasets/cache`) and `PETAL_MIRROR`.
 pub fn data_config() -> DataConfig {
     DataConfig::from_env(workspace_root().join("datasets").join("cache"))
+}
+
+/// Where pretrained weights are read (`PETAL_WEIGHTS`, else `<cache>/weights`) and
+/// fetched to.
+pub fn weights_folder() -> WeightsFolder {
+    WeightsFolder::from_env(data_config())
 }
 
 /// Where `repro mnist` keeps its trained weights (never in `docs/`: weights are not

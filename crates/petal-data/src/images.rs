@@ -1,5 +1,6 @@
 //! A [`Dataset`] over image files: JPEG/PNG decoded with the `image` crate, converted to
-//! RGB, resized with antialiasing to `size x size`, scaled to `[0, 1]` f32 NHWC.
+//! RGB, center-cropped (or squashed) and resized with antialiasing to `size x size`,
+//! normalized to f32 NHWC (`[0, 1]` by default, or a pretrained model's mean and std).
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -8,6 +9,9 @@ pub use image::imageops::FilterType;
 
 use crate::dataset::{check_load_args, Dataset};
 use crate::error::{DataError, Result};
+use image::{DynamicImage, RgbImage};
+use petal_tensor::Tensor;
+
 use crate::resize::{resize_rgb, Region};
 
 /// How an image of another aspect ratio becomes a square.
@@ -20,25 +24,82 @@ pub enum ResizeMode {
     Squash,
 }
 
+/// How pixel bytes become sample values: `(pixel - mean) / std` per RGB channel, in
+/// pixel units (0..=255).
+///
+/// ```
+/// use petal_data::Normalization;
+/// let mut out = [0.0; 3];
+/// Normalization::UNIT.apply(&[0, 51, 255], &mut out);
+/// assert_eq!(out, [0.0, 0.2, 1.0]);
+/// Normalization::CENTERED.apply(&[127, 255, 63], &mut out);
+/// assert_eq!(out, [0.0, 1.0, -0.5]);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Normalization {
+    /// Subtracted from each channel's pixel value.
+    pub mean: [f32; 3],
+    /// Divides each channel after the mean is subtracted.
+    pub std: [f32; 3],
+}
+
+impl Normalization {
+    /// Values in `[0, 1]`: `pixel / 255`.
+    pub const UNIT: Self = Self {
+        mean: [0.0; 3],
+        std: [255.0; 3],
+    };
+
+    /// Values in about `[-1, 1]`: `(pixel - 127) / 128` (EfficientNet-Lite's weights).
+    pub const CENTERED: Self = Self {
+        mean: [127.0; 3],
+        std: [128.0; 3],
+    };
+
+    /// ImageNet's per-channel mean and standard deviation (torchvision's weights):
+    /// mean `(0.485, 0.456, 0.406)`, std `(0.229, 0.224, 0.225)` of `pixel / 255`.
+    pub const IMAGENET: Self = Self {
+        mean: [123.675, 116.28, 103.53],
+        std: [58.395, 57.12, 57.375],
+    };
+
+    /// Writes the values of interleaved RGB `pixels` into `out` (the same length).
+    pub fn apply(&self, pixels: &[u8], out: &mut [f32]) {
+        for (i, (o, &p)) in out.iter_mut().zip(pixels).enumerate() {
+            let c = i % 3;
+            *o = (f32::from(p) - self.mean[c]) / self.std[c];
+        }
+    }
+}
+
 /// How image files become samples.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ImageOptions {
     /// The side of the square sample, in pixels.
     pub size: u32,
     /// Crop or squash to a square.
     pub resize: ResizeMode,
+    /// With [`ResizeMode::CenterCrop`], the side of the central square as a fraction of
+    /// the shorter side: 1 keeps all of it; 0.875 is the usual ImageNet evaluation crop
+    /// (resize the shorter side to 256, keep the central 224).
+    pub crop_fraction: f32,
     /// The resampling filter. Every filter but `Nearest` widens its support by the
     /// downscale factor, so shrinking is antialiased.
     pub filter: FilterType,
+    /// How pixels become values (default: `[0, 1]`).
+    pub normalization: Normalization,
 }
 
 impl ImageOptions {
-    /// `size x size` samples, center-cropped, with the triangle (bilinear) filter.
+    /// `size x size` samples in `[0, 1]`, the whole central square, triangle (bilinear)
+    /// filter.
     pub fn new(size: u32) -> Self {
         Self {
             size,
             resize: ResizeMode::CenterCrop,
+            crop_fraction: 1.0,
             filter: FilterType::Triangle,
+            normalization: Normalization::UNIT,
         }
     }
 
@@ -51,6 +112,46 @@ impl ImageOptions {
     pub fn filter(self, filter: FilterType) -> Self {
         Self { filter, ..self }
     }
+
+    /// These options keeping the central `fraction` of the shorter side (center crop).
+    pub fn crop_fraction(self, fraction: f32) -> Self {
+        Self {
+            crop_fraction: fraction,
+            ..self
+        }
+    }
+
+    /// These options with `normalization` instead.
+    pub fn normalization(self, normalization: Normalization) -> Self {
+        Self {
+            normalization,
+            ..self
+        }
+    }
+
+    /// The region of `rgb` these options keep.
+    fn region(&self, rgb: &RgbImage) -> Region {
+        match self.resize {
+            ResizeMode::Squash => Region::all(rgb),
+            ResizeMode::CenterCrop => Region::center_fraction(rgb, self.crop_fraction),
+        }
+    }
+
+    fn check(&self, context: &'static str) -> Result<()> {
+        if self.size == 0 {
+            return Err(DataError::invalid(
+                context,
+                "the image size must be positive",
+            ));
+        }
+        if !(self.crop_fraction > 0.0 && self.crop_fraction <= 1.0) {
+            return Err(DataError::invalid(
+                context,
+                format!("crop fraction {} is not in (0, 1]", self.crop_fraction),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The most memory the decoder may allocate for one image: 256 MiB, an RGB photo of
@@ -58,11 +159,10 @@ impl ImageOptions {
 /// is refused before its pixels are allocated.
 pub const MAX_IMAGE_BYTES: u64 = 256 << 20;
 
-/// Decodes the image at `path` (format guessed from its bytes), converts it to RGB (grey
-/// is replicated, alpha dropped) and resizes it per `options`: `size * size * 3` bytes,
-/// row-major RGB. The error names the file and the decoder's reason, including an image
-/// over [`MAX_IMAGE_BYTES`].
-pub fn load_rgb(path: &Path, options: &ImageOptions) -> Result<Vec<u8>> {
+/// Decodes the image at `path` in any format the `image` crate reads (guessed from its
+/// bytes). The error names the file and the decoder's reason, including an image over
+/// [`MAX_IMAGE_BYTES`]. Every Petal path that reads a photo goes through here.
+pub fn open_image(path: &Path) -> Result<DynamicImage> {
     let mut reader = image::ImageReader::open(path)
         .map_err(|e| DataError::io(path, "opening", e))?
         .with_guessed_format()
@@ -70,15 +170,48 @@ pub fn load_rgb(path: &Path, options: &ImageOptions) -> Result<Vec<u8>> {
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(MAX_IMAGE_BYTES);
     reader.limits(limits);
-    let image = reader
+    reader
         .decode()
-        .map_err(|e| DataError::format(path, format!("cannot decode the image: {e}")))?;
+        .map_err(|e| DataError::format(path, format!("cannot decode the image: {e}")))
+}
+
+/// `image` converted to RGB (grey replicated, alpha dropped), cropped and resized per
+/// `options`: `size * size * 3` bytes, row-major RGB (not yet normalized).
+pub fn prepare_rgb(
+    image: &DynamicImage,
+    options: &ImageOptions,
+) -> std::result::Result<Vec<u8>, String> {
     let rgb = image.to_rgb8();
-    let region = match options.resize {
-        ResizeMode::Squash => Region::all(&rgb),
-        ResizeMode::CenterCrop => Region::center_square(&rgb),
-    };
-    resize_rgb(&rgb, region, options.size, options.filter)
+    resize_rgb(&rgb, options.region(&rgb), options.size, options.filter)
+}
+
+/// `image` as one normalized `(1, size, size, 3)` batch, per `options`.
+///
+/// ```
+/// use petal_data::{prepare_image, ImageOptions, Normalization};
+/// let grey = image::DynamicImage::ImageLuma8(image::GrayImage::from_pixel(9, 6, image::Luma([127])));
+/// let batch = prepare_image(&grey, &ImageOptions::new(4).normalization(Normalization::CENTERED))?;
+/// assert_eq!(batch.shape(), &[1, 4, 4, 3]);
+/// assert!(batch.as_slice().iter().all(|&v| v == 0.0));
+/// # Ok::<(), petal_data::DataError>(())
+/// ```
+pub fn prepare_image(image: &DynamicImage, options: &ImageOptions) -> Result<Tensor> {
+    options.check("prepare_image")?;
+    let pixels = prepare_rgb(image, options)
+        .map_err(|reason| DataError::invalid("prepare_image", reason))?;
+    let side = options.size as usize;
+    let mut values = vec![0.0; pixels.len()];
+    options.normalization.apply(&pixels, &mut values);
+    Tensor::from_vec(&[1, side, side, 3], values)
+        .map_err(|e| DataError::invalid("prepare_image", e.to_string()))
+}
+
+/// Decodes the image at `path`, converts it to RGB and crops and resizes it per
+/// `options`: `size * size * 3` bytes, row-major RGB. The error names the file and the
+/// decoder's reason, including an image over [`MAX_IMAGE_BYTES`].
+pub fn load_rgb(path: &Path, options: &ImageOptions) -> Result<Vec<u8>> {
+    let image = open_image(path)?;
+    prepare_rgb(&image, options)
         .map_err(|reason| DataError::format(path, format!("cannot resize the image: {reason}")))
 }
 
@@ -122,12 +255,7 @@ impl ImageDataset {
                 ),
             ));
         }
-        if options.size == 0 {
-            return Err(DataError::invalid(
-                CONTEXT,
-                "the image size must be positive",
-            ));
-        }
+        options.check(CONTEXT)?;
         let side = options.size as usize;
         Ok(Self {
             paths,
@@ -196,9 +324,7 @@ impl Dataset for ImageDataset {
                 &owned
             }
         };
-        for (o, &p) in out.iter_mut().zip(pixels) {
-            *o = f32::from(p) / 255.0;
-        }
+        self.options.normalization.apply(pixels, out);
         Ok(self.labels[index])
     }
 }

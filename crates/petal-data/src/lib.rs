@@ -50,7 +50,10 @@ pub use combinators::{Concatenated, Mapped, Shuffled, Subset};
 pub use dataset::{Dataset, InMemoryDataset};
 pub use error::{DataError, Result};
 pub use image_folder::{ImageFolder, SkippedFile};
-pub use images::{load_rgb, FilterType, ImageDataset, ImageOptions, ResizeMode, MAX_IMAGE_BYTES};
+pub use images::{
+    load_rgb, open_image, prepare_image, prepare_rgb, FilterType, ImageDataset, ImageOptions,
+    Normalization, ResizeMode, MAX_IMAGE_BYTES,
+};
 pub use loader::{Batch, BatchLoader};
 pub use manifest::{AcceptedVersion, Manifest, ManifestFile};
 pub use split::{stratified_split, Split, SplitIndices};

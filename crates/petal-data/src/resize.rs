@@ -33,7 +33,22 @@ impl Region {
 
     /// The central square of `rgb`, of side `min(width, height)`.
     pub fn center_square(rgb: &RgbImage) -> Self {
-        let side = rgb.width().min(rgb.height());
+        Self::center_fraction(rgb, 1.0)
+    }
+
+    /// The central square of `rgb` whose side is `fraction` of `min(width, height)`,
+    /// rounded (at least one pixel).
+    ///
+    /// ```
+    /// use petal_data::resize::Region;
+    /// let photo = image::RgbImage::new(300, 256);
+    /// let crop = Region::center_fraction(&photo, 0.875);
+    /// assert_eq!((crop.left, crop.top, crop.width, crop.height), (38, 16, 224, 224));
+    /// ```
+    pub fn center_fraction(rgb: &RgbImage, fraction: f32) -> Self {
+        let shorter = rgb.width().min(rgb.height());
+        let side =
+            ((f64::from(shorter) * f64::from(fraction)).round() as u32).clamp(1, shorter.max(1));
         Self {
             left: (rgb.width() - side) / 2,
             top: (rgb.height() - side) / 2,

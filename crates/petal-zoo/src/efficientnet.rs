@@ -53,7 +53,7 @@ pub(crate) fn blocks() -> Vec<(String, MbConv)> {
 
 /// EfficientNet-Lite0 (4,652,008 parameters with the ImageNet classifier). Pretrained
 /// weights expect inputs `(pixel - 127) / 128`, see
-/// [`crate::pretrained::preprocess_efficientnet_lite`].
+/// [`crate::pretrained::Preprocessing::EfficientNetLite`].
 ///
 /// ```
 /// use petal_zoo::{efficientnet_lite0, Options};

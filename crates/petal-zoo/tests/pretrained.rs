@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use petal_nn::layers::Activation;
 use petal_nn::weights::{read_tensors, WeightsError};
-use petal_zoo::pretrained::preprocess_efficientnet_lite;
+use petal_zoo::pretrained::Preprocessing;
 use petal_zoo::{load_pretrained, Arch, Options};
 
 /// `../shared/<relative>` beside the project, or `None` (with a note) when absent.
@@ -136,7 +136,7 @@ fn efficientnet_lite0_top1(photo: &str) -> Option<(String, f32)> {
     let image = image::open(&photo).unwrap();
     let probabilities = model
         .fold_for_inference()
-        .predict(&preprocess_efficientnet_lite(&image))
+        .predict(&Preprocessing::EfficientNetLite.apply(&image).unwrap())
         .unwrap()
         .to_vec();
     let (class, p) = probabilities

@@ -5,30 +5,27 @@
 //! smaller learning rate, (d) that fine-tuning on train + val for the epochs (c) chose.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 use petal_data::augment::{AffineConfig, Augmentation, FillMode, RandomAffine};
 use petal_data::flowers::Flowers102;
-use petal_data::{Concatenated, DataError, Dataset, InMemoryDataset, Split};
+use petal_data::{Concatenated, Dataset, ImageDataset, Split};
 use petal_nn::layers::{DenseConfig, DropoutConfig, FlattenConfig};
-use petal_nn::weights::{read_tensors, save_weights};
-use petal_nn::{Loss, Model, ParamStore, Regularizer, Sequential};
+use petal_nn::{Loss, Model, Regularizer, Sequential};
 use petal_optim::{Adam, AdamConfig};
-use petal_tensor::Tensor;
 use petal_train::callbacks::{Callback, EarlyStopping, Monitor};
 use petal_train::ensemble::evaluate_with_flips;
-use petal_train::{evaluate, predict, FitConfig, History, Trainer};
-use petal_zoo::pretrained::{load_pretrained, open_image, Preprocessing, PretrainedWeights};
+use petal_train::{evaluate, FitConfig, History, Trainer};
+use petal_zoo::pretrained::{weights_named, Classifier, PretrainedWeights};
+use petal_zoo::transfer::{photo_dataset, FeatureExtractor};
 use petal_zoo::{Options, Pooling};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use super::figures::{short, Figures};
 use super::inspect::{self, Explained};
 use super::{write_metrics, Checkpoints, Experiment, ReproOptions, RunInfo};
-use crate::classify::{weights_file_in, weights_folder, Classifier};
-use crate::paths::{data_config, workspace_root};
+use crate::paths::{data_config, weights_folder, workspace_root};
 
 const MODEL: &str = "efficientnet-lite0";
 
@@ -41,84 +38,14 @@ const FROZEN: &str = "(b) frozen base + head from (a), augmentation";
 const TUNED: &str = "(c) fine-tune block5a.. with lr 1e-4";
 const RETRAINED: &str = "(d) (c) on train + val, (c)'s best epochs";
 
-/// Photos fed to a pretrained network exactly as its weights expect.
-struct PretrainedInputs {
-    paths: Vec<PathBuf>,
-    labels: Vec<usize>,
-    classes: usize,
-    preprocessing: Preprocessing,
-    shape: [usize; 3],
-    /// Preprocessed photos kept after their first load (the splits trained on for
-    /// several epochs), so later epochs decode no JPEG.
-    cache: Option<Vec<OnceLock<Vec<f32>>>>,
-}
-
-impl PretrainedInputs {
-    /// Keeps every photo after its first load.
-    fn cached(self) -> Self {
-        let cache = Some(self.paths.iter().map(|_| OnceLock::new()).collect());
-        Self { cache, ..self }
-    }
-
-    /// A key naming exactly these inputs under `weights` (sha256 of the weights, the
-    /// preprocessing and every photo path), for caching their features on disk.
-    fn feature_key(&self, weights: &PretrainedWeights) -> String {
-        let mut hasher = Sha256::new();
-        hasher.update(weights.sha256);
-        hasher.update(format!("{:?}", self.preprocessing));
-        for path in &self.paths {
-            hasher.update(path.to_string_lossy().as_bytes());
-            hasher.update([0]);
-        }
-        hasher
-            .finalize()
-            .iter()
-            .take(12)
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    }
-}
-
-impl Dataset for PretrainedInputs {
-    fn len(&self) -> usize {
-        self.paths.len()
-    }
-    fn sample_shape(&self) -> &[usize] {
-        &self.shape
-    }
-    fn num_classes(&self) -> usize {
-        self.classes
-    }
-    fn load(&self, index: usize, out: &mut [f32]) -> petal_data::Result<usize> {
-        let path = self.paths.get(index).ok_or(DataError::IndexOutOfRange {
-            index,
-            len: self.paths.len(),
-        })?;
-        let slot = self.cache.as_ref().map(|cache| &cache[index]);
-        if let Some(values) = slot.and_then(OnceLock::get) {
-            out.copy_from_slice(values);
-            return Ok(self.labels[index]);
-        }
-        let image = open_image(path).map_err(|reason| DataError::Format {
-            path: path.clone(),
-            reason,
-        })?;
-        let values = self.preprocessing.apply(&image);
-        out.copy_from_slice(values.as_slice());
-        if let Some(slot) = slot {
-            let _ = slot.set(values.to_vec());
-        }
-        Ok(self.labels[index])
-    }
-}
-
 /// The flowers' train / val / test photos, either the 3 most frequent classes (a
-/// stratified 70/15/15 split) or all 102 on the official split, and the class names.
+/// stratified 70/15/15 split) or all 102 on the official split, prepared as `entry`'s
+/// weights expect, and the class names.
 fn flower_splits(
     all_classes: bool,
     options: &ReproOptions,
     entry: &PretrainedWeights,
-) -> anyhow::Result<([PretrainedInputs; 3], Vec<&'static str>)> {
+) -> anyhow::Result<([ImageDataset; 3], Vec<&'static str>)> {
     let flowers = Flowers102::fetch(&data_config(), None)?;
     let quick = |v: Vec<usize>| {
         if options.quick {
@@ -127,53 +54,46 @@ fn flower_splits(
             v
         }
     };
-    let inputs = |indices: Vec<(PathBuf, usize)>, classes| PretrainedInputs {
-        paths: indices.iter().map(|(p, _)| p.clone()).collect(),
-        labels: indices.iter().map(|(_, l)| *l).collect(),
-        classes,
-        preprocessing: entry.preprocessing,
-        shape: [224, 224, 3],
-        cache: None,
+    let photos = |pairs: Vec<(PathBuf, usize)>, classes| {
+        let (paths, labels) = pairs.into_iter().unzip();
+        photo_dataset(entry, paths, labels, classes)
     };
     if all_classes {
         let part = |s| {
-            quick(flowers.split(s).to_vec())
+            let pairs = quick(flowers.split(s).to_vec())
                 .into_iter()
                 .map(|i| (flowers.image_path(i), flowers.labels()[i]))
-                .collect()
+                .collect();
+            photos(pairs, 102)
         };
-        let [train, val, test] =
-            [Split::Train, Split::Val, Split::Test].map(|s| inputs(part(s), 102));
         return Ok((
-            [train.cached(), val.cached(), test],
+            [part(Split::Train)?, part(Split::Val)?, part(Split::Test)?],
             petal_data::flowers::CLASS_NAMES.to_vec(),
         ));
     }
     let subset = flowers.most_frequent_classes(3)?;
     let split = subset.random_split([0.7, 0.15, 0.15], options.seed)?;
     let part = |s| {
-        quick(split.get(s).to_vec())
+        let pairs = quick(split.get(s).to_vec())
             .into_iter()
             .map(|p| (flowers.image_path(subset.indices[p]), subset.labels[p]))
-            .collect()
+            .collect();
+        photos(pairs, 3)
     };
-    let [train, val, test] = [Split::Train, Split::Val, Split::Test].map(|s| inputs(part(s), 3));
-    Ok(([train.cached(), val.cached(), test], subset.names.clone()))
+    Ok((
+        [part(Split::Train)?, part(Split::Val)?, part(Split::Test)?],
+        subset.names.clone(),
+    ))
 }
 
 /// The pretrained base without its classifier, global-average pooled to 1280 features.
 fn base(entry: &PretrainedWeights) -> anyhow::Result<Model> {
-    let mut model = entry.arch.build(&Options {
+    let options = Options {
         include_top: false,
         pooling: Pooling::Avg,
         ..Options::default()
-    })?;
-    load_pretrained(
-        &mut model,
-        entry.arch,
-        &weights_file_in(&weights_folder(), entry)?,
-    )?;
-    Ok(model)
+    };
+    Ok(weights_folder().load(entry, &options)?)
 }
 
 /// A row of the transfer table.
@@ -257,62 +177,29 @@ fn row(
     })
 }
 
-/// The base's features of `data` and their labels, computed once and then read from
-/// `<data dir>/features/` (keyed by the weights, the preprocessing and the photos).
-fn cached_features(
-    base: &Model,
-    entry: &PretrainedWeights,
-    data: &PretrainedInputs,
-) -> anyhow::Result<(Tensor, Vec<usize>)> {
-    let file = format!("{}-{}.safetensors", entry.name, data.feature_key(entry));
-    let path = data_config().cache_root.join("features").join(file);
-    if let Ok(tensors) = read_tensors(&path) {
-        if let (Some(values), Some(labels)) = (tensors.get("features"), tensors.get("labels")) {
-            if labels.len() == data.len() && values.len() == data.len() * 1280 {
-                let labels = labels.as_slice().iter().map(|&l| l as usize).collect();
-                return Ok((values.clone(), labels));
-            }
-        }
-    }
-    let (values, labels) = predict(base, data, 32)?;
-    let mut store = ParamStore::new();
-    store.add("features", values.clone(), false)?;
-    let as_f32 = labels.iter().map(|&l| l as f32).collect();
-    store.add("labels", Tensor::from_vec(&[labels.len()], as_f32)?, false)?;
-    std::fs::create_dir_all(path.parent().expect("a file in a folder"))?;
-    save_weights(&store, &path)?;
-    Ok((values, labels))
-}
-
 /// (a): the base runs once over every photo; a dense classifier learns on the features.
 fn feature_extraction(
     entry: &PretrainedWeights,
-    splits: &[PretrainedInputs; 3],
+    splits: &[ImageDataset; 3],
     options: &ReproOptions,
     checkpoints: &Checkpoints,
 ) -> anyhow::Result<(Row, Model)> {
     let started = Instant::now();
     let base = base(entry)?.fold_for_inference();
-    let features = |data: &PretrainedInputs| -> anyhow::Result<InMemoryDataset> {
-        let (values, labels) = cached_features(&base, entry, data)?;
-        let n = labels.len();
-        Ok(InMemoryDataset::new(
-            Tensor::from_vec(&[n, 1, 1, 1280], values.to_vec())?,
-            labels,
-            data.classes,
-        )?)
-    };
-    let [train, val, test] = [&splits[0], &splits[1], &splits[2]].map(features);
+    let extractor =
+        FeatureExtractor::new(&base).cache_in(data_config().cache_root.join("features"));
+    let [train, val, test] =
+        [&splits[0], &splits[1], &splits[2]].map(|photos| extractor.extract(photos, 32, None));
     let (train, val, test) = (train?, val?, test?);
     println!(
         "features of {} photos extracted in {:.0} s",
         train.len() + val.len() + test.len(),
         started.elapsed().as_secs_f64()
     );
-    let mut head = Sequential::new(&[1, 1, 1280], options.seed)
+    let mut head = Sequential::new(train.sample_shape(), options.seed)
         .add(FlattenConfig::default())?
         .add(head_dropout())?
-        .add(head(splits[0].classes))?
+        .add(head(splits[0].num_classes()))?
         .build()?;
     let config = FitConfig {
         epochs: options.epochs_or(60),
@@ -391,12 +278,12 @@ fn augmentation() -> anyhow::Result<Arc<dyn Augmentation>> {
 /// same start on train + val for the epochs (c) found best.
 fn frozen_then_fine_tuned(
     entry: &PretrainedWeights,
-    splits: &[PretrainedInputs; 3],
+    splits: &[ImageDataset; 3],
     options: &ReproOptions,
     trained_head: &Model,
     checkpoints: &Checkpoints,
 ) -> anyhow::Result<[Row; 3]> {
-    let (mut model, base_layers) = with_new_head(entry, splits[0].classes)?;
+    let (mut model, base_layers) = with_new_head(entry, splits[0].num_classes())?;
     copy_head(trained_head, &mut model)?;
     let config = FitConfig {
         epochs: options.epochs_or(8),
@@ -484,7 +371,7 @@ fn run_transfer(
     options: &ReproOptions,
     output: &Path,
 ) -> anyhow::Result<()> {
-    let entry = PretrainedWeights::named(MODEL).expect("the catalog has EfficientNet-Lite0");
+    let entry = weights_named(MODEL)?;
     let (splits, classes) = flower_splits(all_classes, options, entry)?;
     let split_sizes = [splits[0].len(), splits[1].len(), splits[2].len()];
     println!("train / val / test photos: {split_sizes:?}");
@@ -553,7 +440,8 @@ struct PretrainedReport {
 
 /// `repro pretrained`: the sample photos and a few flowers through the ImageNet classifier.
 pub fn run_pretrained(options: &ReproOptions, output: &Path) -> anyhow::Result<()> {
-    let classifier = Classifier::load(MODEL, None)?;
+    let entry = weights_named(MODEL)?;
+    let classifier = Classifier::load(entry, &weights_folder(), None)?;
     let samples = std::env::var_os("PETAL_SAMPLES")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("../shared/images"));
@@ -580,9 +468,8 @@ pub fn run_pretrained(options: &ReproOptions, output: &Path) -> anyhow::Result<(
         for p in &best {
             println!("  {:<40} {:>6.2}%", p.name, p.probability * 100.0);
         }
-        let image = open_image(&photo).map_err(anyhow::Error::msg)?;
         explained.push(Explained {
-            image: classifier.entry.preprocessing.apply(&image),
+            image: classifier.input(&photo)?,
             caption: short(&photo.file_name().unwrap_or_default().to_string_lossy()),
         });
         results.push(Classified {
@@ -603,7 +490,6 @@ pub fn run_pretrained(options: &ReproOptions, output: &Path) -> anyhow::Result<(
         "top_activation",
         false,
     )?;
-    let entry = classifier.entry;
     write_metrics(
         output,
         &PretrainedReport {

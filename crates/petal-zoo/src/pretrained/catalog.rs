@@ -5,12 +5,14 @@
 use std::path::{Path, PathBuf};
 
 use image::DynamicImage;
+use petal_data::{prepare_image, FilterType, ImageOptions, Normalization};
 use petal_tensor::reduce::softmax;
 use petal_tensor::Tensor;
 
-use super::{preprocess_efficientnet_lite, Arch};
+use super::Arch;
+use crate::ZooError;
 
-/// How an image becomes the network's input.
+/// How an image becomes the network's input, as the weights were trained.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Preprocessing {
     /// RGB; center square of 224/256 of the shorter side; bicubic resize to 224x224;
@@ -19,11 +21,20 @@ pub enum Preprocessing {
 }
 
 impl Preprocessing {
-    /// The `(1, h, w, 3)` input batch for one image.
-    pub fn apply(self, image: &DynamicImage) -> Tensor {
+    /// The same steps as petal-data's image options, so that a dataset of photos
+    /// ([`petal_data::ImageDataset`]) feeds the network exactly what it expects.
+    pub fn image_options(self) -> ImageOptions {
         match self {
-            Preprocessing::EfficientNetLite => preprocess_efficientnet_lite(image),
+            Preprocessing::EfficientNetLite => ImageOptions::new(224)
+                .crop_fraction(224.0 / 256.0)
+                .filter(FilterType::CatmullRom)
+                .normalization(Normalization::CENTERED),
         }
+    }
+
+    /// The `(1, h, w, 3)` input batch for one image.
+    pub fn apply(self, image: &DynamicImage) -> Result<Tensor, ZooError> {
+        Ok(prepare_image(image, &self.image_options())?)
     }
 }
 
@@ -144,27 +155,6 @@ pub fn decode_predictions(logits: &Tensor, names: &[String], top: usize) -> Vec<
         .collect()
 }
 
-/// Largest decoded image accepted, in bytes: a photo beyond this is refused with a
-/// clear error instead of exhausting memory.
-const MAX_IMAGE_BYTES: u64 = 1 << 30;
-
-/// Opens a photo in any format the `image` crate reads (grey and RGBA are converted by
-/// the preprocessing); a file that is not an image, or one too large to decode safely,
-/// is an error naming the file.
-pub fn open_image(path: &Path) -> Result<DynamicImage, String> {
-    let reader = image::ImageReader::open(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?
-        .with_guessed_format()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut reader = reader;
-    let mut limits = image::Limits::default();
-    limits.max_alloc = Some(MAX_IMAGE_BYTES);
-    reader.limits(limits);
-    reader
-        .decode()
-        .map_err(|e| format!("{}: not a readable image: {e}", path.display()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,68 +169,20 @@ mod tests {
     }
 
     #[test]
-    fn bad_photos_are_clear_errors() {
-        let dir = std::env::temp_dir().join(format!("petal-zoo-open-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let text = dir.join("notes.jpg");
-        std::fs::write(&text, b"this is not a jpeg").unwrap();
-        let err = open_image(&text).unwrap_err();
-        assert!(
-            err.contains("notes.jpg") && err.contains("not a readable image"),
-            "{err}"
-        );
-        assert!(open_image(&dir.join("missing.png"))
-            .unwrap_err()
-            .contains("missing.png"));
+    fn photos_of_any_colour_type_become_the_networks_input() {
         // A grey 1x1 photo still becomes a 224x224 RGB batch.
-        let grey = dir.join("grey.png");
-        image::GrayImage::from_pixel(1, 1, image::Luma([200]))
-            .save(&grey)
-            .unwrap();
-        let batch = Preprocessing::EfficientNetLite.apply(&open_image(&grey).unwrap());
+        let grey = DynamicImage::ImageLuma8(image::GrayImage::from_pixel(1, 1, image::Luma([200])));
+        let batch = Preprocessing::EfficientNetLite.apply(&grey).unwrap();
         assert_eq!(batch.shape(), &[1, 224, 224, 3]);
+        assert!((batch.as_slice()[0] - (200.0 - 127.0) / 128.0).abs() < 1e-6);
         // So does a small RGBA one (alpha dropped).
-        let rgba = dir.join("rgba.png");
-        image::RgbaImage::from_pixel(5, 3, image::Rgba([10, 20, 30, 40]))
-            .save(&rgba)
-            .unwrap();
-        let batch = Preprocessing::EfficientNetLite.apply(&open_image(&rgba).unwrap());
+        let rgba = DynamicImage::ImageRgba8(image::RgbaImage::from_pixel(
+            5,
+            3,
+            image::Rgba([10, 20, 30, 40]),
+        ));
+        let batch = Preprocessing::EfficientNetLite.apply(&rgba).unwrap();
         assert_eq!(batch.shape(), &[1, 224, 224, 3]);
         assert!((batch.as_slice()[2] - (30.0 - 127.0) / 128.0).abs() < 1e-6);
-        // A PNG claiming 60000 x 60000 pixels is refused before anything is allocated.
-        let huge = dir.join("huge.png");
-        std::fs::write(&huge, png_header(60_000, 60_000)).unwrap();
-        let err = open_image(&huge).unwrap_err();
-        assert!(err.contains("huge.png") && err.contains("limit"), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    /// An 8-bit RGB PNG that claims `width x height` pixels but holds none: the
-    /// signature, an IHDR chunk, an empty IDAT chunk and IEND.
-    fn png_header(width: u32, height: u32) -> Vec<u8> {
-        let mut header = width.to_be_bytes().to_vec();
-        header.extend(height.to_be_bytes());
-        header.extend([8, 2, 0, 0, 0]);
-        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-        for (kind, data) in [(b"IHDR", header.as_slice()), (b"IDAT", &[]), (b"IEND", &[])] {
-            let chunk: Vec<u8> = kind.iter().chain(data).copied().collect();
-            png.extend((data.len() as u32).to_be_bytes());
-            png.extend(&chunk);
-            png.extend(crc32(&chunk).to_be_bytes());
-        }
-        png
-    }
-
-    /// CRC-32 (ISO 3309), as PNG chunks carry it.
-    fn crc32(bytes: &[u8]) -> u32 {
-        !bytes.iter().fold(!0u32, |crc, &b| {
-            (0..8).fold(crc ^ u32::from(b), |c, _| {
-                if c & 1 == 1 {
-                    (c >> 1) ^ 0xEDB8_8320
-                } else {
-                    c >> 1
-                }
-            })
-        })
     }
 }

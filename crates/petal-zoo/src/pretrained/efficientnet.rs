@@ -1,9 +1,4 @@
-//! EfficientNet-PyTorch's names for Petal's EfficientNet-Lite0 (Keras' names), and the
-//! preprocessing its ImageNet weights expect.
-
-use image::imageops::{self, FilterType};
-use image::DynamicImage;
-use petal_tensor::Tensor;
+//! EfficientNet-PyTorch's names for Petal's EfficientNet-Lite0 (Keras' names).
 
 use super::Module;
 use crate::efficientnet::blocks;
@@ -43,26 +38,4 @@ pub(super) fn module(layer: &str) -> Option<Module> {
         name,
         flattened_channels: None,
     })
-}
-
-/// Input side of the pretrained EfficientNet-Lite0.
-pub const EFFICIENTNET_LITE0_SIZE: u32 = 224;
-
-/// An image as the pretrained EfficientNet-Lite0 expects it, a `(1, 224, 224, 3)` batch:
-/// RGB; the centered square of side 224/256 of the shorter side; resized to 224x224
-/// (bicubic); `(pixel - 127) / 128`.
-pub fn preprocess_efficientnet_lite(image: &DynamicImage) -> Tensor {
-    let size = EFFICIENTNET_LITE0_SIZE;
-    let rgb = image.to_rgb8();
-    let (w, h) = rgb.dimensions();
-    let side = ((w.min(h) * size) as f64 / (size + 32) as f64).round() as u32;
-    let crop = imageops::crop_imm(&rgb, (w - side) / 2, (h - side) / 2, side, side).to_image();
-    let resized = imageops::resize(&crop, size, size, FilterType::CatmullRom);
-    let values = resized
-        .as_raw()
-        .iter()
-        .map(|&p| (f32::from(p) - 127.0) / 128.0)
-        .collect();
-    let side = size as usize;
-    Tensor::from_vec(&[1, side, side, 3], values).expect("224 x 224 RGB values")
 }

@@ -10,7 +10,9 @@
 //! int64 `num_batches_tracked` counters are skipped.
 
 mod catalog;
+mod classifier;
 mod efficientnet;
+mod files;
 mod torchvision;
 
 use std::collections::BTreeMap;
@@ -22,10 +24,10 @@ use petal_tensor::shape_ops::{permute, reshape};
 use petal_tensor::Tensor;
 
 pub use catalog::{
-    decode_predictions, open_image, read_class_names, Prediction, Preprocessing, PretrainedWeights,
-    CATALOG,
+    decode_predictions, read_class_names, Prediction, Preprocessing, PretrainedWeights, CATALOG,
 };
-pub use efficientnet::{preprocess_efficientnet_lite, EFFICIENTNET_LITE0_SIZE};
+pub use classifier::Classifier;
+pub use files::{load_verified, weights_named, WeightsFolder};
 
 use crate::Options;
 

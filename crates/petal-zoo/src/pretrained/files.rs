@@ -1,0 +1,281 @@
+//! Where pretrained weights live on this machine, how they get there, and how a catalog
+//! entry becomes a model with its verified weights.
+//!
+//! Weights are read from one folder ([`WeightsFolder`]: `PETAL_WEIGHTS`, else
+//! `<cache>/weights/`). [`WeightsFolder::fetch`] brings files into the cache through
+//! petal-data's verified downloader, exactly like a dataset called `weights`: from the
+//! mirror (`<PETAL_MIRROR>/weights/`, or the `weights/` folder beside the mirror) or the
+//! file's official URL, checked against the catalog's SHA-256, written atomically.
+
+use std::path::{Path, PathBuf};
+
+use petal_data::download::{fetch_file, verify_copy, DataConfig, DatasetProgress};
+use petal_data::{Manifest, ManifestFile};
+use petal_nn::Model;
+
+use super::catalog::{read_class_names, PretrainedWeights, CATALOG};
+use super::load_pretrained;
+use crate::{Options, ZooError};
+
+/// The folder pretrained weights are read from, and the data configuration (cache and
+/// mirror) they are fetched with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WeightsFolder {
+    /// Where weights files and their class-name files are read.
+    pub folder: PathBuf,
+    /// The cache (weights land in `<cache_root>/weights/`) and mirror to fetch from.
+    pub data: DataConfig,
+}
+
+impl WeightsFolder {
+    /// `PETAL_WEIGHTS` when set, else `<data.cache_root>/weights`.
+    pub fn from_env(data: DataConfig) -> Self {
+        let folder = std::env::var_os("PETAL_WEIGHTS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| data.cache_root.join("weights"));
+        Self { folder, data }
+    }
+
+    /// The weights file of `entry` in this folder, or an error saying how to get it.
+    pub fn weights_file(&self, entry: &PretrainedWeights) -> Result<PathBuf, ZooError> {
+        let (file, _) = entry.files_in(&self.folder);
+        if file.is_file() {
+            Ok(file)
+        } else {
+            Err(ZooError::MissingWeights {
+                path: file,
+                name: entry.name,
+                file_name: entry.file_name,
+            })
+        }
+    }
+
+    /// The class names of `entry`, one per class, from its class-name file here.
+    pub fn class_names(&self, entry: &PretrainedWeights) -> Result<Vec<String>, ZooError> {
+        let (_, classes) = entry.files_in(&self.folder);
+        read_class_names(&classes).map_err(|source| {
+            ZooError::Data(petal_data::DataError::Io {
+                path: classes,
+                action: "reading the class names",
+                source,
+            })
+        })
+    }
+
+    /// `entry`'s architecture built with `options`, with its weights from this folder,
+    /// checked against the catalog's SHA-256 before loading. A model without its top
+    /// (`include_top: false`) leaves the file's classifier unused.
+    pub fn load(&self, entry: &PretrainedWeights, options: &Options) -> Result<Model, ZooError> {
+        load_verified(entry, &self.weights_file(entry)?, options)
+    }
+
+    /// Fetches `entries` (each weights file and its class-name file) into
+    /// `<cache_root>/weights/` and returns that folder. Files that no URL serves need a
+    /// mirror; without one the error says so.
+    pub fn fetch(
+        &self,
+        entries: &[&PretrainedWeights],
+        progress: Option<DatasetProgress>,
+    ) -> Result<PathBuf, ZooError> {
+        let manifest = weights_manifest(entries);
+        let mut config = self.data.clone();
+        config.mirror = config.mirror.map(|mirror| match mirror.parent() {
+            Some(parent) if !mirror.join("weights").is_dir() && parent.join("weights").is_dir() => {
+                parent.to_path_buf()
+            }
+            _ => mirror,
+        });
+        for file in &manifest.files {
+            if config.mirror.is_none() && file.url.is_empty() {
+                return Err(ZooError::NoSource {
+                    file_name: file.name.clone(),
+                    source_desc: file.note.clone().unwrap_or_default(),
+                });
+            }
+            let report = |done, total| {
+                if let Some(progress) = progress {
+                    progress(file, done, total);
+                }
+            };
+            fetch_file(&config, &manifest, file, Some(&report))?;
+        }
+        Ok(config.dataset_dir(&manifest))
+    }
+}
+
+/// `entry`'s architecture built with `options`, with the weights at `path` after
+/// checking them against the catalog's SHA-256.
+pub fn load_verified(
+    entry: &PretrainedWeights,
+    path: &Path,
+    options: &Options,
+) -> Result<Model, ZooError> {
+    if !entry.verify(path)? {
+        return Err(ZooError::WrongWeights {
+            path: path.to_path_buf(),
+            name: entry.name,
+            expected: entry.sha256,
+        });
+    }
+    let mut model = entry.arch.build(options)?;
+    load_pretrained(&mut model, entry.arch, path)?;
+    Ok(model)
+}
+
+impl PretrainedWeights {
+    /// Whether the file at `path` holds exactly these weights (its SHA-256 and size are
+    /// the catalog's); an unreadable file is an error naming it.
+    pub fn verify(&self, path: &Path) -> Result<bool, ZooError> {
+        let file = weights_manifest(&[self]).files.remove(0);
+        Ok(verify_copy(path, &file)?)
+    }
+}
+
+/// The catalog entry called `name`, or an error listing the known names.
+pub fn weights_named(name: &str) -> Result<&'static PretrainedWeights, ZooError> {
+    PretrainedWeights::named(name).ok_or_else(|| ZooError::UnknownWeights {
+        name: name.to_string(),
+        known: CATALOG
+            .iter()
+            .map(|w| w.name)
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
+}
+
+/// The catalog's weights as a dataset called `weights`: each weights file and its
+/// class-name file (once, when entries share it), verified by SHA-256 like any dataset
+/// file.
+fn weights_manifest(entries: &[&PretrainedWeights]) -> Manifest {
+    let mut files: Vec<ManifestFile> = Vec::new();
+    for entry in entries {
+        let (classes_sha256, classes_size) = entry.classes_sha256;
+        let pairs = [
+            (entry.file_name, entry.sha256, entry.size, entry.url),
+            (entry.classes_file, classes_sha256, classes_size, None),
+        ];
+        for (name, sha256, size, url) in pairs {
+            if files.iter().all(|f| f.name != name) {
+                files.push(ManifestFile {
+                    name: name.to_string(),
+                    url: url.unwrap_or_default().to_string(),
+                    sha256: sha256.to_string(),
+                    size,
+                    note: Some(entry.source.to_string()),
+                    also_accept: Vec::new(),
+                });
+            }
+        }
+    }
+    Manifest {
+        dataset: "weights".into(),
+        files,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn folder_with_mirror(mirror: &Path, cache: &Path) -> WeightsFolder {
+        let data = DataConfig {
+            mirror: Some(mirror.to_path_buf()),
+            ..DataConfig::new(cache)
+        };
+        WeightsFolder {
+            folder: cache.join("weights"),
+            data,
+        }
+    }
+
+    fn lite0() -> &'static PretrainedWeights {
+        weights_named("efficientnet-lite0").unwrap()
+    }
+
+    #[test]
+    fn a_wrong_mirror_copy_of_the_weights_is_refused_and_not_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let mirror = dir.path().join("mirror");
+        std::fs::create_dir_all(mirror.join("weights")).unwrap();
+        std::fs::write(
+            mirror.join("weights/efficientnet_lite0.safetensors"),
+            b"not weights",
+        )
+        .unwrap();
+        let cache = dir.path().join("cache");
+        let error = folder_with_mirror(&mirror, &cache)
+            .fetch(&[lite0()], None)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("efficientnet_lite0.safetensors"), "{error}");
+        assert!(!cache
+            .join("weights/efficientnet_lite0.safetensors")
+            .exists());
+    }
+
+    #[test]
+    fn unknown_models_and_missing_sources_are_named() {
+        let error = weights_named("resnet1000").unwrap_err().to_string();
+        assert!(
+            error.contains("resnet1000") && error.contains("efficientnet-lite0"),
+            "{error}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let offline = WeightsFolder {
+            folder: dir.path().join("weights"),
+            data: DataConfig::new(dir.path()),
+        };
+        let error = offline.fetch(&[lite0()], None).unwrap_err().to_string();
+        assert!(error.contains("PETAL_MIRROR"), "{error}");
+    }
+
+    #[test]
+    fn missing_and_wrong_weights_name_the_file_and_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = WeightsFolder {
+            folder: dir.path().to_path_buf(),
+            data: DataConfig::new(dir.path()),
+        };
+        let error = folder.weights_file(lite0()).unwrap_err().to_string();
+        assert!(
+            error.contains(
+                "efficientnet_lite0.safetensors: the efficientnet-lite0 weights are not there"
+            ),
+            "{error}"
+        );
+        assert!(
+            error.contains("cargo xtask download weights efficientnet-lite0"),
+            "{error}"
+        );
+        let path = dir.path().join(lite0().file_name);
+        std::fs::write(&path, b"other bytes").unwrap();
+        assert_eq!(folder.weights_file(lite0()).unwrap(), path);
+        let Err(error) = folder.load(lite0(), &Options::default()) else {
+            panic!("other bytes loaded as weights");
+        };
+        let error = error.to_string();
+        assert!(
+            error.contains("efficientnet_lite0.safetensors")
+                && error.contains("not the efficientnet-lite0 weights"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_shared_weights_verify_through_the_mirror_beside_the_datasets() {
+        let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared");
+        if !shared
+            .join("weights/efficientnet_lite0.safetensors")
+            .exists()
+        {
+            println!("skipped: {} has no weights", shared.display());
+            return;
+        }
+        let cache = tempfile::tempdir().unwrap();
+        let folder = folder_with_mirror(&shared.join("datasets"), cache.path())
+            .fetch(&CATALOG.iter().collect::<Vec<_>>(), None)
+            .unwrap();
+        assert!(folder.join("efficientnet_lite0.safetensors").is_file());
+        assert!(folder.join("imagenet_classes.txt").is_file());
+    }
+}

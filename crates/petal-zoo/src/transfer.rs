@@ -1,0 +1,249 @@
+//! Transfer learning's two data steps: photos prepared exactly as a pretrained model's
+//! weights expect ([`photo_dataset`]), and the features a pretrained base computes for
+//! them, computed once and then read from an on-disk cache ([`FeatureExtractor`]).
+//!
+//! The cache file's name is a digest of everything the features depend on: the base's
+//! parameters (names and values) and output shape, the photos' preprocessing, and every
+//! photo's path and label. Another base, other weights, another crop or another photo
+//! list gives another file, so a stale cache is never read.
+
+use std::path::{Path, PathBuf};
+
+use petal_data::{BatchLoader, Dataset, ImageDataset, InMemoryDataset};
+use petal_nn::weights::write_atomically;
+use petal_nn::Model;
+use petal_tensor::Tensor;
+use safetensors::tensor::TensorView;
+use safetensors::{Dtype, SafeTensors};
+use sha2::{Digest, Sha256};
+
+use crate::pretrained::PretrainedWeights;
+use crate::ZooError;
+
+/// Labelled photos as `weights` expects them (its crop, resize and normalization),
+/// each kept in memory after its first load so that later epochs decode nothing.
+pub fn photo_dataset(
+    weights: &PretrainedWeights,
+    paths: Vec<PathBuf>,
+    labels: Vec<usize>,
+    num_classes: usize,
+) -> Result<ImageDataset, ZooError> {
+    let options = weights.preprocessing.image_options();
+    Ok(ImageDataset::new(paths, labels, num_classes, options)?.cached())
+}
+
+/// Told the photos done and the total while features are computed.
+pub type ExtractionProgress<'a> = &'a dyn Fn(usize, usize);
+
+/// Runs a pretrained base (usually without its top, globally pooled) over photos and
+/// keeps the features, optionally cached on disk.
+///
+/// ```
+/// use petal_data::{Dataset, ImageDataset, ImageOptions};
+/// use petal_nn::layers::{FlattenConfig, GlobalAvgPoolConfig};
+/// use petal_nn::Sequential;
+/// use petal_zoo::transfer::FeatureExtractor;
+///
+/// let dir = tempfile::tempdir()?;
+/// let photo = dir.path().join("red.png");
+/// image::RgbImage::from_pixel(8, 8, image::Rgb([255, 0, 0])).save(&photo)?;
+/// let photos = ImageDataset::new(vec![photo], vec![0], 1, ImageOptions::new(4))?;
+/// let base = Sequential::new(&[4, 4, 3], 0).add(GlobalAvgPoolConfig::default())?.build()?;
+/// let extractor = FeatureExtractor::new(&base).cache_in(dir.path());
+/// let features = extractor.extract(&photos, 8, None)?;
+/// assert_eq!(features.sample_shape(), &[1, 1, 3]);
+/// assert_eq!(features.images().as_slice(), &[1.0, 0.0, 0.0]);
+/// // The second call reads the cache file.
+/// assert_eq!(extractor.extract(&photos, 8, None)?.images(), features.images());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct FeatureExtractor<'a> {
+    base: &'a Model,
+    cache_dir: Option<PathBuf>,
+}
+
+impl<'a> FeatureExtractor<'a> {
+    /// Features of `base` (its output for each photo), computed each time.
+    pub fn new(base: &'a Model) -> Self {
+        Self {
+            base,
+            cache_dir: None,
+        }
+    }
+
+    /// These features cached as `<dir>/features-<digest>.safetensors`.
+    pub fn cache_in(self, dir: impl Into<PathBuf>) -> Self {
+        Self {
+            cache_dir: Some(dir.into()),
+            ..self
+        }
+    }
+
+    /// The base's features of every photo of `photos`, in dataset order, with their
+    /// labels: an in-memory dataset of `(h, w, c)` samples (`(1, 1, c)` for a pooled
+    /// base), read from the cache when it holds them, else computed in batches of
+    /// `batch_size` (and then written to the cache).
+    pub fn extract(
+        &self,
+        photos: &ImageDataset,
+        batch_size: usize,
+        progress: Option<ExtractionProgress>,
+    ) -> Result<InMemoryDataset, ZooError> {
+        let shape = self.sample_shape()?;
+        let cache_file = self
+            .cache_dir
+            .as_ref()
+            .map(|dir| dir.join(format!("features-{}.safetensors", self.digest(photos))));
+        if let Some(file) = &cache_file {
+            if let Some(cached) = read_cached(file, photos, &shape) {
+                return Ok(cached);
+            }
+        }
+        let (values, labels) = self.compute(photos, batch_size, progress)?;
+        if let Some(file) = &cache_file {
+            write_cache(file, &values, &labels, &shape)?;
+        }
+        let features = in_memory(values, labels, &shape, photos.num_classes())?;
+        Ok(features)
+    }
+
+    /// The base's output per photo as a 3-d sample shape.
+    fn sample_shape(&self) -> Result<[usize; 3], ZooError> {
+        match *self.base.output_shape() {
+            [c] => Ok([1, 1, c]),
+            [h, w, c] => Ok([h, w, c]),
+            ref other => Err(ZooError::Invalid {
+                context: "FeatureExtractor",
+                reason: format!("the base's output must be (features) or (h, w, c), not {other:?}"),
+            }),
+        }
+    }
+
+    fn compute(
+        &self,
+        photos: &ImageDataset,
+        batch_size: usize,
+        progress: Option<ExtractionProgress>,
+    ) -> Result<(Vec<f32>, Vec<usize>), ZooError> {
+        let per_photo: usize = self.base.output_shape().iter().product();
+        let mut values = Vec::with_capacity(photos.len() * per_photo);
+        let mut labels = Vec::with_capacity(photos.len());
+        let loader = BatchLoader::new(photos, batch_size.max(1));
+        loader.prefetched_epoch(0, 2, |batches| -> Result<(), ZooError> {
+            for batch in batches {
+                let batch = batch?;
+                values.extend_from_slice(self.base.predict(&batch.images)?.as_slice());
+                labels.extend(batch.labels);
+                if let Some(report) = progress {
+                    report(labels.len(), photos.len());
+                }
+            }
+            Ok(())
+        })?;
+        Ok((values, labels))
+    }
+
+    /// A digest of the base's parameters and output shape, the preprocessing, and every
+    /// photo's path and label.
+    fn digest(&self, photos: &ImageDataset) -> String {
+        let mut hasher = Sha256::new();
+        for (_, param) in self.base.store().iter() {
+            hasher.update(param.name.as_bytes());
+            hasher.update([0]);
+            for v in param.value.as_slice() {
+                hasher.update(v.to_le_bytes());
+            }
+        }
+        hasher.update(format!("{:?}", self.base.output_shape()));
+        hasher.update(format!("{:?}", photos.options()));
+        for (path, label) in photos.paths().iter().zip(photos.labels()) {
+            hasher.update(path.to_string_lossy().as_bytes());
+            hasher.update([0]);
+            hasher.update((*label as u64).to_le_bytes());
+        }
+        hasher.finalize()[..12]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+/// The dataset of features `values` (`labels.len()` samples of `shape`).
+fn in_memory(
+    values: Vec<f32>,
+    labels: Vec<usize>,
+    shape: &[usize; 3],
+    num_classes: usize,
+) -> Result<InMemoryDataset, ZooError> {
+    let images = Tensor::from_vec(&[labels.len(), shape[0], shape[1], shape[2]], values)
+        .map_err(petal_nn::NnError::from)?;
+    Ok(InMemoryDataset::new(images, labels, num_classes)?)
+}
+
+/// The cached features of `photos`, when `file` holds exactly as many as expected;
+/// `None` (recompute) for a missing, unreadable or mismatched file.
+fn read_cached(file: &Path, photos: &ImageDataset, shape: &[usize; 3]) -> Option<InMemoryDataset> {
+    let bytes = std::fs::read(file).ok()?;
+    let tensors = SafeTensors::deserialize(&bytes).ok()?;
+    let features = tensors.tensor("features").ok()?;
+    let labels = tensors.tensor("labels").ok()?;
+    let n = photos.len();
+    let expected: Vec<usize> = std::iter::once(n).chain(shape.iter().copied()).collect();
+    if features.dtype() != Dtype::F32
+        || features.shape() != expected
+        || labels.dtype() != Dtype::I64
+        || labels.shape() != [n]
+    {
+        return None;
+    }
+    let values = features
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    let labels: Vec<usize> = labels
+        .data()
+        .chunks_exact(8)
+        .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")) as usize)
+        .collect();
+    if labels != photos.labels() {
+        return None;
+    }
+    in_memory(values, labels, shape, photos.num_classes()).ok()
+}
+
+/// Writes the features (f32) and labels (i64) as one safetensors file, atomically.
+fn write_cache(
+    file: &Path,
+    values: &[f32],
+    labels: &[usize],
+    shape: &[usize; 3],
+) -> Result<(), ZooError> {
+    let n = labels.len();
+    let value_bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let label_bytes: Vec<u8> = labels
+        .iter()
+        .flat_map(|&l| (l as i64).to_le_bytes())
+        .collect();
+    let invalid = |e: safetensors::SafeTensorError| ZooError::Invalid {
+        context: "FeatureExtractor",
+        reason: format!("{}: {e}", file.display()),
+    };
+    let features_shape = vec![n, shape[0], shape[1], shape[2]];
+    let features = TensorView::new(Dtype::F32, features_shape, &value_bytes).map_err(invalid)?;
+    let labels = TensorView::new(Dtype::I64, vec![n], &label_bytes).map_err(invalid)?;
+    let bytes = safetensors::serialize([("features", features), ("labels", labels)], None)
+        .map_err(invalid)?;
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
+    }
+    write_atomically(file, &bytes).map_err(|e| io_error(file, e))
+}
+
+fn io_error(path: &Path, source: std::io::Error) -> ZooError {
+    ZooError::Data(petal_data::DataError::Io {
+        path: path.to_path_buf(),
+        action: "writing the feature cache",
+        source,
+    })
+}

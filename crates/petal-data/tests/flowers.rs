@@ -236,6 +236,41 @@ fn most_frequent_classes_break_ties_by_lower_index_and_remap() {
 }
 
 #[test]
+fn a_subset_becomes_a_train_and_test_photo_folder_without_overlap() {
+    let (root, config, manifest) = fake_setup(by_sha256);
+    let flowers = Flowers102::fetch_with(&config, &manifest, None).unwrap();
+    let top = flowers.most_frequent_classes(2).unwrap();
+    let out = root.path().join("folder");
+    // 5 and 3 photos: 2 train + 1 test each fits, 2 + 2 does not for the second class.
+    let error = top
+        .write_image_folder(&flowers, &out, 2, 2, 1)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("pink primrose") && error.contains("3 photos"),
+        "{error}"
+    );
+    assert!(!out.exists(), "nothing is written when a class is short");
+    top.write_image_folder(&flowers, &out, 2, 1, 1).unwrap();
+    let files = |part: &str, class: &str| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(out.join(part).join(class))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    for class in ["canterbury bells", "pink primrose"] {
+        let (train, test) = (files("train", class), files("test", class));
+        assert_eq!((train.len(), test.len()), (2, 1), "{class}");
+        assert!(test.iter().all(|t| !train.contains(t)), "{class}");
+    }
+    let folder = petal_data::ImageFolder::open(out.join("train"), ImageOptions::new(4)).unwrap();
+    assert_eq!(folder.len(), 4);
+    assert_eq!(folder.class_names(), ["canterbury bells", "pink primrose"]);
+}
+
+#[test]
 fn bad_labels_and_ids_name_the_file_and_position() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("jpg")).unwrap();

@@ -19,6 +19,7 @@
 //! # Ok::<(), petal_data::DataError>(())
 //! ```
 
+mod folder;
 mod names;
 
 use std::path::{Path, PathBuf};

@@ -391,7 +391,8 @@ fn loader_augments_identically_on_any_thread_count() {
         ),
         Box::new(GaussianNoise::new(0.05).unwrap()),
     ]));
-    let loader = BatchLoader::new(&data, 5).unwrap()
+    let loader = BatchLoader::new(&data, 5)
+        .unwrap()
         .shuffle(3)
         .augment(Arc::clone(&augmentation), 99);
     let run = |threads: usize, epoch: u64| {
@@ -424,7 +425,8 @@ fn loader_augments_identically_on_any_thread_count() {
     }
 
     // A different augmentation seed changes the images but not the order.
-    let other = BatchLoader::new(&data, 5).unwrap()
+    let other = BatchLoader::new(&data, 5)
+        .unwrap()
         .shuffle(3)
         .augment(augmentation, 100);
     let other: Vec<_> = other.epoch(0).map(Result::unwrap).collect();

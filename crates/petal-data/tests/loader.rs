@@ -162,7 +162,8 @@ fn batches_are_identical_for_any_thread_count() {
             .build()
             .unwrap();
         pool.install(|| {
-            BatchLoader::new(&data, 6).unwrap()
+            BatchLoader::new(&data, 6)
+                .unwrap()
                 .shuffle(5)
                 .epoch(1)
                 .map(Result::unwrap)
@@ -202,7 +203,13 @@ fn load_errors_reach_the_caller() {
 fn a_batch_size_of_zero_is_an_error_naming_the_loader() {
     let error = BatchLoader::new(numbered(4), 0).unwrap_err();
     assert!(
-        matches!(error, petal_data::DataError::Invalid { context: "BatchLoader::new", .. }),
+        matches!(
+            error,
+            petal_data::DataError::Invalid {
+                context: "BatchLoader::new",
+                ..
+            }
+        ),
         "{error}"
     );
     assert!(error.to_string().contains("batch size must be positive"));

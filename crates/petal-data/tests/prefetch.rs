@@ -24,7 +24,8 @@ fn prefetched_batches_equal_the_plain_ones() {
         .unwrap(),
     );
     for (batch_size, drop_last, depth) in [(3, false, 1), (4, true, 2), (64, false, 4)] {
-        let loader = BatchLoader::new(images(23), batch_size).unwrap()
+        let loader = BatchLoader::new(images(23), batch_size)
+            .unwrap()
             .shuffle(5)
             .drop_last(drop_last)
             .augment(augmentation.clone(), 9);

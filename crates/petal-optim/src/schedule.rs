@@ -273,7 +273,7 @@ mod tests {
         close(s.learning_rate(0), 1.0);
         close(s.learning_rate(50), 0.55); // half way: 0.9 * 0.5 + 0.1
         close(s.learning_rate(100), 0.1); // the last step: the floor
-        // A second run of the same optimizer decays again from its own first step.
+                                          // A second run of the same optimizer decays again from its own first step.
         s.set_run_length(RunLength {
             steps_per_epoch: 10,
             first_step: 101,

@@ -4,6 +4,9 @@ use petal_data::{Dataset, Subset};
 
 use crate::error::{Result, TrainError};
 
+/// Some of the samples of a dataset borrowed as `&dyn Dataset`.
+pub(crate) type Part<'t> = Subset<&'t dyn Dataset>;
+
 /// The validation data of a `fit` run: none, the last fraction of the training data
 /// (Keras' `validation_split`), or a dataset of its own (Keras' `validation_data`).
 #[derive(Clone, Copy, Default)]
@@ -21,10 +24,7 @@ pub enum Validation<'a> {
 impl<'a> Validation<'a> {
     /// Splits `train` into the samples to train on and the held-out ones (empty unless
     /// [`Validation::Split`]). A split outside `[0, 1)` is an error.
-    pub(crate) fn split<'t>(
-        &self,
-        train: &'t dyn Dataset,
-    ) -> Result<(Subset<&'t dyn Dataset>, Subset<&'t dyn Dataset>)> {
+    pub(crate) fn split<'t>(&self, train: &'t dyn Dataset) -> Result<(Part<'t>, Part<'t>)> {
         let fraction = match *self {
             Validation::Split(fraction) => fraction,
             Validation::None | Validation::Data(_) => 0.0,

@@ -18,7 +18,7 @@
 //! use petal_tensor::Tensor;
 //! let images = Tensor::from_vec(&[4, 1, 1, 1], vec![0.0, 1.0, 2.0, 3.0]).unwrap();
 //! let data = InMemoryDataset::new(images, vec![0, 1, 0, 1], 2)?;
-//! let loader = BatchLoader::new(Shuffled::new(&data, 1), 2).drop_last(true);
+//! let loader = BatchLoader::new(Shuffled::new(&data, 1), 2)?.drop_last(true);
 //! for batch in loader.epoch(0) {
 //!     let batch = batch?;
 //!     assert_eq!(batch.images.shape(), &[2, 1, 1, 1]);

@@ -35,7 +35,7 @@ pub struct Batch {
 /// use petal_tensor::Tensor;
 /// let images = Tensor::zeros(&[5, 2, 2, 1]);
 /// let data = InMemoryDataset::new(images, vec![0, 1, 0, 1, 0], 2)?;
-/// let loader = BatchLoader::new(data, 2).shuffle(7);
+/// let loader = BatchLoader::new(data, 2)?.shuffle(7);
 /// let batches: Vec<_> = loader.epoch(0).collect::<Result<_, _>>()?;
 /// assert_eq!(batches.len(), 3);
 /// assert_eq!(batches[0].images.shape(), &[2, 2, 2, 1]);
@@ -60,21 +60,30 @@ struct SeededAugmentation {
 
 impl<D: Dataset> BatchLoader<D> {
     /// Batches of `batch_size` samples in dataset order, the last one possibly short.
+    /// A batch size of zero is an error ([`DataError::Invalid`]).
     ///
-    /// # Panics
-    /// When `batch_size` is zero.
-    pub fn new(dataset: D, batch_size: usize) -> Self {
-        assert!(
-            batch_size > 0,
-            "BatchLoader::new: batch_size must be positive"
-        );
-        Self {
+    /// ```
+    /// use petal_data::{BatchLoader, InMemoryDataset};
+    /// use petal_tensor::Tensor;
+    /// let data = InMemoryDataset::new(Tensor::zeros(&[3, 1, 1, 1]), vec![0, 1, 0], 2)?;
+    /// let error = BatchLoader::new(&data, 0).unwrap_err();
+    /// assert_eq!(error.to_string(), "BatchLoader::new: the batch size must be positive, not 0");
+    /// # Ok::<(), petal_data::DataError>(())
+    /// ```
+    pub fn new(dataset: D, batch_size: usize) -> Result<Self> {
+        if batch_size == 0 {
+            return Err(DataError::invalid(
+                "BatchLoader::new",
+                "the batch size must be positive, not 0",
+            ));
+        }
+        Ok(Self {
             dataset,
             batch_size,
             seed: None,
             drop_last: false,
             augmentation: None,
-        }
+        })
     }
 
     /// Visits the samples in a new random order every epoch, drawn from `seed` and the epoch.
@@ -97,7 +106,7 @@ impl<D: Dataset> BatchLoader<D> {
     /// let images = Tensor::from_vec(&[4, 2, 2, 1], (0..16).map(|v| v as f32).collect()).unwrap();
     /// let data = InMemoryDataset::new(images, vec![0, 1, 0, 1], 2)?;
     /// let flips = Arc::new(RandomAffine::flip(true, true));
-    /// let loader = BatchLoader::new(data, 2).shuffle(1).augment(flips, 42);
+    /// let loader = BatchLoader::new(data, 2)?.shuffle(1).augment(flips, 42);
     /// let first: Vec<_> = loader.epoch(0).collect::<Result<_, _>>()?;
     /// let again: Vec<_> = loader.epoch(0).collect::<Result<_, _>>()?;
     /// assert_eq!(first, again);
@@ -158,7 +167,7 @@ impl<D: Dataset> BatchLoader<D> {
     /// use petal_data::{BatchLoader, InMemoryDataset};
     /// use petal_tensor::Tensor;
     /// let data = InMemoryDataset::new(Tensor::zeros(&[10, 1, 1, 2]), (0..10).collect(), 10)?;
-    /// let loader = BatchLoader::new(data, 4).shuffle(7);
+    /// let loader = BatchLoader::new(data, 4)?.shuffle(7);
     /// let labels = loader.prefetched_epoch(0, 2, |batches| -> petal_data::Result<Vec<usize>> {
     ///     let mut labels = Vec::new();
     ///     for batch in batches {

@@ -392,6 +392,7 @@ fn loader_augments_identically_on_any_thread_count() {
         Box::new(GaussianNoise::new(0.05).unwrap()),
     ]));
     let loader = BatchLoader::new(&data, 5)
+        .unwrap()
         .shuffle(3)
         .augment(Arc::clone(&augmentation), 99);
     let run = |threads: usize, epoch: u64| {
@@ -407,7 +408,7 @@ fn loader_augments_identically_on_any_thread_count() {
     assert_ne!(one, run(1, 1));
 
     // Each sample is the dataset sample augmented with sample_rng(seed, epoch, index).
-    let plain = BatchLoader::new(&data, 5).shuffle(3);
+    let plain = BatchLoader::new(&data, 5).unwrap().shuffle(3);
     for (augmented, raw) in one.iter().zip(plain.epoch(0)) {
         let raw = raw.unwrap();
         assert_eq!(augmented.indices, raw.indices);
@@ -425,6 +426,7 @@ fn loader_augments_identically_on_any_thread_count() {
 
     // A different augmentation seed changes the images but not the order.
     let other = BatchLoader::new(&data, 5)
+        .unwrap()
         .shuffle(3)
         .augment(augmentation, 100);
     let other: Vec<_> = other.epoch(0).map(Result::unwrap).collect();

@@ -58,7 +58,7 @@ fn combinators_view_the_inner_dataset() {
 fn works_through_arc_dyn_dataset() {
     let data: Arc<dyn Dataset> = Arc::new(numbered(5));
     let subset = Subset::new(Arc::clone(&data), vec![3, 4]).unwrap();
-    let loader = BatchLoader::new(subset, 2);
+    let loader = BatchLoader::new(subset, 2).unwrap();
     let batch = loader.epoch(0).next().unwrap().unwrap();
     assert_eq!(batch.labels, vec![0, 1]);
     assert_eq!(batch.indices, vec![0, 1]);
@@ -79,7 +79,7 @@ proptest::proptest! {
         epoch in 0u64..4,
     ) {
         let data = numbered(n);
-        let mut loader = BatchLoader::new(&data, batch_size).drop_last(drop_last);
+        let mut loader = BatchLoader::new(&data, batch_size).unwrap().drop_last(drop_last);
         if let Some(seed) = shuffle {
             loader = loader.shuffle(seed);
         }
@@ -115,11 +115,11 @@ proptest::proptest! {
 #[test]
 fn shuffled_order_depends_only_on_seed_and_epoch() {
     let data = numbered(50);
-    let loader = BatchLoader::new(&data, 8).shuffle(1234);
+    let loader = BatchLoader::new(&data, 8).unwrap().shuffle(1234);
     let order = |l: &BatchLoader<&InMemoryDataset>, epoch| -> Vec<usize> {
         l.epoch(epoch).flat_map(|b| b.unwrap().indices).collect()
     };
-    let again = BatchLoader::new(&data, 8).shuffle(1234);
+    let again = BatchLoader::new(&data, 8).unwrap().shuffle(1234);
     assert_eq!(order(&loader, 0), order(&again, 0));
     assert_eq!(order(&loader, 5), order(&again, 5));
     assert_eq!(order(&loader, 5), loader.epoch_order(5));
@@ -130,7 +130,7 @@ fn shuffled_order_depends_only_on_seed_and_epoch() {
         .collect();
     assert_eq!(from_third, order(&loader, 5)[16..], "resuming at batch 2");
     assert_eq!(loader.epoch_from(5, 7).count(), 0);
-    let other_seed = BatchLoader::new(&data, 8).shuffle(1235);
+    let other_seed = BatchLoader::new(&data, 8).unwrap().shuffle(1235);
     assert_ne!(order(&loader, 0), order(&other_seed, 0));
     assert_ne!(order(&loader, 0), (0..50).collect::<Vec<_>>());
 }
@@ -139,7 +139,7 @@ fn shuffled_order_depends_only_on_seed_and_epoch() {
 fn batch_contents_equal_the_dataset_samples() {
     let data = numbered(10);
     let mapped = Mapped::new(&data, |x: &mut [f32]| x[0] += 0.5);
-    let loader = BatchLoader::new(&mapped, 4).shuffle(3);
+    let loader = BatchLoader::new(&mapped, 4).unwrap().shuffle(3);
     for batch in loader.epoch(2) {
         let batch = batch.unwrap();
         assert_eq!(batch.images.shape(), &[batch.indices.len(), 2, 1, 2]);
@@ -163,6 +163,7 @@ fn batches_are_identical_for_any_thread_count() {
             .unwrap();
         pool.install(|| {
             BatchLoader::new(&data, 6)
+                .unwrap()
                 .shuffle(5)
                 .epoch(1)
                 .map(Result::unwrap)
@@ -193,7 +194,23 @@ fn load_errors_reach_the_caller() {
             Ok(0)
         }
     }
-    let results: Vec<_> = BatchLoader::new(Broken, 2).epoch(0).collect();
+    let results: Vec<_> = BatchLoader::new(Broken, 2).unwrap().epoch(0).collect();
     assert!(results[0].is_ok());
     assert!(results[1].is_err());
+}
+
+#[test]
+fn a_batch_size_of_zero_is_an_error_naming_the_loader() {
+    let error = BatchLoader::new(numbered(4), 0).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            petal_data::DataError::Invalid {
+                context: "BatchLoader::new",
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(error.to_string().contains("batch size must be positive"));
 }

@@ -25,6 +25,7 @@ fn prefetched_batches_equal_the_plain_ones() {
     );
     for (batch_size, drop_last, depth) in [(3, false, 1), (4, true, 2), (64, false, 4)] {
         let loader = BatchLoader::new(images(23), batch_size)
+            .unwrap()
             .shuffle(5)
             .drop_last(drop_last)
             .augment(augmentation.clone(), 9);
@@ -38,7 +39,7 @@ fn prefetched_batches_equal_the_plain_ones() {
 
 #[test]
 fn a_consumer_that_stops_early_ends_the_loading() {
-    let loader = BatchLoader::new(images(100), 2);
+    let loader = BatchLoader::new(images(100), 2).unwrap();
     let first = loader.prefetched_epoch(0, 1, |batches| batches.next().unwrap().unwrap());
     assert_eq!(first.labels, vec![0, 1]);
 }

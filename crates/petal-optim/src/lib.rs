@@ -17,7 +17,7 @@
 //! let mut store = ParamStore::new();
 //! let w = store.add("w", Tensor::from_vec(&[2], vec![1.0, 2.0])?, true)?;
 //! let mut sgd = Sgd::new(SgdConfig { momentum: 0.9, ..SgdConfig::new(0.1) });
-//! let schedule = CosineDecay { initial: 0.1, decay_steps: 100, alpha: 0.0 };
+//! let schedule = CosineDecay::new(0.1, 100, 0.0);
 //! for step in 0..3 {
 //!     // gradient of sum(w^2) / 2 is w itself
 //!     let mut grads = vec![(w, store.value(w).clone())];
@@ -43,6 +43,8 @@ pub use clip::{clip_by_global_norm, clip_by_value};
 pub use error::OptimError;
 pub use optimizer::{Optimizer, SlotOptimizer, UpdateRule};
 pub use rmsprop::{RmsProp, RmsPropConfig};
-pub use schedule::{Constant, CosineDecay, ExponentialDecay, LrSchedule, StepDecay, Warmup};
+pub use schedule::{
+    Constant, CosineDecay, ExponentialDecay, LrSchedule, RunLength, StepDecay, Warmup,
+};
 pub use sgd::{Sgd, SgdConfig};
 pub use state::{load_state_file, save_state, OptimizerState};

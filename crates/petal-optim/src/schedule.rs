@@ -1,13 +1,31 @@
 //! Learning-rate schedules: the learning rate as a function of the step (0 at the first
-//! step). A training loop calls `optimizer.set_learning_rate(schedule.learning_rate(step))`
-//! before each step. Formulas are computed in f64.
+//! step). A training loop tells the schedule how long the run is
+//! ([`LrSchedule::set_run_length`]), then calls
+//! `optimizer.set_learning_rate(schedule.learning_rate(step))` before each step.
+//! Formulas are computed in f64.
 
 use std::f64::consts::PI;
 
+/// How long a training run is, in optimizer steps: what a training loop (`fit`) tells
+/// its schedule before the first step, so that no one computes steps per epoch by hand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunLength {
+    /// Optimizer steps (batches) per epoch.
+    pub steps_per_epoch: u64,
+    /// The optimizer's step count when the run started (0 for a new optimizer).
+    pub first_step: u64,
+    /// Steps in the whole run: epochs times steps per epoch.
+    pub total_steps: u64,
+}
+
 /// A learning rate for every step.
 pub trait LrSchedule: Send + Sync {
-    /// The learning rate at `step` (0-based).
+    /// The learning rate at `step` (0-based, the optimizer's step count).
     fn learning_rate(&self, step: u64) -> f32;
+    /// Told by the training loop before the first step how long the run is. Schedules
+    /// given their length in steps ignore it (the default); those that span the whole
+    /// run ([`CosineDecay::over_training`]) take their length from it.
+    fn set_run_length(&mut self, _run: RunLength) {}
 }
 
 /// The same rate at every step.
@@ -66,25 +84,86 @@ impl LrSchedule for ExponentialDecay {
 
 /// Keras's `CosineDecay` (without warmup): with `s = min(step, decay_steps)`,
 /// `initial * ((1 - alpha) * 0.5 * (1 + cos(pi * s / decay_steps)) + alpha)`: from
-/// `initial` down to `alpha * initial` at `decay_steps`, constant after. `decay_steps`
-/// = 0 counts as 1.
+/// `initial` down to the floor `alpha * initial` at `decay_steps`, constant after.
+///
+/// [`CosineDecay::new`] decays over a given number of steps; [`CosineDecay::over_training`]
+/// over the training run it is given to: its first step trains at `initial` and its last
+/// step at the floor, whatever the number of epochs and batches.
+///
+/// ```
+/// use petal_optim::{CosineDecay, LrSchedule, RunLength};
+/// let mut cosine = CosineDecay::over_training(0.1, 0.0);
+/// cosine.set_run_length(RunLength { steps_per_epoch: 10, first_step: 0, total_steps: 50 });
+/// assert_eq!(cosine.learning_rate(0), 0.1);
+/// assert_eq!(cosine.learning_rate(49), 0.0); // the last step of the run
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct CosineDecay {
-    /// The rate at step 0.
-    pub initial: f32,
-    /// Steps to decay over.
-    pub decay_steps: u64,
-    /// The final rate as a fraction of `initial`.
-    pub alpha: f32,
+    initial: f32,
+    alpha: f32,
+    span: Span,
+}
+
+/// The steps a [`CosineDecay`] decays over.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Span {
+    /// Steps 0 to `n` of the optimizer.
+    Steps(u64),
+    /// The whole training run, once the training loop has told its length.
+    Run(Option<RunLength>),
+}
+
+impl CosineDecay {
+    /// Decays from `initial` to `alpha * initial` over steps 0 to `decay_steps` of the
+    /// optimizer (Keras' `CosineDecay(initial, decay_steps, alpha)`). `decay_steps` = 0
+    /// counts as 1.
+    pub fn new(initial: f32, decay_steps: u64, alpha: f32) -> Self {
+        Self {
+            initial,
+            alpha,
+            span: Span::Steps(decay_steps),
+        }
+    }
+
+    /// Decays from `initial` at the first step of the training run to `alpha * initial`
+    /// at its last step, the run's length coming from the training loop
+    /// ([`LrSchedule::set_run_length`]). Until told, the rate is `initial`.
+    pub fn over_training(initial: f32, alpha: f32) -> Self {
+        Self {
+            initial,
+            alpha,
+            span: Span::Run(None),
+        }
+    }
+
+    /// The rate at `done` steps out of `total` (`total` = 0 counts as 1).
+    fn at(&self, done: u64, total: u64) -> f32 {
+        let total = total.max(1);
+        let progress = done.min(total) as f64 / total as f64;
+        let cosine = 0.5 * (1.0 + (PI * progress).cos());
+        let alpha = f64::from(self.alpha);
+        (f64::from(self.initial) * ((1.0 - alpha) * cosine + alpha)) as f32
+    }
 }
 
 impl LrSchedule for CosineDecay {
     fn learning_rate(&self, step: u64) -> f32 {
-        let total = self.decay_steps.max(1);
-        let progress = step.min(total) as f64 / total as f64;
-        let cosine = 0.5 * (1.0 + (PI * progress).cos());
-        let alpha = f64::from(self.alpha);
-        (f64::from(self.initial) * ((1.0 - alpha) * cosine + alpha)) as f32
+        match self.span {
+            Span::Steps(decay_steps) => self.at(step, decay_steps),
+            // The run's steps are first_step ..= first_step + total - 1: the last one is
+            // total - 1 steps after the first.
+            Span::Run(Some(run)) => self.at(
+                step.saturating_sub(run.first_step),
+                run.total_steps.saturating_sub(1),
+            ),
+            Span::Run(None) => self.initial,
+        }
+    }
+
+    fn set_run_length(&mut self, run: RunLength) {
+        if let Span::Run(_) = self.span {
+            self.span = Span::Run(Some(run));
+        }
     }
 }
 
@@ -107,6 +186,17 @@ impl LrSchedule for Warmup {
         } else {
             self.then.learning_rate(step - self.warmup_steps)
         }
+    }
+
+    /// Tells `then` the part of the run after the warmup, in its own step count.
+    fn set_run_length(&mut self, run: RunLength) {
+        let end = run.first_step + run.total_steps;
+        let first = run.first_step.max(self.warmup_steps) - self.warmup_steps;
+        self.then.set_run_length(RunLength {
+            steps_per_epoch: run.steps_per_epoch,
+            first_step: first,
+            total_steps: end.saturating_sub(self.warmup_steps).saturating_sub(first),
+        });
     }
 }
 
@@ -163,16 +253,60 @@ mod tests {
 
     #[test]
     fn cosine_decay_matches_keras() {
-        let s = CosineDecay {
-            initial: 1.0,
-            decay_steps: 100,
-            alpha: 0.1,
-        };
+        let s = CosineDecay::new(1.0, 100, 0.1);
         close(s.learning_rate(0), 1.0); // cos(0) = 1: 0.9 * 1 + 0.1
         close(s.learning_rate(50), 0.55); // cos(pi/2) = 0: 0.9 * 0.5 + 0.1
         close(s.learning_rate(25), 0.9 * 0.5 * (1.0 + 0.5f64.sqrt()) + 0.1); // cos(pi/4) = 0.7071: 0.868198
         close(s.learning_rate(100), 0.1); // cos(pi) = -1: alpha
         close(s.learning_rate(500), 0.1); // clamped at decay_steps
+    }
+
+    #[test]
+    fn cosine_over_training_spans_the_run_it_is_told() {
+        let mut s = CosineDecay::over_training(1.0, 0.1);
+        close(s.learning_rate(7), 1.0); // not told yet: the initial rate
+        s.set_run_length(RunLength {
+            steps_per_epoch: 10,
+            first_step: 0,
+            total_steps: 101, // steps 0..=100
+        });
+        close(s.learning_rate(0), 1.0);
+        close(s.learning_rate(50), 0.55); // half way: 0.9 * 0.5 + 0.1
+        close(s.learning_rate(100), 0.1); // the last step: the floor
+                                          // A second run of the same optimizer decays again from its own first step.
+        s.set_run_length(RunLength {
+            steps_per_epoch: 10,
+            first_step: 101,
+            total_steps: 11,
+        });
+        close(s.learning_rate(101), 1.0);
+        close(s.learning_rate(106), 0.55);
+        close(s.learning_rate(111), 0.1);
+        // The explicit form ignores the run's length.
+        let mut fixed = CosineDecay::new(1.0, 100, 0.1);
+        fixed.set_run_length(RunLength {
+            steps_per_epoch: 1,
+            first_step: 0,
+            total_steps: 3,
+        });
+        close(fixed.learning_rate(50), 0.55);
+    }
+
+    #[test]
+    fn warmup_tells_its_schedule_the_rest_of_the_run() {
+        let mut s = Warmup {
+            warmup_steps: 4,
+            target: 1.0,
+            then: Box::new(CosineDecay::over_training(1.0, 0.0)),
+        };
+        s.set_run_length(RunLength {
+            steps_per_epoch: 7,
+            first_step: 0,
+            total_steps: 14, // 4 warmup steps, then 10 steps numbered 0..=9
+        });
+        close(s.learning_rate(3), 1.0);
+        close(s.learning_rate(4), 1.0);
+        close(s.learning_rate(13), 0.0);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use petal_tensor::reduce::softmax;
 use petal_tensor::Tensor;
 
 use crate::error::{Result, TrainError};
-use crate::fit::{predict, scores_evaluation, Evaluation};
+use crate::evaluate::{predict, scores_evaluation, Evaluation};
 
 /// The mean of the models' softmax probabilities on every sample, with the labels.
 pub fn ensemble_probabilities(
@@ -69,7 +69,7 @@ fn mean_probabilities(
     for (model, data) in members {
         let (logits, l) = predict(model, *data, batch_size)?;
         let classes = logits.ndim() - 1;
-        let p = softmax(&logits, classes).map_err(petal_nn::NnError::from)?;
+        let p = softmax(&logits, classes)?;
         labels = l;
         sum = Some(match sum {
             None => p,

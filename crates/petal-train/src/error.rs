@@ -8,6 +8,9 @@ pub enum TrainError {
     /// The model refused a batch or an op failed.
     #[error(transparent)]
     Nn(#[from] petal_nn::NnError),
+    /// A tensor op refused its arguments (shapes that do not fit).
+    #[error(transparent)]
+    Tensor(#[from] petal_tensor::TensorError),
     /// Loading data failed.
     #[error(transparent)]
     Data(#[from] petal_data::DataError),

@@ -1,23 +1,25 @@
-//! `fit`, `evaluate` and `predict`: the training loop over a model, an optimizer, a loss
-//! and datasets.
+//! `fit`: the training loop over a model, an optimizer, a loss and datasets, and the
+//! [`Trainer`] that holds them (Keras' `compile` then `fit`).
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use petal_data::augment::Augmentation;
-use petal_data::{Batch, BatchLoader, Dataset, Subset};
+use petal_data::{Batch, BatchLoader, Dataset};
 use petal_nn::{Context, Loss, Model, Tape, Targets, Var};
-use petal_optim::{clip_by_global_norm, LrSchedule, Optimizer};
+use petal_optim::{clip_by_global_norm, LrSchedule, Optimizer, RunLength};
 use petal_tensor::Tensor;
 
 use crate::callbacks::{Callback, Control};
+use crate::checkpoint::saver::Saver;
 use crate::checkpoint::{CheckpointConfig, Position, RunSettings};
-use crate::checkpointing::Saver;
 use crate::error::{Result, TrainError};
+use crate::evaluate::{evaluate_logits, predict};
 use crate::history::{EpochLogs, History};
-use crate::metrics::{accuracy, predicted_classes, top_k_accuracy, ConfusionMatrix};
+use crate::metrics::{accuracy, Metric};
 use crate::non_finite;
 use crate::progress::EpochProgress;
+use crate::validation::Validation;
 
 /// How a `fit` call runs.
 #[derive(Clone, Debug)]
@@ -30,9 +32,6 @@ pub struct FitConfig {
     pub shuffle_seed: Option<u64>,
     /// Seed of the random streams inside the model (dropout).
     pub seed: u64,
-    /// Fraction of the training data held out for validation when no validation set
-    /// is given (the last samples, as in Keras).
-    pub validation_split: f32,
     /// Clip the gradients' global norm to this value.
     pub clip_norm: Option<f32>,
     /// Applied to every training sample after loading, with a random stream derived from
@@ -55,7 +54,6 @@ impl Default for FitConfig {
             batch_size: 32,
             shuffle_seed: Some(0),
             seed: 0,
-            validation_split: 0.0,
             clip_norm: None,
             augmentation: None,
             verbose: true,
@@ -65,18 +63,107 @@ impl Default for FitConfig {
     }
 }
 
-/// The pieces a training run works on.
-pub struct Trainer<'a> {
-    /// The model, updated in place.
-    pub model: &'a mut Model,
-    /// Updates the trainable parameters.
-    pub optimizer: &'a mut dyn Optimizer,
-    /// What is minimized (plus the model's weight penalties).
-    pub loss: Loss,
-    /// Sets the learning rate before each step, when given.
-    pub schedule: Option<&'a dyn LrSchedule>,
-    /// Called after each step and epoch.
-    pub callbacks: Vec<&'a mut dyn Callback>,
+/// A model with what trains it: an optimizer, a loss, and optionally a learning-rate
+/// schedule, callbacks and validation metrics (Keras' `model.compile(...)`), built step by
+/// step and then [`fit`](Trainer::fit) to data.
+///
+/// The trainer owns what it is given. To read a callback after training (the best epoch
+/// of an [`EarlyStopping`](crate::callbacks::EarlyStopping), say), lend it with `&mut`;
+/// the optimizer is reachable through [`Trainer::optimizer`]. `'m` is the borrow of the
+/// model, `'p` that of any lent part.
+///
+/// ```
+/// use petal_data::InMemoryDataset;
+/// use petal_nn::layers::{DenseConfig, FlattenConfig};
+/// use petal_nn::{Loss, Sequential};
+/// use petal_optim::{Adam, AdamConfig, CosineDecay};
+/// use petal_tensor::Tensor;
+/// use petal_train::callbacks::{EarlyStopping, Monitor};
+/// use petal_train::metrics::F1Score;
+/// use petal_train::{FitConfig, Trainer, Validation};
+///
+/// let images = Tensor::from_vec(&[4, 1, 1, 1], vec![-2.0, -1.0, 1.0, 2.0])?;
+/// let data = InMemoryDataset::new(images, vec![0, 0, 1, 1], 2)?;
+/// let mut model = Sequential::new(&[1, 1, 1], 0)
+///     .add(FlattenConfig::default())?
+///     .add(DenseConfig::new(2))?
+///     .build()?;
+/// let mut early = EarlyStopping::new(Monitor::new("val_loss"), 5, true);
+/// let history = Trainer::new(&mut model, Adam::new(AdamConfig::new(0.1)))
+///     .loss(Loss::SparseCategoricalCrossentropy)
+///     .schedule(CosineDecay::over_training(0.1, 0.1))
+///     .callback(&mut early)
+///     .metric(F1Score)
+///     .fit(&data, Validation::Data(&data), &FitConfig { epochs: 20, batch_size: 2, verbose: false, ..FitConfig::default() })?;
+/// assert_eq!(history.last("val_f1_score"), Some(1.0));
+/// assert!(early.best_epoch().is_some());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Trainer<'m, 'p> {
+    model: &'m mut Model,
+    optimizer: Box<dyn Optimizer + 'p>,
+    loss: Loss,
+    schedule: Option<Box<dyn LrSchedule + 'p>>,
+    callbacks: Vec<Box<dyn Callback + 'p>>,
+    metrics: Vec<Box<dyn Metric + 'p>>,
+}
+
+impl<'m, 'p> Trainer<'m, 'p> {
+    /// Trains `model` (in place) with `optimizer`, minimizing the sparse categorical
+    /// cross-entropy unless [`Trainer::loss`] says otherwise; no schedule, callbacks or
+    /// metrics.
+    pub fn new(model: &'m mut Model, optimizer: impl Optimizer + 'p) -> Self {
+        Self {
+            model,
+            optimizer: Box::new(optimizer),
+            loss: Loss::SparseCategoricalCrossentropy,
+            schedule: None,
+            callbacks: Vec::new(),
+            metrics: Vec::new(),
+        }
+    }
+
+    /// Minimizes `loss` (plus the model's weight penalties).
+    pub fn loss(mut self, loss: Loss) -> Self {
+        self.loss = loss;
+        self
+    }
+
+    /// Sets the learning rate before each step from `schedule`, which `fit` tells the
+    /// run's length first ([`LrSchedule::set_run_length`]).
+    pub fn schedule(mut self, schedule: impl LrSchedule + 'p) -> Self {
+        self.schedule = Some(Box::new(schedule));
+        self
+    }
+
+    /// Adds a callback, called after each step and epoch in the order added. Give
+    /// `&mut callback` to keep it readable after training.
+    pub fn callback(mut self, callback: impl Callback + 'p) -> Self {
+        self.callbacks.push(Box::new(callback));
+        self
+    }
+
+    /// Adds a metric, computed on the validation data at each epoch end and logged as
+    /// `val_<name>`.
+    pub fn metric(mut self, metric: impl Metric + 'p) -> Self {
+        self.metrics.push(Box::new(metric));
+        self
+    }
+
+    /// The model being trained.
+    pub fn model(&self) -> &Model {
+        self.model
+    }
+
+    /// The optimizer (its step count, its learning rate).
+    pub fn optimizer(&self) -> &dyn Optimizer {
+        &*self.optimizer
+    }
+
+    /// The optimizer, to change (per-parameter learning-rate scales for fine-tuning).
+    pub fn optimizer_mut(&mut self) -> &mut dyn Optimizer {
+        &mut *self.optimizer
+    }
 }
 
 /// Mixes the run seed and the step into the seed of one step's random stream.
@@ -86,9 +173,10 @@ fn step_seed(seed: u64, step: u64) -> u64 {
         .wrapping_add(step.wrapping_mul(0xBF58_476D_1CE4_E5B9))
 }
 
-impl Trainer<'_> {
-    /// Trains for `config.epochs` epochs and returns the per-epoch figures. Validation
-    /// uses `validation`, else the held-out `validation_split` of `train`.
+impl Trainer<'_, '_> {
+    /// Trains for `config.epochs` epochs and returns the per-epoch figures, with the
+    /// validation figures (`val_loss`, `val_accuracy` and one `val_<name>` per metric)
+    /// computed on `validation` at each epoch end.
     ///
     /// With `config.checkpoint`, a full checkpoint is saved at every epoch end (and every
     /// `every_steps` steps); with its `resume` flag a run continues from that file,
@@ -100,23 +188,18 @@ impl Trainer<'_> {
     pub fn fit(
         &mut self,
         train: &dyn Dataset,
-        validation: Option<&dyn Dataset>,
+        validation: Validation<'_>,
         config: &FitConfig,
     ) -> Result<History> {
-        if config.batch_size == 0 || !(0.0..1.0).contains(&config.validation_split) {
-            return Err(TrainError::Config(format!(
-                "batch size {} must be positive and validation split {} in [0, 1)",
-                config.batch_size, config.validation_split
-            )));
-        }
-        let held_out = (train.len() as f64 * f64::from(config.validation_split)).round() as usize;
-        let cut = train.len() - held_out;
-        let train_part = Subset::new(train, (0..cut).collect())?;
-        let split_part = Subset::new(train, (cut..train.len()).collect())?;
-        let validation: Option<&dyn Dataset> =
-            validation.or((held_out > 0).then_some(&split_part as &dyn Dataset));
+        self.check_metric_names()?;
+        let (train_part, split_part) = validation.split(train)?;
+        let validation: Option<&dyn Dataset> = match validation {
+            Validation::Data(data) => Some(data),
+            Validation::Split(_) if !split_part.is_empty() => Some(&split_part),
+            Validation::Split(_) | Validation::None => None,
+        };
 
-        let mut loader = BatchLoader::new(&train_part, config.batch_size);
+        let mut loader = BatchLoader::new(&train_part, config.batch_size)?;
         if let Some(seed) = config.shuffle_seed {
             loader = loader.shuffle(seed);
         }
@@ -131,10 +214,17 @@ impl Trainer<'_> {
         };
         let mut saver = Saver::new(config.checkpoint.as_ref(), settings);
         let (mut at, mut history) = match saver.resumable() {
-            Some(path) => self.resume(&path, &saver.settings, config.verbose)?,
+            Some(path) => saver.restore(
+                &path,
+                self.model,
+                &mut *self.optimizer,
+                &mut self.callbacks,
+                config.verbose,
+            )?,
             None => (Position::default(), History::default()),
         };
         saver.resumed(&at);
+        self.tell_schedule(&at, loader.batches_per_epoch(), config.epochs);
         let first_epoch = if history.stop_reason.is_some() {
             config.epochs
         } else {
@@ -203,16 +293,14 @@ impl Trainer<'_> {
             );
             logs.insert("data_wait_share".into(), waiting / train_seconds.max(1e-9));
             if let Some(val) = validation {
-                let eval = evaluate(self.model, self.loss, val, config.batch_size)?;
-                logs.insert("val_loss".into(), eval.loss);
-                logs.insert("val_accuracy".into(), eval.accuracy);
+                self.validate(val, config.batch_size, &mut logs)?;
             }
             logs.insert("seconds".into(), started.elapsed().as_secs_f64());
             progress.finish(&logs, config.verbose);
             history.epochs.push(logs);
             for callback in self.callbacks.iter_mut() {
                 if let Control::Stop(reason) =
-                    callback.on_epoch_end(epoch, &history, self.model, self.optimizer)?
+                    callback.on_epoch_end(epoch, &history, self.model, &mut *self.optimizer)?
                 {
                     history.stop_reason = Some(reason);
                 }
@@ -233,6 +321,57 @@ impl Trainer<'_> {
         Ok(history)
     }
 
+    /// Tells the schedule the run's length: `epochs` of `steps_per_epoch` steps, counted
+    /// from the optimizer's step count when the run began (before any resumed part).
+    fn tell_schedule(&mut self, at: &Position, steps_per_epoch: usize, epochs: usize) {
+        let Some(schedule) = &mut self.schedule else {
+            return;
+        };
+        let steps_per_epoch = steps_per_epoch as u64;
+        let done = at.epoch as u64 * steps_per_epoch + at.batch as u64;
+        schedule.set_run_length(RunLength {
+            steps_per_epoch,
+            first_step: self.optimizer.iterations().saturating_sub(done),
+            total_steps: epochs as u64 * steps_per_epoch,
+        });
+    }
+
+    /// Adds the validation figures of the model on `data` to `logs`.
+    fn validate(&self, data: &dyn Dataset, batch_size: usize, logs: &mut EpochLogs) -> Result<()> {
+        let (logits, labels) = predict(self.model, data, batch_size)?;
+        for metric in &self.metrics {
+            logs.insert(
+                format!("val_{}", metric.name()),
+                metric.compute(&logits, &labels),
+            );
+        }
+        let eval = evaluate_logits(self.loss, &logits, labels)?;
+        logs.insert("val_loss".into(), eval.loss);
+        logs.insert("val_accuracy".into(), eval.accuracy);
+        Ok(())
+    }
+
+    /// Refuses metrics whose logged names would clash with each other or with the
+    /// validation loss and accuracy.
+    fn check_metric_names(&self) -> Result<()> {
+        let mut names = vec!["loss".to_string(), "accuracy".to_string()];
+        for metric in &self.metrics {
+            let name = metric.name();
+            if names.contains(&name) {
+                return Err(TrainError::Config(format!(
+                    "two validation figures would be logged as val_{name}: give each metric its own name"
+                )));
+            }
+            names.push(name);
+        }
+        Ok(())
+    }
+
+    /// Saves a full checkpoint of the run at `at`, if the run keeps one.
+    fn save(&self, saver: &mut Saver, at: &Position, history: &History) -> Result<()> {
+        saver.save(at, history, self.model, &*self.optimizer, &self.callbacks)
+    }
+
     /// One optimizer step on a batch `(n, *input_shape)` with its labels; returns the
     /// batch's loss and accuracy. Uses `config`'s seed and clipping. A NaN or infinite
     /// loss is an error ([`TrainError::NonFiniteLoss`]) and then nothing is updated.
@@ -242,7 +381,7 @@ impl Trainer<'_> {
         labels: &[usize],
         config: &FitConfig,
     ) -> Result<(f32, f64)> {
-        if let Some(schedule) = self.schedule {
+        if let Some(schedule) = &self.schedule {
             self.optimizer
                 .set_learning_rate(schedule.learning_rate(self.optimizer.iterations()));
         }
@@ -275,77 +414,5 @@ impl Trainer<'_> {
         self.optimizer.step(self.model.store_mut(), &grads)?;
         self.model.apply_updates(updates)?;
         Ok((value, batch_accuracy))
-    }
-}
-
-/// The figures of a model on a dataset.
-#[derive(Clone, Debug)]
-pub struct Evaluation {
-    /// Mean loss.
-    pub loss: f64,
-    /// Top-1 accuracy.
-    pub accuracy: f64,
-    /// Top-5 accuracy (equal to 1 with 5 classes or fewer).
-    pub top5_accuracy: f64,
-    /// The label of each sample, in dataset order.
-    pub labels: Vec<usize>,
-    /// The predicted class of each sample.
-    pub predicted: Vec<usize>,
-}
-
-impl Evaluation {
-    /// The confusion matrix of the predictions.
-    pub fn confusion_matrix(&self, classes: usize) -> ConfusionMatrix {
-        ConfusionMatrix::new(classes, &self.labels, &self.predicted)
-    }
-}
-
-/// The model's outputs (logits) for every sample, in dataset order, with the labels.
-pub fn predict(
-    model: &Model,
-    data: &dyn Dataset,
-    batch_size: usize,
-) -> Result<(Tensor, Vec<usize>)> {
-    let loader = BatchLoader::new(data, batch_size.max(1));
-    let mut outputs =
-        Vec::with_capacity(data.len() * model.output_shape().iter().product::<usize>());
-    let mut labels = Vec::with_capacity(data.len());
-    for batch in loader.epoch(0) {
-        let batch = batch?;
-        outputs.extend_from_slice(model.predict(&batch.images)?.as_slice());
-        labels.extend(batch.labels);
-    }
-    let shape: Vec<usize> = std::iter::once(labels.len())
-        .chain(model.output_shape().iter().copied())
-        .collect();
-    Ok((
-        Tensor::from_vec(&shape, outputs).map_err(petal_nn::NnError::from)?,
-        labels,
-    ))
-}
-
-/// Loss and accuracy of the model on a dataset (inference mode).
-pub fn evaluate(
-    model: &Model,
-    loss: Loss,
-    data: &dyn Dataset,
-    batch_size: usize,
-) -> Result<Evaluation> {
-    let (logits, labels) = predict(model, data, batch_size)?;
-    let value = loss
-        .compute(&Var::constant(logits.clone()), Targets::Labels(&labels))?
-        .value()
-        .item()
-        .map_err(petal_nn::NnError::from)?;
-    Ok(scores_evaluation(f64::from(value), &logits, labels))
-}
-
-pub(crate) fn scores_evaluation(loss: f64, scores: &Tensor, labels: Vec<usize>) -> Evaluation {
-    Evaluation {
-        loss,
-        accuracy: accuracy(scores, &labels),
-        top5_accuracy: top_k_accuracy(scores, &labels, 5),
-        predicted: predicted_classes(scores),
-        labels,
     }
 }

@@ -12,7 +12,7 @@ use petal_optim::{Adam, AdamConfig, CosineDecay, Optimizer, Sgd, SgdConfig};
 use petal_tensor::Tensor;
 use petal_train::callbacks::{Callback, Control, EarlyStopping, Monitor, ReduceLrOnPlateau};
 use petal_train::checkpoint::{self, CheckpointConfig};
-use petal_train::{FitConfig, History, Result, TrainError, Trainer};
+use petal_train::{FitConfig, History, Result, TrainError, Trainer, Validation};
 
 /// Fails the run (like a crash) once the step count reaches `at`.
 struct CrashAt(u64);
@@ -26,13 +26,15 @@ impl Callback for CrashAt {
     }
 }
 
+/// The last quarter of the training data validates.
+const SPLIT: Validation<'static> = Validation::Split(0.25);
+
 fn config(path: &Path, resume: bool) -> FitConfig {
     FitConfig {
         epochs: 4,
         batch_size: 16,
         seed: 7,
         shuffle_seed: Some(3),
-        validation_split: 0.25,
         verbose: false,
         checkpoint: Some(CheckpointConfig {
             every_steps: Some(5),
@@ -51,24 +53,37 @@ fn run(
     config: &FitConfig,
     crash: Option<u64>,
 ) -> (Model, Result<History>) {
+    run_with(
+        init_seed,
+        data,
+        config,
+        crash,
+        CosineDecay::new(0.02, 20, 0.1),
+    )
+}
+
+/// [`run`] with another cosine schedule.
+fn run_with(
+    init_seed: u64,
+    data: &InMemoryDataset,
+    config: &FitConfig,
+    crash: Option<u64>,
+    schedule: CosineDecay,
+) -> (Model, Result<History>) {
     let mut m = model(init_seed, 0.3);
-    let mut adam = Adam::new(AdamConfig::new(0.02));
-    let schedule = CosineDecay {
-        initial: 0.02,
-        decay_steps: 20,
-        alpha: 0.1,
-    };
-    let mut early = EarlyStopping::new(Monitor::new("val_loss"), 10, true);
-    let mut plateau = ReduceLrOnPlateau::new(Monitor::new("val_accuracy"), 0.5, 1, 0, 1e-4);
-    let mut crasher = CrashAt(crash.unwrap_or(u64::MAX));
-    let history = Trainer {
-        model: &mut m,
-        optimizer: &mut adam,
-        loss: Loss::SparseCategoricalCrossentropy,
-        schedule: Some(&schedule),
-        callbacks: vec![&mut early, &mut plateau, &mut crasher],
-    }
-    .fit(data, None, config);
+    let history = Trainer::new(&mut m, Adam::new(AdamConfig::new(0.02)))
+        .loss(Loss::SparseCategoricalCrossentropy)
+        .schedule(schedule)
+        .callback(EarlyStopping::new(Monitor::new("val_loss"), 10, true))
+        .callback(ReduceLrOnPlateau::new(
+            Monitor::new("val_accuracy"),
+            0.5,
+            1,
+            0,
+            1e-4,
+        ))
+        .callback(CrashAt(crash.unwrap_or(u64::MAX)))
+        .fit(data, SPLIT, config);
     (m, history)
 }
 
@@ -123,6 +138,28 @@ fn resuming_after_a_crash_at_any_step_gives_the_uninterrupted_weights() {
     // A finished run resumes to its final weights at once.
     let (done, again) = run(5, &data, &config(&whole, true), None);
     assert_eq!(values(&done), values(&reference));
+    assert_eq!(figures(&again.unwrap()), figures(&history));
+}
+
+#[test]
+fn a_schedule_over_the_whole_run_resumes_where_it_stood() {
+    // 60 training samples: 4 batches per epoch, 16 steps; the crash at step 12 resumes
+    // from the save at step 10, in the middle of the third epoch.
+    let data = quadrants(80, 4);
+    let dir = tempfile::tempdir().unwrap();
+    let cosine = CosineDecay::over_training(0.02, 0.1);
+    let whole = dir.path().join("whole.ckpt");
+    let (reference, history) = run_with(1, &data, &config(&whole, false), None, cosine);
+    let history = history.unwrap();
+    let floor = (f64::from(0.02f32) * f64::from(0.1f32)) as f32;
+    assert_eq!(history.last("lr"), Some(f64::from(floor)));
+    let path = dir.path().join("crash.ckpt");
+    run_with(1, &data, &config(&path, false), Some(12), cosine)
+        .1
+        .unwrap_err();
+    assert_eq!(checkpoint::read(&path).unwrap().position.batch, 2);
+    let (resumed, again) = run_with(99, &data, &config(&path, true), None, cosine);
+    assert_eq!(values(&resumed), values(&reference));
     assert_eq!(figures(&again.unwrap()), figures(&history));
 }
 
@@ -190,16 +227,9 @@ fn bad_files_and_other_runs_are_refused_with_the_reason() {
         .unwrap()
         .build()
         .unwrap();
-    let mut adam = Adam::new(AdamConfig::new(0.02));
-    let error = Trainer {
-        model: &mut other,
-        optimizer: &mut adam,
-        loss: Loss::SparseCategoricalCrossentropy,
-        schedule: None,
-        callbacks: vec![],
-    }
-    .fit(&data, None, &config(&path, true))
-    .unwrap_err();
+    let error = Trainer::new(&mut other, Adam::new(AdamConfig::new(0.02)))
+        .fit(&data, SPLIT, &config(&path, true))
+        .unwrap_err();
     let text = message(error);
     assert!(
         text.contains("run.ckpt: the weights do not match the model"),
@@ -217,24 +247,20 @@ fn bad_files_and_other_runs_are_refused_with_the_reason() {
         "{text}"
     );
     let mut m = model(1, 0.3);
-    let mut sgd = Sgd::new(SgdConfig::new(0.1));
-    let (mut a, mut b, mut c) = (
-        EarlyStopping::new(Monitor::new("val_loss"), 10, true),
-        ReduceLrOnPlateau::new(Monitor::new("val_accuracy"), 0.5, 1, 0, 1e-4),
-        CrashAt(u64::MAX),
-    );
-    let error = Trainer {
-        model: &mut m,
-        optimizer: &mut sgd,
-        loss: Loss::SparseCategoricalCrossentropy,
-        schedule: None,
-        callbacks: vec![&mut a, &mut b, &mut c],
-    }
-    .fit(&data, None, &config(&path, true))
-    .unwrap_err();
+    let mut trainer = Trainer::new(&mut m, Sgd::new(SgdConfig::new(0.1)))
+        .callback(EarlyStopping::new(Monitor::new("val_loss"), 10, true))
+        .callback(ReduceLrOnPlateau::new(
+            Monitor::new("val_accuracy"),
+            0.5,
+            1,
+            0,
+            1e-4,
+        ))
+        .callback(CrashAt(u64::MAX));
+    let error = trainer.fit(&data, SPLIT, &config(&path, true)).unwrap_err();
     let text = message(error);
     assert!(text.contains("the optimizer state does not fit"), "{text}");
-    assert_eq!(sgd.iterations(), 0);
+    assert_eq!(trainer.optimizer().iterations(), 0);
 }
 
 #[cfg(unix)]
@@ -273,8 +299,7 @@ fn a_full_disk_during_a_save_leaves_the_previous_checkpoint_usable() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("full.ckpt");
     let mut m = model(1, 0.0);
-    let mut adam = Adam::new(AdamConfig::new(0.02));
-    let mut fill = FillDiskAfterEpoch {
+    let fill = FillDiskAfterEpoch {
         epoch: 1,
         folder: dir.path().to_path_buf(),
     };
@@ -282,15 +307,10 @@ fn a_full_disk_during_a_save_leaves_the_previous_checkpoint_usable() {
         checkpoint: Some(CheckpointConfig::new(&path)),
         ..config(&path, false)
     };
-    let error = Trainer {
-        model: &mut m,
-        optimizer: &mut adam,
-        loss: Loss::SparseCategoricalCrossentropy,
-        schedule: None,
-        callbacks: vec![&mut fill],
-    }
-    .fit(&data, None, &plain)
-    .unwrap_err();
+    let error = Trainer::new(&mut m, Adam::new(AdamConfig::new(0.02)))
+        .callback(fill)
+        .fit(&data, SPLIT, &plain)
+        .unwrap_err();
     let text = message(error);
     assert!(
         text.contains("full.ckpt: could not save the checkpoint"),
@@ -319,22 +339,14 @@ fn a_non_finite_loss_names_the_step_the_layer_and_the_last_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("blowup.ckpt");
     let mut m = model(1, 0.0);
-    let mut sgd = Sgd::new(SgdConfig::new(1e4)); // diverges within a few steps
+    let sgd = Sgd::new(SgdConfig::new(1e4)); // diverges within a few steps
     let config = FitConfig {
         epochs: 50,
         checkpoint: Some(CheckpointConfig::new(&path)),
-        validation_split: 0.0,
         ..config(&path, false)
     };
-    let error = Trainer {
-        model: &mut m,
-        optimizer: &mut sgd,
-        loss: Loss::SparseCategoricalCrossentropy,
-        schedule: None,
-        callbacks: vec![],
-    }
-    .fit(&data, None, &config)
-    .unwrap_err();
+    let mut trainer = Trainer::new(&mut m, sgd);
+    let error = trainer.fit(&data, Validation::None, &config).unwrap_err();
     let TrainError::NonFiniteLoss { step, .. } = &error else {
         panic!("{error}")
     };
@@ -351,7 +363,11 @@ fn a_non_finite_loss_names_the_step_the_layer_and_the_last_checkpoint() {
         text.contains(&format!("the last good checkpoint is {}", path.display())),
         "{text}"
     );
-    assert_eq!(sgd.iterations(), step - 1, "the bad step is not applied");
+    assert_eq!(
+        trainer.optimizer().iterations(),
+        step - 1,
+        "the bad step is not applied"
+    );
 
     // NaN in the data itself.
     let mut values = vec![0.5f32; 64];
@@ -363,25 +379,18 @@ fn a_non_finite_loss_names_the_step_the_layer_and_the_last_checkpoint() {
     )
     .unwrap();
     let mut m = model(0, 0.0);
-    let mut adam = Adam::new(AdamConfig::new(0.01));
-    let error = Trainer {
-        model: &mut m,
-        optimizer: &mut adam,
-        loss: Loss::SparseCategoricalCrossentropy,
-        schedule: None,
-        callbacks: vec![],
-    }
-    .fit(
-        &bad,
-        None,
-        &FitConfig {
-            shuffle_seed: None,
-            batch_size: 8,
-            verbose: false,
-            ..FitConfig::default()
-        },
-    )
-    .unwrap_err();
+    let error = Trainer::new(&mut m, Adam::new(AdamConfig::new(0.01)))
+        .fit(
+            &bad,
+            Validation::None,
+            &FitConfig {
+                shuffle_seed: None,
+                batch_size: 8,
+                verbose: false,
+                ..FitConfig::default()
+            },
+        )
+        .unwrap_err();
     let text = message(error);
     assert_eq!(
         text,

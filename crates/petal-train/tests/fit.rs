@@ -7,29 +7,26 @@ use common::{model, quadrants};
 use petal_data::InMemoryDataset;
 use petal_nn::layers::{DenseConfig, FlattenConfig};
 use petal_nn::{Loss, Model, Sequential};
-use petal_optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
+use petal_optim::{Adam, AdamConfig, CosineDecay, Optimizer, Sgd, SgdConfig};
 use petal_tensor::Tensor;
 use petal_train::callbacks::{
     Callback, Control, CsvLogger, EarlyStopping, ModelCheckpoint, Monitor, ReduceLrOnPlateau,
 };
 use petal_train::ensemble::{ensemble_evaluate, ensemble_probabilities, evaluate_with_flips};
-use petal_train::{evaluate, FitConfig, History, Trainer};
+use petal_train::metrics::{F1Score, Metric, Precision, Recall, TopKAccuracy};
+use petal_train::{evaluate, predict, FitConfig, History, Trainer, Validation};
 
-fn fit<'a>(
-    model: &'a mut Model,
-    optimizer: &'a mut dyn Optimizer,
+/// Trains `model` on `data` without validation.
+fn fit(
+    model: &mut Model,
+    optimizer: impl Optimizer,
     data: &InMemoryDataset,
     config: &FitConfig,
-    callbacks: Vec<&'a mut dyn Callback>,
 ) -> History {
-    let mut trainer = Trainer {
-        model,
-        optimizer,
-        loss: Loss::SparseCategoricalCrossentropy,
-        schedule: None,
-        callbacks,
-    };
-    trainer.fit(data, None, config).unwrap()
+    Trainer::new(model, optimizer)
+        .loss(Loss::SparseCategoricalCrossentropy)
+        .fit(data, Validation::None, config)
+        .unwrap()
 }
 
 fn quiet(epochs: usize) -> FitConfig {
@@ -54,13 +51,13 @@ fn prefetching_batches_trains_the_same_weights() {
     let data = quadrants(200, 4);
     let train = |prefetch: usize| {
         let mut m = model(3, 0.2);
-        let mut adam = Adam::new(AdamConfig::new(0.01));
+        let adam = Adam::new(AdamConfig::new(0.01));
         let config = FitConfig {
             prefetch,
             shuffle_seed: Some(9),
             ..quiet(3)
         };
-        let history = fit(&mut m, &mut adam, &data, &config, vec![]);
+        let history = fit(&mut m, adam, &data, &config);
         (weights(&m), history.metric("loss"))
     };
     let loaded_on_demand = train(0);
@@ -72,12 +69,10 @@ fn prefetching_batches_trains_the_same_weights() {
 fn fit_learns_and_reports_validation_figures() {
     let (train, test) = (quadrants(512, 1), quadrants(256, 2));
     let mut m = model(0, 0.1);
-    let mut adam = Adam::new(AdamConfig::new(0.01));
-    let config = FitConfig {
-        validation_split: 0.25,
-        ..quiet(20)
-    };
-    let history = fit(&mut m, &mut adam, &train, &config, vec![]);
+    let adam = Adam::new(AdamConfig::new(0.01));
+    let history = Trainer::new(&mut m, adam)
+        .fit(&train, Validation::Split(0.25), &quiet(20))
+        .unwrap();
     let loss = history.metric("loss");
     assert_eq!(loss.len(), 20);
     assert!(loss[19] < loss[0] / 2.0, "loss {loss:?}");
@@ -98,13 +93,13 @@ fn the_same_seed_gives_bit_identical_weights() {
     let data = quadrants(200, 3);
     let run = |seed: u64| {
         let mut m = model(7, 0.3);
-        let mut adam = Adam::new(AdamConfig::new(0.01));
+        let adam = Adam::new(AdamConfig::new(0.01));
         let config = FitConfig {
             shuffle_seed: Some(seed),
             seed,
             ..quiet(3)
         };
-        fit(&mut m, &mut adam, &data, &config, vec![]);
+        fit(&mut m, adam, &data, &config);
         weights(&m)
     };
     assert_eq!(run(5), run(5));
@@ -116,10 +111,14 @@ fn early_stopping_stops_and_restores_the_best_weights_even_without_stopping() {
     let data = quadrants(64, 4);
     // A learning rate of 0 never improves anything after the first epoch.
     let mut m = model(1, 0.0);
-    let mut frozen = Sgd::new(SgdConfig::new(0.0));
+    let frozen = Sgd::new(SgdConfig::new(0.0));
     let mut stop = EarlyStopping::new(Monitor::new("loss"), 2, false);
-    let history = fit(&mut m, &mut frozen, &data, &quiet(10), vec![&mut stop]);
+    let history = Trainer::new(&mut m, frozen)
+        .callback(&mut stop)
+        .fit(&data, Validation::None, &quiet(10))
+        .unwrap();
     assert_eq!(history.epochs.len(), 3);
+    assert_eq!(stop.stopped_epoch(), Some(2));
     assert!(history
         .stop_reason
         .as_deref()
@@ -137,7 +136,7 @@ fn early_stopping_stops_and_restores_the_best_weights_even_without_stopping() {
         Control::Continue
     );
     let best = weights(&m);
-    fit(&mut m, &mut sgd, &data, &quiet(1), vec![]);
+    fit(&mut m, Sgd::new(SgdConfig::new(0.5)), &data, &quiet(1));
     assert_ne!(weights(&m), best);
     history.epochs.push([("val_loss".to_string(), 2.0)].into());
     stop.on_epoch_end(1, &history, &mut m, &mut sgd).unwrap();
@@ -206,14 +205,10 @@ fn csv_logger_writes_a_header_and_one_row_per_epoch() {
     let path = dir.path().join("log.csv");
     let mut logger = CsvLogger::new(&path);
     let mut m = model(0, 0.0);
-    let mut adam = Adam::new(AdamConfig::new(0.01));
-    fit(
-        &mut m,
-        &mut adam,
-        &quadrants(32, 1),
-        &quiet(3),
-        vec![&mut logger],
-    );
+    Trainer::new(&mut m, Adam::new(AdamConfig::new(0.01)))
+        .callback(&mut logger)
+        .fit(&quadrants(32, 1), Validation::None, &quiet(3))
+        .unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 4, "{text}");
@@ -295,32 +290,105 @@ fn flip_averaging_averages_each_image_and_its_mirror() {
 fn bad_fit_arguments_are_errors() {
     let data = quadrants(8, 1);
     let mut m = model(0, 0.0);
-    let mut adam = Adam::new(AdamConfig::new(0.01));
-    let mut trainer = Trainer {
-        model: &mut m,
-        optimizer: &mut adam,
-        loss: Loss::SparseCategoricalCrossentropy,
-        schedule: None,
-        callbacks: vec![],
-    };
+    let mut trainer = Trainer::new(&mut m, Adam::new(AdamConfig::new(0.01)));
     assert!(trainer
         .fit(
             &data,
-            None,
+            Validation::None,
             &FitConfig {
                 batch_size: 0,
                 ..quiet(1)
             }
         )
         .is_err());
-    assert!(trainer
-        .fit(
-            &data,
-            None,
-            &FitConfig {
-                validation_split: 1.0,
-                ..quiet(1)
-            }
-        )
-        .is_err());
+    for split in [1.0, -0.1, f32::NAN] {
+        let error = trainer
+            .fit(&data, Validation::Split(split), &quiet(1))
+            .unwrap_err();
+        assert!(error.to_string().contains("validation split"), "{error}");
+    }
+    // Two metrics logged under one name.
+    let error = Trainer::new(&mut m, Adam::new(AdamConfig::new(0.01)))
+        .metric(Precision)
+        .metric(Precision)
+        .fit(&data, Validation::Data(&data), &quiet(1))
+        .unwrap_err();
+    assert!(error.to_string().contains("val_precision"), "{error}");
+}
+
+#[test]
+fn validation_comes_from_a_split_a_dataset_or_nowhere() {
+    let data = quadrants(40, 2);
+    let run = |validation: Validation<'_>| {
+        let mut m = model(0, 0.0);
+        let history = Trainer::new(&mut m, Sgd::new(SgdConfig::new(0.1)))
+            .fit(&data, validation, &quiet(1))
+            .unwrap();
+        (history.last("val_loss"), history.last("images_per_second"))
+    };
+    assert_eq!(run(Validation::None).0, None);
+    assert_eq!(run(Validation::Split(0.0)).0, None);
+    assert!(run(Validation::Split(0.25)).0.is_some());
+    let other = quadrants(10, 3);
+    assert!(run(Validation::Data(&other)).0.is_some());
+}
+
+#[test]
+fn metrics_are_logged_on_the_validation_data_at_each_epoch_end() {
+    let (train, val) = (quadrants(128, 1), quadrants(64, 2));
+    let mut m = model(0, 0.1);
+    let history = Trainer::new(&mut m, Adam::new(AdamConfig::new(0.01)))
+        .metric(Precision)
+        .metric(Recall)
+        .metric(F1Score)
+        .metric(TopKAccuracy(2))
+        .fit(&train, Validation::Data(&val), &quiet(3))
+        .unwrap();
+    for name in [
+        "val_precision",
+        "val_recall",
+        "val_f1_score",
+        "val_top2_accuracy",
+    ] {
+        assert_eq!(history.metric(name).len(), 3, "{name}");
+    }
+    // The last epoch's figures are those of the trained model on the validation data.
+    let (scores, labels) = predict(&m, &val, 64).unwrap();
+    assert_eq!(
+        history.last("val_precision"),
+        Some(Precision.compute(&scores, &labels))
+    );
+    assert_eq!(
+        history.last("val_f1_score"),
+        Some(F1Score.compute(&scores, &labels))
+    );
+    let eval = evaluate(&m, Loss::SparseCategoricalCrossentropy, &val, 64).unwrap();
+    let per_class = eval.per_class_accuracy(4);
+    assert_eq!(per_class.len(), 4);
+    assert_eq!(
+        history.last("val_recall"),
+        Some(per_class.iter().sum::<f64>() / 4.0)
+    );
+}
+
+#[test]
+fn a_cosine_schedule_over_training_reaches_its_floor_exactly_at_the_last_step() {
+    // 75 training samples in batches of 16: 5 steps per epoch, which no one computes.
+    let data = quadrants(100, 6);
+    let mut m = model(0, 0.0);
+    let history = Trainer::new(&mut m, Sgd::new(SgdConfig::new(1.0)))
+        .schedule(CosineDecay::over_training(0.5, 0.2))
+        .fit(&data, Validation::Split(0.25), &quiet(3))
+        .unwrap();
+    let rates = history.metric("lr");
+    let floor = (f64::from(0.5f32) * f64::from(0.2f32)) as f32;
+    assert_eq!(
+        rates[2],
+        f64::from(floor),
+        "the last step trains at the floor"
+    );
+    // Step 4 of 0..=14 (the first epoch's last): 0.5 * (0.8 * (1 + cos(4 pi / 14)) / 2 + 0.2).
+    let expected = 0.5 * (0.8 * 0.5 * (1.0 + (4.0 * std::f64::consts::PI / 14.0).cos()) + 0.2);
+    assert!((rates[0] - expected).abs() < 1e-6, "{rates:?}");
+    assert!(rates[1] > rates[2] && rates[0] > rates[1], "{rates:?}");
 }

@@ -23,7 +23,7 @@ use petal_optim::{Adam, AdamConfig};
 use petal_tensor::Tensor;
 use petal_train::callbacks::{Callback, Control, EarlyStopping, Monitor};
 use petal_train::checkpoint::{self, CheckpointConfig};
-use petal_train::{FitConfig, Result, Trainer};
+use petal_train::{FitConfig, Result, Trainer, Validation};
 use sha2::{Digest, Sha256};
 
 const SAMPLES: usize = 192; // 144 for training: 9 steps per epoch
@@ -95,8 +95,8 @@ fn training_process() {
         .unwrap()
         .build()
         .unwrap();
-    let mut adam = Adam::new(AdamConfig::new(0.01));
-    let mut early = EarlyStopping::new(Monitor::new("val_loss"), 100, true);
+    let adam = Adam::new(AdamConfig::new(0.01));
+    let early = EarlyStopping::new(Monitor::new("val_loss"), 100, true);
     let augmentation = RandomAffine::new(AffineConfig {
         horizontal_flip: true,
         rotation: (-0.05, 0.05),
@@ -108,7 +108,6 @@ fn training_process() {
         batch_size: 16,
         seed: 5,
         shuffle_seed: Some(6),
-        validation_split: 0.25,
         augmentation: Some(Arc::new(augmentation)),
         verbose: false,
         checkpoint: Some(CheckpointConfig {
@@ -118,15 +117,12 @@ fn training_process() {
         }),
         ..FitConfig::default()
     };
-    Trainer {
-        model: &mut model,
-        optimizer: &mut adam,
-        loss: Loss::SparseCategoricalCrossentropy,
-        schedule: None,
-        callbacks: vec![&mut early, &mut Announce],
-    }
-    .fit(&squares(), None, &config)
-    .unwrap();
+    Trainer::new(&mut model, adam)
+        .loss(Loss::SparseCategoricalCrossentropy)
+        .callback(early)
+        .callback(Announce)
+        .fit(&squares(), Validation::Split(0.25), &config)
+        .unwrap();
     model.save_weights(&dir.join("final.safetensors")).unwrap();
     println!("finished");
 }

@@ -128,7 +128,7 @@ impl<'a> FeatureExtractor<'a> {
         let per_photo: usize = self.base.output_shape().iter().product();
         let mut values = Vec::with_capacity(photos.len() * per_photo);
         let mut labels = Vec::with_capacity(photos.len());
-        let loader = BatchLoader::new(photos, batch_size.max(1));
+        let loader = BatchLoader::new(photos, batch_size)?;
         loader.prefetched_epoch(0, 2, |batches| -> Result<(), ZooError> {
             for batch in batches {
                 let batch = batch?;

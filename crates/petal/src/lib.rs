@@ -10,7 +10,7 @@
 //! | [`nn`] | `petal-nn` | autodiff tape, layers, `Sequential`/`Graph` models, losses, weights files |
 //! | [`optim`] | `petal-optim` | SGD, Adam, AdamW, RMSprop, learning-rate schedules |
 //! | [`data`] | `petal-data` | datasets, downloads, MNIST, Oxford flowers, loaders, augmentation |
-//! | [`train`] | `petal-train` | `Trainer::fit`, evaluation, metrics, callbacks, history |
+//! | [`train`] | `petal-train` | `Trainer` (compile and fit), evaluation, metrics, callbacks, history |
 //! | [`zoo`] | `petal-zoo` | LeNet-5, the bipyramidal CNN, VGG16, ResNet, MobileNetV2, EfficientNet-Lite0 |
 //! | [`viz`] | `petal-viz` | filter grids, feature maps, saliency and Grad-CAM, training curves, confusion matrices |
 //!
@@ -35,16 +35,16 @@
 //!     labels.push(usize::from(col >= 2));
 //! }
 //! let data = InMemoryDataset::new(Tensor::from_vec(&[64, 4, 4, 1], images)?, labels, 2)?;
-//! let mut adam = Adam::new(AdamConfig::new(0.05));
+//! // compile ...
+//! let mut trainer = Trainer::new(&mut model, Adam::new(AdamConfig::new(0.05)))
+//!     .loss(Loss::SparseCategoricalCrossentropy)
+//!     .schedule(CosineDecay::over_training(0.05, 0.1))
+//!     .callback(EarlyStopping::new(Monitor::new("val_loss"), 5, true))
+//!     .metric(F1Score);
+//! // ... and fit.
 //! let config = FitConfig { epochs: 30, batch_size: 16, verbose: false, ..FitConfig::default() };
-//! let mut trainer = Trainer {
-//!     model: &mut model,
-//!     optimizer: &mut adam,
-//!     loss: Loss::SparseCategoricalCrossentropy,
-//!     schedule: None,
-//!     callbacks: vec![],
-//! };
-//! trainer.fit(&data, None, &config)?;
+//! let history = trainer.fit(&data, Validation::Split(0.25), &config)?;
+//! assert!(history.last("val_f1_score").is_some());
 //! let scores = evaluate(&model, Loss::SparseCategoricalCrossentropy, &data, 64)?;
 //! assert!(scores.accuracy > 0.9, "accuracy {}", scores.accuracy);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -59,7 +59,8 @@ pub use petal_viz as viz;
 pub use petal_zoo as zoo;
 
 /// The names a typical experiment uses: tensors and padding, layers and models, losses,
-/// optimizers and schedules, datasets and loaders, the trainer, and the zoo's builders.
+/// optimizers and schedules, datasets and loaders, the trainer with its validation,
+/// callbacks and metrics, and the zoo's builders.
 pub mod prelude {
     pub use petal_data::{
         BatchLoader, Dataset, ImageDataset, ImageFolder, ImageOptions, InMemoryDataset,
@@ -75,7 +76,10 @@ pub mod prelude {
         RmsProp, RmsPropConfig, Sgd, SgdConfig, StepDecay,
     };
     pub use petal_tensor::{Padding, Tensor};
-    pub use petal_train::callbacks::{EarlyStopping, ModelCheckpoint, ReduceLrOnPlateau};
-    pub use petal_train::{evaluate, predict, FitConfig, History, Trainer};
+    pub use petal_train::callbacks::{
+        Callback, CsvLogger, EarlyStopping, ModelCheckpoint, Monitor, ReduceLrOnPlateau,
+    };
+    pub use petal_train::metrics::{F1Score, Metric, Precision, Recall, TopKAccuracy};
+    pub use petal_train::{evaluate, predict, FitConfig, History, Trainer, Validation};
     pub use petal_zoo::{bipyramidal, BipyramidalConfig, Options, Pooling};
 }

@@ -12,7 +12,7 @@ use petal_data::Manifest;
 use petal_nn::{Loss, Model};
 use petal_optim::{Adam, AdamConfig, Optimizer};
 use petal_train::callbacks::{Callback, Control};
-use petal_train::{FitConfig, History, Trainer};
+use petal_train::{FitConfig, History, Trainer, Validation};
 
 use super::{BenchOptions, Measurement, Workload};
 use crate::paths::data_config;
@@ -66,8 +66,6 @@ pub fn measure(options: &BenchOptions) -> anyhow::Result<Measurement> {
         let (mut model, batch_size, _) = Workload::KerasMnistTrain
             .network(seed)
             .expect("workload 1 is a network");
-        let mut adam = Adam::new(AdamConfig::new(1e-3));
-        let mut stop = StopAtTarget;
         let config = FitConfig {
             epochs: MAX_EPOCHS,
             batch_size,
@@ -77,14 +75,10 @@ pub fn measure(options: &BenchOptions) -> anyhow::Result<Measurement> {
             ..FitConfig::default()
         };
         let started = Instant::now();
-        let history = Trainer {
-            model: &mut model,
-            optimizer: &mut adam,
-            loss: Loss::SparseCategoricalCrossentropy,
-            schedule: None,
-            callbacks: vec![&mut stop],
-        }
-        .fit(&train, Some(&test), &config)?;
+        let history = Trainer::new(&mut model, Adam::new(AdamConfig::new(1e-3)))
+            .loss(Loss::SparseCategoricalCrossentropy)
+            .callback(StopAtTarget)
+            .fit(&train, Validation::Data(&test), &config)?;
         let elapsed = started.elapsed().as_secs_f64();
         let accuracy = history.last("val_accuracy").unwrap_or(0.0);
         anyhow::ensure!(

@@ -25,7 +25,7 @@ pub fn measure(warm: bool, options: &BenchOptions) -> anyhow::Result<Measurement
     if warm {
         dataset = dataset.cached();
     }
-    let loader = BatchLoader::new(dataset, 32)
+    let loader = BatchLoader::new(dataset, 32)?
         .shuffle(0)
         .augment(flower_augmentation()?, 0);
     let mut epoch = 0;

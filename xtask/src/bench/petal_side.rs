@@ -84,15 +84,9 @@ pub fn measure(workload: Workload, options: &BenchOptions) -> anyhow::Result<Mea
     }
     let classes = model.output_shape()[0];
     let labels: Vec<usize> = (0..batch).map(|i| i % classes).collect();
-    let mut adam = Adam::new(AdamConfig::new(1e-3));
     let config = FitConfig::default();
-    let mut trainer = Trainer {
-        model: &mut model,
-        optimizer: &mut adam,
-        loss: Loss::SparseCategoricalCrossentropy,
-        schedule: None,
-        callbacks: vec![],
-    };
+    let mut trainer = Trainer::new(&mut model, Adam::new(AdamConfig::new(1e-3)))
+        .loss(Loss::SparseCategoricalCrossentropy);
     time_rounds(options, batch as f64, || {
         Ok(trainer.train_step(x.clone(), &labels, &config).map(drop)?)
     })

@@ -20,9 +20,10 @@ use serde::Serialize;
 
 use super::figures::{sample, short, Figures};
 use super::inspect::{self, layers_of_kind, Explained};
-use super::training::{print_table, train_run, RunResult, RunSpec, Validation};
+use super::training::{print_table, train_run, RunResult, RunSpec};
 use super::{write_metrics, Experiment, ReproOptions, RunInfo};
 use crate::paths::data_config;
+use petal_train::Validation;
 
 /// Images per split kept by `--quick`.
 const QUICK_IMAGES: usize = 24;

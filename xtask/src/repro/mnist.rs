@@ -12,9 +12,10 @@ use serde::Serialize;
 
 use super::figures::{sample, Figures};
 use super::inspect::{self, layers_of_kind, Explained};
-use super::training::{print_table, train_run, RunResult, RunSpec, Validation};
+use super::training::{print_table, train_run, RunResult, RunSpec};
 use super::{write_metrics, Checkpoints, Experiment, ReproOptions, RunInfo};
 use crate::paths::{data_config, mnist_model_path};
+use petal_train::Validation;
 
 /// Samples kept by `--quick`.
 const QUICK_TRAIN: usize = 2000;

@@ -7,22 +7,14 @@ use std::sync::Arc;
 use petal_data::augment::Augmentation;
 use petal_data::Dataset;
 use petal_nn::{Loss, Model};
-use petal_optim::{Adam, AdamConfig, CosineDecay, LrSchedule};
-use petal_train::callbacks::{Callback, EarlyStopping, Monitor};
-use petal_train::{evaluate, FitConfig, History, Trainer};
+use petal_optim::{Adam, AdamConfig, CosineDecay};
+use petal_train::callbacks::{EarlyStopping, Monitor};
+use petal_train::{evaluate, FitConfig, History, Trainer, Validation};
 use petal_zoo::{bipyramidal, BipyramidalConfig};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::Checkpoints;
-
-/// Where a run's validation figures come from.
-pub enum Validation<'a> {
-    /// The last fraction of the training data (Keras' `validation_split`).
-    Split(f32),
-    /// A separate dataset.
-    Data(&'a dyn Dataset),
-}
 
 /// One training run of an experiment.
 pub struct RunSpec {
@@ -116,54 +108,28 @@ pub fn train_run(
     checkpoints: &Checkpoints,
 ) -> anyhow::Result<RunResult> {
     let mut model = bipyramidal(&run.network, run.seed)?;
-    let mut adam = Adam::new(AdamConfig::new(run.learning_rate));
-    let mut early = run
-        .early_stopping
-        .map(|patience| EarlyStopping::new(Monitor::new("val_loss"), patience, true));
-    let callbacks: Vec<&mut dyn Callback> =
-        early.iter_mut().map(|e| e as &mut dyn Callback).collect();
-    let loss = Loss::CategoricalCrossentropy {
-        label_smoothing: run.label_smoothing,
-    };
     let config = FitConfig {
         epochs: run.epochs,
         batch_size: run.batch_size,
         shuffle_seed: Some(run.seed),
         seed: run.seed,
-        validation_split: if let Validation::Split(f) = validation {
-            f
-        } else {
-            0.0
-        },
         augmentation: run.augmentation.clone(),
         checkpoint: Some(checkpoints.for_run(run.name)),
         ..FitConfig::default()
     };
     println!("== {} ==", run.name);
-    let train_share = 1.0 - f64::from(config.validation_split);
-    let steps_per_epoch = (train.len() as f64 * train_share / run.batch_size as f64).ceil() as u64;
-    let cosine = CosineDecay {
-        initial: run.learning_rate,
-        decay_steps: steps_per_epoch * run.epochs as u64,
-        alpha: 0.0,
-    };
-    let schedule = run.cosine_decay.then_some(&cosine as &dyn LrSchedule);
-    let history = Trainer {
-        model: &mut model,
-        optimizer: &mut adam,
-        loss,
-        schedule,
-        callbacks,
-    }
-    .fit(
-        train,
-        if let Validation::Data(v) = validation {
-            Some(v)
-        } else {
-            None
+    let mut trainer = Trainer::new(&mut model, Adam::new(AdamConfig::new(run.learning_rate))).loss(
+        Loss::CategoricalCrossentropy {
+            label_smoothing: run.label_smoothing,
         },
-        &config,
-    )?;
+    );
+    if run.cosine_decay {
+        trainer = trainer.schedule(CosineDecay::over_training(run.learning_rate, 0.0));
+    }
+    if let Some(patience) = run.early_stopping {
+        trainer = trainer.callback(EarlyStopping::new(Monitor::new("val_loss"), patience, true));
+    }
+    let history = trainer.fit(train, validation, &config)?;
     // Summed over the epochs, so a resumed run counts the epochs of earlier invocations.
     let seconds = history.metric("seconds").iter().sum();
     let test = evaluate(&model, Loss::SparseCategoricalCrossentropy, test, 100)?;

@@ -14,9 +14,9 @@ use petal_data::{Concatenated, Dataset, ImageDataset, Split};
 use petal_nn::layers::{DenseConfig, DropoutConfig, FlattenConfig};
 use petal_nn::{Loss, Model, Regularizer, Sequential};
 use petal_optim::{Adam, AdamConfig};
-use petal_train::callbacks::{Callback, EarlyStopping, Monitor};
+use petal_train::callbacks::{EarlyStopping, Monitor};
 use petal_train::ensemble::evaluate_with_flips;
-use petal_train::{evaluate, FitConfig, History, Trainer};
+use petal_train::{evaluate, FitConfig, History, Trainer, Validation};
 use petal_zoo::pretrained::{weights_named, Classifier, PretrainedWeights};
 use petal_zoo::transfer::{photo_dataset, FeatureExtractor};
 use petal_zoo::{Options, Pooling};
@@ -124,18 +124,16 @@ fn fit(
     val: Option<&dyn Dataset>,
     config: &FitConfig,
 ) -> anyhow::Result<History> {
-    let mut adam = Adam::new(AdamConfig::new(learning_rate));
-    let mut early = val.map(|_| EarlyStopping::new(Monitor::new("val_loss"), 3, true));
-    let callbacks: Vec<&mut dyn Callback> =
-        early.iter_mut().map(|e| e as &mut dyn Callback).collect();
-    let mut trainer = Trainer {
-        model,
-        optimizer: &mut adam,
-        loss: Loss::SparseCategoricalCrossentropy,
-        schedule: None,
-        callbacks,
+    let mut trainer = Trainer::new(model, Adam::new(AdamConfig::new(learning_rate)))
+        .loss(Loss::SparseCategoricalCrossentropy);
+    let validation = match val {
+        Some(data) => {
+            trainer = trainer.callback(EarlyStopping::new(Monitor::new("val_loss"), 3, true));
+            Validation::Data(data)
+        }
+        None => Validation::None,
     };
-    Ok(trainer.fit(train, val, config)?)
+    Ok(trainer.fit(train, validation, config)?)
 }
 
 /// The row of a trained model: its test figures, and with `flips` also the accuracy of

@@ -17,6 +17,9 @@ struct Saved {
     best: Option<f64>,
     best_epoch: Option<usize>,
     waited: usize,
+    /// Absent from the checkpoints of runs that did not stop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    stopped_epoch: Option<usize>,
 }
 
 /// Stops training after `patience` epochs without improvement of the monitored figure.
@@ -31,6 +34,7 @@ pub struct EarlyStopping {
     /// The parameters at the best epoch: id, name (for checkpoints) and value.
     best_weights: Option<Vec<(ParamId, String, Tensor)>>,
     waited: usize,
+    stopped_epoch: Option<usize>,
 }
 
 impl EarlyStopping {
@@ -44,12 +48,24 @@ impl EarlyStopping {
             best_epoch: None,
             best_weights: None,
             waited: 0,
+            stopped_epoch: None,
         }
     }
 
     /// The epoch (0-based) with the best value so far.
     pub fn best_epoch(&self) -> Option<usize> {
         self.best_epoch
+    }
+
+    /// The best value of the monitored figure so far.
+    pub fn best(&self) -> Option<f64> {
+        self.best
+    }
+
+    /// The epoch (0-based) after which this callback stopped training, if it did
+    /// (Keras' `stopped_epoch`).
+    pub fn stopped_epoch(&self) -> Option<usize> {
+        self.stopped_epoch
     }
 }
 
@@ -81,6 +97,7 @@ impl Callback for EarlyStopping {
         }
         self.waited += 1;
         if self.waited >= self.patience {
+            self.stopped_epoch = Some(epoch);
             return Ok(Control::Stop(format!(
                 "early stopping: {} did not improve for {} epochs (best {:.4} at epoch {})",
                 self.monitor.name,
@@ -97,6 +114,7 @@ impl Callback for EarlyStopping {
             best: self.best,
             best_epoch: self.best_epoch,
             waited: self.waited,
+            stopped_epoch: self.stopped_epoch,
         });
         state.tensors = self
             .best_weights
@@ -121,6 +139,7 @@ impl Callback for EarlyStopping {
         self.best = saved.best;
         self.best_epoch = saved.best_epoch;
         self.waited = saved.waited;
+        self.stopped_epoch = saved.stopped_epoch;
         self.best_weights = (!weights.is_empty()).then_some(weights);
         Ok(())
     }

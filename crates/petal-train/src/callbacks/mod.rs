@@ -1,14 +1,16 @@
 //! Callbacks: code that runs after each step and epoch of `fit` and may stop training
-//! (Keras' callbacks).
+//! (Keras' callbacks). The trainer owns the callbacks it is given; give it `&mut
+//! callback` instead to read the callback after training (the best epoch of
+//! [`EarlyStopping`], the files of [`ModelCheckpoint`]).
 
-mod checkpoint;
 mod csv_logger;
 mod early_stopping;
+mod model_checkpoint;
 mod reduce_lr;
 
-pub use checkpoint::ModelCheckpoint;
 pub use csv_logger::CsvLogger;
 pub use early_stopping::EarlyStopping;
+pub use model_checkpoint::ModelCheckpoint;
 pub use reduce_lr::ReduceLrOnPlateau;
 
 use petal_nn::Model;
@@ -58,6 +60,32 @@ pub trait Callback {
     /// an error saying what is wrong.
     fn load_state(&mut self, _state: CallbackState, _model: &Model) -> Result<()> {
         Ok(())
+    }
+}
+
+/// A callback lent to the trainer: `Trainer::callback(&mut early_stopping)` leaves it
+/// with its owner, who can read it once the trainer is gone.
+impl<C: Callback + ?Sized> Callback for &mut C {
+    fn on_batch_end(&mut self, step: u64, loss: f32) -> Result<Control> {
+        (**self).on_batch_end(step, loss)
+    }
+    fn on_epoch_end(
+        &mut self,
+        epoch: usize,
+        history: &History,
+        model: &mut Model,
+        optimizer: &mut dyn Optimizer,
+    ) -> Result<Control> {
+        (**self).on_epoch_end(epoch, history, model, optimizer)
+    }
+    fn on_train_end(&mut self, history: &History, model: &mut Model) -> Result<()> {
+        (**self).on_train_end(history, model)
+    }
+    fn state(&self) -> CallbackState {
+        (**self).state()
+    }
+    fn load_state(&mut self, state: CallbackState, model: &Model) -> Result<()> {
+        (**self).load_state(state, model)
     }
 }
 

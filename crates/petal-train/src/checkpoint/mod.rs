@@ -20,6 +20,7 @@
 //! complete.
 
 mod file;
+pub(crate) mod saver;
 
 use std::path::PathBuf;
 
@@ -144,6 +145,6 @@ pub struct Checkpoint {
     pub weights: Vec<(String, Tensor)>,
     /// The optimizer's state (its `iterations` equal `position.step`).
     pub optimizer: OptimizerState,
-    /// One state per callback, in the order of `Trainer::callbacks`.
+    /// One state per callback, in the order they were given to the trainer.
     pub callbacks: Vec<CallbackState>,
 }

@@ -1,31 +1,45 @@
-//! How `fit` uses full checkpoints: resuming a run from one, saving one, and keeping
-//! track of what the file holds for the error messages.
+//! Saving full checkpoints during `fit` and resuming from them: when to save, what the
+//! last good save holds (for the error messages), and moving a run's model, optimizer
+//! and callbacks to and from the file.
 
 use std::path::{Path, PathBuf};
 
 use petal_nn::weights::assign_tensors;
+use petal_nn::Model;
+use petal_optim::Optimizer;
 
-use crate::checkpoint::{self, Checkpoint, CheckpointConfig, Position, RunSettings};
+use super::{Checkpoint, CheckpointConfig, Position, RunSettings};
+use crate::callbacks::Callback;
 use crate::error::{Result, TrainError};
-use crate::fit::Trainer;
 use crate::history::History;
 
-impl Trainer<'_> {
-    /// Restores the model, optimizer and callbacks from the checkpoint at `path` and
+/// Keeps track of a run's checkpoint file: when to save, and what the last good save
+/// holds.
+pub(crate) struct Saver {
+    config: Option<CheckpointConfig>,
+    settings: RunSettings,
+    /// Where the file's content stands, once this run has saved or resumed it.
+    last: Option<Position>,
+}
+
+impl Saver {
+    /// Restores `model`, `optimizer` and `callbacks` from the checkpoint at `path` and
     /// returns where the run stood and its history. Nothing of another model, optimizer
     /// or run setting is accepted.
-    pub(crate) fn resume(
-        &mut self,
+    pub(crate) fn restore(
+        &self,
         path: &Path,
-        settings: &RunSettings,
+        model: &mut Model,
+        optimizer: &mut dyn Optimizer,
+        callbacks: &mut [Box<dyn Callback + '_>],
         verbose: bool,
     ) -> Result<(Position, History)> {
-        let checkpoint = checkpoint::read(path)?;
+        let checkpoint = super::read(path)?;
         let bad = |reason: String| TrainError::Checkpoint {
             path: path.to_path_buf(),
             reason,
         };
-        let differences = checkpoint.settings.differences(settings);
+        let differences = checkpoint.settings.differences(&self.settings);
         if !differences.is_empty() {
             return Err(bad(format!(
                 "it was written by a run with other settings, which resuming cannot reproduce: {}",
@@ -33,28 +47,23 @@ impl Trainer<'_> {
             )));
         }
         assign_tensors(
-            self.model.store_mut(),
+            model.store_mut(),
             checkpoint.weights.into_iter().collect(),
             path,
         )?;
-        if checkpoint.callbacks.len() != self.callbacks.len() {
+        if checkpoint.callbacks.len() != callbacks.len() {
             return Err(bad(format!(
                 "it holds the state of {} callbacks, this run has {}",
                 checkpoint.callbacks.len(),
-                self.callbacks.len()
+                callbacks.len()
             )));
         }
-        self.optimizer
-            .load_state(&checkpoint.optimizer, self.model.store())
+        optimizer
+            .load_state(&checkpoint.optimizer, model.store())
             .map_err(|e| bad(format!("the optimizer state does not fit: {e}")))?;
-        for (i, (callback, state)) in self
-            .callbacks
-            .iter_mut()
-            .zip(checkpoint.callbacks)
-            .enumerate()
-        {
+        for (i, (callback, state)) in callbacks.iter_mut().zip(checkpoint.callbacks).enumerate() {
             callback
-                .load_state(state, self.model)
+                .load_state(state, model)
                 .map_err(|e| bad(format!("callback {i}: {e}")))?;
         }
         if verbose {
@@ -63,26 +72,33 @@ impl Trainer<'_> {
         Ok((checkpoint.position, checkpoint.history))
     }
 
-    /// Saves a full checkpoint if the run keeps one.
-    pub(crate) fn save(&self, saver: &mut Saver, at: &Position, history: &History) -> Result<()> {
-        let Some(path) = saver.path() else {
+    /// Saves a full checkpoint of the run at `at`, if the run keeps one.
+    pub(crate) fn save(
+        &mut self,
+        at: &Position,
+        history: &History,
+        model: &Model,
+        optimizer: &dyn Optimizer,
+        callbacks: &[Box<dyn Callback + '_>],
+    ) -> Result<()> {
+        let Some(path) = self.path() else {
             return Ok(());
         };
-        let store = self.model.store();
+        let store = model.store();
         let checkpoint = Checkpoint {
             position: at.clone(),
-            settings: saver.settings.clone(),
+            settings: self.settings.clone(),
             history: history.clone(),
             weights: store
                 .iter()
                 .map(|(_, p)| (p.name.clone(), p.value.clone()))
                 .collect(),
-            optimizer: self.optimizer.state(store),
-            callbacks: self.callbacks.iter().map(|c| c.state()).collect(),
+            optimizer: optimizer.state(store),
+            callbacks: callbacks.iter().map(|c| c.state()).collect(),
         };
-        match checkpoint::write(&path, &checkpoint) {
+        match super::write(&path, &checkpoint) {
             Ok(()) => {
-                saver.saved(at);
+                self.saved(at);
                 Ok(())
             }
             Err(e) => Err(TrainError::CheckpointWrite {
@@ -91,22 +107,12 @@ impl Trainer<'_> {
                     TrainError::Io { source, .. } => source.to_string(),
                     other => other.to_string(),
                 },
-                previous: saver.previous(),
+                previous: self.previous(),
             }),
         }
     }
-}
 
-/// Keeps track of a run's checkpoint file: when to save, and what the last good save
-/// holds.
-pub(crate) struct Saver {
-    config: Option<CheckpointConfig>,
-    pub(crate) settings: RunSettings,
-    /// Where the file's content stands, once this run has saved or resumed it.
-    last: Option<Position>,
-}
-
-impl Saver {
+    /// Keeps `config`'s checkpoint for a run with `settings`.
     pub(crate) fn new(config: Option<&CheckpointConfig>, settings: RunSettings) -> Self {
         Self {
             config: config.cloned(),
@@ -115,7 +121,7 @@ impl Saver {
         }
     }
 
-    pub(crate) fn path(&self) -> Option<PathBuf> {
+    fn path(&self) -> Option<PathBuf> {
         self.config.as_ref().map(|c| c.path.clone())
     }
 
@@ -134,7 +140,7 @@ impl Saver {
         }
     }
 
-    pub(crate) fn saved(&mut self, at: &Position) {
+    fn saved(&mut self, at: &Position) {
         self.last = Some(at.clone());
     }
 
@@ -145,7 +151,7 @@ impl Saver {
     }
 
     /// What the file holds after a failed save, as a sentence.
-    pub(crate) fn previous(&self) -> String {
+    fn previous(&self) -> String {
         match &self.last {
             Some(at) => format!(
                 "the previous checkpoint in that file ({at}) is intact and usable: resuming continues from it"

@@ -10,7 +10,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::{NnError, Result};
-use crate::layers::{Context, Folded, Layer, LayerConfig};
+use crate::layers::{Context, Folded, Layer, LayerConfig, LayerKind};
 use crate::weights::{load_weights, save_weights, WeightsError};
 use crate::{no_grad, ParamId, ParamStore, Var};
 
@@ -29,7 +29,7 @@ impl Node {
     fn is_folded(&self) -> bool {
         self.layer
             .as_ref()
-            .is_some_and(|l| l.kind() == Folded::KIND)
+            .is_some_and(|l| l.kind() == LayerKind::Folded)
     }
 }
 
@@ -443,7 +443,7 @@ impl Model {
     /// kernels already include the batch norms.
     ///
     /// ```
-    /// use petal_nn::layers::{Activation, ActivationConfig, BatchNormConfig, Conv2dConfig};
+    /// use petal_nn::layers::{Activation, ActivationConfig, BatchNormConfig, Conv2dConfig, LayerKind};
     /// use petal_nn::Sequential;
     /// use petal_tensor::Tensor;
     /// let model = Sequential::new(&[6, 6, 2], 1)
@@ -454,7 +454,7 @@ impl Model {
     /// let x = Tensor::from_vec(&[1, 6, 6, 2], (0..72).map(|i| i as f32 / 72.0).collect())?;
     /// let expected = model.predict(&x)?;
     /// let folded = model.fold_for_inference();
-    /// assert_eq!(folded.summary().rows.iter().filter(|r| r.kind == "Folded").count(), 2);
+    /// assert_eq!(folded.summary().rows.iter().filter(|r| r.kind == LayerKind::Folded).count(), 2);
     /// let got = folded.predict(&x)?;
     /// assert!(got.as_slice().iter().zip(expected.as_slice()).all(|(a, b)| (a - b).abs() < 1e-5));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -575,7 +575,7 @@ pub struct SummaryRow {
     /// Layer name.
     pub name: String,
     /// Layer kind.
-    pub kind: &'static str,
+    pub kind: LayerKind,
     /// Per-sample output shape.
     pub output_shape: Vec<usize>,
     /// Parameters (trainable and not).

@@ -315,8 +315,8 @@ impl Model {
 
     /// The forward pass that also returns the outputs of the named layers, in the order
     /// of `layers` (feature maps, Grad-CAM). When the pass is recorded, each returned
-    /// output is a leaf of the same tape that the rest of the network reads through,
-    /// so [`Gradients::get`](crate::Gradients::get) reports the gradient with respect to
+    /// output keeps its gradient ([`Var::retain_grad`]), so
+    /// [`Gradients::get`](crate::Gradients::get) reports the gradient with respect to
     /// it, while gradients still flow on to the input and earlier parameters. A name
     /// that is not a layer of this model is an error naming it.
     ///
@@ -359,9 +359,8 @@ impl Model {
         self.forward_probed(x, ctx, &nodes, &mut |_, _| {})
     }
 
-    /// The forward pass, returning also the outputs of the nodes `probes` (as tape
-    /// leaves spliced into the graph when recorded) and calling `observe(layer name,
-    /// output)` after each layer.
+    /// The forward pass, returning also the outputs of the nodes `probes` (keeping their
+    /// gradients when recorded) and calling `observe(layer name, output)` after each layer.
     fn forward_probed(
         &self,
         x: &Var,
@@ -390,19 +389,11 @@ impl Model {
                 .iter()
                 .map(|&j| values[j].as_ref().expect("computed earlier"))
                 .collect();
-            let mut y = layer.forward(&inputs, ctx)?;
+            let y = layer.forward(&inputs, ctx)?;
             observe(layer.name(), y.value());
             if probes.contains(&i) {
-                let probe = match y.tape() {
-                    // y - y + probe: the same value, and the gradient reaches both.
-                    Some(tape) => {
-                        let probe = tape.leaf(y.value().clone());
-                        y = y.sub(&Var::constant(y.value().clone()))?.add(&probe)?;
-                        probe
-                    }
-                    None => y.clone(),
-                };
-                probed[i] = Some(probe);
+                y.retain_grad();
+                probed[i] = Some(y.clone());
             }
             values[i] = Some(y);
             // Values nobody reads again are dropped now (the tape keeps what backward

@@ -8,9 +8,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use petal_tensor::fs::write_atomically;
 use petal_tensor::Tensor;
 use safetensors::{tensor::TensorView, Dtype, SafeTensors};
 
@@ -113,38 +113,6 @@ pub fn encode_tensors<'a>(
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| e.to_string())?;
     safetensors::serialize(views, metadata).map_err(|e| e.to_string())
-}
-
-/// Writes `bytes` to a temporary file in `path`'s folder, syncs it, renames it over
-/// `path` and syncs the folder: readers see the old file or the new one, never a partial
-/// one, and on error (a full disk) the old file is untouched and the temporary removed.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let folder = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    fs::create_dir_all(folder)?;
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temp = folder.join(format!(".{file_name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut file = fs::File::create(&temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&temp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temp);
-        return result;
-    }
-    // Make the rename itself durable. Folders cannot be opened as files everywhere
-    // (Windows), so this part is best effort.
-    if let Ok(dir) = fs::File::open(folder) {
-        let _ = dir.sync_all();
-    }
-    Ok(())
 }
 
 /// A safetensors file decoded to f32 tensors, with its metadata.

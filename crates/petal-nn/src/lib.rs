@@ -29,6 +29,7 @@ mod losses;
 mod model;
 mod ops;
 mod params;
+mod step;
 mod tape;
 pub mod weights;
 
@@ -38,4 +39,5 @@ pub use layers::{Context, Layer, LayerConfig, Mode, Regularizer};
 pub use losses::{Loss, Targets};
 pub use model::{Graph, Model, NodeId, Sequential, Summary, SummaryRow};
 pub use params::{Param, ParamId, ParamStore};
+pub use step::StepGradients;
 pub use tape::{no_grad, Gradients, Tape, Var};

@@ -10,7 +10,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::{NnError, Result};
-use crate::layers::{Context, Folded, Layer, LayerConfig};
+use crate::layers::{Context, Folded, Layer, LayerConfig, LayerKind};
 use crate::weights::{load_weights, save_weights, WeightsError};
 use crate::{no_grad, ParamId, ParamStore, Var};
 
@@ -29,7 +29,7 @@ impl Node {
     fn is_folded(&self) -> bool {
         self.layer
             .as_ref()
-            .is_some_and(|l| l.kind() == Folded::KIND)
+            .is_some_and(|l| l.kind() == LayerKind::Folded)
     }
 }
 
@@ -315,8 +315,8 @@ impl Model {
 
     /// The forward pass that also returns the outputs of the named layers, in the order
     /// of `layers` (feature maps, Grad-CAM). When the pass is recorded, each returned
-    /// output is a leaf of the same tape that the rest of the network reads through,
-    /// so [`Gradients::get`](crate::Gradients::get) reports the gradient with respect to
+    /// output keeps its gradient ([`Var::retain_grad`]), so
+    /// [`Gradients::get`](crate::Gradients::get) reports the gradient with respect to
     /// it, while gradients still flow on to the input and earlier parameters. A name
     /// that is not a layer of this model is an error naming it.
     ///
@@ -359,9 +359,8 @@ impl Model {
         self.forward_probed(x, ctx, &nodes, &mut |_, _| {})
     }
 
-    /// The forward pass, returning also the outputs of the nodes `probes` (as tape
-    /// leaves spliced into the graph when recorded) and calling `observe(layer name,
-    /// output)` after each layer.
+    /// The forward pass, returning also the outputs of the nodes `probes` (keeping their
+    /// gradients when recorded) and calling `observe(layer name, output)` after each layer.
     fn forward_probed(
         &self,
         x: &Var,
@@ -390,19 +389,11 @@ impl Model {
                 .iter()
                 .map(|&j| values[j].as_ref().expect("computed earlier"))
                 .collect();
-            let mut y = layer.forward(&inputs, ctx)?;
+            let y = layer.forward(&inputs, ctx)?;
             observe(layer.name(), y.value());
             if probes.contains(&i) {
-                let probe = match y.tape() {
-                    // y - y + probe: the same value, and the gradient reaches both.
-                    Some(tape) => {
-                        let probe = tape.leaf(y.value().clone());
-                        y = y.sub(&Var::constant(y.value().clone()))?.add(&probe)?;
-                        probe
-                    }
-                    None => y.clone(),
-                };
-                probed[i] = Some(probe);
+                y.retain_grad();
+                probed[i] = Some(y.clone());
             }
             values[i] = Some(y);
             // Values nobody reads again are dropped now (the tape keeps what backward
@@ -443,7 +434,7 @@ impl Model {
     /// kernels already include the batch norms.
     ///
     /// ```
-    /// use petal_nn::layers::{Activation, ActivationConfig, BatchNormConfig, Conv2dConfig};
+    /// use petal_nn::layers::{Activation, ActivationConfig, BatchNormConfig, Conv2dConfig, LayerKind};
     /// use petal_nn::Sequential;
     /// use petal_tensor::Tensor;
     /// let model = Sequential::new(&[6, 6, 2], 1)
@@ -454,7 +445,7 @@ impl Model {
     /// let x = Tensor::from_vec(&[1, 6, 6, 2], (0..72).map(|i| i as f32 / 72.0).collect())?;
     /// let expected = model.predict(&x)?;
     /// let folded = model.fold_for_inference();
-    /// assert_eq!(folded.summary().rows.iter().filter(|r| r.kind == "Folded").count(), 2);
+    /// assert_eq!(folded.summary().rows.iter().filter(|r| r.kind == LayerKind::Folded).count(), 2);
     /// let got = folded.predict(&x)?;
     /// assert!(got.as_slice().iter().zip(expected.as_slice()).all(|(a, b)| (a - b).abs() < 1e-5));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -575,7 +566,7 @@ pub struct SummaryRow {
     /// Layer name.
     pub name: String,
     /// Layer kind.
-    pub kind: &'static str,
+    pub kind: LayerKind,
     /// Per-sample output shape.
     pub output_shape: Vec<usize>,
     /// Parameters (trainable and not).

@@ -17,6 +17,8 @@ struct Node {
     shape: Vec<usize>,
     parents: Vec<Option<usize>>,
     backward: Option<BackwardFn>,
+    /// Whether [`Var::backward`] keeps this op output's gradient (leaves always keep theirs).
+    retain_grad: bool,
 }
 
 /// A recording of operations, shared by the [`Var`]s built on it.
@@ -77,6 +79,7 @@ impl Tape {
             shape: value.shape().to_vec(),
             parents,
             backward,
+            retain_grad: false,
         });
         Var {
             value,
@@ -150,6 +153,29 @@ impl Var {
         Rc::clone(&self.value)
     }
 
+    /// Asks [`Var::backward`] to keep the gradient with respect to this value although
+    /// an op computed it (PyTorch's `retain_grad`), so that [`Gradients::get`] reports it:
+    /// e.g. the gradient of a class score with respect to a layer's feature maps
+    /// (Grad-CAM). Leaves keep theirs anyway; a constant has none to keep.
+    ///
+    /// ```
+    /// use petal_nn::Tape;
+    /// use petal_tensor::Tensor;
+    /// let tape = Tape::new();
+    /// let x = tape.leaf(Tensor::from_vec(&[2], vec![3.0, -1.0])?);
+    /// let h = x.mul(&x)?; // x^2, an op's output
+    /// h.retain_grad();
+    /// let grads = h.scale(5.0).sum_all().backward()?;
+    /// assert_eq!(grads.get(&h).unwrap().to_vec(), vec![5.0, 5.0]);
+    /// assert_eq!(grads.get(&x).unwrap().to_vec(), vec![30.0, -10.0]);
+    /// # Ok::<(), petal_nn::NnError>(())
+    /// ```
+    pub fn retain_grad(&self) {
+        if let Some((tape, id)) = &self.node {
+            tape.nodes.borrow_mut()[*id].retain_grad = true;
+        }
+    }
+
     /// Reverse-mode differentiation from this value, seeded with ones (so a non-scalar
     /// output is differentiated as the sum of its values).
     pub fn backward(&self) -> Result<Gradients> {
@@ -163,7 +189,7 @@ impl Var {
             let Some(backward) = &nodes[id].backward else {
                 continue;
             };
-            // An op's output gradient is consumed here; only leaves keep theirs.
+            // An op's output gradient is consumed here unless it was asked to be kept.
             let Some(grad) = grads[id].take() else {
                 continue;
             };
@@ -179,6 +205,9 @@ impl Var {
                     }
                     accumulate(&mut grads[p], g);
                 }
+            }
+            if nodes[id].retain_grad {
+                grads[id] = Some(grad);
             }
         }
         Ok(Gradients { grads })
@@ -203,8 +232,9 @@ pub struct Gradients {
 }
 
 impl Gradients {
-    /// The gradient of the differentiated value with respect to the leaf `var`, or `None`
-    /// when it does not depend on `var` (or `var` is a constant or an op's output).
+    /// The gradient of the differentiated value with respect to `var` (a leaf, or an
+    /// op's output marked with [`Var::retain_grad`] before `backward`), or `None` when it
+    /// does not depend on `var`, `var` is a constant, or an op's output not retained.
     pub fn get(&self, var: &Var) -> Option<&Tensor> {
         self.grads.get(var.node()?)?.as_ref()
     }

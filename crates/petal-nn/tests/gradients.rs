@@ -279,6 +279,56 @@ proptest! {
     }
 }
 
+/// The function of an intermediate value `h` that the retained-gradient test differentiates:
+/// `sum(sigmoid(h) * h * w)` for fixed weights `w`.
+fn head(h: &Var, weights: &Tensor) -> Result<Var> {
+    Ok(h.sigmoid()
+        .mul(h)?
+        .mul(&Var::constant(weights.clone()))?
+        .sum_all())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x9e37_79b9),
+        ..ProptestConfig::with_cases(32)
+    })]
+
+    #[test]
+    fn a_retained_gradient_is_the_finite_difference_gradient(s in shape(), seed in any::<u64>()) {
+        let weights = random(&s, seed + 1);
+        let tape = petal_nn::Tape::new();
+        let x = tape.leaf(random(&s, seed));
+        // h = tanh(x) * 2 + x: an op's output, not a leaf.
+        let h = x.tanh().scale(2.0).add(&x).unwrap();
+        h.retain_grad();
+        let grads = head(&h, &weights).unwrap().backward().unwrap();
+        let retained = grads.get(&h).expect("a retained gradient");
+        prop_assert!(grads.get(&x).is_some(), "the gradient still reaches the leaf");
+
+        let objective = |values: &Tensor| -> f64 {
+            let out = head(&Var::constant(values.clone()), &weights).unwrap();
+            f64::from(out.value().as_slice()[0])
+        };
+        let mut moved = h.value().clone();
+        for i in 0..moved.len() {
+            let original = moved.as_slice()[i];
+            let (up, down) = ((f64::from(original) + EPS) as f32, (f64::from(original) - EPS) as f32);
+            moved.as_mut_slice()[i] = up;
+            let above = objective(&moved);
+            moved.as_mut_slice()[i] = down;
+            let below = objective(&moved);
+            moved.as_mut_slice()[i] = original;
+            let numeric = (above - below) / (f64::from(up) - f64::from(down));
+            let analytic = f64::from(retained.as_slice()[i]);
+            prop_assert!(
+                (analytic - numeric).abs() <= TOLERANCE * (1.0 + numeric.abs()),
+                "element {i}: tape {analytic}, finite differences {numeric}"
+            );
+        }
+    }
+}
+
 #[test]
 fn a_wrong_backward_is_rejected() {
     // y = x^2 recorded with the wrong derivative 3x instead of 2x.

@@ -588,16 +588,10 @@ fn folding_batch_norms_and_activations_keeps_the_outputs() {
     .unwrap();
     let expected = model.predict(&input).unwrap();
     let folded = model.fold_for_inference();
-    let kinds: Vec<&str> = folded.summary().rows.iter().map(|r| r.kind).collect();
-    assert_eq!(
-        kinds.iter().filter(|k| **k == "Folded").count(),
-        3,
-        "{kinds:?}"
-    );
-    assert_eq!(
-        kinds.iter().filter(|k| **k == "BatchNormalization").count(),
-        1
-    );
+    let kinds: Vec<LayerKind> = folded.summary().rows.iter().map(|r| r.kind).collect();
+    let count = |kind| kinds.iter().filter(|k| **k == kind).count();
+    assert_eq!(count(LayerKind::Folded), 3, "{kinds:?}");
+    assert_eq!(count(LayerKind::BatchNorm), 1);
     let got = folded.predict(&input).unwrap();
     assert!(got.max_abs_diff(&expected).unwrap() < 1e-4);
 }

@@ -21,6 +21,25 @@ fn gradients_of_a_value_used_twice_add_up() {
 }
 
 #[test]
+fn only_retained_op_outputs_keep_their_gradient() {
+    let tape = Tape::new();
+    let x = tape.leaf(t(&[2], &[1.0, -2.0]));
+    let (kept, dropped) = (x.scale(3.0), x.scale(2.0));
+    kept.retain_grad();
+    let z = kept.add(&dropped).unwrap().sum_all();
+    z.retain_grad(); // the root itself keeps its seed
+    let grads = z.backward().unwrap();
+    assert_eq!(grads.get(&kept).unwrap().to_vec(), vec![1.0, 1.0]);
+    assert!(grads.get(&dropped).is_none());
+    assert_eq!(grads.get(&z).unwrap().to_vec(), vec![1.0]);
+    assert_eq!(grads.get(&x).unwrap().to_vec(), vec![5.0, 5.0]);
+    // Retaining a constant is allowed and keeps nothing.
+    let c = Var::constant(t(&[1], &[1.0]));
+    c.retain_grad();
+    assert!(c.backward().unwrap().get(&c).is_none());
+}
+
+#[test]
 fn constants_and_no_grad_record_nothing() {
     let a = Var::constant(t(&[2], &[1.0, 2.0]));
     let b = a.relu().add(&a).unwrap();

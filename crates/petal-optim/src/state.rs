@@ -9,8 +9,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use petal_nn::weights::{encode_tensors, read_tensor_file, write_atomically, WeightsError};
+use petal_nn::weights::{encode_tensors, read_tensor_file, WeightsError};
 use petal_nn::{ParamId, ParamStore};
+use petal_tensor::fs::write_atomically;
 use petal_tensor::Tensor;
 
 use crate::optimizer::ParamSlots;

@@ -26,6 +26,7 @@
 pub mod conv;
 pub mod elementwise;
 mod error;
+pub mod fs;
 pub mod gemm;
 pub mod loss;
 pub mod norm;

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use petal_data::augment::Augmentation;
 use petal_data::{Batch, BatchLoader, Dataset};
-use petal_nn::{Context, Loss, Model, Tape, Targets, Var};
+use petal_nn::{Loss, Model, Targets, Var};
 use petal_optim::{clip_by_global_norm, LrSchedule, Optimizer, RunLength};
 use petal_tensor::Tensor;
 
@@ -386,33 +386,23 @@ impl Trainer<'_, '_> {
                 .set_learning_rate(schedule.learning_rate(self.optimizer.iterations()));
         }
         let seed = step_seed(config.seed, self.optimizer.iterations());
-        let tape = Tape::new();
-        let ctx = Context::train(self.model.store(), &tape, seed);
         let x = Var::constant(images);
-        let logits = self.model.forward(&x, &ctx)?;
-        let batch_accuracy = accuracy(logits.value(), labels);
-        let mut loss = self.loss.compute(&logits, Targets::Labels(labels))?;
-        if let Some(penalty) = self.model.penalty(&ctx)? {
-            loss = loss.add(&penalty)?;
-        }
-        let value = loss.value().item().map_err(petal_nn::NnError::from)?;
-        if !value.is_finite() {
-            drop(ctx);
+        let mut step =
+            self.model
+                .loss_and_gradients(&x, Targets::Labels(labels), self.loss, seed)?;
+        if !step.loss.is_finite() {
             return Err(TrainError::NonFiniteLoss {
                 step: self.optimizer.iterations() + 1,
-                loss: value,
+                loss: step.loss,
                 culprit: non_finite::locate(self.model, &x, seed)?,
                 checkpoint: "no checkpoint is known to this step".into(),
             });
         }
-        let mut grads = ctx.param_grads(&loss.backward()?);
-        let updates = ctx.take_updates();
-        drop(ctx);
         if let Some(max_norm) = config.clip_norm {
-            clip_by_global_norm(&mut grads, max_norm);
+            clip_by_global_norm(&mut step.grads, max_norm);
         }
-        self.optimizer.step(self.model.store_mut(), &grads)?;
-        self.model.apply_updates(updates)?;
-        Ok((value, batch_accuracy))
+        self.optimizer.step(self.model.store_mut(), &step.grads)?;
+        self.model.apply_updates(step.updates)?;
+        Ok((step.loss, accuracy(&step.logits, labels)))
     }
 }

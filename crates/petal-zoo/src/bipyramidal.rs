@@ -138,6 +138,7 @@ fn push_dropout(model: &mut Sequential, rate: Option<f32>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use petal_nn::layers::LayerKind;
 
     #[test]
     fn options_add_the_expected_layers() {
@@ -149,12 +150,10 @@ mod tests {
             ..BipyramidalConfig::mnist()
         };
         let model = bipyramidal(&config, 1).unwrap();
-        let kinds: Vec<&str> = model.summary().rows.iter().map(|r| r.kind).collect();
-        assert_eq!(
-            kinds.iter().filter(|k| **k == "BatchNormalization").count(),
-            4
-        );
-        assert_eq!(kinds.iter().filter(|k| **k == "Dropout").count(), 4);
+        let kinds: Vec<LayerKind> = model.summary().rows.iter().map(|r| r.kind).collect();
+        let count = |kind| kinds.iter().filter(|k| **k == kind).count();
+        assert_eq!(count(LayerKind::BatchNorm), 4);
+        assert_eq!(count(LayerKind::Dropout), 4);
         assert_eq!(model.summary().rows.last().unwrap().output_shape, vec![10]);
         // Batch-normalized convolutions drop their bias: BN's beta replaces it.
         assert!(model.store().id("conv2d/bias").is_none());
@@ -172,7 +171,7 @@ mod tests {
         let rows = model.summary().rows;
         let pooled = rows
             .iter()
-            .find(|r| r.kind == "GlobalAveragePooling2D")
+            .find(|r| r.kind == LayerKind::GlobalAvgPool2d)
             .unwrap();
         assert_eq!(pooled.output_shape, vec![64]);
         let conv_params = 3 * 3 * 32 + 32 + 3 * 3 * 32 * 64 + 64;

@@ -12,9 +12,9 @@
 use std::path::{Path, PathBuf};
 
 use petal_data::{BatchLoader, Dataset, ImageDataset, InMemoryDataset};
-use petal_nn::layers::{DenseConfig, DropoutConfig, FlattenConfig};
-use petal_nn::weights::write_atomically;
+use petal_nn::layers::{DenseConfig, DropoutConfig, FlattenConfig, LayerKind};
 use petal_nn::{Model, Regularizer, Sequential};
+use petal_tensor::fs::write_atomically;
 use petal_tensor::Tensor;
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
@@ -118,7 +118,11 @@ impl Head {
 /// undo what the head learned (measured on the flowers: training accuracy fell from 100%
 /// to 55% in the first fine-tuning epoch with them unfrozen).
 pub fn unfreeze_top(model: &mut Model, first_layer: &str) -> Result<(), ZooError> {
-    let names: Vec<String> = model.layer_names().into_iter().map(str::to_string).collect();
+    let names: Vec<String> = model
+        .layer_names()
+        .into_iter()
+        .map(str::to_string)
+        .collect();
     let Some(position) = names.iter().position(|n| n == first_layer) else {
         return Err(ZooError::Invalid {
             context: "unfreeze_top",
@@ -133,10 +137,13 @@ pub fn unfreeze_top(model: &mut Model, first_layer: &str) -> Result<(), ZooError
         .summary()
         .rows
         .into_iter()
-        .filter(|row| row.kind == "BatchNormalization")
+        .filter(|row| row.kind == LayerKind::BatchNorm)
         .map(|row| row.name)
         .collect();
-    model.set_trainable(&batch_norms.iter().map(String::as_str).collect::<Vec<_>>(), false)?;
+    model.set_trainable(
+        &batch_norms.iter().map(String::as_str).collect::<Vec<_>>(),
+        false,
+    )?;
     Ok(())
 }
 

@@ -127,7 +127,7 @@ pub fn run(options: &BenchOptions) -> anyhow::Result<()> {
         "rows": rows,
     });
     let path = dir.join("results.json");
-    petal_nn::weights::write_atomically(&path, serde_json::to_string_pretty(&report)?.as_bytes())?;
+    petal_tensor::fs::write_atomically(&path, serde_json::to_string_pretty(&report)?.as_bytes())?;
     println!("wrote {}", path.display());
     Ok(())
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::{bail, Context as _};
 use base64::Engine as _;
 use petal_data::Dataset;
-use petal_nn::layers::BatchNormConfig;
+use petal_nn::layers::{BatchNormConfig, LayerKind};
 use petal_nn::{Model, SummaryRow};
 use petal_tensor::{Padding, Tensor};
 use petal_zoo::{bipyramidal, BipyramidalConfig};
@@ -122,22 +122,22 @@ pub fn write_model_js(
 /// expose their settings) and checked against the model's own output shapes.
 fn describe(model: &Model, config: &BipyramidalConfig) -> anyhow::Result<Vec<LayerSpec>> {
     let rows = model.summary().rows;
-    let last_dense = rows.iter().rposition(|r| r.kind == "Dense");
+    let last_dense = rows.iter().rposition(|r| r.kind == LayerKind::Dense);
     let mut input = model.input_shape().to_vec();
     let mut layers = Vec::new();
     for (i, row) in rows.iter().enumerate() {
         let op = match row.kind {
-            "Conv2D" => conv_op(model, row, &input, config.padding, !config.batch_norm)?,
-            "BatchNormalization" => Op::BatchNorm {
+            LayerKind::Conv2d => conv_op(model, row, &input, config.padding, !config.batch_norm)?,
+            LayerKind::BatchNorm => Op::BatchNorm {
                 epsilon: BatchNormConfig::default().epsilon,
             },
-            "Activation" => Op::Relu,
-            "MaxPooling2D" => Op::MaxPool { size: 2 },
-            "Flatten" => Op::Flatten,
-            "Dense" => Op::Dense {
+            LayerKind::Activation => Op::Relu,
+            LayerKind::MaxPool2d => Op::MaxPool { size: 2 },
+            LayerKind::Flatten => Op::Flatten,
+            LayerKind::Dense => Op::Dense {
                 relu: Some(i) != last_dense,
             },
-            "Dropout" => {
+            LayerKind::Dropout => {
                 input.clone_from(&row.output_shape);
                 continue;
             }
@@ -157,7 +157,7 @@ fn describe(model: &Model, config: &BipyramidalConfig) -> anyhow::Result<Vec<Lay
         }
         layers.push(LayerSpec {
             name: row.name.clone(),
-            kind: row.kind,
+            kind: row.kind.name(),
             op,
             output_shape: row.output_shape.clone(),
             params: params_of(model, &row.name)?,

@@ -19,6 +19,8 @@ use petal_zoo::BipyramidalConfig;
 use serde::Serialize;
 
 use super::figures::{sample, short, Figures};
+use petal_nn::layers::LayerKind;
+
 use super::inspect::{self, layers_of_kind, Explained};
 use super::training::{print_table, train_run, RunResult, RunSpec};
 use super::{write_metrics, Experiment, ReproOptions, RunInfo};
@@ -264,7 +266,7 @@ fn inspect_best(
         &best.test_predicted,
     )?;
     figures.misclassified(test, classes, &best.test_labels, &best.test_predicted, 16)?;
-    let convs = layers_of_kind(model, &["Conv2D"]);
+    let convs = layers_of_kind(model, &[LayerKind::Conv2d]);
     inspect::filters(figures, model, &convs[..1])?;
     // The first test photo of each class.
     let firsts: Vec<usize> = (0..classes.len())

@@ -1,6 +1,7 @@
 //! Figures of what a trained network does inside: its filters, the feature maps of one
 //! input, and saliency maps (vanilla gradient, SmoothGrad, Grad-CAM) of a few inputs.
 
+use petal_nn::layers::LayerKind;
 use petal_nn::{no_grad, Context, Model, Var};
 use petal_tensor::Tensor;
 use petal_train::metrics::predicted_classes;
@@ -17,7 +18,7 @@ const MAPS_SHOWN: usize = 32;
 
 /// The names of the model's layers of one of `kinds` (`Conv2D`, `MaxPooling2D`, ...), in
 /// call order.
-pub fn layers_of_kind(model: &Model, kinds: &[&str]) -> Vec<String> {
+pub fn layers_of_kind(model: &Model, kinds: &[LayerKind]) -> Vec<String> {
     model
         .summary()
         .rows

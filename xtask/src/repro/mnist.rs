@@ -11,6 +11,8 @@ use petal_zoo::{bipyramidal, BipyramidalConfig};
 use serde::Serialize;
 
 use super::figures::{sample, Figures};
+use petal_nn::layers::LayerKind;
+
 use super::inspect::{self, layers_of_kind, Explained};
 use super::training::{print_table, train_run, RunResult, RunSpec};
 use super::{write_metrics, Checkpoints, Experiment, ReproOptions, RunInfo};
@@ -145,10 +147,10 @@ fn write_figures(figures: &mut Figures, data: &MnistSplits, run: &RunResult) -> 
         32,
     )?;
     let model = run.model.as_ref().expect("a trained run keeps its model");
-    let convs = layers_of_kind(model, &["Conv2D"]);
+    let convs = layers_of_kind(model, &[LayerKind::Conv2d]);
     inspect::filters(figures, model, &convs)?;
     let (digit, label) = sample(data.test(), 0)?;
-    let layers = layers_of_kind(model, &["Conv2D", "MaxPooling2D"]);
+    let layers = layers_of_kind(model, &[LayerKind::Conv2d, LayerKind::MaxPool2d]);
     inspect::feature_maps(
         figures,
         model,

@@ -272,7 +272,7 @@ pub fn write_metrics(
         figures: figures.list(),
     };
     let path = dir.join("metrics.json");
-    petal_nn::weights::write_atomically(&path, serde_json::to_string_pretty(&report)?.as_bytes())?;
+    petal_tensor::fs::write_atomically(&path, serde_json::to_string_pretty(&report)?.as_bytes())?;
     println!("wrote {}", path.display());
     Ok(())
 }

@@ -11,7 +11,7 @@ use std::time::Instant;
 use petal_data::augment::{AffineConfig, Augmentation, FillMode, RandomAffine};
 use petal_data::flowers::Flowers102;
 use petal_data::{Concatenated, Dataset, ImageDataset, Split};
-use petal_nn::layers::{DenseConfig, DropoutConfig, FlattenConfig};
+use petal_nn::layers::{DenseConfig, DropoutConfig, FlattenConfig, LayerKind};
 use petal_nn::{Loss, Model, Regularizer, Sequential};
 use petal_optim::{Adam, AdamConfig};
 use petal_train::callbacks::{EarlyStopping, Monitor};
@@ -309,7 +309,7 @@ fn frozen_then_fine_tuned(
         .summary()
         .rows
         .into_iter()
-        .filter(|row| row.kind == "BatchNormalization")
+        .filter(|row| row.kind == LayerKind::BatchNorm)
         .map(|row| row.name)
         .collect();
     model.set_trainable(

@@ -3,7 +3,7 @@
 use petal_tensor::elementwise::Unary;
 use rand_chacha::ChaCha8Rng;
 
-use super::{same_shape, single, Context, InferenceStep, Layer, LayerConfig};
+use super::{same_shape, single, Context, InferenceStep, Layer, LayerConfig, LayerKind};
 use crate::error::Result;
 use crate::{ParamStore, Var};
 
@@ -102,8 +102,8 @@ impl Layer for ActivationLayer {
     fn name(&self) -> &str {
         &self.name
     }
-    fn kind(&self) -> &'static str {
-        "Activation"
+    fn kind(&self) -> LayerKind {
+        LayerKind::Activation
     }
     fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
         same_shape(&self.name, inputs)

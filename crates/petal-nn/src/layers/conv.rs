@@ -7,7 +7,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::{
     batched, layer_error, single, Activation, Context, InferenceStep, Initializer, Layer,
-    LayerConfig, Regularizer,
+    LayerConfig, LayerKind, Regularizer,
 };
 use crate::error::Result;
 use crate::{ParamId, ParamStore, Var};
@@ -80,7 +80,7 @@ impl Conv2dConfig {
 /// A Conv2D or DepthwiseConv2D layer.
 pub struct Conv2d {
     name: String,
-    kind: &'static str,
+    kind: LayerKind,
     spec: Conv2dSpec,
     kernel: ParamId,
     kernel_shape: [usize; 4],
@@ -162,7 +162,7 @@ impl LayerConfig for Conv2dConfig {
         let (kernel, bias) = conv_params(self, name, input, shape, "kernel", store, rng)?;
         Ok(Box::new(Conv2d {
             name: name.to_string(),
-            kind: "Conv2D",
+            kind: LayerKind::Conv2d,
             spec: self.spec(),
             kernel,
             kernel_shape: shape,
@@ -182,7 +182,7 @@ impl Layer for Conv2d {
     fn name(&self) -> &str {
         &self.name
     }
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> LayerKind {
         self.kind
     }
     fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
@@ -318,7 +318,7 @@ impl LayerConfig for DepthwiseConv2dConfig {
             conv_params(&conv, name, input, shape, "depthwise_kernel", store, rng)?;
         Ok(Box::new(Conv2d {
             name: name.to_string(),
-            kind: "DepthwiseConv2D",
+            kind: LayerKind::DepthwiseConv2d,
             spec: conv.spec(),
             kernel,
             kernel_shape: shape,
@@ -399,7 +399,7 @@ impl LayerConfig for SeparableConv2dConfig {
         )?;
         let depthwise = Conv2d {
             name: name.to_string(),
-            kind: "DepthwiseConv2D",
+            kind: LayerKind::DepthwiseConv2d,
             spec: depthwise_conv.spec(),
             kernel: dw_kernel,
             kernel_shape: dw_shape,
@@ -425,7 +425,7 @@ impl LayerConfig for SeparableConv2dConfig {
         )?;
         let pointwise = Conv2d {
             name: name.to_string(),
-            kind: "Conv2D",
+            kind: LayerKind::Conv2d,
             spec: pointwise_conv.spec(),
             kernel: pw_kernel,
             kernel_shape: pw_shape,
@@ -445,8 +445,8 @@ impl Layer for SeparableConv2d {
     fn name(&self) -> &str {
         &self.name
     }
-    fn kind(&self) -> &'static str {
-        "SeparableConv2D"
+    fn kind(&self) -> LayerKind {
+        LayerKind::SeparableConv2d
     }
     fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
         let mid = self.depthwise.output_shape(inputs)?;

@@ -5,7 +5,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::{
     layer_error, same_shape, single, Activation, Context, Initializer, Layer, LayerConfig,
-    Regularizer,
+    LayerKind, Regularizer,
 };
 use crate::error::Result;
 use crate::{ParamId, ParamStore, Var};
@@ -106,8 +106,8 @@ impl Layer for Dense {
     fn name(&self) -> &str {
         &self.name
     }
-    fn kind(&self) -> &'static str {
-        "Dense"
+    fn kind(&self) -> LayerKind {
+        LayerKind::Dense
     }
     fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
         match single(&self.name, inputs)? {
@@ -169,8 +169,8 @@ impl Layer for Flatten {
     fn name(&self) -> &str {
         &self.name
     }
-    fn kind(&self) -> &'static str {
-        "Flatten"
+    fn kind(&self) -> LayerKind {
+        LayerKind::Flatten
     }
     fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
         Ok(vec![single(&self.name, inputs)?.iter().product()])
@@ -232,8 +232,8 @@ impl Layer for Dropout {
     fn name(&self) -> &str {
         &self.name
     }
-    fn kind(&self) -> &'static str {
-        "Dropout"
+    fn kind(&self) -> LayerKind {
+        LayerKind::Dropout
     }
     fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
         same_shape(&self.name, inputs)

@@ -2,7 +2,7 @@
 //! that directly follows a convolution becomes part of that convolution, so inference
 //! runs one fused kernel instead of three passes over the feature maps.
 
-use super::{same_shape, single, Activation, Context, Layer};
+use super::{same_shape, single, Activation, Context, Layer, LayerKind};
 use crate::error::Result;
 use crate::Var;
 
@@ -25,17 +25,12 @@ pub(crate) struct Folded {
     pub name: String,
 }
 
-impl Folded {
-    /// The kind a folded layer reports.
-    pub const KIND: &'static str = "Folded";
-}
-
 impl Layer for Folded {
     fn name(&self) -> &str {
         &self.name
     }
-    fn kind(&self) -> &'static str {
-        Self::KIND
+    fn kind(&self) -> LayerKind {
+        LayerKind::Folded
     }
     fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
         same_shape(&self.name, inputs)

@@ -2,7 +2,7 @@
 
 use rand_chacha::ChaCha8Rng;
 
-use super::{layer_error, Context, Layer, LayerConfig};
+use super::{layer_error, Context, Layer, LayerConfig, LayerKind};
 use crate::error::Result;
 use crate::{ParamStore, Var};
 
@@ -65,11 +65,11 @@ impl Layer for Merge {
     fn name(&self) -> &str {
         &self.name
     }
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> LayerKind {
         if self.concat {
-            "Concatenate"
+            LayerKind::Concat
         } else {
-            "Add"
+            LayerKind::Add
         }
     }
     fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {

@@ -21,6 +21,7 @@ mod conv;
 mod dense;
 mod fold;
 mod init;
+mod kind;
 mod merge;
 mod norm;
 mod pool;
@@ -34,6 +35,7 @@ pub use dense::{Dense, DenseConfig, Dropout, DropoutConfig, Flatten, FlattenConf
 pub(crate) use fold::Folded;
 pub use fold::InferenceStep;
 pub use init::Initializer;
+pub use kind::LayerKind;
 pub use merge::{AddConfig, ConcatConfig, Merge};
 pub use norm::{BatchNorm, BatchNormConfig, GroupNormConfig, LayerNormConfig, Normalization};
 pub use pool::{GlobalAvgPoolConfig, Pool, Pool2dConfig, PoolKind};
@@ -49,8 +51,9 @@ use crate::{ParamId, ParamStore, Var};
 pub trait Layer: Send + Sync {
     /// The layer's unique name in its model (`conv2d_1`).
     fn name(&self) -> &str;
-    /// The kind of layer, for summaries (`Conv2D`).
-    fn kind(&self) -> &'static str;
+    /// The kind of layer, for summaries (`Conv2D`); user layers answer
+    /// [`LayerKind::Custom`].
+    fn kind(&self) -> LayerKind;
     /// Per-sample output shape for per-sample input shapes.
     fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>>;
     /// The forward pass over a batch.

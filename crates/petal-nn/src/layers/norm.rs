@@ -5,7 +5,9 @@ use petal_tensor::norm::{batch_norm_apply, BatchStats};
 use petal_tensor::Tensor;
 use rand_chacha::ChaCha8Rng;
 
-use super::{layer_error, same_shape, single, Context, InferenceStep, Layer, LayerConfig};
+use super::{
+    layer_error, same_shape, single, Context, InferenceStep, Layer, LayerConfig, LayerKind,
+};
 use crate::error::Result;
 use crate::{ParamId, ParamStore, Var};
 
@@ -117,8 +119,8 @@ impl Layer for BatchNorm {
     fn name(&self) -> &str {
         &self.name
     }
-    fn kind(&self) -> &'static str {
-        "BatchNormalization"
+    fn kind(&self) -> LayerKind {
+        LayerKind::BatchNorm
     }
     fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
         same_shape(&self.name, inputs)
@@ -288,10 +290,10 @@ impl Layer for Normalization {
     fn name(&self) -> &str {
         &self.name
     }
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> LayerKind {
         match self.groups {
-            None => "LayerNormalization",
-            Some(_) => "GroupNormalization",
+            None => LayerKind::LayerNorm,
+            Some(_) => LayerKind::GroupNorm,
         }
     }
     fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {

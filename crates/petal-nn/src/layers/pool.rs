@@ -3,7 +3,7 @@
 use petal_tensor::{Padding, Pool2dSpec};
 use rand_chacha::ChaCha8Rng;
 
-use super::{batched, layer_error, single, Context, Layer, LayerConfig};
+use super::{batched, layer_error, single, Context, Layer, LayerConfig, LayerKind};
 use crate::error::Result;
 use crate::{ParamStore, Var};
 
@@ -127,11 +127,11 @@ impl Layer for Pool {
     fn name(&self) -> &str {
         &self.name
     }
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> LayerKind {
         match self.kind {
-            PoolKind::Max => "MaxPooling2D",
-            PoolKind::Avg => "AveragePooling2D",
-            PoolKind::GlobalAvg => "GlobalAveragePooling2D",
+            PoolKind::Max => LayerKind::MaxPool2d,
+            PoolKind::Avg => LayerKind::AvgPool2d,
+            PoolKind::GlobalAvg => LayerKind::GlobalAvgPool2d,
         }
     }
     fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {

@@ -8,9 +8,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use petal_tensor::fs::write_atomically;
 use petal_tensor::Tensor;
 use safetensors::{tensor::TensorView, Dtype, SafeTensors};
 
@@ -115,38 +115,6 @@ pub fn encode_tensors<'a>(
     safetensors::serialize(views, metadata).map_err(|e| e.to_string())
 }
 
-/// Writes `bytes` to a temporary file in `path`'s folder, syncs it, renames it over
-/// `path` and syncs the folder: readers see the old file or the new one, never a partial
-/// one, and on error (a full disk) the old file is untouched and the temporary removed.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let folder = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    fs::create_dir_all(folder)?;
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temp = folder.join(format!(".{file_name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut file = fs::File::create(&temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&temp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temp);
-        return result;
-    }
-    // Make the rename itself durable. Folders cannot be opened as files everywhere
-    // (Windows), so this part is best effort.
-    if let Ok(dir) = fs::File::open(folder) {
-        let _ = dir.sync_all();
-    }
-    Ok(())
-}
-
 /// A safetensors file decoded to f32 tensors, with its metadata.
 #[derive(Debug, Default)]
 pub struct TensorFile {
@@ -226,21 +194,70 @@ pub fn load_weights(store: &mut ParamStore, path: &Path) -> Result<(), WeightsEr
 /// missing, unused or mis-shaped tensor) none is and all problems are reported.
 pub fn assign_tensors(
     store: &mut ParamStore,
+    tensors: BTreeMap<String, Tensor>,
+    path: &Path,
+) -> Result<(), WeightsError> {
+    assign_tensors_mapped(
+        store,
+        tensors,
+        path,
+        |param| Some(param.to_string()),
+        |_, t| Ok(t),
+    )
+}
+
+/// [`assign_tensors`] for files that name and lay out tensors their own way (pretrained
+/// weights from another framework): `source(param)` is the file's name for the
+/// parameter `param` (`None`: no file tensor can hold it, reported as missing), and
+/// `convert(param, tensor)` turns the file's tensor into the parameter's layout, or gives
+/// it back as `Err` when it cannot. Errors name the file's tensors. Either every
+/// parameter is replaced, or none is and every missing, unused and mis-shaped tensor is
+/// reported at once (shapes after conversion where it succeeded).
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use std::path::Path;
+/// use petal_nn::weights::{assign_tensors_mapped, WeightsError};
+/// use petal_nn::ParamStore;
+/// use petal_tensor::{shape_ops::permute, Tensor};
+/// let mut store = ParamStore::new();
+/// let kernel = store.add("dense/kernel", Tensor::zeros(&[3, 2]), true)?;
+/// // A PyTorch-style file: `fc.weight` laid out (out, in).
+/// let file = BTreeMap::from([("fc.weight".to_string(), Tensor::ones(&[2, 3]))]);
+/// let source = |param: &str| param.strip_prefix("dense/").map(|_| "fc.weight".to_string());
+/// let transpose = |_: &str, t: Tensor| permute(&t, &[1, 0]).map_err(|_| t);
+/// assign_tensors_mapped(&mut store, file.clone(), Path::new("fc.safetensors"), source, transpose)?;
+/// assert_eq!(store.value(kernel).shape(), &[3, 2]);
+/// assert_eq!(store.value(kernel).to_vec(), vec![1.0; 6]);
+/// // Without the conversion the shapes do not match, and nothing changes.
+/// let err = assign_tensors_mapped(&mut store, file, Path::new("fc.safetensors"), source, |_, t| Ok(t));
+/// assert!(matches!(err, Err(WeightsError::Mismatch { .. })));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn assign_tensors_mapped(
+    store: &mut ParamStore,
     mut tensors: BTreeMap<String, Tensor>,
     path: &Path,
+    source: impl Fn(&str) -> Option<String>,
+    convert: impl Fn(&str, Tensor) -> Result<Tensor, Tensor>,
 ) -> Result<(), WeightsError> {
     let mut missing = Vec::new();
     let mut mismatched = Vec::new();
     let mut updates = Vec::new();
     for (id, param) in store.iter() {
-        match tensors.remove(&param.name) {
-            None => missing.push(param.name.clone()),
-            Some(t) if t.shape() != param.value.shape() => mismatched.push((
-                param.name.clone(),
-                param.value.shape().to_vec(),
-                t.shape().to_vec(),
-            )),
-            Some(t) => updates.push((id, t)),
+        let Some(name) = source(&param.name) else {
+            missing.push(format!("{} (no tensor in the file for it)", param.name));
+            continue;
+        };
+        let Some(tensor) = tensors.remove(&name) else {
+            missing.push(name);
+            continue;
+        };
+        match convert(&param.name, tensor) {
+            Ok(t) if t.shape() == param.value.shape() => updates.push((id, t)),
+            Ok(t) | Err(t) => {
+                mismatched.push((name, param.value.shape().to_vec(), t.shape().to_vec()))
+            }
         }
     }
     let unused: Vec<String> = tensors.into_keys().collect();

@@ -4,8 +4,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use petal_nn::weights::{decode_tensor_file, encode_tensors, write_atomically, WeightsError};
+use petal_nn::weights::{decode_tensor_file, encode_tensors, WeightsError};
 use petal_optim::OptimizerState;
+use petal_tensor::fs::write_atomically;
 use petal_tensor::Tensor;
 use serde::{Deserialize, Serialize};
 

@@ -18,7 +18,7 @@ mod torchvision;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use petal_nn::weights::{read_tensor_file, WeightsError};
+use petal_nn::weights::{assign_tensors_mapped, read_tensor_file, WeightsError};
 use petal_nn::Model;
 use petal_tensor::shape_ops::{permute, reshape};
 use petal_tensor::Tensor;
@@ -105,48 +105,23 @@ const PARAMS: [(&str, &str); 7] = [
 /// layout).
 pub fn load_pretrained(model: &mut Model, arch: Arch, path: &Path) -> Result<(), WeightsError> {
     let mut file = read_pytorch_tensors(path)?;
-    let mut missing = Vec::new();
-    let mut mismatched = Vec::new();
-    let mut updates = Vec::new();
-    let mut uses_classifier = false;
-    for (id, param) in model.store().iter() {
-        let Some((source, flattened_channels)) = source_tensor(arch, &param.name) else {
-            missing.push(format!("{} (no source tensor for it)", param.name));
-            continue;
-        };
-        uses_classifier |= source.starts_with(arch.classifier_prefix());
-        let Some(tensor) = file.remove(&source) else {
-            missing.push(source);
-            continue;
-        };
-        match to_petal_layout(&tensor, flattened_channels) {
-            Some(t) if t.shape() == param.value.shape() => updates.push((id, t)),
-            converted => mismatched.push((
-                source,
-                param.value.shape().to_vec(),
-                converted.unwrap_or(tensor).shape().to_vec(),
-            )),
-        }
-    }
+    let uses_classifier = model.store().iter().any(|(_, param)| {
+        source_tensor(arch, &param.name)
+            .is_some_and(|(source, _)| source.starts_with(arch.classifier_prefix()))
+    });
     if !uses_classifier {
         file.retain(|name, _| !name.starts_with(arch.classifier_prefix()));
     }
-    let unused: Vec<String> = file.into_keys().collect();
-    if !(missing.is_empty() && unused.is_empty() && mismatched.is_empty()) {
-        return Err(WeightsError::Mismatch {
-            path: path.to_path_buf(),
-            missing,
-            unused,
-            mismatched,
-        });
-    }
-    for (id, tensor) in updates {
-        model
-            .store_mut()
-            .set_value(id, tensor)
-            .expect("shape checked above");
-    }
-    Ok(())
+    assign_tensors_mapped(
+        model.store_mut(),
+        file,
+        path,
+        |param| source_tensor(arch, param).map(|(source, _)| source),
+        |param, tensor| {
+            let flattened_channels = source_tensor(arch, param).and_then(|(_, c)| c);
+            to_petal_layout(&tensor, flattened_channels).ok_or(tensor)
+        },
+    )
 }
 
 /// The source tensor of a Petal parameter, with the flattened channels of its module.

@@ -63,3 +63,38 @@ pub fn run(dataset: DatasetName, model: Option<&str>) -> anyhow::Result<PathBuf>
     bar.finish_and_clear();
     Ok(folder)
 }
+
+/// Options of `cargo xtask photo-folder`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct PhotoFolderOptions {
+    /// Where to write `train/<class>/` and `test/<class>/`.
+    pub out: PathBuf,
+    /// The most frequent flower classes to take.
+    #[arg(long, default_value_t = 10)]
+    pub classes: usize,
+    /// Training photos per class.
+    #[arg(long, default_value_t = 40)]
+    pub train: usize,
+    /// Test photos per class.
+    #[arg(long, default_value_t = 20)]
+    pub test: usize,
+    /// Seed of the draw.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+}
+
+/// Writes a photo folder of Oxford flowers, the layout of a user's own photos.
+pub fn photo_folder(options: &PhotoFolderOptions) -> anyhow::Result<()> {
+    let flowers = Flowers102::fetch(&data_config(), None)?;
+    flowers
+        .most_frequent_classes(options.classes)?
+        .write_image_folder(
+            &flowers,
+            &options.out,
+            options.train,
+            options.test,
+            options.seed,
+        )?;
+    println!("{}", options.out.display());
+    Ok(())
+}

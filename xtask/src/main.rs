@@ -49,6 +49,8 @@ enum Command {
         /// With `weights`: the model whose weights to fetch (default: every one).
         model: Option<String>,
     },
+    /// Write a photo folder (train/<class>/, test/<class>/) of Oxford flowers.
+    PhotoFolder(download::PhotoFolderOptions),
     /// Classify photos with a pretrained ImageNet model (weights from PETAL_WEIGHTS).
     Classify(classify::ClassifyOptions),
     /// Time the same workloads in Petal and PyTorch (PETAL_BENCH_PYTHON), side by side.
@@ -81,6 +83,7 @@ fn main() -> anyhow::Result<()> {
         } => repro::run_target(experiment, &options),
         Command::Bench(options) => bench::run(&options),
         Command::Classify(options) => classify::run(&options),
+        Command::PhotoFolder(options) => download::photo_folder(&options),
         Command::Docs(options) => docs::run(&options),
         Command::SiteTest(options) => docs::site_test(&options),
         Command::Doctor => doctor::run(),

@@ -6,8 +6,10 @@ use petal_tensor::Tensor;
 use rayon::prelude::*;
 
 use crate::dataset::InMemoryDataset;
+use crate::download::{fetch_dataset, DataConfig};
 use crate::error::{DataError, Result};
 use crate::idx::read_idx;
+use crate::manifest::Manifest;
 
 /// The number of classes of MNIST-format datasets.
 pub const MNIST_CLASSES: usize = 10;
@@ -33,6 +35,21 @@ pub fn load_mnist_folder(dir: impl AsRef<Path>) -> Result<MnistData> {
         train: load_split(dir, "train-images-idx3-ubyte", "train-labels-idx1-ubyte")?,
         test: load_split(dir, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")?,
     })
+}
+
+/// MNIST fetched into the cache (from the mirror or the official URLs, verified) and
+/// loaded, Keras' `mnist.load_data()`.
+///
+/// ```no_run
+/// use petal_data::download::DataConfig;
+/// use petal_data::mnist::fetch_mnist;
+/// use petal_data::Dataset;
+/// let mnist = fetch_mnist(&DataConfig::from_env("datasets/cache"))?;
+/// assert_eq!((mnist.train.len(), mnist.test.len()), (60_000, 10_000));
+/// # Ok::<(), petal_data::DataError>(())
+/// ```
+pub fn fetch_mnist(config: &DataConfig) -> Result<MnistData> {
+    load_mnist_folder(fetch_dataset(config, &Manifest::mnist(), None)?)
 }
 
 /// Finds `<dir>/<stem>` or `<dir>/<stem>.gz`.

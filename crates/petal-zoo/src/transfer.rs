@@ -112,7 +112,8 @@ impl Head {
     }
 }
 
-/// Unfreezes every layer from `first_layer` (in call order) to the top, for fine-tuning,
+/// Unfreezes every layer from the first whose name starts with `first_layer` (in call
+/// order, e.g. `"block5a"`) to the top, for fine-tuning, and freezes the layers below,
 /// except batch norms: as in Keras' fine-tuning recipe they stay frozen, hence in
 /// inference mode, because the statistics of a small batch would replace ImageNet's and
 /// undo what the head learned (measured on the flowers: training accuracy fell from 100%
@@ -123,7 +124,7 @@ pub fn unfreeze_top(model: &mut Model, first_layer: &str) -> Result<(), ZooError
         .into_iter()
         .map(str::to_string)
         .collect();
-    let Some(position) = names.iter().position(|n| n == first_layer) else {
+    let Some(position) = names.iter().position(|n| n.starts_with(first_layer)) else {
         return Err(ZooError::Invalid {
             context: "unfreeze_top",
             reason: format!("the model has no layer {first_layer:?}"),

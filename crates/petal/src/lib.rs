@@ -63,7 +63,7 @@ pub use petal_zoo as zoo;
 /// callbacks and metrics, and the zoo's builders.
 pub mod prelude {
     pub use petal_data::{
-        BatchLoader, Dataset, ImageDataset, ImageFolder, ImageOptions, InMemoryDataset,
+        BatchLoader, Dataset, ImageDataset, ImageFolder, ImageOptions, InMemoryDataset, Subset,
     };
     pub use petal_nn::layers::{
         Activation, ActivationConfig, AddConfig, BatchNormConfig, ConcatConfig, Conv2dConfig,

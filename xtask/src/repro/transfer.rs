@@ -11,14 +11,13 @@ use std::time::Instant;
 use petal_data::augment::{AffineConfig, Augmentation, FillMode, RandomAffine};
 use petal_data::flowers::Flowers102;
 use petal_data::{Concatenated, Dataset, ImageDataset, Split};
-use petal_nn::layers::{DenseConfig, DropoutConfig, FlattenConfig, LayerKind};
-use petal_nn::{Loss, Model, Regularizer, Sequential};
+use petal_nn::{Loss, Model};
 use petal_optim::{Adam, AdamConfig};
 use petal_train::callbacks::{EarlyStopping, Monitor};
 use petal_train::ensemble::evaluate_with_flips;
 use petal_train::{evaluate, FitConfig, History, Trainer, Validation};
 use petal_zoo::pretrained::{weights_named, Classifier, PretrainedWeights};
-use petal_zoo::transfer::{photo_dataset, FeatureExtractor};
+use petal_zoo::transfer::{photo_dataset, unfreeze_top, FeatureExtractor, Head};
 use petal_zoo::{Options, Pooling};
 use serde::Serialize;
 
@@ -28,9 +27,6 @@ use super::{write_metrics, Checkpoints, Experiment, ReproOptions, RunInfo};
 use crate::paths::{data_config, weights_folder, workspace_root};
 
 const MODEL: &str = "efficientnet-lite0";
-
-/// The name of the new classifier layer, in (a) and in (b)/(c).
-const HEAD: &str = "head";
 
 /// The three ways of transferring, as named in the report (and their checkpoints).
 const STATIC: &str = "(a) static features + dense classifier";
@@ -194,11 +190,8 @@ fn feature_extraction(
         train.len() + val.len() + test.len(),
         started.elapsed().as_secs_f64()
     );
-    let mut head = Sequential::new(train.sample_shape(), options.seed)
-        .add(FlattenConfig::default())?
-        .add(head_dropout())?
-        .add(head(splits[0].num_classes()))?
-        .build()?;
+    let mut head =
+        Head::new(splits[0].num_classes()).on_features(train.sample_shape(), options.seed)?;
     let config = FitConfig {
         epochs: options.epochs_or(60),
         batch_size: 32,
@@ -210,55 +203,6 @@ fn feature_extraction(
     let history = fit(&mut head, 1e-3, &train, Some(&val), &config)?;
     let row = row(STATIC, history, &head, &test, false)?;
     Ok((row, head))
-}
-
-/// Copies the trained classifier `from` (a) into the head of `to`, so that (b) starts
-/// where (a) ended instead of from random weights.
-fn copy_head(from: &Model, to: &mut Model) -> anyhow::Result<()> {
-    for param in ["kernel", "bias"] {
-        let name = format!("{HEAD}/{param}");
-        let (Some(source), Some(target)) = (from.store().id(&name), to.store().id(&name)) else {
-            anyhow::bail!("both models need a parameter {name}");
-        };
-        let value = from.store().value(source).clone();
-        to.store_mut().set_value(target, value)?;
-    }
-    Ok(())
-}
-
-/// The dropout before the classifier, in (a) and in (b)/(c).
-fn head_dropout() -> DropoutConfig {
-    DropoutConfig {
-        name: Some("head_dropout".into()),
-        ..DropoutConfig::new(0.5)
-    }
-}
-
-/// The new classifier, L2-regularized: 1,020 training photos for 1,280 features x 102
-/// classes overfit without it (measured: 82.3% test without, 83.5% with L2 1e-3 and
-/// dropout 0.5, static features).
-fn head(classes: usize) -> DenseConfig {
-    DenseConfig {
-        name: Some(HEAD.into()),
-        kernel_regularizer: Some(Regularizer::l2(1e-3)),
-        ..DenseConfig::new(classes)
-    }
-}
-
-/// The base with a new dropout + dense head, the base frozen.
-fn with_new_head(
-    entry: &PretrainedWeights,
-    classes: usize,
-) -> anyhow::Result<(Model, Vec<String>)> {
-    let base = base(entry)?;
-    let base_layers: Vec<String> = base.layer_names().into_iter().map(str::to_string).collect();
-    let (mut graph, features) = base.into_graph();
-    let x = graph.call(&head_dropout(), &[features])?;
-    let out = graph.call(&head(classes), &[x])?;
-    let mut model = graph.build(out)?;
-    let names: Vec<&str> = base_layers.iter().map(String::as_str).collect();
-    model.set_trainable(&names, false)?;
-    Ok((model, base_layers))
 }
 
 fn augmentation() -> anyhow::Result<Arc<dyn Augmentation>> {
@@ -281,8 +225,8 @@ fn frozen_then_fine_tuned(
     trained_head: &Model,
     checkpoints: &Checkpoints,
 ) -> anyhow::Result<[Row; 3]> {
-    let (mut model, base_layers) = with_new_head(entry, splits[0].num_classes())?;
-    copy_head(trained_head, &mut model)?;
+    let head = Head::new(splits[0].num_classes());
+    let mut model = head.on_base(base(entry)?, Some(trained_head))?;
     let config = FitConfig {
         epochs: options.epochs_or(8),
         batch_size: 32,
@@ -296,26 +240,7 @@ fn frozen_then_fine_tuned(
     let frozen = row(FROZEN, history, &model, &splits[2], false)?;
 
     // Unfreeze from the first layer of the last three stages (block5a) to the top.
-    let first_top = base_layers
-        .iter()
-        .position(|n| n.starts_with("block5a"))
-        .unwrap_or(base_layers.len() - 1);
-    model.freeze_up_to(&base_layers[first_top.saturating_sub(1)])?;
-    // As in Keras' fine-tuning recipe, the batch norms stay frozen, hence in inference
-    // mode: batch statistics of 32 photos would replace ImageNet's moving statistics and
-    // undo what the head learned (measured: training accuracy fell from 100% to 55% in
-    // the first fine-tuning epoch with them unfrozen).
-    let batch_norms: Vec<String> = model
-        .summary()
-        .rows
-        .into_iter()
-        .filter(|row| row.kind == LayerKind::BatchNorm)
-        .map(|row| row.name)
-        .collect();
-    model.set_trainable(
-        &batch_norms.iter().map(String::as_str).collect::<Vec<_>>(),
-        false,
-    )?;
+    unfreeze_top(&mut model, "block5a")?;
     let config = FitConfig {
         epochs: options.epochs_or(8),
         checkpoint: Some(checkpoints.for_run(TUNED)),

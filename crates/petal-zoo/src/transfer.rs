@@ -1,5 +1,7 @@
-//! Transfer learning's pieces: photos prepared exactly as a pretrained model's weights
-//! expect ([`photo_dataset`]); the features a pretrained base computes for them,
+//! Transfer learning's pieces. Photos are prepared exactly as a pretrained model's
+//! weights expect by petal-data's image datasets with the weights' options
+//! (`ImageFolder::open(dir, weights.preprocessing.image_options())`); here: the
+//! features a pretrained base computes for them,
 //! computed once and then read from an on-disk cache ([`FeatureExtractor`]); a new
 //! classifier [`Head`], trained first on those features and then put on the frozen base;
 //! and [`unfreeze_top`] for fine-tuning the base's top layers.
@@ -20,20 +22,7 @@ use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 use sha2::{Digest, Sha256};
 
-use crate::pretrained::PretrainedWeights;
 use crate::ZooError;
-
-/// Labelled photos as `weights` expects them (its crop, resize and normalization),
-/// each kept in memory after its first load so that later epochs decode nothing.
-pub fn photo_dataset(
-    weights: &PretrainedWeights,
-    paths: Vec<PathBuf>,
-    labels: Vec<usize>,
-    num_classes: usize,
-) -> Result<ImageDataset, ZooError> {
-    let options = weights.preprocessing.image_options();
-    Ok(ImageDataset::new(paths, labels, num_classes, options)?.cached())
-}
 
 /// A new classifier for a pretrained base: dropout, then a dense layer of `classes`
 /// logits with an L2 penalty on its kernel. The layers are called `head_dropout` and
@@ -362,4 +351,114 @@ fn io_error(path: &Path, source: std::io::Error) -> ZooError {
         action: "writing the feature cache",
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use petal_data::ImageOptions;
+    use petal_nn::layers::{BatchNormConfig, Conv2dConfig, GlobalAvgPoolConfig};
+
+    use super::*;
+
+    /// conv -> batch norm -> conv -> global average pooling: a tiny "pretrained base".
+    fn base(seed: u64) -> Model {
+        Sequential::new(&[4, 4, 3], seed)
+            .add(Conv2dConfig::new(4, 3))
+            .and_then(|s| s.add(BatchNormConfig::default()))
+            .and_then(|s| s.add(Conv2dConfig::new(5, 1)))
+            .and_then(|s| s.add(GlobalAvgPoolConfig::default()))
+            .and_then(|s| s.build())
+            .unwrap()
+    }
+
+    fn trainable(model: &Model) -> Vec<String> {
+        model
+            .store()
+            .iter()
+            .filter(|(_, p)| p.trainable)
+            .map(|(_, p)| p.name.clone())
+            .collect()
+    }
+
+    #[test]
+    fn the_head_trained_on_features_carries_over_to_the_frozen_base() {
+        let head = Head::new(3);
+        let on_features = head.on_features(&[1, 1, 5], 1).unwrap();
+        assert_eq!(on_features.output_shape(), &[3]);
+        let model = head.on_base(base(2), Some(&on_features)).unwrap();
+        assert_eq!(trainable(&model), ["head/kernel", "head/bias"]);
+        let kernel = |m: &Model| {
+            m.store()
+                .value(m.store().id("head/kernel").unwrap())
+                .clone()
+        };
+        assert_eq!(kernel(&model), kernel(&on_features));
+        let other = Sequential::new(&[5], 0)
+            .add(DenseConfig::new(3))
+            .and_then(|s| s.build())
+            .unwrap();
+        let Err(error) = head.on_base(base(2), Some(&other)) else {
+            panic!("a model without a head was taken as one");
+        };
+        assert!(error.to_string().contains("head/kernel"), "{error}");
+    }
+
+    #[test]
+    fn fine_tuning_unfreezes_the_top_but_not_its_batch_norms() {
+        let mut model = Head::new(2).on_base(base(3), None).unwrap();
+        let names: Vec<String> = model
+            .layer_names()
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        unfreeze_top(&mut model, &names[1]).unwrap(); // the batch norm and above
+        let trained = trainable(&model);
+        assert!(
+            trained.iter().all(|n| !n.starts_with(&names[0])),
+            "{trained:?}"
+        );
+        assert!(
+            trained.iter().all(|n| !n.starts_with(&names[1])),
+            "{trained:?}"
+        );
+        assert!(
+            trained.iter().any(|n| n.starts_with(&names[2])),
+            "{trained:?}"
+        );
+        let error = unfreeze_top(&mut model, "block9z").unwrap_err().to_string();
+        assert!(error.contains("block9z"), "{error}");
+    }
+
+    #[test]
+    fn a_corrupt_cache_is_recomputed_and_other_weights_use_another_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let photo = dir.path().join("photo.png");
+        image::RgbImage::from_fn(6, 6, |x, y| image::Rgb([x as u8 * 40, y as u8 * 40, 90]))
+            .save(&photo)
+            .unwrap();
+        let photos = ImageDataset::new(vec![photo], vec![0], 1, ImageOptions::new(4)).unwrap();
+        let cache = dir.path().join("cache");
+        let first = base(4);
+        let extractor = FeatureExtractor::new(&first).cache_in(&cache);
+        let features = extractor.extract(&photos, 4, None).unwrap();
+        let files = || -> Vec<PathBuf> {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(&cache)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            files.sort();
+            files
+        };
+        let [file] = files().try_into().unwrap();
+        std::fs::write(&file, b"truncated").unwrap();
+        let again = extractor.extract(&photos, 4, None).unwrap();
+        assert_eq!(again.images(), features.images());
+        assert!(std::fs::read(&file).unwrap().len() > 100, "rewritten whole");
+        let second = base(5);
+        FeatureExtractor::new(&second)
+            .cache_in(&cache)
+            .extract(&photos, 4, None)
+            .unwrap();
+        assert_eq!(files().len(), 2);
+    }
 }

@@ -1,17 +1,13 @@
-//! `repro flowers3` and `repro flowers102`: CNNs trained from scratch on Oxford 102
-//! Flowers (CNN_from_scratch_flowers and _102), first without regularization, then with
-//! augmentation, dropout, early stopping (and batch norm).
+//! What the from-scratch flower recipes (`flowers3.rs`, `flowers102.rs`) share: the
+//! lecture's network, the augmentation, the splits, training every run and writing the
+//! report with its figures.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use petal_data::augment::{
-    sample_rng, AffineConfig, Augmentation, FillMode, Pipeline, RandomAffine, RandomBrightness,
-    RandomContrast, RandomResizedCrop,
-};
-use petal_data::flowers::Flowers102;
-use petal_data::{Dataset, ImageDataset, ImageOptions, Split};
+use petal_data::augment::{sample_rng, AffineConfig, Augmentation, FillMode, RandomAffine};
+use petal_data::{Dataset, ImageDataset};
 use petal_tensor::{Padding, Tensor};
 use petal_train::History;
 use petal_viz::{image_grid, tensor_image, GridOptions, Scaling, Tile};
@@ -24,7 +20,6 @@ use petal_nn::layers::LayerKind;
 use super::inspect::{self, layers_of_kind, Explained};
 use super::training::{print_table, train_run, RunResult, RunSpec};
 use super::{write_metrics, Experiment, ReproOptions, RunInfo};
-use crate::paths::data_config;
 use petal_train::Validation;
 
 /// Images per split kept by `--quick`.
@@ -32,7 +27,7 @@ const QUICK_IMAGES: usize = 24;
 
 /// The lecture's flowers network: four conv/pool blocks (32, 64, 128, 256 filters),
 /// 'same' 3x3 convolutions, a 128-unit dense layer.
-fn network(size: usize, classes: usize) -> BipyramidalConfig {
+pub(super) fn network(size: usize, classes: usize) -> BipyramidalConfig {
     BipyramidalConfig {
         input_shape: [size, size, 3],
         blocks: 4,
@@ -64,14 +59,14 @@ pub(crate) fn flower_augmentation() -> anyhow::Result<Arc<dyn Augmentation>> {
 }
 
 /// The three splits as cached image datasets (`--quick` keeps a few photos of each).
-struct FlowerSplits {
-    train: ImageDataset,
-    val: ImageDataset,
-    test: ImageDataset,
+pub(super) struct FlowerSplits {
+    pub(super) train: ImageDataset,
+    pub(super) val: ImageDataset,
+    pub(super) test: ImageDataset,
 }
 
 /// The unregularized run (a): the lecture's network, batch 32, `epochs` epochs.
-fn plain_run(options: &ReproOptions, classes: usize, epochs: usize) -> RunSpec {
+pub(super) fn plain_run(options: &ReproOptions, classes: usize, epochs: usize) -> RunSpec {
     RunSpec {
         batch_size: 32,
         ..RunSpec::new(
@@ -84,97 +79,12 @@ fn plain_run(options: &ReproOptions, classes: usize, epochs: usize) -> RunSpec {
 }
 
 /// `factor` times `epochs`, or 1 with `--quick`.
-fn scaled(options: &ReproOptions, epochs: usize, factor: usize) -> usize {
+pub(super) fn scaled(options: &ReproOptions, epochs: usize, factor: usize) -> usize {
     if options.quick {
         1
     } else {
         factor * epochs
     }
-}
-
-/// flowers3's runs: (a), then (b) augmentation + dropout + early stopping and (c) the
-/// same with batch norm. `--epochs` sets (a)'s 20 epochs; (b) and (c) may take twice as
-/// many, stopped early after half as many without improvement (the whole repro stays
-/// under 15 minutes; 20 epochs reach 100% validation accuracy without regularization).
-fn flowers3_runs(options: &ReproOptions) -> Vec<RunSpec> {
-    let epochs = options.epochs.unwrap_or(20);
-    let regularized = BipyramidalConfig {
-        block_dropout: Some(0.1),
-        head_dropout: Some(0.5),
-        ..network(options.image_size, 3)
-    };
-    let with = |name, network| RunSpec {
-        batch_size: 32,
-        augmentation: Some(flower_augmentation().expect("a valid constant configuration")),
-        early_stopping: Some(if options.quick { 1 } else { epochs / 2 }),
-        ..RunSpec::new(name, network, scaled(options, epochs, 2), options.seed)
-    };
-    vec![
-        plain_run(options, 3, epochs),
-        with(
-            "(b) augmentation + dropout + early stopping",
-            regularized.clone(),
-        ),
-        with(
-            "(c) (b) + batch norm",
-            BipyramidalConfig {
-                batch_norm: true,
-                ..regularized
-            },
-        ),
-    ]
-}
-
-/// Random crops of 30-100% of the photo (resized back), then the flips, rotations,
-/// zooms and shifts of [`flower_augmentation`], brightness and contrast: 1,020 photos
-/// of 102 classes need more variety than the 3 classes' 900.
-fn strong_flower_augmentation() -> anyhow::Result<Arc<dyn Augmentation>> {
-    Ok(Arc::new(Pipeline(vec![
-        Box::new(RandomResizedCrop::new((0.3, 1.0), (3.0 / 4.0, 4.0 / 3.0))?),
-        Box::new(RandomAffine::new(AffineConfig {
-            horizontal_flip: true,
-            rotation: (-0.1, 0.1),
-            fill: FillMode::Reflect,
-            ..AffineConfig::default()
-        })?),
-        Box::new(RandomBrightness::new(0.1)?),
-        Box::new(RandomContrast::new(0.2)?),
-    ])))
-}
-
-/// flowers102's runs: (a), then (b) regularized the way a small dataset of many
-/// classes needs: batch norm, global average pooling into a dropout + linear head (a
-/// 102-way dense layer on flattened maps alone would hold 1.7M weights for 1,020
-/// photos), strong augmentation, label smoothing and a cosine-decayed learning rate.
-/// `--epochs` sets (a)'s 30 epochs; (b) gets 3 times as many (the whole repro stays
-/// under an hour).
-fn flowers102_runs(options: &ReproOptions) -> Vec<RunSpec> {
-    let epochs = options.epochs.unwrap_or(30);
-    let regularized = BipyramidalConfig {
-        blocks: 5,
-        batch_norm: true,
-        global_pooling: true,
-        dense: vec![],
-        head_dropout: Some(0.5),
-        ..network(options.image_size, 102)
-    };
-    vec![
-        plain_run(options, 102, epochs),
-        RunSpec {
-            batch_size: 32,
-            augmentation: Some(
-                strong_flower_augmentation().expect("a valid constant configuration"),
-            ),
-            label_smoothing: 0.1,
-            cosine_decay: true,
-            ..RunSpec::new(
-                "(b) augmentation + batch norm + dropout, GAP head",
-                regularized,
-                scaled(options, epochs, 3),
-                options.seed,
-            )
-        },
-    ]
 }
 
 #[derive(Serialize)]
@@ -187,7 +97,7 @@ struct Report<'a> {
     runs: &'a [RunResult],
 }
 
-fn run_all(
+pub(super) fn run_all(
     experiment: Experiment,
     options: &ReproOptions,
     output: &Path,
@@ -382,65 +292,10 @@ fn sample_grid(
     )
 }
 
-fn keep(indices: &[usize], quick: bool) -> Vec<usize> {
+pub(super) fn keep(indices: &[usize], quick: bool) -> Vec<usize> {
     indices
         .iter()
         .copied()
         .take(if quick { QUICK_IMAGES } else { usize::MAX })
         .collect()
-}
-
-/// `repro flowers3`: the 3 most frequent classes, a stratified 70/15/15 split.
-pub fn run_flowers3(options: &ReproOptions, output: &Path) -> anyhow::Result<()> {
-    println!("fetching Oxford 102 Flowers (verifying, extracting once)...");
-    let flowers = Flowers102::fetch(&data_config(), None)?;
-    let subset = flowers.most_frequent_classes(3)?;
-    let split = subset.random_split([0.7, 0.15, 0.15], options.seed)?;
-    let images = ImageOptions::new(options.image_size as u32);
-    let part = |s: Split| -> anyhow::Result<ImageDataset> {
-        Ok(subset
-            .dataset(&flowers, &keep(split.get(s), options.quick), images)?
-            .cached())
-    };
-    let splits = FlowerSplits {
-        train: part(Split::Train)?,
-        val: part(Split::Val)?,
-        test: part(Split::Test)?,
-    };
-    let runs = flowers3_runs(options);
-    run_all(
-        Experiment::Flowers3,
-        options,
-        output,
-        &splits,
-        subset.names.clone(),
-        runs,
-    )
-}
-
-/// `repro flowers102`: all 102 classes on the official split (1020 / 1020 / 6149).
-pub fn run_flowers102(options: &ReproOptions, output: &Path) -> anyhow::Result<()> {
-    println!("fetching Oxford 102 Flowers (verifying, extracting once)...");
-    let flowers = Flowers102::fetch(&data_config(), None)?;
-    let images = ImageOptions::new(options.image_size as u32);
-    let part = |s: Split| -> anyhow::Result<ImageDataset> {
-        Ok(flowers
-            .dataset(&keep(flowers.split(s), options.quick), images)?
-            .cached())
-    };
-    let splits = FlowerSplits {
-        train: part(Split::Train)?,
-        val: part(Split::Val)?,
-        test: part(Split::Test)?,
-    };
-    let runs = flowers102_runs(options);
-    let classes = petal_data::flowers::CLASS_NAMES.to_vec();
-    run_all(
-        Experiment::Flowers102,
-        options,
-        output,
-        &splits,
-        classes,
-        runs,
-    )
 }

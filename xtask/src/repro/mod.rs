@@ -4,9 +4,12 @@
 mod conv_demo;
 mod figures;
 pub(crate) mod flowers;
+mod flowers102;
+mod flowers3;
 mod inspect;
 pub mod mnist;
 mod mnist_regularization;
+mod pretrained;
 mod training;
 mod transfer;
 
@@ -193,9 +196,9 @@ pub fn run(experiment: Experiment, options: &ReproOptions) -> anyhow::Result<()>
         Experiment::ConvDemo => conv_demo::run(options, &output),
         Experiment::Mnist => mnist::run(options, &output),
         Experiment::MnistRegularization => mnist_regularization::run(options, &output),
-        Experiment::Flowers3 => flowers::run_flowers3(options, &output),
-        Experiment::Flowers102 => flowers::run_flowers102(options, &output),
-        Experiment::Pretrained => transfer::run_pretrained(options, &output),
+        Experiment::Flowers3 => flowers3::run_flowers3(options, &output),
+        Experiment::Flowers102 => flowers102::run_flowers102(options, &output),
+        Experiment::Pretrained => pretrained::run_pretrained(options, &output),
         Experiment::Flowers3Transfer => transfer::run_flowers3(options, &output),
         Experiment::Flowers102Transfer => transfer::run_flowers102(options, &output),
     })

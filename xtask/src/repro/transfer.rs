@@ -1,10 +1,11 @@
-//! `repro pretrained`, `repro flowers3-transfer` and `repro flowers102-transfer`: an
-//! ImageNet-pretrained EfficientNet-Lite0 used as it is, then adapted to the flowers by
+//! `repro flowers3-transfer` and `repro flowers102-transfer`
+//! (CNN_transfer_learning_flowers_3 / _102): an ImageNet-pretrained EfficientNet-Lite0
+//! adapted to the flowers by
 //! (a) static feature extraction + a small dense classifier, (b) a frozen base with a new
 //! head trained with augmentation and dropout, (c) fine-tuning the top blocks with a 10x
 //! smaller learning rate, (d) that fine-tuning on train + val for the epochs (c) chose.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -16,17 +17,16 @@ use petal_optim::{Adam, AdamConfig};
 use petal_train::callbacks::{EarlyStopping, Monitor};
 use petal_train::ensemble::evaluate_with_flips;
 use petal_train::{evaluate, FitConfig, History, Trainer, Validation};
-use petal_zoo::pretrained::{weights_named, Classifier, PretrainedWeights};
-use petal_zoo::transfer::{photo_dataset, unfreeze_top, FeatureExtractor, Head};
+use petal_zoo::pretrained::{weights_named, PretrainedWeights};
+use petal_zoo::transfer::{unfreeze_top, FeatureExtractor, Head};
 use petal_zoo::{Options, Pooling};
 use serde::Serialize;
 
-use super::figures::{short, Figures};
-use super::inspect::{self, Explained};
+use super::figures::Figures;
 use super::{write_metrics, Checkpoints, Experiment, ReproOptions, RunInfo};
-use crate::paths::{data_config, weights_folder, workspace_root};
+use crate::paths::{data_config, weights_folder};
 
-const MODEL: &str = "efficientnet-lite0";
+pub(super) const MODEL: &str = "efficientnet-lite0";
 
 /// The three ways of transferring, as named in the report (and their checkpoints).
 const STATIC: &str = "(a) static features + dense classifier";
@@ -36,50 +36,36 @@ const RETRAINED: &str = "(d) (c) on train + val, (c)'s best epochs";
 
 /// The flowers' train / val / test photos, either the 3 most frequent classes (a
 /// stratified 70/15/15 split) or all 102 on the official split, prepared as `entry`'s
-/// weights expect, and the class names.
+/// weights expect (train and val kept in memory), and the class names.
 fn flower_splits(
     all_classes: bool,
     options: &ReproOptions,
     entry: &PretrainedWeights,
 ) -> anyhow::Result<([ImageDataset; 3], Vec<&'static str>)> {
     let flowers = Flowers102::fetch(&data_config(), None)?;
-    let quick = |v: Vec<usize>| {
-        if options.quick {
-            v.into_iter().take(16).collect()
-        } else {
-            v
-        }
-    };
-    let photos = |pairs: Vec<(PathBuf, usize)>, classes| {
-        let (paths, labels) = pairs.into_iter().unzip();
-        photo_dataset(entry, paths, labels, classes)
+    let images = entry.preprocessing.image_options();
+    let keep = |v: &[usize]| -> Vec<usize> {
+        let n = if options.quick { 16 } else { v.len() };
+        v.iter().copied().take(n).collect()
     };
     if all_classes {
-        let part = |s| {
-            let pairs = quick(flowers.split(s).to_vec())
-                .into_iter()
-                .map(|i| (flowers.image_path(i), flowers.labels()[i]))
-                .collect();
-            photos(pairs, 102)
-        };
-        return Ok((
-            [part(Split::Train)?, part(Split::Val)?, part(Split::Test)?],
-            petal_data::flowers::CLASS_NAMES.to_vec(),
-        ));
+        let part = |s| flowers.dataset(&keep(flowers.split(s)), images);
+        let splits = [
+            part(Split::Train)?.cached(),
+            part(Split::Val)?.cached(),
+            part(Split::Test)?,
+        ];
+        return Ok((splits, petal_data::flowers::CLASS_NAMES.to_vec()));
     }
     let subset = flowers.most_frequent_classes(3)?;
     let split = subset.random_split([0.7, 0.15, 0.15], options.seed)?;
-    let part = |s| {
-        let pairs = quick(split.get(s).to_vec())
-            .into_iter()
-            .map(|p| (flowers.image_path(subset.indices[p]), subset.labels[p]))
-            .collect();
-        photos(pairs, 3)
-    };
-    Ok((
-        [part(Split::Train)?, part(Split::Val)?, part(Split::Test)?],
-        subset.names.clone(),
-    ))
+    let part = |s| subset.dataset(&flowers, &keep(split.get(s)), images);
+    let splits = [
+        part(Split::Train)?.cached(),
+        part(Split::Val)?.cached(),
+        part(Split::Test)?,
+    ];
+    Ok((splits, subset.names.clone()))
 }
 
 /// The pretrained base without its classifier, global-average pooled to 1280 features.
@@ -248,7 +234,7 @@ fn frozen_then_fine_tuned(
     };
     let after_frozen = model.store().clone();
     let history = fit(&mut model, 1e-4, &splits[0], Some(&splits[1]), &config)?;
-    let best_epochs = best_epoch(&history);
+    let best_epochs = history.best_epoch("val_accuracy", true).unwrap_or(1);
     let tuned = row(TUNED, history, &model, &splits[2], false)?;
 
     // (d): the validation photos only chose the epochs; the same fine-tuning from the
@@ -266,17 +252,6 @@ fn frozen_then_fine_tuned(
     let history = fit(&mut model, 1e-4, &train_and_val, None, &config)?;
     let retrained = row(RETRAINED, history, &model, &splits[2], true)?;
     Ok([frozen, tuned, retrained])
-}
-
-/// The 1-based epoch with the best validation accuracy (the earliest of equals).
-fn best_epoch(history: &History) -> usize {
-    let accuracies = history.metric("val_accuracy");
-    let best = accuracies
-        .iter()
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(&a.0)))
-        .map_or(0, |(i, _)| i);
-    best + 1
 }
 
 #[derive(Serialize)]
@@ -344,100 +319,4 @@ pub fn run_flowers3(options: &ReproOptions, output: &Path) -> anyhow::Result<()>
 /// `repro flowers102-transfer`.
 pub fn run_flowers102(options: &ReproOptions, output: &Path) -> anyhow::Result<()> {
     run_transfer(Experiment::Flowers102Transfer, true, options, output)
-}
-
-#[derive(Serialize)]
-struct Classified {
-    image: String,
-    top5: Vec<(String, f32)>,
-}
-
-#[derive(Serialize)]
-struct PretrainedReport {
-    #[serde(flatten)]
-    info: RunInfo,
-    model: &'static str,
-    published_top1: f32,
-    photos: Vec<Classified>,
-}
-
-/// `repro pretrained`: the sample photos and a few flowers through the ImageNet classifier.
-pub fn run_pretrained(options: &ReproOptions, output: &Path) -> anyhow::Result<()> {
-    let entry = weights_named(MODEL)?;
-    let classifier = Classifier::load(entry, &weights_folder(), None)?;
-    let samples = std::env::var_os("PETAL_SAMPLES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("../shared/images"));
-    let mut photos: Vec<PathBuf> = ["chelsea.png", "coffee.png"]
-        .iter()
-        .map(|f| samples.join(f))
-        .filter(|p| p.exists())
-        .collect();
-    let flowers = Flowers102::fetch(&data_config(), None)?;
-    photos.extend(
-        flowers
-            .most_frequent_classes(3)?
-            .indices
-            .iter()
-            .step_by(97)
-            .take(if options.quick { 1 } else { 6 })
-            .map(|&i| flowers.image_path(i)),
-    );
-    let mut results = Vec::new();
-    let mut explained = Vec::new();
-    for photo in photos {
-        let (_, best) = classifier.classify(&photo, 5)?;
-        println!("{}", photo.display());
-        for p in &best {
-            println!("  {:<40} {:>6.2}%", p.name, p.probability * 100.0);
-        }
-        explained.push(Explained {
-            image: classifier.input(&photo)?,
-            caption: short(&photo.file_name().unwrap_or_default().to_string_lossy()),
-        });
-        results.push(Classified {
-            image: photo.display().to_string(),
-            top5: best.into_iter().map(|p| (p.name, p.probability)).collect(),
-        });
-    }
-    println!("ImageNet has no flower species among its 1000 classes (only 'daisy'), so the flowers get the nearest things it knows.");
-    let mut figures = Figures::new(output);
-    let names: Vec<&str> = classifier.names.iter().map(String::as_str).collect();
-    let model = &classifier.model;
-    inspect::saliency(
-        &mut figures,
-        "gradcam.png",
-        model,
-        &explained,
-        &names,
-        "top_activation",
-        false,
-    )?;
-    write_metrics(
-        output,
-        &PretrainedReport {
-            info: RunInfo::new(Experiment::Pretrained, options),
-            model: entry.name,
-            published_top1: entry.top1_accuracy,
-            photos: results,
-        },
-        &figures,
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_best_epoch_is_the_earliest_with_the_highest_validation_accuracy() {
-        let mut history = History::default();
-        for accuracy in [0.5, 0.8, 0.7, 0.8] {
-            history
-                .epochs
-                .push([("val_accuracy".to_string(), accuracy)].into());
-        }
-        assert_eq!(best_epoch(&history), 2);
-        assert_eq!(best_epoch(&History::default()), 1);
-    }
 }

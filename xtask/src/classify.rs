@@ -108,7 +108,7 @@ impl Classifier {
         let logits = self
             .model
             .predict(&self.entry.preprocessing.apply(&image))?;
-        let best = decode_predictions(&logits, &self.names, top).remove(0);
+        let best = decode_predictions(&logits, &self.names, top)?.remove(0);
         Ok((logits.to_vec(), best))
     }
 }

@@ -14,15 +14,13 @@ use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
 use crate::error::{DataError, Result};
+pub use crate::http::Progress;
 use crate::http::{copy_with_progress, download};
 use crate::lock::{lock_path, CacheLock};
 use crate::manifest::{Manifest, ManifestFile};
 use crate::verify::{
     cached_file_is_valid, describe_alternatives, matches, payload_of, write_stamp,
 };
-
-/// A callback told the bytes done so far and the total when known, e.g. to draw a bar.
-pub type Progress<'a> = &'a dyn Fn(u64, Option<u64>);
 
 /// A callback told which file is being fetched, its bytes done and its total when known.
 pub type DatasetProgress<'a> = &'a dyn Fn(&ManifestFile, u64, Option<u64>);

@@ -5,8 +5,10 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::time::Duration;
 
-use crate::download::Progress;
 use crate::error::{DataError, Result};
+
+/// A callback told the bytes done so far and the total when known, e.g. to draw a bar.
+pub type Progress<'a> = &'a dyn Fn(u64, Option<u64>);
 
 /// Appends `url` to `part`, resuming from its current length.
 ///

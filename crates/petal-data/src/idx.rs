@@ -16,6 +16,35 @@ use crate::error::{DataError, Result};
 const TYPE_U8: u8 = 0x08;
 /// Refuse files that claim more elements than this, before allocating anything.
 const MAX_ELEMENTS: usize = 1 << 31;
+/// Deflate's largest expansion: one compressed byte never stands for more than about
+/// 1032 bytes (a run of 258 bytes per 2-bit code, within whole blocks), so a gzip file
+/// cannot unpack to more than this many times its own size.
+const GZIP_MAX_RATIO: u64 = 1032;
+/// How many times its size a file's data is first assumed to unpack to; the buffer grows
+/// past that only as the bytes actually arrive.
+const FIRST_GUESS_RATIO: u64 = 8;
+
+/// An opened file, gunzipped when it is gzip, with the most bytes it can deliver.
+pub(crate) struct Opened {
+    /// The file's bytes, unpacked if they were gzip.
+    pub reader: Box<dyn Read>,
+    /// The size of the file on disk.
+    pub file_len: u64,
+    /// Whether the file is gzip.
+    pub gzip: bool,
+}
+
+impl Opened {
+    /// The most bytes `reader` can deliver: the file's size, or its size times gzip's
+    /// largest expansion.
+    pub fn max_len(&self) -> u64 {
+        if self.gzip {
+            self.file_len.saturating_mul(GZIP_MAX_RATIO)
+        } else {
+            self.file_len
+        }
+    }
+}
 
 /// The content of an IDX file of unsigned bytes: its dimensions and row-major data.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,16 +56,26 @@ pub struct IdxArray {
 }
 
 /// Opens `path` for reading, transparently gunzipping it when it starts with `1f 8b`.
-pub(crate) fn open_maybe_gz(path: &Path) -> Result<Box<dyn Read>> {
+pub(crate) fn open_maybe_gz(path: &Path) -> Result<Opened> {
     let mut file = File::open(path).map_err(|e| DataError::io(path, "opening", e))?;
+    let file_len = file
+        .metadata()
+        .map_err(|e| DataError::io(path, "reading the size of", e))?
+        .len();
     let mut magic = [0u8; 2];
     let n = read_up_to(&mut file, &mut magic).map_err(|e| DataError::io(path, "reading", e))?;
     let head = io::Cursor::new(magic[..n].to_vec());
     let reader = BufReader::new(head.chain(file));
-    Ok(if magic[..n] == [0x1f, 0x8b] {
+    let gzip = magic[..n] == [0x1f, 0x8b];
+    let reader: Box<dyn Read> = if gzip {
         Box::new(MultiGzDecoder::new(reader))
     } else {
         Box::new(reader)
+    };
+    Ok(Opened {
+        reader,
+        file_len,
+        gzip,
     })
 }
 
@@ -58,6 +97,9 @@ fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 ///
 /// The header must be `00 00 08 <ndims>` with 1 to 4 dimensions, and the data must hold
 /// exactly the product of the dimensions: a truncated file or trailing bytes are errors.
+/// Dimensions that describe more bytes than the file can hold (its size, or for gzip its
+/// size times deflate's largest expansion, about 1032) are refused before anything is
+/// unpacked, and the data buffer grows only as bytes arrive.
 ///
 /// ```
 /// use petal_data::idx::{read_idx, write_idx, IdxArray};
@@ -71,7 +113,9 @@ fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 pub fn read_idx(path: impl AsRef<Path>) -> Result<IdxArray> {
     let path = path.as_ref();
     let read_err = |e| DataError::io(path, "reading", e);
-    let mut reader = open_maybe_gz(path)?;
+    let opened = open_maybe_gz(path)?;
+    let (file_len, gzip, max_len) = (opened.file_len, opened.gzip, opened.max_len());
+    let mut reader = opened.reader;
 
     let mut magic = [0u8; 4];
     let n = read_up_to(&mut reader, &mut magic).map_err(read_err)?;
@@ -134,7 +178,20 @@ pub fn read_idx(path: impl AsRef<Path>) -> Result<IdxArray> {
             )
         })?;
 
-    let mut data = Vec::with_capacity(expected.min(1 << 26));
+    let header_len = 4 + 4 * ndims as u64;
+    let can_hold = max_len.saturating_sub(header_len);
+    if expected as u64 > can_hold {
+        let kind = if gzip { "gzip" } else { "raw" };
+        return Err(DataError::format(
+            path,
+            format!(
+                "dimensions {dims:?} describe {expected} bytes, more than this {file_len}-byte {kind} file can hold (at most {can_hold}): it is truncated or its header is wrong"
+            ),
+        ));
+    }
+    let first_guess = file_len.saturating_mul(FIRST_GUESS_RATIO);
+    let mut data =
+        Vec::with_capacity(expected.min(usize::try_from(first_guess).unwrap_or(usize::MAX)));
     (&mut reader)
         .take(expected as u64)
         .read_to_end(&mut data)

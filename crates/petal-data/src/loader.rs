@@ -248,7 +248,7 @@ impl<D: Dataset> BatchLoader<D> {
             let label = self.dataset.load(i, out)?;
             if let Some((augment, epoch)) = augmentation {
                 let mut rng = sample_rng(augment.seed, epoch, i);
-                augment.augmentation.apply(out, shape, &mut rng);
+                augment.augmentation.apply(out, shape, &mut rng)?;
             }
             Ok(label)
         };

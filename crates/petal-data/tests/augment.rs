@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use petal_data::augment::{
-    sample_rng, warp, Affine, AffineConfig, Augmentation, BatchMix, CutMix, Cutout, FillMode,
-    GaussianBlur, GaussianNoise, MixUp, Pipeline, RandomAffine, RandomApply, RandomBrightness,
-    RandomContrast, RandomResizedCrop,
+    flip_horizontally, sample_rng, warp, Affine, AffineConfig, Augmentation, BatchMix, CutMix,
+    Cutout, FillMode, GaussianBlur, GaussianNoise, MixUp, Pipeline, RandomAffine, RandomApply,
+    RandomBrightness, RandomContrast, RandomResizedCrop,
 };
 use petal_data::{BatchLoader, InMemoryDataset};
 use petal_tensor::Tensor;
@@ -21,7 +21,7 @@ fn rng(seed: u64) -> ChaCha8Rng {
 /// `augmentation` applied to a copy of `image` with generator `seed`.
 fn applied(augmentation: &dyn Augmentation, image: &[f32], shape: &[usize], seed: u64) -> Vec<f32> {
     let mut out = image.to_vec();
-    augmentation.apply(&mut out, shape, &mut rng(seed));
+    augmentation.apply(&mut out, shape, &mut rng(seed)).unwrap();
     out
 }
 
@@ -129,7 +129,7 @@ fn quarter_turn_rotates_counter_clockwise() {
     // Four quarter turns (or one full turn) are the identity.
     let mut four = image.clone();
     for _ in 0..4 {
-        turn.apply(&mut four, &[n, n, 3], &mut rng(0));
+        turn.apply(&mut four, &[n, n, 3], &mut rng(0)).unwrap();
     }
     assert_close(&four, &image, 1e-5);
     let full = affine(AffineConfig {
@@ -250,7 +250,8 @@ fn each_fill_mode_gives_the_keras_border() {
             &[1, 4, 1],
             &Affine([[1.0, 0.0, -6.0], [0.0, 1.0, 0.0]]),
             fill,
-        );
+        )
+        .unwrap();
         out
     };
     assert_eq!(far(FillMode::Reflect), [3.0, 4.0, 4.0, 3.0]); // positions -6..-3
@@ -416,7 +417,9 @@ fn loader_augments_identically_on_any_thread_count() {
         for (k, &i) in raw.indices.iter().enumerate() {
             let sample = &raw.images.as_slice()[32 * k..32 * (k + 1)];
             let mut expected = sample.to_vec();
-            augmentation.apply(&mut expected, &[4, 4, 2], &mut sample_rng(99, 0, i));
+            augmentation
+                .apply(&mut expected, &[4, 4, 2], &mut sample_rng(99, 0, i))
+                .unwrap();
             assert_eq!(&augmented.images.as_slice()[32 * k..32 * (k + 1)], expected);
             assert_ne!(sample, expected);
         }
@@ -561,13 +564,54 @@ fn every_photometric_augmentation_keeps_shape_and_finite_values() {
     }
 }
 
+/// Every augmentation, with settings that change most images.
+fn every_augmentation() -> Vec<Box<dyn Augmentation>> {
+    vec![
+        Box::new(RandomAffine::rotation(0.1).unwrap()),
+        Box::new(RandomAffine::flip(true, true)),
+        Box::new(RandomResizedCrop::new((0.3, 1.0), (0.75, 1.33)).unwrap()),
+        Box::new(RandomBrightness::new(0.3).unwrap()),
+        Box::new(RandomContrast::new(0.5).unwrap()),
+        Box::new(GaussianNoise::new(0.1).unwrap()),
+        Box::new(GaussianBlur::new((0.5, 2.0), 5).unwrap()),
+        Box::new(Cutout::new(3).unwrap()),
+        Box::new(RandomApply::new(GaussianNoise::new(0.1).unwrap(), 0.0).unwrap()),
+        Box::new(Pipeline(vec![])),
+    ]
+}
+
 #[test]
-#[should_panic(expected = "must be [height, width, channels]")]
-fn a_shape_that_does_not_fit_panics() {
-    let mut image = vec![0.0; 10];
-    GaussianNoise::new(0.1)
-        .unwrap()
-        .apply(&mut image, &[3, 3, 1], &mut rng(0));
+fn a_shape_that_does_not_fit_is_an_error_naming_it_and_the_image_is_untouched() {
+    let image = vec![0.5; 10];
+    for bad in [&[3, 3, 1][..], &[10], &[1, 10, 1, 1], &[usize::MAX, 2, 2]] {
+        for augmentation in every_augmentation() {
+            let mut out = image.clone();
+            let err = augmentation
+                .apply(&mut out, bad, &mut rng(0))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!("{bad:?}")) && err.contains("10 values"),
+                "{augmentation:?} on {bad:?}: {err}"
+            );
+            assert_eq!(out, image, "{augmentation:?} changed the image");
+        }
+        let mut out = image.clone();
+        assert!(flip_horizontally(&mut out, bad).is_err());
+        assert!(warp(&mut out, bad, &Affine::IDENTITY, FillMode::Nearest).is_err());
+        assert_eq!(out, image);
+    }
+}
+
+#[test]
+fn empty_images_pass_through_every_augmentation() {
+    for shape in [[0, 3, 1], [3, 0, 2], [2, 3, 0]] {
+        for augmentation in every_augmentation() {
+            let mut empty: Vec<f32> = vec![];
+            augmentation.apply(&mut empty, &shape, &mut rng(0)).unwrap();
+        }
+        flip_horizontally(&mut [], &shape).unwrap();
+    }
 }
 
 /// A batch where every value of image i is `i + 1` and target i is one-hot on class i.

@@ -56,8 +56,11 @@ fn reads_hand_made_gzip_file() {
 #[test]
 fn truncated_data_is_an_error() {
     let message = error_text(&idx_bytes(&[2, 3], &[1, 2, 3, 4]));
-    assert!(message.contains("expected 6 bytes of data"), "{message}");
-    assert!(message.contains("found 4"), "{message}");
+    assert!(message.contains("describe 6 bytes"), "{message}");
+    assert!(
+        message.contains("(at most 4): it is truncated"),
+        "{message}"
+    );
     // The same through gzip.
     let (_dir, result) = read_bytes(&gzip(&idx_bytes(&[2, 3], &[1, 2, 3, 4])));
     assert!(result.unwrap_err().to_string().contains("found 4"));
@@ -89,6 +92,48 @@ fn huge_dims_are_refused_without_allocating() {
     assert!(message.contains("more than 2^31"), "{message}");
     let message = error_text(&idx_bytes(&[1 << 16, 1 << 16], &[]));
     assert!(message.contains("more than 2^31"), "{message}");
+}
+
+#[test]
+fn a_tiny_gzip_claiming_a_gigabyte_is_refused_before_unpacking() {
+    let bomb = gzip(&idx_bytes(&[1 << 15, 1 << 15], &[7; 10]));
+    assert!(bomb.len() < 100, "{} bytes", bomb.len());
+    let started = std::time::Instant::now();
+    let message = error_text(&bomb);
+    assert!(
+        message.contains("describe 1073741824 bytes")
+            && message.contains(&format!("this {}-byte gzip file can hold", bomb.len())),
+        "{message}"
+    );
+    assert!(
+        started.elapsed().as_secs_f64() < 0.5,
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_raw_file_claiming_more_than_its_size_is_refused() {
+    let message = error_text(&idx_bytes(&[1000, 1000], &[1, 2, 3]));
+    assert!(
+        message.contains("describe 1000000 bytes")
+            && message.contains("15-byte raw file can hold (at most 3)"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_gzip_near_deflates_largest_expansion_still_reads() {
+    let zeros = IdxArray {
+        dims: vec![1000, 1000],
+        data: vec![0; 1_000_000],
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("zeros-idx.gz");
+    write_idx(&path, &zeros, true).unwrap();
+    let ratio = 1_000_000 / std::fs::metadata(&path).unwrap().len();
+    assert!(ratio > 500, "compressed {ratio}:1");
+    assert_eq!(read_idx(&path).unwrap(), zeros);
 }
 
 #[test]

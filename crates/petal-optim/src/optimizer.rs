@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use petal_nn::{ParamId, ParamStore};
 use petal_tensor::Tensor;
 
-use crate::state::{self, OptimizerState};
+use crate::state::{self, OptimizerState, ParamSlots};
 use crate::OptimError;
 
 /// Updates a model's parameters from their gradients.
@@ -76,26 +76,6 @@ pub(crate) mod rule {
         pub learning_rate: f32,
         /// How many updates this parameter has had, this one included (1 at its first).
         pub step: u64,
-    }
-}
-
-/// One parameter's slots: zero-initialised buffers shaped like the parameter, and the
-/// number of updates it has had.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct ParamSlots {
-    pub(crate) shape: Vec<usize>,
-    pub(crate) step: u64,
-    pub(crate) buffers: Vec<Vec<f32>>,
-}
-
-impl ParamSlots {
-    fn zeros(shape: &[usize], count: usize) -> Self {
-        let len = shape.iter().product();
-        Self {
-            shape: shape.to_vec(),
-            step: 0,
-            buffers: vec![vec![0.0; len]; count],
-        }
     }
 }
 

@@ -14,11 +14,31 @@ use petal_nn::{ParamId, ParamStore};
 use petal_tensor::fs::write_atomically;
 use petal_tensor::Tensor;
 
-use crate::optimizer::ParamSlots;
 use crate::OptimError;
 
 /// The name of the per-parameter step-count slot.
 const STEP: &str = "step";
+
+/// One parameter's slots: zero-initialised buffers shaped like the parameter, and the
+/// number of updates it has had.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct ParamSlots {
+    pub(crate) shape: Vec<usize>,
+    pub(crate) step: u64,
+    pub(crate) buffers: Vec<Vec<f32>>,
+}
+
+impl ParamSlots {
+    /// `count` zero buffers shaped `shape`, before any update.
+    pub(crate) fn zeros(shape: &[usize], count: usize) -> Self {
+        let len = shape.iter().product();
+        Self {
+            shape: shape.to_vec(),
+            step: 0,
+            buffers: vec![vec![0.0; len]; count],
+        }
+    }
+}
 
 /// Everything an optimizer needs to continue where it stopped.
 #[derive(Clone, Debug, PartialEq)]

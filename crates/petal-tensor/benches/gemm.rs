@@ -42,12 +42,13 @@ fn bench_gemm(c: &mut Criterion) {
                     pool.install(|| {
                         bench.iter(|| {
                             gemm(
-                                MatRef::row_major(&a, n, n),
-                                MatRef::row_major(&b, n, n),
-                                MatMut::row_major(&mut out, n, n),
+                                MatRef::row_major(&a, n, n).unwrap(),
+                                MatRef::row_major(&b, n, n).unwrap(),
+                                MatMut::row_major(&mut out, n, n).unwrap(),
                                 false,
                                 true,
                             )
+                            .unwrap()
                         })
                     })
                 },

@@ -6,7 +6,7 @@
 
 use gemm::Parallelism;
 
-use crate::error::{shape_mismatch, Result};
+use crate::error::{invalid, shape_mismatch, Result};
 use crate::Tensor;
 
 /// Below this many multiply-adds a product runs on one thread: splitting it costs more
@@ -24,26 +24,35 @@ pub struct MatRef<'a> {
 }
 
 impl<'a> MatRef<'a> {
-    /// A strided view. Panics if an element would fall outside `data`.
+    /// A strided view. An element falling outside `data` is an error naming the view's
+    /// shape, strides and how many values it needs.
+    ///
+    /// ```
+    /// use petal_tensor::gemm::MatRef;
+    /// let data = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+    /// assert!(MatRef::new(&data, 2, 3, 3, 1).is_ok());
+    /// let err = MatRef::new(&data, 3, 3, 3, 1).unwrap_err();
+    /// assert!(err.to_string().contains("needs 9 values, has 6"));
+    /// ```
     pub fn new(
         data: &'a [f32],
         rows: usize,
         cols: usize,
         row_stride: usize,
         col_stride: usize,
-    ) -> Self {
-        assert_fits(data.len(), rows, cols, row_stride, col_stride);
-        Self {
+    ) -> Result<Self> {
+        check_fits(data.len(), rows, cols, row_stride, col_stride)?;
+        Ok(Self {
             data,
             rows,
             cols,
             row_stride,
             col_stride,
-        }
+        })
     }
 
-    /// A dense row-major `rows x cols` view.
-    pub fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Self {
+    /// A dense row-major `rows x cols` view; `data` shorter than `rows * cols` is an error.
+    pub fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Result<Self> {
         Self::new(data, rows, cols, cols, 1)
     }
 
@@ -70,58 +79,91 @@ pub struct MatMut<'a> {
 }
 
 impl<'a> MatMut<'a> {
-    /// A view with rows `row_stride` apart. Panics if an element would fall outside `data`.
-    pub fn new(data: &'a mut [f32], rows: usize, cols: usize, row_stride: usize) -> Self {
-        assert_fits(data.len(), rows, cols, row_stride, 1);
-        Self {
+    /// A view with rows `row_stride` apart. An element falling outside `data` is an error
+    /// naming the view's shape, stride and how many values it needs.
+    pub fn new(data: &'a mut [f32], rows: usize, cols: usize, row_stride: usize) -> Result<Self> {
+        check_fits(data.len(), rows, cols, row_stride, 1)?;
+        Ok(Self {
             data,
             rows,
             cols,
             row_stride,
-        }
+        })
     }
 
-    /// A dense row-major `rows x cols` view.
-    pub fn row_major(data: &'a mut [f32], rows: usize, cols: usize) -> Self {
+    /// A dense row-major `rows x cols` view; `data` shorter than `rows * cols` is an error.
+    pub fn row_major(data: &'a mut [f32], rows: usize, cols: usize) -> Result<Self> {
         Self::new(data, rows, cols, cols)
     }
 }
 
-fn assert_fits(len: usize, rows: usize, cols: usize, row_stride: usize, col_stride: usize) {
-    if rows > 0 && cols > 0 {
-        let last = (rows - 1) * row_stride + (cols - 1) * col_stride;
-        assert!(
-            last < len,
-            "matrix view {rows}x{cols} (strides {row_stride}, {col_stride}) needs {} values, has {len}",
-            last + 1
-        );
+/// Whether every element of a `rows x cols` view with these strides lies inside a slice
+/// of `len` values (the soundness condition of the unsafe call in [`gemm`]).
+fn check_fits(
+    len: usize,
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
+) -> Result<()> {
+    if rows == 0 || cols == 0 {
+        return Ok(());
+    }
+    let needed = (rows - 1)
+        .checked_mul(row_stride)
+        .zip((cols - 1).checked_mul(col_stride))
+        .and_then(|(down, across)| down.checked_add(across)?.checked_add(1));
+    match needed {
+        Some(needed) if needed <= len => Ok(()),
+        Some(needed) => Err(invalid(
+            "matrix view",
+            format!("{rows}x{cols} (strides {row_stride}, {col_stride}) needs {needed} values, has {len}"),
+        )),
+        None => Err(invalid(
+            "matrix view",
+            format!("{rows}x{cols} (strides {row_stride}, {col_stride}) overflows the address space, has {len} values"),
+        )),
     }
 }
 
 /// `c = a * b` (or `c += a * b` when `accumulate`), for `a: m x k`, `b: k x n`, `c: m x n`.
 ///
 /// With `parallel`, large products split over the current rayon pool; kernels that
-/// already run one task per image pass `false`.
+/// already run one task per image pass `false`. Shapes that do not chain (`a`'s columns
+/// against `b`'s rows, or `c` not `m x n`) are an error naming the three shapes.
 ///
 /// ```
 /// use petal_tensor::gemm::{gemm, MatMut, MatRef};
+/// # fn main() -> petal_tensor::Result<()> {
 /// let a = [1.0, 2.0, 3.0, 4.0]; // [[1, 2], [3, 4]]
 /// let b = [5.0, 6.0, 7.0, 8.0];
 /// let mut c = [0.0; 4];
-/// gemm(MatRef::row_major(&a, 2, 2), MatRef::row_major(&b, 2, 2), MatMut::row_major(&mut c, 2, 2), false, false);
+/// gemm(MatRef::row_major(&a, 2, 2)?, MatRef::row_major(&b, 2, 2)?, MatMut::row_major(&mut c, 2, 2)?, false, false)?;
 /// assert_eq!(c, [19.0, 22.0, 43.0, 50.0]);
+/// # Ok(())
+/// # }
 /// ```
-pub fn gemm(a: MatRef<'_>, b: MatRef<'_>, c: MatMut<'_>, accumulate: bool, parallel: bool) {
+pub fn gemm(
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    c: MatMut<'_>,
+    accumulate: bool,
+    parallel: bool,
+) -> Result<()> {
     let (m, k, n) = (a.rows, a.cols, b.cols);
-    assert!(
-        b.rows == k && c.rows == m && c.cols == n,
-        "gemm: {m}x{k} times {}x{n} into {}x{}",
-        b.rows,
-        c.rows,
-        c.cols
-    );
+    if b.rows != k || c.rows != m || c.cols != n {
+        return Err(shape_mismatch(
+            "gemm",
+            &[m, k],
+            &[b.rows, n],
+            format!(
+                "a {m}x{k} times b {}x{n} into c {}x{} (need b with {k} rows and c {m}x{n})",
+                b.rows, c.rows, c.cols
+            ),
+        ));
+    }
     if m == 0 || n == 0 {
-        return;
+        return Ok(());
     }
     if k == 0 {
         if !accumulate {
@@ -129,15 +171,16 @@ pub fn gemm(a: MatRef<'_>, b: MatRef<'_>, c: MatMut<'_>, accumulate: bool, paral
                 c.data[r * c.row_stride..r * c.row_stride + n].fill(0.0);
             }
         }
-        return;
+        return Ok(());
     }
     let threads = rayon::current_num_threads();
-    let parallelism = if parallel && threads > 1 && m * n * k >= PARALLEL_MIN_FLOPS {
+    let flops = m.saturating_mul(n).saturating_mul(k);
+    let parallelism = if parallel && threads > 1 && flops >= PARALLEL_MIN_FLOPS {
         Parallelism::Rayon(threads)
     } else {
         Parallelism::None
     };
-    // SAFETY: `assert_fits` proved every strided element of the three views lies inside
+    // SAFETY: `check_fits` proved every strided element of the three views lies inside
     // its slice, the shapes agree (checked above), and `c` is borrowed mutably so it
     // cannot alias `a` or `b`. The gemm crate computes dst = alpha*dst + beta*lhs*rhs.
     unsafe {
@@ -163,15 +206,12 @@ pub fn gemm(a: MatRef<'_>, b: MatRef<'_>, c: MatMut<'_>, accumulate: bool, paral
             parallelism,
         );
     }
+    Ok(())
 }
 
-fn matrix_view(t: &Tensor, transpose: bool) -> MatRef<'_> {
-    let v = MatRef::row_major(t.as_slice(), t.shape()[0], t.shape()[1]);
-    if transpose {
-        v.t()
-    } else {
-        v
-    }
+fn matrix_view(t: &Tensor, transpose: bool) -> Result<MatRef<'_>> {
+    let v = MatRef::row_major(t.as_slice(), t.shape()[0], t.shape()[1])?;
+    Ok(if transpose { v.t() } else { v })
 }
 
 /// Matrix product of two 2-D tensors, optionally transposing either operand first.
@@ -196,7 +236,7 @@ pub fn matmul(a: &Tensor, b: &Tensor, transpose_a: bool, transpose_b: bool) -> R
             "both operands must be 2-D",
         ));
     }
-    let (av, bv) = (matrix_view(a, transpose_a), matrix_view(b, transpose_b));
+    let (av, bv) = (matrix_view(a, transpose_a)?, matrix_view(b, transpose_b)?);
     if av.cols != bv.rows {
         return Err(shape_mismatch(
             "matmul",
@@ -212,9 +252,72 @@ pub fn matmul(a: &Tensor, b: &Tensor, transpose_a: bool, transpose_b: bool) -> R
     gemm(
         av,
         bv,
-        MatMut::row_major(out.as_mut_slice(), av.rows, bv.cols),
+        MatMut::row_major(out.as_mut_slice(), av.rows, bv.cols)?,
         false,
         true,
-    );
+    )?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_view_longer_than_its_data_is_an_error_naming_what_it_needs() {
+        let data = [0.0; 5];
+        let err = MatRef::new(&data, 2, 3, 3, 1).unwrap_err().to_string();
+        assert!(
+            err.contains("2x3") && err.contains("needs 6 values, has 5"),
+            "{err}"
+        );
+        let mut out = [0.0; 5];
+        let err = MatMut::row_major(&mut out, 3, 2).unwrap_err().to_string();
+        assert!(
+            err.contains("3x2") && err.contains("needs 6 values, has 5"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn strides_that_overflow_are_an_error_not_a_wrap() {
+        let err = MatRef::new(&[0.0; 4], 3, 3, usize::MAX, 1)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("overflows"), "{err}");
+    }
+
+    #[test]
+    fn shapes_that_do_not_chain_are_an_error_naming_all_three() {
+        let (a, b) = ([1.0; 6], [1.0; 6]);
+        let mut c = [0.0; 4];
+        let err = gemm(
+            MatRef::row_major(&a, 2, 3).unwrap(),
+            MatRef::row_major(&b, 2, 3).unwrap(),
+            MatMut::row_major(&mut c, 2, 2).unwrap(),
+            false,
+            false,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("a 2x3 times b 2x3 into c 2x2"), "{err}");
+        assert_eq!(c, [0.0; 4], "a refused product writes nothing");
+    }
+
+    #[test]
+    fn a_strided_transposed_product_is_right() {
+        // a = [[1, 2], [3, 4]] read as its transpose, b = column 0 of a 2x2 block.
+        let a = [1.0, 2.0, 3.0, 4.0];
+        let b = [1.0, 9.0, 1.0, 9.0];
+        let mut c = [0.0; 2];
+        gemm(
+            MatRef::row_major(&a, 2, 2).unwrap().t(),
+            MatRef::new(&b, 2, 1, 2, 1).unwrap(),
+            MatMut::row_major(&mut c, 2, 1).unwrap(),
+            false,
+            false,
+        )
+        .unwrap();
+        assert_eq!(c, [4.0, 6.0]);
+    }
 }

@@ -41,8 +41,11 @@ pub fn evaluate_with_flips(
     batch_size: usize,
 ) -> Result<(Evaluation, Evaluation)> {
     let shape = data.sample_shape().to_vec();
+    // A shape that is not an image is refused here, once; every sample the loader hands
+    // the map below then has this shape's length, so its flip cannot fail.
+    flip_horizontally(&mut vec![0.0; data.sample_len()], &shape)?;
     let mirrored = Mapped::new(data, move |image: &mut [f32]| {
-        flip_horizontally(image, &shape)
+        flip_horizontally(image, &shape).expect("sample shape checked above")
     });
     let (plain, labels) = mean_probabilities(&[(model, data)], batch_size)?;
     let (mirror, _) = mean_probabilities(&[(model, &mirrored)], batch_size)?;

@@ -414,15 +414,21 @@ mod tests {
         unfreeze_top(&mut model, &names[1]).unwrap(); // the batch norm and above
         let trained = trainable(&model);
         assert!(
-            trained.iter().all(|n| !n.starts_with(&names[0])),
+            trained
+                .iter()
+                .all(|n| !n.starts_with(&format!("{}/", names[0]))),
             "{trained:?}"
         );
         assert!(
-            trained.iter().all(|n| !n.starts_with(&names[1])),
+            trained
+                .iter()
+                .all(|n| !n.starts_with(&format!("{}/", names[1]))),
             "{trained:?}"
         );
         assert!(
-            trained.iter().any(|n| n.starts_with(&names[2])),
+            trained
+                .iter()
+                .any(|n| n.starts_with(&format!("{}/", names[2]))),
             "{trained:?}"
         );
         let error = unfreeze_top(&mut model, "block9z").unwrap_err().to_string();

@@ -64,12 +64,12 @@ pub fn measure(workload: Workload, options: &BenchOptions) -> anyhow::Result<Mea
         let flops = 2.0 * (n as f64).powi(3) / 1e9;
         return time_rounds(options, flops, || {
             gemm(
-                MatRef::row_major(a.as_slice(), n, n),
-                MatRef::row_major(b.as_slice(), n, n),
-                MatMut::row_major(&mut c, n, n),
+                MatRef::row_major(a.as_slice(), n, n)?,
+                MatRef::row_major(b.as_slice(), n, n)?,
+                MatMut::row_major(&mut c, n, n)?,
                 false,
                 true,
-            );
+            )?;
             Ok(())
         });
     };

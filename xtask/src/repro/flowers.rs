@@ -236,7 +236,7 @@ fn augmentation_preview(
                 &mut values,
                 photo.shape(),
                 &mut sample_rng(seed, epoch, index),
-            );
+            )?;
             let augmented = Tensor::from_vec(photo.shape(), values)?;
             tiles.push(Tile::new(
                 tensor_image(&augmented, Scaling::Range(0.0, 1.0))?,

@@ -73,7 +73,7 @@ impl Default for AffineConfig {
 /// })?;
 /// let mut image = vec![0.0; 3 * 3];
 /// image[2] = 1.0; // row 0, column 2
-/// quarter_turn.apply(&mut image, &[3, 3, 1], &mut ChaCha8Rng::seed_from_u64(0));
+/// quarter_turn.apply(&mut image, &[3, 3, 1], &mut ChaCha8Rng::seed_from_u64(0))?;
 /// assert!((image[0] - 1.0).abs() < 1e-5);
 ///
 /// // The usual training mix: flips, +-18 degrees, +-10% zoom and shift, black border.
@@ -87,7 +87,7 @@ impl Default for AffineConfig {
 ///     ..AffineConfig::default()
 /// })?;
 /// let mut photo = vec![0.5; 32 * 32 * 3];
-/// augment.apply(&mut photo, &[32, 32, 3], &mut ChaCha8Rng::seed_from_u64(7));
+/// augment.apply(&mut photo, &[32, 32, 3], &mut ChaCha8Rng::seed_from_u64(7))?;
 /// # Ok::<(), petal_data::DataError>(())
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -233,10 +233,10 @@ impl RandomAffine {
 }
 
 impl Augmentation for RandomAffine {
-    fn apply(&self, image: &mut [f32], shape: &[usize], rng: &mut ChaCha8Rng) {
-        let (height, width, _) = image_dims(image, shape);
+    fn apply(&self, image: &mut [f32], shape: &[usize], rng: &mut ChaCha8Rng) -> Result<()> {
+        let (height, width, _) = image_dims(image, shape)?;
         let transform = self.draw(height, width, rng);
-        warp(image, shape, &transform, self.config.fill);
+        warp(image, shape, &transform, self.config.fill)
     }
 }
 

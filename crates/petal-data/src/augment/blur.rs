@@ -16,7 +16,7 @@ use crate::error::{DataError, Result};
 /// let blur = GaussianBlur::new((0.5, 1.5), 5)?;
 /// let mut image = vec![0.0; 5 * 5];
 /// image[12] = 1.0; // the centre
-/// blur.apply(&mut image, &[5, 5, 1], &mut rand_chacha::ChaCha8Rng::seed_from_u64(0));
+/// blur.apply(&mut image, &[5, 5, 1], &mut rand_chacha::ChaCha8Rng::seed_from_u64(0))?;
 /// assert!(image[12] < 1.0 && image[11] > 0.0);
 /// # Ok::<(), petal_data::DataError>(())
 /// ```
@@ -57,12 +57,13 @@ impl GaussianBlur {
 }
 
 impl Augmentation for GaussianBlur {
-    fn apply(&self, image: &mut [f32], shape: &[usize], rng: &mut ChaCha8Rng) {
-        let (height, width, channels) = image_dims(image, shape);
+    fn apply(&self, image: &mut [f32], shape: &[usize], rng: &mut ChaCha8Rng) -> Result<()> {
+        let (height, width, channels) = image_dims(image, shape)?;
         let kernel = self.kernel(uniform(rng, self.sigma));
         // Along rows, neighbours are `channels` apart; along columns, a row apart.
         convolve_axis(image, &kernel, width, channels);
         convolve_axis(image, &kernel, height, width * channels);
+        Ok(())
     }
 }
 

@@ -24,7 +24,7 @@ use crate::error::{DataError, Result};
 /// use rand::SeedableRng;
 /// let crop = RandomResizedCrop::new((0.08, 1.0), (3.0 / 4.0, 4.0 / 3.0))?;
 /// let mut image = vec![0.5; 8 * 8 * 3];
-/// crop.apply(&mut image, &[8, 8, 3], &mut rand_chacha::ChaCha8Rng::seed_from_u64(3));
+/// crop.apply(&mut image, &[8, 8, 3], &mut rand_chacha::ChaCha8Rng::seed_from_u64(3))?;
 /// assert_eq!(image.len(), 8 * 8 * 3);
 /// # Ok::<(), petal_data::DataError>(())
 /// ```
@@ -88,10 +88,10 @@ impl RandomResizedCrop {
 }
 
 impl Augmentation for RandomResizedCrop {
-    fn apply(&self, image: &mut [f32], shape: &[usize], rng: &mut ChaCha8Rng) {
-        let (height, width, _) = image_dims(image, shape);
+    fn apply(&self, image: &mut [f32], shape: &[usize], rng: &mut ChaCha8Rng) -> Result<()> {
+        let (height, width, _) = image_dims(image, shape)?;
         if image.is_empty() {
-            return;
+            return Ok(());
         }
         let (top, left, crop_h, crop_w) = self.draw(height, width, rng);
         // Pixel centres: output x covers [x, x + 1) of width, i.e. crop column
@@ -101,6 +101,6 @@ impl Augmentation for RandomResizedCrop {
             [sx, 0.0, left as f32 + 0.5 * sx - 0.5],
             [0.0, sy, top as f32 + 0.5 * sy - 0.5],
         ]);
-        warp(image, shape, &transform, FillMode::Nearest);
+        warp(image, shape, &transform, FillMode::Nearest)
     }
 }

@@ -18,8 +18,8 @@
 //! generator from [`sample_rng`], so a seed gives the same epoch, bit for bit, on any
 //! number of threads.
 //!
-//! Invalid settings are refused by the constructors with a [`DataError`]; a shape that
-//! does not describe the image is a programming error and panics.
+//! Invalid settings are refused by the constructors with a [`DataError`], and a shape
+//! that does not describe the image by [`Augmentation::apply`].
 
 mod affine;
 mod blur;
@@ -49,13 +49,11 @@ use crate::error::{DataError, Result};
 /// Implementations draw every random parameter from `rng` and nothing else, so the
 /// output depends only on the image and the generator's state. `Debug` lets a loader
 /// or a test print which augmentation it holds.
-///
-/// # Panics
-/// [`Augmentation::apply`] panics when `shape` is not 3-d or does not hold exactly
-/// `image.len()` values.
 pub trait Augmentation: Send + Sync + fmt::Debug {
-    /// Transforms `image` (of shape `shape`) in place, drawing from `rng`.
-    fn apply(&self, image: &mut [f32], shape: &[usize], rng: &mut ChaCha8Rng);
+    /// Transforms `image` (of shape `shape`) in place, drawing from `rng`. A `shape` that
+    /// is not `[height, width, channels]` holding exactly `image.len()` values is an
+    /// error naming both, and leaves the image untouched.
+    fn apply(&self, image: &mut [f32], shape: &[usize], rng: &mut ChaCha8Rng) -> Result<()>;
 
     /// This augmentation applied only with probability `p`; fails unless `0 <= p <= 1`.
     fn with_probability(self, p: f32) -> Result<RandomApply<Self>>
@@ -76,17 +74,19 @@ pub trait Augmentation: Send + Sync + fmt::Debug {
 ///     Box::new(GaussianNoise::new(0.01)?.with_probability(0.5)?),
 /// ]);
 /// let mut image = vec![0.5; 4 * 4 * 3];
-/// pipeline.apply(&mut image, &[4, 4, 3], &mut rand_chacha::ChaCha8Rng::seed_from_u64(1));
+/// pipeline.apply(&mut image, &[4, 4, 3], &mut rand_chacha::ChaCha8Rng::seed_from_u64(1))?;
 /// # Ok::<(), petal_data::DataError>(())
 /// ```
 #[derive(Debug)]
 pub struct Pipeline(pub Vec<Box<dyn Augmentation>>);
 
 impl Augmentation for Pipeline {
-    fn apply(&self, image: &mut [f32], shape: &[usize], rng: &mut ChaCha8Rng) {
+    fn apply(&self, image: &mut [f32], shape: &[usize], rng: &mut ChaCha8Rng) -> Result<()> {
+        image_dims(image, shape)?;
         for augmentation in &self.0 {
-            augmentation.apply(image, shape, rng);
+            augmentation.apply(image, shape, rng)?;
         }
+        Ok(())
     }
 }
 
@@ -119,10 +119,12 @@ impl<A: Augmentation> RandomApply<A> {
 }
 
 impl<A: Augmentation> Augmentation for RandomApply<A> {
-    fn apply(&self, image: &mut [f32], shape: &[usize], rng: &mut ChaCha8Rng) {
+    fn apply(&self, image: &mut [f32], shape: &[usize], rng: &mut ChaCha8Rng) -> Result<()> {
+        image_dims(image, shape)?;
         if rng.random::<f32>() < self.p {
-            self.inner.apply(image, shape, rng);
+            self.inner.apply(image, shape, rng)?;
         }
+        Ok(())
     }
 }
 
@@ -143,14 +145,20 @@ pub fn sample_rng(seed: u64, epoch: u64, index: usize) -> ChaCha8Rng {
     ChaCha8Rng::from_seed(key)
 }
 
-/// `(height, width, channels)` of an image, checking that `shape` describes `image`.
-fn image_dims(image: &[f32], shape: &[usize]) -> (usize, usize, usize) {
-    assert!(
-        shape.len() == 3 && shape.iter().product::<usize>() == image.len(),
-        "augmentation: shape {shape:?} must be [height, width, channels] with {} values",
-        image.len()
-    );
-    (shape[0], shape[1], shape[2])
+/// `(height, width, channels)` of an image; a `shape` that is not 3-d or does not hold
+/// exactly `image.len()` values is an error naming both.
+fn image_dims(image: &[f32], shape: &[usize]) -> Result<(usize, usize, usize)> {
+    let holds = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+    match *shape {
+        [height, width, channels] if holds == Some(image.len()) => Ok((height, width, channels)),
+        _ => Err(DataError::invalid(
+            "augmentation",
+            format!(
+                "shape {shape:?} must be [height, width, channels] holding the image's {} values",
+                image.len()
+            ),
+        )),
+    }
 }
 
 /// A uniform draw from `[lo, hi]`; `lo` itself (without drawing) when the range is a point.

@@ -15,7 +15,7 @@ use crate::error::{DataError, Result};
 /// use rand::SeedableRng;
 /// let brightness = RandomBrightness::new(0.2)?;
 /// let mut image = vec![0.0, 0.5, 1.0];
-/// brightness.apply(&mut image, &[1, 3, 1], &mut rand_chacha::ChaCha8Rng::seed_from_u64(0));
+/// brightness.apply(&mut image, &[1, 3, 1], &mut rand_chacha::ChaCha8Rng::seed_from_u64(0))?;
 /// assert!(image.iter().all(|v| (0.0..=1.0).contains(v)));
 /// # Ok::<(), petal_data::DataError>(())
 /// ```
@@ -33,12 +33,13 @@ impl RandomBrightness {
 }
 
 impl Augmentation for RandomBrightness {
-    fn apply(&self, image: &mut [f32], shape: &[usize], rng: &mut ChaCha8Rng) {
-        image_dims(image, shape);
+    fn apply(&self, image: &mut [f32], shape: &[usize], rng: &mut ChaCha8Rng) -> Result<()> {
+        image_dims(image, shape)?;
         let delta = uniform(rng, (-self.max_delta, self.max_delta));
         image
             .iter_mut()
             .for_each(|v| *v = (*v + delta).clamp(0.0, 1.0));
+        Ok(())
     }
 }
 
@@ -64,11 +65,11 @@ impl RandomContrast {
 }
 
 impl Augmentation for RandomContrast {
-    fn apply(&self, image: &mut [f32], shape: &[usize], rng: &mut ChaCha8Rng) {
-        let (_, _, channels) = image_dims(image, shape);
+    fn apply(&self, image: &mut [f32], shape: &[usize], rng: &mut ChaCha8Rng) -> Result<()> {
+        let (_, _, channels) = image_dims(image, shape)?;
         let f = uniform(rng, (1.0 - self.factor, 1.0 + self.factor));
         if image.is_empty() {
-            return;
+            return Ok(());
         }
         let mut sums = vec![0.0f64; channels];
         for pixel in image.chunks_exact(channels) {
@@ -83,6 +84,7 @@ impl Augmentation for RandomContrast {
                 *v = (*v - mean) * f + mean;
             }
         }
+        Ok(())
     }
 }
 
@@ -102,10 +104,11 @@ impl GaussianNoise {
 }
 
 impl Augmentation for GaussianNoise {
-    fn apply(&self, image: &mut [f32], shape: &[usize], rng: &mut ChaCha8Rng) {
-        image_dims(image, shape);
+    fn apply(&self, image: &mut [f32], shape: &[usize], rng: &mut ChaCha8Rng) -> Result<()> {
+        image_dims(image, shape)?;
         for v in image.iter_mut() {
             *v += self.stddev * rng.sample::<f32, _>(StandardNormal);
         }
+        Ok(())
     }
 }

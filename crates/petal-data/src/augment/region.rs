@@ -77,7 +77,7 @@ impl Rect {
 /// use rand::SeedableRng;
 /// let cutout = Cutout::new(2)?;
 /// let mut image = vec![1.0; 6 * 6];
-/// cutout.apply(&mut image, &[6, 6, 1], &mut rand_chacha::ChaCha8Rng::seed_from_u64(0));
+/// cutout.apply(&mut image, &[6, 6, 1], &mut rand_chacha::ChaCha8Rng::seed_from_u64(0))?;
 /// let zeros = image.iter().filter(|&&v| v == 0.0).count();
 /// assert!((1..=4).contains(&zeros));
 /// # Ok::<(), petal_data::DataError>(())
@@ -101,11 +101,12 @@ impl Cutout {
 }
 
 impl Augmentation for Cutout {
-    fn apply(&self, image: &mut [f32], shape: &[usize], rng: &mut ChaCha8Rng) {
-        let (height, width, channels) = image_dims(image, shape);
+    fn apply(&self, image: &mut [f32], shape: &[usize], rng: &mut ChaCha8Rng) -> Result<()> {
+        let (height, width, channels) = image_dims(image, shape)?;
         let rect = Rect::random(height, width, self.size, self.size, rng);
         for span in rect.spans(width, channels) {
             image[span].fill(0.0);
         }
+        Ok(())
     }
 }

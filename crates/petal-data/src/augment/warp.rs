@@ -2,6 +2,7 @@
 //! bilinear sampling and a Keras fill mode.
 
 use super::image_dims;
+use crate::error::Result;
 
 /// How pixels outside the input image are read (Keras' `fill_mode`), shown for a row
 /// `a b c d`:
@@ -52,14 +53,18 @@ pub(super) fn reflect(i: i64, n: usize) -> usize {
 /// ```
 /// use petal_data::augment::flip_horizontally;
 /// let mut image = vec![1.0, 10.0, 2.0, 20.0, 3.0, 30.0];
-/// flip_horizontally(&mut image, &[1, 3, 2]);
+/// flip_horizontally(&mut image, &[1, 3, 2])?;
 /// assert_eq!(image, [3.0, 30.0, 2.0, 20.0, 1.0, 10.0]);
+/// assert!(flip_horizontally(&mut image, &[2, 3, 2]).is_err());
+/// # Ok::<(), petal_data::DataError>(())
 /// ```
 ///
-/// # Panics
-/// When `shape` is not `[h, w, c]` with `image.len()` values.
-pub fn flip_horizontally(image: &mut [f32], shape: &[usize]) {
-    let (_, width, channels) = image_dims(image, shape);
+/// A `shape` that is not `[h, w, c]` holding `image.len()` values is an error.
+pub fn flip_horizontally(image: &mut [f32], shape: &[usize]) -> Result<()> {
+    let (_, width, channels) = image_dims(image, shape)?;
+    if image.is_empty() {
+        return Ok(());
+    }
     for row in image.chunks_exact_mut(width * channels) {
         for x in 0..width / 2 {
             let mirror = width - 1 - x;
@@ -68,6 +73,7 @@ pub fn flip_horizontally(image: &mut [f32], shape: &[usize]) {
             }
         }
     }
+    Ok(())
 }
 
 /// An affine map from output pixel coordinates to input pixel coordinates.
@@ -113,12 +119,12 @@ impl Affine {
 /// Neighbours with weight zero are not read, so integer maps (flips, quarter turns,
 /// whole-pixel shifts) copy values exactly.
 ///
-/// # Panics
-/// When `shape` is not 3-d or does not hold `image.len()` values.
-pub fn warp(image: &mut [f32], shape: &[usize], transform: &Affine, fill: FillMode) {
-    let (height, width, channels) = image_dims(image, shape);
+/// A `shape` that is not 3-d or does not hold `image.len()` values is an error naming
+/// both.
+pub fn warp(image: &mut [f32], shape: &[usize], transform: &Affine, fill: FillMode) -> Result<()> {
+    let (height, width, channels) = image_dims(image, shape)?;
     if image.is_empty() {
-        return;
+        return Ok(());
     }
     let source = image.to_vec();
     let outside = match fill {
@@ -150,4 +156,5 @@ pub fn warp(image: &mut [f32], shape: &[usize], transform: &Affine, fill: FillMo
             }
         }
     }
+    Ok(())
 }

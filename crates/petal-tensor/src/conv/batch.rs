@@ -3,9 +3,12 @@
 //! task, and filter gradients summed per task then added in task order (the same
 //! numbers on every run with the same thread count).
 
+use std::sync::Mutex;
+
 use rayon::prelude::*;
 
 use crate::elementwise::{apply_on_this_thread, Unary};
+use crate::error::{Result, TensorError};
 use crate::parallel::{images_per_task, new_batch, sum_partials, Start};
 
 /// How a kernel's new output begins and ends: each image starts as `start` (zeros, or
@@ -30,7 +33,8 @@ impl Output<'_> {
 /// A new output of `images` images of `out_len` values, made in parallel: each
 /// starts as `output` says, then `kernel(out_image, scratch, in_image)` adds to it
 /// (`input` holds `in_len` values per image; empty input images add nothing), then
-/// the activation runs.
+/// the activation runs. The first error a kernel returns stops its task and is
+/// returned.
 pub(super) fn map_images(
     output: Output<'_>,
     images: usize,
@@ -38,23 +42,33 @@ pub(super) fn map_images(
     input: &[f32],
     in_len: usize,
     scratch_len: usize,
-    kernel: impl Fn(&mut [f32], &mut [f32], &[f32]) + Sync,
-) -> Vec<f32> {
-    new_batch(images, out_len, output.start, |first, outs| {
+    kernel: impl Fn(&mut [f32], &mut [f32], &[f32]) -> Result<()> + Sync,
+) -> Result<Vec<f32>> {
+    let first_error: Mutex<Option<TensorError>> = Mutex::new(None);
+    let values = new_batch(images, out_len, output.start, |first, outs| {
         let mut scratch = vec![0.0; scratch_len];
         for (i, out) in outs.chunks_mut(out_len).enumerate() {
             if in_len > 0 {
-                kernel(out, &mut scratch, &input[(first + i) * in_len..][..in_len]);
+                let image = &input[(first + i) * in_len..][..in_len];
+                if let Err(e) = kernel(out, &mut scratch, image) {
+                    let mut slot = first_error.lock().unwrap_or_else(|p| p.into_inner());
+                    slot.get_or_insert(e);
+                    return;
+                }
             }
             if let Some(activation) = output.activation {
                 apply_on_this_thread(out, activation);
             }
         }
-    })
+    });
+    match first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(values),
+    }
 }
 
 /// Sums `accumulate(grad, scratch, image, grad_out_image)` over the batch into a
-/// gradient of `grad_len` values.
+/// gradient of `grad_len` values; the first error `accumulate` returns is returned.
 pub(super) fn sum_over_images(
     images: &[f32],
     image_len: usize,
@@ -62,8 +76,8 @@ pub(super) fn sum_over_images(
     grad_out_len: usize,
     grad_len: usize,
     scratch_len: usize,
-    accumulate: impl Fn(&mut [f32], &mut [f32], &[f32], &[f32]) + Sync,
-) -> Vec<f32> {
+    accumulate: impl Fn(&mut [f32], &mut [f32], &[f32], &[f32]) -> Result<()> + Sync,
+) -> Result<Vec<f32>> {
     let count = images.len() / image_len.max(1);
     let chunk = images_per_task(count);
     let partials = images
@@ -76,10 +90,10 @@ pub(super) fn sum_over_images(
                 .chunks(image_len.max(1))
                 .zip(dys.chunks(grad_out_len.max(1)))
             {
-                accumulate(&mut grad, &mut scratch, x, dy);
+                accumulate(&mut grad, &mut scratch, x, dy)?;
             }
-            grad
+            Ok(grad)
         })
-        .collect();
-    sum_partials(partials, grad_len)
+        .collect::<Result<_>>()?;
+    Ok(sum_partials(partials, grad_len))
 }

@@ -4,8 +4,9 @@
 
 use super::batch::{map_images, sum_over_images, Output};
 use super::ConvShape;
+use crate::error::Result;
 
-pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], output: Output<'_>) -> Vec<f32> {
+pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], output: Output<'_>) -> Result<Vec<f32>> {
     let (c, o, m) = (s.channels, s.filters, s.group_filters());
     let (out_len, in_len) = (s.output_image_len(), s.image_len());
     map_images(output, s.batch, out_len, x, in_len, 0, |yi, _, xi| {
@@ -29,10 +30,11 @@ pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], output: Output<'_>) -
                 }
             }
         });
+        Ok(())
     })
 }
 
-pub(super) fn backward_input(s: &ConvShape, dy: &[f32], f: &[f32]) -> Vec<f32> {
+pub(super) fn backward_input(s: &ConvShape, dy: &[f32], f: &[f32]) -> Result<Vec<f32>> {
     let (c, o, m) = (s.channels, s.filters, s.group_filters());
     map_images(
         Output::zeros(),
@@ -60,11 +62,12 @@ pub(super) fn backward_input(s: &ConvShape, dy: &[f32], f: &[f32]) -> Vec<f32> {
                     }
                 }
             });
+            Ok(())
         },
     )
 }
 
-pub(super) fn backward_filter(s: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
+pub(super) fn backward_filter(s: &ConvShape, x: &[f32], dy: &[f32]) -> Result<Vec<f32>> {
     let (c, o, m) = (s.channels, s.filters, s.group_filters());
     let accumulate = |dw: &mut [f32], _: &mut [f32], xi: &[f32], dyi: &[f32]| {
         s.for_each_tap(|out_pixel, in_pixel, tap| {
@@ -81,6 +84,7 @@ pub(super) fn backward_filter(s: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> 
                 }
             }
         });
+        Ok(())
     };
     sum_over_images(
         x,

@@ -3,6 +3,7 @@
 
 use super::batch::{map_images, sum_over_images, Output};
 use super::ConvShape;
+use crate::error::Result;
 use crate::gemm::{gemm, MatMut, MatRef};
 use crate::parallel::gemm_needs_threads;
 
@@ -88,13 +89,13 @@ fn add_columns(s: &ConvShape, columns: &[f32], group: usize, image_grad: &mut [f
 
 /// Group `group`'s filter matrix `(kh*kw*c/groups, o/groups)`, a column block of the
 /// HWIO filter seen as `(kh*kw*c/groups, o)`.
-fn filter_block<'a>(s: &ConvShape, filter: &'a [f32], group: usize) -> MatRef<'a> {
+fn filter_block<'a>(s: &ConvShape, filter: &'a [f32], group: usize) -> Result<MatRef<'a>> {
     let og = s.group_filters();
     MatRef::new(&filter[group * og..], s.patch_len(), og, s.filters, 1)
 }
 
 /// Group `group`'s channels of one output (or output-gradient) image, `(positions, o/groups)`.
-fn output_block<'a>(s: &ConvShape, image: &'a [f32], group: usize) -> MatRef<'a> {
+fn output_block<'a>(s: &ConvShape, image: &'a [f32], group: usize) -> Result<MatRef<'a>> {
     let og = s.group_filters();
     MatRef::new(&image[group * og..], s.positions(), og, s.filters, 1)
 }
@@ -103,7 +104,7 @@ fn columns_len(s: &ConvShape) -> usize {
     s.positions() * s.patch_len()
 }
 
-pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], output: Output<'_>) -> Vec<f32> {
+pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], output: Output<'_>) -> Result<Vec<f32>> {
     let threaded_gemm = gemm_needs_threads(s.batch);
     let (og, positions, patch) = (s.group_filters(), s.positions(), s.patch_len());
     map_images(
@@ -116,20 +117,21 @@ pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], output: Output<'_>) -
         |yi, columns, xi| {
             for g in 0..s.groups {
                 fill_columns(s, xi, g, columns);
-                let out = MatMut::new(&mut yi[g * og..], positions, og, s.filters);
+                let out = MatMut::new(&mut yi[g * og..], positions, og, s.filters)?;
                 gemm(
-                    MatRef::row_major(columns, positions, patch),
-                    filter_block(s, f, g),
+                    MatRef::row_major(columns, positions, patch)?,
+                    filter_block(s, f, g)?,
                     out,
                     true,
                     threaded_gemm,
-                );
+                )?;
             }
+            Ok(())
         },
     )
 }
 
-pub(super) fn backward_input(s: &ConvShape, dy: &[f32], f: &[f32]) -> Vec<f32> {
+pub(super) fn backward_input(s: &ConvShape, dy: &[f32], f: &[f32]) -> Result<Vec<f32>> {
     let threaded_gemm = gemm_needs_threads(s.batch);
     let (positions, patch) = (s.positions(), s.patch_len());
     map_images(
@@ -141,35 +143,37 @@ pub(super) fn backward_input(s: &ConvShape, dy: &[f32], f: &[f32]) -> Vec<f32> {
         columns_len(s),
         |dxi, columns, dyi| {
             for g in 0..s.groups {
-                let out = MatMut::row_major(columns, positions, patch);
+                let out = MatMut::row_major(columns, positions, patch)?;
                 gemm(
-                    output_block(s, dyi, g),
-                    filter_block(s, f, g).t(),
+                    output_block(s, dyi, g)?,
+                    filter_block(s, f, g)?.t(),
                     out,
                     false,
                     threaded_gemm,
-                );
+                )?;
                 add_columns(s, columns, g, dxi);
             }
+            Ok(())
         },
     )
 }
 
-pub(super) fn backward_filter(s: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
+pub(super) fn backward_filter(s: &ConvShape, x: &[f32], dy: &[f32]) -> Result<Vec<f32>> {
     let threaded_gemm = gemm_needs_threads(s.batch);
     let (og, positions, patch) = (s.group_filters(), s.positions(), s.patch_len());
     let accumulate = |dw: &mut [f32], columns: &mut [f32], xi: &[f32], dyi: &[f32]| {
         for g in 0..s.groups {
             fill_columns(s, xi, g, columns);
-            let out = MatMut::new(&mut dw[g * og..], patch, og, s.filters);
+            let out = MatMut::new(&mut dw[g * og..], patch, og, s.filters)?;
             gemm(
-                MatRef::row_major(columns, positions, patch).t(),
-                output_block(s, dyi, g),
+                MatRef::row_major(columns, positions, patch)?.t(),
+                output_block(s, dyi, g)?,
                 out,
                 true,
                 threaded_gemm,
-            );
+            )?;
         }
+        Ok(())
     };
     sum_over_images(
         x,

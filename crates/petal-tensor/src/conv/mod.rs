@@ -336,11 +336,11 @@ fn convolve(
     };
     let (x, f) = (input.as_slice(), filter.as_slice());
     let values = match shape.path() {
-        ConvPath::Pointwise => pointwise::forward(&shape, x, f, output),
-        ConvPath::Depthwise => depthwise::forward(&shape, x, f, output),
-        ConvPath::SmallPatch => small_patch::forward(&shape, x, f, output),
-        ConvPath::Winograd => winograd::forward(&shape, x, f, output),
-        ConvPath::Im2col => im2col::forward(&shape, x, f, output),
+        ConvPath::Pointwise => pointwise::forward(&shape, x, f, output)?,
+        ConvPath::Depthwise => depthwise::forward(&shape, x, f, output)?,
+        ConvPath::SmallPatch => small_patch::forward(&shape, x, f, output)?,
+        ConvPath::Winograd => winograd::forward(&shape, x, f, output)?,
+        ConvPath::Im2col => im2col::forward(&shape, x, f, output)?,
     };
     Tensor::from_vec(&shape.output_shape(), values)
 }
@@ -356,13 +356,13 @@ pub fn conv2d_backward_input(
     shape.check_grad_out("conv2d_backward_input", grad_out)?;
     let (dy, f) = (grad_out.as_slice(), filter.as_slice());
     let values = match shape.path() {
-        ConvPath::Pointwise => pointwise::backward_input(&shape, dy, f),
-        ConvPath::Depthwise => depthwise::backward_input(&shape, dy, f),
+        ConvPath::Pointwise => pointwise::backward_input(&shape, dy, f)?,
+        ConvPath::Depthwise => depthwise::backward_input(&shape, dy, f)?,
         ConvPath::Winograd if winograd::applies_to_input_gradient(&shape) => {
-            winograd::backward_input(&shape, dy, f)
+            winograd::backward_input(&shape, dy, f)?
         }
         ConvPath::SmallPatch | ConvPath::Winograd | ConvPath::Im2col => {
-            im2col::backward_input(&shape, dy, f)
+            im2col::backward_input(&shape, dy, f)?
         }
     };
     Tensor::from_vec(&shape.input_shape(), values)
@@ -380,11 +380,11 @@ pub fn conv2d_backward_filter(
     shape.check_grad_out("conv2d_backward_filter", grad_out)?;
     let (x, dy) = (input.as_slice(), grad_out.as_slice());
     let grad = match shape.path() {
-        ConvPath::Pointwise => pointwise::backward_filter(&shape, x, dy),
-        ConvPath::Depthwise => depthwise::backward_filter(&shape, x, dy),
-        ConvPath::SmallPatch => small_patch::backward_filter(&shape, x, dy),
-        ConvPath::Winograd => winograd::backward_filter(&shape, x, dy),
-        ConvPath::Im2col => im2col::backward_filter(&shape, x, dy),
+        ConvPath::Pointwise => pointwise::backward_filter(&shape, x, dy)?,
+        ConvPath::Depthwise => depthwise::backward_filter(&shape, x, dy)?,
+        ConvPath::SmallPatch => small_patch::backward_filter(&shape, x, dy)?,
+        ConvPath::Winograd => winograd::backward_filter(&shape, x, dy)?,
+        ConvPath::Im2col => im2col::backward_filter(&shape, x, dy)?,
     };
     Tensor::from_vec(&shape.filter_shape(), grad)
 }
@@ -405,7 +405,8 @@ pub fn conv2d_backward_bias(grad_out: &Tensor) -> Result<Tensor> {
         for (s, v) in sum.iter_mut().zip(pixel) {
             *s += v;
         }
-    });
+        Ok(())
+    })?;
     Tensor::from_vec(&[channels], sum)
 }
 

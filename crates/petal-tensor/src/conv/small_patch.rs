@@ -12,6 +12,7 @@ use pulp::{Arch, Simd, WithSimd};
 use super::batch::{map_images, sum_over_images, Output};
 use super::im2col::fill_columns;
 use super::ConvShape;
+use crate::error::Result;
 use crate::simd::{add_to, load};
 
 /// Patches up to this long take the direct path.
@@ -22,7 +23,7 @@ const ROWS: usize = 8;
 /// Patch entries per block of the filter-gradient kernel (one accumulator each).
 const TAPS: usize = 8;
 
-pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], output: Output<'_>) -> Vec<f32> {
+pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], output: Output<'_>) -> Result<Vec<f32>> {
     let (patch, o) = (s.patch_len(), s.filters);
     map_images(
         output,
@@ -34,15 +35,17 @@ pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], output: Output<'_>) -
         |yi, columns, xi| {
             fill_columns(s, xi, 0, columns);
             add_patch_products(columns, f, yi, patch, o);
+            Ok(())
         },
     )
 }
 
-pub(super) fn backward_filter(s: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
+pub(super) fn backward_filter(s: &ConvShape, x: &[f32], dy: &[f32]) -> Result<Vec<f32>> {
     let (patch, o) = (s.patch_len(), s.filters);
     let accumulate = |dw: &mut [f32], columns: &mut [f32], xi: &[f32], dyi: &[f32]| {
         fill_columns(s, xi, 0, columns);
         add_patch_gradients(columns, dyi, dw, patch, o);
+        Ok(())
     };
     sum_over_images(
         x,

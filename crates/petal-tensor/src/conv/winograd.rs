@@ -16,6 +16,7 @@
 
 use super::batch::{map_images, sum_over_images, Output};
 use super::ConvShape;
+use crate::error::Result;
 use crate::gemm::{gemm, MatMut, MatRef};
 use crate::parallel::gemm_needs_threads;
 use crate::simd::{add_to, load, store};
@@ -84,14 +85,14 @@ impl Plane {
     }
 }
 
-pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], output: Output<'_>) -> Vec<f32> {
+pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], output: Output<'_>) -> Result<Vec<f32>> {
     convolve(&Plane::of(s), s.batch, x, f, output)
 }
 
 /// The filter gradient, by the same algorithm run backwards: with `Ŷ = A dY Aᵀ` for each
 /// 2x2 tile of the output gradient (4x4), `dU = Σ V ⊙ Ŷ` over tiles and images (16
 /// GEMMs `(c, tiles) x (tiles, o)`), and `dW = Gᵀ dU G`.
-pub(super) fn backward_filter(s: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
+pub(super) fn backward_filter(s: &ConvShape, x: &[f32], dy: &[f32]) -> Result<Vec<f32>> {
     let p = Plane::of(s);
     let (c, o, tiles) = (p.channels, p.filters, p.tile_count());
     let threaded_gemm = gemm_needs_threads(s.batch);
@@ -113,13 +114,14 @@ pub(super) fn backward_filter(s: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> 
         });
         for e in 0..TILE {
             gemm(
-                MatRef::new(&v[e * c..], tiles, c, TILE * c, 1).t(),
-                MatRef::new(&g[e * o..], tiles, o, TILE * o, 1),
-                MatMut::row_major(&mut du[e * c * o..][..c * o], c, o),
+                MatRef::new(&v[e * c..], tiles, c, TILE * c, 1)?.t(),
+                MatRef::new(&g[e * o..], tiles, o, TILE * o, 1)?,
+                MatMut::row_major(&mut du[e * c * o..][..c * o], c, o)?,
                 true,
                 threaded_gemm,
-            );
+            )?;
         }
+        Ok(())
     };
     let du = sum_over_images(
         x,
@@ -129,14 +131,14 @@ pub(super) fn backward_filter(s: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> 
         TILE * c * o,
         v_len + g_len + TILE * c.max(o),
         accumulate,
-    );
-    untransform_filters(&du, c, o)
+    )?;
+    Ok(untransform_filters(&du, c, o))
 }
 
 /// `dx += conv(dy, rot180(f)ᵀ)` with padding `2 - p`: tap `k` of output `o` reads input
 /// `o + k - p`, so input `i` collects output `i + p - k = i + k' - (2 - p)` for the
 /// turned tap `k' = 2 - k`.
-pub(super) fn backward_input(s: &ConvShape, dy: &[f32], f: &[f32]) -> Vec<f32> {
+pub(super) fn backward_input(s: &ConvShape, dy: &[f32], f: &[f32]) -> Result<Vec<f32>> {
     let (c, o) = (s.channels, s.filters);
     let mut turned = vec![0.0; f.len()];
     for tap in 0..9 {
@@ -158,7 +160,7 @@ pub(super) fn backward_input(s: &ConvShape, dy: &[f32], f: &[f32]) -> Vec<f32> {
 
 /// `conv(x, f)` over the batch, started and finished as `output` says; `f` is HWIO
 /// `(3, 3, channels, filters)`.
-fn convolve(p: &Plane, batch: usize, x: &[f32], f: &[f32], output: Output<'_>) -> Vec<f32> {
+fn convolve(p: &Plane, batch: usize, x: &[f32], f: &[f32], output: Output<'_>) -> Result<Vec<f32>> {
     let (c, o, tiles) = (p.channels, p.filters, p.tile_count());
     let u = transform_filters(f, c, o);
     let threaded_gemm = gemm_needs_threads(batch);
@@ -181,14 +183,15 @@ fn convolve(p: &Plane, batch: usize, x: &[f32], f: &[f32], output: Output<'_>) -
             });
             for e in 0..TILE {
                 gemm(
-                    MatRef::new(&v[e * c..], tiles, c, TILE * c, 1),
-                    MatRef::row_major(&u[e * c * o..][..c * o], c, o),
-                    MatMut::new(&mut m[e * o..], tiles, o, TILE * o),
+                    MatRef::new(&v[e * c..], tiles, c, TILE * c, 1)?,
+                    MatRef::row_major(&u[e * c * o..][..c * o], c, o)?,
+                    MatMut::new(&mut m[e * o..], tiles, o, TILE * o)?,
                     false,
                     threaded_gemm,
-                );
+                )?;
             }
             Arch::new().dispatch(OutputTiles { p, m, y: yi });
+            Ok(())
         },
     )
 }

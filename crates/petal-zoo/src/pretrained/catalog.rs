@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use image::DynamicImage;
 use petal_data::{prepare_image, FilterType, ImageOptions, Normalization};
 use petal_tensor::reduce::softmax;
-use petal_tensor::Tensor;
+use petal_tensor::{Tensor, TensorError};
 
 use super::Arch;
 use crate::ZooError;
@@ -119,25 +119,51 @@ pub struct Prediction {
 }
 
 /// The `top` most probable classes of each row of `logits (n, classes)`, best first
-/// (Keras' `decode_predictions`).
+/// (Keras' `decode_predictions`). `names` holds one name per class, or is empty to name
+/// classes by their index.
+///
+/// Logits that are not `(n, classes)` with at least one class, or `names` of another
+/// length than the classes, are an error saying so (never a silent change of meaning).
 ///
 /// ```
 /// use petal_tensor::Tensor;
 /// use petal_zoo::pretrained::decode_predictions;
-/// let logits = Tensor::from_vec(&[1, 3], vec![0.0, 2.0, 1.0]).unwrap();
+/// let logits = Tensor::from_vec(&[1, 3], vec![0.0, 2.0, 1.0])?;
 /// let names = ["cat".to_string(), "dog".to_string(), "cup".to_string()];
-/// let top = decode_predictions(&logits, &names, 2);
+/// let top = decode_predictions(&logits, &names, 2)?;
 /// assert_eq!((top[0][0].name.as_str(), top[0][1].name.as_str()), ("dog", "cup"));
+/// assert!(decode_predictions(&logits, &names[..2], 2).is_err());
+/// # Ok::<(), petal_tensor::TensorError>(())
 /// ```
-pub fn decode_predictions(logits: &Tensor, names: &[String], top: usize) -> Vec<Vec<Prediction>> {
-    let classes = logits.shape().last().copied().unwrap_or(0).max(1);
-    let probabilities =
-        softmax(logits, logits.ndim().saturating_sub(1)).unwrap_or_else(|_| logits.clone());
-    probabilities
+pub fn decode_predictions(
+    logits: &Tensor,
+    names: &[String],
+    top: usize,
+) -> Result<Vec<Vec<Prediction>>, TensorError> {
+    let refuse = |reason: String| TensorError::InvalidArgument {
+        op: "decode_predictions",
+        reason,
+    };
+    let classes = match *logits.shape() {
+        [_, classes] if classes > 0 => classes,
+        ref shape => {
+            return Err(refuse(format!(
+                "logits of shape {shape:?} must be (n, classes) with at least one class"
+            )))
+        }
+    };
+    if !names.is_empty() && names.len() != classes {
+        return Err(refuse(format!(
+            "{} class names for logits of {classes} classes",
+            names.len()
+        )));
+    }
+    let probabilities = softmax(logits, 1)?;
+    Ok(probabilities
         .as_slice()
         .chunks_exact(classes)
         .map(|row| {
-            let mut order: Vec<usize> = (0..row.len()).collect();
+            let mut order: Vec<usize> = (0..classes).collect();
             order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
             order
                 .into_iter()
@@ -152,7 +178,7 @@ pub fn decode_predictions(logits: &Tensor, names: &[String], top: usize) -> Vec<
                 })
                 .collect()
         })
-        .collect()
+        .collect())
 }
 
 #[cfg(test)]
@@ -162,10 +188,26 @@ mod tests {
     #[test]
     fn predictions_are_ranked_probabilities() {
         let logits = Tensor::from_vec(&[2, 2], vec![0.0, 0.0, 5.0, 0.0]).unwrap();
-        let top = decode_predictions(&logits, &[], 2);
+        let top = decode_predictions(&logits, &[], 2).unwrap();
         assert_eq!(top[1][0].class, 0);
         assert!((top[0][0].probability - 0.5).abs() < 1e-6);
         assert_eq!(top[0][1].name, "1");
+    }
+
+    #[test]
+    fn logits_or_names_that_do_not_fit_are_errors_saying_why() {
+        let message = |logits: &Tensor, names: &[String]| {
+            decode_predictions(logits, names, 1)
+                .unwrap_err()
+                .to_string()
+        };
+        let flat = Tensor::from_vec(&[3], vec![0.0, 1.0, 2.0]).unwrap();
+        assert!(message(&flat, &[]).contains("shape [3] must be (n, classes)"));
+        let none = Tensor::zeros(&[2, 0]);
+        assert!(message(&none, &[]).contains("at least one class"));
+        let logits = Tensor::zeros(&[1, 3]);
+        let names = vec!["cat".to_string(), "dog".to_string()];
+        assert!(message(&logits, &names).contains("2 class names for logits of 3 classes"));
     }
 
     #[test]

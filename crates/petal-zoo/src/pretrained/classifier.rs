@@ -60,7 +60,9 @@ impl Classifier {
     /// The logits and the `top` most probable classes of the photo at `path`.
     pub fn classify(&self, path: &Path, top: usize) -> Result<(Tensor, Vec<Prediction>), ZooError> {
         let logits = self.model.predict(&self.input(path)?)?;
-        let best = decode_predictions(&logits, &self.names, top).remove(0);
+        let best = decode_predictions(&logits, &self.names, top)
+            .map_err(petal_nn::NnError::from)?
+            .remove(0);
         Ok((logits, best))
     }
 }

@@ -5,13 +5,12 @@
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::Context as _;
-use clap::ValueEnum;
 use serde_json::{Map, Value};
 
-use super::page::{escape, Page};
-use super::reports::{Figure, Report};
-use super::tables::{cell, is_empty, is_list_of_objects, table};
-use crate::repro::Experiment;
+use crate::page::{escape, Page};
+use crate::reports::{Figure, Report};
+use crate::tables::{cell, is_empty, is_list_of_objects, table};
+use crate::Experiment;
 
 const STYLE: &str = include_str!("assets/style.css");
 const CHECKS: &str = include_str!("assets/checks.js");
@@ -29,12 +28,17 @@ const HEADER_FIELDS: [&str; 7] = [
     "summary",
 ];
 
-/// Writes the site for the reports in `docs` into `out`; returns the pages written,
-/// relative to `out`.
-pub fn write_site(docs: &Path, out: &Path, crates: &[String]) -> anyhow::Result<Vec<PathBuf>> {
+/// Writes the site for the reports in `docs` into `out`, with a card for each of
+/// `experiments`; returns the pages written, relative to `out`.
+pub fn write_site(
+    docs: &Path,
+    out: &Path,
+    crates: &[String],
+    experiments: &[Experiment],
+) -> anyhow::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(out.join("explainer"))
         .with_context(|| format!("cannot create {}", out.display()))?;
-    let reports = read_reports(docs)?;
+    let reports = read_reports(docs, experiments)?;
     let docs_from_out = relative(out, docs)?;
     let mut pages = Vec::new();
     let mut write = |name: &str, text: &str, page: bool| -> anyhow::Result<()> {
@@ -48,12 +52,17 @@ pub fn write_site(docs: &Path, out: &Path, crates: &[String]) -> anyhow::Result<
     write("style.css", STYLE, false)?;
     write("checks.js", CHECKS, false)?;
     write("explainer/explainer.js", EXPLAINER_JS, false)?;
-    write("index.html", &index(&reports, &docs_from_out, crates), true)?;
+    write(
+        "index.html",
+        &index(&reports, experiments, &docs_from_out, crates),
+        true,
+    )?;
     for (_, report) in &reports {
         if let Some(report) = report {
+            let description = description(experiments, &report.slug);
             write(
                 &format!("{}.html", report.slug),
-                &experiment_page(report, &docs_from_out),
+                &experiment_page(report, &description, &docs_from_out),
                 true,
             )?;
         }
@@ -65,12 +74,11 @@ pub fn write_site(docs: &Path, out: &Path, crates: &[String]) -> anyhow::Result<
 
 /// Every known experiment (run or not) in the runner's order, then any other report
 /// folder in `docs`, by name.
-fn read_reports(docs: &Path) -> anyhow::Result<Vec<(String, Option<Report>)>> {
-    let known: Vec<String> = Experiment::value_variants()
-        .iter()
-        .filter_map(|e| e.to_possible_value())
-        .map(|v| v.get_name().to_string())
-        .collect();
+fn read_reports(
+    docs: &Path,
+    experiments: &[Experiment],
+) -> anyhow::Result<Vec<(String, Option<Report>)>> {
+    let known: Vec<String> = experiments.iter().map(|e| e.slug.clone()).collect();
     let mut others: Vec<String> = std::fs::read_dir(docs)
         .with_context(|| format!("cannot list {}", docs.display()))?
         .filter_map(|e| e.ok())
@@ -86,13 +94,12 @@ fn read_reports(docs: &Path) -> anyhow::Result<Vec<(String, Option<Report>)>> {
         .collect()
 }
 
-/// The one-line description `cargo xtask repro --help` gives the experiment.
-fn description(slug: &str) -> String {
-    Experiment::value_variants()
+/// The one-line description of the experiment `slug` (empty for an unknown one).
+fn description(experiments: &[Experiment], slug: &str) -> String {
+    experiments
         .iter()
-        .filter_map(|e| e.to_possible_value())
-        .find(|v| v.get_name() == slug)
-        .and_then(|v| v.get_help().map(|h| h.to_string()))
+        .find(|e| e.slug == slug)
+        .map(|e| e.description.clone())
         .unwrap_or_default()
 }
 
@@ -112,8 +119,8 @@ fn figure_img(docs_from_out: &str, slug: &str, figure: &Figure) -> String {
 
 /// An experiment's card on the index: headline figure, status, best result, date and
 /// machine; a grey card with the command when it has not run.
-fn card(slug: &str, report: Option<&Report>, docs_from_out: &str) -> String {
-    let description = escape(&description(slug));
+fn card(slug: &str, description: &str, report: Option<&Report>, docs_from_out: &str) -> String {
+    let description = escape(description);
     let Some(r) = report else {
         return format!(
             "<div class=\"card missing\">\n<h2>{slug}</h2>\n<p>{description}</p>\n<p class=\"status missing\">not run yet</p>\n<p class=\"meta\"><code>cargo xtask repro {slug}</code></p>\n</div>\n"
@@ -144,10 +151,18 @@ fn card(slug: &str, report: Option<&Report>, docs_from_out: &str) -> String {
     )
 }
 
-fn index(reports: &[(String, Option<Report>)], docs_from_out: &str, crates: &[String]) -> String {
+fn index(
+    reports: &[(String, Option<Report>)],
+    experiments: &[Experiment],
+    docs_from_out: &str,
+    crates: &[String],
+) -> String {
     let cards: String = reports
         .iter()
-        .map(|(slug, report)| card(slug, report.as_ref(), docs_from_out))
+        .map(|(slug, report)| {
+            let description = description(experiments, slug);
+            card(slug, &description, report.as_ref(), docs_from_out)
+        })
         .collect();
     let api: String = crates
         .iter()
@@ -183,9 +198,9 @@ fn index(reports: &[(String, Option<Report>)], docs_from_out: &str, crates: &[St
     .render()
 }
 
-fn experiment_page(report: &Report, docs_from_out: &str) -> String {
+fn experiment_page(report: &Report, description: &str, docs_from_out: &str) -> String {
     let slug = &report.slug;
-    let mut body = format!("<p class=\"lead\">{}</p>\n", escape(&description(slug)));
+    let mut body = format!("<p class=\"lead\">{}</p>\n", escape(description));
     body += &format!(
         "<h2>Reproduce</h2>\n<pre><code>{}</code></pre>\n<p>It rewrites <code>docs/{slug}/</code>; then <code>cargo xtask docs</code> rebuilds these pages.</p>\n",
         escape(&report.command())
@@ -359,7 +374,18 @@ mod tests {
         .unwrap();
         std::fs::write(docs.join("mnist/curves.png"), b"png").unwrap();
         let out = docs.join("site");
-        let pages = write_site(&docs, &out, &["petal-nn".into()]).unwrap();
+        let experiments = [
+            Experiment {
+                slug: "mnist".into(),
+                description: "The lecture's CNN on MNIST".into(),
+            },
+            Experiment {
+                slug: "flowers102-transfer".into(),
+                description: "Transfer learning on the flowers".into(),
+            },
+        ];
+        let write = || write_site(&docs, &out, &["petal-nn".into()], &experiments).unwrap();
+        let pages = write();
         let names: Vec<String> = pages.iter().map(|p| p.display().to_string()).collect();
         assert_eq!(
             names,
@@ -381,9 +407,10 @@ mod tests {
         assert!(index.contains(r#"href="api/petal_nn/index.html""#));
         let page = std::fs::read_to_string(out.join("mnist.html")).unwrap();
         assert!(page.contains("<pre><code>cargo xtask repro mnist</code></pre>"));
+        assert!(page.contains("<p class=\"lead\">The lecture&#39;s CNN on MNIST</p>"));
         assert!(page.contains("<th>seed</th><td>42</td>"));
         assert!(page.contains("<td>cnn</td>") && page.contains("<pre>conv2d (Conv2D)</pre>"));
-        let again = write_site(&docs, &out, &["petal-nn".into()]).unwrap();
+        let again = write();
         assert_eq!(pages, again);
         assert_eq!(
             page,

@@ -1,4 +1,4 @@
-//! `cargo xtask site-test`: opens every page of a built site in headless Chromium from
+//! The browser test of a built site: opens every page of a built site in headless Chromium from
 //! `file://`, reads what the page's self-check (`checks.js`) recorded, fails on a broken
 //! image, a script or console error, a failed load, or an explainer whose predictions
 //! differ from Petal's; checks that local links resolve; and takes screenshots.
@@ -10,32 +10,25 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use serde_json::Value;
 
-use crate::paths::workspace_root;
-
-/// Flags of `cargo xtask site-test`.
-#[derive(Clone, Debug, clap::Args)]
+/// What [`site_test`](crate::site_test) opens and where it writes its screenshots.
+#[derive(Clone, Debug)]
 pub struct SiteTestOptions {
-    /// The site to test, as `cargo xtask docs --out` wrote it (relative to the workspace
-    /// root).
-    #[arg(long, default_value = "docs/site")]
+    /// The site to test, as [`build`](crate::build) wrote it.
     pub site: PathBuf,
-    /// Where to write `index.png` and `explainer.png` (default: `<site>/screenshots`;
-    /// relative to the workspace root).
-    #[arg(long)]
+    /// Where to write `index.png` and `explainer.png` (`None`: `<site>/screenshots`).
     pub screenshots: Option<PathBuf>,
     /// The Chromium binary.
-    #[arg(long, default_value = "/usr/bin/chromium")]
     pub chromium: PathBuf,
 }
 
 /// How long one page may take before the test gives up on it.
 const PAGE_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// Runs the browser test on the site.
+/// Runs the browser test on the site: prints a line per page, writes the screenshots,
+/// and fails listing every problem found.
 pub fn run(options: &SiteTestOptions) -> anyhow::Result<()> {
-    let site = workspace_root().join(&options.site);
-    let site =
-        std::fs::canonicalize(&site).with_context(|| format!("no site at {}", site.display()))?;
+    let site = std::fs::canonicalize(&options.site)
+        .with_context(|| format!("no site at {}", options.site.display()))?;
     if !options.chromium.is_file() {
         bail!(
             "{}: no Chromium there; install it (apt-get install -y chromium) or pass --chromium FILE",
@@ -78,8 +71,8 @@ pub fn run(options: &SiteTestOptions) -> anyhow::Result<()> {
     }
     let shots = options
         .screenshots
-        .as_ref()
-        .map_or_else(|| site.join("screenshots"), |s| workspace_root().join(s));
+        .clone()
+        .unwrap_or_else(|| site.join("screenshots"));
     std::fs::create_dir_all(&shots)
         .with_context(|| format!("cannot create {}", shots.display()))?;
     for (page, name, height) in [

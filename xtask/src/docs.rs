@@ -1,0 +1,107 @@
+//! `cargo xtask docs` and `cargo xtask site-test`: their flags, turned into the options
+//! of [`petal_site::build`] and [`petal_site::site_test`].
+
+use std::path::PathBuf;
+
+use clap::ValueEnum;
+
+use crate::paths::{mnist_model_path, workspace_root};
+use crate::repro::mnist::{network, MnistSplits};
+use crate::repro::Experiment;
+
+/// Flags of `cargo xtask docs`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct DocsOptions {
+    /// Where to write the site (relative to the workspace root).
+    #[arg(long, default_value = "docs/site")]
+    pub out: PathBuf,
+    /// The trained MNIST weights for the explainer (default: where `repro mnist` saves them).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Explain the model of `repro mnist --quick` instead of the full run's.
+    #[arg(long)]
+    pub quick: bool,
+    /// Skip the API docs (`cargo doc`), e.g. in CI.
+    #[arg(long)]
+    pub no_api: bool,
+}
+
+/// Flags of `cargo xtask site-test`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct SiteTestOptions {
+    /// The site to test, as `cargo xtask docs --out` wrote it (relative to the workspace
+    /// root).
+    #[arg(long, default_value = "docs/site")]
+    pub site: PathBuf,
+    /// Where to write `index.png` and `explainer.png` (default: `<site>/screenshots`;
+    /// relative to the workspace root).
+    #[arg(long)]
+    pub screenshots: Option<PathBuf>,
+    /// The Chromium binary.
+    #[arg(long, default_value = "/usr/bin/chromium")]
+    pub chromium: PathBuf,
+}
+
+/// Builds the site (and the API docs unless `--no-api`).
+pub fn run(options: &DocsOptions) -> anyhow::Result<()> {
+    let root = workspace_root();
+    let out = root.join(&options.out);
+    let model = options
+        .model
+        .clone()
+        .unwrap_or_else(|| mnist_model_path(options.quick));
+    let network = network();
+    let mnist = if options.model.is_none() && !model.is_file() {
+        // The explainer page then asks for `repro mnist`; an explicit --model must exist.
+        eprintln!(
+            "warning: no trained MNIST model at {}: the explainer stays empty until `cargo xtask repro mnist{}` has run",
+            model.display(),
+            if options.quick { " --quick" } else { "" }
+        );
+        None
+    } else {
+        // The first 1000 test digits hold five of every class.
+        Some(MnistSplits::load(true)?)
+    };
+    let pages = petal_site::build(&petal_site::SiteOptions {
+        root: root.clone(),
+        out: out.clone(),
+        experiments: experiments(),
+        explainer: mnist.as_ref().map(|mnist| petal_site::ExplainerModel {
+            network: &network,
+            weights: &model,
+            test: mnist.test(),
+        }),
+        api_docs: !options.no_api,
+    })?;
+    if !options.no_api {
+        println!("API docs in {}", out.join("api").display());
+    }
+    println!("site in {}:", out.display());
+    for page in pages {
+        println!("  {}", page.display());
+    }
+    Ok(())
+}
+
+/// Runs the browser test on the site.
+pub fn site_test(options: &SiteTestOptions) -> anyhow::Result<()> {
+    let root = workspace_root();
+    petal_site::site_test(&petal_site::SiteTestOptions {
+        site: root.join(&options.site),
+        screenshots: options.screenshots.as_deref().map(|s| root.join(s)),
+        chromium: options.chromium.clone(),
+    })
+}
+
+/// The experiments of `cargo xtask repro`, in its order, with their `--help` lines.
+fn experiments() -> Vec<petal_site::Experiment> {
+    Experiment::value_variants()
+        .iter()
+        .filter_map(|e| e.to_possible_value())
+        .map(|v| petal_site::Experiment {
+            slug: v.get_name().to_string(),
+            description: v.get_help().map(|h| h.to_string()).unwrap_or_default(),
+        })
+        .collect()
+}

@@ -12,6 +12,7 @@
 //! | [`data`] | `petal-data` | datasets, downloads, MNIST, Oxford flowers, loaders, augmentation |
 //! | [`train`] | `petal-train` | `Trainer` (compile and fit), evaluation, metrics, callbacks, history |
 //! | [`zoo`] | `petal-zoo` | LeNet-5, the bipyramidal CNN, VGG16, ResNet, MobileNetV2, EfficientNet-Lite0 |
+//! | [`doctor`] | `petal` | checks of the environment: cache, mirror, disk, datasets, weights, threads, CPU |
 //! | [`viz`] | `petal-viz` | filter grids, feature maps, saliency and Grad-CAM, training curves, confusion matrices |
 //!
 //! Users who need only a part depend on that crate alone; the names are the same.
@@ -49,6 +50,8 @@
 //! assert!(scores.accuracy > 0.9, "accuracy {}", scores.accuracy);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+
+pub mod doctor;
 
 pub use petal_data as data;
 pub use petal_nn as nn;

@@ -320,6 +320,12 @@ impl Model {
     /// it, while gradients still flow on to the input and earlier parameters. A name
     /// that is not a layer of this model is an error naming it.
     ///
+    /// In a model folded by [`Model::fold_for_inference`], the last layer folded into a
+    /// convolution is read from that convolution's fused output (which it equals); the
+    /// outputs folding removed (the convolution's own, a batch norm followed by a folded
+    /// activation) are an error naming the layer to ask for instead (see
+    /// [`Model::probed_layers`]).
+    ///
     /// ```
     /// use petal_nn::layers::{Activation, DenseConfig};
     /// use petal_nn::{Context, Sequential, Tape};
@@ -347,16 +353,78 @@ impl Model {
         let nodes = layers
             .iter()
             .map(|&name| {
-                self.nodes
+                let node = self
+                    .nodes
                     .iter()
                     .position(|n| n.layer.as_ref().is_some_and(|l| l.name() == name))
                     .ok_or_else(|| NnError::Layer {
                         layer: name.to_string(),
                         reason: "no such layer in this model".into(),
-                    })
+                    })?;
+                self.output_node(node).map_err(|reason| NnError::Layer {
+                    layer: name.to_string(),
+                    reason,
+                })
             })
             .collect::<Result<Vec<usize>>>()?;
         self.forward_probed(x, ctx, &nodes, &mut |_, _| {})
+    }
+
+    /// The layers whose outputs [`Model::forward_with_outputs`] can return, in call
+    /// order: every layer, except in a folded model the outputs folding removed.
+    ///
+    /// ```
+    /// use petal_nn::layers::{Activation, ActivationConfig, BatchNormConfig, Conv2dConfig};
+    /// use petal_nn::Sequential;
+    /// let model = Sequential::new(&[6, 6, 2], 1)
+    ///     .add(Conv2dConfig { use_bias: false, ..Conv2dConfig::new(4, 3) })?
+    ///     .add(BatchNormConfig::default())?
+    ///     .add(ActivationConfig::new(Activation::Relu))?
+    ///     .build()?;
+    /// assert_eq!(model.probed_layers(), ["conv2d", "batch_normalization", "activation"]);
+    /// // Folded, the convolution computes the activation's output and nothing else.
+    /// assert_eq!(model.fold_for_inference().probed_layers(), ["activation"]);
+    /// # Ok::<(), petal_nn::NnError>(())
+    /// ```
+    pub fn probed_layers(&self) -> Vec<&str> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.output_node(*i).is_ok())
+            .filter_map(|(_, n)| n.layer.as_deref().map(|l| l.name()))
+            .collect()
+    }
+
+    /// The layers folded into the layer of node `node`, in call order.
+    fn folded_into(&self, node: usize) -> Vec<usize> {
+        (node + 1..self.nodes.len())
+            .filter(|&k| self.nodes[k].is_folded() && self.nodes[k].inputs == [node])
+            .collect()
+    }
+
+    /// The node whose value is the output of the layer of node `node`: itself, or for the
+    /// last layer folded into a convolution that convolution; `Err(why)` when folding
+    /// removed this output.
+    fn output_node(&self, node: usize) -> std::result::Result<usize, String> {
+        let name = |k: usize| self.nodes[k].layer.as_ref().map_or("input", |l| l.name());
+        let (host, chain) = if self.nodes[node].is_folded() {
+            let host = self.nodes[node].inputs[0];
+            (host, self.folded_into(host))
+        } else {
+            (node, self.folded_into(node))
+        };
+        match chain.last() {
+            None => Ok(node),
+            Some(&last) if last == node => Ok(host),
+            Some(&last) => Err(format!(
+                "folded for inference: {} computes {}'s output in one pass, so {}'s no \
+                 longer exists; ask for {}, or use the model before fold_for_inference",
+                name(host),
+                name(last),
+                name(node),
+                name(last)
+            )),
+        }
     }
 
     /// The forward pass, returning also the outputs of the nodes `probes` (keeping their

@@ -677,3 +677,66 @@ fn layer_outputs_are_returned_without_changing_the_pass_or_its_gradients() {
         .unwrap_err();
     assert!(err.to_string().contains("nope"), "{err}");
 }
+
+/// conv -> batch norm -> ReLU6 -> global pooling -> dense, with random statistics.
+fn conv_bn_activation_model() -> Model {
+    let model = Sequential::new(&[6, 6, 2], 4)
+        .add(Conv2dConfig {
+            use_bias: false,
+            padding: Padding::Same,
+            ..Conv2dConfig::new(4, 3)
+        })
+        .unwrap()
+        .add(BatchNormConfig::default())
+        .unwrap()
+        .add(ActivationConfig::new(Activation::Relu6))
+        .unwrap()
+        .add(GlobalAvgPoolConfig::default())
+        .unwrap()
+        .add(DenseConfig::new(3))
+        .unwrap()
+        .build()
+        .unwrap();
+    with_random_statistics(model, 5)
+}
+
+#[test]
+fn a_folded_model_gives_the_last_folded_layers_output_and_its_gradient() {
+    let output_and_gradient = |model: &Model| {
+        let tape = Tape::new();
+        let x = tape.leaf(batch(&[1, 6, 6, 2], 9));
+        let ctx = Context::eval(model.store());
+        let (y, outputs) = model
+            .forward_with_outputs(&x, &ctx, &["activation"])
+            .unwrap();
+        let grads = y.sum_all().backward().unwrap();
+        let gradient = grads
+            .get(&outputs[0])
+            .expect("the gradient reaches the probed layer")
+            .clone();
+        (outputs[0].value().clone(), gradient)
+    };
+    let (plain_value, plain_gradient) = output_and_gradient(&conv_bn_activation_model());
+    let folded = conv_bn_activation_model().fold_for_inference();
+    let (folded_value, folded_gradient) = output_and_gradient(&folded);
+    assert!(plain_value.max_abs_diff(&folded_value).unwrap() < 1e-5);
+    assert!(plain_gradient.max_abs_diff(&folded_gradient).unwrap() < 1e-6);
+    assert!(plain_gradient.as_slice().iter().any(|&g| g != 0.0));
+    // The convolution's own output and the batch norm's no longer exist once folded.
+    let x = Var::constant(batch(&[1, 6, 6, 2], 9));
+    let ctx = Context::eval(folded.store());
+    for gone in ["conv2d", "batch_normalization"] {
+        let err = folded
+            .forward_with_outputs(&x, &ctx, &[gone])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(gone) && err.contains("ask for activation"),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        folded.probed_layers(),
+        ["activation", "global_average_pooling2d", "dense"]
+    );
+}

@@ -11,6 +11,14 @@ pub enum VizError {
     /// The model failed while computing a saliency map or feature maps.
     #[error(transparent)]
     Model(#[from] petal_nn::NnError),
+    /// No gradient of the class score reaches the layer (or input) to explain.
+    #[error("no gradient reaches {layer}: {reason}")]
+    NoGradient {
+        /// The layer, or `input`.
+        layer: String,
+        /// Why not.
+        reason: String,
+    },
     /// Writing or encoding the file failed.
     #[error("cannot write {path}: {reason}")]
     Write {

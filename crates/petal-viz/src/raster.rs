@@ -10,6 +10,7 @@ use plotters::style::{IntoFont, RGBColor, TextStyle};
 use crate::colormap::Colormap;
 use crate::error::{Result, VizError};
 use crate::font;
+use crate::saliency::is_constant;
 
 /// How tensor values become pixel intensities.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -88,13 +89,20 @@ pub fn heatmap_image(map: &Tensor, scaling: Scaling, colormap: Colormap) -> Resu
 }
 
 /// `heat` (a `(h, w)` map, min-max scaled) in `colormap` over `image`, mixed with weight
-/// `alpha` for the heat; the map is resized to the image if they differ.
+/// `alpha` for the heat; the map is resized to the image if they differ. A constant map
+/// is an error: min-max scaled it would be one uniform tint that looks like a finding.
 pub fn overlay(
     image: &RgbImage,
     heat: &Tensor,
     colormap: Colormap,
     alpha: f32,
 ) -> Result<RgbImage> {
+    if is_constant(heat.as_slice()) {
+        return Err(VizError::Input(format!(
+            "the heat map is constant ({} everywhere): it shows nothing to draw",
+            heat.as_slice().first().copied().unwrap_or(0.0)
+        )));
+    }
     let mut heat = heatmap_image(heat, Scaling::MinMax, colormap)?;
     if heat.dimensions() != image.dimensions() {
         heat = imageops::resize(

@@ -1,7 +1,11 @@
 //! Which pixels a class score depends on: the vanilla gradient, SmoothGrad (the gradient
 //! averaged over noisy copies) and Grad-CAM (a conv layer's maps weighted by how much the
-//! score gains from each). Each returns an `(h, w)` map at the input's resolution, for
-//! [`overlay`](crate::overlay) or [`heatmap_image`](crate::heatmap_image).
+//! score gains from each). Each gives an `(h, w)` map at the input's resolution, for
+//! [`overlay`](crate::overlay) or [`heatmap_image`](crate::heatmap_image); Grad-CAM's
+//! comes in a [`GradCam`] with the map at the layer's resolution too.
+//!
+//! When no gradient reaches the input or the chosen layer, the call is an error saying
+//! why, never a map of zeros.
 //!
 //! The model runs in inference mode (no dropout, BatchNorm's moving statistics); the
 //! score is the model's output for the class (logits, for the networks of Petal).
@@ -71,9 +75,13 @@ fn mean_gradient_map(model: &Model, batch: Tensor, class: usize) -> Result<Tenso
     let ctx = Context::eval(model.store());
     let y = model.forward(&x, &ctx)?;
     let grads = score(model, &y, class)?.backward()?;
-    let Some(g) = grads.get(&x) else {
-        return Ok(Tensor::zeros(&[h, w]));
-    };
+    let g = grads.get(&x).ok_or_else(|| VizError::NoGradient {
+        layer: "input".into(),
+        reason: format!(
+            "the score of class {class} does not depend on the input \
+             (is the model running inside no_grad?)"
+        ),
+    })?;
     let mut map = vec![0.0f32; h * w];
     for image in g.as_slice().chunks(h * w * c) {
         for (p, pixel) in image.chunks(c).enumerate() {
@@ -122,9 +130,91 @@ pub fn smooth_grad(
     mean_gradient_map(model, Tensor::from_vec(&[samples, h, w, c], noisy)?, class)
 }
 
-/// Grad-CAM: the maps `A_k` of the conv layer `layer` weighted by `alpha_k`, the spatial
-/// mean of `d score / d A_k`, summed, ReLU'd, and resized bilinearly to the input.
-pub fn grad_cam(model: &Model, image: &Tensor, class: usize, layer: &str) -> Result<Tensor> {
+/// A Grad-CAM map and what it explains.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GradCam {
+    /// The layer whose feature maps were weighted.
+    pub layer: String,
+    /// The class explained.
+    pub class: usize,
+    /// The map at the layer's resolution `(mh, mw)` (e.g. 7x7), ReLU'd, not rescaled.
+    pub coarse: Tensor,
+    /// The map resized bilinearly to the input, `(h, w)`, for drawing.
+    pub map: Tensor,
+}
+
+impl GradCam {
+    /// True when every value of the map is the same (typically all zero: no location of
+    /// the layer speaks for the class). Such a map shows nothing; [`overlay`](crate::overlay)
+    /// refuses to draw it.
+    pub fn is_flat(&self) -> bool {
+        is_constant(self.coarse.as_slice())
+    }
+
+    /// The `(row, column)` of the largest value of [`GradCam::map`] (the first if tied).
+    pub fn peak(&self) -> (usize, usize) {
+        let width = self.map.shape()[1];
+        let (best, _) = self
+            .map
+            .as_slice()
+            .iter()
+            .enumerate()
+            .fold((0, f32::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b });
+        (best / width, best % width)
+    }
+}
+
+/// Whether all values are equal (up to float rounding relative to their size).
+pub(crate) fn is_constant(values: &[f32]) -> bool {
+    let (lo, hi) = values
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    hi - lo <= 1e-6 * lo.abs().max(hi.abs())
+}
+
+/// The last layer, in call order, whose output is feature maps `(h, w, channels)` larger
+/// than 1x1 and can be read in this model (in a folded model, the last layer folded into
+/// a convolution): the usual Grad-CAM layer, the model's last convolutional block.
+/// `None` for a model without spatial feature maps.
+pub fn last_feature_map_layer(model: &Model) -> Option<String> {
+    let readable = model.probed_layers();
+    model
+        .summary()
+        .rows
+        .into_iter()
+        .rev()
+        .find(|r| {
+            matches!(*r.output_shape, [h, w, _] if h * w > 1) && readable.contains(&r.name.as_str())
+        })
+        .map(|r| r.name)
+}
+
+/// Grad-CAM: the maps `A_k` of the layer `layer` (feature maps `(h, w, channels)`)
+/// weighted by `alpha_k`, the spatial mean of `d score / d A_k`, summed and ReLU'd.
+///
+/// Errors, each naming the layer: a layer the model lacks or whose output folding
+/// removed; an output that is not feature maps; a layer the class score does not depend
+/// on, or that was not recorded (e.g. called inside [`no_grad`](petal_nn::no_grad)), so
+/// that no gradient reaches it. A map that comes out constant is returned with
+/// [`GradCam::is_flat`] true.
+///
+/// ```
+/// use petal_nn::layers::{Activation, Conv2dConfig, DenseConfig, GlobalAvgPoolConfig};
+/// use petal_nn::Sequential;
+/// use petal_tensor::Tensor;
+/// use petal_viz::saliency::grad_cam;
+/// let model = Sequential::new(&[4, 4, 1], 0)
+///     .add(Conv2dConfig { activation: Activation::Relu, ..Conv2dConfig::new(2, 1) })?
+///     .add(GlobalAvgPoolConfig::default())?
+///     .add(DenseConfig::new(2))?
+///     .build()?;
+/// let image = Tensor::from_vec(&[4, 4, 1], (0..16).map(|v| v as f32 / 16.0).collect())?;
+/// let cam = grad_cam(&model, &image, 1, "conv2d")?;
+/// assert_eq!((cam.coarse.shape(), cam.map.shape()), (&[4, 4][..], &[4, 4][..]));
+/// assert!(grad_cam(&model, &image, 1, "dense").is_err()); // not feature maps
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn grad_cam(model: &Model, image: &Tensor, class: usize, layer: &str) -> Result<GradCam> {
     let (h, w, _) = image_dims(image)?;
     let tape = Tape::new();
     let x = tape.leaf(as_batch(image)?);
@@ -138,10 +228,21 @@ pub fn grad_cam(model: &Model, image: &Tensor, class: usize, layer: &str) -> Res
             maps.value().shape()
         )));
     };
-    let grads = score(model, &y, class)?.backward()?;
-    let Some(g) = grads.get(maps) else {
-        return Ok(Tensor::zeros(&[h, w]));
+    let no_gradient = |reason: &str| VizError::NoGradient {
+        layer: layer.to_string(),
+        reason: reason.to_string(),
     };
+    if maps.node().is_none() {
+        return Err(no_gradient(
+            "its output was not recorded on the tape (is grad_cam running inside no_grad?)",
+        ));
+    }
+    let grads = score(model, &y, class)?.backward()?;
+    let g = grads.get(maps).ok_or_else(|| {
+        no_gradient(&format!(
+            "the score of class {class} does not depend on its output"
+        ))
+    })?;
     let mut alpha = vec![0.0f32; k];
     g.as_slice()
         .chunks(k)
@@ -160,7 +261,12 @@ pub fn grad_cam(model: &Model, image: &Tensor, class: usize, layer: &str) -> Res
                 .max(0.0)
         })
         .collect();
-    resize_bilinear(&cam, (mh, mw), (h, w))
+    Ok(GradCam {
+        layer: layer.to_string(),
+        class,
+        map: resize_bilinear(&cam, (mh, mw), (h, w))?,
+        coarse: Tensor::from_vec(&[mh, mw], cam)?,
+    })
 }
 
 /// Resizes a `(h, w)` map with bilinear interpolation, pixel centres aligned.

@@ -146,10 +146,18 @@ pub fn saliency(
             ));
         }
         let cam = grad_cam(model, &input.image, class, cam_layer)?;
-        tiles.push(Tile::new(
-            overlay(&picture, &cam, Colormap::Jet, 0.45)?,
-            format!("Grad-CAM\n{cam_layer}"),
-        ));
+        tiles.push(if cam.is_flat() {
+            // A constant map shows nothing: the plain input, said so.
+            Tile::new(
+                picture,
+                format!("Grad-CAM flat\nno evidence in {cam_layer}"),
+            )
+        } else {
+            Tile::new(
+                overlay(&picture, &cam.map, Colormap::Jet, 0.45)?,
+                format!("Grad-CAM\n{cam_layer}"),
+            )
+        });
     }
     let columns = if gradients { 4 } else { 6 };
     let grid = image_grid(

@@ -127,7 +127,7 @@ impl Pickle {
         Machine::default().run(reader)
     }
 
-    /// The value is the integer `value`.
+    /// Whether the pickled value is the integer `value`.
     pub fn is_int(&self, value: i128) -> bool {
         self.values[self.root] == Value::Int(value)
     }

@@ -51,7 +51,7 @@ pub(super) fn read(
             .read_exact(&mut count)
             .map_err(|_| bad(format!("truncated: storage {key} has no element count")))?;
         let count = u64::from_le_bytes(count);
-        let left = file_info.length - reader.stream_position().map_err(io)?;
+        let left = (file_info.length).saturating_sub(reader.stream_position().map_err(io)?);
         let bytes = count.checked_mul(dtype.size() as u64).filter(|&b| b <= left);
         let Some(bytes) = bytes else {
             return Err(bad(format!(

@@ -151,7 +151,8 @@ impl Plan {
 }
 
 /// Builds the tensors `wanted` from the values of storage `key` into `out`. Every view
-/// is checked against the storage first; the last tensor takes the values themselves
+/// is checked against the storage first (it must lie inside it and, not overlapping
+/// itself, hold at most as many elements); the last tensor takes the values themselves
 /// when it is the whole storage.
 fn build_tensors(
     key: &str,
@@ -160,6 +161,15 @@ fn build_tensors(
     out: &mut StateDict,
 ) -> Result<(), String> {
     for (name, spec) in &wanted {
+        let elements = spec.view.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+        if elements.is_none_or(|n| n > values.len()) {
+            return Err(format!(
+                "tensor {name} (shape {:?}, stride {:?}) has more elements than its storage {key} ({}): overlapping views (expanded, stride 0) are not read",
+                spec.view.shape,
+                spec.view.stride,
+                values.len()
+            ));
+        }
         let fits = spec.view.extent().is_some_and(|end| end <= values.len());
         if !fits {
             return Err(format!(
@@ -189,4 +199,38 @@ fn build_tensors(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::View;
+
+    fn spec(name: &str, shape: &[usize], stride: &[usize]) -> (String, TensorSpec) {
+        let view = View {
+            offset: 0,
+            shape: shape.to_vec(),
+            stride: stride.to_vec(),
+        };
+        let storage = "0".to_string();
+        (name.to_string(), TensorSpec { storage, dtype: Dtype::F32, view })
+    }
+
+    #[test]
+    fn overlapping_or_overflowing_views_are_refused() {
+        let values = vec![1.0; 4];
+        let mut out = StateDict::new();
+        // An expanded (stride 0) view would repeat one element 2^40 times.
+        let expanded = spec("expanded", &[1 << 20, 1 << 20], &[0, 0]);
+        let error = build_tensors("0", values.clone(), vec![expanded], &mut out).unwrap_err();
+        assert!(error.contains("overlapping views"), "{error}");
+        let overflow = spec("overflow", &[usize::MAX, 2, 0], &[1, 1, 1]);
+        assert!(build_tensors("0", values, vec![overflow], &mut out).is_err());
+        // Two tensors of one storage: the first gathered, the last takes the values.
+        let whole = spec("whole", &[2, 2], &[2, 1]);
+        let column = spec("column", &[2], &[2]);
+        build_tensors("0", vec![1., 2., 3., 4.], vec![column, whole], &mut out).unwrap();
+        assert_eq!(out["column"].tensor.as_slice(), [1., 3.]);
+        assert_eq!(out["whole"].tensor.as_slice(), [1., 2., 3., 4.]);
+    }
 }

@@ -4,6 +4,7 @@
 
 mod bench;
 mod classify;
+mod convert;
 mod docs;
 mod doctor;
 mod download;
@@ -55,6 +56,8 @@ enum Command {
     Classify(classify::ClassifyOptions),
     /// Time the same workloads in Petal and PyTorch (PETAL_BENCH_PYTHON), side by side.
     Bench(bench::BenchOptions),
+    /// Convert a PyTorch .pth checkpoint (either format) to safetensors, without running its pickle.
+    Convert(convert::ConvertArgs),
     /// Build the API docs and the static site (docs/site/) with the CNN explainer.
     Docs(docs::DocsOptions),
     /// Open every page of a built site in headless Chromium: images, errors, the explainer.
@@ -83,6 +86,7 @@ fn main() -> anyhow::Result<()> {
         } => repro::run_target(experiment, &options),
         Command::Bench(options) => bench::run(&options),
         Command::Classify(options) => classify::run(&options),
+        Command::Convert(args) => convert::run(&args),
         Command::PhotoFolder(options) => download::photo_folder(&options),
         Command::Docs(options) => docs::run(&options),
         Command::SiteTest(options) => docs::site_test(&options),

@@ -38,6 +38,6 @@ pub use error::ZooError;
 pub use lenet::lenet5;
 pub use mobilenet_v2::mobilenet_v2;
 pub use options::{Options, Pooling};
-pub use pretrained::{load_pretrained, Arch};
+pub use pretrained::{assign_pretrained, load_pretrained, Arch};
 pub use resnet::{resnet18, resnet50};
 pub use vgg::vgg16;

@@ -104,7 +104,18 @@ const PARAMS: [(&str, &str); 7] = [
 /// source tensor, every unused file tensor and every shape mismatch (shapes in Petal's
 /// layout).
 pub fn load_pretrained(model: &mut Model, arch: Arch, path: &Path) -> Result<(), WeightsError> {
-    let mut file = read_pytorch_tensors(path)?;
+    assign_pretrained(model, arch, read_pytorch_tensors(path)?, path)
+}
+
+/// [`load_pretrained`] with the tensors already read (by their PyTorch names and in
+/// PyTorch layout, without the `num_batches_tracked` counters) from `path`, which errors
+/// name: the entry point for other checkpoint formats (petal-interop's `.pth` reader).
+pub fn assign_pretrained(
+    model: &mut Model,
+    arch: Arch,
+    mut file: BTreeMap<String, Tensor>,
+    path: &Path,
+) -> Result<(), WeightsError> {
     let uses_classifier = model.store().iter().any(|(_, param)| {
         source_tensor(arch, &param.name)
             .is_some_and(|(source, _)| source.starts_with(arch.classifier_prefix()))

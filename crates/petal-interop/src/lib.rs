@@ -1,0 +1,21 @@
+//! Petal and the rest of the ecosystem: PyTorch checkpoints.
+//!
+//! [`pth::read_state_dict`] reads a `.pth` file in either format torch has written (the
+//! zip archive of today and the legacy pickle stream of before 2020) into f32 tensors by
+//! name, with a [`pickle`] reader that never executes anything: any global outside a
+//! short allow-list (`os.system`, `builtins.eval`, ...) is refused by name.
+//! [`load_pth`] loads a torchvision-named checkpoint into a zoo model, and
+//! [`convert_to_safetensors`] writes a checkpoint as safetensors, in Petal's names and
+//! layout or in the source's own (`cargo xtask convert`).
+
+mod convert;
+mod error;
+mod load;
+pub mod pickle;
+pub mod pth;
+mod storage;
+
+pub use convert::{convert_to_safetensors, ConvertOptions, Converted};
+pub use error::InteropError;
+pub use load::load_pth;
+pub use storage::{Dtype, View};

@@ -10,7 +10,6 @@ use plotters::style::{IntoFont, RGBColor, TextStyle};
 use crate::colormap::Colormap;
 use crate::error::{Result, VizError};
 use crate::font;
-use crate::saliency::is_constant;
 
 /// How tensor values become pixel intensities.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -39,6 +38,14 @@ impl Scaling {
             .map(|v| ((v - lo) / (hi - lo)).clamp(0.0, 1.0))
             .collect()
     }
+}
+
+/// Whether all values are equal (up to float rounding relative to their size).
+pub(crate) fn is_constant(values: &[f32]) -> bool {
+    let (lo, hi) = values
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    hi - lo <= 1e-6 * lo.abs().max(hi.abs())
 }
 
 /// The `(height, width, channels)` of an image tensor, with or without a batch axis of 1.

@@ -17,7 +17,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 
 use crate::error::{Result, VizError};
-use crate::raster::image_dims;
+use crate::raster::{image_dims, is_constant};
 
 /// SmoothGrad's settings.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -162,14 +162,6 @@ impl GradCam {
             .fold((0, f32::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b });
         (best / width, best % width)
     }
-}
-
-/// Whether all values are equal (up to float rounding relative to their size).
-pub(crate) fn is_constant(values: &[f32]) -> bool {
-    let (lo, hi) = values
-        .iter()
-        .fold((f32::MAX, f32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
-    hi - lo <= 1e-6 * lo.abs().max(hi.abs())
 }
 
 /// The last layer, in call order, whose output is feature maps `(h, w, channels)` larger

@@ -53,7 +53,10 @@ pub fn convert_to_safetensors(
         Some(arch) => {
             let mut model = arch.build(&Options::default())?;
             load_pth(&mut model, arch, input, &options.read)?;
-            let params = model.store().iter().map(|(_, p)| (p.name.as_str(), &p.value));
+            let params = model
+                .store()
+                .iter()
+                .map(|(_, p)| (p.name.as_str(), &p.value));
             (model.store().iter().count(), encode_tensors(params, None))
         }
         None => {

@@ -52,7 +52,8 @@ fn every_tensor_equals_the_safetensors_fixture_bit_for_bit() {
     for (name, expected) in &reference {
         let got = &state[name].tensor;
         assert_eq!(got.shape(), expected.shape(), "{name}");
-        let bits = |t: &petal_tensor::Tensor| t.as_slice().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        let bits =
+            |t: &petal_tensor::Tensor| t.as_slice().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         assert!(bits(got) == bits(expected), "{name} differs");
     }
 }
@@ -89,5 +90,8 @@ fn mobilenet_v2_from_pth_matches_torchvision() {
     let message = load_pth(&mut resnet, Arch::ResNet18, &pth, &ReadOptions::default())
         .unwrap_err()
         .to_string();
-    assert!(message.contains("mobilenet_v2.pth: the weights do not match the model"), "{message}");
+    assert!(
+        message.contains("mobilenet_v2.pth: the weights do not match the model"),
+        "{message}"
+    );
 }

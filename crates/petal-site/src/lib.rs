@@ -9,6 +9,7 @@
 
 mod browser;
 mod explainer;
+mod lessons;
 mod page;
 mod reports;
 mod site;

@@ -102,12 +102,29 @@ impl Report {
         }
     }
 
-    /// The command that reproduces the report.
+    /// The command that reproduces the report: the one that wrote it, without the flags
+    /// that only say how that run went (`--resume`).
     pub fn command(&self) -> String {
         let args = self
             .text("command")
             .map_or_else(|| format!("repro {}", self.slug), str::to_string);
-        format!("cargo xtask {args}")
+        let args: Vec<&str> = args
+            .split_whitespace()
+            .filter(|a| *a != "--resume")
+            .collect();
+        format!("cargo xtask {}", args.join(" "))
+    }
+
+    /// The seconds its runs trained, summed (the `seconds` of each row of `runs` or
+    /// `rows`); `None` when the report records none.
+    pub fn training_seconds(&self) -> Option<f64> {
+        let seconds: Vec<f64> = ["runs", "rows"]
+            .iter()
+            .filter_map(|k| self.metrics.get(*k)?.as_array())
+            .flatten()
+            .filter_map(|row| row.get("seconds")?.as_f64())
+            .collect();
+        (!seconds.is_empty()).then(|| seconds.iter().sum())
     }
 
     /// The best test accuracy over the report's runs, with the run's name.

@@ -7,9 +7,10 @@ use std::path::{Component, Path, PathBuf};
 use anyhow::Context as _;
 use serde_json::{Map, Value};
 
+use crate::lessons::{how_to_read, Lesson};
 use crate::page::{escape, Page};
 use crate::reports::{Figure, Report};
-use crate::tables::{cell, is_empty, is_list_of_objects, table};
+use crate::tables::{cell, grids, is_empty, is_grid_list, is_list_of_objects, label, table};
 use crate::Experiment;
 
 const STYLE: &str = include_str!("assets/style.css");
@@ -57,12 +58,13 @@ pub fn write_site(
         &index(&reports, experiments, &docs_from_out, crates),
         true,
     )?;
+    let ran: Vec<&Report> = reports.iter().filter_map(|(_, r)| r.as_ref()).collect();
     for (_, report) in &reports {
         if let Some(report) = report {
             let description = description(experiments, &report.slug);
             write(
                 &format!("{}.html", report.slug),
-                &experiment_page(report, &description, &docs_from_out),
+                &experiment_page(report, &description, &docs_from_out, &ran),
                 true,
             )?;
         }
@@ -198,28 +200,45 @@ fn index(
     .render()
 }
 
-fn experiment_page(report: &Report, description: &str, docs_from_out: &str) -> String {
+/// The lecture's claim for the experiment and what Petal measured, with the verdict.
+fn lesson_section(report: &Report, others: &[&Report]) -> String {
+    let Some(lesson) = Lesson::of(&report.slug) else {
+        return String::new();
+    };
+    let mut html = format!(
+        "<h2>What the lecture shows</h2>\n<p class=\"claim\">{}</p>\n",
+        escape(lesson.claim)
+    );
+    if let Some(finding) = lesson.finding(report, others) {
+        let (label, class) = finding.verdict.label();
+        html += &format!(
+            "<h2>What Petal measured</h2>\n<p class=\"finding\"><span class=\"verdict {class}\">{label}</span> {}</p>\n",
+            escape(&finding.measured)
+        );
+    }
+    html
+}
+
+fn experiment_page(
+    report: &Report,
+    description: &str,
+    docs_from_out: &str,
+    others: &[&Report],
+) -> String {
     let slug = &report.slug;
     let mut body = format!("<p class=\"lead\">{}</p>\n", escape(description));
-    body += &format!(
-        "<h2>Reproduce</h2>\n<pre><code>{}</code></pre>\n<p>It rewrites <code>docs/{slug}/</code>; then <code>cargo xtask docs</code> rebuilds these pages.</p>\n",
-        escape(&report.command())
-    );
     if report.quick() {
         body += "<p class=\"status quick\">This report is a --quick smoke run, not the full experiment.</p>\n";
     }
-    let meta: Vec<String> = [report.date(), report.machine()]
-        .into_iter()
-        .flatten()
-        .collect();
-    if !meta.is_empty() {
-        body += &format!("<p class=\"meta\">Run {}</p>\n", escape(&meta.join(" on ")));
-    }
+    body += &lesson_section(report, others);
     if !report.figures.is_empty() {
         body += "<h2>Figures</h2>\n<div class=\"figures\">\n";
         for f in &report.figures {
+            let note = how_to_read(&f.path).map_or(String::new(), |n| {
+                format!("<span class=\"look\">{}</span>", escape(n))
+            });
             body += &format!(
-                "<figure>{}<figcaption>{}</figcaption></figure>\n",
+                "<figure>{}<figcaption>{}{note}</figcaption></figure>\n",
                 figure_img(docs_from_out, slug, f),
                 escape(&f.caption)
             );
@@ -230,6 +249,7 @@ fn experiment_page(report: &Report, description: &str, docs_from_out: &str) -> S
     if let Some(summary) = report.text("summary") {
         body += &format!("<h2>Model</h2>\n<pre>{}</pre>\n", escape(summary));
     }
+    body += &reproduce_section(report);
     Page {
         title: slug,
         root: "",
@@ -237,6 +257,41 @@ fn experiment_page(report: &Report, description: &str, docs_from_out: &str) -> S
         scripts: &[],
     }
     .render()
+}
+
+/// The command that rewrites the report, how long its training took and where.
+fn reproduce_section(report: &Report) -> String {
+    let mut html = format!(
+        "<h2>Reproduce</h2>\n<pre><code>{}</code></pre>\n",
+        escape(&report.command())
+    );
+    let took = report.training_seconds().map(|s| match s {
+        s if s < 90.0 => format!("{s:.0} s"),
+        s => format!("{:.0} min", s / 60.0),
+    });
+    let machine = report
+        .machine()
+        .map(|m| format!(" on {m}"))
+        .unwrap_or_default();
+    let date = report
+        .date()
+        .map(|d| format!(" (run {d})"))
+        .unwrap_or_default();
+    let what = match &took {
+        Some(took) => format!("Its training took {took}"),
+        None => "Run".to_string(),
+    };
+    if took.is_some() || !machine.is_empty() || !date.is_empty() {
+        html += &format!(
+            "<p class=\"meta\">{}</p>\n",
+            escape(&format!("{what}{machine}{date}."))
+        );
+    }
+    html += &format!(
+        "<p>It rewrites <code>docs/{}/</code>; then <code>cargo xtask docs</code> rebuilds these pages.</p>\n",
+        report.slug
+    );
+    html
 }
 
 /// A JSON report's fields: scalars and short lists in a facts table, each list of
@@ -249,8 +304,10 @@ fn json_sections(metrics: &Map<String, Value>, skip: &[&str]) -> String {
         .iter()
         .filter(|(k, v)| !skip.contains(&k.as_str()) && !is_empty(v));
     for (key, value) in shown {
-        let title = escape(&key.replace('_', " "));
-        if is_list_of_objects(value) {
+        let title = escape(&label(key));
+        if is_grid_list(value) {
+            tables += &format!("<h2>{title}</h2>\n{}", grids(value));
+        } else if is_list_of_objects(value) {
             tables += &format!(
                 "<h2>{title}</h2>\n{}",
                 table(value.as_array().expect("a list"))
@@ -263,8 +320,8 @@ fn json_sections(metrics: &Map<String, Value>, skip: &[&str]) -> String {
         } else if let Value::Object(inner) = value {
             for (k, v) in inner.iter().filter(|(_, v)| !is_empty(v)) {
                 facts += &format!(
-                    "<tr><th>{title}.{}</th><td>{}</td></tr>\n",
-                    escape(k),
+                    "<tr><th>{title}: {}</th><td>{}</td></tr>\n",
+                    escape(&label(k)),
                     cell(k, v)
                 );
             }
@@ -408,7 +465,13 @@ mod tests {
         let page = std::fs::read_to_string(out.join("mnist.html")).unwrap();
         assert!(page.contains("<pre><code>cargo xtask repro mnist</code></pre>"));
         assert!(page.contains("<p class=\"lead\">The lecture&#39;s CNN on MNIST</p>"));
-        assert!(page.contains("<th>seed</th><td>42</td>"));
+        assert!(page.contains("<th>Seed</th><td>42</td>"));
+        // The lecture's claim, and the verdict computed from the run's 99%.
+        assert!(page.contains("<h2>What the lecture shows</h2>"));
+        assert!(
+            page.contains("<span class=\"verdict agrees\">agrees with the lecture</span>"),
+            "{page}"
+        );
         assert!(page.contains("<td>cnn</td>") && page.contains("<pre>conv2d (Conv2D)</pre>"));
         let again = write();
         assert_eq!(pages, again);

@@ -5,11 +5,54 @@ use serde_json::{Map, Value};
 
 use super::page::escape;
 
-/// Columns that name a row, shown first when present.
-const NAMING_COLUMNS: [&str; 2] = ["name", "workload"];
+/// Known columns in reading order, with their names on the page: what a row is, how
+/// long it trained, how well it did (train, validation, test), what it cost, then its
+/// provenance. Other columns follow by name.
+const COLUMNS: [(&str, &str); 22] = [
+    ("name", "Run"),
+    ("workload", "Workload"),
+    ("image", "Photo"),
+    ("top5", "Top 5 classes"),
+    ("epochs", "Epochs"),
+    ("history.stop_reason", "Stopped early because"),
+    ("train_accuracy", "Train accuracy"),
+    ("val_accuracy", "Validation accuracy"),
+    ("test_accuracy", "Test accuracy"),
+    ("test_accuracy_std", "Test accuracy (std over seeds)"),
+    ("seeds", "Seeds"),
+    ("test_top5_accuracy", "Test top-5 accuracy"),
+    ("test_loss", "Test loss"),
+    ("seconds", "Training seconds"),
+    ("images_per_second", "Images / s"),
+    ("unit", "Unit"),
+    ("petal.median", "Petal (median)"),
+    ("pytorch.median", "PyTorch (median)"),
+    ("ratio", "Petal / PyTorch"),
+    ("petal.peak_rss_mb", "Petal peak MiB"),
+    ("pytorch.peak_rss_mb", "PyTorch peak MiB"),
+    ("weights_sha256", "Weights SHA-256"),
+];
 
-/// A table of `rows` (JSON objects): the naming columns first, then the others by name
-/// (JSON objects keep no order). Nested objects contribute their scalar fields as
+/// A field's name on the page: the known ones as [`COLUMNS`] names them, others with
+/// spaces for underscores and dots and a capital first letter.
+pub fn label(key: &str) -> String {
+    if let Some((_, name)) = COLUMNS.iter().find(|(k, _)| *k == key) {
+        return (*name).to_string();
+    }
+    let spaced = key.replace(['_', '.'], " ");
+    let mut chars = spaced.chars();
+    chars
+        .next()
+        .map_or(String::new(), |c| c.to_uppercase().chain(chars).collect())
+}
+
+/// Where `key` goes among the columns: the known ones in their order, then the rest.
+fn rank(key: &str) -> (usize, &str) {
+    let known = COLUMNS.iter().position(|(k, _)| *k == key);
+    (known.unwrap_or(COLUMNS.len()), key)
+}
+
+/// A table of `rows` (JSON objects), the columns in a reading order (see [`COLUMNS`]). Nested objects contribute their scalar fields as
 /// `outer.inner` columns; columns that are empty in every row are left out.
 pub fn table(rows: &[Value]) -> String {
     let flat: Vec<Vec<(String, &Value)>> = rows
@@ -25,10 +68,10 @@ pub fn table(rows: &[Value]) -> String {
             }
         }
     }
-    columns.sort_by_key(|c| (!NAMING_COLUMNS.contains(c), *c));
+    columns.sort_by_key(|c| rank(c));
     let head: String = columns
         .iter()
-        .map(|c| format!("<th>{}</th>", escape(&c.replace('_', " "))))
+        .map(|c| format!("<th>{}</th>", escape(&label(c))))
         .collect();
     let body: String = flat
         .iter()
@@ -94,6 +137,8 @@ pub fn cell(key: &str, value: &Value) -> String {
         Value::String(s) if key.ends_with("sha256") && s.len() > 12 => {
             format!("<code title=\"{}\">{}…</code>", escape(s), escape(&s[..12]))
         }
+        // A path of the machine that wrote the report means nothing to a reader: its file name.
+        Value::String(s) if s.starts_with('/') => escape(s.rsplit('/').next().unwrap_or(s)),
         Value::String(s) => escape(s),
         Value::Array(items) => items
             .iter()
@@ -109,6 +154,53 @@ pub fn cell(key: &str, value: &Value) -> String {
             }),
         Value::Object(_) => escape(&value.to_string()),
     }
+}
+
+/// `true` for a list of `[name, matrix of numbers]` pairs, such as conv-demo's maps.
+pub fn is_grid_list(value: &Value) -> bool {
+    value.as_array().is_some_and(|items| {
+        !items.is_empty() && items.iter().all(|pair| grid_pair(pair).is_some())
+    })
+}
+
+fn grid_pair(pair: &Value) -> Option<(&str, Vec<Vec<f64>>)> {
+    let [name, rows] = pair.as_array()?.as_slice() else {
+        return None;
+    };
+    let rows: Option<Vec<Vec<f64>>> = rows
+        .as_array()?
+        .iter()
+        .map(|row| row.as_array()?.iter().map(Value::as_f64).collect())
+        .collect();
+    Some((name.as_str()?, rows.filter(|r| !r.is_empty())?))
+}
+
+/// Each `[name, matrix]` pair as a small table of numbers with the name as caption,
+/// side by side.
+pub fn grids(value: &Value) -> String {
+    let tables: String = value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(grid_pair)
+        .map(|(name, rows)| {
+            let body: String = rows
+                .iter()
+                .map(|row| {
+                    let cells: String = row
+                        .iter()
+                        .map(|x| format!("<td>{}</td>", number("", *x, x.fract() != 0.0)))
+                        .collect();
+                    format!("<tr>{cells}</tr>")
+                })
+                .collect();
+            format!(
+                "<table class=\"grid\"><caption>{}</caption>{body}</table>\n",
+                escape(&name.replace('_', " "))
+            )
+        })
+        .collect();
+    format!("<div class=\"grids\">\n{tables}</div>\n")
 }
 
 fn number(key: &str, x: f64, float: bool) -> String {
@@ -139,13 +231,34 @@ mod tests {
             json!({"name": "b<", "test_accuracy": 0.5, "extra": 3}),
         ];
         let html = table(&rows);
-        assert!(html.contains("<th>name</th><th>extra</th><th>petal.median</th><th>test accuracy</th><th>weights sha256</th>"), "{html}");
+        assert!(html.contains("<th>Run</th><th>Test accuracy</th><th>Petal (median)</th><th>Weights SHA-256</th><th>Extra</th>"), "{html}");
         assert!(!html.contains("stop_reason") && !html.contains("history"));
         assert!(html.contains("<td class=\"num\">99.22%</td>"));
         assert!(html.contains("<td class=\"num\">1130.0</td>"));
         assert!(html.contains("<code title=\"0123456789abcdef\">0123456789ab…</code>"));
         assert!(html.contains("<td>b&lt;</td>"));
         assert!(html.contains("<td class=\"num\">3</td>"));
+    }
+
+    #[test]
+    fn matrices_become_tables_and_paths_their_file_names() {
+        let maps = json!([["diagonal_stride2", [[3.0, -3.0], [-3.0, 0.5]]]]);
+        assert!(is_grid_list(&maps) && !is_grid_list(&json!([["a", 1]])));
+        let html = grids(&maps);
+        assert!(
+            html.contains("<caption>diagonal stride2</caption>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<tr><td>3</td><td>-3</td></tr><tr><td>-3</td><td>0.5</td></tr>"),
+            "{html}"
+        );
+        assert_eq!(
+            cell("image", &json!("/home/me/shared/images/chelsea.png")),
+            "chelsea.png"
+        );
+        assert_eq!(label("history.stop_reason"), "Stopped early because");
+        assert_eq!(label("published_top1"), "Published top1");
     }
 
     #[test]

@@ -63,13 +63,31 @@ fn write_png(rows: &[Vec<f32>], scale: u32, path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The image, then each filter as rows of 3.
+fn image_and_filters(image: &Tensor) -> Vec<(String, Vec<Vec<f32>>)> {
+    let filters = FILTERS.iter().map(|(name, taps)| {
+        (
+            format!("{name} filter"),
+            taps.chunks(3).map(<[f32]>::to_vec).collect(),
+        )
+    });
+    std::iter::once(("image".to_string(), channel(image, 0)))
+        .chain(filters)
+        .collect()
+}
+
 #[derive(Serialize)]
 struct Report {
     #[serde(flatten)]
     info: RunInfo,
+    /// The 6x6 image and the two 3x3 filters, as the slides show them.
+    image_and_filters: Vec<(String, Vec<Vec<f32>>)>,
     maps: Vec<(String, Vec<Vec<f32>>)>,
     photo: Option<String>,
 }
+
+/// The photo of the edge filters, relative to the workspace (recorded as such).
+const PHOTO: &str = "../shared/images/chelsea.png";
 
 pub fn run(options: &ReproOptions, output: &Path) -> anyhow::Result<()> {
     let pixels = IMAGE
@@ -115,7 +133,7 @@ pub fn run(options: &ReproOptions, output: &Path) -> anyhow::Result<()> {
         println!();
     }
 
-    let photo_path = workspace_root().join("../shared/images/chelsea.png");
+    let photo_path = workspace_root().join(PHOTO);
     let photo = match image::open(&photo_path) {
         Ok(photo) => {
             let gray = photo.to_luma32f();
@@ -138,7 +156,7 @@ pub fn run(options: &ReproOptions, output: &Path) -> anyhow::Result<()> {
                 write_png(&magnitude, 1, &path)?;
             }
             println!("edge maps of {} written", photo_path.display());
-            Some(photo_path.display().to_string())
+            Some(PHOTO.to_string())
         }
         Err(e) => {
             println!(
@@ -152,6 +170,7 @@ pub fn run(options: &ReproOptions, output: &Path) -> anyhow::Result<()> {
         output,
         &Report {
             info: RunInfo::new(Experiment::ConvDemo, options),
+            image_and_filters: image_and_filters(&image),
             maps,
             photo,
         },

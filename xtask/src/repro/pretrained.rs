@@ -59,12 +59,13 @@ pub fn run_pretrained(options: &ReproOptions, output: &Path) -> anyhow::Result<(
         for p in &best {
             println!("  {:<40} {:>6.2}%", p.name, p.probability * 100.0);
         }
+        let file_name = photo.file_name().unwrap_or_default().to_string_lossy();
         explained.push(Explained {
             image: classifier.input(&photo)?,
-            caption: short(&photo.file_name().unwrap_or_default().to_string_lossy()),
+            caption: short(&file_name),
         });
         results.push(Classified {
-            image: photo.display().to_string(),
+            image: file_name.into_owned(),
             top5: best.into_iter().map(|p| (p.name, p.probability)).collect(),
         });
     }

@@ -1,0 +1,536 @@
+//! What each experiment of the lecture shows, and whether Petal's run agrees: the
+//! lecture's claim in our own words, a finding computed from the report's figures (never
+//! a fixed sentence), and what to look at in each kind of figure.
+
+use serde_json::Value;
+
+use crate::reports::Report;
+
+/// How a measurement stands against the lecture's claim.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The figures say what the lecture says.
+    Agrees,
+    /// The figures say otherwise.
+    Disagrees,
+    /// The differences are too small (or the run too short) to decide.
+    NotClaimed,
+}
+
+impl Verdict {
+    /// The word shown on the page, and its CSS class.
+    pub fn label(self) -> (&'static str, &'static str) {
+        match self {
+            Verdict::Agrees => ("agrees with the lecture", "agrees"),
+            Verdict::Disagrees => ("differs from the lecture", "differs"),
+            Verdict::NotClaimed => ("too close to call", "open"),
+        }
+    }
+}
+
+/// What Petal measured, as a sentence, and how it stands against the claim.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Finding {
+    /// One or two sentences with the figures that decide.
+    pub measured: String,
+    /// Agrees, differs, or not claimed.
+    pub verdict: Verdict,
+}
+
+/// Computes a finding from a report, with the site's reports at hand for claims that
+/// compare experiments.
+type Judge = fn(&Report, &[&Report]) -> Option<Finding>;
+
+/// The lecture's side of one experiment.
+pub struct Lesson {
+    /// What the lecture shows or claims, paraphrased.
+    pub claim: &'static str,
+    judge: Judge,
+}
+
+impl Lesson {
+    /// The lesson of the experiment `slug`, if the lecture has one.
+    pub fn of(slug: &str) -> Option<Lesson> {
+        let (claim, judge): (&'static str, Judge) = match slug {
+            "conv-demo" => (
+                "A filter slid over the image gives a large value where the image holds the filter's pattern; with stride 2 the filter \
+                 skips every other position, so the 4x4 map of stride 1 shrinks to 2x2 and keeps only its even positions.",
+                conv_demo,
+            ),
+            "mnist" => (
+                "A small bipyramidal CNN (two conv/pool blocks, then dense layers) recognizes handwritten digits with about 99% test \
+                 accuracy after a few epochs.",
+                mnist,
+            ),
+            "mnist-regularization" => (
+                "On MNIST, regularization (dropout, weight decay, batch norm, augmentation, ...) helps only slightly: the plain CNN \
+                 barely overfits, so there is little to gain.",
+                regularization,
+            ),
+            "flowers3" => (
+                "On three flower classes, the CNN trained from scratch overfits without help; augmentation and dropout narrow the gap \
+                 between training and test accuracy, while adding batch norm did not improve the result.",
+                flowers3,
+            ),
+            "flowers102" => (
+                "Trained from scratch on 102 flower classes with 10 photos each, a CNN generalizes very poorly: it learns the training \
+                 photos by heart and recognizes few test photos, even with regularization.",
+                flowers102,
+            ),
+            "pretrained" => (
+                "A network pretrained on ImageNet recognizes everyday photos out of the box, and Grad-CAM shows that it looks at the \
+                 object rather than the background.",
+                pretrained,
+            ),
+            "flowers3-transfer" | "flowers102-transfer" => (
+                "Features of an ImageNet-pretrained network make a far better start than training from scratch: a small classifier on \
+                 them beats the from-scratch CNN by a wide margin, and fine-tuning the top blocks adds a little more.",
+                transfer,
+            ),
+            _ => return None,
+        };
+        Some(Lesson { claim, judge })
+    }
+
+    /// The finding for `report`, when it has the figures the claim needs; `others` are the
+    /// site's reports (for claims that compare experiments).
+    pub fn finding(&self, report: &Report, others: &[&Report]) -> Option<Finding> {
+        (self.judge)(report, others)
+    }
+}
+
+/// What to look at in a figure, by its file name; `None` for files without a note.
+pub fn how_to_read(file: &str) -> Option<&'static str> {
+    let stem = file.rsplit('/').next().unwrap_or(file);
+    let note = match stem {
+        s if s.starts_with("curves") => {
+            "Follow the gap between the training and the validation curves: where validation stops improving while training goes \
+             on, the network has started to memorize."
+        }
+        s if s.starts_with("val_accuracy") => {
+            "Each panel is one technique over the same epochs; compare where the curves end, not single wiggles."
+        }
+        s if s.starts_with("confusion") => {
+            "The diagonal holds the correct answers; a bright cell off it is a pair of classes the network mixes up (row: true \
+             class, column: predicted)."
+        }
+        s if s.starts_with("misclassified") => {
+            "Are the mistakes ones a person could make too? Ambiguous shapes suggest the data, not the network, is at its limit."
+        }
+        s if s.starts_with("filters") => {
+            "First-layer filters of a trained CNN look like small edge and colour detectors; noise-like filters mean too little \
+             training."
+        }
+        s if s.starts_with("feature_maps") => {
+            "Deeper maps are smaller and more abstract: early ones still show the input's edges, later ones only where a pattern \
+             was found."
+        }
+        s if s.starts_with("saliency") || s.starts_with("gradcam") => {
+            "Warm colours mark what raised the predicted class's score most; on a sound model they sit on the object, not on the \
+             background."
+        }
+        s if s.starts_with("augmentation") => {
+            "Each row is one photo and random variants of it: the network never sees the same picture twice, which is what fights \
+             overfitting."
+        }
+        s if s.contains("stride") => {
+            "Large values (bright) sit where the image matches the filter; compare the stride-2 map with every other cell of the \
+             stride-1 map."
+        }
+        s if s.contains("edges") => "Bright lines are where brightness changes fast across (vertical) or along (horizontal) the image.",
+        _ => return None,
+    };
+    Some(note)
+}
+
+/// The list of rows of a report (`runs` or `rows`).
+fn rows(report: &Report) -> Vec<&serde_json::Map<String, Value>> {
+    ["runs", "rows"]
+        .iter()
+        .filter_map(|k| report.metrics.get(*k))
+        .filter_map(Value::as_array)
+        .flatten()
+        .filter_map(Value::as_object)
+        .collect()
+}
+
+/// `(name, value of field)` for every row that has the field.
+fn column(report: &Report, field: &str) -> Vec<(String, f64)> {
+    rows(report)
+        .into_iter()
+        .filter_map(|row| {
+            let value = row.get(field)?.as_f64()?;
+            let name = row.get("name").and_then(Value::as_str).unwrap_or("");
+            Some((name.to_string(), value))
+        })
+        .collect()
+}
+
+fn percent(x: f64) -> String {
+    format!("{:.2}%", 100.0 * x)
+}
+
+fn conv_demo(report: &Report, _: &[&Report]) -> Option<Finding> {
+    let maps = report.metrics.get("maps")?.as_array()?;
+    let grid = |name: &str| -> Option<Vec<Vec<f64>>> {
+        let entry = maps
+            .iter()
+            .filter_map(Value::as_array)
+            .find(|pair| pair.first().and_then(Value::as_str) == Some(name))?;
+        entry.get(1)?.as_array()?.iter().map(numbers).collect()
+    };
+    let mut checked = Vec::new();
+    let mut all_match = true;
+    for filter in ["diagonal", "vertical"] {
+        let (Some(one), Some(two)) = (
+            grid(&format!("{filter}_stride1")),
+            grid(&format!("{filter}_stride2")),
+        ) else {
+            continue;
+        };
+        let sampled: Vec<Vec<f64>> = one
+            .iter()
+            .step_by(2)
+            .map(|r| r.iter().step_by(2).copied().collect())
+            .collect();
+        all_match &= sampled == two;
+        let peak = one.iter().flatten().copied().fold(f64::MIN, f64::max);
+        checked.push(format!(
+            "the {filter} filter peaks at {peak} on the 4x4 map, and its 2x2 stride-2 map {} the 4x4 map's even positions",
+            if sampled == two { "equals" } else { "differs from" }
+        ));
+    }
+    if checked.is_empty() {
+        return None;
+    }
+    Some(Finding {
+        measured: format!("{}.", capitalize(&checked.join("; "))),
+        verdict: if all_match {
+            Verdict::Agrees
+        } else {
+            Verdict::Disagrees
+        },
+    })
+}
+
+fn numbers(row: &Value) -> Option<Vec<f64>> {
+    row.as_array()?.iter().map(Value::as_f64).collect()
+}
+
+fn capitalize(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map_or(String::new(), |c| c.to_uppercase().chain(chars).collect())
+}
+
+fn mnist(report: &Report, _: &[&Report]) -> Option<Finding> {
+    let (name, test) = column(report, "test_accuracy").into_iter().next()?;
+    let epochs = column(report, "epochs").first().map_or(0.0, |(_, e)| *e);
+    Some(Finding {
+        measured: format!(
+            "Petal's {name} reached {} test accuracy after {epochs} epochs.",
+            percent(test)
+        ),
+        verdict: if test >= 0.985 {
+            Verdict::Agrees
+        } else {
+            Verdict::Disagrees
+        },
+    })
+}
+
+/// The spread between seeds of one technique: the largest `test_accuracy_std` the rows
+/// report, when they were run over several seeds.
+fn seed_spread(report: &Report) -> Option<f64> {
+    let spreads = column(report, "test_accuracy_std");
+    (!spreads.is_empty()).then(|| spreads.iter().map(|(_, s)| *s).fold(0.0, f64::max))
+}
+
+fn regularization(report: &Report, _: &[&Report]) -> Option<Finding> {
+    let accuracies = column(report, "test_accuracy");
+    let (_, baseline) = accuracies.iter().find(|(n, _)| n == "baseline")?.clone();
+    let (best_name, best) = accuracies
+        .iter()
+        .filter(|(n, _)| n != "baseline")
+        .fold(None, |b: Option<&(String, f64)>, r| match b {
+            Some(b) if b.1 >= r.1 => Some(b),
+            _ => Some(r),
+        })?
+        .clone();
+    let gain = best - baseline;
+    let spread = seed_spread(report);
+    let points = |x: f64| format!("{:.2} points", 100.0 * x);
+    let measured = format!(
+        "The baseline reached {}; the best technique, {best_name}, {} ({} {}).",
+        percent(baseline),
+        percent(best),
+        if gain >= 0.0 {
+            "a gain of"
+        } else {
+            "a loss of"
+        },
+        points(gain.abs())
+    );
+    let (measured, verdict) = match spread {
+        Some(spread) if gain.abs() <= spread => (
+            format!(
+                "{measured} That is within the spread between seeds ({}), so no technique is claimed better than another.",
+                points(spread)
+            ),
+            Verdict::Agrees,
+        ),
+        Some(_) if gain < 0.01 => (
+            format!("{measured} Larger than the seed spread, but still under one point: a slight help."),
+            Verdict::Agrees,
+        ),
+        Some(_) => (measured, Verdict::Disagrees),
+        None => (
+            format!(
+                "{measured} These come from one seed, whose run-to-run spread is of the same size, so the ranking is not claimed."
+            ),
+            Verdict::NotClaimed,
+        ),
+    };
+    Some(Finding { measured, verdict })
+}
+
+fn named<'a>(values: &'a [(String, f64)], prefix: &str) -> Option<&'a (String, f64)> {
+    values.iter().find(|(n, _)| n.starts_with(prefix))
+}
+
+fn flowers3(report: &Report, _: &[&Report]) -> Option<Finding> {
+    let test = column(report, "test_accuracy");
+    let train = column(report, "train_accuracy");
+    let (_, plain) = named(&test, "(a)")?;
+    let (_, regularized) = named(&test, "(b)")?;
+    let (_, with_bn) = named(&test, "(c)")?;
+    let gap = |row: &str, test: f64| named(&train, row).map(|(_, t)| t - test);
+    let mut measured = format!(
+        "Test accuracy: {} without regularization, {} with augmentation and dropout, {} with batch norm added.",
+        percent(*plain),
+        percent(*regularized),
+        percent(*with_bn)
+    );
+    if let (Some(a), Some(b)) = (gap("(a)", *plain), gap("(b)", *regularized)) {
+        measured += &format!(
+            " The train-test gap goes from {:.1} to {:.1} points.",
+            100.0 * a,
+            100.0 * b
+        );
+    }
+    // Batch norm "did not improve": no gain beyond one test photo in a hundred.
+    let verdict = if *with_bn <= *regularized + 0.01 {
+        Verdict::Agrees
+    } else {
+        Verdict::Disagrees
+    };
+    Some(Finding { measured, verdict })
+}
+
+fn flowers102(report: &Report, _: &[&Report]) -> Option<Finding> {
+    let test = column(report, "test_accuracy");
+    let train = column(report, "train_accuracy");
+    let (best_name, best) = test
+        .iter()
+        .fold(None, |b: Option<&(String, f64)>, r| match b {
+            Some(b) if b.1 >= r.1 => Some(b),
+            _ => Some(r),
+        })?;
+    let (first_name, first_test) = test.first()?;
+    let first_train = named(&train, first_name).map(|(_, t)| *t)?;
+    Some(Finding {
+        measured: format!(
+            "{first_name} learned {} of its training photos but only {} of the test photos; the best run, {best_name}, reached {} on test.",
+            percent(first_train),
+            percent(*first_test),
+            percent(*best)
+        ),
+        verdict: if *best < 0.6 && first_train - first_test > 0.3 {
+            Verdict::Agrees
+        } else {
+            Verdict::Disagrees
+        },
+    })
+}
+
+fn pretrained(report: &Report, _: &[&Report]) -> Option<Finding> {
+    let photos = report.metrics.get("photos")?.as_array()?;
+    let named: Vec<String> = photos
+        .iter()
+        .filter_map(|p| {
+            let image = p.get("image")?.as_str()?;
+            let file = image.rsplit('/').next().unwrap_or(image);
+            let top = p.get("top5")?.as_array()?.first()?.as_array()?;
+            let class = top.first()?.as_str()?;
+            let probability = top.get(1)?.as_f64()?;
+            Some(format!("{file}: {class} ({:.0}%)", 100.0 * probability))
+        })
+        .collect();
+    if named.is_empty() {
+        return None;
+    }
+    Some(Finding {
+        measured: format!("Top class per photo: {}.", named.join("; ")),
+        verdict: Verdict::NotClaimed,
+    })
+}
+
+fn transfer(report: &Report, others: &[&Report]) -> Option<Finding> {
+    let test = column(report, "test_accuracy");
+    let (_, features) = named(&test, "(a)")?;
+    let fine_tuned = test
+        .iter()
+        .filter(|(n, _)| n.contains("fine-tune"))
+        .map(|(_, a)| *a)
+        .fold(None, |b: Option<f64>, a| Some(b.map_or(a, |b| b.max(a))));
+    let scratch_slug = report.slug.trim_end_matches("-transfer");
+    let scratch = others
+        .iter()
+        .find(|r| r.slug == scratch_slug)
+        .map(|r| column(r, "test_accuracy"))
+        .and_then(|c| c.iter().map(|(_, a)| *a).reduce(f64::max));
+    let mut measured = format!(
+        "A dense classifier on the pretrained features reached {} test accuracy",
+        percent(*features)
+    );
+    if let Some(tuned) = fine_tuned {
+        measured += &format!(", fine-tuning the top blocks {}", percent(tuned));
+    }
+    if let Some(scratch) = scratch {
+        measured += &format!(
+            "; the best CNN trained from scratch on the same photos ({scratch_slug}) reached {}",
+            percent(scratch)
+        );
+    }
+    measured += ".";
+    // Far better: at least ten points above from scratch (or near-perfect when from
+    // scratch is already high); fine-tuning adds or at least keeps what (a) reached.
+    let beats_scratch = scratch.map(|s| *features >= (s + 0.1).min(0.98));
+    let tuning_holds = fine_tuned.map(|t| t + 0.005 >= *features);
+    let verdict = match (beats_scratch, tuning_holds) {
+        (Some(false), _) | (_, Some(false)) => Verdict::Disagrees,
+        (Some(true), _) => Verdict::Agrees,
+        (None, _) => Verdict::NotClaimed,
+    };
+    Some(Finding { measured, verdict })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn report(slug: &str, metrics: Value) -> Report {
+        Report {
+            slug: slug.to_string(),
+            metrics: metrics.as_object().expect("an object").clone(),
+            figures: Vec::new(),
+        }
+    }
+
+    fn judge(slug: &str, metrics: Value) -> Finding {
+        let lesson = Lesson::of(slug).expect("a lesson");
+        lesson
+            .finding(&report(slug, metrics), &[])
+            .expect("a finding")
+    }
+
+    #[test]
+    fn the_verdict_follows_the_figures() {
+        let good = judge(
+            "mnist",
+            json!({"runs": [{"name": "cnn", "epochs": 12, "test_accuracy": 0.9921}]}),
+        );
+        assert_eq!(good.verdict, Verdict::Agrees);
+        assert!(good.measured.contains("99.21%"), "{}", good.measured);
+        let poor = judge(
+            "mnist",
+            json!({"runs": [{"name": "cnn", "epochs": 1, "test_accuracy": 0.9}]}),
+        );
+        assert_eq!(poor.verdict, Verdict::Disagrees);
+    }
+
+    #[test]
+    fn regularization_differences_inside_the_seed_spread_are_not_ranked() {
+        let rows = |std: Option<f64>| {
+            let mut rows = json!([{"name": "baseline", "test_accuracy": 0.9885},
+                                  {"name": "+ dropout", "test_accuracy": 0.9901}]);
+            if let Some(std) = std {
+                for row in rows.as_array_mut().unwrap() {
+                    row["test_accuracy_std"] = json!(std);
+                }
+            }
+            json!({ "runs": rows })
+        };
+        let single_seed = judge("mnist-regularization", rows(None));
+        assert_eq!(single_seed.verdict, Verdict::NotClaimed);
+        assert!(
+            single_seed.measured.contains("+ dropout"),
+            "{}",
+            single_seed.measured
+        );
+        let noisy = judge("mnist-regularization", rows(Some(0.002)));
+        assert_eq!(noisy.verdict, Verdict::Agrees);
+        assert!(
+            noisy.measured.contains("within the spread"),
+            "{}",
+            noisy.measured
+        );
+    }
+
+    #[test]
+    fn conv_demo_checks_that_stride_two_samples_stride_one() {
+        let maps = |two: [[f64; 2]; 2]| {
+            json!({"maps": [["diagonal_stride1", [[3, -1, -3, -1], [-3, 1, 0, -3], [-3, -3, 0, 1], [3, -2, -2, -1]]],
+                            ["diagonal_stride2", two]]})
+        };
+        let right = judge("conv-demo", maps([[3.0, -3.0], [-3.0, 0.0]]));
+        assert_eq!(right.verdict, Verdict::Agrees, "{}", right.measured);
+        let wrong = judge("conv-demo", maps([[3.0, -1.0], [-3.0, 0.0]]));
+        assert_eq!(wrong.verdict, Verdict::Disagrees);
+    }
+
+    #[test]
+    fn transfer_is_compared_with_training_from_scratch() {
+        let scratch = report(
+            "flowers102",
+            json!({"runs": [{"name": "(a)", "test_accuracy": 0.46}]}),
+        );
+        let transfer = report(
+            "flowers102-transfer",
+            json!({"rows": [{"name": "(a) features", "test_accuracy": 0.835},
+                            {"name": "(c) fine-tune block5a..", "test_accuracy": 0.87}]}),
+        );
+        let finding = Lesson::of("flowers102-transfer")
+            .unwrap()
+            .finding(&transfer, &[&scratch])
+            .unwrap();
+        assert_eq!(finding.verdict, Verdict::Agrees);
+        assert!(
+            finding.measured.contains("46.00%") && finding.measured.contains("87.00%"),
+            "{}",
+            finding.measured
+        );
+        let without_scratch = Lesson::of("flowers102-transfer")
+            .unwrap()
+            .finding(&transfer, &[])
+            .unwrap();
+        assert_eq!(without_scratch.verdict, Verdict::NotClaimed);
+    }
+
+    #[test]
+    fn every_figure_kind_of_the_repros_has_a_reading_note() {
+        for file in [
+            "curves.png",
+            "confusion.png",
+            "gradcam.png",
+            "feature_maps_conv2d.png",
+            "diagonal_stride1.png",
+        ] {
+            assert!(how_to_read(file).is_some(), "{file}");
+        }
+        assert_eq!(how_to_read("something_else.png"), None);
+    }
+}

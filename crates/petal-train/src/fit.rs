@@ -48,6 +48,34 @@ pub struct FitConfig {
     /// sample. The logged training `accuracy` then counts a sample as right when the
     /// prediction is its dominant label, the class of largest mixed weight (the lowest
     /// on ties, like Keras' accuracy on soft targets). Validation data is never mixed.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use petal_data::{augment::MixUp, InMemoryDataset};
+    /// use petal_nn::layers::{DenseConfig, FlattenConfig};
+    /// use petal_nn::Sequential;
+    /// use petal_optim::{Adam, AdamConfig};
+    /// use petal_tensor::Tensor;
+    /// use petal_train::{FitConfig, Trainer, Validation};
+    ///
+    /// let data = InMemoryDataset::new(Tensor::from_vec(&[2, 1, 1, 1], vec![-1.0, 1.0])?, vec![0, 1], 2)?;
+    /// let mut model = Sequential::new(&[1, 1, 1], 0)
+    ///     .add(FlattenConfig::default())?
+    ///     .add(DenseConfig::new(2))?
+    ///     .build()?;
+    /// let config = FitConfig {
+    ///     epochs: 30,
+    ///     batch_size: 2,
+    ///     verbose: false,
+    ///     batch_mix: Some(Arc::new(MixUp::new(0.2)?)),
+    ///     ..FitConfig::default()
+    /// };
+    /// let history = Trainer::new(&mut model, Adam::new(AdamConfig::new(0.1)))
+    ///     .fit(&data, Validation::Data(&data), &config)?;
+    /// assert_eq!(history.last("val_accuracy"), Some(1.0)); // on the unmixed points
+    /// assert!(MixUp::new(0.0).is_err()); // alpha must be positive
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub batch_mix: Option<Arc<dyn BatchMix>>,
     /// Print progress.
     pub verbose: bool,

@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use petal_data::augment::{
-    flip_horizontally, sample_rng, warp, Affine, AffineConfig, Augmentation, BatchMix, CutMix,
-    Cutout, FillMode, GaussianBlur, GaussianNoise, MixUp, Pipeline, RandomAffine, RandomApply,
-    RandomBrightness, RandomContrast, RandomResizedCrop,
+    batch_rng, flip_horizontally, sample_rng, warp, Affine, AffineConfig, Augmentation, BatchMix,
+    CutMix, Cutout, FillMode, GaussianBlur, GaussianNoise, MixUp, Pipeline, RandomAffine,
+    RandomApply, RandomBrightness, RandomContrast, RandomResizedCrop,
 };
 use petal_data::{BatchLoader, InMemoryDataset};
 use petal_tensor::Tensor;
@@ -369,6 +369,16 @@ fn sample_generators_depend_on_seed_epoch_and_index() {
         first(3, 2, 1),
     ];
     assert!(others.iter().all(|&o| o != first(1, 2, 3)));
+}
+
+#[test]
+fn batch_generators_depend_on_seed_and_step_only_and_differ_from_sample_ones() {
+    use rand::Rng;
+    let first = |seed, step| batch_rng(seed, step).random::<u64>();
+    assert_eq!(first(1, 2), first(1, 2));
+    assert_ne!(first(1, 2), first(2, 2));
+    assert_ne!(first(1, 2), first(1, 3));
+    assert_ne!(first(1, 2), sample_rng(1, 2, 0).random::<u64>());
 }
 
 /// 12 samples of 4 x 4 x 2 with distinct values; label i % 2.

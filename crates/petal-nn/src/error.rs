@@ -39,6 +39,16 @@ pub enum NnError {
         numeric: f64,
     },
 
+    /// A loss was given targets it cannot compare with (a cross-entropy target row
+    /// that is not a probability distribution).
+    #[error("{loss}: {reason}")]
+    Targets {
+        /// The loss.
+        loss: &'static str,
+        /// What is wrong with the targets.
+        reason: String,
+    },
+
     /// A layer cannot be built or called as asked (bad configuration or input shape).
     #[error("layer {layer}: {reason}")]
     Layer {

@@ -1,8 +1,9 @@
 //! Loss values against hand-computed numbers, and their gradients against finite
 //! differences.
 
-use petal_nn::{check_gradients, Loss, Targets, Var};
+use petal_nn::{check_gradients, Loss, NnError, Targets, Var};
 use petal_tensor::Tensor;
+use proptest::prelude::*;
 
 fn t(shape: &[usize], v: &[f32]) -> Tensor {
     Tensor::from_vec(shape, v.to_vec()).unwrap()
@@ -117,4 +118,97 @@ fn loss_gradients_match_finite_differences() {
         1e-2,
     )
     .unwrap();
+}
+
+#[test]
+fn soft_targets_give_the_weighted_sum_of_the_hard_cross_entropies() {
+    // Row 0: logits (ln 3, 0, 0), p = (3/5, 1/5, 1/5), target 0.7 class 0 + 0.3 class 2.
+    // Row 1: logits (0, 0, ln 2), p = (1/4, 1/4, 1/2), target 0.4 class 1 + 0.6 class 2.
+    let logits = t(&[2, 3], &[3f32.ln(), 0.0, 0.0, 0.0, 0.0, 2f32.ln()]);
+    let soft = t(&[2, 3], &[0.7, 0.0, 0.3, 0.0, 0.4, 0.6]);
+    let row0 = -(0.7 * 0.6f32.ln() + 0.3 * 0.2f32.ln());
+    let row1 = -(0.4 * 0.25f32.ln() + 0.6 * 0.5f32.ln());
+    let by_hand = (row0 + row1) / 2.0;
+    let categorical = Loss::CategoricalCrossentropy {
+        label_smoothing: 0.0,
+    };
+    for loss in [categorical, Loss::SparseCategoricalCrossentropy] {
+        let got = value(loss, &logits, Targets::Values(&soft));
+        assert!((got - by_hand).abs() < 1e-6, "{loss:?}: {got} vs {by_hand}");
+    }
+    // The same as lambda * CE(label a) + (1 - lambda) * CE(label b) of each row,
+    // the hard cross-entropies computed from labels.
+    let ce = |row: usize, label: usize| {
+        let one_row = t(&[1, 3], &logits.as_slice()[row * 3..row * 3 + 3]);
+        value(categorical, &one_row, Targets::Labels(&[label]))
+    };
+    let weighted = (0.7 * ce(0, 0) + 0.3 * ce(0, 2) + 0.4 * ce(1, 1) + 0.6 * ce(1, 2)) / 2.0;
+    assert!((weighted - by_hand).abs() < 1e-6, "{weighted} vs {by_hand}");
+}
+
+#[test]
+fn cross_entropy_targets_that_are_not_distributions_are_errors() {
+    let logits = t(&[2, 2], &[0.0; 4]);
+    let cases: [(&[f32], &str); 3] = [
+        (&[1.0, 0.0, 0.6, 0.6], "target row 1 sums to 1.2"),
+        (&[1.2, -0.2, 0.5, 0.5], "target row 0 has -0.2 at class 1"),
+        (
+            &[1.0, 0.0, f32::NAN, 1.0],
+            "target row 1 has NaN at class 0",
+        ),
+    ];
+    for (values, expected) in cases {
+        let targets = t(&[2, 2], values);
+        for loss in [
+            Loss::CategoricalCrossentropy {
+                label_smoothing: 0.1,
+            },
+            Loss::SparseCategoricalCrossentropy,
+        ] {
+            let err = loss
+                .compute(&Var::constant(logits.clone()), Targets::Values(&targets))
+                .unwrap_err();
+            assert!(matches!(err, NnError::Targets { .. }), "{err:?}");
+            assert!(err.to_string().contains(expected), "{err}");
+        }
+    }
+}
+
+/// `n x classes` logits in [-3, 3] and soft targets (positive weights normalized per row).
+fn logits_and_soft_targets() -> impl Strategy<Value = (Tensor, Tensor)> {
+    (1..5usize, 1..6usize).prop_flat_map(|(n, classes)| {
+        (
+            prop::collection::vec(-3.0f32..3.0, n * classes),
+            prop::collection::vec(0.0f32..1.0, n * classes),
+        )
+            .prop_map(move |(logits, weights)| {
+                let mut soft = Vec::with_capacity(weights.len());
+                for row in weights.chunks(classes) {
+                    let sum: f32 = row.iter().sum::<f32>() + 1e-3 * classes as f32;
+                    soft.extend(row.iter().map(|w| (w + 1e-3) / sum));
+                }
+                (t(&[n, classes], &logits), t(&[n, classes], &soft))
+            })
+    })
+}
+
+proptest! {
+    #[test]
+    fn soft_target_cross_entropy_gradients_match_finite_differences(
+        (logits, soft) in logits_and_soft_targets(),
+        smoothing in 0.0f32..0.5,
+    ) {
+        for loss in [
+            Loss::CategoricalCrossentropy { label_smoothing: smoothing },
+            Loss::SparseCategoricalCrossentropy,
+        ] {
+            let checked = check_gradients(
+                |v| loss.compute(&v[0], Targets::Values(&soft)),
+                std::slice::from_ref(&logits),
+                1e-2,
+                1e-2,
+            );
+            prop_assert!(checked.is_ok(), "{:?}: {:?}", loss, checked);
+        }
+    }
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use petal_data::augment::Augmentation;
+use petal_data::augment::{Augmentation, BatchMix};
 use petal_data::{Batch, BatchLoader, Dataset};
 use petal_nn::{Loss, Model, Targets, Var};
 use petal_optim::{clip_by_global_norm, LrSchedule, Optimizer, RunLength};
@@ -16,7 +16,8 @@ use crate::checkpoint::{CheckpointConfig, Position, RunSettings};
 use crate::error::{Result, TrainError};
 use crate::evaluate::{evaluate_logits, predict};
 use crate::history::{EpochLogs, History};
-use crate::metrics::{accuracy, Metric};
+use crate::metrics::{accuracy, predicted_classes, Metric};
+use crate::mixing::mix_batch;
 use crate::non_finite;
 use crate::progress::EpochProgress;
 use crate::validation::Validation;
@@ -37,6 +38,45 @@ pub struct FitConfig {
     /// Applied to every training sample after loading, with a random stream derived from
     /// (`seed`, epoch, sample index) so that a seed gives the same epoch bit for bit.
     pub augmentation: Option<Arc<dyn Augmentation>>,
+    /// Mixes each training batch after loading (and augmenting) it with a [`BatchMix`]
+    /// such as [`MixUp`](petal_data::augment::MixUp) or
+    /// [`CutMix`](petal_data::augment::CutMix), drawing from
+    /// [`batch_rng`](petal_data::augment::batch_rng)`(seed, step)`, so that a seed gives
+    /// the same mixes bit for bit (a resumed run included). The labels become one-hot
+    /// rows mixed like the images, and the loss compares the output with these soft
+    /// targets: with a cross-entropy, `lambda CE(own) + (1 - lambda) CE(partner)` per
+    /// sample. The logged training `accuracy` then counts a sample as right when the
+    /// prediction is its dominant label, the class of largest mixed weight (the lowest
+    /// on ties, like Keras' accuracy on soft targets). Validation data is never mixed.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use petal_data::{augment::MixUp, InMemoryDataset};
+    /// use petal_nn::layers::{DenseConfig, FlattenConfig};
+    /// use petal_nn::Sequential;
+    /// use petal_optim::{Adam, AdamConfig};
+    /// use petal_tensor::Tensor;
+    /// use petal_train::{FitConfig, Trainer, Validation};
+    ///
+    /// let data = InMemoryDataset::new(Tensor::from_vec(&[2, 1, 1, 1], vec![-1.0, 1.0])?, vec![0, 1], 2)?;
+    /// let mut model = Sequential::new(&[1, 1, 1], 0)
+    ///     .add(FlattenConfig::default())?
+    ///     .add(DenseConfig::new(2))?
+    ///     .build()?;
+    /// let config = FitConfig {
+    ///     epochs: 30,
+    ///     batch_size: 2,
+    ///     verbose: false,
+    ///     batch_mix: Some(Arc::new(MixUp::new(0.2)?)),
+    ///     ..FitConfig::default()
+    /// };
+    /// let history = Trainer::new(&mut model, Adam::new(AdamConfig::new(0.1)))
+    ///     .fit(&data, Validation::Data(&data), &config)?;
+    /// assert_eq!(history.last("val_accuracy"), Some(1.0)); // on the unmixed points
+    /// assert!(MixUp::new(0.0).is_err()); // alpha must be positive
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub batch_mix: Option<Arc<dyn BatchMix>>,
     /// Print progress.
     pub verbose: bool,
     /// Full checkpoints: where, how often, and whether to resume from one.
@@ -56,6 +96,7 @@ impl Default for FitConfig {
             seed: 0,
             clip_norm: None,
             augmentation: None,
+            batch_mix: None,
             verbose: true,
             checkpoint: None,
             prefetch: 2,
@@ -373,23 +414,40 @@ impl Trainer<'_, '_> {
     }
 
     /// One optimizer step on a batch `(n, *input_shape)` with its labels; returns the
-    /// batch's loss and accuracy. Uses `config`'s seed and clipping. A NaN or infinite
-    /// loss is an error ([`TrainError::NonFiniteLoss`]) and then nothing is updated.
+    /// batch's loss and accuracy. Uses `config`'s seed, clipping and batch mix (see
+    /// [`FitConfig::batch_mix`]). A NaN or infinite loss is an error
+    /// ([`TrainError::NonFiniteLoss`]) and then nothing is updated.
     pub fn train_step(
         &mut self,
-        images: Tensor,
+        mut images: Tensor,
         labels: &[usize],
         config: &FitConfig,
     ) -> Result<(f32, f64)> {
+        let iterations = self.optimizer.iterations();
         if let Some(schedule) = &self.schedule {
             self.optimizer
-                .set_learning_rate(schedule.learning_rate(self.optimizer.iterations()));
+                .set_learning_rate(schedule.learning_rate(iterations));
         }
-        let seed = step_seed(config.seed, self.optimizer.iterations());
+        let mixed = match &config.batch_mix {
+            Some(mix) => Some(mix_batch(
+                &**mix,
+                &mut images,
+                labels,
+                self.model.output_shape(),
+                config.seed,
+                iterations,
+            )?),
+            None => None,
+        };
+        let targets = match &mixed {
+            Some(soft) => Targets::Values(soft),
+            None => Targets::Labels(labels),
+        };
+        let seed = step_seed(config.seed, iterations);
         let x = Var::constant(images);
-        let mut step =
-            self.model
-                .loss_and_gradients(&x, Targets::Labels(labels), self.loss, seed)?;
+        let mut step = self
+            .model
+            .loss_and_gradients(&x, targets, self.loss, seed)?;
         if !step.loss.is_finite() {
             return Err(TrainError::NonFiniteLoss {
                 step: self.optimizer.iterations() + 1,
@@ -403,6 +461,10 @@ impl Trainer<'_, '_> {
         }
         self.optimizer.step(self.model.store_mut(), &step.grads)?;
         self.model.apply_updates(step.updates)?;
-        Ok((step.loss, accuracy(&step.logits, labels)))
+        let batch_accuracy = match &mixed {
+            Some(soft) => accuracy(&step.logits, &predicted_classes(soft)),
+            None => accuracy(&step.logits, labels),
+        };
+        Ok((step.loss, batch_accuracy))
     }
 }

@@ -41,6 +41,7 @@ mod exact;
 mod fit;
 mod history;
 pub mod metrics;
+mod mixing;
 mod non_finite;
 mod progress;
 mod validation;

@@ -4,8 +4,10 @@
 mod common;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use common::{model, quadrants};
+use petal_data::augment::MixUp;
 use petal_data::InMemoryDataset;
 use petal_nn::{Loss, Model};
 use petal_optim::{Adam, AdamConfig, CosineDecay, Optimizer, Sgd, SgdConfig};
@@ -161,6 +163,30 @@ fn a_schedule_over_the_whole_run_resumes_where_it_stood() {
     let (resumed, again) = run_with(99, &data, &config(&path, true), None, cosine);
     assert_eq!(values(&resumed), values(&reference));
     assert_eq!(figures(&again.unwrap()), figures(&history));
+}
+
+#[test]
+fn a_run_on_mixed_batches_resumes_to_the_uninterrupted_weights() {
+    // The mixes are drawn per step, so the resumed steps mix as the uninterrupted ones.
+    let data = quadrants(96, 4);
+    let dir = tempfile::tempdir().unwrap();
+    let mixing = |path: &Path, resume: bool| FitConfig {
+        batch_mix: Some(Arc::new(MixUp::new(0.4).unwrap())),
+        ..config(path, resume)
+    };
+    let whole = dir.path().join("whole.ckpt");
+    let (reference, history) = run(1, &data, &mixing(&whole, false), None);
+    let history = history.unwrap();
+    let path = dir.path().join("crash.ckpt");
+    run(1, &data, &mixing(&path, false), Some(13))
+        .1
+        .unwrap_err();
+    let (resumed, again) = run(99, &data, &mixing(&path, true), None);
+    assert_eq!(values(&resumed), values(&reference));
+    assert_eq!(figures(&again.unwrap()), figures(&history));
+    let plain = dir.path().join("plain.ckpt");
+    let (unmixed, _) = run(1, &data, &config(&plain, false), None);
+    assert_ne!(values(&unmixed), values(&reference));
 }
 
 #[test]

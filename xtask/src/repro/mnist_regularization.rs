@@ -1,11 +1,14 @@
 //! `repro mnist-regularization`: the regularization notebook. The MNIST CNN as a
-//! baseline, then each technique on its own, and an ensemble of three baselines.
+//! baseline, then each technique on its own (the augmentation variants of the lecture
+//! included: Cutout, MixUp, CutMix), and an ensemble of three baselines.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use petal_data::augment::{AffineConfig, Augmentation, FillMode, RandomAffine};
+use petal_data::augment::{
+    AffineConfig, Augmentation, CutMix, Cutout, FillMode, MixUp, RandomAffine,
+};
 use petal_train::ensemble::ensemble_evaluate;
 use petal_train::History;
 use petal_zoo::BipyramidalConfig;
@@ -65,6 +68,18 @@ pub fn run(options: &ReproOptions, output: &Path) -> anyhow::Result<()> {
         RunSpec {
             augmentation: Some(augmentation),
             ..baseline("+ augmentation (rotate/shift/zoom)", base.clone())
+        },
+        RunSpec {
+            augmentation: Some(Arc::new(Cutout::new(14)?)),
+            ..baseline("+ Cutout (14 x 14)", base.clone())
+        },
+        RunSpec {
+            batch_mix: Some(Arc::new(MixUp::new(0.2)?)),
+            ..baseline("+ MixUp (alpha 0.2)", base.clone())
+        },
+        RunSpec {
+            batch_mix: Some(Arc::new(CutMix::new(1.0)?)),
+            ..baseline("+ CutMix (alpha 1)", base.clone())
         },
         RunSpec {
             label_smoothing: 0.1,

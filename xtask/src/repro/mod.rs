@@ -27,7 +27,8 @@ pub enum Experiment {
     ConvDemo,
     /// The bipyramidal CNN on MNIST (visualize_cnn_mnist).
     Mnist,
-    /// Baseline vs dropout, L2, batch norm, augmentation, label smoothing, early stopping, ensemble.
+    /// Baseline vs dropout, L2, batch norm, augmentation (affine, Cutout, MixUp, CutMix),
+    /// label smoothing, early stopping, ensemble.
     MnistRegularization,
     /// The 3 most frequent Oxford flowers from scratch, without and with regularization.
     Flowers3,

@@ -1,10 +1,10 @@
 //! Training one bipyramidal CNN the way every from-scratch experiment does (Adam, batch
-//! size, validation, optional augmentation, early stopping, cosine decay), and the
-//! table and checksum the reports share.
+//! size, validation, optional augmentation or batch mixing, early stopping, cosine
+//! decay), and the table and checksum the reports share.
 
 use std::sync::Arc;
 
-use petal_data::augment::Augmentation;
+use petal_data::augment::{Augmentation, BatchMix};
 use petal_data::Dataset;
 use petal_nn::{Loss, Model};
 use petal_optim::{Adam, AdamConfig, CosineDecay};
@@ -34,6 +34,8 @@ pub struct RunSpec {
     pub early_stopping: Option<usize>,
     /// On-the-fly augmentation of the training samples.
     pub augmentation: Option<Arc<dyn Augmentation>>,
+    /// Mixing of each training batch with its soft targets (MixUp, CutMix).
+    pub batch_mix: Option<Arc<dyn BatchMix>>,
     /// Cosine decay of the learning rate over the whole run (else constant).
     pub cosine_decay: bool,
     /// Initialization, shuffling and augmentation seed.
@@ -52,6 +54,7 @@ impl RunSpec {
             label_smoothing: 0.0,
             early_stopping: None,
             augmentation: None,
+            batch_mix: None,
             cosine_decay: false,
             seed,
         }
@@ -114,6 +117,7 @@ pub fn train_run(
         shuffle_seed: Some(run.seed),
         seed: run.seed,
         augmentation: run.augmentation.clone(),
+        batch_mix: run.batch_mix.clone(),
         checkpoint: Some(checkpoints.for_run(run.name)),
         ..FitConfig::default()
     };

@@ -1,5 +1,7 @@
 //! Batch-level mixing of images and their soft targets: [`MixUp`] and [`CutMix`].
 
+use std::fmt;
+
 use petal_tensor::Tensor;
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -9,8 +11,9 @@ use rand_distr::Beta;
 use super::region::Rect;
 use crate::error::{DataError, Result};
 
-/// An augmentation that mixes the samples of a batch with each other.
-pub trait BatchMix: Send + Sync {
+/// An augmentation that mixes the samples of a batch with each other. `Debug` lets a
+/// training configuration print which mix it holds.
+pub trait BatchMix: Send + Sync + fmt::Debug {
     /// Mixes every sample of `images` `(b, height, width, channels)` with a partner
     /// from a random permutation of the batch, and its row of `targets`
     /// `(b, classes)` (one-hot or soft) with the partner's row by the same weight:

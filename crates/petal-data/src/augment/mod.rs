@@ -16,7 +16,8 @@
 //!
 //! [`crate::BatchLoader::augment`] augments every sample of every batch with its own
 //! generator from [`sample_rng`], so a seed gives the same epoch, bit for bit, on any
-//! number of threads.
+//! number of threads. A [`BatchMix`] mixes a whole batch with the generator of its
+//! training step from [`batch_rng`].
 //!
 //! Invalid settings are refused by the constructors with a [`DataError`], and a shape
 //! that does not describe the image by [`Augmentation::apply`].
@@ -134,12 +135,20 @@ impl<A: Augmentation> Augmentation for RandomApply<A> {
 /// every triple gets an independent stream that depends on nothing else: not on the
 /// batch, the thread, or the loader's shuffle seed.
 pub fn sample_rng(seed: u64, epoch: u64, index: usize) -> ChaCha8Rng {
-    const TAG: u64 = u64::from_le_bytes(*b"petalaug");
+    keyed_rng([seed, epoch, index as u64, u64::from_le_bytes(*b"petalaug")])
+}
+
+/// The generator that mixes the batch of training step `step` under `seed` (a
+/// [`BatchMix`]), keyed like [`sample_rng`] with its own tag: a seed gives the same
+/// mixes bit for bit, and a resumed run the ones it would have had.
+pub fn batch_rng(seed: u64, step: u64) -> ChaCha8Rng {
+    keyed_rng([seed, step, 0, u64::from_le_bytes(*b"petalmix")])
+}
+
+/// A ChaCha generator whose 256-bit key is the four words.
+fn keyed_rng(words: [u64; 4]) -> ChaCha8Rng {
     let mut key = [0u8; 32];
-    for (chunk, word) in key
-        .chunks_exact_mut(8)
-        .zip([seed, epoch, index as u64, TAG])
-    {
+    for (chunk, word) in key.chunks_exact_mut(8).zip(words) {
         chunk.copy_from_slice(&word.to_le_bytes());
     }
     ChaCha8Rng::from_seed(key)

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::ValueEnum;
 
+use crate::bench::Workload;
 use crate::paths::{mnist_model_path, workspace_root};
 use crate::repro::mnist::{network, MnistSplits};
 use crate::repro::Experiment;
@@ -67,6 +68,7 @@ pub fn run(options: &DocsOptions) -> anyhow::Result<()> {
         root: root.clone(),
         out: out.clone(),
         experiments: experiments(),
+        workloads: workloads(),
         explainer: mnist.as_ref().map(|mnist| petal_site::ExplainerModel {
             network: &network,
             weights: &model,
@@ -95,6 +97,20 @@ pub fn site_test(options: &SiteTestOptions) -> anyhow::Result<()> {
 }
 
 /// The experiments of `cargo xtask repro`, in its order, with their `--help` lines.
+/// The benchmark's workloads with their descriptions (their doc comments).
+fn workloads() -> Vec<petal_site::BenchWorkload> {
+    Workload::all()
+        .iter()
+        .map(|w| petal_site::BenchWorkload {
+            name: w.name().to_string(),
+            description: w
+                .to_possible_value()
+                .and_then(|v| v.get_help().map(ToString::to_string))
+                .unwrap_or_default(),
+        })
+        .collect()
+}
+
 fn experiments() -> Vec<petal_site::Experiment> {
     Experiment::value_variants()
         .iter()

@@ -7,6 +7,7 @@
 //! and [`site_test`]; everything the site needs to know comes in through
 //! [`SiteOptions`] and [`SiteTestOptions`].
 
+mod bench;
 mod browser;
 mod explainer;
 mod lessons;
@@ -34,6 +35,16 @@ pub struct Experiment {
     pub description: String,
 }
 
+/// A benchmark workload: its name in `docs/bench/results.json` and what it measures,
+/// for the benchmark page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BenchWorkload {
+    /// The name in the results' rows, e.g. `keras_mnist_train`.
+    pub name: String,
+    /// What it measures, in one line.
+    pub description: String,
+}
+
 /// The trained model the explainer page runs in the browser.
 #[derive(Clone, Copy)]
 pub struct ExplainerModel<'a> {
@@ -56,6 +67,8 @@ pub struct SiteOptions<'a> {
     /// The experiments the runner knows, in its order (any other report folder in
     /// `docs/` follows, by name).
     pub experiments: Vec<Experiment>,
+    /// The benchmark's workloads, to say on its page what each one is.
+    pub workloads: Vec<BenchWorkload>,
     /// The model for the explainer page; without one the page asks for a trained model.
     pub explainer: Option<ExplainerModel<'a>>,
     /// Whether to build the API docs (`cargo doc --workspace --no-deps`) into `<out>/api`.
@@ -67,7 +80,13 @@ pub fn build(options: &SiteOptions<'_>) -> anyhow::Result<Vec<PathBuf>> {
     let root = &options.root;
     let out = &options.out;
     let crates = workspace_crates(root)?;
-    let pages = site::write_site(&root.join("docs"), out, &crates, &options.experiments)?;
+    let pages = site::write_site(
+        &root.join("docs"),
+        out,
+        &crates,
+        &options.experiments,
+        &options.workloads,
+    )?;
     if let Some(model) = options.explainer {
         explainer::write_model_js(
             model.network,
@@ -164,6 +183,7 @@ mod tests {
             root: root.path().to_path_buf(),
             out: out.clone(),
             experiments: vec![],
+            workloads: vec![],
             explainer: None,
             api_docs: false,
         })
@@ -184,6 +204,7 @@ mod tests {
             root: root.path().to_path_buf(),
             out: root.path().join("site"),
             experiments: vec![],
+            workloads: vec![],
             explainer: None,
             api_docs: false,
         })

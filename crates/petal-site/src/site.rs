@@ -7,11 +7,12 @@ use std::path::{Component, Path, PathBuf};
 use anyhow::Context as _;
 use serde_json::{Map, Value};
 
+use crate::bench::bench_page;
 use crate::lessons::{how_to_read, Lesson};
 use crate::page::{escape, Page};
 use crate::reports::{Figure, Report};
 use crate::tables::{cell, grids, is_empty, is_grid_list, is_list_of_objects, label, table};
-use crate::Experiment;
+use crate::{BenchWorkload, Experiment};
 
 const STYLE: &str = include_str!("assets/style.css");
 const CHECKS: &str = include_str!("assets/checks.js");
@@ -36,6 +37,7 @@ pub fn write_site(
     out: &Path,
     crates: &[String],
     experiments: &[Experiment],
+    workloads: &[BenchWorkload],
 ) -> anyhow::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(out.join("explainer"))
         .with_context(|| format!("cannot create {}", out.display()))?;
@@ -69,7 +71,11 @@ pub fn write_site(
             )?;
         }
     }
-    write("bench.html", &bench_page(docs, &docs_from_out)?, true)?;
+    write(
+        "bench.html",
+        &bench_page(docs, &docs_from_out, workloads)?,
+        true,
+    )?;
     write("explainer/index.html", &explainer_page(), true)?;
     Ok(pages)
 }
@@ -296,7 +302,7 @@ fn reproduce_section(report: &Report) -> String {
 
 /// A JSON report's fields: scalars and short lists in a facts table, each list of
 /// objects as a table, anything deeper as collapsed JSON.
-fn json_sections(metrics: &Map<String, Value>, skip: &[&str]) -> String {
+pub(crate) fn json_sections(metrics: &Map<String, Value>, skip: &[&str]) -> String {
     let mut facts = String::new();
     let mut tables = String::new();
     let mut raw = String::new();
@@ -343,30 +349,6 @@ fn depth(value: &Value) -> usize {
         Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
         _ => 0,
     }
-}
-
-fn bench_page(docs: &Path, docs_from_out: &str) -> anyhow::Result<String> {
-    let path = docs.join("bench").join("results.json");
-    let body = if path.is_file() {
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        let results: Map<String, Value> = serde_json::from_str(&text)
-            .with_context(|| format!("{}: not a JSON object", path.display()))?;
-        format!(
-            "<p class=\"lead\">The same workloads timed in Petal and in PyTorch on one machine (<a href=\"{}bench/results.json\">results.json</a>).</p>\n<h2>Reproduce</h2>\n<pre><code>cargo xtask bench</code></pre>\n{}",
-            escape(docs_from_out),
-            json_sections(&results, &[])
-        )
-    } else {
-        "<p>No benchmark results yet: run <code>cargo xtask bench</code>.</p>\n".to_string()
-    };
-    Ok(Page {
-        title: "Benchmark",
-        root: "",
-        body,
-        scripts: &[],
-    }
-    .render())
 }
 
 fn explainer_page() -> String {
@@ -441,7 +423,7 @@ mod tests {
                 description: "Transfer learning on the flowers".into(),
             },
         ];
-        let write = || write_site(&docs, &out, &["petal-nn".into()], &experiments).unwrap();
+        let write = || write_site(&docs, &out, &["petal-nn".into()], &experiments, &[]).unwrap();
         let pages = write();
         let names: Vec<String> = pages.iter().map(|p| p.display().to_string()).collect();
         assert_eq!(

@@ -8,9 +8,10 @@ use super::page::escape;
 /// Known columns in reading order, with their names on the page: what a row is, how
 /// long it trained, how well it did (train, validation, test), what it cost, then its
 /// provenance. Other columns follow by name.
-const COLUMNS: [(&str, &str); 22] = [
+const COLUMNS: [(&str, &str); 23] = [
     ("name", "Run"),
     ("workload", "Workload"),
+    ("what", "What it measures"),
     ("image", "Photo"),
     ("top5", "Top 5 classes"),
     ("epochs", "Epochs"),
@@ -204,7 +205,9 @@ pub fn grids(value: &Value) -> String {
 }
 
 fn number(key: &str, x: f64, float: bool) -> String {
-    if key.contains("accuracy") && (0.0..=1.0).contains(&x) {
+    if key == "ratio" {
+        format!("{x:.2}x")
+    } else if key.contains("accuracy") && (0.0..=1.0).contains(&x) {
         format!("{:.2}%", 100.0 * x)
     } else if !float {
         format!("{x}")

@@ -118,6 +118,7 @@ pub fn run(options: &BenchOptions) -> anyhow::Result<()> {
     let dir = workspace_root().join("docs").join("bench");
     std::fs::create_dir_all(&dir)?;
     let report = serde_json::json!({
+        "cpu": crate::repro::cpu_model(),
         "threads": options.threads,
         "repeats": options.repeats,
         "layouts": { "petal": "NHWC (its only layout)", "pytorch": "channels_last" },

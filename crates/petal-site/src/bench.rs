@@ -1,0 +1,175 @@
+//! The benchmark page: Petal against PyTorch per workload as a bar chart of the speed
+//! ratios, the table of medians with what each workload is, and the machine and
+//! versions the figures come from.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use serde_json::{json, Map, Value};
+
+use crate::page::{escape, Page};
+use crate::site::json_sections;
+use crate::tables::table;
+use crate::BenchWorkload;
+
+/// Fields of `results.json` the page shows in its table or chart rather than as settings.
+const SHOWN_ELSEWHERE: [&str; 2] = ["rows", "ratio"];
+
+/// The page for `<docs>/bench/results.json`, or one saying how to make it.
+pub fn bench_page(
+    docs: &Path,
+    docs_from_out: &str,
+    workloads: &[BenchWorkload],
+) -> anyhow::Result<String> {
+    let path = docs.join("bench").join("results.json");
+    let body = if path.is_file() {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let results: Map<String, Value> = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a JSON object", path.display()))?;
+        body(&results, docs_from_out, workloads)
+    } else {
+        "<p>No benchmark results yet: run <code>cargo xtask bench</code>.</p>\n".to_string()
+    };
+    Ok(Page {
+        title: "Benchmark",
+        root: "",
+        body,
+        scripts: &[],
+    }
+    .render())
+}
+
+fn body(results: &Map<String, Value>, docs_from_out: &str, workloads: &[BenchWorkload]) -> String {
+    let rows: Vec<&Value> = results
+        .get("rows")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .collect();
+    let ratios: Vec<(String, f64)> = rows
+        .iter()
+        .filter_map(|r| {
+            Some((
+                r.get("workload")?.as_str()?.to_string(),
+                r.get("ratio")?.as_f64()?,
+            ))
+        })
+        .collect();
+    let table_rows: Vec<Value> = rows
+        .iter()
+        .map(|r| with_description(r, workloads))
+        .collect();
+    let machine = [results.get("cpu"), results.get("pytorch")]
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(escape)
+        .collect::<Vec<_>>()
+        .join("; ");
+    let threads = results.get("threads").and_then(Value::as_u64).unwrap_or(0);
+    let ratio_rule = results
+        .get("ratio")
+        .and_then(Value::as_str)
+        .map_or(String::new(), |r| format!(" The ratio is {}.", escape(r)));
+    format!(
+        "<p class=\"lead\">The same workloads timed in Petal and in PyTorch in one run on one machine, the two sides alternating \
+         ({threads} threads each; <a href=\"{}bench/results.json\">results.json</a>).</p>\n\
+         <p class=\"meta\">{machine}</p>\n\
+         <h2>How many times faster Petal is</h2>\n{}\
+         <p>Bars right of the line at 1x are workloads where Petal is faster.{ratio_rule}</p>\n\
+         <h2>Medians</h2>\n{}\
+         <h2>Reproduce</h2>\n<pre><code>cargo xtask bench</code></pre>\n{}",
+        escape(docs_from_out),
+        ratio_chart(&ratios),
+        table(&table_rows),
+        json_sections(results, &SHOWN_ELSEWHERE)
+    )
+}
+
+/// The row with a `what` field: the workload's description, when known.
+fn with_description(row: &Value, workloads: &[BenchWorkload]) -> Value {
+    let mut row = row.clone();
+    let name = row.get("workload").and_then(Value::as_str).unwrap_or("");
+    if let (Some(w), Some(object)) = (
+        workloads.iter().find(|w| w.name == name),
+        row.as_object_mut(),
+    ) {
+        object.insert("what".into(), json!(w.description));
+    }
+    row
+}
+
+/// Horizontal bars of `(workload, ratio)` on one scale, with the parity line at 1x, as
+/// inline SVG.
+pub fn ratio_chart(ratios: &[(String, f64)]) -> String {
+    if ratios.is_empty() {
+        return "<p>No workload has a PyTorch side in these results.</p>\n".to_string();
+    }
+    let (label_width, bar_width, row_height) = (190.0, 420.0, 26.0);
+    let top = ratios.iter().map(|(_, r)| *r).fold(1.0, f64::max).ceil();
+    let x = |ratio: f64| label_width + bar_width * ratio / top;
+    let height = row_height * ratios.len() as f64 + 24.0;
+    let mut svg = format!(
+        "<svg class=\"chart\" viewBox=\"0 0 {} {height}\" role=\"img\" aria-label=\"Petal / PyTorch speed ratio per workload\">\n",
+        label_width + bar_width + 60.0
+    );
+    for (i, (name, ratio)) in ratios.iter().enumerate() {
+        let y = row_height * i as f64;
+        let class = if *ratio >= 1.0 { "faster" } else { "slower" };
+        svg += &format!(
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\
+             <rect class=\"{class}\" x=\"{label_width}\" y=\"{}\" width=\"{:.1}\" height=\"{}\"/>\
+             <text x=\"{:.1}\" y=\"{}\">{ratio:.2}x</text>\n",
+            label_width - 8.0,
+            y + 17.0,
+            escape(name),
+            y + 4.0,
+            x(*ratio) - label_width,
+            row_height - 8.0,
+            x(*ratio) + 6.0,
+            y + 17.0,
+        );
+    }
+    let bottom = row_height * ratios.len() as f64;
+    svg += &format!(
+        "<line class=\"parity\" x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"0\" y2=\"{bottom}\"/><text x=\"{0:.1}\" y=\"{1}\" text-anchor=\"middle\">1x</text>\n</svg>\n",
+        x(1.0),
+        bottom + 18.0
+    );
+    svg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bars_scale_to_the_largest_ratio_with_the_parity_line() {
+        let svg = ratio_chart(&[("train<".into(), 2.0), ("infer".into(), 0.5)]);
+        // Scale up to 2x: 2.0 fills the 420 px, 0.5 a quarter of it, 1x sits halfway.
+        assert!(
+            svg.contains("width=\"420.0\"") && svg.contains("width=\"105.0\""),
+            "{svg}"
+        );
+        assert!(svg.contains("x1=\"400.0\""), "{svg}");
+        assert!(
+            svg.contains("train&lt;") && svg.contains("2.00x") && svg.contains("class=\"slower\"")
+        );
+    }
+
+    #[test]
+    fn the_table_says_what_each_workload_is() {
+        let results = json!({"threads": 2, "pytorch": "torch 2.15", "ratio": "Petal / PyTorch",
+            "rows": [{"workload": "gemm", "unit": "GFLOP/s", "petal": {"median": 200.0},
+                      "pytorch": {"median": 100.0}, "ratio": 2.0}]});
+        let workloads = [BenchWorkload {
+            name: "gemm".into(),
+            description: "A 2048x2048 product".into(),
+        }];
+        let html = body(results.as_object().unwrap(), "../", &workloads);
+        assert!(html.contains("<td>A 2048x2048 product</td>"), "{html}");
+        assert!(html.contains("<td class=\"num\">2.00x</td>"), "{html}");
+        assert!(html.contains("torch 2.15") && html.contains("2.00x</text>"));
+    }
+}

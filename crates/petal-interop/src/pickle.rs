@@ -399,7 +399,9 @@ impl Machine {
         if self.marks.last() == Some(&self.stack.len()) {
             return Err("stack underflow (popping past a MARK)".to_string());
         }
-        self.stack.pop().ok_or_else(|| "stack underflow".to_string())
+        self.stack
+            .pop()
+            .ok_or_else(|| "stack underflow".to_string())
     }
 
     fn top(&self) -> Result<Id, String> {
@@ -659,9 +661,7 @@ impl Machine {
         let shape = self.usizes(*size)?;
         let stride = self.usizes(*stride)?;
         if shape.len() != stride.len() {
-            return Err(format!(
-                "a tensor of size {shape:?} with stride {stride:?}"
-            ));
+            return Err(format!("a tensor of size {shape:?} with stride {stride:?}"));
         }
         Ok(Value::Tensor(TensorSpec {
             storage: key.clone(),
@@ -698,9 +698,7 @@ impl Machine {
         }
         if let Some(previous) = self.storages.insert(key.clone(), dtype) {
             if previous != dtype {
-                return Err(format!(
-                    "storage {key} is both {previous:?} and {dtype:?}"
-                ));
+                return Err(format!("storage {key} is both {previous:?} and {dtype:?}"));
             }
         }
         Ok(Value::Storage { key, dtype })
@@ -720,14 +718,17 @@ impl Machine {
             Value::Tuple(items) | Value::List(items) => {
                 items.iter().map(|&item| self.usize(item)).collect()
             }
-            other => Err(format!("expected a tuple of integers, found {}", other.kind())),
+            other => Err(format!(
+                "expected a tuple of integers, found {}",
+                other.kind()
+            )),
         }
     }
 }
 
 /// Items `k0, v0, k1, v1, ...` as pairs.
 fn pairs(items: &[Id]) -> Result<Vec<(Id, Id)>, String> {
-    if items.len() % 2 != 0 {
+    if !items.len().is_multiple_of(2) {
         return Err("a dict with a key and no value".to_string());
     }
     Ok(items.chunks_exact(2).map(|p| (p[0], p[1])).collect())
@@ -746,7 +747,7 @@ fn unsupported(op: u8) -> String {
         0x97 | 0x98 => "out-of-band buffer",
         b'0' | b'1' | b'2' => "POP/DUP",
         b'I' | b'L' | b'F' | b'S' | b'V' | b'g' | b'p' => "text-protocol opcode",
-        0x8f | 0x90 | 0x91 => "set opcode",
+        0x8f..=0x91 => "set opcode",
         _ => "unknown opcode",
     };
     format!("unsupported pickle opcode 0x{op:02x} ({name})")
@@ -790,6 +791,8 @@ mod tests {
         let error = parse(bytes).unwrap_err();
         assert_eq!(error.reason, "refusing pickle global builtins.eval");
         assert_eq!(error.key.as_deref(), Some("conv.weight"));
-        assert!(error.to_string().starts_with("refusing pickle global builtins.eval in conv.weight"));
+        assert!(error
+            .to_string()
+            .starts_with("refusing pickle global builtins.eval in conv.weight"));
     }
 }

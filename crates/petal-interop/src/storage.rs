@@ -202,7 +202,10 @@ mod tests {
             shape: vec![],
             stride: vec![],
         };
-        assert_eq!((scalar.extent(), scalar.gather(&storage)), (Some(5), vec![4.]));
+        assert_eq!(
+            (scalar.extent(), scalar.gather(&storage)),
+            (Some(5), vec![4.])
+        );
     }
 
     #[test]

@@ -51,7 +51,13 @@ fn half_and_bfloat16_storages_become_f32() {
     let state = read("dtypes.pth");
     let half = [-2.5, -1.5, -0.5, 0.5, 1.5, 2.5];
     assert_tensor(&state, "half", Dtype::F16, &[2, 3], &half);
-    assert_tensor(&state, "bf16", Dtype::BF16, &[4], &[0.0, -0.25, -0.5, -0.75]);
+    assert_tensor(
+        &state,
+        "bf16",
+        Dtype::BF16,
+        &[4],
+        &[0.0, -0.25, -0.5, -0.75],
+    );
 }
 
 #[test]
@@ -79,15 +85,24 @@ fn nested_checkpoints_open_by_key_and_lose_their_prefix() {
 
     // Without the key, the error points at the nested dict.
     let message = error_of(&path, &ReadOptions::default());
-    assert!(message.contains("entry \"state_dict\" is a dict, not a tensor"), "{message}");
-    assert!(message.contains("open one of its dicts by key: state_dict"), "{message}");
+    assert!(
+        message.contains("entry \"state_dict\" is a dict, not a tensor"),
+        "{message}"
+    );
+    assert!(
+        message.contains("open one of its dicts by key: state_dict"),
+        "{message}"
+    );
     let wrong_key = ReadOptions {
         key: Some("model"),
         ..ReadOptions::default()
     };
     let message = error_of(&path, &wrong_key);
     assert!(message.contains("no key \"model\""), "{message}");
-    assert!(message.contains("state_dict, epoch, best_accuracy"), "{message}");
+    assert!(
+        message.contains("state_dict, epoch, best_accuracy"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -125,7 +140,10 @@ fn bad_files_are_errors_naming_the_file_and_the_problem() {
     let zip = std::fs::read(fixture("views.pth")).unwrap();
     let truncated = write("truncated.pth", &zip[..zip.len() / 2]);
     let message = error_of(&truncated, &ReadOptions::default());
-    assert!(message.contains("truncated or corrupt zip archive"), "{message}");
+    assert!(
+        message.contains("truncated or corrupt zip archive"),
+        "{message}"
+    );
 
     let text = write("text.pth", b"not a checkpoint at all");
     let message = error_of(&text, &ReadOptions::default());
@@ -159,7 +177,10 @@ fn convert_keeps_the_sources_names_and_values_as_f32() {
     };
     let written = convert_to_safetensors(&fixture("nested.pth"), &output, &options).unwrap();
     assert_eq!(written.tensors, 2);
-    assert_eq!(written.bytes as u64, std::fs::metadata(&output).unwrap().len());
+    assert_eq!(
+        written.bytes as u64,
+        std::fs::metadata(&output).unwrap().len()
+    );
     let tensors = read_tensors(&output).unwrap();
     assert_eq!(tensors["fc.weight"].to_vec(), range(0, 6));
     assert_eq!(tensors["fc.bias"].shape(), &[2]);
@@ -167,7 +188,10 @@ fn convert_keeps_the_sources_names_and_values_as_f32() {
     // Every dtype arrives as f32, integers included.
     let legacy = folder.path().join("legacy.safetensors");
     convert_to_safetensors(&fixture("legacy.pth"), &legacy, &ConvertOptions::default()).unwrap();
-    assert_eq!(read_tensors(&legacy).unwrap()["bn.num_batches_tracked"].to_vec(), [7.0]);
+    assert_eq!(
+        read_tensors(&legacy).unwrap()["bn.num_batches_tracked"].to_vec(),
+        [7.0]
+    );
 
     // A failed conversion writes nothing.
     let refused = folder.path().join("refused.safetensors");

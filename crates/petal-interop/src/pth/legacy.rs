@@ -23,12 +23,19 @@ pub(super) fn read(
     let io = |e: std::io::Error| bad(format!("read failed: {e}"));
     let mut reader = BufReader::new(file);
     let starts_as_pickle = reader.fill_buf().map_err(io)?.first() == Some(&PROTO);
-    if !starts_as_pickle || !file_info.pickle(&mut reader, "magic number")?.is_int(MAGIC_NUMBER) {
+    if !starts_as_pickle
+        || !file_info
+            .pickle(&mut reader, "magic number")?
+            .is_int(MAGIC_NUMBER)
+    {
         return Err(bad(
             "wrong magic: neither a zip archive nor a legacy torch pickle stream".to_string(),
         ));
     }
-    if !file_info.pickle(&mut reader, "protocol version")?.is_int(PROTOCOL_VERSION) {
+    if !file_info
+        .pickle(&mut reader, "protocol version")?
+        .is_int(PROTOCOL_VERSION)
+    {
         return Err(bad(format!(
             "legacy protocol version is not {PROTOCOL_VERSION}"
         )));
@@ -52,7 +59,9 @@ pub(super) fn read(
             .map_err(|_| bad(format!("truncated: storage {key} has no element count")))?;
         let count = u64::from_le_bytes(count);
         let left = (file_info.length).saturating_sub(reader.stream_position().map_err(io)?);
-        let bytes = count.checked_mul(dtype.size() as u64).filter(|&b| b <= left);
+        let bytes = count
+            .checked_mul(dtype.size() as u64)
+            .filter(|&b| b <= left);
         let Some(bytes) = bytes else {
             return Err(bad(format!(
                 "truncated: storage {key} announces {count} {dtype:?} elements, the file has {left} bytes left"

@@ -161,21 +161,26 @@ fn build_tensors(
     out: &mut StateDict,
 ) -> Result<(), String> {
     for (name, spec) in &wanted {
-        let elements = spec.view.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
-        if elements.is_none_or(|n| n > values.len()) {
-            return Err(format!(
-                "tensor {name} (shape {:?}, stride {:?}) has more elements than its storage {key} ({}): overlapping views (expanded, stride 0) are not read",
-                spec.view.shape,
-                spec.view.stride,
-                values.len()
-            ));
-        }
         let fits = spec.view.extent().is_some_and(|end| end <= values.len());
         if !fits {
             return Err(format!(
                 "tensor {name} (shape {:?}, offset {}, stride {:?}) reaches past its storage {key}, which holds {} elements",
                 spec.view.shape,
                 spec.view.offset,
+                spec.view.stride,
+                values.len()
+            ));
+        }
+        // Inside the storage, only a view that overlaps itself holds more elements.
+        let elements = spec
+            .view
+            .shape
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d));
+        if elements.is_none_or(|n| n > values.len()) {
+            return Err(format!(
+                "tensor {name} (shape {:?}, stride {:?}) has more elements than its storage {key} ({}): overlapping views (expanded, stride 0) are not read",
+                spec.view.shape,
                 spec.view.stride,
                 values.len()
             ));
@@ -188,8 +193,8 @@ fn build_tensors(
         } else {
             spec.view.gather(&values)
         };
-        let tensor = Tensor::from_vec(&spec.view.shape, data)
-            .map_err(|e| format!("tensor {name}: {e}"))?;
+        let tensor =
+            Tensor::from_vec(&spec.view.shape, data).map_err(|e| format!("tensor {name}: {e}"))?;
         out.insert(
             name,
             TorchTensor {
@@ -213,7 +218,14 @@ mod tests {
             stride: stride.to_vec(),
         };
         let storage = "0".to_string();
-        (name.to_string(), TensorSpec { storage, dtype: Dtype::F32, view })
+        (
+            name.to_string(),
+            TensorSpec {
+                storage,
+                dtype: Dtype::F32,
+                view,
+            },
+        )
     }
 
     #[test]

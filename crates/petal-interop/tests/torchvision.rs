@@ -250,7 +250,10 @@ fn a_checkpoint_with_the_wrong_checksum_is_refused_and_nothing_is_cached() {
             && message.contains(&sha256_hex(&served)),
         "{message}"
     );
-    assert_eq!(listing(&folder.folder), ["classes.txt"]);
+    assert_eq!(
+        listing(&folder.folder),
+        ["classes.txt", "classes.txt.verified"]
+    );
 
     // A .pth given by hand is checked the same way.
     let pth = root.path().join("mobilenet_v2.pth");

@@ -106,10 +106,12 @@ impl WeightsFolder {
             _ => mirror,
         });
         let folder = config.dataset_dir(&manifest);
+        let mut wanted = Vec::new();
         for file in &manifest.files {
             if is_converted(entries, &file.name, &folder)? {
                 continue;
             }
+            // Every source is checked before anything is downloaded.
             if config.mirror.is_none()
                 && file.url.is_empty()
                 && !is_cached(&config, &manifest, file)?
@@ -119,6 +121,9 @@ impl WeightsFolder {
                     source_desc: file.note.clone().unwrap_or_default(),
                 });
             }
+            wanted.push(file);
+        }
+        for file in wanted {
             let report = |done, total| {
                 if let Some(progress) = progress {
                     progress(file, done, total);
@@ -343,6 +348,15 @@ mod tests {
         };
         let error = offline.fetch(&[lite0()], None).unwrap_err().to_string();
         assert!(error.contains("PETAL_MIRROR"), "{error}");
+        // resnet18's checkpoint has a URL but its class names have none: refused before
+        // downloading anything.
+        let resnet18 = weights_named("resnet18").unwrap();
+        let error = offline.fetch(&[resnet18], None).unwrap_err().to_string();
+        assert!(
+            error.contains("imagenet_classes.txt: no public URL serves this file"),
+            "{error}"
+        );
+        assert!(!dir.path().join("weights").exists());
     }
 
     #[test]

@@ -4,9 +4,10 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use petal_interop::load_classifier;
 use petal_viz::saliency::{grad_cam, last_feature_map_layer, GradCam};
-use petal_viz::{overlay, save_png, tensor_image, Colormap, Scaling};
-use petal_zoo::pretrained::{weights_named, Classifier};
+use petal_viz::{overlay, save_png, Colormap};
+use petal_zoo::pretrained::{weights_named, Classifier, Preprocessing};
 use serde::Serialize;
 
 use crate::paths::weights_folder;
@@ -14,12 +15,18 @@ use crate::paths::weights_folder;
 /// Options of `cargo xtask classify`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct ClassifyOptions {
-    /// Which pretrained model (see the catalog in petal-zoo).
+    /// Which pretrained model: efficientnet-lite0, resnet18, resnet50, resnet50-v2,
+    /// mobilenet_v2, vgg16 (the catalog in petal-zoo).
     #[arg(long, default_value = "efficientnet-lite0")]
     pub model: String,
-    /// The weights file (default: `<PETAL_WEIGHTS>/<file>`, PETAL_WEIGHTS defaulting to datasets/cache/weights).
+    /// The weights file, safetensors or the published `.pth` (default:
+    /// `<PETAL_WEIGHTS>/<file>`, PETAL_WEIGHTS defaulting to datasets/cache/weights).
     #[arg(long)]
     pub weights: Option<PathBuf>,
+    /// Prepare photos as `imagenet`, `efficientnet-lite` or `none` instead of as the
+    /// model's weights were trained.
+    #[arg(long)]
+    pub preprocessing: Option<String>,
     /// How many classes to show per image.
     #[arg(long, default_value_t = 5)]
     pub top: usize,
@@ -100,19 +107,21 @@ fn explain(
         "two photos named {stem} would both write {}: rename one",
         file.display()
     );
-    // The normalized input, (pixel - 127) / 128, is back in [-1, 1].
-    let picture = tensor_image(&input, Scaling::Range(-1.0, 1.0))?;
+    let picture = classifier.picture(photo)?;
     save_png(&overlay(&picture, &cam.map, Colormap::Jet, 0.45)?, &file)?;
     Ok((cam, Some(file)))
 }
 
 /// Runs `classify`.
 pub fn run(options: &ClassifyOptions) -> anyhow::Result<()> {
-    let classifier = Classifier::load(
+    let mut classifier = load_classifier(
         weights_named(&options.model)?,
         &weights_folder(),
         options.weights.as_deref(),
     )?;
+    if let Some(name) = &options.preprocessing {
+        classifier = classifier.with_preprocessing(name.parse::<Preprocessing>()?);
+    }
     let cam_layer = match (&options.cam, &options.cam_layer) {
         (None, _) => None,
         (Some(dir), layer) => {

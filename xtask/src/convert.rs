@@ -62,6 +62,7 @@ pub fn run(args: &ConvertArgs) -> anyhow::Result<()> {
             key: args.key.as_deref(),
             strip_prefix: args.strip_prefix.as_deref(),
         },
+        ..ConvertOptions::default()
     };
     let written = convert_to_safetensors(&args.input, &args.output, &options)?;
     println!(

@@ -7,6 +7,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use petal_data::download::fetch_dataset;
 use petal_data::flowers::Flowers102;
 use petal_data::{Manifest, ManifestFile};
+use petal_interop::fetch_weights;
 use petal_zoo::pretrained::{weights_named, CATALOG};
 
 use crate::paths::{data_config, weights_folder};
@@ -18,7 +19,8 @@ pub enum DatasetName {
     Mnist,
     /// Oxford 102 Flowers (the photo archive, extracted once, and the two .mat files).
     Flowers102,
-    /// Pretrained weights and their class names (every catalog entry, or the one named).
+    /// Pretrained weights and their class names (every catalog entry, or the one named);
+    /// torchvision checkpoints are converted once to safetensors.
     Weights,
 }
 
@@ -57,7 +59,7 @@ pub fn run(dataset: DatasetName, model: Option<&str>) -> anyhow::Result<PathBuf>
                 Some(name) => vec![weights_named(name)?],
                 None => CATALOG.iter().collect(),
             };
-            weights_folder().fetch(&entries, Some(&progress))?
+            fetch_weights(&weights_folder(), &entries, Some(&progress))?
         }
     };
     bar.finish_and_clear();

@@ -19,7 +19,7 @@ use crate::http::{copy_with_progress, download};
 use crate::lock::{lock_path, CacheLock};
 use crate::manifest::{Manifest, ManifestFile};
 use crate::verify::{
-    cached_file_is_valid, describe_alternatives, matches, payload_of, write_stamp,
+    cached_file_is_valid, describe_alternatives, matches, payload_of, stamp_path, write_stamp,
 };
 
 /// A callback told which file is being fetched, its bytes done and its total when known.
@@ -149,6 +149,22 @@ pub fn fetch_file(
 /// it last verified is not hashed again.
 pub fn is_cached(config: &DataConfig, manifest: &Manifest, file: &ManifestFile) -> Result<bool> {
     cached_file_is_valid(&config.dataset_dir(manifest).join(&file.name), file)
+}
+
+/// Removes `file` of `manifest` from the cache, with its verification stamp: for a
+/// download that was turned into another file (a `.pth` converted to safetensors). A
+/// file that is not there is no error.
+pub fn remove_cached(config: &DataConfig, manifest: &Manifest, file: &ManifestFile) -> Result<()> {
+    let target = config.dataset_dir(manifest).join(&file.name);
+    for path in [stamp_path(&target), target] {
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(DataError::io(&path, "removing", e))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// `true` when the copy at `path` (e.g. in a mirror) holds `file`'s payload; hashes the

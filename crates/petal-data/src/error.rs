@@ -36,9 +36,9 @@ pub enum DataError {
     },
     /// A fetched file does not match its manifest entry; the partial file was removed.
     #[error(
-        "{name} from {source_desc}: checksum mismatch of the decompressed payload: expected sha256 \
-         {expected_sha256} ({expected_size} bytes), got sha256 {actual_sha256} ({actual_size} bytes)\
-         {}; the partial file was removed",
+        "{name} from {source_desc}: checksum mismatch of the decompressed payload: expected {}, \
+         got sha256 {actual_sha256} ({actual_size} bytes){}; the partial file was removed",
+        expected_digest(.expected_sha256, .expected_size),
         .also_accepted.as_deref().map_or("", String::as_str)
     )]
     Checksum {
@@ -119,3 +119,17 @@ impl DataError {
 
 /// Result alias for data operations.
 pub type Result<T, E = DataError> = std::result::Result<T, E>;
+
+/// What a checksum error says was expected: the sha256 (or its published prefix) and the
+/// size when known.
+fn expected_digest(sha256: &str, size: &u64) -> String {
+    let digest = if sha256.len() < 64 {
+        format!("a sha256 starting {sha256}")
+    } else {
+        format!("sha256 {sha256}")
+    };
+    match size {
+        0 => digest,
+        size => format!("{digest} ({size} bytes)"),
+    }
+}

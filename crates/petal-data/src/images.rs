@@ -12,7 +12,7 @@ use crate::error::{DataError, Result};
 use image::{DynamicImage, RgbImage};
 use petal_tensor::Tensor;
 
-use crate::resize::{resize_rgb, Region};
+use crate::resize::{resize_rgb, resize_shorter_side_then_crop, Region};
 
 /// How an image of another aspect ratio becomes a square.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,6 +22,12 @@ pub enum ResizeMode {
     CenterCrop,
     /// Resize width and height independently to `size`, distorting the aspect ratio.
     Squash,
+    /// torchvision's evaluation transform, `Resize(n)` then `CenterCrop(size)`: resize the
+    /// whole image (aspect kept) so its shorter side is `n` pixels, the longer
+    /// `floor(n * longer / shorter)`, then take the central `size x size` square (offsets
+    /// rounded half to even, as Python's `round`). `n` must be at least `size`; the crop
+    /// fraction is not used.
+    ShorterSideThenCrop(u32),
 }
 
 /// How pixel bytes become sample values: `(pixel - mean) / std` per RGB channel, in
@@ -129,12 +135,16 @@ impl ImageOptions {
         }
     }
 
-    /// The region of `rgb` these options keep.
-    fn region(&self, rgb: &RgbImage) -> Region {
-        match self.resize {
+    /// `rgb` cropped and resized per these options: `size * size * 3` bytes.
+    fn resize_rgb(&self, rgb: &RgbImage) -> std::result::Result<Vec<u8>, String> {
+        let region = match self.resize {
             ResizeMode::Squash => Region::all(rgb),
             ResizeMode::CenterCrop => Region::center_fraction(rgb, self.crop_fraction),
-        }
+            ResizeMode::ShorterSideThenCrop(shorter) => {
+                return resize_shorter_side_then_crop(rgb, shorter, self.size, self.filter)
+            }
+        };
+        resize_rgb(rgb, region, self.size, self.filter)
     }
 
     fn check(&self, context: &'static str) -> Result<()> {
@@ -149,6 +159,17 @@ impl ImageOptions {
                 context,
                 format!("crop fraction {} is not in (0, 1]", self.crop_fraction),
             ));
+        }
+        if let ResizeMode::ShorterSideThenCrop(shorter) = self.resize {
+            if shorter < self.size {
+                return Err(DataError::invalid(
+                    context,
+                    format!(
+                        "resizing the shorter side to {shorter} leaves nothing to crop {} pixels from",
+                        self.size
+                    ),
+                ));
+            }
         }
         Ok(())
     }
@@ -181,8 +202,7 @@ pub fn prepare_rgb(
     image: &DynamicImage,
     options: &ImageOptions,
 ) -> std::result::Result<Vec<u8>, String> {
-    let rgb = image.to_rgb8();
-    resize_rgb(&rgb, options.region(&rgb), options.size, options.filter)
+    options.resize_rgb(&image.to_rgb8())
 }
 
 /// `image` as one normalized `(1, size, size, 3)` batch, per `options`.

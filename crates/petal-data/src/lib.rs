@@ -55,5 +55,5 @@ pub use images::{
     Normalization, ResizeMode, MAX_IMAGE_BYTES,
 };
 pub use loader::{Batch, BatchLoader};
-pub use manifest::{AcceptedVersion, Manifest, ManifestFile};
+pub use manifest::{AcceptedVersion, Manifest, ManifestFile, MIN_SHA256_PREFIX};
 pub use split::{stratified_split, Split, SplitIndices};

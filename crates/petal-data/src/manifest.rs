@@ -15,6 +15,10 @@ const MNIST_JSON: &str = include_str!("../../../datasets/mnist.json");
 /// The Oxford 102 Flowers manifest, the same text as `datasets/flowers102.json`.
 const FLOWERS102_JSON: &str = include_str!("../../../datasets/flowers102.json");
 
+/// The fewest hex digits of a sha256 prefix that identify a file (torchvision's rule:
+/// the 8 digits in `resnet18-f37072fd.pth`).
+pub const MIN_SHA256_PREFIX: usize = 8;
+
 /// The files that make up a dataset.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -32,8 +36,13 @@ pub struct ManifestFile {
     /// The official download URL.
     pub url: String,
     /// Lowercase hex sha256 of the payload, decompressed when the name ends in `.gz`.
+    /// Manifest files give all 64 digits; an entry built in code for a source that
+    /// publishes only a prefix (torchvision's file names carry the first 8 or 10 digits)
+    /// gives that prefix, of at least [`MIN_SHA256_PREFIX`] digits, and the payload's
+    /// sha256 must start with it.
     pub sha256: String,
-    /// The payload's size in bytes, decompressed when the name ends in `.gz`.
+    /// The payload's size in bytes, decompressed when the name ends in `.gz`; 0 when the
+    /// source does not publish it (then the sha256 alone decides).
     pub size: u64,
     /// Which version of the file `sha256` and `size` describe, when worth saying.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -106,6 +106,75 @@ pub fn resize_rgb(
     Ok(resized.into_vec())
 }
 
+/// `rgb` resized with `filter` (aspect kept) so that its shorter side is `shorter`
+/// pixels and its longer side `floor(shorter * longer / shorter_side)`, then its central
+/// `size x size` square, offsets rounded half to even: torchvision's `Resize(shorter)`
+/// followed by `CenterCrop(size)`. `size * size * 3` bytes, row-major RGB. Fails when
+/// `shorter` is below `size` or the image is empty.
+///
+/// ```
+/// use petal_data::resize::resize_shorter_side_then_crop;
+/// use petal_data::FilterType;
+/// // 400x300 -> 341x256 -> the 224x224 square at (58, 16).
+/// let photo = image::RgbImage::from_fn(400, 300, |x, _| image::Rgb([(x / 2) as u8, 0, 0]));
+/// let crop = resize_shorter_side_then_crop(&photo, 256, 224, FilterType::Triangle)?;
+/// assert_eq!(crop.len(), 224 * 224 * 3);
+/// assert!(resize_shorter_side_then_crop(&photo, 200, 224, FilterType::Triangle).is_err());
+/// # Ok::<(), String>(())
+/// ```
+pub fn resize_shorter_side_then_crop(
+    rgb: &RgbImage,
+    shorter: u32,
+    size: u32,
+    filter: FilterType,
+) -> Result<Vec<u8>, String> {
+    let (width, height) = rgb.dimensions();
+    if shorter < size || width == 0 || height == 0 {
+        return Err(format!(
+            "cannot crop {size}x{size} from a {width}x{height} image resized to a shorter side of {shorter}"
+        ));
+    }
+    let longer =
+        |long: u32, short: u32| (u64::from(shorter) * u64::from(long) / u64::from(short)) as u32;
+    let (new_width, new_height) = if width <= height {
+        (shorter, longer(height, width))
+    } else {
+        (longer(width, height), shorter)
+    };
+    let source = fir::images::ImageRef::new(width, height, rgb.as_raw(), fir::PixelType::U8x3)
+        .map_err(|e| e.to_string())?;
+    let mut resized = fir::images::Image::new(new_width, new_height, fir::PixelType::U8x3);
+    let options = fir::ResizeOptions::new().resize_alg(algorithm(filter));
+    fir::Resizer::new()
+        .resize(&source, &mut resized, &options)
+        .map_err(|e| e.to_string())?;
+    let (left, top) = (
+        centered_offset(new_width, size),
+        centered_offset(new_height, size),
+    );
+    let row = new_width as usize * 3;
+    let pixels = resized.into_vec();
+    Ok((top..top + size)
+        .flat_map(|y| {
+            let start = y as usize * row + left as usize * 3;
+            &pixels[start..start + size as usize * 3]
+        })
+        .copied()
+        .collect())
+}
+
+/// `round((length - size) / 2)` with halves rounded to even, as torchvision computes a
+/// center crop's offset.
+fn centered_offset(length: u32, size: u32) -> u32 {
+    let excess = length - size;
+    let half = excess / 2;
+    if excess % 2 == 1 && half % 2 == 1 {
+        half + 1
+    } else {
+        half
+    }
+}
+
 /// `fast_image_resize`'s equivalent of the `image` crate's filter.
 fn algorithm(filter: FilterType) -> fir::ResizeAlg {
     let convolution = |f| fir::ResizeAlg::Convolution(f);
@@ -163,6 +232,40 @@ mod tests {
                 "{filter:?}: largest difference {worst}, mean {mean}"
             );
         }
+    }
+
+    #[test]
+    fn center_crop_offsets_round_half_to_even_as_python() {
+        // round(58.5) = 58, round(59.5) = 60, round(16.0) = 16.
+        assert_eq!(centered_offset(341, 224), 58);
+        assert_eq!(centered_offset(343, 224), 60);
+        assert_eq!(centered_offset(256, 224), 16);
+    }
+
+    #[test]
+    fn shorter_side_then_crop_equals_resizing_the_whole_photo_then_cropping() {
+        // Portrait, so the longer side is the height: 224x300 -> 256x342 (floor of
+        // 342.86), crop at (16, 59).
+        let rgb = pattern(224, 300);
+        let ours = resize_shorter_side_then_crop(&rgb, 256, 224, FilterType::Triangle).unwrap();
+        let whole = imageops::resize(&rgb, 256, 342, FilterType::Triangle);
+        let reference = imageops::crop_imm(&whole, 16, 59, 224, 224)
+            .to_image()
+            .into_raw();
+        assert_eq!(ours.len(), reference.len());
+        let differences: Vec<u8> = ours
+            .iter()
+            .zip(&reference)
+            .map(|(a, b)| a.abs_diff(*b))
+            .collect();
+        let worst = differences.iter().max().copied().unwrap_or(0);
+        let mean =
+            differences.iter().map(|&d| f64::from(d)).sum::<f64>() / differences.len() as f64;
+        // The same rounding differences as between the two libraries' plain resizes.
+        assert!(
+            worst <= 4 && mean < 0.5,
+            "largest difference {worst}, mean {mean}"
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use md5::Md5;
 use sha2::{Digest, Sha256};
 
 use crate::error::{DataError, Result};
-use crate::manifest::{AcceptedVersion, ManifestFile};
+use crate::manifest::{AcceptedVersion, ManifestFile, MIN_SHA256_PREFIX};
 
 /// The sha256 (lowercase hex) and size in bytes of a file's payload, and the md5 of the
 /// file as stored when the manifest entry accepts a version by md5.
@@ -99,10 +99,14 @@ fn matches_version(payload: &Payload, version: &AcceptedVersion) -> bool {
     }
 }
 
-/// `true` when the payload matches `file`'s size and sha256, or one of its accepted
+/// `true` when the payload matches `file`'s size (unless 0, unknown) and sha256 (or the
+/// prefix of at least [`MIN_SHA256_PREFIX`] digits it gives), or one of its accepted
 /// other versions.
 pub(crate) fn matches(payload: &Payload, file: &ManifestFile) -> bool {
-    (payload.size == file.size && payload.sha256 == file.sha256)
+    let size_ok = file.size == 0 || payload.size == file.size;
+    let sha256_ok =
+        file.sha256.len() >= MIN_SHA256_PREFIX && payload.sha256.starts_with(&file.sha256);
+    (size_ok && sha256_ok)
         || file
             .also_accept
             .iter()
@@ -139,7 +143,8 @@ pub(crate) fn describe_alternatives(payload: &Payload, file: &ManifestFile) -> O
     ))
 }
 
-fn stamp_path(path: &Path) -> PathBuf {
+/// The stamp file beside `path`, `<name>.verified`.
+pub(crate) fn stamp_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(".verified");
     path.with_file_name(name)

@@ -414,3 +414,38 @@ fn a_second_process_waits_for_the_cache_lock() {
     let cached = config.cache_root.join("toy/a.gz");
     assert_eq!(std::fs::read(cached).unwrap(), gzip(&bytes));
 }
+
+#[test]
+fn a_published_sha256_prefix_without_a_size_verifies_and_a_wrong_one_is_refused() {
+    // torchvision's rule: the file name carries the first digits of the sha256, and no
+    // size is published.
+    let data = payload(30_000, 12);
+    let (url, _seen) = serve(data.clone(), true);
+    let (_root, config) = http_config();
+    let mut file = entry("h.pth", &format!("{url}/h.pth"), &data);
+    file.sha256.truncate(8);
+    file.size = 0;
+    let m = manifest(vec![file.clone()]);
+    let path = fetch_file(&config, &m, &m.files[0], None).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), data);
+    assert!(is_cached(&config, &m, &m.files[0]).unwrap());
+
+    let (_root, config) = http_config();
+    file.sha256 = "0123abcd".into();
+    let m = manifest(vec![file]);
+    let message = fetch_file(&config, &m, &m.files[0], None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("expected a sha256 starting 0123abcd, got sha256")
+            && message.contains(&sha256_hex(&data)),
+        "{message}"
+    );
+    assert!(cache_listing(&config).is_empty());
+
+    // Fewer than 8 digits identify nothing.
+    let mut short = entry("i.pth", &format!("{url}/i.pth"), &data);
+    short.sha256.truncate(4);
+    let m = manifest(vec![short]);
+    assert!(fetch_file(&config, &m, &m.files[0], None).is_err());
+}

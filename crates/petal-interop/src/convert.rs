@@ -1,5 +1,6 @@
 //! `.pth` checkpoints to safetensors files (`cargo xtask convert`).
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use petal_nn::weights::encode_tensors;
@@ -17,6 +18,8 @@ pub struct ConvertOptions<'a> {
     pub arch: Option<Arch>,
     /// Which dict of the checkpoint, and the prefix to strip from its names.
     pub read: ReadOptions<'a>,
+    /// Free-form metadata to record in the output's header (none when empty).
+    pub metadata: HashMap<String, String>,
 }
 
 /// What a conversion wrote.
@@ -49,6 +52,7 @@ pub fn convert_to_safetensors(
     output: &Path,
     options: &ConvertOptions<'_>,
 ) -> Result<Converted, InteropError> {
+    let metadata = (!options.metadata.is_empty()).then(|| options.metadata.clone());
     let (tensors, encoded) = match options.arch {
         Some(arch) => {
             let mut model = arch.build(&Options::default())?;
@@ -57,12 +61,15 @@ pub fn convert_to_safetensors(
                 .store()
                 .iter()
                 .map(|(_, p)| (p.name.as_str(), &p.value));
-            (model.store().iter().count(), encode_tensors(params, None))
+            (
+                model.store().iter().count(),
+                encode_tensors(params, metadata),
+            )
         }
         None => {
             let state = read_state_dict(input, &options.read)?;
             let tensors = state.iter().map(|(name, t)| (name.as_str(), &t.tensor));
-            (state.len(), encode_tensors(tensors, None))
+            (state.len(), encode_tensors(tensors, metadata))
         }
     };
     let encoded = encoded.map_err(|reason| InteropError::Checkpoint {

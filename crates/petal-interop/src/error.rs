@@ -26,6 +26,9 @@ pub enum InteropError {
     /// The checkpoint's tensors do not fit the model (names every tensor at fault).
     #[error(transparent)]
     Weights(#[from] WeightsError),
+    /// Fetching, verifying or loading a catalog entry's files failed.
+    #[error(transparent)]
+    Zoo(#[from] petal_zoo::ZooError),
     /// The model could not be built.
     #[error("building the model: {0}")]
     Model(#[from] petal_nn::NnError),

@@ -6,16 +6,20 @@
 //! short allow-list (`os.system`, `builtins.eval`, ...) is refused by name.
 //! [`load_pth`] loads a torchvision-named checkpoint into a zoo model, and
 //! [`convert_to_safetensors`] writes a checkpoint as safetensors, in Petal's names and
-//! layout or in the source's own (`cargo xtask convert`).
+//! layout or in the source's own (`cargo xtask convert`). [`fetch_weights`] brings the
+//! zoo catalog's torchvision checkpoints into the weights cache, verified and converted
+//! once to safetensors, and [`load_classifier`] also takes a `.pth` as the weights.
 
 mod convert;
 mod error;
 mod load;
 pub mod pickle;
+mod pretrained;
 pub mod pth;
 mod storage;
 
 pub use convert::{convert_to_safetensors, ConvertOptions, Converted};
 pub use error::InteropError;
 pub use load::load_pth;
+pub use pretrained::{convert_published, fetch_weights, load_classifier};
 pub use storage::{Dtype, View};

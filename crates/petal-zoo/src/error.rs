@@ -30,7 +30,7 @@ pub enum ZooError {
         /// The catalog name.
         name: &'static str,
         /// The file's name.
-        file_name: &'static str,
+        file_name: String,
     },
     /// The weights file holds other bytes than the catalog's.
     #[error("{}: these are not the {name} weights the catalog names (sha256 {expected})", .path.display())]

@@ -427,7 +427,7 @@ mod tests {
             .iter()
             .all(|f| f.status == Status::Warn));
         for weights in CATALOG {
-            std::fs::write(dir.path().join(weights.file_name), b"tampered").unwrap();
+            std::fs::write(weights.files_in(dir.path()).0, b"tampered").unwrap();
         }
         let findings = check_weights(dir.path());
         assert!(findings.iter().all(|f| f.status == Status::Fail));

@@ -161,6 +161,17 @@ fn build_tensors(
     out: &mut StateDict,
 ) -> Result<(), String> {
     for (name, spec) in &wanted {
+        let fits = spec.view.extent().is_some_and(|end| end <= values.len());
+        if !fits {
+            return Err(format!(
+                "tensor {name} (shape {:?}, offset {}, stride {:?}) reaches past its storage {key}, which holds {} elements",
+                spec.view.shape,
+                spec.view.offset,
+                spec.view.stride,
+                values.len()
+            ));
+        }
+        // Inside the storage, only a view that overlaps itself holds more elements.
         let elements = spec
             .view
             .shape
@@ -170,16 +181,6 @@ fn build_tensors(
             return Err(format!(
                 "tensor {name} (shape {:?}, stride {:?}) has more elements than its storage {key} ({}): overlapping views (expanded, stride 0) are not read",
                 spec.view.shape,
-                spec.view.stride,
-                values.len()
-            ));
-        }
-        let fits = spec.view.extent().is_some_and(|end| end <= values.len());
-        if !fits {
-            return Err(format!(
-                "tensor {name} (shape {:?}, offset {}, stride {:?}) reaches past its storage {key}, which holds {} elements",
-                spec.view.shape,
-                spec.view.offset,
                 spec.view.stride,
                 values.len()
             ));

@@ -4,11 +4,12 @@
 
 use std::path::Path;
 
-use petal_data::open_image;
+use image::RgbImage;
+use petal_data::{open_image, prepare_rgb};
 use petal_nn::Model;
 use petal_tensor::Tensor;
 
-use super::catalog::{decode_predictions, Prediction, PretrainedWeights};
+use super::catalog::{decode_predictions, Prediction, Preprocessing, PretrainedWeights};
 use super::files::{load_verified, WeightsFolder};
 use crate::{Options, ZooError};
 
@@ -21,11 +22,15 @@ pub struct Classifier {
     pub model: Model,
     /// The name of each class, in logit order.
     pub names: Vec<String>,
+    /// How photos become the model's input: the catalog's, unless overridden
+    /// ([`Classifier::with_preprocessing`]).
+    pub preprocessing: Preprocessing,
 }
 
 impl Classifier {
     /// Builds `entry`'s model with its verified weights and class names from `folder`
-    /// (the weights from `weights` instead, when given: checked against the catalog too).
+    /// (the weights from the safetensors file `weights` instead, when given: checked
+    /// against the catalog too; petal-interop's `load_classifier` also takes `.pth`).
     ///
     /// ```no_run
     /// use petal_data::download::DataConfig;
@@ -45,16 +50,48 @@ impl Classifier {
             Some(path) => load_verified(entry, path, &Options::default())?,
             None => folder.load(entry, &Options::default())?,
         };
+        Self::new(entry, model, folder)
+    }
+
+    /// A classifier of `model`, already holding `entry`'s weights (loaded some other
+    /// way), with the class names from `folder`; folds its batch norms.
+    pub fn new(
+        entry: &'static PretrainedWeights,
+        model: Model,
+        folder: &WeightsFolder,
+    ) -> Result<Self, ZooError> {
         Ok(Self {
             entry,
             model: model.fold_for_inference(),
             names: folder.class_names(entry)?,
+            preprocessing: entry.preprocessing,
         })
+    }
+
+    /// This classifier preparing photos with `preprocessing` instead of the catalog's.
+    pub fn with_preprocessing(self, preprocessing: Preprocessing) -> Self {
+        Self {
+            preprocessing,
+            ..self
+        }
     }
 
     /// The network's input for the photo at `path`, preprocessed as the weights expect.
     pub fn input(&self, path: &Path) -> Result<Tensor, ZooError> {
-        self.entry.preprocessing.apply(&open_image(path)?)
+        self.preprocessing.apply(&open_image(path)?)
+    }
+
+    /// The photo at `path` cropped and resized as the network sees it, before
+    /// normalization (to draw maps over).
+    pub fn picture(&self, path: &Path) -> Result<RgbImage, ZooError> {
+        let options = self.preprocessing.image_options();
+        let invalid = |reason: String| ZooError::Invalid {
+            context: "Classifier::picture",
+            reason: format!("{}: {reason}", path.display()),
+        };
+        let pixels = prepare_rgb(&open_image(path)?, &options).map_err(invalid)?;
+        RgbImage::from_raw(options.size, options.size, pixels)
+            .ok_or_else(|| invalid("the resized pixels do not fill the picture".into()))
     }
 
     /// The logits and the `top` most probable classes of the photo at `path`.

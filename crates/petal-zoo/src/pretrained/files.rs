@@ -5,17 +5,33 @@
 //! `<cache>/weights/`). [`WeightsFolder::fetch`] brings files into the cache through
 //! petal-data's verified downloader, exactly like a dataset called `weights`: from the
 //! mirror (`<PETAL_MIRROR>/weights/`, or the `weights/` folder beside the mirror) or the
-//! file's official URL, checked against the catalog's SHA-256, written atomically.
+//! file's official URL, checked against the catalog's SHA-256 (or the prefix torchvision
+//! publishes), written atomically. A torchvision `.pth` is then converted once to
+//! safetensors by petal-interop (`petal_interop::fetch_weights`), which records the
+//! checkpoint's sha256 in the converted file ([`PretrainedWeights::provenance`]); that
+//! record is what verifies the converted file later.
 
+use std::collections::HashMap;
+use std::fs::File;
+use std::io;
 use std::path::{Path, PathBuf};
 
-use petal_data::download::{fetch_file, verify_copy, DataConfig, DatasetProgress};
-use petal_data::{Manifest, ManifestFile};
+use petal_data::download::{
+    fetch_file, is_cached, remove_cached, verify_copy, DataConfig, DatasetProgress,
+};
+use petal_data::{DataError, Manifest, ManifestFile};
+use petal_nn::weights::{read_tensor_file, TensorFile};
 use petal_nn::Model;
+use sha2::{Digest, Sha256};
 
-use super::catalog::{read_class_names, PretrainedWeights, CATALOG};
-use super::load_pretrained;
+use super::catalog::{read_class_names, PretrainedWeights, WeightsFormat, CATALOG};
+use super::{assign_pretrained, is_counter};
 use crate::{Options, ZooError};
+
+/// The metadata key of a converted checkpoint's file name.
+const SOURCE_FILE: &str = "petal.source_file";
+/// The metadata key of a converted checkpoint's sha256 (all 64 digits).
+const SOURCE_SHA256: &str = "petal.source_sha256";
 
 /// The folder pretrained weights are read from, and the data configuration (cache and
 /// mirror) they are fetched with.
@@ -45,7 +61,7 @@ impl WeightsFolder {
             Err(ZooError::MissingWeights {
                 path: file,
                 name: entry.name,
-                file_name: entry.file_name,
+                file_name: entry.weights_file_name(),
             })
         }
     }
@@ -69,9 +85,13 @@ impl WeightsFolder {
         load_verified(entry, &self.weights_file(entry)?, options)
     }
 
-    /// Fetches `entries` (each weights file and its class-name file) into
+    /// Fetches `entries` (each published weights file and its class-name file) into
     /// `<cache_root>/weights/` and returns that folder. Files that no URL serves need a
-    /// mirror; without one the error says so.
+    /// mirror (unless already cached); without one the error says so.
+    ///
+    /// A published `.pth` lands as published, for petal-interop to convert
+    /// (`petal_interop::fetch_weights`); it is not fetched again once its conversion is
+    /// in the cache and verifies.
     pub fn fetch(
         &self,
         entries: &[&PretrainedWeights],
@@ -85,13 +105,25 @@ impl WeightsFolder {
             }
             _ => mirror,
         });
+        let folder = config.dataset_dir(&manifest);
+        let mut wanted = Vec::new();
         for file in &manifest.files {
-            if config.mirror.is_none() && file.url.is_empty() {
+            if is_converted(entries, &file.name, &folder)? {
+                continue;
+            }
+            // Every source is checked before anything is downloaded.
+            if config.mirror.is_none()
+                && file.url.is_empty()
+                && !is_cached(&config, &manifest, file)?
+            {
                 return Err(ZooError::NoSource {
                     file_name: file.name.clone(),
                     source_desc: file.note.clone().unwrap_or_default(),
                 });
             }
+            wanted.push(file);
+        }
+        for file in wanted {
             let report = |done, total| {
                 if let Some(progress) = progress {
                     progress(file, done, total);
@@ -99,36 +131,125 @@ impl WeightsFolder {
             };
             fetch_file(&config, &manifest, file, Some(&report))?;
         }
-        Ok(config.dataset_dir(&manifest))
+        Ok(folder)
+    }
+
+    /// Removes `entry`'s published file from the cache (`<cache_root>/weights/`), once
+    /// converted: the conversion is what Petal loads.
+    pub fn remove_published(&self, entry: &PretrainedWeights) -> Result<(), ZooError> {
+        let manifest = weights_manifest(&[entry]);
+        Ok(remove_cached(&self.data, &manifest, &manifest.files[0])?)
     }
 }
 
-/// `entry`'s architecture built with `options`, with the weights at `path` after
-/// checking them against the catalog's SHA-256.
+/// Whether `file_name` is the published `.pth` of one of `entries` whose conversion is
+/// in `folder` and verifies.
+fn is_converted(
+    entries: &[&PretrainedWeights],
+    file_name: &str,
+    folder: &Path,
+) -> Result<bool, ZooError> {
+    for entry in entries {
+        let (converted, _) = entry.files_in(folder);
+        if entry.format == WeightsFormat::TorchvisionPth
+            && entry.file_name == file_name
+            && converted.is_file()
+        {
+            return entry.verify(&converted);
+        }
+    }
+    Ok(false)
+}
+
+/// `entry`'s architecture built with `options`, with the weights at `path` (a
+/// safetensors file) after checking them against the catalog: the file's SHA-256, or
+/// for a converted `.pth` the checkpoint's sha256 its metadata records.
 pub fn load_verified(
     entry: &PretrainedWeights,
     path: &Path,
     options: &Options,
 ) -> Result<Model, ZooError> {
-    if !entry.verify(path)? {
-        return Err(ZooError::WrongWeights {
-            path: path.to_path_buf(),
-            name: entry.name,
-            expected: entry.sha256,
-        });
-    }
+    let tensors = match entry.format {
+        WeightsFormat::Safetensors if !entry.verify(path)? => None,
+        WeightsFormat::Safetensors => Some(read_tensor_file(path, is_counter)?.tensors),
+        WeightsFormat::TorchvisionPth => {
+            let file = read_tensor_file(path, is_counter)?;
+            entry.is_conversion(&file).then_some(file.tensors)
+        }
+    };
+    let tensors = tensors.ok_or_else(|| entry.wrong_weights(path))?;
     let mut model = entry.arch.build(options)?;
-    load_pretrained(&mut model, entry.arch, path)?;
+    assign_pretrained(&mut model, entry.arch, tensors, path)?;
     Ok(model)
 }
 
 impl PretrainedWeights {
-    /// Whether the file at `path` holds exactly these weights (its SHA-256 and size are
-    /// the catalog's); an unreadable file is an error naming it.
+    /// Whether the weights file at `path` (the one Petal loads, see
+    /// [`PretrainedWeights::weights_file_name`]) holds exactly these weights: its SHA-256
+    /// and size are the catalog's, or, for a `.pth` checkpoint, it is the conversion of a
+    /// file with the catalog's sha256. An unreadable file is an error naming it.
     pub fn verify(&self, path: &Path) -> Result<bool, ZooError> {
+        match self.format {
+            WeightsFormat::Safetensors => self.verify_published(path),
+            WeightsFormat::TorchvisionPth => {
+                Ok(self.is_conversion(&read_tensor_file(path, |_| true)?))
+            }
+        }
+    }
+
+    /// Whether the file at `path` is the published file (e.g. a `.pth` downloaded by
+    /// hand): its SHA-256 (or the published prefix) and size (when published) are the
+    /// catalog's.
+    pub fn verify_published(&self, path: &Path) -> Result<bool, ZooError> {
         let file = weights_manifest(&[self]).files.remove(0);
         Ok(verify_copy(path, &file)?)
     }
+
+    /// The metadata to record in the safetensors conversion of the published file at
+    /// `published`: its name and full sha256 (`petal.source_file`,
+    /// `petal.source_sha256`). A file that is not the published one is an error.
+    pub fn provenance(&self, published: &Path) -> Result<HashMap<String, String>, ZooError> {
+        let (sha256, size) = sha256_of(published).map_err(|source| DataError::Io {
+            path: published.to_path_buf(),
+            action: "hashing",
+            source,
+        })?;
+        if !sha256.starts_with(self.sha256) || (self.size != 0 && size != self.size) {
+            return Err(self.wrong_weights(published));
+        }
+        Ok(HashMap::from([
+            (SOURCE_FILE.to_string(), self.file_name.to_string()),
+            (SOURCE_SHA256.to_string(), sha256),
+        ]))
+    }
+
+    /// Whether `file` is the conversion of this entry's published checkpoint.
+    fn is_conversion(&self, file: &TensorFile) -> bool {
+        file.metadata
+            .get(SOURCE_SHA256)
+            .is_some_and(|sha256| sha256.len() == 64 && sha256.starts_with(self.sha256))
+    }
+
+    /// The error for a file at `path` that holds other weights than these.
+    pub fn wrong_weights(&self, path: &Path) -> ZooError {
+        ZooError::WrongWeights {
+            path: path.to_path_buf(),
+            name: self.name,
+            expected: self.sha256,
+        }
+    }
+}
+
+/// The lowercase hex SHA-256 and the size of the file at `path`.
+fn sha256_of(path: &Path) -> io::Result<(String, u64)> {
+    let mut hasher = Sha256::new();
+    let size = io::copy(&mut File::open(path)?, &mut hasher)?;
+    let hex = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok((hex, size))
 }
 
 /// The catalog entry called `name`, or an error listing the known names.
@@ -227,6 +348,15 @@ mod tests {
         };
         let error = offline.fetch(&[lite0()], None).unwrap_err().to_string();
         assert!(error.contains("PETAL_MIRROR"), "{error}");
+        // resnet18's checkpoint has a URL but its class names have none: refused before
+        // downloading anything.
+        let resnet18 = weights_named("resnet18").unwrap();
+        let error = offline.fetch(&[resnet18], None).unwrap_err().to_string();
+        assert!(
+            error.contains("imagenet_classes.txt: no public URL serves this file"),
+            "{error}"
+        );
+        assert!(!dir.path().join("weights").exists());
     }
 
     #[test]
@@ -272,10 +402,18 @@ mod tests {
             return;
         }
         let cache = tempfile::tempdir().unwrap();
-        let folder = folder_with_mirror(&shared.join("datasets"), cache.path())
-            .fetch(&CATALOG.iter().collect::<Vec<_>>(), None)
-            .unwrap();
+        let weights = folder_with_mirror(&shared.join("datasets"), cache.path());
+        let folder = weights.fetch(&[lite0()], None).unwrap();
         assert!(folder.join("efficientnet_lite0.safetensors").is_file());
         assert!(folder.join("imagenet_classes.txt").is_file());
+        // The mirror has none of torchvision's checkpoints: the error names the file.
+        let error = weights
+            .fetch(&[weights_named("resnet18").unwrap()], None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("has no copy of resnet18-f37072fd.pth"),
+            "{error}"
+        );
     }
 }

@@ -24,7 +24,8 @@ use petal_tensor::shape_ops::{permute, reshape};
 use petal_tensor::Tensor;
 
 pub use catalog::{
-    decode_predictions, read_class_names, Prediction, Preprocessing, PretrainedWeights, CATALOG,
+    decode_predictions, read_class_names, Prediction, Preprocessing, PretrainedWeights,
+    WeightsFormat, CATALOG,
 };
 pub use classifier::Classifier;
 pub use files::{load_verified, weights_named, WeightsFolder};
@@ -162,10 +163,15 @@ fn to_petal_layout(tensor: &Tensor, flattened_channels: Option<usize>) -> Option
     }
 }
 
-/// Reads every f32 tensor of a PyTorch safetensors file, skipping the
-/// `*num_batches_tracked` counters (of any dtype).
+/// Whether a tensor is a batch norm's `num_batches_tracked` counter (of any dtype),
+/// which Petal skips.
+fn is_counter(name: &str) -> bool {
+    name.ends_with("num_batches_tracked")
+}
+
+/// Reads every f32 tensor of a PyTorch safetensors file, skipping the counters.
 fn read_pytorch_tensors(path: &Path) -> Result<BTreeMap<String, Tensor>, WeightsError> {
-    read_tensor_file(path, |name| name.ends_with("num_batches_tracked")).map(|file| file.tensors)
+    read_tensor_file(path, is_counter).map(|file| file.tensors)
 }
 
 #[cfg(test)]

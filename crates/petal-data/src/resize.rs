@@ -217,21 +217,26 @@ mod tests {
             let ours = resize_rgb(&rgb, region, 128, filter).unwrap();
             let square = imageops::crop_imm(&rgb, region.left, region.top, 224, 224);
             let reference = imageops::resize(&*square, 128, 128, filter).into_raw();
-            let differences: Vec<u8> = ours
-                .iter()
-                .zip(&reference)
-                .map(|(a, b)| a.abs_diff(*b))
-                .collect();
-            let worst = differences.iter().max().copied().unwrap_or(0);
-            let mean =
-                differences.iter().map(|&d| f64::from(d)).sum::<f64>() / differences.len() as f64;
-            // Rounding, and the clamping of the sharper filters' overshoot at the
-            // checkerboard's edges, differ by a few levels at most.
-            assert!(
-                worst <= 4 && mean < 0.5,
-                "{filter:?}: largest difference {worst}, mean {mean}"
-            );
+            assert_nearly_equal(&ours, &reference, &format!("{filter:?}"));
         }
+    }
+
+    /// Rounding, and the clamping of the sharper filters' overshoot at a checkerboard's
+    /// edges, differ between two resizers by a few levels at most.
+    fn assert_nearly_equal(ours: &[u8], reference: &[u8], what: &str) {
+        assert_eq!(ours.len(), reference.len(), "{what}");
+        let differences: Vec<u8> = ours
+            .iter()
+            .zip(reference)
+            .map(|(a, b)| a.abs_diff(*b))
+            .collect();
+        let worst = differences.iter().max().copied().unwrap_or(0);
+        let mean =
+            differences.iter().map(|&d| f64::from(d)).sum::<f64>() / differences.len() as f64;
+        assert!(
+            worst <= 4 && mean < 0.5,
+            "{what}: largest difference {worst}, mean {mean}"
+        );
     }
 
     #[test]
@@ -252,20 +257,8 @@ mod tests {
         let reference = imageops::crop_imm(&whole, 16, 59, 224, 224)
             .to_image()
             .into_raw();
-        assert_eq!(ours.len(), reference.len());
-        let differences: Vec<u8> = ours
-            .iter()
-            .zip(&reference)
-            .map(|(a, b)| a.abs_diff(*b))
-            .collect();
-        let worst = differences.iter().max().copied().unwrap_or(0);
-        let mean =
-            differences.iter().map(|&d| f64::from(d)).sum::<f64>() / differences.len() as f64;
         // The same rounding differences as between the two libraries' plain resizes.
-        assert!(
-            worst <= 4 && mean < 0.5,
-            "largest difference {worst}, mean {mean}"
-        );
+        assert_nearly_equal(&ours, &reference, "shorter side 256, then 224");
     }
 
     #[test]

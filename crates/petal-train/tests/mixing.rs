@@ -48,8 +48,9 @@ fn tiny_batch() -> (Tensor, Vec<usize>) {
     )
 }
 
-fn linear_classifier() -> Model {
-    Sequential::new(&[2, 2, 1], 5)
+/// A dense layer of 4 outputs on flattened `side x side` images.
+fn linear_classifier(side: usize, seed: u64) -> Model {
+    Sequential::new(&[side, side, 1], seed)
         .add(FlattenConfig::default())
         .unwrap()
         .add(DenseConfig::new(4))
@@ -115,7 +116,7 @@ fn the_step_loss_on_a_mixed_batch_is_the_hand_computed_mixed_cross_entropy() {
             label_smoothing: 0.0,
         },
     ] {
-        let mut model = linear_classifier();
+        let mut model = linear_classifier(2, 5);
         let logits = model.predict(&mixed).unwrap();
         let rows: Vec<&[f32]> = logits.as_slice().chunks(4).collect();
         // lambda * CE(own label) + (1 - lambda) * CE(partner's label), averaged.
@@ -177,16 +178,6 @@ fn bright_quadrants(n: usize) -> InMemoryDataset {
     InMemoryDataset::new(Tensor::from_vec(&[n, 4, 4, 1], pixels).unwrap(), labels, 4).unwrap()
 }
 
-fn square_classifier() -> Model {
-    Sequential::new(&[4, 4, 1], 2)
-        .add(FlattenConfig::default())
-        .unwrap()
-        .add(DenseConfig::new(4))
-        .unwrap()
-        .build()
-        .unwrap()
-}
-
 fn fit_mixed(model: &mut Model, data: &InMemoryDataset, config: &FitConfig) -> History {
     Trainer::new(model, Sgd::new(SgdConfig::new(0.1)))
         .loss(Loss::CategoricalCrossentropy {
@@ -204,7 +195,7 @@ fn a_seed_gives_the_same_mixes_and_weights_and_mixing_changes_training() {
         ("CutMix", Arc::new(CutMix::new(1.0).unwrap())),
     ];
     let train = |mix: Option<Arc<dyn BatchMix>>, seed: u64| {
-        let mut model = square_classifier();
+        let mut model = linear_classifier(4, 2);
         let history = fit_mixed(&mut model, &data, &config(mix, seed));
         (weights(&model), history)
     };
@@ -223,7 +214,7 @@ fn a_seed_gives_the_same_mixes_and_weights_and_mixing_changes_training() {
 #[test]
 fn validation_is_measured_on_unmixed_data() {
     let data = bright_quadrants(64);
-    let mut model = square_classifier();
+    let mut model = linear_classifier(4, 2);
     let config = FitConfig {
         epochs: 20,
         ..mixing(MixUp::new(1.0).unwrap(), 0)

@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use super::Checkpoints;
 
 /// One training run of an experiment.
+#[derive(Clone)]
 pub struct RunSpec {
     /// Row name in the report.
     pub name: &'static str,
@@ -40,6 +41,9 @@ pub struct RunSpec {
     pub cosine_decay: bool,
     /// Initialization, shuffling and augmentation seed.
     pub seed: u64,
+    /// Which of several seeds of the same row this run is: 0 for the first (its
+    /// checkpoint keeps the row's name), k for the k-th repeat.
+    pub replica: usize,
 }
 
 impl RunSpec {
@@ -57,6 +61,7 @@ impl RunSpec {
             batch_mix: None,
             cosine_decay: false,
             seed,
+            replica: 0,
         }
     }
 }
@@ -72,6 +77,12 @@ pub struct RunResult {
     pub val_accuracy: f64,
     pub test_accuracy: f64,
     pub test_loss: f64,
+    /// Over several seeds ([`over_seeds`]): the sample standard deviation of the test
+    /// accuracy, and each seed's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_accuracy_std: Option<f64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub seed_test_accuracies: Vec<f64>,
     pub weights_sha256: String,
     pub history: History,
     #[serde(skip)]
@@ -118,7 +129,10 @@ pub fn train_run(
         seed: run.seed,
         augmentation: run.augmentation.clone(),
         batch_mix: run.batch_mix.clone(),
-        checkpoint: Some(checkpoints.for_run(run.name)),
+        checkpoint: Some(checkpoints.for_run(&match run.replica {
+            0 => run.name.to_string(),
+            k => format!("{} repeat {k}", run.name),
+        })),
         ..FitConfig::default()
     };
     println!("== {} ==", run.name);
@@ -150,12 +164,70 @@ pub fn train_run(
         val_accuracy: history.last("val_accuracy").unwrap_or(f64::NAN),
         test_accuracy: test.accuracy,
         test_loss: test.loss,
+        test_accuracy_std: None,
+        seed_test_accuracies: Vec::new(),
         weights_sha256: weights_checksum(&model),
         history,
         model: Some(model),
         test_labels: test.labels,
         test_predicted: test.predicted,
     })
+}
+
+/// Trains `run` once per seed (`run.seed`, `run.seed + 1`, ...) with `train`, and
+/// reports them as one row ([`over_seeds`]).
+pub fn train_seeds(
+    seeds: usize,
+    run: &RunSpec,
+    mut train: impl FnMut(&RunSpec) -> anyhow::Result<RunResult>,
+) -> anyhow::Result<RunResult> {
+    let runs = (0..seeds.max(1))
+        .map(|k| {
+            train(&RunSpec {
+                seed: run.seed + k as u64,
+                replica: k,
+                ..run.clone()
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(over_seeds(runs))
+}
+
+/// The runs of one row over several seeds as one result: accuracies and test loss
+/// averaged, seconds summed, the test accuracy's spread across seeds recorded; the
+/// curves, weights and test predictions are the first seed's. One run is returned as is.
+pub fn over_seeds(mut runs: Vec<RunResult>) -> RunResult {
+    if runs.len() < 2 {
+        return runs.remove(0);
+    }
+    let n = runs.len() as f64;
+    let mean = |f: fn(&RunResult) -> f64| runs.iter().map(f).sum::<f64>() / n;
+    let test_accuracy = mean(|r| r.test_accuracy);
+    let accuracies: Vec<f64> = runs.iter().map(|r| r.test_accuracy).collect();
+    let variance = accuracies
+        .iter()
+        .map(|a| (a - test_accuracy).powi(2))
+        .sum::<f64>()
+        / (n - 1.0);
+    let (train_accuracy, val_accuracy, test_loss) = (
+        mean(|r| r.train_accuracy),
+        mean(|r| r.val_accuracy),
+        mean(|r| r.test_loss),
+    );
+    let images_per_second = mean(|r| r.images_per_second);
+    let seconds = runs.iter().map(|r| r.seconds).sum();
+    let first = runs.remove(0);
+    RunResult {
+        seconds,
+        images_per_second,
+        train_accuracy,
+        val_accuracy,
+        test_accuracy,
+        test_loss,
+        test_accuracy_std: Some(variance.sqrt()),
+        seed_test_accuracies: accuracies,
+        ..first
+    }
 }
 
 /// Prints the runs as one table.
@@ -180,6 +252,50 @@ pub fn print_table(results: &[RunResult]) {
             r.train_accuracy,
             r.val_accuracy,
             r.test_accuracy
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(test_accuracy: f64, seconds: f64) -> RunResult {
+        RunResult {
+            name: "row",
+            epochs: 3,
+            seconds,
+            images_per_second: 100.0,
+            train_accuracy: test_accuracy,
+            val_accuracy: test_accuracy,
+            test_accuracy,
+            test_loss: 1.0 - test_accuracy,
+            test_accuracy_std: None,
+            seed_test_accuracies: Vec::new(),
+            weights_sha256: format!("{test_accuracy}"),
+            history: History::default(),
+            model: None,
+            test_labels: Vec::new(),
+            test_predicted: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn seeds_are_averaged_with_their_sample_spread() {
+        let row = over_seeds(vec![
+            result(0.98, 1.0),
+            result(0.99, 2.0),
+            result(0.97, 3.0),
+        ]);
+        assert!((row.test_accuracy - 0.98).abs() < 1e-12);
+        // Sample standard deviation of 0.98, 0.99, 0.97: 0.01.
+        assert!((row.test_accuracy_std.unwrap() - 0.01).abs() < 1e-12);
+        assert_eq!(row.seed_test_accuracies, [0.98, 0.99, 0.97]);
+        assert_eq!((row.seconds, row.weights_sha256.as_str()), (6.0, "0.98"));
+        let single = over_seeds(vec![result(0.5, 1.0)]);
+        assert_eq!(
+            (single.test_accuracy_std, single.test_accuracy),
+            (None, 0.5)
         );
     }
 }

@@ -108,7 +108,8 @@ pub fn how_to_read(file: &str) -> Option<&'static str> {
              on, the network has started to memorize."
         }
         s if s.starts_with("val_accuracy") => {
-            "Each panel is one technique over the same epochs; compare where the curves end, not single wiggles."
+            "Every technique over the same epochs: compare where the curves end, not single wiggles, and keep the seed spread \
+             of the table in mind."
         }
         s if s.starts_with("confusion") => {
             "The diagonal holds the correct answers; a bright cell off it is a pair of classes the network mixes up (row: true \

@@ -10,6 +10,7 @@
 mod bench;
 mod browser;
 mod explainer;
+mod guides;
 mod lessons;
 mod page;
 mod reports;
@@ -188,7 +189,7 @@ mod tests {
             api_docs: false,
         })
         .unwrap();
-        assert_eq!(pages.len(), 3, "{pages:?}"); // index, bench, explainer
+        assert_eq!(pages.len(), 7, "{pages:?}"); // index, bench, explainer, 4 guides
         let index = std::fs::read_to_string(out.join("index.html")).unwrap();
         assert!(index.contains("api/petal_nn/index.html"));
         assert!(!index.contains("api/petal_site/") && !index.contains("api/xtask/"));

@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use serde_json::{Map, Value};
 
 use crate::bench::bench_page;
+use crate::guides::GUIDES;
 use crate::lessons::{how_to_read, Lesson};
 use crate::page::{escape, Page};
 use crate::reports::{Figure, Report};
@@ -77,6 +78,9 @@ pub fn write_site(
         true,
     )?;
     write("explainer/index.html", &explainer_page(), true)?;
+    for guide in &GUIDES {
+        write(&format!("{}.html", guide.slug), &guide.render(), true)?;
+    }
     Ok(pages)
 }
 
@@ -181,11 +185,24 @@ fn index(
             )
         })
         .collect();
+    let guides: String = GUIDES
+        .iter()
+        .map(|g| {
+            format!(
+                "<li><a href=\"{}.html\">{}</a></li>\n",
+                g.slug,
+                escape(g.title)
+            )
+        })
+        .collect();
     let body = format!(
         r#"<p class="lead">Petal reproduces the experiments of a lecture on convolutional neural networks in Rust. Each card is one
 <code>cargo xtask repro &lt;experiment&gt;</code> run: its tables, figures and the command that reproduces it.</p>
 <section class="cards">
 {cards}</section>
+<h2>Guides</h2>
+<ul>
+{guides}</ul>
 <h2>More</h2>
 <ul>
 <li><a href="explainer/index.html">CNN explainer</a>: the trained MNIST network computed in your browser, layer by layer.</li>
@@ -432,7 +449,11 @@ mod tests {
                 "index.html",
                 "mnist.html",
                 "bench.html",
-                "explainer/index.html"
+                "explainer/index.html",
+                "guide-getting-started.html",
+                "guide-transfer-learning.html",
+                "guide-custom-layer.html",
+                "guide-reproduce.html"
             ]
         );
         let index = std::fs::read_to_string(out.join("index.html")).unwrap();

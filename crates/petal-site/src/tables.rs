@@ -20,7 +20,7 @@ const COLUMNS: [(&str, &str); 23] = [
     ("val_accuracy", "Validation accuracy"),
     ("test_accuracy", "Test accuracy"),
     ("test_accuracy_std", "Test accuracy (std over seeds)"),
-    ("seeds", "Seeds"),
+    ("seed_test_accuracies", "Test accuracy per seed"),
     ("test_top5_accuracy", "Test top-5 accuracy"),
     ("test_loss", "Test loss"),
     ("seconds", "Training seconds"),
@@ -144,7 +144,7 @@ pub fn cell(key: &str, value: &Value) -> String {
         Value::Array(items) => items
             .iter()
             .map(|v| match v {
-                Value::Array(_) => cell(key, v),
+                Value::Array(_) | Value::Number(_) => cell(key, v),
                 _ => cell("", v),
             })
             .collect::<Vec<_>>()
@@ -207,7 +207,11 @@ pub fn grids(value: &Value) -> String {
 fn number(key: &str, x: f64, float: bool) -> String {
     if key == "ratio" {
         format!("{x:.2}x")
-    } else if key.contains("accuracy") && (0.0..=1.0).contains(&x) {
+    } else if key == "seconds" {
+        format!("{x:.1}")
+    } else if key.ends_with("per_second") {
+        format!("{x:.0}")
+    } else if (key.contains("accuracy") || key.contains("accuracies")) && (0.0..=1.0).contains(&x) {
         format!("{:.2}%", 100.0 * x)
     } else if !float {
         format!("{x}")
@@ -271,7 +275,13 @@ mod tests {
             "cat, 0.4242; dog, 0.01"
         );
         assert_eq!(cell("split_sizes", &json!([494, 106])), "494, 106");
+        assert_eq!(
+            cell("seed_test_accuracies", &json!([0.5, 0.25])),
+            "50.00%, 25.00%"
+        );
         assert_eq!(cell("loss", &json!(0.025)), "0.025");
+        assert_eq!(cell("seconds", &json!(48.6743)), "48.7");
+        assert_eq!(cell("images_per_second", &json!(10366.8)), "10367");
         assert_eq!(cell("published_top1", &json!(0.751)), "0.751");
     }
 }

@@ -3,7 +3,7 @@
 //! `--fine-tune`) the base's top blocks are then trained on with a 10x smaller rate.
 //!
 //! ```sh
-//! cargo run --release --example transfer_learning -- --data DIR [--model efficientnet-lite0] [--epochs 30] [--fine-tune]
+//! cargo run --release --example transfer_learning -- --data DIR [--model efficientnet-lite0] [--epochs 30] [--fine-tune LAYER]
 //! ```
 //! DIR holds `train/<class>/*.jpg` and `test/<class>/*.jpg`, and `val/<class>/` when
 //! you have one (else 20% of train, per class, validates). Weights come from

@@ -8,8 +8,7 @@ use anyhow::Context as _;
 use serde_json::{json, Map, Value};
 
 use crate::page::{escape, Page};
-use crate::site::json_sections;
-use crate::tables::table;
+use crate::tables::{json_sections, table};
 use crate::BenchWorkload;
 
 /// Fields of `results.json` the page shows in its table or chart rather than as settings.

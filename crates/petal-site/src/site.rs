@@ -5,14 +5,13 @@
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::Context as _;
-use serde_json::{Map, Value};
 
 use crate::bench::bench_page;
 use crate::guides::GUIDES;
 use crate::lessons::{how_to_read, Lesson};
 use crate::page::{escape, Page};
 use crate::reports::{Figure, Report};
-use crate::tables::{cell, grids, is_empty, is_grid_list, is_list_of_objects, label, table};
+use crate::tables::json_sections;
 use crate::{BenchWorkload, Experiment};
 
 const STYLE: &str = include_str!("assets/style.css");
@@ -315,57 +314,6 @@ fn reproduce_section(report: &Report) -> String {
         report.slug
     );
     html
-}
-
-/// A JSON report's fields: scalars and short lists in a facts table, each list of
-/// objects as a table, anything deeper as collapsed JSON.
-pub(crate) fn json_sections(metrics: &Map<String, Value>, skip: &[&str]) -> String {
-    let mut facts = String::new();
-    let mut tables = String::new();
-    let mut raw = String::new();
-    let shown = metrics
-        .iter()
-        .filter(|(k, v)| !skip.contains(&k.as_str()) && !is_empty(v));
-    for (key, value) in shown {
-        let title = escape(&label(key));
-        if is_grid_list(value) {
-            tables += &format!("<h2>{title}</h2>\n{}", grids(value));
-        } else if is_list_of_objects(value) {
-            tables += &format!(
-                "<h2>{title}</h2>\n{}",
-                table(value.as_array().expect("a list"))
-            );
-        } else if depth(value) > 2 {
-            raw += &format!(
-                "<details><summary>{title}</summary><pre>{}</pre></details>\n",
-                escape(&serde_json::to_string_pretty(value).unwrap_or_default())
-            );
-        } else if let Value::Object(inner) = value {
-            for (k, v) in inner.iter().filter(|(_, v)| !is_empty(v)) {
-                facts += &format!(
-                    "<tr><th>{title}: {}</th><td>{}</td></tr>\n",
-                    escape(&label(k)),
-                    cell(k, v)
-                );
-            }
-        } else {
-            facts += &format!("<tr><th>{title}</th><td>{}</td></tr>\n", cell(key, value));
-        }
-    }
-    let facts = if facts.is_empty() {
-        facts
-    } else {
-        format!("<h2>Settings</h2>\n<table class=\"facts\">\n{facts}</table>\n")
-    };
-    format!("{facts}{tables}{raw}")
-}
-
-fn depth(value: &Value) -> usize {
-    match value {
-        Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
-        Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
-        _ => 0,
-    }
 }
 
 fn explainer_page() -> String {

@@ -1,5 +1,6 @@
 //! JSON values as HTML: a list of objects becomes a table (one row per object, one
-//! column per field), numbers are rounded for reading, nested values are summarized.
+//! column per field), numbers are rounded for reading, nested values are summarized, and
+//! a whole report becomes its settings, tables and matrices ([`json_sections`]).
 
 use serde_json::{Map, Value};
 
@@ -222,6 +223,57 @@ fn number(key: &str, x: f64, float: bool) -> String {
             .trim_end_matches('0')
             .trim_end_matches('.')
             .to_string()
+    }
+}
+
+/// A JSON report's fields: scalars and short lists in a facts table, each list of
+/// objects as a table, anything deeper as collapsed JSON.
+pub fn json_sections(metrics: &Map<String, Value>, skip: &[&str]) -> String {
+    let mut facts = String::new();
+    let mut tables = String::new();
+    let mut raw = String::new();
+    let shown = metrics
+        .iter()
+        .filter(|(k, v)| !skip.contains(&k.as_str()) && !is_empty(v));
+    for (key, value) in shown {
+        let title = escape(&label(key));
+        if is_grid_list(value) {
+            tables += &format!("<h2>{title}</h2>\n{}", grids(value));
+        } else if is_list_of_objects(value) {
+            tables += &format!(
+                "<h2>{title}</h2>\n{}",
+                table(value.as_array().expect("a list"))
+            );
+        } else if depth(value) > 2 {
+            raw += &format!(
+                "<details><summary>{title}</summary><pre>{}</pre></details>\n",
+                escape(&serde_json::to_string_pretty(value).unwrap_or_default())
+            );
+        } else if let Value::Object(inner) = value {
+            for (k, v) in inner.iter().filter(|(_, v)| !is_empty(v)) {
+                facts += &format!(
+                    "<tr><th>{title}: {}</th><td>{}</td></tr>\n",
+                    escape(&label(k)),
+                    cell(k, v)
+                );
+            }
+        } else {
+            facts += &format!("<tr><th>{title}</th><td>{}</td></tr>\n", cell(key, value));
+        }
+    }
+    let facts = if facts.is_empty() {
+        facts
+    } else {
+        format!("<h2>Settings</h2>\n<table class=\"facts\">\n{facts}</table>\n")
+    };
+    format!("{facts}{tables}{raw}")
+}
+
+fn depth(value: &Value) -> usize {
+    match value {
+        Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
+        _ => 0,
     }
 }
 

@@ -522,6 +522,37 @@ mod tests {
     }
 
     #[test]
+    fn flowers_from_scratch_verdicts_follow_the_gaps() {
+        let flowers3 = |with_bn: f64| {
+            json!({"runs": [
+                {"name": "(a) plain", "train_accuracy": 1.0, "test_accuracy": 0.93},
+                {"name": "(b) regularized", "train_accuracy": 0.97, "test_accuracy": 0.98},
+                {"name": "(c) (b) + batch norm", "train_accuracy": 0.99, "test_accuracy": with_bn}]})
+        };
+        let no_gain = judge("flowers3", flowers3(0.975));
+        assert_eq!(no_gain.verdict, Verdict::Agrees);
+        assert!(
+            no_gain.measured.contains("from 7.0 to -1.0 points"),
+            "{}",
+            no_gain.measured
+        );
+        assert_eq!(
+            judge("flowers3", flowers3(0.999)).verdict,
+            Verdict::Disagrees
+        );
+
+        let flowers102 = |test: f64| json!({"runs": [{"name": "(a) plain", "train_accuracy": 1.0, "test_accuracy": test}]});
+        assert_eq!(
+            judge("flowers102", flowers102(0.14)).verdict,
+            Verdict::Agrees
+        );
+        assert_eq!(
+            judge("flowers102", flowers102(0.9)).verdict,
+            Verdict::Disagrees
+        );
+    }
+
+    #[test]
     fn every_figure_kind_of_the_repros_has_a_reading_note() {
         for file in [
             "curves.png",

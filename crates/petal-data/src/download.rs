@@ -170,7 +170,15 @@ pub fn remove_cached(config: &DataConfig, manifest: &Manifest, file: &ManifestFi
 /// `true` when the copy at `path` (e.g. in a mirror) holds `file`'s payload; hashes the
 /// whole file and writes nothing. An unreadable copy is an error naming it.
 pub fn verify_copy(path: &Path, file: &ManifestFile) -> Result<bool> {
-    Ok(matches(&payload_of(path, file)?, file))
+    Ok(verified_sha256(path, file)?.is_some())
+}
+
+/// The full sha256 of the payload at `path` when it is `file`'s (as [`verify_copy`]
+/// judges, a published prefix included), else `None`: what a file derived from it can
+/// record of its source. Hashes the whole file and writes nothing.
+pub fn verified_sha256(path: &Path, file: &ManifestFile) -> Result<Option<String>> {
+    let payload = payload_of(path, file)?;
+    Ok(matches(&payload, file).then_some(payload.sha256))
 }
 
 /// Fetches every file of `manifest` (see [`fetch_file`]) and returns the dataset's

@@ -2,9 +2,8 @@
 //! lecture's claim in our own words, a finding computed from the report's figures (never
 //! a fixed sentence), and what to look at in each kind of figure.
 
-use serde_json::Value;
-
 use crate::reports::Report;
+use crate::tables::{capitalize, grid_pair};
 
 /// How a measurement stands against the lecture's claim.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -144,41 +143,22 @@ pub fn how_to_read(file: &str) -> Option<&'static str> {
     Some(note)
 }
 
-/// The list of rows of a report (`runs` or `rows`).
-fn rows(report: &Report) -> Vec<&serde_json::Map<String, Value>> {
-    ["runs", "rows"]
-        .iter()
-        .filter_map(|k| report.metrics.get(*k))
-        .filter_map(Value::as_array)
-        .flatten()
-        .filter_map(Value::as_object)
-        .collect()
-}
-
-/// `(name, value of field)` for every row that has the field.
-fn column(report: &Report, field: &str) -> Vec<(String, f64)> {
-    rows(report)
-        .into_iter()
-        .filter_map(|row| {
-            let value = row.get(field)?.as_f64()?;
-            let name = row.get("name").and_then(Value::as_str).unwrap_or("");
-            Some((name.to_string(), value))
-        })
-        .collect()
-}
-
 fn percent(x: f64) -> String {
     format!("{:.2}%", 100.0 * x)
 }
 
 fn conv_demo(report: &Report, _: &[&Report]) -> Option<Finding> {
-    let maps = report.metrics.get("maps")?.as_array()?;
-    let grid = |name: &str| -> Option<Vec<Vec<f64>>> {
-        let entry = maps
-            .iter()
-            .filter_map(Value::as_array)
-            .find(|pair| pair.first().and_then(Value::as_str) == Some(name))?;
-        entry.get(1)?.as_array()?.iter().map(numbers).collect()
+    let maps: Vec<(&str, Vec<Vec<f64>>)> = report
+        .metrics
+        .get("maps")?
+        .as_array()?
+        .iter()
+        .filter_map(grid_pair)
+        .collect();
+    let grid = |name: &str| {
+        maps.iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, g)| g.clone())
     };
     let mut checked = Vec::new();
     let mut all_match = true;
@@ -214,20 +194,9 @@ fn conv_demo(report: &Report, _: &[&Report]) -> Option<Finding> {
     })
 }
 
-fn numbers(row: &Value) -> Option<Vec<f64>> {
-    row.as_array()?.iter().map(Value::as_f64).collect()
-}
-
-fn capitalize(text: &str) -> String {
-    let mut chars = text.chars();
-    chars
-        .next()
-        .map_or(String::new(), |c| c.to_uppercase().chain(chars).collect())
-}
-
 fn mnist(report: &Report, _: &[&Report]) -> Option<Finding> {
-    let (name, test) = column(report, "test_accuracy").into_iter().next()?;
-    let epochs = column(report, "epochs").first().map_or(0.0, |(_, e)| *e);
+    let (name, test) = report.column("test_accuracy").into_iter().next()?;
+    let epochs = report.column("epochs").first().map_or(0.0, |(_, e)| *e);
     Some(Finding {
         measured: format!(
             "Petal's {name} reached {} test accuracy after {epochs} epochs.",
@@ -244,21 +213,19 @@ fn mnist(report: &Report, _: &[&Report]) -> Option<Finding> {
 /// The spread between seeds of one technique: the largest `test_accuracy_std` the rows
 /// report, when they were run over several seeds.
 fn seed_spread(report: &Report) -> Option<f64> {
-    let spreads = column(report, "test_accuracy_std");
+    let spreads = report.column("test_accuracy_std");
     (!spreads.is_empty()).then(|| spreads.iter().map(|(_, s)| *s).fold(0.0, f64::max))
 }
 
 fn regularization(report: &Report, _: &[&Report]) -> Option<Finding> {
-    let accuracies = column(report, "test_accuracy");
+    let accuracies = report.column("test_accuracy");
     let (_, baseline) = accuracies.iter().find(|(n, _)| n == "baseline")?.clone();
-    let (best_name, best) = accuracies
+    let others: Vec<(String, f64)> = accuracies
         .iter()
         .filter(|(n, _)| n != "baseline")
-        .fold(None, |b: Option<&(String, f64)>, r| match b {
-            Some(b) if b.1 >= r.1 => Some(b),
-            _ => Some(r),
-        })?
-        .clone();
+        .cloned()
+        .collect();
+    let (best_name, best) = highest(&others)?.clone();
     let gain = best - baseline;
     let spread = seed_spread(report);
     let points = |x: f64| format!("{:.2} points", 100.0 * x);
@@ -296,13 +263,18 @@ fn regularization(report: &Report, _: &[&Report]) -> Option<Finding> {
     Some(Finding { measured, verdict })
 }
 
+/// The row with the largest value (the first of equals).
+fn highest(values: &[(String, f64)]) -> Option<&(String, f64)> {
+    values.iter().rev().max_by(|a, b| a.1.total_cmp(&b.1))
+}
+
 fn named<'a>(values: &'a [(String, f64)], prefix: &str) -> Option<&'a (String, f64)> {
     values.iter().find(|(n, _)| n.starts_with(prefix))
 }
 
 fn flowers3(report: &Report, _: &[&Report]) -> Option<Finding> {
-    let test = column(report, "test_accuracy");
-    let train = column(report, "train_accuracy");
+    let test = report.column("test_accuracy");
+    let train = report.column("train_accuracy");
     let (_, plain) = named(&test, "(a)")?;
     let (_, regularized) = named(&test, "(b)")?;
     let (_, with_bn) = named(&test, "(c)")?;
@@ -330,14 +302,9 @@ fn flowers3(report: &Report, _: &[&Report]) -> Option<Finding> {
 }
 
 fn flowers102(report: &Report, _: &[&Report]) -> Option<Finding> {
-    let test = column(report, "test_accuracy");
-    let train = column(report, "train_accuracy");
-    let (best_name, best) = test
-        .iter()
-        .fold(None, |b: Option<&(String, f64)>, r| match b {
-            Some(b) if b.1 >= r.1 => Some(b),
-            _ => Some(r),
-        })?;
+    let test = report.column("test_accuracy");
+    let train = report.column("train_accuracy");
+    let (best_name, best) = highest(&test)?;
     let (first_name, first_test) = test.first()?;
     let first_train = named(&train, first_name).map(|(_, t)| *t)?;
     Some(Finding {
@@ -378,18 +345,18 @@ fn pretrained(report: &Report, _: &[&Report]) -> Option<Finding> {
 }
 
 fn transfer(report: &Report, others: &[&Report]) -> Option<Finding> {
-    let test = column(report, "test_accuracy");
+    let test = report.column("test_accuracy");
     let (_, features) = named(&test, "(a)")?;
     let fine_tuned = test
         .iter()
         .filter(|(n, _)| n.contains("fine-tune"))
         .map(|(_, a)| *a)
-        .fold(None, |b: Option<f64>, a| Some(b.map_or(a, |b| b.max(a))));
+        .reduce(f64::max);
     let scratch_slug = report.slug.trim_end_matches("-transfer");
     let scratch = others
         .iter()
         .find(|r| r.slug == scratch_slug)
-        .map(|r| column(r, "test_accuracy"))
+        .map(|r| r.column("test_accuracy"))
         .and_then(|c| c.iter().map(|(_, a)| *a).reduce(f64::max));
     let mut measured = format!(
         "A dense classifier on the pretrained features reached {} test accuracy",
@@ -419,7 +386,7 @@ fn transfer(report: &Report, others: &[&Report]) -> Option<Finding> {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     use super::*;
 

@@ -118,13 +118,28 @@ impl Report {
     /// The seconds its runs trained, summed (the `seconds` of each row of `runs` or
     /// `rows`); `None` when the report records none.
     pub fn training_seconds(&self) -> Option<f64> {
-        let seconds: Vec<f64> = ["runs", "rows"]
-            .iter()
-            .filter_map(|k| self.metrics.get(*k)?.as_array())
-            .flatten()
-            .filter_map(|row| row.get("seconds")?.as_f64())
-            .collect();
+        let seconds: Vec<f64> = self.column("seconds").into_iter().map(|(_, s)| s).collect();
         (!seconds.is_empty()).then(|| seconds.iter().sum())
+    }
+
+    /// The rows of the report's runs (`runs` or `rows`), in order.
+    pub fn rows(&self) -> impl Iterator<Item = &Map<String, Value>> {
+        ["runs", "rows"]
+            .into_iter()
+            .filter_map(|key| self.metrics.get(key)?.as_array())
+            .flatten()
+            .filter_map(Value::as_object)
+    }
+
+    /// `(row name, value)` of the numeric field `field` for every row that has it.
+    pub fn column(&self, field: &str) -> Vec<(String, f64)> {
+        self.rows()
+            .filter_map(|row| {
+                let value = row.get(field)?.as_f64()?;
+                let name = row.get("name").and_then(Value::as_str).unwrap_or("");
+                Some((name.to_string(), value))
+            })
+            .collect()
     }
 
     /// The best test accuracy over the report's runs, with the run's name.

@@ -41,8 +41,12 @@ pub fn label(key: &str) -> String {
     if let Some((_, name)) = COLUMNS.iter().find(|(k, _)| *k == key) {
         return (*name).to_string();
     }
-    let spaced = key.replace(['_', '.'], " ");
-    let mut chars = spaced.chars();
+    capitalize(&key.replace(['_', '.'], " "))
+}
+
+/// `text` with its first letter in upper case.
+pub fn capitalize(text: &str) -> String {
+    let mut chars = text.chars();
     chars
         .next()
         .map_or(String::new(), |c| c.to_uppercase().chain(chars).collect())
@@ -165,7 +169,8 @@ pub fn is_grid_list(value: &Value) -> bool {
     })
 }
 
-fn grid_pair(pair: &Value) -> Option<(&str, Vec<Vec<f64>>)> {
+/// A `[name, matrix of numbers]` pair as its parts; `None` for anything else.
+pub fn grid_pair(pair: &Value) -> Option<(&str, Vec<Vec<f64>>)> {
     let [name, rows] = pair.as_array()?.as_slice() else {
         return None;
     };

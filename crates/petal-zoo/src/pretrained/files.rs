@@ -12,17 +12,14 @@
 //! record is what verifies the converted file later.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io;
 use std::path::{Path, PathBuf};
 
 use petal_data::download::{
-    fetch_file, is_cached, remove_cached, verify_copy, DataConfig, DatasetProgress,
+    fetch_file, is_cached, remove_cached, verified_sha256, verify_copy, DataConfig, DatasetProgress,
 };
-use petal_data::{DataError, Manifest, ManifestFile};
+use petal_data::{Manifest, ManifestFile};
 use petal_nn::weights::{read_tensor_file, TensorFile};
 use petal_nn::Model;
-use sha2::{Digest, Sha256};
 
 use super::catalog::{read_class_names, PretrainedWeights, WeightsFormat, CATALOG};
 use super::{assign_pretrained, is_counter};
@@ -197,26 +194,25 @@ impl PretrainedWeights {
         }
     }
 
+    /// The published weights file as the downloader knows it (name, URL, sha256 or its
+    /// published prefix, size).
+    fn published_file(&self) -> ManifestFile {
+        weights_manifest(&[self]).files.remove(0)
+    }
+
     /// Whether the file at `path` is the published file (e.g. a `.pth` downloaded by
     /// hand): its SHA-256 (or the published prefix) and size (when published) are the
     /// catalog's.
     pub fn verify_published(&self, path: &Path) -> Result<bool, ZooError> {
-        let file = weights_manifest(&[self]).files.remove(0);
-        Ok(verify_copy(path, &file)?)
+        Ok(verify_copy(path, &self.published_file())?)
     }
 
     /// The metadata to record in the safetensors conversion of the published file at
     /// `published`: its name and full sha256 (`petal.source_file`,
     /// `petal.source_sha256`). A file that is not the published one is an error.
     pub fn provenance(&self, published: &Path) -> Result<HashMap<String, String>, ZooError> {
-        let (sha256, size) = sha256_of(published).map_err(|source| DataError::Io {
-            path: published.to_path_buf(),
-            action: "hashing",
-            source,
-        })?;
-        if !sha256.starts_with(self.sha256) || (self.size != 0 && size != self.size) {
-            return Err(self.wrong_weights(published));
-        }
+        let sha256 = verified_sha256(published, &self.published_file())?
+            .ok_or_else(|| self.wrong_weights(published))?;
         Ok(HashMap::from([
             (SOURCE_FILE.to_string(), self.file_name.to_string()),
             (SOURCE_SHA256.to_string(), sha256),
@@ -238,18 +234,6 @@ impl PretrainedWeights {
             expected: self.sha256,
         }
     }
-}
-
-/// The lowercase hex SHA-256 and the size of the file at `path`.
-fn sha256_of(path: &Path) -> io::Result<(String, u64)> {
-    let mut hasher = Sha256::new();
-    let size = io::copy(&mut File::open(path)?, &mut hasher)?;
-    let hex = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    Ok((hex, size))
 }
 
 /// The catalog entry called `name`, or an error listing the known names.

@@ -13,6 +13,7 @@
 mod convert;
 mod error;
 mod load;
+pub mod onnx;
 pub mod pickle;
 mod pretrained;
 pub mod pth;

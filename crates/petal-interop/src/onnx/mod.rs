@@ -1,0 +1,6 @@
+//! ONNX files: the protobuf messages of the format ([`proto`]).
+
+pub mod proto;
+
+#[cfg(test)]
+mod tests;

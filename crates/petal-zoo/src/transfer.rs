@@ -435,6 +435,46 @@ mod tests {
         assert!(error.contains("block9z"), "{error}");
     }
 
+    /// Each catalog architecture's fine-tuning point exists and leaves its lower stages
+    /// frozen: part of the weights is trained, never all (EfficientNet-Lite0 trains 90%:
+    /// its 1280-channel top convolution is above the fine-tuning point).
+    #[test]
+    fn every_catalog_architecture_fine_tunes_its_top_stages_only() {
+        use crate::pretrained::Arch;
+        use crate::{Options, Pooling};
+        let options = Options {
+            include_top: false,
+            pooling: Pooling::Avg,
+            input_shape: [64, 64, 3],
+            ..Options::default()
+        };
+        for arch in [
+            Arch::ResNet18,
+            Arch::ResNet50,
+            Arch::MobileNetV2,
+            Arch::Vgg16,
+            Arch::EfficientNetLite0,
+        ] {
+            let mut model = Head::new(5)
+                .on_base(arch.build(&options).unwrap(), None)
+                .unwrap();
+            unfreeze_top(&mut model, arch.fine_tune_from()).unwrap();
+            let store = model.store();
+            let count = |trainable_only: bool| -> usize {
+                store
+                    .iter()
+                    .filter(|(_, p)| p.trainable || !trainable_only)
+                    .map(|(_, p)| p.value.len())
+                    .sum()
+            };
+            let share = count(true) as f64 / count(false) as f64;
+            assert!(
+                (0.05..0.95).contains(&share),
+                "{arch:?} trains {share:.3} of its weights"
+            );
+        }
+    }
+
     #[test]
     fn a_corrupt_cache_is_recomputed_and_other_weights_use_another_file() {
         let dir = tempfile::tempdir().unwrap();

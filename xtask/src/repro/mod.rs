@@ -18,7 +18,9 @@ use std::path::PathBuf;
 use petal_train::checkpoint::CheckpointConfig;
 use serde::Serialize;
 
-use crate::paths::{data_config, workspace_root};
+use petal_zoo::pretrained::{weights_named, PretrainedWeights};
+
+use crate::paths::{data_config, weights_folder, workspace_root};
 
 /// An experiment `cargo xtask repro` can run.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -80,6 +82,12 @@ impl clap::ValueEnum for Target {
 /// Runs `target`: for `all`, every experiment in turn, stopping at the first failure.
 pub fn run_target(target: Target, options: &ReproOptions) -> anyhow::Result<()> {
     if let Target::One(experiment) = target {
+        if options.model.is_some() && !experiment.uses_pretrained_model() {
+            anyhow::bail!(
+                "repro {} trains from scratch: --model is for pretrained, flowers3-transfer and flowers102-transfer",
+                experiment.slug()
+            );
+        }
         return run(experiment, options);
     }
     for experiment in <Experiment as clap::ValueEnum>::value_variants() {
@@ -91,6 +99,14 @@ pub fn run_target(target: Target, options: &ReproOptions) -> anyhow::Result<()> 
 }
 
 impl Experiment {
+    /// Whether the experiment starts from a pretrained model (`--model` picks it).
+    fn uses_pretrained_model(self) -> bool {
+        matches!(
+            self,
+            Experiment::Pretrained | Experiment::Flowers3Transfer | Experiment::Flowers102Transfer
+        )
+    }
+
     fn slug(self) -> &'static str {
         match self {
             Experiment::ConvDemo => "conv-demo",
@@ -127,9 +143,39 @@ pub struct ReproOptions {
     /// restored from their final checkpoint, not retrained); without it runs start over.
     #[arg(long)]
     pub resume: bool,
+    /// The pretrained model of `pretrained` and the transfer experiments, a catalog name:
+    /// efficientnet-lite0 (the default), resnet18, resnet50, resnet50-v2, mobilenet_v2,
+    /// vgg16. Fetched (and converted) when missing; another model than the default
+    /// reports to `docs/<experiment>-<model>/`.
+    #[arg(long)]
+    pub model: Option<String>,
 }
 
+/// The pretrained model the experiments use unless `--model` names another.
+const DEFAULT_PRETRAINED: &str = "efficientnet-lite0";
+
 impl ReproOptions {
+    /// The catalog entry `--model` names (default EfficientNet-Lite0), its weights
+    /// fetched and converted into the weights cache when missing.
+    pub fn pretrained(&self) -> anyhow::Result<&'static PretrainedWeights> {
+        let entry = weights_named(self.model.as_deref().unwrap_or(DEFAULT_PRETRAINED))?;
+        if weights_folder().weights_file(entry).is_err() {
+            petal_interop::fetch_weights(&weights_folder(), &[entry], None)?;
+        }
+        Ok(entry)
+    }
+
+    /// The folder name of `experiment`'s report and checkpoints: its slug, followed by
+    /// the model when `--model` is not the default and the experiment uses it.
+    fn folder_name(&self, experiment: Experiment) -> String {
+        match self.model.as_deref() {
+            Some(model) if model != DEFAULT_PRETRAINED && experiment.uses_pretrained_model() => {
+                format!("{}-{model}", experiment.slug())
+            }
+            _ => experiment.slug().to_string(),
+        }
+    }
+
     /// The epochs to run: `--quick` runs 1, else `--epochs` or `default`.
     pub fn epochs_or(&self, default: usize) -> usize {
         if self.quick {
@@ -148,7 +194,7 @@ impl ReproOptions {
             data_config().cache_root
         };
         Checkpoints {
-            dir: root.join("checkpoints").join(experiment.slug()),
+            dir: root.join("checkpoints").join(self.folder_name(experiment)),
             resume: self.resume,
         }
     }
@@ -192,7 +238,7 @@ pub fn run(experiment: Experiment, options: &ReproOptions) -> anyhow::Result<()>
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()?;
-    let output = output_dir(experiment, options.quick)?;
+    let output = output_dir(&options.folder_name(experiment), options.quick)?;
     pool.install(|| match experiment {
         Experiment::ConvDemo => conv_demo::run(options, &output),
         Experiment::Mnist => mnist::run(options, &output),
@@ -205,16 +251,16 @@ pub fn run(experiment: Experiment, options: &ReproOptions) -> anyhow::Result<()>
     })
 }
 
-/// `docs/<experiment>/`, or `target/repro-quick/<experiment>/` for `--quick` runs so
+/// `docs/<folder_name>/`, or `target/repro-quick/<folder_name>/` for `--quick` runs so
 /// that smoke tests never overwrite the real reports.
-fn output_dir(experiment: Experiment, quick: bool) -> anyhow::Result<PathBuf> {
+fn output_dir(folder_name: &str, quick: bool) -> anyhow::Result<PathBuf> {
     let root = workspace_root();
     let dir = if quick {
         root.join("target").join("repro-quick")
     } else {
         root.join("docs")
     }
-    .join(experiment.slug());
+    .join(folder_name);
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
 }

@@ -1,16 +1,16 @@
-//! `repro pretrained` (pretrained_model): an ImageNet-pretrained EfficientNet-Lite0
-//! names the sample photos and a few flowers (top-5), and shows with Grad-CAM where it
+//! `repro pretrained` (pretrained_model): an ImageNet-pretrained EfficientNet-Lite0 (or
+//! the `--model` of the catalog: ResNet, MobileNetV2, VGG16) names the sample photos and a few flowers (top-5), and shows with Grad-CAM where it
 //! looked; ImageNet has no flower species, so the flowers get the nearest things it knows.
 
 use std::path::{Path, PathBuf};
 
 use petal_data::flowers::Flowers102;
-use petal_zoo::pretrained::{weights_named, Classifier};
+use petal_interop::load_classifier;
+use petal_viz::saliency::last_feature_map_layer;
 use serde::Serialize;
 
 use super::figures::{short, Figures};
 use super::inspect::{self, Explained};
-use super::transfer::MODEL;
 use super::{write_metrics, Experiment, ReproOptions, RunInfo};
 use crate::paths::{data_config, weights_folder, workspace_root};
 
@@ -31,8 +31,8 @@ struct PretrainedReport {
 
 /// `repro pretrained`: the sample photos and a few flowers through the ImageNet classifier.
 pub fn run_pretrained(options: &ReproOptions, output: &Path) -> anyhow::Result<()> {
-    let entry = weights_named(MODEL)?;
-    let classifier = Classifier::load(entry, &weights_folder(), None)?;
+    let entry = options.pretrained()?;
+    let classifier = load_classifier(entry, &weights_folder(), None)?;
     let samples = std::env::var_os("PETAL_SAMPLES")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("../shared/images"));
@@ -73,13 +73,15 @@ pub fn run_pretrained(options: &ReproOptions, output: &Path) -> anyhow::Result<(
     let mut figures = Figures::new(output);
     let names: Vec<&str> = classifier.names.iter().map(String::as_str).collect();
     let model = &classifier.model;
+    let layer = last_feature_map_layer(model)
+        .ok_or_else(|| anyhow::anyhow!("{} has no feature maps for Grad-CAM", entry.name))?;
     inspect::saliency(
         &mut figures,
         "gradcam.png",
         model,
         &explained,
         &names,
-        "top_activation",
+        &layer,
         false,
     )?;
     write_metrics(

@@ -17,7 +17,7 @@ use petal_optim::{Adam, AdamConfig};
 use petal_train::callbacks::{EarlyStopping, Monitor};
 use petal_train::ensemble::evaluate_with_flips;
 use petal_train::{evaluate, FitConfig, History, Trainer, Validation};
-use petal_zoo::pretrained::{weights_named, PretrainedWeights};
+use petal_zoo::pretrained::PretrainedWeights;
 use petal_zoo::transfer::{unfreeze_top, FeatureExtractor, Head};
 use petal_zoo::{Options, Pooling};
 use serde::Serialize;
@@ -26,12 +26,9 @@ use super::figures::Figures;
 use super::{write_metrics, Checkpoints, Experiment, ReproOptions, RunInfo};
 use crate::paths::{data_config, weights_folder};
 
-pub(super) const MODEL: &str = "efficientnet-lite0";
-
 /// The three ways of transferring, as named in the report (and their checkpoints).
 const STATIC: &str = "(a) static features + dense classifier";
 const FROZEN: &str = "(b) frozen base + head from (a), augmentation";
-const TUNED: &str = "(c) fine-tune block5a.. with lr 1e-4";
 const RETRAINED: &str = "(d) (c) on train + val, (c)'s best epochs";
 
 /// The flowers' train / val / test photos, either the 3 most frequent classes (a
@@ -81,7 +78,7 @@ fn base(entry: &PretrainedWeights) -> anyhow::Result<Model> {
 /// A row of the transfer table.
 #[derive(Serialize)]
 struct Row {
-    name: &'static str,
+    name: String,
     epochs: usize,
     seconds: f64,
     val_accuracy: f64,
@@ -121,7 +118,7 @@ fn fit(
 /// The row of a trained model: its test figures, and with `flips` also the accuracy of
 /// the probabilities averaged with those of the mirrored photo.
 fn row(
-    name: &'static str,
+    name: String,
     history: History,
     model: &Model,
     test: &dyn Dataset,
@@ -187,7 +184,7 @@ fn feature_extraction(
         ..FitConfig::default()
     };
     let history = fit(&mut head, 1e-3, &train, Some(&val), &config)?;
-    let row = row(STATIC, history, &head, &test, false)?;
+    let row = row(STATIC.into(), history, &head, &test, false)?;
     Ok((row, head))
 }
 
@@ -223,19 +220,21 @@ fn frozen_then_fine_tuned(
         ..FitConfig::default()
     };
     let history = fit(&mut model, 1e-3, &splits[0], Some(&splits[1]), &config)?;
-    let frozen = row(FROZEN, history, &model, &splits[2], false)?;
+    let frozen = row(FROZEN.into(), history, &model, &splits[2], false)?;
 
-    // Unfreeze from the first layer of the last three stages (block5a) to the top.
-    unfreeze_top(&mut model, "block5a")?;
+    // Unfreeze the top stages (EfficientNet-Lite0's last three, from block5a).
+    let first_tuned = entry.arch.fine_tune_from();
+    let tuned_name = format!("(c) fine-tune {first_tuned}.. with lr 1e-4");
+    unfreeze_top(&mut model, first_tuned)?;
     let config = FitConfig {
         epochs: options.epochs_or(8),
-        checkpoint: Some(checkpoints.for_run(TUNED)),
+        checkpoint: Some(checkpoints.for_run(&tuned_name)),
         ..config
     };
     let after_frozen = model.store().clone();
     let history = fit(&mut model, 1e-4, &splits[0], Some(&splits[1]), &config)?;
     let best_epochs = history.best_epoch("val_accuracy", true).unwrap_or(1);
-    let tuned = row(TUNED, history, &model, &splits[2], false)?;
+    let tuned = row(tuned_name, history, &model, &splits[2], false)?;
 
     // (d): the validation photos only chose the epochs; the same fine-tuning from the
     // same start then learns from train and val together, as the published Flowers-102
@@ -250,7 +249,7 @@ fn frozen_then_fine_tuned(
     };
     let train_and_val = Concatenated::new(&splits[0], &splits[1])?;
     let history = fit(&mut model, 1e-4, &train_and_val, None, &config)?;
-    let retrained = row(RETRAINED, history, &model, &splits[2], true)?;
+    let retrained = row(RETRAINED.into(), history, &model, &splits[2], true)?;
     Ok([frozen, tuned, retrained])
 }
 
@@ -269,7 +268,7 @@ fn run_transfer(
     options: &ReproOptions,
     output: &Path,
 ) -> anyhow::Result<()> {
-    let entry = weights_named(MODEL)?;
+    let entry = options.pretrained()?;
     let (splits, classes) = flower_splits(all_classes, options, entry)?;
     let split_sizes = [splits[0].len(), splits[1].len(), splits[2].len()];
     println!("train / val / test photos: {split_sizes:?}");
@@ -294,8 +293,11 @@ fn run_transfer(
         );
     }
     let mut figures = Figures::new(output);
-    let runs: Vec<(&str, &History)> = rows.iter().map(|r| (r.name, &r.history)).collect();
-    figures.curves(&format!("{}: {MODEL} transfer", experiment.slug()), &runs)?;
+    let runs: Vec<(&str, &History)> = rows.iter().map(|r| (r.name.as_str(), &r.history)).collect();
+    figures.curves(
+        &format!("{}: {} transfer", experiment.slug(), entry.name),
+        &runs,
+    )?;
     let last = rows.last().expect("four rows");
     let title = format!("{}: test photos", last.name);
     figures.confusion(&title, &classes, &last.test_labels, &last.test_predicted)?;
@@ -303,7 +305,7 @@ fn run_transfer(
         output,
         &TransferReport {
             info: RunInfo::new(experiment, options),
-            model: MODEL,
+            model: entry.name,
             split_sizes,
             rows,
         },

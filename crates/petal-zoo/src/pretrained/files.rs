@@ -2,7 +2,7 @@
 //! entry becomes a model with its verified weights.
 //!
 //! Weights are read from one folder ([`WeightsFolder`]: `PETAL_WEIGHTS`, else
-//! `<cache>/weights/`). [`WeightsFolder::fetch`] brings files into the cache through
+//! `<cache>/weights/`), or from `<cache>/weights/` when only fetched there. [`WeightsFolder::fetch`] brings files into the cache through
 //! petal-data's verified downloader, exactly like a dataset called `weights`: from the
 //! mirror (`<PETAL_MIRROR>/weights/`, or the `weights/` folder beside the mirror) or the
 //! file's official URL, checked against the catalog's SHA-256 (or the prefix torchvision
@@ -49,9 +49,22 @@ impl WeightsFolder {
         Self { folder, data }
     }
 
-    /// The weights file of `entry` in this folder, or an error saying how to get it.
+    /// The folder that holds `entry`'s weights: this folder, else the cache that
+    /// [`WeightsFolder::fetch`] fills (they differ when `PETAL_WEIGHTS` names a folder
+    /// of its own); this folder when neither has them.
+    fn holding(&self, entry: &PretrainedWeights) -> PathBuf {
+        let cache = self.data.dataset_dir(&weights_manifest(&[entry]));
+        if !entry.files_in(&self.folder).0.is_file() && entry.files_in(&cache).0.is_file() {
+            cache
+        } else {
+            self.folder.clone()
+        }
+    }
+
+    /// The weights file of `entry` in this folder (or, when fetched there, in the
+    /// cache), or an error saying how to get it.
     pub fn weights_file(&self, entry: &PretrainedWeights) -> Result<PathBuf, ZooError> {
-        let (file, _) = entry.files_in(&self.folder);
+        let (file, _) = entry.files_in(&self.holding(entry));
         if file.is_file() {
             Ok(file)
         } else {
@@ -65,7 +78,7 @@ impl WeightsFolder {
 
     /// The class names of `entry`, one per class, from its class-name file here.
     pub fn class_names(&self, entry: &PretrainedWeights) -> Result<Vec<String>, ZooError> {
-        let (_, classes) = entry.files_in(&self.folder);
+        let (_, classes) = entry.files_in(&self.holding(entry));
         read_class_names(&classes).map_err(|source| {
             ZooError::Data(petal_data::DataError::Io {
                 path: classes,
@@ -316,6 +329,30 @@ mod tests {
         assert!(!cache
             .join("weights/efficientnet_lite0.safetensors")
             .exists());
+    }
+
+    /// With `PETAL_WEIGHTS` naming its own folder, weights fetched into the cache are
+    /// still found there; the folder's own copy comes first.
+    #[test]
+    fn weights_fetched_into_the_cache_are_found_beside_the_weights_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = WeightsFolder {
+            folder: dir.path().join("mine"),
+            data: DataConfig::new(dir.path().join("cache")),
+        };
+        let entry = lite0();
+        let error = folder.weights_file(entry).unwrap_err().to_string();
+        assert!(error.contains("mine"), "{error}");
+        let (cached, classes) = entry.files_in(&dir.path().join("cache/weights"));
+        std::fs::create_dir_all(cached.parent().unwrap()).unwrap();
+        std::fs::write(&cached, b"weights").unwrap();
+        std::fs::write(&classes, "tench\ngoldfish\n").unwrap();
+        assert_eq!(folder.weights_file(entry).unwrap(), cached);
+        assert_eq!(folder.class_names(entry).unwrap(), ["tench", "goldfish"]);
+        let (own, _) = entry.files_in(&folder.folder);
+        std::fs::create_dir_all(&folder.folder).unwrap();
+        std::fs::write(&own, b"weights").unwrap();
+        assert_eq!(folder.weights_file(entry).unwrap(), own);
     }
 
     #[test]

@@ -59,6 +59,25 @@ impl Arch {
         }
     }
 
+    /// The first layer of the top stages that fine-tuning unfreezes
+    /// ([`crate::transfer::unfreeze_top`]), as in the usual recipes: ResNet's last stage
+    /// (`layer4`), VGG16's block 5 (`features.24`, its first convolution), MobileNetV2's
+    /// last three stages (`features.14`, the 160-channel stage, onward) and
+    /// EfficientNet-Lite0's last three (`block5a`).
+    ///
+    /// ```
+    /// use petal_zoo::pretrained::Arch;
+    /// assert_eq!(Arch::ResNet18.fine_tune_from(), "layer4");
+    /// ```
+    pub fn fine_tune_from(self) -> &'static str {
+        match self {
+            Arch::ResNet18 | Arch::ResNet50 => "layer4",
+            Arch::MobileNetV2 => "features.14",
+            Arch::Vgg16 => "features.24",
+            Arch::EfficientNetLite0 => "block5a",
+        }
+    }
+
     /// The source module of a Petal layer, if it has one.
     fn module(self, layer: &str) -> Option<Module> {
         match self {

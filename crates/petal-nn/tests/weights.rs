@@ -230,3 +230,28 @@ fn a_well_formed_crafted_file_loads() {
         .iter()
         .all(|(_, p)| p.value.as_slice().iter().all(|&v| v == 0.0)));
 }
+
+/// The metadata comes from the header alone; a header cut short or longer than the file
+/// is an error naming the file, and so is a file shorter than the length field.
+#[test]
+fn metadata_is_read_from_the_header_and_bad_headers_are_named() {
+    use petal_nn::weights::read_metadata;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("meta.safetensors");
+    let header = r#"{"__metadata__":{"source":"resnet18-f37072fd.pth"},"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#;
+    std::fs::write(&path, crafted(header, 4)).unwrap();
+    let metadata = read_metadata(&path).unwrap();
+    assert_eq!(metadata["source"], "resnet18-f37072fd.pth");
+    for (bytes, expected) in [
+        (crafted(header, 4)[..20].to_vec(), "truncated"),
+        (vec![1, 2, 3], "too short"),
+        (crafted("[1, 2]", 0), "not a JSON object"),
+    ] {
+        std::fs::write(&path, bytes).unwrap();
+        let message = read_metadata(&path).unwrap_err().to_string();
+        assert!(
+            message.contains("meta.safetensors") && message.contains(expected),
+            "{message}"
+        );
+    }
+}

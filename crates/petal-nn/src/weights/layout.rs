@@ -7,7 +7,7 @@
 //! offsets past the end of the data, a shape whose byte count differs from the tensor's
 //! bytes, overlapping tensors, and bytes that belong to no tensor.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use safetensors::Dtype;
 use serde::Deserialize;
@@ -27,27 +27,8 @@ struct Entry {
 
 /// Checks the layout of the safetensors file `bytes`; the error says what is wrong.
 pub(super) fn check_layout(bytes: &[u8]) -> Result<(), String> {
-    let Some(length) = bytes.first_chunk::<8>() else {
-        return Err(format!(
-            "{} bytes is too short for the 8-byte header length (empty or truncated file)",
-            bytes.len()
-        ));
-    };
-    let header_len = u64::from_le_bytes(*length);
-    if header_len > MAX_HEADER_BYTES {
-        return Err(format!(
-            "the header claims {header_len} bytes, more than the {MAX_HEADER_BYTES} accepted"
-        ));
-    }
-    let rest = &bytes[8..];
-    let header_len = header_len as usize;
-    if header_len > rest.len() {
-        return Err(format!(
-            "the header claims {header_len} bytes but only {} follow the length (truncated file?)",
-            rest.len()
-        ));
-    }
-    let (header, data) = rest.split_at(header_len);
+    let header_len = header_length(bytes, bytes.len() as u64)?;
+    let (header, data) = bytes[8..].split_at(header_len);
     let header: BTreeMap<String, serde_json::Value> = serde_json::from_slice(header)
         .map_err(|e| format!("the header is not a JSON object of tensors: {e}"))?;
     let mut extents = Vec::with_capacity(header.len());
@@ -60,6 +41,41 @@ pub(super) fn check_layout(bytes: &[u8]) -> Result<(), String> {
         extents.push((entry.data_offsets, name));
     }
     check_coverage(extents, data.len())
+}
+
+/// The header length a safetensors file of `file_len` bytes starting with `start` (at
+/// least its first 8 bytes) declares, checked against the file and [`MAX_HEADER_BYTES`].
+pub(super) fn header_length(start: &[u8], file_len: u64) -> Result<usize, String> {
+    let Some(length) = start.first_chunk::<8>() else {
+        return Err(format!(
+            "{file_len} bytes is too short for the 8-byte header length (empty or truncated file)"
+        ));
+    };
+    let header_len = u64::from_le_bytes(*length);
+    if header_len > MAX_HEADER_BYTES {
+        return Err(format!(
+            "the header claims {header_len} bytes, more than the {MAX_HEADER_BYTES} accepted"
+        ));
+    }
+    let follow = file_len.saturating_sub(8);
+    if header_len > follow {
+        return Err(format!(
+            "the header claims {header_len} bytes but only {follow} follow the length (truncated file?)"
+        ));
+    }
+    Ok(header_len as usize)
+}
+
+/// The `__metadata__` of a safetensors header (the JSON text after the length).
+pub(super) fn header_metadata(header: &[u8]) -> Result<HashMap<String, String>, String> {
+    #[derive(Deserialize)]
+    struct Header {
+        #[serde(rename = "__metadata__", default)]
+        metadata: HashMap<String, String>,
+    }
+    let header: Header = serde_json::from_slice(header)
+        .map_err(|e| format!("the header is not a JSON object of tensors: {e}"))?;
+    Ok(header.metadata)
 }
 
 /// Checks that `entry`'s offsets lie inside the `data_len` bytes of data and hold exactly

@@ -138,6 +138,40 @@ pub fn read_tensor_file(
     decode_tensor_file(&bytes, path, skip)
 }
 
+/// The free-form metadata of the safetensors file at `path`, read from its header alone
+/// (a few kilobytes, whatever the file's size); the header's length is checked against
+/// the file as when reading the tensors.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use petal_nn::weights::{encode_tensors, read_metadata};
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("w.safetensors");
+/// let metadata = HashMap::from([("source".to_string(), "torchvision".to_string())]);
+/// std::fs::write(&path, encode_tensors(std::iter::empty(), Some(metadata.clone()))?)?;
+/// assert_eq!(read_metadata(&path)?, metadata);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>, WeightsError> {
+    use std::io::Read;
+    let io = |source| WeightsError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let format = |reason: String| WeightsError::Format {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut file = fs::File::open(path).map_err(io)?;
+    let file_len = file.metadata().map_err(io)?.len();
+    let mut start = Vec::with_capacity(8);
+    file.by_ref().take(8).read_to_end(&mut start).map_err(io)?;
+    let header_len = layout::header_length(&start, file_len).map_err(format)?;
+    let mut header = vec![0; header_len];
+    file.read_exact(&mut header).map_err(io)?;
+    layout::header_metadata(&header).map_err(format)
+}
+
 /// [`read_tensor_file`] on the bytes of a file already read; `path` names it in errors.
 pub fn decode_tensor_file(
     bytes: &[u8],

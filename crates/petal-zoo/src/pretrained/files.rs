@@ -18,7 +18,7 @@ use petal_data::download::{
     fetch_file, is_cached, remove_cached, verified_sha256, verify_copy, DataConfig, DatasetProgress,
 };
 use petal_data::{Manifest, ManifestFile};
-use petal_nn::weights::{read_tensor_file, TensorFile};
+use petal_nn::weights::{read_metadata, read_tensor_file};
 use petal_nn::Model;
 
 use super::catalog::{read_class_names, PretrainedWeights, WeightsFormat, CATALOG};
@@ -184,7 +184,7 @@ pub fn load_verified(
         WeightsFormat::Safetensors => Some(read_tensor_file(path, is_counter)?.tensors),
         WeightsFormat::TorchvisionPth => {
             let file = read_tensor_file(path, is_counter)?;
-            entry.is_conversion(&file).then_some(file.tensors)
+            entry.is_conversion(&file.metadata).then_some(file.tensors)
         }
     };
     let tensors = tensors.ok_or_else(|| entry.wrong_weights(path))?;
@@ -201,9 +201,8 @@ impl PretrainedWeights {
     pub fn verify(&self, path: &Path) -> Result<bool, ZooError> {
         match self.format {
             WeightsFormat::Safetensors => self.verify_published(path),
-            WeightsFormat::TorchvisionPth => {
-                Ok(self.is_conversion(&read_tensor_file(path, |_| true)?))
-            }
+            // The header alone: its metadata records what the file was converted from.
+            WeightsFormat::TorchvisionPth => Ok(self.is_conversion(&read_metadata(path)?)),
         }
     }
 
@@ -232,9 +231,10 @@ impl PretrainedWeights {
         ]))
     }
 
-    /// Whether `file` is the conversion of this entry's published checkpoint.
-    fn is_conversion(&self, file: &TensorFile) -> bool {
-        file.metadata
+    /// Whether a file with this safetensors `metadata` is the conversion of this entry's
+    /// published checkpoint.
+    fn is_conversion(&self, metadata: &HashMap<String, String>) -> bool {
+        metadata
             .get(SOURCE_SHA256)
             .is_some_and(|sha256| sha256.len() == 64 && sha256.starts_with(self.sha256))
     }

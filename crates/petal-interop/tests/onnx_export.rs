@@ -279,6 +279,14 @@ fn every_built_in_layer_runs_in_tract_as_in_petal() {
     let model = every_layer();
     let x = batch_of_two(&[9, 10, 4]);
     check_all_options(&model, &x);
+    for opset in [13, 21] {
+        let options = ExportOptions {
+            opset,
+            ..ExportOptions::default()
+        };
+        let error = exported_error(&model, &x, &options);
+        assert!(error <= 1e-4, "opset {opset}: relative error {error}");
+    }
     // A flattened map that is not only read by a dense layer goes back to Petal's order.
     let onnx = model.to_onnx(&ExportOptions::default()).unwrap();
     let ops: Vec<&str> = onnx

@@ -16,7 +16,7 @@ mod translate;
 
 use std::path::Path;
 
-use petal_nn::layers::{InferenceStep, LayerDescription};
+use petal_nn::layers::{Activation, InferenceStep, LayerDescription};
 use petal_nn::{Model, ModelNode};
 use prost::Message;
 
@@ -160,8 +160,8 @@ fn graph(model: &Model, options: &ExportOptions) -> Result<super::proto::GraphPr
     };
     let mut translator = Translator::new(model.store());
     let mut values: Vec<Option<Value>> = vec![None; nodes.len()];
-    let (input, mut value) = graph_input(&mut translator, model.input_shape(), options.layout)?;
-    values[0] = Some(value.clone());
+    let (input, first) = graph_input(&mut translator, model.input_shape(), options.layout)?;
+    values[0] = Some(first);
     for node in nodes.iter().filter(|n| live[n.id.index()]) {
         let Some(layer) = node.layer else { continue };
         let name = layer.name();
@@ -200,8 +200,8 @@ fn graph(model: &Model, options: &ExportOptions) -> Result<super::proto::GraphPr
             .map_err(|reason| layer_error(name, reason))?;
         values[node.id.index()] = Some(y);
     }
-    value = values[output].clone().expect("the output is live");
-    value = translator.in_petal_order(&value);
+    let last = values[output].as_ref().expect("the output is live");
+    let mut value = translator.in_petal_order(last);
     let out_shape = model.output_shape();
     let out_dims = match (value.layout, options.layout) {
         (Layout::Maps, InputLayout::Nhwc) => {
@@ -295,9 +295,9 @@ fn batch_norm_folds(model: &Model, nodes: &[ModelNode], live: &[bool], output: u
             .count()
     };
     let foldable = |layer: Option<&dyn petal_nn::Layer>| match layer.and_then(|l| l.describe()) {
-        Some(LayerDescription::Conv2d(conv)) => conv.activation == Default::default(),
+        Some(LayerDescription::Conv2d(conv)) => conv.activation == Activation::Linear,
         Some(LayerDescription::SeparableConv2d { pointwise, .. }) => {
-            pointwise.activation == Default::default()
+            pointwise.activation == Activation::Linear
         }
         _ => false,
     };

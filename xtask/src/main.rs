@@ -8,6 +8,8 @@ mod convert;
 mod docs;
 mod doctor;
 mod download;
+mod export_onnx;
+mod onnx_peer;
 mod paths;
 mod repro;
 
@@ -58,6 +60,12 @@ enum Command {
     Bench(bench::BenchOptions),
     /// Convert a PyTorch .pth checkpoint (either format) to safetensors, without running its pickle.
     Convert(convert::ConvertArgs),
+    /// Write a zoo model or the MNIST repro's CNN as an ONNX file (opset 17, dynamic batch).
+    ExportOnnx(export_onnx::ExportOnnxArgs),
+    /// Petal's side of bench/onnxruntime_check.py: exports as export-onnx, then answers
+    /// `logits N` / `time N` on stdin.
+    #[command(hide = true)]
+    OnnxPeer(export_onnx::ExportOnnxArgs),
     /// Build the API docs and the static site (docs/site/) with the CNN explainer.
     Docs(docs::DocsOptions),
     /// Open every page of a built site in headless Chromium: images, errors, the explainer.
@@ -87,6 +95,8 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(options) => bench::run(&options),
         Command::Classify(options) => classify::run(&options),
         Command::Convert(args) => convert::run(&args),
+        Command::ExportOnnx(args) => export_onnx::run(&args),
+        Command::OnnxPeer(args) => onnx_peer::run(&args),
         Command::PhotoFolder(options) => download::photo_folder(&options),
         Command::Docs(options) => docs::run(&options),
         Command::SiteTest(options) => docs::site_test(&options),

@@ -29,6 +29,14 @@ pub enum InteropError {
     /// Fetching, verifying or loading a catalog entry's files failed.
     #[error(transparent)]
     Zoo(#[from] petal_zoo::ZooError),
+    /// The model has no ONNX form (names the layer).
+    #[error("{path}: cannot export to ONNX: {source}")]
+    Export {
+        /// The file that was to be written.
+        path: PathBuf,
+        /// Why.
+        source: crate::onnx::ExportError,
+    },
     /// The model could not be built.
     #[error("building the model: {0}")]
     Model(#[from] petal_nn::NnError),

@@ -8,7 +8,9 @@
 //! [`convert_to_safetensors`] writes a checkpoint as safetensors, in Petal's names and
 //! layout or in the source's own (`cargo xtask convert`). [`fetch_weights`] brings the
 //! zoo catalog's torchvision checkpoints into the weights cache, verified and converted
-//! once to safetensors, and [`load_classifier`] also takes a `.pth` as the weights.
+//! once to safetensors, and [`load_classifier`] also takes a `.pth` as the weights;
+//! [`load_arch`] loads any weights of an architecture without the catalog's check.
+//! [`onnx::ExportOnnx`] writes a Petal model as an ONNX file.
 
 mod convert;
 mod error;
@@ -21,6 +23,6 @@ mod storage;
 
 pub use convert::{convert_to_safetensors, ConvertOptions, Converted};
 pub use error::InteropError;
-pub use load::load_pth;
+pub use load::{load_arch, load_pth};
 pub use pretrained::{convert_published, fetch_weights, load_classifier};
 pub use storage::{Dtype, View};

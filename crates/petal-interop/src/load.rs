@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use petal_nn::Model;
-use petal_zoo::{assign_pretrained, Arch};
+use petal_zoo::{assign_pretrained, load_pretrained, Arch, Options};
 
 use crate::pth::{read_state_dict, ReadOptions};
 use crate::InteropError;
@@ -25,4 +25,25 @@ pub fn load_pth(
         .map(|(name, entry)| (name, entry.tensor))
         .collect();
     Ok(assign_pretrained(model, arch, tensors, path)?)
+}
+
+/// `arch` (built with default options) holding the weights at `path`, in PyTorch's names
+/// and layout: a `.pth` / `.pt` checkpoint ([`load_pth`]) or safetensors
+/// ([`petal_zoo::load_pretrained`]). Unlike [`load_classifier`](crate::load_classifier),
+/// the file is not checked against the catalog, so any weights of the architecture load
+/// (fine-tuned ones, test fixtures).
+pub fn load_arch(arch: Arch, path: &Path) -> Result<Model, InteropError> {
+    let mut model = arch.build(&Options::default())?;
+    if is_checkpoint(path) {
+        load_pth(&mut model, arch, path, &ReadOptions::default())?;
+    } else {
+        load_pretrained(&mut model, arch, path)?;
+    }
+    Ok(model)
+}
+
+/// Whether `path` names a PyTorch checkpoint (`.pth` or `.pt`).
+pub(crate) fn is_checkpoint(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|extension| extension == "pth" || extension == "pt")
 }

@@ -8,6 +8,7 @@ use petal_data::download::DatasetProgress;
 use petal_zoo::pretrained::{Classifier, PretrainedWeights, WeightsFolder, WeightsFormat};
 use petal_zoo::Options;
 
+use crate::load::is_checkpoint;
 use crate::pth::ReadOptions;
 use crate::{convert_to_safetensors, load_pth, ConvertOptions, Converted, InteropError};
 
@@ -89,10 +90,4 @@ pub fn load_classifier(
         }
         _ => Ok(Classifier::load(entry, folder, weights)?),
     }
-}
-
-/// Whether `path` names a PyTorch checkpoint (`.pth` or `.pt`).
-fn is_checkpoint(path: &Path) -> bool {
-    path.extension()
-        .is_some_and(|extension| extension == "pth" || extension == "pt")
 }

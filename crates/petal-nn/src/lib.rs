@@ -37,7 +37,7 @@ pub use error::{NnError, Result};
 pub use gradcheck::{check_gradients, GradientReport};
 pub use layers::{Context, Layer, LayerConfig, Mode, Regularizer};
 pub use losses::{Loss, Targets};
-pub use model::{Graph, Model, NodeId, Sequential, Summary, SummaryRow};
+pub use model::{Graph, Model, ModelNode, NodeId, Sequential, Summary, SummaryRow};
 pub use params::{Param, ParamId, ParamStore};
 pub use step::StepGradients;
 pub use tape::{no_grad, Gradients, Tape, Var};

@@ -18,6 +18,25 @@ use crate::{no_grad, ParamId, ParamStore, Var};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NodeId(usize);
 
+impl NodeId {
+    /// The node's position in call order (the input is 0).
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
+
+/// One node of a built [`Model`], as [`Model::nodes`] lists them.
+pub struct ModelNode<'a> {
+    /// The node.
+    pub id: NodeId,
+    /// Its layer; `None` for the model input.
+    pub layer: Option<&'a dyn Layer>,
+    /// The nodes it reads, in the order the layer takes them.
+    pub inputs: Vec<NodeId>,
+    /// Its per-sample output shape.
+    pub shape: &'a [usize],
+}
+
 struct Node {
     layer: Option<Box<dyn Layer>>,
     inputs: Vec<usize>,
@@ -210,6 +229,41 @@ impl Model {
     /// The parameters, mutable (optimizers, loading).
     pub fn store_mut(&mut self) -> &mut ParamStore {
         &mut self.store
+    }
+
+    /// Every node in call order (each reads only nodes before it), the input first:
+    /// the model's graph for tools that walk it, such as the ONNX export.
+    ///
+    /// ```
+    /// use petal_nn::layers::{AddConfig, DenseConfig};
+    /// use petal_nn::Graph;
+    /// let mut g = Graph::new(0);
+    /// let x = g.input(&[4]);
+    /// let y = g.call(&DenseConfig::new(4), &[x])?;
+    /// let sum = g.call(&AddConfig::default(), &[x, y])?;
+    /// let model = g.build(sum)?;
+    /// let nodes = model.nodes();
+    /// assert!(nodes[0].layer.is_none());
+    /// assert_eq!(nodes[2].inputs, [x, y]);
+    /// assert_eq!(model.output(), nodes[2].id);
+    /// # Ok::<(), petal_nn::NnError>(())
+    /// ```
+    pub fn nodes(&self) -> Vec<ModelNode<'_>> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .map(|(i, node)| ModelNode {
+                id: NodeId(i),
+                layer: node.layer.as_deref(),
+                inputs: node.inputs.iter().map(|&j| NodeId(j)).collect(),
+                shape: &node.shape,
+            })
+            .collect()
+    }
+
+    /// The node whose value the model returns.
+    pub fn output(&self) -> NodeId {
+        NodeId(self.output)
     }
 
     fn layers(&self) -> impl Iterator<Item = &dyn Layer> {

@@ -3,7 +3,9 @@
 use petal_tensor::elementwise::Unary;
 use rand_chacha::ChaCha8Rng;
 
-use super::{same_shape, single, Context, InferenceStep, Layer, LayerConfig, LayerKind};
+use super::{
+    same_shape, single, Context, InferenceStep, Layer, LayerConfig, LayerDescription, LayerKind,
+};
 use crate::error::Result;
 use crate::{ParamStore, Var};
 
@@ -114,5 +116,8 @@ impl Layer for ActivationLayer {
     }
     fn inference_step(&self, _: &ParamStore) -> Option<InferenceStep> {
         Some(InferenceStep::Activation(self.activation))
+    }
+    fn describe(&self) -> Option<LayerDescription> {
+        Some(LayerDescription::Activation(self.activation))
     }
 }

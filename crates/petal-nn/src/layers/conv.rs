@@ -6,8 +6,8 @@ use petal_tensor::{Conv2dSpec, Padding, Tensor};
 use rand_chacha::ChaCha8Rng;
 
 use super::{
-    batched, layer_error, single, Activation, Context, InferenceStep, Initializer, Layer,
-    LayerConfig, LayerKind, Regularizer,
+    batched, layer_error, single, Activation, Context, ConvDescription, InferenceStep, Initializer,
+    Layer, LayerConfig, LayerDescription, LayerKind, Regularizer,
 };
 use crate::error::Result;
 use crate::{ParamId, ParamStore, Var};
@@ -93,6 +93,16 @@ impl Conv2d {
     /// The kernel's parameter.
     pub fn kernel(&self) -> ParamId {
         self.kernel
+    }
+
+    fn description(&self) -> ConvDescription {
+        ConvDescription {
+            kernel: self.kernel,
+            kernel_shape: self.kernel_shape,
+            bias: self.bias,
+            spec: self.spec,
+            activation: self.activation,
+        }
     }
 }
 
@@ -250,6 +260,9 @@ impl Layer for Conv2d {
             }
         }
         Some(Box::new(folded))
+    }
+    fn describe(&self) -> Option<LayerDescription> {
+        Some(LayerDescription::Conv2d(self.description()))
     }
 }
 
@@ -462,5 +475,11 @@ impl Layer for SeparableConv2d {
     fn flops(&self, inputs: &[&[usize]]) -> u64 {
         let mid = self.depthwise.output_shape(inputs).unwrap_or_default();
         self.depthwise.flops(inputs) + self.pointwise.flops(&[&mid])
+    }
+    fn describe(&self) -> Option<LayerDescription> {
+        Some(LayerDescription::SeparableConv2d {
+            depthwise: self.depthwise.description(),
+            pointwise: self.pointwise.description(),
+        })
     }
 }

@@ -5,7 +5,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::{
     layer_error, same_shape, single, Activation, Context, Initializer, Layer, LayerConfig,
-    LayerKind, Regularizer,
+    LayerDescription, LayerKind, Regularizer,
 };
 use crate::error::Result;
 use crate::{ParamId, ParamStore, Var};
@@ -135,6 +135,13 @@ impl Layer for Dense {
     fn penalty(&self, ctx: &Context) -> Result<Option<Var>> {
         Ok(self.regularizer.map(|r| r.penalty(&ctx.param(self.kernel))))
     }
+    fn describe(&self) -> Option<LayerDescription> {
+        Some(LayerDescription::Dense {
+            kernel: self.kernel,
+            bias: self.bias,
+            activation: self.activation,
+        })
+    }
 }
 
 /// Flattens each sample to 1-D.
@@ -179,6 +186,9 @@ impl Layer for Flatten {
         let x = single(&self.name, inputs)?;
         let shape = x.value().shape();
         x.reshape(&[shape[0], shape[1..].iter().product()])
+    }
+    fn describe(&self) -> Option<LayerDescription> {
+        Some(LayerDescription::Flatten)
     }
 }
 
@@ -250,5 +260,8 @@ impl Layer for Dropout {
             .map(|u| if u < keep { 1.0 / keep } else { 0.0 })
             .collect();
         x.mul(&Var::constant(Tensor::from_vec(x.value().shape(), mask)?))
+    }
+    fn describe(&self) -> Option<LayerDescription> {
+        Some(LayerDescription::Dropout { rate: self.rate })
     }
 }

@@ -2,7 +2,7 @@
 //! that directly follows a convolution becomes part of that convolution, so inference
 //! runs one fused kernel instead of three passes over the feature maps.
 
-use super::{same_shape, single, Activation, Context, Layer, LayerKind};
+use super::{same_shape, single, Activation, Context, Layer, LayerDescription, LayerKind};
 use crate::error::Result;
 use crate::Var;
 
@@ -37,5 +37,8 @@ impl Layer for Folded {
     }
     fn forward(&self, inputs: &[&Var], _: &Context) -> Result<Var> {
         Ok((*single(&self.name, inputs)?).clone())
+    }
+    fn describe(&self) -> Option<LayerDescription> {
+        Some(LayerDescription::Folded)
     }
 }

@@ -2,7 +2,7 @@
 
 use rand_chacha::ChaCha8Rng;
 
-use super::{layer_error, Context, Layer, LayerConfig, LayerKind};
+use super::{layer_error, Context, Layer, LayerConfig, LayerDescription, LayerKind};
 use crate::error::Result;
 use crate::{ParamStore, Var};
 
@@ -107,5 +107,11 @@ impl Layer for Merge {
             .split_first()
             .ok_or_else(|| layer_error(&self.name, "needs inputs"))?;
         rest.iter().try_fold((*first).clone(), |sum, x| sum.add(x))
+    }
+    fn describe(&self) -> Option<LayerDescription> {
+        Some(match self.concat {
+            true => LayerDescription::Concat,
+            false => LayerDescription::Add,
+        })
     }
 }

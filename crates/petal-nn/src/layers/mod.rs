@@ -19,6 +19,7 @@ mod activation;
 mod context;
 mod conv;
 mod dense;
+mod describe;
 mod fold;
 mod init;
 mod kind;
@@ -32,6 +33,7 @@ pub use conv::{
     Conv2d, Conv2dConfig, DepthwiseConv2dConfig, SeparableConv2d, SeparableConv2dConfig,
 };
 pub use dense::{Dense, DenseConfig, Dropout, DropoutConfig, Flatten, FlattenConfig};
+pub use describe::{ConvDescription, LayerDescription};
 pub(crate) use fold::Folded;
 pub use fold::InferenceStep;
 pub use init::Initializer;
@@ -84,6 +86,11 @@ pub trait Layer: Send + Sync {
     /// This layer with `step` applied to its output, if it can take it over; may change
     /// or add this layer's parameters in `store`.
     fn absorb(&self, _step: &InferenceStep, _store: &mut ParamStore) -> Option<Box<dyn Layer>> {
+        None
+    }
+    /// What this layer computes, with its hyperparameters and parameters, for tools
+    /// outside Petal (the ONNX export); `None` for layers that cannot say (custom ones).
+    fn describe(&self) -> Option<LayerDescription> {
         None
     }
 }

@@ -6,7 +6,8 @@ use petal_tensor::Tensor;
 use rand_chacha::ChaCha8Rng;
 
 use super::{
-    layer_error, same_shape, single, Context, InferenceStep, Layer, LayerConfig, LayerKind,
+    layer_error, same_shape, single, Context, InferenceStep, Layer, LayerConfig, LayerDescription,
+    LayerKind,
 };
 use crate::error::Result;
 use crate::{ParamId, ParamStore, Var};
@@ -186,6 +187,15 @@ impl Layer for BatchNorm {
             .map(|((b, m), s)| b - m * s)
             .collect();
         Some(InferenceStep::ChannelAffine { scale, shift })
+    }
+    fn describe(&self) -> Option<LayerDescription> {
+        Some(LayerDescription::BatchNorm {
+            gamma: self.gamma,
+            beta: self.beta,
+            moving_mean: self.moving_mean,
+            moving_variance: self.moving_variance,
+            epsilon: self.epsilon,
+        })
     }
 }
 

@@ -3,7 +3,9 @@
 use petal_tensor::{Padding, Pool2dSpec};
 use rand_chacha::ChaCha8Rng;
 
-use super::{batched, layer_error, single, Context, Layer, LayerConfig, LayerKind};
+use super::{
+    batched, layer_error, single, Context, Layer, LayerConfig, LayerDescription, LayerKind,
+};
 use crate::error::Result;
 use crate::{ParamStore, Var};
 
@@ -157,5 +159,14 @@ impl Layer for Pool {
             PoolKind::Avg => x.avg_pool2d(&self.spec),
             PoolKind::GlobalAvg => x.global_avg_pool(),
         }
+    }
+    fn describe(&self) -> Option<LayerDescription> {
+        Some(match self.kind {
+            PoolKind::GlobalAvg => LayerDescription::GlobalAvgPool,
+            kind => LayerDescription::Pool {
+                kind,
+                spec: self.spec,
+            },
+        })
     }
 }

@@ -9,6 +9,9 @@
 //! layout or in the source's own (`cargo xtask convert`). [`fetch_weights`] brings the
 //! zoo catalog's torchvision checkpoints into the weights cache, verified and converted
 //! once to safetensors, and [`load_classifier`] also takes a `.pth` as the weights.
+//! [`onnx::import_onnx`] reads an ONNX CNN into a Petal model that predicts what the
+//! file computes and can be trained further; [`load_onnx_classifier`] makes it a
+//! classifier of photos.
 
 mod convert;
 mod error;
@@ -22,5 +25,5 @@ mod storage;
 pub use convert::{convert_to_safetensors, ConvertOptions, Converted};
 pub use error::InteropError;
 pub use load::load_pth;
-pub use pretrained::{convert_published, fetch_weights, load_classifier};
+pub use pretrained::{convert_published, fetch_weights, load_classifier, load_onnx_classifier};
 pub use storage::{Dtype, View};

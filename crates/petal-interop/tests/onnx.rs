@@ -7,17 +7,19 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use petal_data::download::DataConfig;
 use petal_interop::onnx::proto::{
     AttributeProto, AttributeType, DataType, Dimension, GraphProto, ModelProto, NodeProto,
     OperatorSetId, StringStringEntry, TensorProto, TensorShapeProto, TensorTypeProto, TypeProto,
     ValueInfoProto,
 };
 use petal_interop::onnx::{import_onnx, ImportOptions};
-use petal_interop::InteropError;
+use petal_interop::{load_onnx_classifier, InteropError};
 use petal_nn::layers::{DenseConfig, LayerKind};
 use petal_nn::weights::read_tensors;
 use petal_nn::{Loss, Model, Targets, Var};
 use petal_tensor::Tensor;
+use petal_zoo::pretrained::{Preprocessing, WeightsFolder};
 use prost::Message;
 
 /// `../shared/fixtures/zoo/<name>` beside the project, or `None` (with a note).
@@ -92,6 +94,41 @@ fn mobilenet_v2_from_onnx_reproduces_pytorch() {
     let error = relative_error(&model, &io, "input_nhwc", "logits");
     println!("mobilenet_v2.onnx: max |petal - torch| = {error:e} x max |torch logit|");
     assert!(error <= 1e-4, "relative error {error}");
+}
+
+#[test]
+fn an_onnx_imagenet_model_classifies_photos_with_the_catalog_names() {
+    let (Some(onnx), Some(_)) = (
+        shared("mobilenet_v2.onnx"),
+        shared("../../weights/imagenet_classes.txt"),
+    ) else {
+        return;
+    };
+    let shared_root = onnx.parent().unwrap().join("../..");
+    let cache = tempfile::tempdir().unwrap();
+    let folder = WeightsFolder {
+        folder: shared_root.join("weights"),
+        data: DataConfig::new(cache.path()),
+    };
+    let classifier = load_onnx_classifier(&onnx, &folder, None).unwrap();
+    assert!(classifier.entry.is_none());
+    assert_eq!(classifier.preprocessing, Preprocessing::IMAGENET);
+    assert_eq!(classifier.names.len(), 1000);
+    assert_eq!(classifier.names[948], "Granny Smith");
+    let photo = shared_root.join("images/coffee.png");
+    let (logits, top) = classifier.classify(&photo, 3).unwrap();
+    assert_eq!(logits.shape(), &[1, 1000]);
+    assert_eq!(top.len(), 3);
+    // A model of another input size is refused, naming the file.
+    let tiny = fixture("tiny_cnn.onnx");
+    let message = load_onnx_classifier(&tiny, &folder, None)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains("tiny_cnn.onnx") && message.contains("takes [12, 12, 3]"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -231,6 +268,15 @@ fn int_attribute(name: &str, i: i64) -> AttributeProto {
     }
 }
 
+fn ints_attribute(name: &str, ints: &[i64]) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::Ints as i32,
+        ints: ints.to_vec(),
+        ..AttributeProto::default()
+    }
+}
+
 fn node(op: &str, name: &str, inputs: &[&str], output: &str) -> NodeProto {
     NodeProto {
         op_type: op.into(),
@@ -274,6 +320,16 @@ fn value_info(name: &str, dims: &[i64]) -> ValueInfoProto {
 
 /// A model of `nodes` and `initializers` reading `input` (1x2x4x4) and writing `output`.
 fn model_bytes(nodes: Vec<NodeProto>, initializers: Vec<TensorProto>, output: &str) -> Vec<u8> {
+    model_with_input(nodes, initializers, &[1, 2, 4, 4], output)
+}
+
+/// [`model_bytes`] with an `input` of shape `dims`.
+fn model_with_input(
+    nodes: Vec<NodeProto>,
+    initializers: Vec<TensorProto>,
+    dims: &[i64],
+    output: &str,
+) -> Vec<u8> {
     ModelProto {
         ir_version: 8,
         opset_import: vec![OperatorSetId {
@@ -283,7 +339,7 @@ fn model_bytes(nodes: Vec<NodeProto>, initializers: Vec<TensorProto>, output: &s
         graph: Some(GraphProto {
             node: nodes,
             initializer: initializers,
-            input: vec![value_info("input", &[1, 2, 4, 4])],
+            input: vec![value_info("input", dims)],
             output: vec![value_info(output, &[1, 2, 4, 4])],
             ..GraphProto::default()
         }),
@@ -464,4 +520,68 @@ fn an_old_opset_and_unsupported_attributes_are_refused() {
         message.contains("node pool_1 (AveragePool): count_include_pad 1 with padding"),
         "{message}"
     );
+}
+
+#[test]
+fn an_nhwc_input_asymmetric_padding_a_constant_bias_and_a_reshape_map_exactly() {
+    // NHWC input -> NCHW -> 2x2 sum with one row and column of padding after -> + 0.5
+    // (a Constant node, folded into the bias) -> NHWC -> (batch, 9).
+    let transpose = |name: &str, input: &str, perm: &[i64], output: &str| NodeProto {
+        attribute: vec![ints_attribute("perm", perm)],
+        ..node("Transpose", name, &[input], output)
+    };
+    let conv = NodeProto {
+        attribute: vec![ints_attribute("pads", &[0, 0, 1, 1])],
+        ..node("Conv", "sum", &["nchw", "ones"], "summed")
+    };
+    let half = NodeProto {
+        attribute: vec![AttributeProto {
+            name: "value".into(),
+            r#type: AttributeType::Tensor as i32,
+            t: Some(floats("", &[1, 1, 1], &[0.5])),
+            ..AttributeProto::default()
+        }],
+        ..node("Constant", "half", &[], "half")
+    };
+    let shape = TensorProto {
+        name: "flat".into(),
+        dims: vec![2],
+        data_type: DataType::Int64 as i32,
+        int64_data: vec![0, -1],
+        ..TensorProto::default()
+    };
+    let bytes = model_with_input(
+        vec![
+            transpose("to_nchw", "input", &[0, 3, 1, 2], "nchw"),
+            conv,
+            half,
+            node("Add", "plus_half", &["summed", "half"], "shifted"),
+            transpose("to_nhwc", "shifted", &[0, 2, 3, 1], "nhwc"),
+            node("Reshape", "flatten", &["nhwc", "flat"], "y"),
+        ],
+        vec![floats("ones", &[1, 1, 2, 2], &[1.0; 4]), shape],
+        &[1, 3, 3, 1],
+        "y",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("layouts.onnx");
+    std::fs::write(&path, bytes).unwrap();
+    let model = import_onnx(&path, &ImportOptions::default()).unwrap().model;
+    assert_eq!(model.input_shape(), &[3, 3, 1]);
+    assert_eq!(model.output_shape(), &[9]);
+    // One convolution, its bias holding the folded constant, and a flatten: no layers
+    // for the transposes or the add.
+    assert_eq!(model.layer_names(), ["sum", "flatten"]);
+    let x: Vec<f32> = (1..=9).map(|v| v as f32).collect();
+    let y = model
+        .predict(&Tensor::from_vec(&[1, 3, 3, 1], x.clone()).unwrap())
+        .unwrap();
+    let at = |i: usize, j: usize| if i < 3 && j < 3 { x[i * 3 + j] } else { 0.0 };
+    let expected: Vec<f32> = (0..9)
+        .map(|k| {
+            let (i, j) = (k / 3, k % 3);
+            at(i, j) + at(i + 1, j) + at(i, j + 1) + at(i + 1, j + 1) + 0.5
+        })
+        .collect();
+    assert_eq!(y.to_vec(), expected);
 }

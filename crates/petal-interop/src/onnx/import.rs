@@ -17,9 +17,8 @@ use crate::InteropError;
 /// How [`import_onnx`] reads a file.
 #[derive(Clone, Debug, Default)]
 pub struct ImportOptions {
-    /// Height and width of the input images, for files that leave them dynamic (or to
-    /// import a fully convolutional network at another size); the file's own when
-    /// `None`.
+    /// Height and width of the input images where the file leaves them dynamic (the
+    /// file's own sizes win where it fixes them).
     pub input_size: Option<[usize; 2]>,
 }
 
@@ -291,6 +290,14 @@ pub(super) enum Value {
 /// Largest number of values per sample any imported tensor may have (256 MB of f32).
 const MAX_SAMPLE_VALUES: usize = 1 << 26;
 
+/// Whether a per-sample shape has at most [`MAX_SAMPLE_VALUES`] values.
+fn fits(shape: &[usize]) -> bool {
+    shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .is_some_and(|n| n <= MAX_SAMPLE_VALUES)
+}
+
 /// The walk over the ONNX graph.
 pub(super) struct Importer<'g> {
     /// The ONNX graph's nodes.
@@ -390,10 +397,11 @@ impl<'g> Importer<'g> {
         let (shape, layout) = match dims.len() {
             4 => {
                 let (c, h, w) = if nhwc { (3, 1, 2) } else { (1, 2, 3) };
-                let [height, width] = match options.input_size {
-                    Some(size) => size,
-                    None => [fixed(h, "height")?, fixed(w, "width")?],
+                let size = |axis: usize, i: usize, what: &str| match options.input_size {
+                    Some(size) if dims[axis].is_none() => Ok(size[i]),
+                    _ => fixed(axis, what),
                 };
+                let (height, width) = (size(h, 0, "height")?, size(w, 1, "width")?);
                 let channels = fixed(c, "channel")?;
                 let layout = if nhwc { Layout::Nhwc } else { Layout::Nchw };
                 (vec![height, width, channels], layout)
@@ -406,7 +414,7 @@ impl<'g> Importer<'g> {
                 ))
             }
         };
-        if shape.iter().product::<usize>() > MAX_SAMPLE_VALUES {
+        if !fits(&shape) {
             return Err(format!(
                 "input {} of shape {shape:?} is too large",
                 input.name
@@ -554,12 +562,17 @@ impl<'g> Importer<'g> {
         if self.readers(output) != 1 {
             return false;
         }
+        let is_constant = |value: &String| {
+            matches!(self.values.get(value), Some(Value::Const(_)))
+                || self
+                    .nodes
+                    .iter()
+                    .any(|n| n.op_type == "Constant" && n.output.contains(value))
+        };
         self.nodes.iter().any(|n| {
             n.op_type == "Add"
                 && n.input.iter().any(|i| i == output)
-                && n.input
-                    .iter()
-                    .any(|i| i != output && matches!(self.values.get(i), Some(Value::Const(_))))
+                && n.input.iter().any(|i| i != output && is_constant(i))
         })
     }
 
@@ -571,11 +584,7 @@ impl<'g> Importer<'g> {
     ) -> Result<NodeId, String> {
         let node = self.graph.call(config, inputs).map_err(|e| e.to_string())?;
         let shape = self.graph.shape(node);
-        if shape
-            .iter()
-            .try_fold(1usize, |n, &d| n.checked_mul(d))
-            .is_none_or(|n| n > MAX_SAMPLE_VALUES)
-        {
+        if !fits(shape) {
             return Err(format!("its output {shape:?} is too large"));
         }
         Ok(node)

@@ -70,6 +70,9 @@ pub(crate) fn constant(tensor: &TensorProto, what: &str) -> Result<Constant, Str
             usize::try_from(d).map_err(|_| format!("tensor {what} has a negative dimension {d}"))
         })
         .collect::<Result<Vec<usize>, String>>()?;
+    if shape.contains(&0) {
+        return Err(format!("tensor {what} of shape {shape:?} is empty"));
+    }
     let len = shape
         .iter()
         .try_fold(1usize, |n, &d| n.checked_mul(d))

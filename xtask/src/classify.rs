@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use petal_interop::load_classifier;
+use petal_interop::{load_classifier, load_onnx_classifier};
 use petal_viz::saliency::{grad_cam, last_feature_map_layer, GradCam};
 use petal_viz::{overlay, save_png, Colormap};
 use petal_zoo::pretrained::{weights_named, Classifier, Preprocessing};
@@ -16,7 +16,8 @@ use crate::paths::weights_folder;
 #[derive(Clone, Debug, clap::Args)]
 pub struct ClassifyOptions {
     /// Which pretrained model: efficientnet-lite0, resnet18, resnet50, resnet50-v2,
-    /// mobilenet_v2, vgg16 (the catalog in petal-zoo).
+    /// mobilenet_v2, vgg16 (the catalog in petal-zoo), or the path of an `.onnx` file
+    /// (imported; ImageNet preprocessing unless --preprocessing says otherwise).
     #[arg(long, default_value = "efficientnet-lite0")]
     pub model: String,
     /// The weights file, safetensors or the published `.pth` (default:
@@ -114,13 +115,28 @@ fn explain(
 
 /// Runs `classify`.
 pub fn run(options: &ClassifyOptions) -> anyhow::Result<()> {
-    let mut classifier = load_classifier(
-        weights_named(&options.model)?,
-        &weights_folder(),
-        options.weights.as_deref(),
-    )?;
-    if let Some(name) = &options.preprocessing {
-        classifier = classifier.with_preprocessing(name.parse::<Preprocessing>()?);
+    let preprocessing = options
+        .preprocessing
+        .as_deref()
+        .map(str::parse::<Preprocessing>)
+        .transpose()?;
+    let onnx = Path::new(&options.model);
+    let mut classifier = if onnx.extension().is_some_and(|e| e == "onnx") {
+        anyhow::ensure!(
+            options.weights.is_none(),
+            "--weights does not apply to an ONNX model: {} holds its own",
+            onnx.display()
+        );
+        load_onnx_classifier(onnx, &weights_folder(), preprocessing)?
+    } else {
+        load_classifier(
+            weights_named(&options.model)?,
+            &weights_folder(),
+            options.weights.as_deref(),
+        )?
+    };
+    if let Some(preprocessing) = preprocessing {
+        classifier = classifier.with_preprocessing(preprocessing);
     }
     let cam_layer = match (&options.cam, &options.cam_layer) {
         (None, _) => None,

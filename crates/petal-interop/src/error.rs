@@ -23,6 +23,15 @@ pub enum InteropError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The file is not an ONNX model Petal can import; `reason` lists every problem
+    /// found (each unsupported operator with its nodes, missing or malformed tensors).
+    #[error("{path}: cannot import this ONNX model: {reason}")]
+    Onnx {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The checkpoint's tensors do not fit the model (names every tensor at fault).
     #[error(transparent)]
     Weights(#[from] WeightsError),

@@ -10,7 +10,9 @@
 //! zoo catalog's torchvision checkpoints into the weights cache, verified and converted
 //! once to safetensors, and [`load_classifier`] also takes a `.pth` as the weights;
 //! [`load_arch`] loads any weights of an architecture without the catalog's check.
-//! [`onnx::ExportOnnx`] writes a Petal model as an ONNX file.
+//! [`onnx::ExportOnnx`] writes a Petal model as an ONNX file; [`onnx::import_onnx`] reads
+//! an ONNX CNN into a Petal model that predicts what the file computes and can be trained
+//! further, and [`load_onnx_classifier`] makes it a classifier of photos.
 
 mod convert;
 mod error;
@@ -24,5 +26,5 @@ mod storage;
 pub use convert::{convert_to_safetensors, ConvertOptions, Converted};
 pub use error::InteropError;
 pub use load::{load_arch, load_pth};
-pub use pretrained::{convert_published, fetch_weights, load_classifier};
+pub use pretrained::{convert_published, fetch_weights, load_classifier, load_onnx_classifier};
 pub use storage::{Dtype, View};

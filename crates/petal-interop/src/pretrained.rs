@@ -5,10 +5,13 @@
 use std::path::{Path, PathBuf};
 
 use petal_data::download::DatasetProgress;
-use petal_zoo::pretrained::{Classifier, PretrainedWeights, WeightsFolder, WeightsFormat};
+use petal_zoo::pretrained::{
+    Classifier, Preprocessing, PretrainedWeights, WeightsFolder, WeightsFormat,
+};
 use petal_zoo::Options;
 
 use crate::load::is_checkpoint;
+use crate::onnx::{import_onnx, ImportOptions};
 use crate::pth::ReadOptions;
 use crate::{convert_to_safetensors, load_pth, ConvertOptions, Converted, InteropError};
 
@@ -90,4 +93,48 @@ pub fn load_classifier(
         }
         _ => Ok(Classifier::load(entry, folder, weights)?),
     }
+}
+
+/// A classifier of the ONNX model at `path` ([`import_onnx`]) for 224x224 RGB photos
+/// prepared with `preprocessing` (torchvision's ImageNet transform when `None`); a file
+/// that leaves the image size dynamic is imported at 224x224. A 1000-class output is
+/// named with the catalog's ImageNet class names from `folder`, any other `class 0`,
+/// `class 1`, ... (`cargo xtask classify --model model.onnx`).
+///
+/// ```no_run
+/// use petal_data::download::DataConfig;
+/// use petal_interop::load_onnx_classifier;
+/// use petal_zoo::pretrained::WeightsFolder;
+/// let folder = WeightsFolder::from_env(DataConfig::from_env("datasets/cache"));
+/// let classifier = load_onnx_classifier("mobilenet_v2.onnx".as_ref(), &folder, None)?;
+/// let (_, top5) = classifier.classify("coffee.png".as_ref(), 5)?;
+/// # Ok::<(), petal_interop::InteropError>(())
+/// ```
+pub fn load_onnx_classifier(
+    path: &Path,
+    folder: &WeightsFolder,
+    preprocessing: Option<Preprocessing>,
+) -> Result<Classifier, InteropError> {
+    let options = ImportOptions {
+        input_size: Some([224, 224]),
+    };
+    let model = import_onnx(path, &options)?.model;
+    if model.input_shape() != [224, 224, 3] {
+        return Err(InteropError::Onnx {
+            path: path.to_path_buf(),
+            reason: format!(
+                "the model takes {:?} (height, width, channels) inputs; photos are prepared \
+                 as 224x224 RGB",
+                model.input_shape()
+            ),
+        });
+    }
+    let names = match model.output_shape() {
+        [1000] => folder.imagenet_class_names()?,
+        shape => (0..shape.iter().product())
+            .map(|class| format!("class {class}"))
+            .collect(),
+    };
+    let preprocessing = preprocessing.unwrap_or(Preprocessing::IMAGENET);
+    Ok(Classifier::from_model(model, names, preprocessing))
 }

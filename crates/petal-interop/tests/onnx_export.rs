@@ -200,6 +200,9 @@ fn every_layer() -> Model {
     let b = g
         .call(&ActivationConfig::new(Activation::LeakyRelu(0.2)), &[b])
         .unwrap();
+    let b = g
+        .call(&ActivationConfig::new(Activation::HardSwish), &[b])
+        .unwrap();
     let dilated = Conv2dConfig {
         dilation: [2, 2],
         groups: 2,

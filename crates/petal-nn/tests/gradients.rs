@@ -155,6 +155,8 @@ proptest! {
         check(|v| Ok(v[0].relu6()), std::slice::from_ref(&x))?;
         check(|v| Ok(v[0].abs()), std::slice::from_ref(&x))?;
         check(|v| Ok(v[0].leaky_relu(alpha)), std::slice::from_ref(&x))?;
+        let x = away_from(&s, seed, 8.0, &[-3.0, 3.0], 0.05);
+        check(|v| Ok(v[0].hard_swish()), std::slice::from_ref(&x))?;
     }
 
     #[test]

@@ -176,6 +176,7 @@ fn dense_flatten_dropout_activation() {
         Activation::Sigmoid,
         Activation::Softmax,
         Activation::Swish,
+        Activation::HardSwish,
         Activation::LeakyRelu(0.2),
     ] {
         check_layer(ActivationConfig::new(activation), &[6], &[6], 0, 0);

@@ -152,6 +152,8 @@ pub enum Unary {
     LeakyRelu(f32),
     /// `x * sigmoid(x)` (swish)
     Silu,
+    /// `x * min(max(x + 3, 0), 6) / 6` (hard swish, MobileNetV3's)
+    HardSwish,
 }
 
 fn sigmoid(x: f32) -> f32 {
@@ -180,6 +182,7 @@ impl Unary {
                 }
             }
             Unary::Silu => x * sigmoid(x),
+            Unary::HardSwish => x * (x + 3.0).clamp(0.0, 6.0) / 6.0,
         }
     }
 
@@ -206,6 +209,15 @@ impl Unary {
             Unary::Silu => {
                 let s = sigmoid(x);
                 s * (1.0 + x * (1.0 - s))
+            }
+            Unary::HardSwish => {
+                if x <= -3.0 {
+                    0.0
+                } else if x >= 3.0 {
+                    1.0
+                } else {
+                    (2.0 * x + 3.0) / 6.0
+                }
             }
         }
     }
@@ -346,6 +358,7 @@ mod tests {
             Unary::Relu6,
             Unary::LeakyRelu(0.1),
             Unary::Silu,
+            Unary::HardSwish,
         ];
         for op in ops {
             for x in [0.3f32, 1.7, 4.2, 7.5] {

@@ -158,7 +158,7 @@ fn graph(model: &Model, options: &ExportOptions) -> Result<super::proto::GraphPr
         true => batch_norm_folds(model, &nodes, &live, output),
         false => Vec::new(),
     };
-    let mut translator = Translator::new(model.store());
+    let mut translator = Translator::new(model.store(), options.opset);
     let mut values: Vec<Option<Value>> = vec![None; nodes.len()];
     let (input, first) = graph_input(&mut translator, model.input_shape(), options.layout)?;
     values[0] = Some(first);

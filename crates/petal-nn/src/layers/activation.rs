@@ -27,6 +27,8 @@ pub enum Activation {
     Softmax,
     /// `x * sigmoid(x)`.
     Swish,
+    /// `x * relu6(x + 3) / 6` (MobileNetV3's hard swish).
+    HardSwish,
     /// `x` where positive, `alpha * x` elsewhere.
     LeakyRelu(f32),
 }
@@ -54,6 +56,7 @@ impl Activation {
             Activation::Tanh => x.tanh(),
             Activation::Softmax => x.softmax(x.value().ndim() - 1)?,
             Activation::Swish => x.silu(),
+            Activation::HardSwish => x.hard_swish(),
             Activation::LeakyRelu(alpha) => x.leaky_relu(alpha),
         })
     }

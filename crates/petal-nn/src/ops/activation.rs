@@ -41,6 +41,10 @@ impl Var {
     pub fn silu(&self) -> Var {
         self.unary(Unary::Silu)
     }
+    /// `x * relu6(x + 3) / 6` (hard swish).
+    pub fn hard_swish(&self) -> Var {
+        self.unary(Unary::HardSwish)
+    }
     /// `e^x`.
     pub fn exp(&self) -> Var {
         self.unary(Unary::Exp)

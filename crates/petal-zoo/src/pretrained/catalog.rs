@@ -127,7 +127,7 @@ pub struct PretrainedWeights {
 }
 
 /// The 1000 ImageNet-1k class names, one per line (the file of `../shared/weights`).
-const IMAGENET_CLASSES: (&str, (&str, u64)) = (
+pub(super) const IMAGENET_CLASSES: (&str, (&str, u64)) = (
     "imagenet_classes.txt",
     (
         "4eb3da435cf544e4a6f390f62c84cb9c9bb68cf8b14e97f8a063452382e5efd2",

@@ -15,8 +15,9 @@ use crate::{Options, ZooError};
 
 /// A pretrained model with its class names, for classifying photos.
 pub struct Classifier {
-    /// The catalog entry the weights come from.
-    pub entry: &'static PretrainedWeights,
+    /// The catalog entry the weights come from; `None` for a model from elsewhere (an
+    /// imported ONNX file, [`Classifier::from_model`]).
+    pub entry: Option<&'static PretrainedWeights>,
     /// The whole network (with its classifier), batch norms folded into the
     /// convolutions.
     pub model: Model,
@@ -61,11 +62,23 @@ impl Classifier {
         folder: &WeightsFolder,
     ) -> Result<Self, ZooError> {
         Ok(Self {
-            entry,
+            entry: Some(entry),
             model: model.fold_for_inference(),
             names: folder.class_names(entry)?,
             preprocessing: entry.preprocessing,
         })
+    }
+
+    /// A classifier of a model that is not in the catalog (imported from ONNX, say),
+    /// naming its classes `names` and preparing photos with `preprocessing`; folds its
+    /// batch norms.
+    pub fn from_model(model: Model, names: Vec<String>, preprocessing: Preprocessing) -> Self {
+        Self {
+            entry: None,
+            model: model.fold_for_inference(),
+            names,
+            preprocessing,
+        }
     }
 
     /// This classifier preparing photos with `preprocessing` instead of the catalog's.

@@ -21,7 +21,9 @@ use petal_data::{Manifest, ManifestFile};
 use petal_nn::weights::{read_metadata, read_tensor_file};
 use petal_nn::Model;
 
-use super::catalog::{read_class_names, PretrainedWeights, WeightsFormat, CATALOG};
+use super::catalog::{
+    read_class_names, PretrainedWeights, WeightsFormat, CATALOG, IMAGENET_CLASSES,
+};
 use super::{assign_pretrained, is_counter};
 use crate::{Options, ZooError};
 
@@ -79,13 +81,13 @@ impl WeightsFolder {
     /// The class names of `entry`, one per class, from its class-name file here.
     pub fn class_names(&self, entry: &PretrainedWeights) -> Result<Vec<String>, ZooError> {
         let (_, classes) = entry.files_in(&self.holding(entry));
-        read_class_names(&classes).map_err(|source| {
-            ZooError::Data(petal_data::DataError::Io {
-                path: classes,
-                action: "reading the class names",
-                source,
-            })
-        })
+        class_names_in(&classes)
+    }
+
+    /// The 1000 ImageNet-1k class names of the catalog's torchvision and EfficientNet
+    /// entries, from their class-name file here (for ImageNet models from elsewhere).
+    pub fn imagenet_class_names(&self) -> Result<Vec<String>, ZooError> {
+        class_names_in(&self.folder.join(IMAGENET_CLASSES.0))
     }
 
     /// `entry`'s architecture built with `options`, with its weights from this folder,
@@ -289,6 +291,17 @@ fn weights_manifest(entries: &[&PretrainedWeights]) -> Manifest {
         dataset: "weights".into(),
         files,
     }
+}
+
+/// The class names in the file `classes`, one per line.
+fn class_names_in(classes: &Path) -> Result<Vec<String>, ZooError> {
+    read_class_names(classes).map_err(|source| {
+        ZooError::Data(petal_data::DataError::Io {
+            path: classes.to_path_buf(),
+            action: "reading the class names",
+            source,
+        })
+    })
 }
 
 #[cfg(test)]

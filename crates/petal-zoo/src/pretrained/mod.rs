@@ -166,10 +166,21 @@ fn source_tensor(arch: Arch, param: &str) -> Option<(String, Option<usize>)> {
     ))
 }
 
-/// Converts a PyTorch tensor to Petal's layout by its rank: 4-D convolution kernels to
-/// HWIO, 2-D linear weights to `(in, out)` (reordering the inputs of a dense layer after
-/// a flatten of `flattened_channels`-channel maps), 1-D as they are.
-fn to_petal_layout(tensor: &Tensor, flattened_channels: Option<usize>) -> Option<Tensor> {
+/// Converts a PyTorch tensor to Petal's layout by its rank: 4-D convolution kernels
+/// `(out, in / groups, kh, kw)` to HWIO, 2-D linear weights `(out, in)` to `(in, out)`
+/// (reordering the inputs of a dense layer after a flatten of `flattened_channels`-channel
+/// maps from (c, h, w) to Petal's (h, w, c) order), 1-D as they are; `None` for other
+/// ranks or when `flattened_channels` does not divide the inputs. ONNX files lay weights
+/// out the same way (petal-interop's ONNX import uses it too).
+///
+/// ```
+/// use petal_tensor::Tensor;
+/// use petal_zoo::pretrained::to_petal_layout;
+/// let linear = Tensor::from_vec(&[1, 4], vec![0., 1., 2., 3.])?; // 2 channels x 2 pixels
+/// assert_eq!(to_petal_layout(&linear, Some(2)).unwrap().to_vec(), vec![0., 2., 1., 3.]);
+/// # Ok::<(), petal_tensor::TensorError>(())
+/// ```
+pub fn to_petal_layout(tensor: &Tensor, flattened_channels: Option<usize>) -> Option<Tensor> {
     match (tensor.shape(), flattened_channels) {
         ([_], _) => Some(tensor.clone()),
         ([_, _, _, _], _) => permute(tensor, &[2, 3, 1, 0]).ok(),

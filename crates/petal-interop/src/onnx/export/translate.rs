@@ -44,6 +44,8 @@ pub(super) struct Affine {
 pub(super) struct Translator<'a> {
     pub graph: GraphBuilder,
     store: &'a ParamStore,
+    /// The opset written (HardSwish is an operator from opset 14).
+    opset: i64,
     /// Flattened maps already put back in Petal's order, by the flattened value's name.
     reordered: HashMap<String, Value>,
 }
@@ -51,10 +53,11 @@ pub(super) struct Translator<'a> {
 type Outcome = Result<Value, String>;
 
 impl<'a> Translator<'a> {
-    pub fn new(store: &'a ParamStore) -> Self {
+    pub fn new(store: &'a ParamStore, opset: i64) -> Self {
         Self {
             graph: GraphBuilder::default(),
             store,
+            opset,
             reordered: HashMap::new(),
         }
     }
@@ -307,6 +310,24 @@ impl<'a> Translator<'a> {
                 );
                 self.graph
                     .node("Mul", &swish, &[&x.name, &sigmoid], Vec::new())
+            }
+            Activation::HardSwish if self.opset >= 14 => self.graph.node(
+                "HardSwish",
+                &node_name("hard_swish"),
+                &[&x.name],
+                Vec::new(),
+            ),
+            // Before opset 14: x * HardSigmoid(x) with HardSwish's slope and offset.
+            Activation::HardSwish => {
+                let hard_swish = node_name("hard_swish");
+                let gate = self.graph.node(
+                    "HardSigmoid",
+                    &format!("{hard_swish}/hard_sigmoid"),
+                    &[&x.name],
+                    vec![float("alpha", 1.0 / 6.0), float("beta", 0.5)],
+                );
+                self.graph
+                    .node("Mul", &hard_swish, &[&x.name, &gate], Vec::new())
             }
             Activation::LeakyRelu(alpha) => self.graph.node(
                 "LeakyRelu",

@@ -54,6 +54,42 @@ pub enum LaunchError {
     Mpi(String),
 }
 
+/// The number of ranks on this machine, as the MPI launcher tells it (OpenMPI's
+/// `OMPI_COMM_WORLD_LOCAL_SIZE`, MPICH's `MPI_LOCALNRANKS`, Slurm's
+/// `SLURM_NTASKS_PER_NODE`); `None` when started otherwise. Divide the cores by it for
+/// the threads per rank.
+pub fn local_ranks() -> Option<usize> {
+    [
+        "OMPI_COMM_WORLD_LOCAL_SIZE",
+        "MPI_LOCALNRANKS",
+        "SLURM_NTASKS_PER_NODE",
+    ]
+    .iter()
+    .find_map(|v| std::env::var(v).ok()?.trim().parse().ok())
+    .filter(|&n: &usize| n > 0)
+}
+
+/// Sends this process's standard output to `/dev/null` unless it is rank 0, so that a
+/// program's reports print once per job (standard error, with the errors, stays).
+/// Without the `mpi` feature there are no other ranks and nothing changes.
+pub fn quiet_followers(distributed: &Distributed) -> std::io::Result<()> {
+    if distributed.is_leader() {
+        return Ok(());
+    }
+    #[cfg(feature = "mpi")]
+    {
+        use std::io::Write;
+        use std::os::fd::AsRawFd;
+        std::io::stdout().flush()?;
+        let null = std::fs::OpenOptions::new().write(true).open("/dev/null")?;
+        // SAFETY: dup2 on two open descriptors; standard output (1) is replaced atomically.
+        if unsafe { libc::dup2(null.as_raw_fd(), 1) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 /// The [`Distributed`] setting of this process in its MPI job, collectives timing out
 /// after `timeout` (see `MpiCommunicator`). Errors name what is missing and how to
 /// build and launch: a build without the `mpi` feature, a process started without

@@ -67,6 +67,55 @@ impl RingModel {
     }
 }
 
+/// A markdown table of the step time and efficiency of a workload at each rank count
+/// and bandwidth: `compute_seconds` per step on one rank, `parameters` f32 gradients,
+/// `latency_seconds` per message. The last column is the first rank count under 80%
+/// efficiency at each bandwidth (`-` when none of `ranks` is).
+///
+/// ```
+/// use petal_distributed::scaling::table;
+/// let text = table(0.05, 1_000_000, 5e-6, &[2, 64], &[10e9]);
+/// assert!(text.starts_with("| Gb/s | 2 ranks | 64 ranks | under 80% from |"));
+/// assert!(text.contains("| 10 | 53.2 ms (94%) |")); // 4 MB over 10 Gb/s: 3.2 ms
+/// ```
+pub fn table(
+    compute_seconds: f64,
+    parameters: usize,
+    latency_seconds: f64,
+    ranks: &[usize],
+    bandwidths_bits: &[f64],
+) -> String {
+    let header: Vec<String> = ranks.iter().map(|n| format!("{n} ranks")).collect();
+    let mut out = format!("| Gb/s | {} | under 80% from |\n", header.join(" | "));
+    out += &format!("|---|{}---|\n", "---|".repeat(ranks.len()));
+    for &bandwidth_bits in bandwidths_bits {
+        let model = RingModel {
+            compute_seconds,
+            gradient_bytes: 4.0 * parameters as f64,
+            bandwidth_bits,
+            latency_seconds,
+        };
+        let cells: Vec<String> = (ranks.iter())
+            .map(|&n| {
+                format!(
+                    "{:.1} ms ({:.0}%)",
+                    model.step_seconds(n) * 1e3,
+                    model.efficiency(n) * 100.0
+                )
+            })
+            .collect();
+        let first = model
+            .first_below(0.8, ranks.iter().copied())
+            .map_or("-".to_string(), |n| n.to_string());
+        out += &format!(
+            "| {} | {} | {first} |\n",
+            bandwidth_bits / 1e9,
+            cells.join(" | ")
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

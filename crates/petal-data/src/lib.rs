@@ -54,6 +54,6 @@ pub use images::{
     load_rgb, open_image, prepare_image, prepare_rgb, FilterType, ImageDataset, ImageOptions,
     Normalization, ResizeMode, MAX_IMAGE_BYTES,
 };
-pub use loader::{Batch, BatchLoader};
+pub use loader::{shard_range, Batch, BatchLoader};
 pub use manifest::{AcceptedVersion, Manifest, ManifestFile, MIN_SHA256_PREFIX};
 pub use split::{stratified_split, Split, SplitIndices};

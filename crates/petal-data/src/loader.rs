@@ -49,6 +49,33 @@ pub struct BatchLoader<D> {
     seed: Option<u64>,
     drop_last: bool,
     augmentation: Option<SeededAugmentation>,
+    shard: Option<Shard>,
+}
+
+/// One process's part of every batch in data-parallel training.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Shard {
+    rank: usize,
+    world_size: usize,
+}
+
+/// The positions of rank `rank`'s samples in a global batch of `len` samples split over
+/// `world_size` processes: the `rank`-th of `world_size` contiguous, nearly equal parts
+/// (`rank * len / world_size .. (rank + 1) * len / world_size`), so that the parts
+/// cover the batch once, in order, and a batch of `world_size * b` samples gives every
+/// rank `b`.
+///
+/// ```
+/// use petal_data::shard_range;
+/// assert_eq!(shard_range(8, 0, 2), 0..4);
+/// assert_eq!(shard_range(8, 1, 2), 4..8);
+/// assert_eq!(shard_range(5, 1, 3), 1..3); // a short last batch: parts of 1, 2 and 2
+/// assert_eq!(shard_range(1, 0, 2), 0..0); // fewer samples than ranks: some get none
+/// ```
+pub fn shard_range(len: usize, rank: usize, world_size: usize) -> std::ops::Range<usize> {
+    let world_size = world_size.max(1);
+    let cut = |r: usize| r * len / world_size;
+    cut(rank.min(world_size))..cut((rank + 1).min(world_size))
 }
 
 /// An augmentation with the seed of its per-sample generators.
@@ -83,6 +110,7 @@ impl<D: Dataset> BatchLoader<D> {
             seed: None,
             drop_last: false,
             augmentation: None,
+            shard: None,
         })
     }
 
@@ -121,6 +149,50 @@ impl<D: Dataset> BatchLoader<D> {
     pub fn drop_last(mut self, drop_last: bool) -> Self {
         self.drop_last = drop_last;
         self
+    }
+
+    /// Yields only rank `rank`'s part of every batch when `world_size` processes train
+    /// together (data parallelism): each batch of [`BatchLoader::epoch`] is still a
+    /// global batch of `batch_size` samples in the same (seed, epoch) order on every
+    /// rank, and rank `rank` loads the positions [`shard_range`] gives it. The split
+    /// depends only on the seed, the epoch, the batch's index and the world size. A rank
+    /// outside `0..world_size` is an error ([`DataError::Invalid`]).
+    ///
+    /// ```
+    /// use petal_data::{BatchLoader, InMemoryDataset};
+    /// use petal_tensor::Tensor;
+    /// let data = InMemoryDataset::new(Tensor::zeros(&[6, 1, 1, 1]), vec![0; 6], 2)?;
+    /// let whole = BatchLoader::new(&data, 4)?.shuffle(3);
+    /// let parts = [whole.clone().shard(0, 2)?, whole.clone().shard(1, 2)?];
+    /// let indices = |loader: &BatchLoader<_>| -> Vec<Vec<usize>> {
+    ///     loader.epoch(0).map(|b| b.unwrap().indices).collect()
+    /// };
+    /// let (all, first, second) = (indices(&whole), indices(&parts[0]), indices(&parts[1]));
+    /// for b in 0..2 {
+    ///     assert_eq!([first[b].clone(), second[b].clone()].concat(), all[b]);
+    /// }
+    /// assert_eq!(first[0].len(), 2);
+    /// assert!(whole.clone().shard(2, 2).is_err());
+    /// # Ok::<(), petal_data::DataError>(())
+    /// ```
+    pub fn shard(mut self, rank: usize, world_size: usize) -> Result<Self> {
+        if rank >= world_size {
+            return Err(DataError::invalid(
+                "BatchLoader::shard",
+                format!("rank {rank} is not below the world size {world_size}"),
+            ));
+        }
+        self.shard = Some(Shard { rank, world_size });
+        Ok(self)
+    }
+
+    /// The number of samples (over all ranks) in batch `b` of an epoch: the batch size,
+    /// or less for a short last batch.
+    pub fn global_batch_len(&self, b: usize) -> usize {
+        self.dataset
+            .len()
+            .saturating_sub(b * self.batch_size)
+            .min(self.batch_size)
     }
 
     /// The dataset being batched.
@@ -228,7 +300,14 @@ impl<D: Dataset> BatchLoader<D> {
         (first..self.batches_per_epoch()).map(move |b| {
             let start = b * self.batch_size;
             let end = (start + self.batch_size).min(order.len());
-            self.load(&order[start..end], Some(epoch))
+            let global = &order[start..end];
+            let part = match self.shard {
+                Some(Shard { rank, world_size }) => {
+                    &global[shard_range(global.len(), rank, world_size)]
+                }
+                None => global,
+            };
+            self.load(part, Some(epoch))
         })
     }
 

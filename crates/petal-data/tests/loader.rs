@@ -214,3 +214,63 @@ fn a_batch_size_of_zero_is_an_error_naming_the_loader() {
     );
     assert!(error.to_string().contains("batch size must be positive"));
 }
+
+#[test]
+fn shard_ranges_cover_every_batch_once_in_order_and_evenly() {
+    use petal_data::shard_range;
+    for len in 0..40 {
+        for world in 1..7 {
+            let parts: Vec<_> = (0..world).map(|r| shard_range(len, r, world)).collect();
+            assert_eq!(parts[0].start, 0);
+            assert_eq!(parts[world - 1].end, len);
+            assert!(
+                parts.windows(2).all(|w| w[0].end == w[1].start),
+                "{len} {world}"
+            );
+            let sizes: Vec<usize> = parts.iter().map(|p| p.len()).collect();
+            let (min, max) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
+            assert!(max - min <= 1, "{len} over {world}: {sizes:?}");
+        }
+    }
+}
+
+#[test]
+fn sharded_loaders_split_every_global_batch_the_same_way_on_every_epoch() {
+    let data = numbered(23);
+    let flips = Arc::new(petal_data::augment::RandomAffine::flip(true, true));
+    let whole = BatchLoader::new(&data, 8)
+        .unwrap()
+        .shuffle(5)
+        .augment(flips, 9);
+    for world in [1, 2, 3, 4] {
+        let ranks: Vec<_> = (0..world)
+            .map(|r| whole.clone().shard(r, world).unwrap())
+            .collect();
+        for epoch in 0..3 {
+            let parts: Vec<Vec<_>> = ranks
+                .iter()
+                .map(|l| l.epoch(epoch).collect::<Result<_, _>>().unwrap())
+                .collect();
+            for (b, global) in whole.epoch(epoch).enumerate() {
+                let global = global.unwrap();
+                assert_eq!(whole.global_batch_len(b), global.labels.len());
+                let indices: Vec<usize> = parts.iter().flat_map(|p| p[b].indices.clone()).collect();
+                assert_eq!(
+                    indices, global.indices,
+                    "world {world} epoch {epoch} batch {b}"
+                );
+                // The same samples, augmented the same way, as the unsharded batch.
+                let values: Vec<f32> = parts
+                    .iter()
+                    .flat_map(|p| p[b].images.as_slice().to_vec())
+                    .collect();
+                assert_eq!(values, global.images.as_slice());
+            }
+        }
+    }
+    assert!(whole
+        .shard(3, 3)
+        .unwrap_err()
+        .to_string()
+        .contains("rank 3 is not below the world size 3"));
+}

@@ -49,6 +49,10 @@ pub enum TrainError {
         /// What the file still holds, as a sentence.
         previous: String,
     },
+    /// The processes of a distributed run disagree (settings, data, weights) or one of
+    /// them died or hangs; the message names the ranks.
+    #[error("distributed training: {0}")]
+    Distributed(String),
     /// The loss became NaN or infinite; training stopped before applying that step.
     #[error("training stopped: the loss became {loss} at step {step} ({culprit}); {checkpoint}")]
     NonFiniteLoss {
@@ -65,3 +69,9 @@ pub enum TrainError {
 
 /// Result alias for the training loop.
 pub type Result<T> = std::result::Result<T, TrainError>;
+
+impl From<crate::distributed::CommError> for TrainError {
+    fn from(error: crate::distributed::CommError) -> Self {
+        TrainError::Distributed(error.0)
+    }
+}

@@ -13,6 +13,7 @@ use petal_tensor::Tensor;
 use crate::callbacks::{Callback, Control};
 use crate::checkpoint::saver::Saver;
 use crate::checkpoint::{CheckpointConfig, Position, RunSettings};
+use crate::distributed::{self, Distributed};
 use crate::error::{Result, TrainError};
 use crate::evaluate::{evaluate_logits, predict};
 use crate::history::{EpochLogs, History};
@@ -85,6 +86,43 @@ pub struct FitConfig {
     /// `prefetch`); 0 loads each batch when the step asks for it. Either way the
     /// batches, and so the trained weights, are the same.
     pub prefetch: usize,
+    /// Train on a group of processes (data parallelism, see [`crate::distributed`]):
+    /// `batch_size` is then the global batch, split evenly over the ranks; only rank 0
+    /// prints and saves checkpoints. `None` trains in this process alone.
+    ///
+    /// ```
+    /// use std::{sync::Arc, time::Duration};
+    /// use petal_data::InMemoryDataset;
+    /// use petal_nn::{layers::{DenseConfig, FlattenConfig}, Sequential};
+    /// use petal_optim::{Sgd, SgdConfig};
+    /// use petal_tensor::Tensor;
+    /// use petal_train::distributed::{local_group, Communicator, Distributed};
+    /// use petal_train::{FitConfig, Trainer, Validation};
+    ///
+    /// let data = InMemoryDataset::new(Tensor::from_vec(&[4, 1, 1, 1], vec![-2.0, -1.0, 1.0, 2.0])?, vec![0, 0, 1, 1], 2)?;
+    /// // Two ranks as two threads; with MPI each would be a process.
+    /// let weights: Vec<Vec<f32>> = std::thread::scope(|scope| {
+    ///     let ranks: Vec<_> = local_group(2, Duration::from_secs(60)).into_iter().map(|comm| {
+    ///         let data = &data;
+    ///         scope.spawn(move || {
+    ///             let mut model = Sequential::new(&[1, 1, 1], comm.rank() as u64) // rank 0's weights win
+    ///                 .add(FlattenConfig::default()).unwrap().add(DenseConfig::new(2)).unwrap().build().unwrap();
+    ///             let config = FitConfig {
+    ///                 epochs: 3, batch_size: 4, verbose: false,
+    ///                 distributed: Some(Distributed::new(Arc::new(comm))),
+    ///                 ..FitConfig::default()
+    ///             };
+    ///             Trainer::new(&mut model, Sgd::new(SgdConfig::new(0.1)))
+    ///                 .fit(data, Validation::Data(data), &config).unwrap();
+    ///             model.store().iter().flat_map(|(_, p)| p.value.as_slice().to_vec()).collect()
+    ///         })
+    ///     }).collect();
+    ///     ranks.into_iter().map(|r| r.join().unwrap()).collect()
+    /// });
+    /// assert_eq!(weights[0], weights[1]); // the replicas stayed identical
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub distributed: Option<Distributed>,
 }
 
 impl Default for FitConfig {
@@ -100,6 +138,7 @@ impl Default for FitConfig {
             verbose: true,
             checkpoint: None,
             prefetch: 2,
+            distributed: None,
         }
     }
 }
@@ -207,11 +246,23 @@ impl<'m, 'p> Trainer<'m, 'p> {
     }
 }
 
-/// Mixes the run seed and the step into the seed of one step's random stream.
-fn step_seed(seed: u64, step: u64) -> u64 {
+/// Mixes the run seed, the step and the rank into the seed of one step's random stream
+/// (rank 0's is that of a single process; other ranks draw other dropout masks).
+fn step_seed(seed: u64, step: u64, rank: usize) -> u64 {
     (seed ^ 0x5DEE_CE66_D1CE_4E5B)
         .wrapping_mul(0x9E37_79B9_7F4A_7C15)
         .wrapping_add(step.wrapping_mul(0xBF58_476D_1CE4_E5B9))
+        .wrapping_add((rank as u64).wrapping_mul(0x94D0_49BB_1331_11EB))
+}
+
+/// What one optimizer step measured.
+struct Stepped {
+    /// The (global) batch's loss.
+    loss: f32,
+    /// The (global) batch's accuracy.
+    accuracy: f64,
+    /// Seconds spent averaging over the ranks.
+    exchange_seconds: f64,
 }
 
 impl Trainer<'_, '_> {
@@ -239,6 +290,24 @@ impl Trainer<'_, '_> {
             Validation::Split(_) if !split_part.is_empty() => Some(&split_part),
             Validation::Split(_) | Validation::None => None,
         };
+        let dist = config.distributed.as_ref();
+        // Only rank 0 prints and saves.
+        let leader = dist.is_none_or(Distributed::is_leader);
+        let verbose = config.verbose && leader;
+        if let Some(dist) = dist {
+            distributed::agree_on_start(
+                dist,
+                &distributed::StartSettings {
+                    seed: config.seed,
+                    shuffle_seed: config.shuffle_seed,
+                    batch_size: config.batch_size,
+                    epochs: config.epochs,
+                    train: &train_part,
+                    validation,
+                    store: self.model.store(),
+                },
+            )?;
+        }
 
         let mut loader = BatchLoader::new(&train_part, config.batch_size)?;
         if let Some(seed) = config.shuffle_seed {
@@ -247,22 +316,36 @@ impl Trainer<'_, '_> {
         if let Some(augmentation) = &config.augmentation {
             loader = loader.augment(Arc::clone(augmentation), config.seed);
         }
+        if let Some(dist) = dist {
+            loader = loader.shard(dist.rank(), dist.world_size())?;
+        }
         let settings = RunSettings {
             seed: config.seed,
             shuffle_seed: config.shuffle_seed,
             batch_size: config.batch_size,
             train_samples: train_part.len(),
+            world_size: dist.map_or(1, Distributed::world_size),
         };
-        let mut saver = Saver::new(config.checkpoint.as_ref(), settings);
-        let (mut at, mut history) = match saver.resumable() {
-            Some(path) => saver.restore(
+        let mut saver = Saver::new(config.checkpoint.as_ref().filter(|_| leader), settings);
+        let resumed = match dist {
+            Some(dist) => distributed::shared_checkpoint(dist, &saver, config.checkpoint.as_ref())?,
+            None => saver.read_resumable()?,
+        };
+        let (mut at, mut history) = match resumed {
+            Some((path, checkpoint)) => saver.restore(
                 &path,
+                checkpoint,
                 self.model,
                 &mut *self.optimizer,
                 &mut self.callbacks,
-                config.verbose,
+                verbose,
             )?,
-            None => (Position::default(), History::default()),
+            None => {
+                if let Some(dist) = dist {
+                    distributed::broadcast_weights(dist, self.model.store_mut())?;
+                }
+                (Position::default(), History::default())
+            }
         };
         saver.resumed(&at);
         self.tell_schedule(&at, loader.batches_per_epoch(), config.epochs);
@@ -278,12 +361,13 @@ impl Trainer<'_, '_> {
                 config.epochs,
                 loader.batches_per_epoch(),
                 at.batch,
-                config.verbose,
+                verbose,
             );
             let (first, seen_before) = (at.batch, at.seen);
             let batches_per_epoch = loader.batches_per_epoch();
             // Trains on the epoch's remaining batches; returns the time spent waiting for
             // them and whether a callback stopped training.
+            let mut exchanging = 0.0;
             let mut train_on = |batches: &mut dyn Iterator<Item = petal_data::Result<Batch>>| {
                 let mut waiting = 0.0;
                 loop {
@@ -291,15 +375,24 @@ impl Trainer<'_, '_> {
                     let Some(batch) = batches.next() else { break };
                     waiting += asked.elapsed().as_secs_f64();
                     let batch = batch?;
-                    let n = batch.labels.len();
-                    let (loss, batch_accuracy) = self
-                        .train_step(batch.images, &batch.labels, config)
+                    // The samples of the step over all ranks (this rank's alone without
+                    // distribution).
+                    let n = loader.global_batch_len(at.batch);
+                    let stepped = self
+                        .step(batch.images, &batch.labels, n, config)
                         .map_err(|e| saver.name_last_good(e))?;
+                    let loss = stepped.loss;
+                    exchanging += stepped.exchange_seconds;
                     at.loss_sum += f64::from(loss) * n as f64;
-                    at.correct += batch_accuracy * n as f64;
+                    at.correct += stepped.accuracy * n as f64;
                     at.seen += n;
                     at.batch += 1;
                     at.step = self.optimizer.iterations();
+                    if let Some(dist) = dist {
+                        if dist.check_every > 0 && at.step.is_multiple_of(dist.check_every) {
+                            distributed::check_weights(dist, self.model.store(), at.step)?;
+                        }
+                    }
                     progress.step(at.loss_sum / at.seen as f64, at.correct / at.seen as f64);
                     for callback in self.callbacks.iter_mut() {
                         if let Control::Stop(reason) = callback.on_batch_end(at.step, loss)? {
@@ -333,11 +426,18 @@ impl Trainer<'_, '_> {
                 (at.seen - seen_before) as f64 / train_seconds.max(1e-9),
             );
             logs.insert("data_wait_share".into(), waiting / train_seconds.max(1e-9));
+            if let Some(dist) = dist {
+                logs.insert(
+                    "allreduce_share".into(),
+                    exchanging / train_seconds.max(1e-9),
+                );
+                distributed::check_weights(dist, self.model.store(), at.step)?;
+            }
             if let Some(val) = validation {
-                self.validate(val, config.batch_size, &mut logs)?;
+                self.validate(val, config.batch_size, dist, &mut logs)?;
             }
             logs.insert("seconds".into(), started.elapsed().as_secs_f64());
-            progress.finish(&logs, config.verbose);
+            progress.finish(&logs, verbose);
             history.epochs.push(logs);
             for callback in self.callbacks.iter_mut() {
                 if let Control::Stop(reason) =
@@ -377,9 +477,21 @@ impl Trainer<'_, '_> {
         });
     }
 
-    /// Adds the validation figures of the model on `data` to `logs`.
-    fn validate(&self, data: &dyn Dataset, batch_size: usize, logs: &mut EpochLogs) -> Result<()> {
-        let (logits, labels) = predict(self.model, data, batch_size)?;
+    /// Adds the validation figures of the model on `data` to `logs`, each rank of a
+    /// group predicting its part of the data.
+    fn validate(
+        &self,
+        data: &dyn Dataset,
+        batch_size: usize,
+        dist: Option<&Distributed>,
+        logs: &mut EpochLogs,
+    ) -> Result<()> {
+        let (logits, labels) = match dist {
+            Some(dist) => {
+                distributed::predict_sharded(self.model, data, batch_size, &*dist.communicator)?
+            }
+            None => predict(self.model, data, batch_size)?,
+        };
         for metric in &self.metrics {
             logs.insert(
                 format!("val_{}", metric.name()),
@@ -416,20 +528,40 @@ impl Trainer<'_, '_> {
     /// One optimizer step on a batch `(n, *input_shape)` with its labels; returns the
     /// batch's loss and accuracy. Uses `config`'s seed, clipping and batch mix (see
     /// [`FitConfig::batch_mix`]). A NaN or infinite loss is an error
-    /// ([`TrainError::NonFiniteLoss`]) and then nothing is updated.
+    /// ([`TrainError::NonFiniteLoss`]) and then nothing is updated. With
+    /// `config.distributed`, `images` is this rank's equal part of a global batch of
+    /// `world size x n` samples, and the figures returned are the global batch's.
     pub fn train_step(
         &mut self,
-        mut images: Tensor,
+        images: Tensor,
         labels: &[usize],
         config: &FitConfig,
     ) -> Result<(f32, f64)> {
+        let world = config
+            .distributed
+            .as_ref()
+            .map_or(1, Distributed::world_size);
+        let stepped = self.step(images, labels, labels.len() * world, config)?;
+        Ok((stepped.loss, stepped.accuracy))
+    }
+
+    /// One optimizer step on this rank's part `images` of a batch of `global_samples`
+    /// samples (all of it without distribution): the forward and backward pass, the
+    /// averaging over the ranks, the non-finite check, clipping and the update.
+    fn step(
+        &mut self,
+        mut images: Tensor,
+        labels: &[usize],
+        global_samples: usize,
+        config: &FitConfig,
+    ) -> Result<Stepped> {
         let iterations = self.optimizer.iterations();
         if let Some(schedule) = &self.schedule {
             self.optimizer
                 .set_learning_rate(schedule.learning_rate(iterations));
         }
         let mixed = match &config.batch_mix {
-            Some(mix) => Some(mix_batch(
+            Some(mix) if !labels.is_empty() => Some(mix_batch(
                 &**mix,
                 &mut images,
                 labels,
@@ -437,34 +569,68 @@ impl Trainer<'_, '_> {
                 config.seed,
                 iterations,
             )?),
-            None => None,
+            _ => None,
         };
         let targets = match &mixed {
             Some(soft) => Targets::Values(soft),
             None => Targets::Labels(labels),
         };
-        let seed = step_seed(config.seed, iterations);
+        let dist = config.distributed.as_ref();
+        let seed = step_seed(config.seed, iterations, dist.map_or(0, Distributed::rank));
         let x = Var::constant(images);
-        let mut step = self
-            .model
-            .loss_and_gradients(&x, targets, self.loss, seed)?;
-        if !step.loss.is_finite() {
+        // A rank whose part of a short last batch is empty only takes part in the averaging.
+        let pass = match labels.is_empty() {
+            true => None,
+            false => Some(
+                self.model
+                    .loss_and_gradients(&x, targets, self.loss, seed)?,
+            ),
+        };
+        let local_accuracy = pass.as_ref().map_or(0.0, |pass| match &mixed {
+            Some(soft) => accuracy(&pass.logits, &predicted_classes(soft)),
+            None => accuracy(&pass.logits, labels),
+        });
+        let local_loss = pass.as_ref().map_or(0.0, |pass| pass.loss);
+        let (loss, accuracy, mut grads, updates, exchange_seconds) = match (dist, pass) {
+            (Some(dist), pass) => {
+                let local = distributed::Local {
+                    step: pass,
+                    correct: local_accuracy * labels.len() as f64,
+                    samples: labels.len(),
+                };
+                let all =
+                    distributed::average_step(dist, self.model.store(), local, global_samples)?;
+                let accuracy = all.correct / global_samples.max(1) as f64;
+                (all.loss, accuracy, all.grads, all.updates, all.seconds)
+            }
+            (None, Some(pass)) => (pass.loss, local_accuracy, pass.grads, pass.updates, 0.0),
+            (None, None) => {
+                return Err(TrainError::Config(
+                    "a training step needs at least one sample".into(),
+                ))
+            }
+        };
+        if !loss.is_finite() {
+            let culprit = match local_loss.is_finite() {
+                true => "on another rank: its error names the cause".to_string(),
+                false => non_finite::locate(self.model, &x, seed)?,
+            };
             return Err(TrainError::NonFiniteLoss {
                 step: self.optimizer.iterations() + 1,
-                loss: step.loss,
-                culprit: non_finite::locate(self.model, &x, seed)?,
+                loss,
+                culprit,
                 checkpoint: "no checkpoint is known to this step".into(),
             });
         }
         if let Some(max_norm) = config.clip_norm {
-            clip_by_global_norm(&mut step.grads, max_norm);
+            clip_by_global_norm(&mut grads, max_norm);
         }
-        self.optimizer.step(self.model.store_mut(), &step.grads)?;
-        self.model.apply_updates(step.updates)?;
-        let batch_accuracy = match &mixed {
-            Some(soft) => accuracy(&step.logits, &predicted_classes(soft)),
-            None => accuracy(&step.logits, labels),
-        };
-        Ok((step.loss, batch_accuracy))
+        self.optimizer.step(self.model.store_mut(), &grads)?;
+        self.model.apply_updates(updates)?;
+        Ok(Stepped {
+            loss,
+            accuracy,
+            exchange_seconds,
+        })
     }
 }

@@ -4,8 +4,8 @@
 //! with its optimizer, loss, learning-rate schedule, [`callbacks`] and [`metrics`], and
 //! [`Trainer::fit`] runs the epochs (batches, shuffling by seed, [`Validation`] data or
 //! split, progress) and returns the [`History`] of the run. Also here: [`evaluate`] and
-//! [`predict`], full [`checkpoint`]s to resume a run bit for bit, and [`ensemble`]
-//! averaging.
+//! [`predict`], full [`checkpoint`]s to resume a run bit for bit, [`ensemble`]
+//! averaging, and [`distributed`] (data-parallel) training on a group of processes.
 //!
 //! ```
 //! use petal_data::InMemoryDataset;
@@ -34,6 +34,7 @@
 
 pub mod callbacks;
 pub mod checkpoint;
+pub mod distributed;
 pub mod ensemble;
 mod error;
 mod evaluate;

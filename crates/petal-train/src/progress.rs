@@ -17,7 +17,10 @@ impl EpochProgress {
     /// silent unless `verbose`.
     pub fn start(epoch: usize, epochs: usize, batches: usize, done: usize, verbose: bool) -> Self {
         let label = format!("Epoch {}/{epochs}", epoch + 1);
-        let bar = (verbose && std::io::stdout().is_terminal()).then(|| {
+        // The bar draws on standard error: only when both streams are terminals (under
+        // mpirun standard output is one and standard error is not), else plain lines.
+        let terminal = std::io::stdout().is_terminal() && std::io::stderr().is_terminal();
+        let bar = (verbose && terminal).then(|| {
             let bar = ProgressBar::new(batches as u64);
             bar.set_style(
                 ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {elapsed} {msg}")

@@ -98,7 +98,9 @@ pub fn run(options: &ReproOptions, output: &Path) -> anyhow::Result<()> {
     let results = [data.train_run(&run, &options.checkpoints(Experiment::Mnist))?];
     print_table(&results);
     println!("weights sha256: {}", results[0].weights_sha256);
-    save_model(&results[0], &mnist_model_path(options.quick))?;
+    if super::leads() {
+        save_model(&results[0], &mnist_model_path(options.quick))?;
+    }
     let mut figures = Figures::new(output);
     write_figures(&mut figures, &data, &results[0])?;
     write_metrics(

@@ -16,6 +16,7 @@ mod transfer;
 use std::path::PathBuf;
 
 use petal_train::checkpoint::CheckpointConfig;
+use petal_train::distributed::Distributed;
 use serde::Serialize;
 
 use petal_zoo::pretrained::{weights_named, PretrainedWeights};
@@ -88,8 +89,23 @@ pub fn run_target(target: Target, options: &ReproOptions) -> anyhow::Result<()> 
                 experiment.slug()
             );
         }
-        return run(experiment, options);
     }
+    let result = match target {
+        Target::One(experiment) => run(experiment, options),
+        Target::All => run_all(options),
+    };
+    // Leaves the MPI job after a distributed run: finalizes MPI when the run succeeded; after
+    // an error exits without finalizing, so that mpirun stops the other ranks at once (they
+    // may be waiting in a collective this rank will never join).
+    let group = joined().take();
+    match result {
+        Ok(()) => drop(group),
+        Err(_) => std::mem::forget(group),
+    }
+    result
+}
+
+fn run_all(options: &ReproOptions) -> anyhow::Result<()> {
     for experiment in <Experiment as clap::ValueEnum>::value_variants() {
         println!("=== repro {}", experiment.slug());
         run(*experiment, options)
@@ -149,6 +165,57 @@ pub struct ReproOptions {
     /// reports to `docs/<experiment>-<model>/`.
     #[arg(long)]
     pub model: Option<String>,
+    /// Train on every process of the MPI job this one belongs to (data parallelism; start
+    /// with `mpirun -n N`, build with `--features mpi`); the batch sizes stay global.
+    #[arg(long)]
+    pub distributed: bool,
+    /// With `--distributed`: seconds a rank waits for the others in a collective before
+    /// naming the ranks that do not answer and stopping the job.
+    #[arg(long, default_value_t = 300)]
+    pub collective_timeout: u64,
+}
+
+/// This process's place in a distributed job, from `--distributed` joining it until
+/// [`run_target`] ends (dropping the last handle finalizes MPI).
+static GROUP: std::sync::Mutex<Option<Distributed>> = std::sync::Mutex::new(None);
+
+fn joined() -> std::sync::MutexGuard<'static, Option<Distributed>> {
+    GROUP
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The group this process trains with (`--distributed`), or `None` alone.
+pub fn group() -> Option<Distributed> {
+    joined().clone()
+}
+
+/// Whether this process writes reports, figures and checkpoints: rank 0, or the only
+/// process.
+pub fn leads() -> bool {
+    joined().as_ref().is_none_or(Distributed::is_leader)
+}
+
+/// Joins the MPI job for `--distributed` (and silences the other ranks' standard
+/// output); returns the ranks on this machine.
+fn join_group(options: &ReproOptions) -> anyhow::Result<usize> {
+    if !options.distributed {
+        return Ok(1);
+    }
+    if joined().is_some() {
+        // `repro all`: joined for an earlier experiment.
+        return Ok(petal_distributed::local_ranks().unwrap_or(1));
+    }
+    let timeout = std::time::Duration::from_secs(options.collective_timeout);
+    let group = petal_distributed::launch(timeout)?;
+    petal_distributed::quiet_followers(&group)?;
+    println!(
+        "distributed: {} ranks, {} on this machine",
+        group.world_size(),
+        petal_distributed::local_ranks().unwrap_or(1)
+    );
+    *joined() = Some(group);
+    Ok(petal_distributed::local_ranks().unwrap_or(1))
 }
 
 /// The pretrained model the experiments use unless `--model` names another.
@@ -230,15 +297,23 @@ impl Checkpoints {
     }
 }
 
-/// Runs one experiment on the requested number of threads.
+/// Runs one experiment on the requested number of threads (by default the cores, shared
+/// among the ranks on this machine).
 pub fn run(experiment: Experiment, options: &ReproOptions) -> anyhow::Result<()> {
-    let threads = options
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let local_ranks = join_group(options)?;
+    let threads = options.threads.unwrap_or_else(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        (cores / local_ranks).max(1)
+    });
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()?;
-    let output = output_dir(&options.folder_name(experiment), options.quick)?;
+    // Ranks other than 0 write their (identical) reports into a folder that is removed.
+    let scratch = tempfile::tempdir()?;
+    let output = match leads() {
+        true => output_dir(&options.folder_name(experiment), options.quick)?,
+        false => scratch.path().to_path_buf(),
+    };
     pool.install(|| match experiment {
         Experiment::ConvDemo => conv_demo::run(options, &output),
         Experiment::Mnist => mnist::run(options, &output),
@@ -271,6 +346,8 @@ pub struct RunInfo {
     experiment: &'static str,
     command: String,
     threads: usize,
+    /// Processes that trained together (`--distributed`), each with `threads` threads.
+    world_size: usize,
     seed: u64,
     quick: bool,
     finished_unix_seconds: u64,
@@ -284,6 +361,7 @@ impl RunInfo {
             experiment: experiment.slug(),
             command: std::env::args().skip(1).collect::<Vec<_>>().join(" "),
             threads: rayon::current_num_threads(),
+            world_size: group().map_or(1, |g| g.world_size()),
             seed: options.seed,
             quick: options.quick,
             finished_unix_seconds: std::time::SystemTime::now()

@@ -9,6 +9,7 @@ use petal_data::Dataset;
 use petal_nn::{Loss, Model};
 use petal_optim::{Adam, AdamConfig, CosineDecay};
 use petal_train::callbacks::{EarlyStopping, Monitor};
+use petal_train::distributed::evaluate_sharded;
 use petal_train::{evaluate, FitConfig, History, Trainer, Validation};
 use petal_zoo::{bipyramidal, BipyramidalConfig};
 use serde::Serialize;
@@ -133,6 +134,7 @@ pub fn train_run(
             0 => run.name.to_string(),
             k => format!("{} repeat {k}", run.name),
         })),
+        distributed: super::group(),
         ..FitConfig::default()
     };
     println!("== {} ==", run.name);
@@ -150,7 +152,11 @@ pub fn train_run(
     let history = trainer.fit(train, validation, &config)?;
     // Summed over the epochs, so a resumed run counts the epochs of earlier invocations.
     let seconds = history.metric("seconds").iter().sum();
-    let test = evaluate(&model, Loss::SparseCategoricalCrossentropy, test, 100)?;
+    let loss = Loss::SparseCategoricalCrossentropy;
+    let test = match super::group() {
+        Some(group) => evaluate_sharded(&model, loss, test, 100, &*group.communicator)?,
+        None => evaluate(&model, loss, test, 100)?,
+    };
     let mean = |name: &str| {
         let v = history.metric(name);
         v.iter().sum::<f64>() / v.len().max(1) as f64

@@ -112,7 +112,11 @@ fn fit(
         }
         None => Validation::None,
     };
-    Ok(trainer.fit(train, validation, config)?)
+    let config = FitConfig {
+        distributed: super::group(),
+        ..config.clone()
+    };
+    Ok(trainer.fit(train, validation, &config)?)
 }
 
 /// The row of a trained model: its test figures, and with `flips` also the accuracy of

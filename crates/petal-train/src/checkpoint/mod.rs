@@ -99,6 +99,14 @@ pub struct RunSettings {
     pub batch_size: usize,
     /// Training samples per epoch (after the validation split).
     pub train_samples: usize,
+    /// Processes that trained together (1 without `FitConfig::distributed`; checkpoints
+    /// written before distributed training existed read as 1).
+    #[serde(default = "one")]
+    pub world_size: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl RunSettings {
@@ -127,6 +135,11 @@ impl RunSettings {
             "training samples",
             self.train_samples.to_string(),
             other.train_samples.to_string(),
+        );
+        compare(
+            "world size (processes)",
+            self.world_size.to_string(),
+            other.world_size.to_string(),
         );
         out
     }

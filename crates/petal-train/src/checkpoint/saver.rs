@@ -23,18 +23,25 @@ pub(crate) struct Saver {
 }
 
 impl Saver {
-    /// Restores `model`, `optimizer` and `callbacks` from the checkpoint at `path` and
-    /// returns where the run stood and its history. Nothing of another model, optimizer
-    /// or run setting is accepted.
+    /// The checkpoint to resume from, read, if resuming was asked for and there is one.
+    pub(crate) fn read_resumable(&self) -> Result<Option<(PathBuf, Checkpoint)>> {
+        self.resumable()
+            .map(|path| super::read(&path).map(|checkpoint| (path, checkpoint)))
+            .transpose()
+    }
+
+    /// Restores `model`, `optimizer` and `callbacks` from `checkpoint`, read from
+    /// `path`, and returns where the run stood and its history. Nothing of another
+    /// model, optimizer or run setting is accepted.
     pub(crate) fn restore(
         &self,
         path: &Path,
+        checkpoint: Checkpoint,
         model: &mut Model,
         optimizer: &mut dyn Optimizer,
         callbacks: &mut [Box<dyn Callback + '_>],
         verbose: bool,
     ) -> Result<(Position, History)> {
-        let checkpoint = super::read(path)?;
         let bad = |reason: String| TrainError::Checkpoint {
             path: path.to_path_buf(),
             reason,

@@ -1,0 +1,175 @@
+//! A model of data-parallel scaling past one machine: the step time at N ranks from
+//! the measured compute per step and the cost of a ring allreduce of the gradients.
+//!
+//! A ring allreduce of `b` bytes over `N` ranks sends `2 (N - 1) / N x b` bytes from
+//! every rank in `2 (N - 1)` rounds, so it takes
+//! `2 (N - 1) / N x b / bandwidth + 2 (N - 1) x latency`. With a fixed per-rank batch
+//! (weak scaling) the compute per step stays that of one rank, and without overlap a
+//! step takes compute + allreduce; the scaling efficiency is compute / step.
+
+/// One workload on one network: what a step computes and sends.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RingModel {
+    /// Seconds of forward and backward per step on one rank (measured).
+    pub compute_seconds: f64,
+    /// Bytes of gradients averaged per step (4 per parameter in f32, 2 in bf16).
+    pub gradient_bytes: f64,
+    /// Link bandwidth, bits per second (10 Gb/s: `10e9`).
+    pub bandwidth_bits: f64,
+    /// Latency of one message, seconds.
+    pub latency_seconds: f64,
+}
+
+impl RingModel {
+    /// Seconds of one ring allreduce of the gradients over `ranks` processes (0 for one).
+    ///
+    /// ```
+    /// use petal_distributed::scaling::RingModel;
+    /// // 100 MB of gradients at 10 Gb/s over 2 ranks: 2 x 1/2 x 0.8 Gbit / 10 Gb/s.
+    /// let model = RingModel { compute_seconds: 1.0, gradient_bytes: 1e8, bandwidth_bits: 10e9, latency_seconds: 0.0 };
+    /// assert!((model.allreduce_seconds(2) - 0.08).abs() < 1e-12);
+    /// assert_eq!(model.allreduce_seconds(1), 0.0);
+    /// ```
+    pub fn allreduce_seconds(&self, ranks: usize) -> f64 {
+        if ranks < 2 {
+            return 0.0;
+        }
+        let n = ranks as f64;
+        let rounds = 2.0 * (n - 1.0);
+        rounds / n * self.gradient_bytes * 8.0 / self.bandwidth_bits + rounds * self.latency_seconds
+    }
+
+    /// Seconds of one step at `ranks` ranks: compute, then the allreduce.
+    pub fn step_seconds(&self, ranks: usize) -> f64 {
+        self.compute_seconds + self.allreduce_seconds(ranks)
+    }
+
+    /// The share of the ideal speed-up reached at `ranks` ranks: compute / step.
+    pub fn efficiency(&self, ranks: usize) -> f64 {
+        self.compute_seconds / self.step_seconds(ranks)
+    }
+
+    /// The smallest rank count in `ranks` whose efficiency falls under `threshold`.
+    ///
+    /// ```
+    /// use petal_distributed::scaling::RingModel;
+    /// let model = RingModel { compute_seconds: 0.01, gradient_bytes: 4e6, bandwidth_bits: 10e9, latency_seconds: 5e-6 };
+    /// assert_eq!(model.first_below(0.8, [2, 4, 8, 16, 32, 64]), Some(2));
+    /// let faster = RingModel { bandwidth_bits: 25e9, ..model };
+    /// assert_eq!(faster.first_below(0.8, [2, 4, 8, 16, 32, 64]), Some(16));
+    /// ```
+    pub fn first_below(
+        &self,
+        threshold: f64,
+        ranks: impl IntoIterator<Item = usize>,
+    ) -> Option<usize> {
+        ranks.into_iter().find(|&n| self.efficiency(n) < threshold)
+    }
+}
+
+/// A markdown table of the step time and efficiency of a workload at each rank count
+/// and bandwidth: `compute_seconds` per step on one rank, `parameters` f32 gradients,
+/// `latency_seconds` per message. The last column is the first rank count under 80%
+/// efficiency at each bandwidth (`-` when none of `ranks` is).
+///
+/// ```
+/// use petal_distributed::scaling::table;
+/// let text = table(0.05, 1_000_000, 5e-6, &[2, 64], &[10e9]);
+/// assert!(text.starts_with("| Gb/s | 2 ranks | 64 ranks | under 80% from |"));
+/// assert!(text.contains("| 10 | 53.2 ms (94%) |")); // 4 MB over 10 Gb/s: 3.2 ms
+/// ```
+pub fn table(
+    compute_seconds: f64,
+    parameters: usize,
+    latency_seconds: f64,
+    ranks: &[usize],
+    bandwidths_bits: &[f64],
+) -> String {
+    let header: Vec<String> = ranks.iter().map(|n| format!("{n} ranks")).collect();
+    let mut out = format!("| Gb/s | {} | under 80% from |\n", header.join(" | "));
+    out += &format!("|---|{}---|\n", "---|".repeat(ranks.len()));
+    for &bandwidth_bits in bandwidths_bits {
+        let model = RingModel {
+            compute_seconds,
+            gradient_bytes: 4.0 * parameters as f64,
+            bandwidth_bits,
+            latency_seconds,
+        };
+        let cells: Vec<String> = (ranks.iter())
+            .map(|&n| {
+                format!(
+                    "{:.1} ms ({:.0}%)",
+                    model.step_seconds(n) * 1e3,
+                    model.efficiency(n) * 100.0
+                )
+            })
+            .collect();
+        let first = model
+            .first_below(0.8, ranks.iter().copied())
+            .map_or("-".to_string(), |n| n.to_string());
+        out += &format!(
+            "| {} | {} | {first} |\n",
+            bandwidth_bits / 1e9,
+            cells.join(" | ")
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MODEL: RingModel = RingModel {
+        compute_seconds: 0.05,
+        gradient_bytes: 4.0e6,
+        bandwidth_bits: 25e9,
+        latency_seconds: 1e-5,
+    };
+
+    #[test]
+    fn the_ring_sends_twice_the_gradients_at_most_plus_a_latency_per_round() {
+        // Bandwidth term: 2 (N-1)/N x 32 Mbit / 25 Gb/s; latency: 2 (N-1) rounds.
+        let bits = 4.0e6 * 8.0;
+        for n in [2usize, 3, 8, 64] {
+            let f = n as f64;
+            let want = 2.0 * (f - 1.0) / f * bits / 25e9 + 2.0 * (f - 1.0) * 1e-5;
+            assert!((MODEL.allreduce_seconds(n) - want).abs() < 1e-15, "{n}");
+        }
+        // The bandwidth term approaches 2 x bytes / bandwidth from below.
+        let no_latency = RingModel {
+            latency_seconds: 0.0,
+            ..MODEL
+        };
+        assert!(no_latency.allreduce_seconds(1024) < 2.0 * bits / 25e9);
+        assert!(no_latency.allreduce_seconds(1024) > 1.99 * bits / 25e9);
+    }
+
+    #[test]
+    fn efficiency_falls_with_ranks_and_rises_with_bandwidth() {
+        let ranks = [2usize, 4, 8, 16, 32, 64];
+        let e: Vec<f64> = ranks.iter().map(|&n| MODEL.efficiency(n)).collect();
+        assert!(e.windows(2).all(|w| w[1] < w[0]), "{e:?}");
+        assert_eq!(MODEL.efficiency(1), 1.0);
+        let faster = RingModel {
+            bandwidth_bits: 100e9,
+            ..MODEL
+        };
+        assert!(ranks
+            .iter()
+            .all(|&n| faster.efficiency(n) > MODEL.efficiency(n)));
+        // 10 ms of compute: f32 gradients fall under 80% at 16 ranks on 25 Gb/s (2.55 ms
+        // of allreduce), bf16 ones (half the bytes) stay above it up to 64.
+        let short = RingModel {
+            compute_seconds: 0.01,
+            latency_seconds: 5e-6,
+            ..MODEL
+        };
+        assert_eq!(short.first_below(0.8, ranks), Some(16));
+        let bf16 = RingModel {
+            gradient_bytes: 2.0e6,
+            ..short
+        };
+        assert_eq!(bf16.first_below(0.8, ranks), None);
+    }
+}

@@ -54,6 +54,7 @@
 //! ```
 
 mod batch;
+mod choice;
 mod depthwise;
 mod im2col;
 mod pointwise;
@@ -61,6 +62,8 @@ mod small_patch;
 mod winograd;
 
 use self::batch::Output;
+use self::choice::{winograd_tile, Pass};
+pub use self::choice::{with_kernel_3x3, Kernel3x3};
 use crate::elementwise::Unary;
 use crate::error::{invalid, shape_mismatch, Result};
 use crate::parallel::Start;
@@ -200,7 +203,7 @@ impl ConvShape {
             ConvPath::Depthwise
         } else if self.groups == 1 && self.patch_len() <= small_patch::MAX_PATCH {
             ConvPath::SmallPatch
-        } else if winograd::applies(self) {
+        } else if winograd::applies(self) && choice::winograd_allowed() {
             ConvPath::Winograd
         } else {
             ConvPath::Im2col
@@ -339,7 +342,9 @@ fn convolve(
         ConvPath::Pointwise => pointwise::forward(&shape, x, f, output)?,
         ConvPath::Depthwise => depthwise::forward(&shape, x, f, output)?,
         ConvPath::SmallPatch => small_patch::forward(&shape, x, f, output)?,
-        ConvPath::Winograd => winograd::forward(&shape, x, f, output)?,
+        ConvPath::Winograd => {
+            winograd::forward(winograd_tile(&shape, Pass::Forward), &shape, x, f, output)?
+        }
         ConvPath::Im2col => im2col::forward(&shape, x, f, output)?,
     };
     Tensor::from_vec(&shape.output_shape(), values)
@@ -359,7 +364,7 @@ pub fn conv2d_backward_input(
         ConvPath::Pointwise => pointwise::backward_input(&shape, dy, f)?,
         ConvPath::Depthwise => depthwise::backward_input(&shape, dy, f)?,
         ConvPath::Winograd if winograd::applies_to_input_gradient(&shape) => {
-            winograd::backward_input(&shape, dy, f)?
+            winograd::backward_input(winograd_tile(&shape, Pass::InputGradient), &shape, dy, f)?
         }
         ConvPath::SmallPatch | ConvPath::Winograd | ConvPath::Im2col => {
             im2col::backward_input(&shape, dy, f)?
@@ -383,7 +388,9 @@ pub fn conv2d_backward_filter(
         ConvPath::Pointwise => pointwise::backward_filter(&shape, x, dy)?,
         ConvPath::Depthwise => depthwise::backward_filter(&shape, x, dy)?,
         ConvPath::SmallPatch => small_patch::backward_filter(&shape, x, dy)?,
-        ConvPath::Winograd => winograd::backward_filter(&shape, x, dy)?,
+        ConvPath::Winograd => {
+            winograd::backward_filter(winograd_tile(&shape, Pass::FilterGradient), &shape, x, dy)?
+        }
         ConvPath::Im2col => im2col::backward_filter(&shape, x, dy)?,
     };
     Tensor::from_vec(&shape.filter_shape(), grad)

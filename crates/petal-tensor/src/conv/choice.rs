@@ -1,5 +1,5 @@
 //! Which kernel computes a stride-1 3x3 convolution the Winograd path can take: Petal's
-//! choice by shape and pass (documented at the top of [`crate::conv`]), or one set for
+//! choice by shape (documented at the top of [`crate::conv`]), or one set for
 //! a stretch of code with [`with_kernel_3x3`] (benchmarks and accuracy studies).
 
 use std::cell::Cell;
@@ -11,7 +11,7 @@ use super::ConvShape;
 /// and filters (the shapes the Winograd path takes; other shapes are unaffected).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Kernel3x3 {
-    /// Petal's choice by shape and pass.
+    /// Petal's choice by shape.
     #[default]
     Auto,
     /// im2col and GEMM: the direct convolution's multiplies.
@@ -53,28 +53,30 @@ pub fn with_kernel_3x3<R>(kernel: Kernel3x3, work: impl FnOnce() -> R) -> R {
     work()
 }
 
-/// A convolution's passes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Pass {
-    Forward,
-    InputGradient,
-    FilterGradient,
-}
-
 /// Whether a shape the Winograd path can take goes to it (not to im2col).
 pub(super) fn winograd_allowed() -> bool {
     KERNEL.get() != Kernel3x3::Im2col
 }
 
-/// The tiling for `pass` of a convolution the Winograd path takes.
-pub(super) fn winograd_tile(s: &ConvShape, pass: Pass) -> Tile {
+/// The tiling for a convolution the Winograd path takes (the same for its three passes).
+pub(super) fn winograd_tile(s: &ConvShape) -> Tile {
     match KERNEL.get() {
-        Kernel3x3::Auto | Kernel3x3::Im2col => auto_tile(s, pass),
+        Kernel3x3::Auto | Kernel3x3::Im2col => auto_tile(s),
         Kernel3x3::WinogradF2x2 => Tile::F2,
         Kernel3x3::WinogradF4x4 => Tile::F4,
     }
 }
 
-fn auto_tile(_s: &ConvShape, _pass: Pass) -> Tile {
-    Tile::F2
+/// Channels and filters from which F(4x4) runs instead of F(2x2), every pass: with
+/// 128 and more, F(4x4) took 20-30% less time than F(2x2) in `cargo bench -p
+/// petal-tensor --bench conv -- kernel3x3` (flowers 16 px 128->256, VGG 56 px
+/// 128->128); with 32 and 64 its larger transforms cost more than the multiplies saved.
+const F4X4_MIN_CHANNELS: usize = 128;
+
+fn auto_tile(s: &ConvShape) -> Tile {
+    if s.channels >= F4X4_MIN_CHANNELS && s.filters >= F4X4_MIN_CHANNELS {
+        Tile::F4
+    } else {
+        Tile::F2
+    }
 }

@@ -380,9 +380,9 @@ fn mix(from: &[f32], outputs: usize, len: usize, weight: impl Fn(usize, usize) -
     to
 }
 
-/// `Σ weights[k] · values[k]`, zero weights skipped and weights of ±1 as additions and
-/// subtractions: the weights are a tiling's constants, so this unrolls into just the
-/// operations they need.
+/// `Σ weights[k] · values[k]`: the positive terms first, then the negative ones
+/// subtracted, zero weights skipped and weights of ±1 without a multiply. The weights
+/// are a tiling's constants, so this unrolls into just the operations they need.
 #[inline(always)]
 fn weighted_sum<S: Simd, const K: usize>(
     simd: S,
@@ -390,16 +390,21 @@ fn weighted_sum<S: Simd, const K: usize>(
     values: &[S::f32s; K],
 ) -> S::f32s {
     let mut sum = None;
-    for (&w, &v) in weights.iter().zip(values) {
-        let scaled = || simd.mul_f32s(simd.splat_f32s(w), v);
-        sum = Some(match sum {
-            _ if w == 0.0 => continue,
-            None if w == 1.0 => v,
-            None => scaled(),
-            Some(s) if w == 1.0 => simd.add_f32s(s, v),
-            Some(s) if w == -1.0 => simd.sub_f32s(s, v),
-            Some(s) => simd.add_f32s(s, scaled()),
-        });
+    for negative in [false, true] {
+        for (&w, &v) in weights.iter().zip(values) {
+            if w == 0.0 || (w < 0.0) != negative {
+                continue;
+            }
+            let scaled = |w: f32| match w {
+                1.0 => v,
+                _ => simd.mul_f32s(simd.splat_f32s(w), v),
+            };
+            sum = Some(match sum {
+                None => scaled(w),
+                Some(s) if negative => simd.sub_f32s(s, scaled(-w)),
+                Some(s) => simd.add_f32s(s, scaled(w)),
+            });
+        }
     }
     sum.unwrap_or(simd.splat_f32s(0.0))
 }
@@ -438,49 +443,11 @@ impl<T: Tiling<M, N>, const M: usize, const N: usize> WithSimd for GradientTiles
                 (corners, from_fn(|i| from_fn(|j| (i * M + j) * o)))
             };
             for k in (0..vector_filters).step_by(S::F32_LANES) {
-                transform_gradient::<T, S, M, N>(simd, source, &offsets, k, o, out);
+                transform_tile(simd, &T::A, (source, &offsets), k, o, out);
             }
             for k in vector_filters..o {
-                transform_gradient::<T, _, M, N>(pulp::Scalar, source, &offsets, k, o, out);
+                transform_tile(pulp::Scalar, &T::A, (source, &offsets), k, o, out);
             }
-        }
-    }
-}
-
-/// `A dY Aᵀ` for the filters from `k` (one vector of them); the tile's output `(i, j)`
-/// starts at `source[offsets[i][j]]`.
-#[inline(always)]
-fn transform_gradient<T: Tiling<M, N>, S: Simd, const M: usize, const N: usize>(
-    simd: S,
-    source: &[f32],
-    offsets: &[[usize; M]; M],
-    k: usize,
-    o: usize,
-    out: &mut [f32],
-) {
-    // Along each row by Aᵀ, then down each column by A. (Plain locals and indexed
-    // stores: arrays built by closures were copied through memory, not registers.)
-    let zero = simd.splat_f32s(0.0);
-    let mut t = [[zero; N]; M];
-    for (row, offsets) in t.iter_mut().zip(offsets) {
-        let mut d = [zero; M];
-        for (value, &at) in d.iter_mut().zip(offsets) {
-            *value = load::<S>(&source[at + k..]);
-        }
-        for (value, a) in row.iter_mut().zip(&T::A) {
-            *value = weighted_sum(simd, a, &d);
-        }
-    }
-    let mut column = [zero; M];
-    for x in 0..N {
-        for (value, row) in column.iter_mut().zip(&t) {
-            *value = row[x];
-        }
-        for (y, a) in T::A.iter().enumerate() {
-            store::<S>(
-                &mut out[(y * N + x) * o + k..],
-                weighted_sum(simd, a, &column),
-            );
         }
     }
 }
@@ -522,50 +489,65 @@ impl<T: Tiling<M, N>, const M: usize, const N: usize> WithSimd for InputTiles<'_
                 }
             };
             for ch in (0..vector_channels).step_by(S::F32_LANES) {
-                transform_input::<T, S, M, N>(simd, source, &offsets, ch, c, out);
+                transform_tile(simd, &T::B_T, (source, &offsets), ch, c, out);
             }
             for ch in vector_channels..c {
-                transform_input::<T, _, M, N>(pulp::Scalar, source, &offsets, ch, c, out);
+                transform_tile(pulp::Scalar, &T::B_T, (source, &offsets), ch, c, out);
             }
         }
     }
 }
 
-/// `Bᵀ d B` for the channels from `ch` (one vector of them); the tile's pixel `(i, j)`
-/// starts at `source[offsets[i][j]]`.
+/// `L X Lᵀ` (R x R) for the K x K tile `X` at `source[offsets[i][j] + at]` (one vector
+/// of channels from `at`), `L` being R x K, stored at `out[(a * R + b) * stride + at]`.
 #[inline(always)]
-fn transform_input<T: Tiling<M, N>, S: Simd, const M: usize, const N: usize>(
+fn transform_tile<S: Simd, const K: usize, const R: usize>(
     simd: S,
-    source: &[f32],
-    offsets: &[[usize; N]; N],
-    ch: usize,
-    c: usize,
+    l: &[[f32; K]; R],
+    (source, offsets): (&[f32], &[[usize; K]; K]),
+    at: usize,
+    stride: usize,
     out: &mut [f32],
 ) {
-    // Within each row by B, then down each column by Bᵀ.
+    let x = |i: usize, j: usize| load::<S>(&source[offsets[i][j] + at..]);
+    for (a, row) in sandwich(simd, l, x).iter().enumerate() {
+        for (b, &value) in row.iter().enumerate() {
+            store::<S>(&mut out[(a * R + b) * stride + at..], value);
+        }
+    }
+}
+
+/// `L X Lᵀ` (R x R) for the K x K tile `X` whose value `(i, j)` is `x(i, j)`, `L`
+/// being R x K: along each row, then down each column. (Plain locals and indexed
+/// stores: arrays built by closures were copied through memory, not registers.)
+#[inline(always)]
+fn sandwich<S: Simd, const K: usize, const R: usize>(
+    simd: S,
+    l: &[[f32; K]; R],
+    x: impl Fn(usize, usize) -> S::f32s,
+) -> [[S::f32s; R]; R] {
     let zero = simd.splat_f32s(0.0);
-    let mut t = [[zero; N]; N];
-    for (row, offsets) in t.iter_mut().zip(offsets) {
-        let mut d = [zero; N];
-        for (value, &at) in d.iter_mut().zip(offsets) {
-            *value = load::<S>(&source[at + ch..]);
+    let mut t = [[zero; R]; K];
+    for (i, row) in t.iter_mut().enumerate() {
+        let mut d = [zero; K];
+        for (j, value) in d.iter_mut().enumerate() {
+            *value = x(i, j);
         }
-        for (value, b) in row.iter_mut().zip(&T::B_T) {
-            *value = weighted_sum(simd, b, &d);
+        for (value, weights) in row.iter_mut().zip(l) {
+            *value = weighted_sum(simd, weights, &d);
         }
     }
-    let mut column = [zero; N];
-    for x in 0..N {
+    let mut out = [[zero; R]; R];
+    let mut column = [zero; K];
+    for b in 0..R {
         for (value, row) in column.iter_mut().zip(&t) {
-            *value = row[x];
+            *value = row[b];
         }
-        for (y, b) in T::B_T.iter().enumerate() {
-            store::<S>(
-                &mut out[(y * N + x) * c + ch..],
-                weighted_sum(simd, b, &column),
-            );
+        for (out_row, weights) in out.iter_mut().zip(l) {
+            out_row[b] = weighted_sum(simd, weights, &column);
         }
     }
+    out
 }
 
 /// Copies the N x N input tile whose top-left output is `(oy, ox)` into `patch`
@@ -603,8 +585,7 @@ fn gather_pixels(
 }
 
 /// `y += Aᵀ M A` for every tile; `m` is tile-major like `V`. The last row or column of
-/// tiles may hang over the output's edge: those add only the outputs that exist, one
-/// value at a time.
+/// tiles may hang over the output's edge: those add only the outputs that exist.
 struct OutputTiles<'a, T, const M: usize, const N: usize> {
     p: &'a Plane,
     m: &'a [f32],
@@ -618,15 +599,10 @@ impl<T: Tiling<M, N>, const M: usize, const N: usize> WithSimd for OutputTiles<'
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) {
         let Self { p, m, y, .. } = self;
-        let (o, [rows, cols]) = (p.filters, p.output);
+        let o = p.filters;
+        let vector_filters = o / S::F32_LANES * S::F32_LANES;
         for (tile, mt) in m.chunks_exact(N * N * o).enumerate() {
             let (oy, ox) = p.tile_origin(tile, M);
-            let whole = oy + M <= rows && ox + M <= cols;
-            let vector_filters = if whole {
-                o / S::F32_LANES * S::F32_LANES
-            } else {
-                0
-            };
             for k in (0..vector_filters).step_by(S::F32_LANES) {
                 add_output::<T, S, M, N>(simd, p, mt, k, (oy, ox), y);
             }
@@ -649,29 +625,14 @@ fn add_output<T: Tiling<M, N>, S: Simd, const M: usize, const N: usize>(
     y: &mut [f32],
 ) {
     let (o, [rows, cols]) = (p.filters, p.output);
-    // Along each row by Aᵀ, then down each column by Aᵀ.
-    let zero = simd.splat_f32s(0.0);
-    let mut t = [[zero; M]; N];
-    for (r, row) in t.iter_mut().enumerate() {
-        let mut values = [zero; N];
-        for (s, value) in values.iter_mut().enumerate() {
-            *value = load::<S>(&mt[(r * N + s) * o + k..]);
-        }
-        for (value, a) in row.iter_mut().zip(&T::A_T) {
-            *value = weighted_sum(simd, a, &values);
-        }
-    }
-    let mut column = [zero; N];
-    for x in 0..M.min(cols - ox) {
-        for (value, row) in column.iter_mut().zip(&t) {
-            *value = row[x];
-        }
-        for (i, a) in T::A_T.iter().enumerate().take(rows - oy) {
-            add_to(
-                simd,
-                &mut y[((oy + i) * cols + ox + x) * o + k..],
-                weighted_sum(simd, a, &column),
-            );
+    // The whole tile (fixed loop counts keep it in registers), then the outputs that
+    // exist added.
+    let x = |r: usize, s: usize| load::<S>(&mt[(r * N + s) * o + k..]);
+    for (i, row) in sandwich(simd, &T::A_T, x).iter().enumerate() {
+        for (j, &value) in row.iter().enumerate() {
+            if oy + i < rows && ox + j < cols {
+                add_to(simd, &mut y[((oy + i) * cols + ox + j) * o + k..], value);
+            }
         }
     }
 }

@@ -68,9 +68,11 @@ pub(super) fn winograd_tile(s: &ConvShape) -> Tile {
 }
 
 /// Channels and filters from which F(4x4) runs instead of F(2x2), every pass: with
-/// 128 and more, F(4x4) took 20-30% less time than F(2x2) in `cargo bench -p
+/// 128 and more, F(4x4) took less time than F(2x2) in every run of `cargo bench -p
 /// petal-tensor --bench conv -- kernel3x3` (flowers 16 px 128->256, VGG 56 px
-/// 128->128); with 32 and 64 its larger transforms cost more than the multiplies saved.
+/// 128->128, 2 threads: forward and input gradient 20-45% less, filter gradient
+/// 8-34% less); with 32 and 64 its larger transforms cost more than the multiplies
+/// saved.
 const F4X4_MIN_CHANNELS: usize = 128;
 
 fn auto_tile(s: &ConvShape) -> Tile {

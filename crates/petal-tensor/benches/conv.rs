@@ -2,10 +2,14 @@
 //! shapes of the lecture's MNIST CNN, a flowers CNN and a MobileNet depthwise layer,
 //! on 1 and 2 threads. Throughput is in FLOP/s (2 per multiply-add; backward counts
 //! twice the forward).
+//!
+//! `kernel3x3`: each pass of a few 3x3 layers by im2col, Winograd F(2x2, 3x3) and
+//! F(4x4, 3x3) one after another, on 2 threads (direct-convolution FLOP/s).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use petal_tensor::conv::{
-    conv2d, conv2d_backward_bias, conv2d_backward_filter, conv2d_backward_input,
+    conv2d, conv2d_backward_bias, conv2d_backward_filter, conv2d_backward_input, with_kernel_3x3,
+    Kernel3x3,
 };
 use petal_tensor::{Conv2dSpec, Padding, Tensor};
 use std::time::Duration;
@@ -114,5 +118,65 @@ fn bench_conv(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_conv);
+fn bench_kernels_3x3(c: &mut Criterion) {
+    let mut group = c.benchmark_group("kernel3x3");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(2));
+    let same = Conv2dSpec {
+        padding: Padding::Same,
+        ..Conv2dSpec::default()
+    };
+    let shapes = [
+        (
+            "mnist2_128x13x13x32_64",
+            [128, 13, 13, 32],
+            64,
+            Conv2dSpec::default(),
+        ),
+        ("flowers2_32x64x64x32_64", [32, 64, 64, 32], 64, same),
+        ("flowers4_32x16x16x128_256", [32, 16, 16, 128], 256, same),
+        ("vgg_4x56x56x128_128", [4, 56, 56, 128], 128, same),
+    ];
+    let kernels = [
+        ("im2col", Kernel3x3::Im2col),
+        ("f2x2", Kernel3x3::WinogradF2x2),
+        ("f4x4", Kernel3x3::WinogradF4x4),
+    ];
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    for (name, input, filters, spec) in shapes {
+        let filter = [3, 3, input[3], filters];
+        let (x, w) = (filled(&input), filled(&filter));
+        let out_shape = petal_tensor::conv::conv2d_output_shape(&input, &filter, &spec).unwrap();
+        let dy = filled(&out_shape);
+        let flops = 2 * out_shape.iter().product::<usize>() as u64 * 9 * input[3] as u64;
+        group.throughput(Throughput::Elements(flops));
+        for (kernel_name, kernel) in kernels {
+            let id = |pass: &str| BenchmarkId::new(format!("{pass}/{kernel_name}"), name);
+            let run = |b: &mut criterion::Bencher, pass: &(dyn Fn() -> Tensor + Sync)| {
+                pool.install(|| with_kernel_3x3(kernel, || b.iter(pass)))
+            };
+            group.bench_function(id("forward"), |b| {
+                run(b, &|| conv2d(&x, &w, None, &spec).unwrap())
+            });
+            group.bench_function(id("input_grad"), |b| {
+                run(b, &|| {
+                    conv2d_backward_input(&dy, &w, &input, &spec).unwrap()
+                })
+            });
+            group.bench_function(id("filter_grad"), |b| {
+                run(b, &|| {
+                    conv2d_backward_filter(&x, &dy, &filter, &spec).unwrap()
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_conv, bench_kernels_3x3);
 criterion_main!(benches);

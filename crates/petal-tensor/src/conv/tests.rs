@@ -63,6 +63,17 @@ fn check_against_reference(
     spec: Conv2dSpec,
     threads: usize,
 ) {
+    check_kernel(input, filter, spec, threads, Kernel3x3::Auto);
+}
+
+/// [`check_against_reference`] with the 3x3 convolutions computed by `kernel`.
+fn check_kernel(
+    input: [usize; 4],
+    filter: [usize; 4],
+    spec: Conv2dSpec,
+    threads: usize,
+    kernel: Kernel3x3,
+) {
     let s = ConvShape::new(&input, &filter, &spec).unwrap();
     let x = Tensor::from_vec(&input, values(input.iter().product(), 1)).unwrap();
     let f = Tensor::from_vec(&filter, values(filter.iter().product(), 2)).unwrap();
@@ -94,20 +105,22 @@ fn check_against_reference(
         db[i % o] += g;
     }
     pool.install(|| {
-        assert_close(&conv2d(&x, &f, None, &spec).unwrap(), &y, "forward");
-        let fused = conv2d_activated(&x, &f, Some(&b), &spec, Unary::Relu).unwrap();
-        assert_close(&fused, &activated, "bias + ReLU");
-        assert_close(&conv2d_backward_bias(&dy).unwrap(), &db, "bias grad");
-        assert_close(
-            &conv2d_backward_input(&dy, &f, &input, &spec).unwrap(),
-            &dx,
-            "input grad",
-        );
-        assert_close(
-            &conv2d_backward_filter(&x, &dy, &filter, &spec).unwrap(),
-            &dw,
-            "filter grad",
-        );
+        with_kernel_3x3(kernel, || {
+            assert_close(&conv2d(&x, &f, None, &spec).unwrap(), &y, "forward");
+            let fused = conv2d_activated(&x, &f, Some(&b), &spec, Unary::Relu).unwrap();
+            assert_close(&fused, &activated, "bias + ReLU");
+            assert_close(&conv2d_backward_bias(&dy).unwrap(), &db, "bias grad");
+            assert_close(
+                &conv2d_backward_input(&dy, &f, &input, &spec).unwrap(),
+                &dx,
+                "input grad",
+            );
+            assert_close(
+                &conv2d_backward_filter(&x, &dy, &filter, &spec).unwrap(),
+                &dw,
+                "filter grad",
+            );
+        })
     });
 }
 
@@ -145,12 +158,14 @@ proptest! {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
-    /// Winograd tiles over odd and even sizes (tiles hanging over the edge), every
-    /// padding a 3x3 window allows, and channel counts past the threshold.
+    /// Both Winograd tilings over sizes that are and are not multiples of their tiles
+    /// (tiles hanging over the edge), every padding a 3x3 window allows, and channel
+    /// counts past the threshold.
     #[test]
     fn winograd_matches_the_reference(
-        n in 1..3usize, h in 1..10usize, w in 1..10usize, c in 16..21usize, o in 16..19usize,
+        n in 1..3usize, h in 1..14usize, w in 1..14usize, c in 16..21usize, o in 16..19usize,
         padding in padding_strategy(), threads in 1..3usize,
+        kernel in prop_oneof![Just(Kernel3x3::WinogradF2x2), Just(Kernel3x3::WinogradF4x4)],
     ) {
         let spec = Conv2dSpec { padding, ..Conv2dSpec::default() };
         let (input, filter) = ([n, h, w, c], [3, 3, c, o]);
@@ -158,7 +173,7 @@ proptest! {
             return Ok(());
         };
         prop_assert_eq!(shape.path(), ConvPath::Winograd);
-        check_against_reference(input, filter, spec, threads);
+        check_kernel(input, filter, spec, threads, kernel);
     }
 }
 
@@ -208,7 +223,33 @@ fn each_fast_path_is_taken_and_correct() {
     let winograd = ConvShape::new(&[2, 5, 6, 16], &[3, 3, 16, 16], &deep_padding).unwrap();
     assert_eq!(winograd.path(), ConvPath::Winograd);
     assert!(!winograd::applies_to_input_gradient(&winograd));
-    check_against_reference([2, 5, 6, 16], [3, 3, 16, 16], deep_padding, 2);
+    for kernel in [
+        Kernel3x3::WinogradF2x2,
+        Kernel3x3::WinogradF4x4,
+        Kernel3x3::Im2col,
+    ] {
+        check_kernel([2, 5, 6, 16], [3, 3, 16, 16], deep_padding, 2, kernel);
+    }
+    // F(4x4) on sizes with whole tiles (8x8 out) and with a hanging row and column of
+    // tiles (9x7 out), same and valid padding, two images.
+    for (input, padding) in [
+        ([2, 8, 8, 16], Padding::Same),
+        ([2, 10, 10, 16], Padding::Valid),
+        ([2, 9, 7, 17], Padding::Same),
+        ([2, 11, 9, 17], Padding::Valid),
+    ] {
+        let spec = Conv2dSpec {
+            padding,
+            ..Default::default()
+        };
+        check_kernel(
+            input,
+            [3, 3, input[3], 18],
+            spec,
+            2,
+            Kernel3x3::WinogradF4x4,
+        );
+    }
     check_against_reference([3, 11, 10, 1], [3, 3, 1, 32], Conv2dSpec::default(), 1);
     check_against_reference(
         [1, 9, 9, 2],

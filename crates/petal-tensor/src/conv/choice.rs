@@ -1,0 +1,84 @@
+//! Which kernel computes a stride-1 3x3 convolution the Winograd path can take: Petal's
+//! choice by shape (documented at the top of [`crate::conv`]), or one set for
+//! a stretch of code with [`with_kernel_3x3`] (benchmarks and accuracy studies).
+
+use std::cell::Cell;
+
+use super::winograd::Tile;
+use super::ConvShape;
+
+/// The kernel for the stride-1 3x3 convolutions with one group and at least 16 channels
+/// and filters (the shapes the Winograd path takes; other shapes are unaffected).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Kernel3x3 {
+    /// Petal's choice by shape.
+    #[default]
+    Auto,
+    /// im2col and GEMM: the direct convolution's multiplies.
+    Im2col,
+    /// Winograd F(2x2, 3x3): 2.25x fewer multiplies.
+    WinogradF2x2,
+    /// Winograd F(4x4, 3x3): 4x fewer multiplies.
+    WinogradF4x4,
+}
+
+thread_local! {
+    static KERNEL: Cell<Kernel3x3> = const { Cell::new(Kernel3x3::Auto) };
+}
+
+/// Runs `work` with the 3x3 convolutions it calls on this thread computed by `kernel`
+/// (the previous choice comes back afterwards, also on a panic).
+///
+/// ```
+/// use petal_tensor::conv::{conv2d, with_kernel_3x3, Kernel3x3};
+/// use petal_tensor::{Conv2dSpec, Tensor};
+/// let x = Tensor::from_vec(&[1, 9, 9, 16], (0..1296).map(|i| (i % 7) as f32).collect())?;
+/// let f = Tensor::from_vec(&[3, 3, 16, 16], (0..2304).map(|i| (i % 5) as f32 - 2.0).collect())?;
+/// let spec = Conv2dSpec::default();
+/// let direct = with_kernel_3x3(Kernel3x3::Im2col, || conv2d(&x, &f, None, &spec))?;
+/// let f4x4 = with_kernel_3x3(Kernel3x3::WinogradF4x4, || conv2d(&x, &f, None, &spec))?;
+/// for (a, b) in direct.as_slice().iter().zip(f4x4.as_slice()) {
+///     assert!((a - b).abs() <= 1e-4 * a.abs().max(1.0));
+/// }
+/// # Ok::<(), petal_tensor::TensorError>(())
+/// ```
+pub fn with_kernel_3x3<R>(kernel: Kernel3x3, work: impl FnOnce() -> R) -> R {
+    struct Restore(Kernel3x3);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            KERNEL.set(self.0);
+        }
+    }
+    let _restore = Restore(KERNEL.replace(kernel));
+    work()
+}
+
+/// Whether a shape the Winograd path can take goes to it (not to im2col).
+pub(super) fn winograd_allowed() -> bool {
+    KERNEL.get() != Kernel3x3::Im2col
+}
+
+/// The tiling for a convolution the Winograd path takes (the same for its three passes).
+pub(super) fn winograd_tile(s: &ConvShape) -> Tile {
+    match KERNEL.get() {
+        Kernel3x3::Auto | Kernel3x3::Im2col => auto_tile(s),
+        Kernel3x3::WinogradF2x2 => Tile::F2,
+        Kernel3x3::WinogradF4x4 => Tile::F4,
+    }
+}
+
+/// Channels and filters from which F(4x4) runs instead of F(2x2), every pass: with
+/// 128 and more, F(4x4) took less time than F(2x2) in every run of `cargo bench -p
+/// petal-tensor --bench conv -- kernel3x3` (flowers 16 px 128->256, VGG 56 px
+/// 128->128, 2 threads: forward and input gradient 20-45% less, filter gradient
+/// 8-34% less); with 32 and 64 its larger transforms cost more than the multiplies
+/// saved.
+const F4X4_MIN_CHANNELS: usize = 128;
+
+fn auto_tile(s: &ConvShape) -> Tile {
+    if s.channels >= F4X4_MIN_CHANNELS && s.filters >= F4X4_MIN_CHANNELS {
+        Tile::F4
+    } else {
+        Tile::F2
+    }
+}

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use image::RgbImage;
 use petal_data::Dataset;
 use petal_tensor::Tensor;
+use petal_train::metrics::ConfusionMatrix;
 use petal_train::History;
 use petal_viz::{
     image_grid, save_png, tensor_image, ConfusionPlot, GridOptions, LinePlot, Panel, Scaling, Tile,
@@ -123,31 +124,62 @@ impl Figures {
         Ok(())
     }
 
-    /// The confusion matrix of test predictions as `confusion.png`.
+    /// Training (solid) and validation (dashed) accuracy of a few runs per epoch (left)
+    /// and per second of training (right), as the PNG `file`: which network learns
+    /// faster, by either clock.
+    pub fn per_epoch_and_second(
+        &mut self,
+        file: &str,
+        caption: &str,
+        title: &str,
+        runs: &[(&str, &History)],
+    ) -> anyhow::Result<()> {
+        let (per_epoch, per_second) = runs.iter().filter(|(_, h)| !h.epochs.is_empty()).fold(
+            (
+                Panel::new("per epoch", "accuracy"),
+                Panel::new("per second of training", "accuracy").x_axis("training seconds"),
+            ),
+            |(epochs, seconds), (name, history)| {
+                let train = history.metric("accuracy");
+                let val = history.metric("val_accuracy");
+                let at = elapsed(history);
+                (
+                    epochs
+                        .with(format!("{name} train"), &train)
+                        .with_dashed(format!("{name} val"), &val),
+                    seconds
+                        .with_xy(format!("{name} train"), &at, &train)
+                        .with_dashed_xy(format!("{name} val"), &at, &val),
+                )
+            },
+        );
+        let plot = LinePlot {
+            title: title.to_string(),
+            panels: vec![per_epoch, per_second],
+        };
+        plot.save(&self.record(file, caption))?;
+        Ok(())
+    }
+
+    /// The confusion matrix of test predictions as `confusion.png`; returns it.
     pub fn confusion(
         &mut self,
         title: &str,
         names: &[&str],
         labels: &[usize],
         predicted: &[usize],
-    ) -> anyhow::Result<()> {
-        let n = names.len();
-        let mut counts = vec![vec![0; n]; n];
-        for (&t, &p) in labels.iter().zip(predicted) {
-            if t < n && p < n {
-                counts[t][p] += 1;
-            }
-        }
+    ) -> anyhow::Result<ConfusionMatrix> {
+        let matrix = ConfusionMatrix::new(names.len(), labels, predicted);
         let plot = ConfusionPlot {
             title: title.to_string(),
-            counts: &counts,
+            counts: &matrix.counts,
             class_names: names,
         };
         plot.save(&self.record(
             "confusion.png",
             "Confusion matrix on the test data: rows are the true classes, columns the predicted ones",
         ))?;
-        Ok(())
+        Ok(matrix)
     }
 
     /// Up to `limit` test samples the model got wrong, captioned with the predicted and
@@ -195,6 +227,18 @@ impl Figures {
             &grid,
         )
     }
+}
+
+/// The training seconds at the end of each epoch: the epochs' `seconds`, summed up.
+pub fn elapsed(history: &History) -> Vec<f64> {
+    history
+        .metric("seconds")
+        .iter()
+        .scan(0.0, |total, s| {
+            *total += s;
+            Some(*total)
+        })
+        .collect()
 }
 
 /// A class name cut to fit under a tile.

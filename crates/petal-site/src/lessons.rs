@@ -113,13 +113,14 @@ impl Lesson {
 pub fn how_to_read(file: &str) -> Option<&'static str> {
     let stem = file.rsplit('/').next().unwrap_or(file);
     let note = match stem {
-        s if s.starts_with("curves") => {
-            "Follow the gap between the training and the validation curves: where validation stops improving while training goes \
-             on, the network has started to memorize."
+        s if s.starts_with("curves") || s.starts_with("loss") => {
+            "Follow the gap between the training (solid) and the validation (dashed) curves: where validation stops improving \
+             while training goes on, the network has started to memorize. With one chart per run on a shared scale, compare where \
+             the runs end, not single wiggles, and keep the seed spread of the table in mind."
         }
-        s if s.starts_with("val_accuracy") => {
-            "Every technique over the same epochs: compare where the curves end, not single wiggles, and keep the seed spread \
-             of the table in mind."
+        s if s.starts_with("mlp_vs_cnn") => {
+            "Left, per epoch; right, per second of training: an epoch of the MLP costs a fraction of the CNN's, so compare who \
+             fits the training photos first on the clock, and who ends higher on the validation photos."
         }
         s if s.starts_with("confusion") => {
             "The diagonal holds the correct answers; a bright cell off it is a pair of classes the network mixes up (row: true \
@@ -732,6 +733,8 @@ mod tests {
     fn every_figure_kind_of_the_repros_has_a_reading_note() {
         for file in [
             "curves.png",
+            "loss.png",
+            "mlp_vs_cnn.png",
             "confusion.png",
             "gradcam.png",
             "feature_maps_conv2d.png",

@@ -14,7 +14,7 @@ use petal_viz::{image_grid, tensor_image, GridOptions, Scaling, Tile};
 use petal_zoo::BipyramidalConfig;
 use serde::Serialize;
 
-use super::figures::{sample, short, Figures};
+use super::figures::{sample, short, Figures, RecordedConfusion};
 use petal_nn::layers::LayerKind;
 
 use super::inspect::{self, layers_of_kind, Explained};
@@ -134,7 +134,7 @@ pub(super) fn run_all(
     let mut figures = Figures::new(output);
     let started = Instant::now();
     let runs: Vec<(&str, &History)> = results.iter().map(|r| (r.name, &r.history)).collect();
-    figures.curves(&format!("{} from scratch", experiment.slug()), &runs)?;
+    figures.curves(&experiment.curves_title(), &runs)?;
     // The first CNN against the MLPs (networks without conv blocks), if any.
     let mlps: Vec<(&str, &History)> = specs
         .iter()
@@ -154,13 +154,9 @@ pub(super) fn run_all(
     let best = best_cnn(&results)?;
     let confusion = RecordedConfusion {
         run: best.name,
-        matrix: figures.confusion(
-            &format!("{}: test photos", best.name),
-            &classes,
-            &best.test_labels,
-            &best.test_predicted,
-        )?,
+        matrix: ConfusionMatrix::new(classes.len(), &best.test_labels, &best.test_predicted),
     };
+    figures.confusion(best.name, &classes, &confusion.matrix)?;
     match experiment {
         Experiment::Flowers3 => inspect_best(&mut figures, splits, &classes, best, options.seed)?,
         _ => sample_grid(&mut figures, &splits.train, &classes)?,
@@ -183,14 +179,6 @@ pub(super) fn run_all(
         },
         &figures,
     )
-}
-
-/// A confusion matrix as the report records it, with the run it belongs to.
-#[derive(Serialize)]
-struct RecordedConfusion<'a> {
-    run: &'a str,
-    #[serde(flatten)]
-    matrix: ConfusionMatrix,
 }
 
 /// The convolutional run with the best validation accuracy (the MLP has no filters or

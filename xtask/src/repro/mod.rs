@@ -10,6 +10,7 @@ mod inspect;
 pub mod mnist;
 mod mnist_regularization;
 mod pretrained;
+mod redraw;
 mod training;
 mod transfer;
 
@@ -103,6 +104,22 @@ impl Experiment {
             Experiment::Flowers102Transfer => "flowers102-transfer",
         }
     }
+
+    /// The title of the experiment's training curves (the repro and `--figures-only`
+    /// draw them alike).
+    fn curves_title(self) -> String {
+        match self {
+            Experiment::Mnist => "Bipyramidal CNN on MNIST".to_string(),
+            Experiment::MnistRegularization => "MNIST regularization".to_string(),
+            Experiment::Flowers3 | Experiment::Flowers102 => {
+                format!("{} from scratch", self.slug())
+            }
+            Experiment::Flowers3Transfer | Experiment::Flowers102Transfer => {
+                format!("{}: {} transfer", self.slug(), transfer::MODEL)
+            }
+            Experiment::ConvDemo | Experiment::Pretrained => self.slug().to_string(),
+        }
+    }
 }
 
 /// Flags every repro accepts.
@@ -127,6 +144,10 @@ pub struct ReproOptions {
     /// restored from their final checkpoint, not retrained); without it runs start over.
     #[arg(long)]
     pub resume: bool,
+    /// Train nothing: redraw the report's plots (training curves, confusion matrix) from
+    /// the histories and matrix its metrics.json recorded.
+    #[arg(long)]
+    pub figures_only: bool,
 }
 
 impl ReproOptions {
@@ -193,6 +214,9 @@ pub fn run(experiment: Experiment, options: &ReproOptions) -> anyhow::Result<()>
         .num_threads(threads)
         .build()?;
     let output = output_dir(experiment, options.quick)?;
+    if options.figures_only {
+        return redraw::run(experiment, &output);
+    }
     pool.install(|| match experiment {
         Experiment::ConvDemo => conv_demo::run(options, &output),
         Experiment::Mnist => mnist::run(options, &output),

@@ -123,9 +123,27 @@ fn plots_render_text_with_the_embedded_font_as_png_and_svg() {
     assert!(w > 3 * 80 && h > 3 * 80);
     assert!(colours(&image, (0, 0, w, h)) > 10);
     // The diagonal cell of the best row (9 of 10) is bright yellow-green, an empty cell dark.
-    let diag = image.get_pixel(w - 30 - 40, 60 + 2 * 80 + 10).0;
-    let empty = image.get_pixel(w - 30 - 40, 60 + 10).0;
+    let diag = image.get_pixel(w - 90 - 40, 60 + 2 * 80 + 10).0;
+    let empty = image.get_pixel(w - 90 - 40, 60 + 10).0;
     assert!(diag[1] > 180 && empty[1] < 60, "{diag:?} {empty:?}");
+    // The colour bar beside the matrix runs from the colour of the largest share (the
+    // 9 of 10 on the diagonal) at the top to the colour of 0 at the bottom...
+    let bar_x = w - 90 + 16 + 8;
+    assert_eq!(image.get_pixel(bar_x, 60).0, Colormap::Viridis.rgb(1.0));
+    assert_eq!(
+        image.get_pixel(bar_x, 60 + 3 * 80 - 1).0,
+        Colormap::Viridis.rgb(0.0)
+    );
+    assert_eq!(image.get_pixel(bar_x, 60).0, diag);
+    // ... labelled with the shares it spans.
+    let svg = dir.path().join("confusion.svg");
+    matrix.save(&svg).unwrap();
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        text.contains("90%") && text.matches('%').count() >= 2,
+        "no colour bar labels"
+    );
+    assert!(text.contains("2: tulip"), "no class names");
 }
 
 #[test]

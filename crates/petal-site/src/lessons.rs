@@ -48,47 +48,58 @@ pub struct Lesson {
 }
 
 impl Lesson {
-    /// The lesson of the experiment `slug`, if the lecture has one.
-    pub fn of(slug: &str) -> Option<Lesson> {
-        let (claim, judge): (&'static str, Judge) = match slug {
-            "conv-demo" => (
+    /// The lessons of the experiment `slug`, one per claim of the lecture (none for an
+    /// experiment the lecture does not discuss).
+    pub fn of(slug: &str) -> Vec<Lesson> {
+        let claims: &[(&'static str, Judge)] = match slug {
+            "conv-demo" => &[(
                 "A filter slid over the image gives a large value where the image holds the filter's pattern; with stride 2 the filter \
                  skips every other position, so the 4x4 map of stride 1 shrinks to 2x2 and keeps only its even positions.",
                 conv_demo,
-            ),
-            "mnist" => (
+            )],
+            "mnist" => &[(
                 "A small bipyramidal CNN (two conv/pool blocks, then dense layers) recognizes handwritten digits with about 99% test \
                  accuracy after a few epochs.",
                 mnist,
-            ),
-            "mnist-regularization" => (
+            )],
+            "mnist-regularization" => &[(
                 "On MNIST, regularization (dropout, weight decay, batch norm, augmentation, ...) helps only slightly: the plain CNN \
                  barely overfits, so there is little to gain.",
                 regularization,
-            ),
-            "flowers3" => (
-                "On three flower classes, the CNN trained from scratch overfits without help; augmentation and dropout narrow the gap \
-                 between training and test accuracy, while adding batch norm did not improve the result.",
-                flowers3,
-            ),
-            "flowers102" => (
+            )],
+            "flowers3" => &[
+                (
+                    "On three flower classes, the CNN trained from scratch overfits without help; augmentation and dropout narrow the \
+                     gap between training and test accuracy, while adding batch norm did not improve the result.",
+                    flowers3,
+                ),
+                (
+                    "Compared to an MLP on the same pixels, the CNN learns relatively slowly: the MLP fits its training photos \
+                     sooner.",
+                    cnn_vs_mlp,
+                ),
+            ],
+            "flowers102" => &[(
                 "Trained from scratch on 102 flower classes with 10 photos each, a CNN generalizes very poorly: it learns the training \
                  photos by heart and recognizes few test photos, even with regularization.",
                 flowers102,
-            ),
-            "pretrained" => (
+            )],
+            "pretrained" => &[(
                 "A network pretrained on ImageNet recognizes everyday photos out of the box, and Grad-CAM shows that it looks at the \
                  object rather than the background.",
                 pretrained,
-            ),
-            "flowers3-transfer" | "flowers102-transfer" => (
+            )],
+            "flowers3-transfer" | "flowers102-transfer" => &[(
                 "Features of an ImageNet-pretrained network make a far better start than training from scratch: a small classifier on \
                  them beats the from-scratch CNN by a wide margin, and fine-tuning the top blocks adds a little more.",
                 transfer,
-            ),
-            _ => return None,
+            )],
+            _ => &[],
         };
-        Some(Lesson { claim, judge })
+        claims
+            .iter()
+            .map(|&(claim, judge)| Lesson { claim, judge })
+            .collect()
     }
 
     /// The finding for `report`, when it has the figures the claim needs; `others` are the
@@ -102,13 +113,14 @@ impl Lesson {
 pub fn how_to_read(file: &str) -> Option<&'static str> {
     let stem = file.rsplit('/').next().unwrap_or(file);
     let note = match stem {
-        s if s.starts_with("curves") => {
-            "Follow the gap between the training and the validation curves: where validation stops improving while training goes \
-             on, the network has started to memorize."
+        s if s.starts_with("curves") || s.starts_with("loss") => {
+            "Follow the gap between the training (solid) and the validation (dashed) curves: where validation stops improving \
+             while training goes on, the network has started to memorize. With one chart per run on a shared scale, compare where \
+             the runs end, not single wiggles, and keep the seed spread of the table in mind."
         }
-        s if s.starts_with("val_accuracy") => {
-            "Every technique over the same epochs: compare where the curves end, not single wiggles, and keep the seed spread \
-             of the table in mind."
+        s if s.starts_with("mlp_vs_cnn") => {
+            "Left, per epoch; right, per second of training: an epoch of the MLP costs a fraction of the CNN's, so compare who \
+             fits the training photos first on the clock, and who ends higher on the validation photos."
         }
         s if s.starts_with("confusion") => {
             "The diagonal holds the correct answers; a bright cell off it is a pair of classes the network mixes up (row: true \
@@ -210,11 +222,50 @@ fn mnist(report: &Report, _: &[&Report]) -> Option<Finding> {
     })
 }
 
-/// The spread between seeds of one technique: the largest `test_accuracy_std` the rows
-/// report, when they were run over several seeds.
-fn seed_spread(report: &Report) -> Option<f64> {
-    let spreads = report.column("test_accuracy_std");
-    (!spreads.is_empty()).then(|| spreads.iter().map(|(_, s)| *s).fold(0.0, f64::max))
+/// The spread between seeds: the largest `test_accuracy_std` of the rows `compared`
+/// keeps, when they were run over several seeds.
+fn seed_spread(report: &Report, compared: impl Fn(&str) -> bool) -> Option<f64> {
+    let spreads: Vec<f64> = report
+        .column("test_accuracy_std")
+        .into_iter()
+        .filter(|(name, _)| compared(name))
+        .map(|(_, s)| s)
+        .collect();
+    (!spreads.is_empty()).then(|| spreads.iter().copied().fold(0.0, f64::max))
+}
+
+/// How a difference between two rows' mean test accuracies stands against the seed
+/// spread: differences smaller than the spread are not claimed.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Difference {
+    /// Within the spread (the spread given): no row is claimed better.
+    WithinSpread(f64),
+    /// Larger than the spread.
+    Beyond,
+    /// One seed per row: no spread to judge by.
+    OneSeed,
+}
+
+impl Difference {
+    fn of(difference: f64, spread: Option<f64>) -> Self {
+        match spread {
+            Some(spread) if difference.abs() <= spread => Difference::WithinSpread(spread),
+            Some(_) => Difference::Beyond,
+            None => Difference::OneSeed,
+        }
+    }
+}
+
+fn points(x: f64) -> String {
+    format!("{:.2} points", 100.0 * x)
+}
+
+/// A row's mean test accuracy, with its spread over seeds when it has one.
+fn with_spread(report: &Report, row: &str, mean: f64) -> String {
+    match named(&report.column("test_accuracy_std"), row) {
+        Some((_, std)) => format!("{} ± {:.2}", percent(mean), 100.0 * std),
+        None => percent(mean),
+    }
 }
 
 fn regularization(report: &Report, _: &[&Report]) -> Option<Finding> {
@@ -227,8 +278,6 @@ fn regularization(report: &Report, _: &[&Report]) -> Option<Finding> {
         .collect();
     let (best_name, best) = highest(&others)?.clone();
     let gain = best - baseline;
-    let spread = seed_spread(report);
-    let points = |x: f64| format!("{:.2} points", 100.0 * x);
     let measured = format!(
         "The baseline reached {}; the best technique, {best_name}, {} ({} {}).",
         percent(baseline),
@@ -240,20 +289,20 @@ fn regularization(report: &Report, _: &[&Report]) -> Option<Finding> {
         },
         points(gain.abs())
     );
-    let (measured, verdict) = match spread {
-        Some(spread) if gain.abs() <= spread => (
+    let (measured, verdict) = match Difference::of(gain, seed_spread(report, |_| true)) {
+        Difference::WithinSpread(spread) => (
             format!(
                 "{measured} That is within the spread between seeds ({}), so no technique is claimed better than another.",
                 points(spread)
             ),
             Verdict::Agrees,
         ),
-        Some(_) if gain < 0.01 => (
+        Difference::Beyond if gain < 0.01 => (
             format!("{measured} Larger than the seed spread, but still under one point: a slight help."),
             Verdict::Agrees,
         ),
-        Some(_) => (measured, Verdict::Disagrees),
-        None => (
+        Difference::Beyond => (measured, Verdict::Disagrees),
+        Difference::OneSeed => (
             format!(
                 "{measured} These come from one seed, whose run-to-run spread is of the same size, so the ranking is not claimed."
             ),
@@ -278,12 +327,17 @@ fn flowers3(report: &Report, _: &[&Report]) -> Option<Finding> {
     let (_, plain) = named(&test, "(a)")?;
     let (_, regularized) = named(&test, "(b)")?;
     let (_, with_bn) = named(&test, "(c)")?;
+    let seeds = report
+        .rows()
+        .filter_map(|row| row.get("seed_test_accuracies")?.as_array().map(Vec::len))
+        .max()
+        .map_or(String::new(), |n| format!(" (mean ± std over {n} seeds)"));
     let gap = |row: &str, test: f64| named(&train, row).map(|(_, t)| t - test);
     let mut measured = format!(
-        "Test accuracy: {} without regularization, {} with augmentation and dropout, {} with batch norm added.",
-        percent(*plain),
-        percent(*regularized),
-        percent(*with_bn)
+        "Test accuracy{seeds}: {} without regularization, {} with augmentation and dropout, {} with batch norm added.",
+        with_spread(report, "(a)", *plain),
+        with_spread(report, "(b)", *regularized),
+        with_spread(report, "(c)", *with_bn)
     );
     if let (Some(a), Some(b)) = (gap("(a)", *plain), gap("(b)", *regularized)) {
         measured += &format!(
@@ -292,11 +346,88 @@ fn flowers3(report: &Report, _: &[&Report]) -> Option<Finding> {
             100.0 * b
         );
     }
-    // Batch norm "did not improve": no gain beyond one test photo in a hundred.
-    let verdict = if *with_bn <= *regularized + 0.01 {
-        Verdict::Agrees
-    } else {
-        Verdict::Disagrees
+    // Batch norm "did not improve": no gain beyond the seed spread (with one seed: beyond
+    // one test photo in a hundred).
+    let change = with_bn - regularized;
+    let spread = seed_spread(report, |row| {
+        row.starts_with("(b)") || row.starts_with("(c)")
+    });
+    let (sentence, verdict) = match Difference::of(change, spread) {
+        Difference::WithinSpread(spread) => (
+            format!(
+                "Batch norm changes the test accuracy by {}, within the spread between seeds ({}): no improvement is claimed.",
+                points(change),
+                points(spread)
+            ),
+            Verdict::Agrees,
+        ),
+        Difference::Beyond if change < 0.0 => (
+            format!("Batch norm lowers the test accuracy by {}, more than the seed spread.", points(-change)),
+            Verdict::Agrees,
+        ),
+        Difference::Beyond => (
+            format!("Batch norm raises the test accuracy by {}, more than the seed spread.", points(change)),
+            Verdict::Disagrees,
+        ),
+        Difference::OneSeed => (
+            "These come from one seed each, so the batch-norm row is only judged against one test photo in a hundred.".to_string(),
+            if change <= 0.01 {
+                Verdict::Agrees
+            } else {
+                Verdict::Disagrees
+            },
+        ),
+    };
+    Some(Finding {
+        measured: format!("{measured} {sentence}"),
+        verdict,
+    })
+}
+
+/// The training accuracy the MLP and the CNN race to.
+const FIT_THRESHOLD: f64 = 0.9;
+
+/// The first epoch (1-based) and the training seconds until then at which `row`'s
+/// training accuracy reached [`FIT_THRESHOLD`] (its first seed's curve).
+fn time_to_fit(report: &Report, row: &str) -> Option<(usize, f64)> {
+    let accuracy = report.history(row, "accuracy");
+    let seconds = report.history(row, "seconds");
+    let epoch = accuracy.iter().position(|&a| a >= FIT_THRESHOLD)?;
+    Some((epoch + 1, seconds.iter().take(epoch + 1).sum()))
+}
+
+fn cnn_vs_mlp(report: &Report, _: &[&Report]) -> Option<Finding> {
+    let test = report.column("test_accuracy");
+    let (mlp_name, mlp_test) = named(&test, "MLP")?;
+    let (cnn_name, cnn_test) = named(&test, "(a)")?;
+    let reached = |row: &str, name: &str| match time_to_fit(report, row) {
+        Some((epoch, seconds)) => {
+            format!("{name} after {epoch} epochs ({seconds:.0} s)")
+        }
+        None => format!("{name} never"),
+    };
+    let mut measured = format!(
+        "Training accuracy reached {:.0}%: {}, {}.",
+        100.0 * FIT_THRESHOLD,
+        reached(mlp_name, "the MLP"),
+        reached(cnn_name, "the CNN (a)")
+    );
+    let difference = cnn_test - mlp_test;
+    let spread = seed_spread(report, |row| row == mlp_name || row == cnn_name);
+    measured += &format!(
+        " On test photos the CNN reached {}, the MLP {}{}.",
+        with_spread(report, cnn_name, *cnn_test),
+        with_spread(report, mlp_name, *mlp_test),
+        match Difference::of(difference, spread) {
+            Difference::WithinSpread(_) => ": a difference within the seed spread, not claimed",
+            _ => "",
+        }
+    );
+    let verdict = match (time_to_fit(report, mlp_name), time_to_fit(report, cnn_name)) {
+        (Some((_, mlp)), Some((_, cnn))) if mlp < cnn => Verdict::Agrees,
+        (Some(_), None) => Verdict::Agrees,
+        (None, None) => Verdict::NotClaimed,
+        _ => Verdict::Disagrees,
     };
     Some(Finding { measured, verdict })
 }
@@ -399,8 +530,15 @@ mod tests {
     }
 
     fn judge(slug: &str, metrics: Value) -> Finding {
-        let lesson = Lesson::of(slug).expect("a lesson");
-        lesson
+        judge_claim(slug, 0, metrics)
+    }
+
+    /// The finding of the experiment's claim number `claim`.
+    fn judge_claim(slug: &str, claim: usize, metrics: Value) -> Finding {
+        Lesson::of(slug)
+            .into_iter()
+            .nth(claim)
+            .expect("a lesson")
             .finding(&report(slug, metrics), &[])
             .expect("a finding")
     }
@@ -471,20 +609,15 @@ mod tests {
             json!({"rows": [{"name": "(a) features", "test_accuracy": 0.835},
                             {"name": "(c) fine-tune block5a..", "test_accuracy": 0.87}]}),
         );
-        let finding = Lesson::of("flowers102-transfer")
-            .unwrap()
-            .finding(&transfer, &[&scratch])
-            .unwrap();
+        let lesson = &Lesson::of("flowers102-transfer")[0];
+        let finding = lesson.finding(&transfer, &[&scratch]).unwrap();
         assert_eq!(finding.verdict, Verdict::Agrees);
         assert!(
             finding.measured.contains("46.00%") && finding.measured.contains("87.00%"),
             "{}",
             finding.measured
         );
-        let without_scratch = Lesson::of("flowers102-transfer")
-            .unwrap()
-            .finding(&transfer, &[])
-            .unwrap();
+        let without_scratch = lesson.finding(&transfer, &[]).unwrap();
         assert_eq!(without_scratch.verdict, Verdict::NotClaimed);
     }
 
@@ -520,9 +653,88 @@ mod tests {
     }
 
     #[test]
+    fn batch_norm_is_judged_against_the_seed_spread() {
+        let flowers3 = |with_bn: f64, std: f64| {
+            json!({"runs": [
+                {"name": "(a) plain", "train_accuracy": 1.0, "test_accuracy": 0.93, "test_accuracy_std": std,
+                 "seed_test_accuracies": [0.92, 0.93, 0.94]},
+                {"name": "(b) regularized", "train_accuracy": 0.97, "test_accuracy": 0.98, "test_accuracy_std": std},
+                {"name": "(c) (b) + batch norm", "train_accuracy": 0.99, "test_accuracy": with_bn, "test_accuracy_std": std}]})
+        };
+        // +1.5 points, inside a 2-point spread: not an improvement.
+        let within = judge("flowers3", flowers3(0.995, 0.02));
+        assert_eq!(within.verdict, Verdict::Agrees);
+        assert!(
+            within.measured.contains("over 3 seeds")
+                && within.measured.contains("99.50% ± 2.00")
+                && within
+                    .measured
+                    .contains("within the spread between seeds (2.00 points)"),
+            "{}",
+            within.measured
+        );
+        // The same +1.5 points with a 0.5-point spread is an improvement: the lecture's
+        // "did not improve" does not hold.
+        let beyond = judge("flowers3", flowers3(0.995, 0.005));
+        assert_eq!(beyond.verdict, Verdict::Disagrees);
+        assert!(
+            beyond
+                .measured
+                .contains("raises the test accuracy by 1.50 points"),
+            "{}",
+            beyond.measured
+        );
+        let worse = judge("flowers3", flowers3(0.95, 0.005));
+        assert_eq!(worse.verdict, Verdict::Agrees);
+        assert!(worse.measured.contains("lowers"), "{}", worse.measured);
+    }
+
+    #[test]
+    fn the_mlp_comparison_races_to_the_same_training_accuracy() {
+        let curve = |accuracy: &[f64], seconds: f64| {
+            let epochs: Vec<Value> = accuracy
+                .iter()
+                .map(|a| json!({"accuracy": a, "seconds": seconds}))
+                .collect();
+            json!({ "epochs": epochs })
+        };
+        let report = |mlp: &[f64], cnn: &[f64]| {
+            json!({"runs": [
+                {"name": "(a) plain", "test_accuracy": 0.93, "test_accuracy_std": 0.01, "history": curve(cnn, 7.0)},
+                {"name": "MLP: dense", "test_accuracy": 0.80, "test_accuracy_std": 0.02, "history": curve(mlp, 1.0)}]})
+        };
+        let mlp_first = judge_claim("flowers3", 1, report(&[0.5, 0.95], &[0.4, 0.6, 0.92]));
+        assert_eq!(mlp_first.verdict, Verdict::Agrees);
+        assert!(
+            mlp_first.measured.contains("the MLP after 2 epochs (2 s)")
+                && mlp_first
+                    .measured
+                    .contains("the CNN (a) after 3 epochs (21 s)")
+                && mlp_first
+                    .measured
+                    .contains("the CNN reached 93.00% ± 1.00, the MLP 80.00% ± 2.00."),
+            "{}",
+            mlp_first.measured
+        );
+        // The race is in seconds: 8 cheap MLP epochs take longer than one CNN epoch.
+        let slow_mlp = [0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.95];
+        let cnn_first = judge_claim("flowers3", 1, report(&slow_mlp, &[0.95]));
+        assert_eq!(cnn_first.verdict, Verdict::Disagrees);
+        let neither = judge_claim("flowers3", 1, report(&[0.5], &[0.6]));
+        assert_eq!(neither.verdict, Verdict::NotClaimed);
+        assert!(
+            neither.measured.contains("the MLP never"),
+            "{}",
+            neither.measured
+        );
+    }
+
+    #[test]
     fn every_figure_kind_of_the_repros_has_a_reading_note() {
         for file in [
             "curves.png",
+            "loss.png",
+            "mlp_vs_cnn.png",
             "confusion.png",
             "gradcam.png",
             "feature_maps_conv2d.png",

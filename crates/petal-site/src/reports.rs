@@ -142,6 +142,22 @@ impl Report {
             .collect()
     }
 
+    /// The per-epoch values of `metric` in the recorded history of the first row whose
+    /// name starts with `row` (empty when there is none).
+    pub fn history(&self, row: &str, metric: &str) -> Vec<f64> {
+        self.rows()
+            .find(|r| {
+                r.get("name")
+                    .and_then(Value::as_str)
+                    .is_some_and(|n| n.starts_with(row))
+            })
+            .and_then(|r| r.get("history")?.get("epochs")?.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|epoch| epoch.get(metric)?.as_f64())
+            .collect()
+    }
+
     /// The best test accuracy over the report's runs, with the run's name.
     pub fn best_test_accuracy(&self) -> Option<(String, f64)> {
         self.metrics

@@ -222,21 +222,23 @@ fn index(
     .render()
 }
 
-/// The lecture's claim for the experiment and what Petal measured, with the verdict.
+/// The lecture's claims for the experiment and, for each, what Petal measured with the
+/// verdict.
 fn lesson_section(report: &Report, others: &[&Report]) -> String {
-    let Some(lesson) = Lesson::of(&report.slug) else {
+    let lessons = Lesson::of(&report.slug);
+    if lessons.is_empty() {
         return String::new();
-    };
-    let mut html = format!(
-        "<h2>What the lecture shows</h2>\n<p class=\"claim\">{}</p>\n",
-        escape(lesson.claim)
-    );
-    if let Some(finding) = lesson.finding(report, others) {
-        let (label, class) = finding.verdict.label();
-        html += &format!(
-            "<h2>What Petal measured</h2>\n<p class=\"finding\"><span class=\"verdict {class}\">{label}</span> {}</p>\n",
-            escape(&finding.measured)
-        );
+    }
+    let mut html = String::from("<h2>What the lecture shows, and what Petal measured</h2>\n");
+    for lesson in &lessons {
+        html += &format!("<p class=\"claim\">{}</p>\n", escape(lesson.claim));
+        if let Some(finding) = lesson.finding(report, others) {
+            let (label, class) = finding.verdict.label();
+            html += &format!(
+                "<p class=\"finding\"><span class=\"verdict {class}\">{label}</span> {}</p>\n",
+                escape(&finding.measured)
+            );
+        }
     }
     html
 }
@@ -418,7 +420,7 @@ mod tests {
         assert!(page.contains("<p class=\"lead\">The lecture&#39;s CNN on MNIST</p>"));
         assert!(page.contains("<th>Seed</th><td>42</td>"));
         // The lecture's claim, and the verdict computed from the run's 99%.
-        assert!(page.contains("<h2>What the lecture shows</h2>"));
+        assert!(page.contains("<h2>What the lecture shows, and what Petal measured</h2>"));
         assert!(
             page.contains("<span class=\"verdict agrees\">agrees with the lecture</span>"),
             "{page}"

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The figures of one epoch, by name (`loss`, `accuracy`, `val_loss`, `val_accuracy`,
 /// `lr`, `seconds`, `images_per_second`, `data_wait_share`: the part of the training
@@ -10,7 +10,7 @@ use serde::Serialize;
 pub type EpochLogs = BTreeMap<String, f64>;
 
 /// What `fit` measured, epoch by epoch (Keras' `History`).
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct History {
     /// One entry per finished epoch.
     pub epochs: Vec<EpochLogs>,

@@ -9,7 +9,8 @@
 //! - [`saliency`]: vanilla gradient, SmoothGrad and Grad-CAM maps, drawn over the input
 //!   with [`overlay`];
 //! - [`LinePlot`]: training curves (loss and accuracy, train vs val) and
-//!   [`ConfusionPlot`]: a confusion matrix heatmap, both as PNG or SVG;
+//!   [`SmallMultiples`]: one small chart per run on a shared scale; and
+//!   [`ConfusionPlot`]: a confusion matrix heatmap with its colour bar, all as PNG or SVG;
 //! - [`image_grid`]: captioned image grids (samples, augmentations, mistakes).
 //!
 //! Text is drawn with DejaVu Sans, embedded in the crate, so figures render the same on
@@ -30,5 +31,5 @@ pub use error::{Result, VizError};
 pub use feature_maps::feature_map_grid;
 pub use filters::filter_grid;
 pub use grid::{image_grid, GridOptions, Tile};
-pub use plot::{ConfusionPlot, LinePlot, Panel, Series};
+pub use plot::{ConfusionPlot, LinePlot, Panel, Series, SmallMultiples};
 pub use raster::{heatmap_image, overlay, save_png, tensor_image, Scaling};

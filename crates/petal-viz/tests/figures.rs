@@ -7,7 +7,7 @@ use image::RgbImage;
 use petal_tensor::Tensor;
 use petal_viz::{
     feature_map_grid, filter_grid, image_grid, overlay, save_png, tensor_image, Colormap,
-    ConfusionPlot, GridOptions, LinePlot, Panel, Scaling, Tile,
+    ConfusionPlot, GridOptions, LinePlot, Panel, Scaling, SmallMultiples, Tile,
 };
 
 fn ramp(shape: &[usize]) -> Tensor {
@@ -123,9 +123,27 @@ fn plots_render_text_with_the_embedded_font_as_png_and_svg() {
     assert!(w > 3 * 80 && h > 3 * 80);
     assert!(colours(&image, (0, 0, w, h)) > 10);
     // The diagonal cell of the best row (9 of 10) is bright yellow-green, an empty cell dark.
-    let diag = image.get_pixel(w - 30 - 40, 60 + 2 * 80 + 10).0;
-    let empty = image.get_pixel(w - 30 - 40, 60 + 10).0;
+    let diag = image.get_pixel(w - 90 - 40, 60 + 2 * 80 + 10).0;
+    let empty = image.get_pixel(w - 90 - 40, 60 + 10).0;
     assert!(diag[1] > 180 && empty[1] < 60, "{diag:?} {empty:?}");
+    // The colour bar beside the matrix runs from the colour of the largest share (the
+    // 9 of 10 on the diagonal) at the top to the colour of 0 at the bottom...
+    let bar_x = w - 90 + 16 + 8;
+    assert_eq!(image.get_pixel(bar_x, 60).0, Colormap::Viridis.rgb(1.0));
+    assert_eq!(
+        image.get_pixel(bar_x, 60 + 3 * 80 - 1).0,
+        Colormap::Viridis.rgb(0.0)
+    );
+    assert_eq!(image.get_pixel(bar_x, 60).0, diag);
+    // ... labelled with the shares it spans.
+    let svg = dir.path().join("confusion.svg");
+    matrix.save(&svg).unwrap();
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        text.contains("90%") && text.matches('%').count() >= 2,
+        "no colour bar labels"
+    );
+    assert!(text.contains("2: tulip"), "no class names");
 }
 
 #[test]
@@ -157,4 +175,66 @@ fn bad_input_names_the_file_and_the_problem() {
         .to_string();
     assert!(err.contains("/nonexistent-folder/x.png"), "{err}");
     assert!(tensor_image(&Tensor::zeros(&[4, 4, 2]), Scaling::MinMax).is_err());
+}
+
+#[test]
+fn small_multiples_draw_one_chart_per_run_on_one_scale() {
+    let dir = tempfile::tempdir().unwrap();
+    // Run "low" climbs from 0.1 to 0.9; run "high" stays at 0.9 from start to end.
+    let panels: Vec<Panel> = ["low", "high", "c", "d", "e"]
+        .iter()
+        .map(|name| {
+            let values: &[f64] = if *name == "low" {
+                &[0.1, 0.9]
+            } else {
+                &[0.9, 0.9]
+            };
+            Panel::new(*name, "accuracy").with("train", values)
+        })
+        .collect();
+    let plot = SmallMultiples {
+        title: "runs".into(),
+        panels,
+        columns: 3,
+    };
+    let path = dir.path().join("multiples.png");
+    plot.save(&path).unwrap();
+    let image = reopen(&path);
+    // Five charts in three columns: two rows of 330 x 250 under a 40-pixel title band.
+    assert_eq!(image.dimensions(), (3 * 330, 2 * 250 + 40));
+    // Every chart is drawn (the sixth cell stays empty).
+    for k in 0..5 {
+        let (x, y) = (330 * (k % 3), 40 + 250 * (k / 3));
+        assert!(
+            colours(&image, (x, y, x + 330, y + 250)) > 5,
+            "chart {k} is blank"
+        );
+    }
+    assert_eq!(
+        colours(&image, (660, 290, 990, 540)),
+        1,
+        "the sixth cell is not empty"
+    );
+    // On the shared scale, the flat 0.9 line of "high" sits near the top of its chart
+    // (on a scale of its own it would sit in the middle).
+    let blue = |x: u32, y: u32| image.get_pixel(x, y).0 == [31, 110, 180];
+    let rows: Vec<u32> = (40..290)
+        .filter(|&y| (330 + 100..330 + 300).any(|x| blue(x, y)))
+        .collect();
+    assert!(!rows.is_empty(), "no line in the second chart");
+    let mean = rows.iter().sum::<u32>() as f64 / rows.len() as f64;
+    assert!(mean < 40.0 + 250.0 * 0.4, "the 0.9 line sits at y = {mean}");
+
+    let err = SmallMultiples {
+        title: "none".into(),
+        panels: vec![],
+        columns: 2,
+    }
+    .save(&dir.path().join("empty.png"))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("empty.png") && err.contains("at least one panel"),
+        "{err}"
+    );
 }

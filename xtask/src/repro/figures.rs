@@ -8,19 +8,32 @@ use std::path::{Path, PathBuf};
 use image::RgbImage;
 use petal_data::Dataset;
 use petal_tensor::Tensor;
+use petal_train::metrics::ConfusionMatrix;
 use petal_train::History;
 use petal_viz::{
-    image_grid, save_png, tensor_image, ConfusionPlot, GridOptions, LinePlot, Panel, Scaling, Tile,
+    image_grid, save_png, tensor_image, ConfusionPlot, GridOptions, LinePlot, Panel, Scaling,
+    SmallMultiples, Tile,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One figure of a report.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Figure {
     /// The file, relative to the experiment's folder.
     pub path: String,
     /// What it shows, in one line.
     pub caption: String,
+}
+
+/// A confusion matrix as a report records it (`"confusion": {"run": ..., "counts":
+/// [[...]]}`), with the run it belongs to: `repro --figures-only` redraws it.
+#[derive(Serialize)]
+pub struct RecordedConfusion<'a> {
+    /// The run's name in the report.
+    pub run: &'a str,
+    /// `counts[true][predicted]`.
+    #[serde(flatten)]
+    pub matrix: ConfusionMatrix,
 }
 
 /// The figures written so far into one experiment's folder.
@@ -63,84 +76,105 @@ impl Figures {
         Ok(())
     }
 
-    /// Loss and accuracy per epoch, train and val, of every run with a history, as
-    /// `curves.png` (and `curves.svg`).
+    /// Loss and accuracy per epoch, train and val, of every run with a history: for one
+    /// run both charts side by side as `curves.png` (and `curves.svg`); for several, one
+    /// small chart per run on a shared scale, accuracy in `curves.png` (and `.svg`) and
+    /// loss in `loss.png`.
     pub fn curves(&mut self, title: &str, runs: &[(&str, &History)]) -> anyhow::Result<()> {
         let runs: Vec<&(&str, &History)> =
             runs.iter().filter(|(_, h)| !h.epochs.is_empty()).collect();
-        if runs.is_empty() {
-            return Ok(());
-        }
-        let label = |run: &str, part: &str| {
-            if runs.len() == 1 {
-                part.to_string()
-            } else {
-                format!("{} {part}", run.split_whitespace().next().unwrap_or(run))
+        let panel = |title: &str, metric: &str, history: &History| {
+            Panel::new(title, metric)
+                .with("train", &history.metric(metric))
+                .with_dashed("val", &history.metric(&format!("val_{metric}")))
+        };
+        match runs.as_slice() {
+            [] => Ok(()),
+            [(_, history)] => {
+                let plot = LinePlot {
+                    title: title.to_string(),
+                    panels: vec![
+                        panel("loss", "loss", history),
+                        panel("accuracy", "accuracy", history),
+                    ],
+                };
+                let caption = "Loss and accuracy per epoch on the training and validation data";
+                plot.save(&self.record("curves.png", caption))?;
+                plot.save(&self.record("curves.svg", format!("{caption} (SVG)")))?;
+                Ok(())
             }
-        };
-        let panel = |title: &str, metric: &str| {
-            runs.iter()
-                .fold(Panel::new(title, title), |panel, (name, history)| {
-                    panel
-                        .with(label(name, "train"), &history.metric(metric))
-                        .with_dashed(
-                            label(name, "val"),
-                            &history.metric(&format!("val_{metric}")),
-                        )
-                })
-        };
-        let plot = LinePlot {
-            title: title.to_string(),
-            panels: vec![panel("loss", "loss"), panel("accuracy", "accuracy")],
-        };
-        let caption = "Loss and accuracy per epoch on the training and validation data";
-        plot.save(&self.record("curves.png", caption))?;
-        plot.save(&self.record("curves.svg", format!("{caption} (SVG)")))?;
-        Ok(())
+            _ => {
+                let multiples = |metric: &str| SmallMultiples {
+                    title: format!("{title}: {metric} per run"),
+                    panels: runs
+                        .iter()
+                        .map(|(name, history)| panel(name, metric, history))
+                        .collect(),
+                    columns: 4,
+                };
+                let caption = |metric: &str| {
+                    format!(
+                        "{metric} per epoch of each run, training (solid) and validation (dashed), one chart per run on a shared scale"
+                    )
+                };
+                let accuracy = multiples("accuracy");
+                accuracy.save(&self.record("curves.png", caption("Accuracy")))?;
+                accuracy
+                    .save(&self.record("curves.svg", format!("{} (SVG)", caption("Accuracy"))))?;
+                multiples("loss").save(&self.record("loss.png", caption("Loss")))?;
+                Ok(())
+            }
+        }
     }
 
-    /// Validation accuracy and loss per epoch of several runs, one line per run, as
-    /// the PNG `file`.
-    pub fn compare(
+    /// Training (solid) and validation (dashed) accuracy of a few runs per epoch (left)
+    /// and per second of training (right), as the PNG `file`: which network learns
+    /// faster, by either clock.
+    pub fn per_epoch_and_second(
         &mut self,
         file: &str,
         caption: &str,
         title: &str,
         runs: &[(&str, &History)],
     ) -> anyhow::Result<()> {
-        let panel = |metric: &str| {
-            runs.iter()
-                .filter(|(_, h)| !h.epochs.is_empty())
-                .fold(Panel::new(metric, metric), |panel, (name, history)| {
-                    panel.with(*name, &history.metric(metric))
-                })
-        };
+        let (per_epoch, per_second) = runs.iter().filter(|(_, h)| !h.epochs.is_empty()).fold(
+            (
+                Panel::new("per epoch", "accuracy"),
+                Panel::new("per second of training", "accuracy").x_axis("training seconds"),
+            ),
+            |(epochs, seconds), (name, history)| {
+                let train = history.metric("accuracy");
+                let val = history.metric("val_accuracy");
+                let at = elapsed(history);
+                (
+                    epochs
+                        .with(format!("{name} train"), &train)
+                        .with_dashed(format!("{name} val"), &val),
+                    seconds
+                        .with_xy(format!("{name} train"), &at, &train)
+                        .with_dashed_xy(format!("{name} val"), &at, &val),
+                )
+            },
+        );
         let plot = LinePlot {
             title: title.to_string(),
-            panels: vec![panel("val_accuracy"), panel("val_loss")],
+            panels: vec![per_epoch, per_second],
         };
         plot.save(&self.record(file, caption))?;
         Ok(())
     }
 
-    /// The confusion matrix of test predictions as `confusion.png`.
+    /// The confusion matrix of `run`'s test predictions as `confusion.png`, the classes
+    /// named by `names`.
     pub fn confusion(
         &mut self,
-        title: &str,
+        run: &str,
         names: &[&str],
-        labels: &[usize],
-        predicted: &[usize],
+        matrix: &ConfusionMatrix,
     ) -> anyhow::Result<()> {
-        let n = names.len();
-        let mut counts = vec![vec![0; n]; n];
-        for (&t, &p) in labels.iter().zip(predicted) {
-            if t < n && p < n {
-                counts[t][p] += 1;
-            }
-        }
         let plot = ConfusionPlot {
-            title: title.to_string(),
-            counts: &counts,
+            title: format!("{run}: test data"),
+            counts: &matrix.counts,
             class_names: names,
         };
         plot.save(&self.record(
@@ -197,6 +231,18 @@ impl Figures {
     }
 }
 
+/// The training seconds at the end of each epoch: the epochs' `seconds`, summed up.
+pub fn elapsed(history: &History) -> Vec<f64> {
+    history
+        .metric("seconds")
+        .iter()
+        .scan(0.0, |total, s| {
+            *total += s;
+            Some(*total)
+        })
+        .collect()
+}
+
 /// A class name cut to fit under a tile.
 pub fn short(name: &str) -> String {
     if name.chars().count() <= 16 {
@@ -238,9 +284,8 @@ mod tests {
             );
         }
         figures.curves("run", &[("run", &history)]).unwrap();
-        figures
-            .confusion("c", &["a", "b"], &[0, 1, 1], &[0, 1, 0])
-            .unwrap();
+        let matrix = ConfusionMatrix::new(2, &[0, 1, 1], &[0, 1, 0]);
+        figures.confusion("c", &["a", "b"], &matrix).unwrap();
         #[derive(Serialize)]
         struct Report {
             accuracy: f64,

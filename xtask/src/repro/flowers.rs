@@ -14,12 +14,13 @@ use petal_viz::{image_grid, tensor_image, GridOptions, Scaling, Tile};
 use petal_zoo::BipyramidalConfig;
 use serde::Serialize;
 
-use super::figures::{sample, short, Figures};
+use super::figures::{sample, short, Figures, RecordedConfusion};
 use petal_nn::layers::LayerKind;
 
 use super::inspect::{self, layers_of_kind, Explained};
-use super::training::{print_table, train_run, RunResult, RunSpec};
+use super::training::{print_table, train_run, train_seeds, RunResult, RunSpec};
 use super::{write_metrics, Experiment, ReproOptions, RunInfo};
+use petal_train::metrics::ConfusionMatrix;
 use petal_train::Validation;
 
 /// Images per split kept by `--quick`.
@@ -95,15 +96,20 @@ struct Report<'a> {
     classes: Vec<&'a str>,
     split_sizes: [usize; 3],
     runs: &'a [RunResult],
+    /// The test confusion matrix of the run the figures inspect.
+    confusion: RecordedConfusion<'a>,
 }
 
+/// Trains every run `seeds` times (rows report the mean and spread over the seeds, the
+/// curves and figures are the first seed's), draws the figures and writes the report.
 pub(super) fn run_all(
     experiment: Experiment,
     options: &ReproOptions,
     output: &Path,
     splits: &FlowerSplits,
     classes: Vec<&str>,
-    runs: Vec<RunSpec>,
+    specs: Vec<RunSpec>,
+    seeds: usize,
 ) -> anyhow::Result<()> {
     let split_sizes = [
         splits.train.paths().len(),
@@ -113,24 +119,46 @@ pub(super) fn run_all(
     println!("train / val / test photos: {split_sizes:?}");
     let checkpoints = options.checkpoints(experiment);
     let mut results = Vec::new();
-    for run in &runs {
-        results.push(train_run(
-            &splits.train,
-            Validation::Data(&splits.val),
-            &splits.test,
-            run,
-            &checkpoints,
-        )?);
+    for run in &specs {
+        results.push(train_seeds(seeds, run, |run| {
+            train_run(
+                &splits.train,
+                Validation::Data(&splits.val),
+                &splits.test,
+                run,
+                &checkpoints,
+            )
+        })?);
     }
     print_table(&results);
     let mut figures = Figures::new(output);
     let started = Instant::now();
     let runs: Vec<(&str, &History)> = results.iter().map(|r| (r.name, &r.history)).collect();
-    figures.curves(&format!("{} from scratch", experiment.slug()), &runs)?;
+    figures.curves(&experiment.curves_title(None), &runs)?;
+    // The first CNN against the MLPs (networks without conv blocks), if any.
+    let mlps: Vec<(&str, &History)> = specs
+        .iter()
+        .zip(&runs)
+        .filter(|(spec, _)| spec.network.blocks == 0)
+        .map(|(_, run)| *run)
+        .collect();
+    if let (Some(cnn), false) = (runs.first(), mlps.is_empty()) {
+        let compared: Vec<(&str, &History)> = std::iter::once(*cnn).chain(mlps).collect();
+        figures.per_epoch_and_second(
+            "mlp_vs_cnn.png",
+            "The CNN (a) and the MLP: training (solid) and validation (dashed) accuracy per epoch and per second of training (first seed)",
+            &format!("{}: CNN vs MLP", experiment.slug()),
+            &compared,
+        )?;
+    }
+    let best = best_cnn(&results)?;
+    let confusion = RecordedConfusion {
+        run: best.name,
+        matrix: ConfusionMatrix::new(classes.len(), &best.test_labels, &best.test_predicted),
+    };
+    figures.confusion(best.name, &classes, &confusion.matrix)?;
     match experiment {
-        Experiment::Flowers3 => {
-            inspect_best(&mut figures, splits, &classes, &results, options.seed)?
-        }
+        Experiment::Flowers3 => inspect_best(&mut figures, splits, &classes, best, options.seed)?,
         _ => sample_grid(&mut figures, &splits.train, &classes)?,
     }
     println!(
@@ -147,34 +175,38 @@ pub(super) fn run_all(
             classes,
             split_sizes,
             runs: &results,
+            confusion,
         },
         &figures,
     )
 }
 
-/// The run with the best validation accuracy: its confusion matrix and mistakes, first
-/// layer filters, feature maps and saliency of test photos; and an augmentation preview.
+/// The convolutional run with the best validation accuracy (the MLP has no filters or
+/// feature maps to show).
+fn best_cnn(results: &[RunResult]) -> anyhow::Result<&RunResult> {
+    results
+        .iter()
+        .filter(|r| {
+            r.model
+                .as_ref()
+                .is_some_and(|m| !layers_of_kind(m, &[LayerKind::Conv2d]).is_empty())
+        })
+        .max_by(|a, b| a.val_accuracy.total_cmp(&b.val_accuracy))
+        .ok_or_else(|| anyhow::anyhow!("no convolutional run kept its model"))
+}
+
+/// The best run's mistakes, first layer filters, feature maps and saliency of test
+/// photos; and an augmentation preview.
 fn inspect_best(
     figures: &mut Figures,
     splits: &FlowerSplits,
     classes: &[&str],
-    results: &[RunResult],
+    best: &RunResult,
     seed: u64,
 ) -> anyhow::Result<()> {
-    let best = results
-        .iter()
-        .filter(|r| r.model.is_some())
-        .max_by(|a, b| a.val_accuracy.total_cmp(&b.val_accuracy))
-        .expect("the runs keep their models");
-    let model = best.model.as_ref().expect("filtered on the model");
+    let model = best.model.as_ref().expect("best_cnn keeps a model");
     println!("figures of the best run on validation: {}", best.name);
     let test = &splits.test;
-    figures.confusion(
-        &format!("{}: test photos", best.name),
-        classes,
-        &best.test_labels,
-        &best.test_predicted,
-    )?;
     figures.misclassified(test, classes, &best.test_labels, &best.test_predicted, 16)?;
     let convs = layers_of_kind(model, &[LayerKind::Conv2d]);
     inspect::filters(figures, model, &convs[..1])?;

@@ -10,13 +10,14 @@ use petal_data::{Dataset, InMemoryDataset, Manifest, Subset};
 use petal_zoo::{bipyramidal, BipyramidalConfig};
 use serde::Serialize;
 
-use super::figures::{sample, Figures};
+use super::figures::{sample, Figures, RecordedConfusion};
 use petal_nn::layers::LayerKind;
 
 use super::inspect::{self, layers_of_kind, Explained};
 use super::training::{print_table, train_run, RunResult, RunSpec};
 use super::{write_metrics, Checkpoints, Experiment, ReproOptions, RunInfo};
 use crate::paths::{data_config, mnist_model_path};
+use petal_train::metrics::ConfusionMatrix;
 use petal_train::Validation;
 
 /// Samples kept by `--quick`.
@@ -75,6 +76,8 @@ struct Report<'a> {
     info: RunInfo,
     summary: String,
     runs: &'a [RunResult],
+    /// The test confusion matrix.
+    confusion: RecordedConfusion<'a>,
 }
 
 /// The network `repro mnist` trains (and `cargo xtask docs` explains).
@@ -102,13 +105,14 @@ pub fn run(options: &ReproOptions, output: &Path) -> anyhow::Result<()> {
         save_model(&results[0], &mnist_model_path(options.quick))?;
     }
     let mut figures = Figures::new(output);
-    write_figures(&mut figures, &data, &results[0])?;
+    let confusion = write_figures(&mut figures, &data, &results[0])?;
     write_metrics(
         output,
         &Report {
             info: RunInfo::new(Experiment::Mnist, options),
             summary,
             runs: &results,
+            confusion,
         },
         &figures,
     )
@@ -130,17 +134,23 @@ fn save_model(result: &RunResult, path: &Path) -> anyhow::Result<()> {
 }
 
 /// Curves, filters, feature maps and saliency of the trained network, the confusion
-/// matrix and the mistakes.
-fn write_figures(figures: &mut Figures, data: &MnistSplits, run: &RunResult) -> anyhow::Result<()> {
+/// matrix (returned for the report) and the mistakes.
+fn write_figures<'a>(
+    figures: &mut Figures,
+    data: &MnistSplits,
+    run: &'a RunResult,
+) -> anyhow::Result<RecordedConfusion<'a>> {
     let started = Instant::now();
-    figures.curves("Bipyramidal CNN on MNIST", &[(run.name, &run.history)])?;
-    let names = DIGITS;
-    figures.confusion(
-        "MNIST test digits",
-        &names,
-        &run.test_labels,
-        &run.test_predicted,
+    figures.curves(
+        &Experiment::Mnist.curves_title(None),
+        &[(run.name, &run.history)],
     )?;
+    let names = DIGITS;
+    let confusion = RecordedConfusion {
+        run: run.name,
+        matrix: ConfusionMatrix::new(names.len(), &run.test_labels, &run.test_predicted),
+    };
+    figures.confusion(run.name, &names, &confusion.matrix)?;
     figures.misclassified(
         data.test(),
         &names,
@@ -184,7 +194,7 @@ fn write_figures(figures: &mut Figures, data: &MnistSplits, run: &RunResult) -> 
         figures.list().len(),
         started.elapsed().as_secs_f64()
     );
-    Ok(())
+    Ok(confusion)
 }
 
 /// MNIST's class names.

@@ -145,12 +145,7 @@ pub fn run(options: &ReproOptions, output: &Path) -> anyhow::Result<()> {
     print_table(&results);
     let mut figures = Figures::new(output);
     let runs: Vec<(&str, &History)> = results.iter().map(|r| (r.name, &r.history)).collect();
-    figures.compare(
-        "val_accuracy.png",
-        "Validation accuracy per epoch of each regularization technique",
-        "MNIST: baseline vs each regularization",
-        &runs,
-    )?;
+    figures.curves(&Experiment::MnistRegularization.curves_title(None), &runs)?;
     write_metrics(
         output,
         &Report {

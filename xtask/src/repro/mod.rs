@@ -10,6 +10,7 @@ mod inspect;
 pub mod mnist;
 mod mnist_regularization;
 mod pretrained;
+mod redraw;
 mod training;
 mod transfer;
 
@@ -135,6 +136,25 @@ impl Experiment {
             Experiment::Flowers102Transfer => "flowers102-transfer",
         }
     }
+
+    /// The title of the experiment's training curves (the repro and `--figures-only`
+    /// draw them alike).
+    /// The title of the training curves; `model` is the pretrained base of the transfer
+    /// experiments (default EfficientNet-Lite0).
+    fn curves_title(self, model: Option<&str>) -> String {
+        match self {
+            Experiment::Mnist => "Bipyramidal CNN on MNIST".to_string(),
+            Experiment::MnistRegularization => "MNIST regularization".to_string(),
+            Experiment::Flowers3 | Experiment::Flowers102 => {
+                format!("{} from scratch", self.slug())
+            }
+            Experiment::Flowers3Transfer | Experiment::Flowers102Transfer => {
+                let model = model.unwrap_or(DEFAULT_PRETRAINED);
+                format!("{}: {model} transfer", self.slug())
+            }
+            Experiment::ConvDemo | Experiment::Pretrained => self.slug().to_string(),
+        }
+    }
 }
 
 /// Flags every repro accepts.
@@ -173,6 +193,10 @@ pub struct ReproOptions {
     /// naming the ranks that do not answer and stopping the job.
     #[arg(long, default_value_t = 300)]
     pub collective_timeout: u64,
+    /// Train nothing: redraw the report's plots (training curves, confusion matrix) from
+    /// the histories and matrix its metrics.json recorded.
+    #[arg(long)]
+    pub figures_only: bool,
 }
 
 /// This process's place in a distributed job, from `--distributed` joining it until
@@ -314,6 +338,9 @@ pub fn run(experiment: Experiment, options: &ReproOptions) -> anyhow::Result<()>
         true => output_dir(&options.folder_name(experiment), options.quick)?,
         false => scratch.path().to_path_buf(),
     };
+    if options.figures_only {
+        return redraw::run(experiment, &output);
+    }
     pool.install(|| match experiment {
         Experiment::ConvDemo => conv_demo::run(options, &output),
         Experiment::Mnist => mnist::run(options, &output),

@@ -22,6 +22,8 @@ use petal_zoo::transfer::{unfreeze_top, FeatureExtractor, Head};
 use petal_zoo::{Options, Pooling};
 use serde::Serialize;
 
+use petal_train::metrics::ConfusionMatrix;
+
 use super::figures::Figures;
 use super::{write_metrics, Checkpoints, Experiment, ReproOptions, RunInfo};
 use crate::paths::{data_config, weights_folder};
@@ -298,13 +300,10 @@ fn run_transfer(
     }
     let mut figures = Figures::new(output);
     let runs: Vec<(&str, &History)> = rows.iter().map(|r| (r.name.as_str(), &r.history)).collect();
-    figures.curves(
-        &format!("{}: {} transfer", experiment.slug(), entry.name),
-        &runs,
-    )?;
+    figures.curves(&experiment.curves_title(Some(entry.name)), &runs)?;
     let last = rows.last().expect("four rows");
-    let title = format!("{}: test photos", last.name);
-    figures.confusion(&title, &classes, &last.test_labels, &last.test_predicted)?;
+    let matrix = ConfusionMatrix::new(classes.len(), &last.test_labels, &last.test_predicted);
+    figures.confusion(&last.name, &classes, &matrix)?;
     write_metrics(
         output,
         &TransferReport {

@@ -13,7 +13,8 @@ use crate::font::{ensure_registered, FAMILY};
 
 /// A confusion matrix as a heatmap: rows are true classes, columns predicted ones, each
 /// cell coloured by its share of the row (the recall of the class on the diagonal) and,
-/// for up to 20 classes, labelled with its count. Row labels carry the class names.
+/// for up to 20 classes, labelled with its count. Row labels carry the class names; a
+/// colour bar at the right spans the shares from 0 to the largest in the matrix.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ConfusionPlot<'a> {
     /// Text above the matrix.
@@ -69,7 +70,31 @@ impl ConfusionPlot<'_> {
     fn cell(&self) -> u32 {
         (640 / self.counts.len() as u32).clamp(6, 80)
     }
+
+    /// Each cell's share of its row.
+    fn shares(&self) -> Vec<Vec<f32>> {
+        self.counts
+            .iter()
+            .map(|row| {
+                let total = row.iter().sum::<usize>().max(1) as f32;
+                row.iter().map(|&c| c as f32 / total).collect()
+            })
+            .collect()
+    }
+
+    /// The largest share of the matrix: the top of the colour scale.
+    fn top_share(&self) -> f32 {
+        let top = self.shares().into_iter().flatten().fold(0.0, f32::max);
+        if top > 0.0 {
+            top
+        } else {
+            1.0
+        }
+    }
 }
+
+/// Pixels right of the matrix for the colour bar and its labels.
+const BAR_AREA: u32 = 90;
 
 impl Figure for ConfusionPlot<'_> {
     fn size(&self) -> (u32, u32) {
@@ -79,7 +104,10 @@ impl Figure for ConfusionPlot<'_> {
             .into_font()
             .box_size(&self.title)
             .map_or(0, |(w, _)| w);
-        ((self.label_width() + side + 30).max(title + 20), side + 110)
+        (
+            (self.label_width() + side + BAR_AREA).max(title + 20),
+            side + 110,
+        )
     }
 
     fn draw<DB: DrawingBackend>(
@@ -105,10 +133,10 @@ impl Figure for ConfusionPlot<'_> {
             centred(14),
         ))
         .map_err(text_error)?;
+        let (shares, top_share) = (self.shares(), self.top_share());
         for (i, row) in self.counts.iter().enumerate() {
-            let total = row.iter().sum::<usize>().max(1) as f32;
             for (j, &count) in row.iter().enumerate() {
-                let share = count as f32 / total;
+                let share = shares[i][j] / top_share;
                 let [r, g, b] = Colormap::Viridis.rgb(share);
                 let (x, y) = (left + j as i32 * cell, top + i as i32 * cell);
                 root.draw(&Rectangle::new(
@@ -153,6 +181,40 @@ impl Figure for ConfusionPlot<'_> {
             centred(13),
         ))
         .map_err(text_error)?;
-        Ok(())
+        colour_bar(
+            root,
+            left + cell * n as i32 + 16,
+            top,
+            cell * n as i32,
+            top_share,
+        )
     }
+}
+
+/// A vertical bar `height` pixels tall at `(x, top)`: the colour of the top share at the
+/// top, of 0 at the bottom, both labelled as percentages.
+fn colour_bar<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    x: i32,
+    top: i32,
+    height: i32,
+    top_share: f32,
+) -> std::result::Result<(), String> {
+    for k in 0..height {
+        let [r, g, b] = Colormap::Viridis.rgb(1.0 - k as f32 / (height - 1).max(1) as f32);
+        root.draw(&Rectangle::new(
+            [(x, top + k), (x + 16, top + k + 1)],
+            RGBColor(r, g, b).filled(),
+        ))
+        .map_err(text_error)?;
+    }
+    let left = TextStyle::from((FAMILY, 12).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
+    for (y, label) in [
+        (top + 6, format!("{:.0}%", 100.0 * top_share)),
+        (top + height - 6, "0%".to_string()),
+    ] {
+        root.draw(&Text::new(label, (x + 20, y), left.clone()))
+            .map_err(text_error)?;
+    }
+    Ok(())
 }

@@ -1,4 +1,5 @@
-//! Line plots: charts side by side, one line per series, x = epoch.
+//! Line plots: charts side by side, one line per series, x = epoch (or any increasing
+//! positions, such as seconds of training).
 
 use std::path::Path;
 
@@ -22,13 +23,16 @@ const PALETTE: [RGBColor; 8] = [
     RGBColor(125, 125, 125),
 ];
 
-/// One named line: a value per epoch (epoch 1 first); NaN values are left out.
+/// One named line: a value per epoch (epoch 1 first), or per given x position; NaN
+/// values are left out.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Series {
     /// Legend entry.
     pub name: String,
-    /// The values, one per x = 1, 2, ...
+    /// The values, one per x = 1, 2, ... (or per entry of `x`).
     pub values: Vec<f64>,
+    /// Where each value sits on the x axis; empty for epochs 1, 2, ...
+    pub x: Vec<f64>,
     /// Dashed, in the colour of the solid line before it (val after train); solid lines
     /// each take the next colour.
     pub dashed: bool,
@@ -41,6 +45,8 @@ pub struct Panel {
     pub title: String,
     /// Y axis label.
     pub y_label: String,
+    /// X axis label: `epoch` unless [`Panel::x_axis`] says otherwise.
+    pub x_label: String,
     /// The lines.
     pub series: Vec<Series>,
 }
@@ -51,23 +57,43 @@ impl Panel {
         Self {
             title: title.into(),
             y_label: y_label.into(),
+            x_label: "epoch".into(),
             series: Vec::new(),
         }
     }
 
-    /// Adds a solid line in the next colour.
-    pub fn with(mut self, name: impl Into<String>, values: &[f64]) -> Self {
+    /// Names the x axis (for lines added with [`Panel::with_xy`]).
+    pub fn x_axis(mut self, label: impl Into<String>) -> Self {
+        self.x_label = label.into();
+        self
+    }
+
+    /// Adds a solid line in the next colour, a value per epoch.
+    pub fn with(self, name: impl Into<String>, values: &[f64]) -> Self {
+        self.with_xy(name, &[], values)
+    }
+
+    /// Adds a solid line in the next colour through the points `(x[i], values[i])`
+    /// (`x` empty: epochs 1, 2, ...).
+    pub fn with_xy(mut self, name: impl Into<String>, x: &[f64], values: &[f64]) -> Self {
         self.series.push(Series {
             name: name.into(),
             values: values.to_vec(),
+            x: x.to_vec(),
             dashed: false,
         });
         self
     }
 
     /// Adds a dashed line in the colour of the line before it.
-    pub fn with_dashed(mut self, name: impl Into<String>, values: &[f64]) -> Self {
-        self = self.with(name, values);
+    pub fn with_dashed(self, name: impl Into<String>, values: &[f64]) -> Self {
+        self.with_dashed_xy(name, &[], values)
+    }
+
+    /// Adds a dashed line through the points `(x[i], values[i])` in the colour of the
+    /// line before it.
+    pub fn with_dashed_xy(mut self, name: impl Into<String>, x: &[f64], values: &[f64]) -> Self {
+        self = self.with_xy(name, x, values);
         if let Some(last) = self.series.last_mut() {
             last.dashed = true;
         }
@@ -133,40 +159,98 @@ impl Figure for LinePlot {
     }
 }
 
+impl Series {
+    /// The drawable points: `(x, value)` for every finite value.
+    pub fn points(&self) -> Vec<(f64, f64)> {
+        self.values
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| (self.x.get(i).copied().unwrap_or(i as f64 + 1.0), v))
+            .filter(|(x, v)| x.is_finite() && v.is_finite())
+            .collect()
+    }
+}
+
+/// The axes' extent of some panels together: x from the first to the last point
+/// (half an epoch of margin for epoch axes), y from the lowest to the highest value
+/// with a little room.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Ranges {
+    pub(crate) x: (f64, f64),
+    pub(crate) y: (f64, f64),
+}
+
+impl Ranges {
+    /// The extent of every point of `panels`; `(0, 1)` squares when there are none.
+    pub(crate) fn of<'a>(panels: impl IntoIterator<Item = &'a Panel>) -> Self {
+        let mut epochs_only = true;
+        let (mut x, mut y) = ((f64::MAX, f64::MIN), (f64::MAX, f64::MIN));
+        for series in panels.into_iter().flat_map(|p| &p.series) {
+            epochs_only &= series.x.is_empty();
+            for (px, py) in series.points() {
+                x = (x.0.min(px), x.1.max(px));
+                y = (y.0.min(py), y.1.max(py));
+            }
+        }
+        let x = match (x.0 > x.1, epochs_only) {
+            (true, _) => (0.5, 1.5),
+            (false, true) => (x.0.min(1.0) - 0.5, x.1 + 0.5),
+            (false, false) => (x.0.min(0.0), x.1 + (x.1 - x.0.min(0.0)) * 0.03 + 1e-9),
+        };
+        let y = if y.0 > y.1 { (0.0, 1.0) } else { y };
+        let pad = ((y.1 - y.0) * 0.08).max(1e-3);
+        Self {
+            x,
+            y: (y.0 - pad, y.1 + pad),
+        }
+    }
+}
+
 fn draw_panel<DB: DrawingBackend>(
     panel: &Panel,
     area: &DrawingArea<DB, Shift>,
 ) -> std::result::Result<(), String> {
-    let finite = || {
-        panel
-            .series
-            .iter()
-            .flat_map(|s| s.values.iter().copied())
-            .filter(|v| v.is_finite())
-    };
-    let epochs = panel
-        .series
-        .iter()
-        .map(|s| s.values.len())
-        .max()
-        .unwrap_or(1)
-        .max(1);
-    let (lo, hi) = finite().fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
-    let (lo, hi) = if lo > hi { (0.0, 1.0) } else { (lo, hi) };
-    let pad = ((hi - lo) * 0.08).max(1e-3);
+    draw_panel_in(panel, area, Ranges::of([panel]), 17, true)
+}
+
+/// Draws `panel` on `area` within `ranges`, its caption at `caption_size` points, with
+/// or without its legend.
+pub(crate) fn draw_panel_in<DB: DrawingBackend>(
+    panel: &Panel,
+    area: &DrawingArea<DB, Shift>,
+    ranges: Ranges,
+    caption_size: u32,
+    legend: bool,
+) -> std::result::Result<(), String> {
+    let Ranges {
+        x: (x_lo, x_hi),
+        y: (y_lo, y_hi),
+    } = ranges;
+    let epochs = panel.series.iter().all(|s| s.x.is_empty());
     let mut chart = ChartBuilder::on(area)
-        .caption(&panel.title, (FAMILY, 17))
+        .caption(&panel.title, (FAMILY, caption_size))
         .margin(12)
         .x_label_area_size(38)
         .y_label_area_size(58)
-        .build_cartesian_2d(0.5..epochs as f64 + 0.5, (lo - pad)..(hi + pad))
+        .build_cartesian_2d(x_lo..x_hi, y_lo..y_hi)
         .map_err(text_error)?;
+    let x_labels = if epochs {
+        ((x_hi - x_lo).round() as usize).clamp(1, 10)
+    } else {
+        6
+    };
     chart
         .configure_mesh()
-        .x_desc("epoch")
+        .x_desc(&panel.x_label)
         .y_desc(&panel.y_label)
-        .x_labels(epochs.min(10))
-        .x_label_formatter(&|x| format!("{x:.0}"))
+        .x_labels(x_labels)
+        .x_label_formatter(&|x| {
+            if epochs || x_hi - x_lo >= 10.0 {
+                format!("{x:.0}")
+            } else {
+                format!("{x:.1}")
+            }
+        })
         .label_style((FAMILY, 13))
         .axis_desc_style((FAMILY, 14))
         .light_line_style(WHITE.mix(0.0))
@@ -179,13 +263,7 @@ fn draw_panel<DB: DrawingBackend>(
         }
         let colour = PALETTE[(solid.max(1) - 1) % PALETTE.len()];
         let style = colour.stroke_width(2);
-        let points: Vec<(f64, f64)> = series
-            .values
-            .iter()
-            .enumerate()
-            .filter(|(_, v)| v.is_finite())
-            .map(|(e, &v)| (e as f64 + 1.0, v))
-            .collect();
+        let points = series.points();
         let legend = [(0, 0), (18, 0)];
         if series.dashed {
             chart
@@ -210,12 +288,15 @@ fn draw_panel<DB: DrawingBackend>(
             )
             .map_err(text_error)?;
     }
+    if !legend {
+        return Ok(());
+    }
     chart
         .configure_series_labels()
         .label_font((FAMILY, 13))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK.mix(0.4))
-        .position(legend_position(panel, lo, hi))
+        .position(legend_position(panel, y_lo, y_hi))
         .draw()
         .map_err(text_error)
 }

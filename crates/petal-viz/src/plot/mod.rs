@@ -1,8 +1,10 @@
 //! Plots drawn with plotters, to PNG or SVG by the file's extension: line plots
-//! (training curves) and the confusion matrix heatmap.
+//! (training curves), small multiples of them (one chart per run on a shared scale) and
+//! the confusion matrix heatmap.
 
 mod confusion;
 mod lines;
+mod multiples;
 
 use std::path::Path;
 
@@ -16,6 +18,7 @@ use crate::raster::save_png;
 
 pub use confusion::ConfusionPlot;
 pub use lines::{LinePlot, Panel, Series};
+pub use multiples::SmallMultiples;
 
 /// Something drawable on any plotters backend, at a fixed size.
 pub(crate) trait Figure {

@@ -39,9 +39,9 @@ impl PyTorch {
         })
     }
 
-    /// Interpreter and torch version.
+    /// The torch version (the interpreter's path is this machine's, not the report's).
     pub fn describe(&self) -> String {
-        format!("torch {} ({})", self.version, self.python.display())
+        format!("torch {}", self.version)
     }
 
     /// PyTorch's figures on `workload` (channels_last, the faster layout on this CPU).

@@ -490,31 +490,24 @@ fn torchvision_fixture(arch: Arch, name: &str) -> Option<(Model, Tensor)> {
     Some((model, io["input_nhwc"].clone()))
 }
 
+/// torchvision's ResNet18 and MobileNetV2 (the shared fixtures), each in both layouts,
+/// one with batch norms folded.
 #[test]
-fn resnet18_runs_in_tract_as_in_petal() {
-    let Some((model, x)) = torchvision_fixture(Arch::ResNet18, "resnet18") else {
-        return;
-    };
-    for options in [
-        options(InputLayout::Nchw, false),
-        options(InputLayout::Nhwc, true),
+fn torchvision_models_run_in_tract_as_in_petal() {
+    for (arch, name, fold_nchw) in [
+        (Arch::ResNet18, "resnet18", false),
+        (Arch::MobileNetV2, "mobilenet_v2", true),
     ] {
-        let error = exported_error(&model, &x, &options);
-        assert!(error <= 1e-4, "{options:?}: relative error {error}");
-    }
-}
-
-#[test]
-fn mobilenet_v2_runs_in_tract_as_in_petal() {
-    let Some((model, x)) = torchvision_fixture(Arch::MobileNetV2, "mobilenet_v2") else {
-        return;
-    };
-    for options in [
-        options(InputLayout::Nchw, true),
-        options(InputLayout::Nhwc, false),
-    ] {
-        let error = exported_error(&model, &x, &options);
-        assert!(error <= 1e-4, "{options:?}: relative error {error}");
+        let Some((model, x)) = torchvision_fixture(arch, name) else {
+            return;
+        };
+        for options in [
+            options(InputLayout::Nchw, fold_nchw),
+            options(InputLayout::Nhwc, !fold_nchw),
+        ] {
+            let error = exported_error(&model, &x, &options);
+            assert!(error <= 1e-4, "{name} {options:?}: relative error {error}");
+        }
     }
 }
 

@@ -448,13 +448,7 @@ mod tests {
             input_shape: [64, 64, 3],
             ..Options::default()
         };
-        for arch in [
-            Arch::ResNet18,
-            Arch::ResNet50,
-            Arch::MobileNetV2,
-            Arch::Vgg16,
-            Arch::EfficientNetLite0,
-        ] {
+        for arch in Arch::ALL {
             let mut model = Head::new(5)
                 .on_base(arch.build(&options).unwrap(), None)
                 .unwrap();

@@ -109,13 +109,7 @@ fn every_architecture_survives_a_save_load_round_trip() {
         input_shape: [64, 64, 3],
         ..Options::default()
     };
-    for arch in [
-        Arch::ResNet18,
-        Arch::ResNet50,
-        Arch::MobileNetV2,
-        Arch::Vgg16,
-        Arch::EfficientNetLite0,
-    ] {
+    for arch in Arch::ALL {
         round_trip(|o| arch.build(o), &small);
     }
     let lenet = Options {

@@ -48,6 +48,15 @@ pub enum Arch {
 }
 
 impl Arch {
+    /// Every architecture with pretrained weights, smallest family first.
+    pub const ALL: [Arch; 5] = [
+        Arch::ResNet18,
+        Arch::ResNet50,
+        Arch::MobileNetV2,
+        Arch::Vgg16,
+        Arch::EfficientNetLite0,
+    ];
+
     /// Builds the architecture.
     pub fn build(self, options: &Options) -> petal_nn::Result<Model> {
         match self {

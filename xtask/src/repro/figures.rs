@@ -36,6 +36,28 @@ pub struct RecordedConfusion<'a> {
     pub matrix: ConfusionMatrix,
 }
 
+/// The most classes a drawn confusion matrix has; larger ones are summarized by their
+/// most confused pairs.
+pub const READABLE_CLASSES: usize = 20;
+
+/// A pair of classes a model mixes up, as a report records it.
+#[derive(Debug, Serialize)]
+pub struct ConfusedPair {
+    /// The photos' class.
+    pub true_class: String,
+    /// The class they were taken for.
+    pub predicted_class: String,
+    /// How many test photos of `true_class` went to `predicted_class`.
+    pub test_photos: usize,
+    /// The test photos of `true_class`.
+    pub of_its_test_photos: usize,
+}
+
+/// How many of `labels` are `class`.
+fn actual_count(labels: &[usize], class: usize) -> usize {
+    labels.iter().filter(|&&l| l == class).count()
+}
+
 /// The figures written so far into one experiment's folder.
 pub struct Figures {
     dir: PathBuf,
@@ -165,13 +187,17 @@ impl Figures {
     }
 
     /// The confusion matrix of `run`'s test predictions as `confusion.png`, the classes
-    /// named by `names`.
+    /// named by `names`. A matrix of more than [`READABLE_CLASSES`] classes is not drawn
+    /// (its cells would be a few pixels each): [`Figures::confused_pairs`] summarizes it.
     pub fn confusion(
         &mut self,
         run: &str,
         names: &[&str],
         matrix: &ConfusionMatrix,
     ) -> anyhow::Result<()> {
+        if matrix.classes() > READABLE_CLASSES {
+            return Ok(());
+        }
         let plot = ConfusionPlot {
             title: format!("{run}: test data"),
             counts: &matrix.counts,
@@ -182,6 +208,70 @@ impl Figures {
             "Confusion matrix on the test data: rows are the true classes, columns the predicted ones",
         ))?;
         Ok(())
+    }
+
+    /// The `limit` class pairs the test predictions mix up most, as `confused_pairs.png`:
+    /// per pair a test photo of the true class that was taken for the other, and a test
+    /// photo of the other class; the pairs are returned for the report's table.
+    pub fn confused_pairs(
+        &mut self,
+        data: &dyn Dataset,
+        names: &[&str],
+        labels: &[usize],
+        predicted: &[usize],
+        limit: usize,
+    ) -> anyhow::Result<Vec<ConfusedPair>> {
+        let matrix = ConfusionMatrix::new(names.len(), labels, predicted);
+        let pairs = matrix.most_confused(limit);
+        let first = |wanted: &dyn Fn(usize) -> bool| (0..labels.len()).find(|&i| wanted(i));
+        let mut tiles = Vec::new();
+        for pair in &pairs {
+            let (actual, other) = (pair.actual, pair.predicted);
+            let mistaken = first(&|i| labels[i] == actual && predicted[i] == other);
+            let example = first(&|i| labels[i] == other && predicted[i] == other)
+                .or_else(|| first(&|i| labels[i] == other));
+            let captions = [
+                format!("{}\ntaken for", short(names[actual])),
+                format!(
+                    "{}\n{} of {}",
+                    short(names[other]),
+                    pair.count,
+                    actual_count(labels, actual)
+                ),
+            ];
+            for (index, caption) in [mistaken, example].into_iter().zip(captions) {
+                if let Some(i) = index {
+                    tiles.push(Tile::new(sample_image(data, i)?, caption));
+                }
+            }
+        }
+        if !tiles.is_empty() {
+            let grid = image_grid(
+                &tiles,
+                &GridOptions {
+                    columns: 8,
+                    min_tile_side: 96,
+                    ..GridOptions::default()
+                },
+            )?;
+            self.png(
+                "confused_pairs.png",
+                format!(
+                    "The {} class pairs mixed up most on the test photos: a photo of the true class taken for the other, then a photo of the other",
+                    pairs.len()
+                ),
+                &grid,
+            )?;
+        }
+        Ok(pairs
+            .iter()
+            .map(|pair| ConfusedPair {
+                true_class: names[pair.actual].to_string(),
+                predicted_class: names[pair.predicted].to_string(),
+                test_photos: pair.count,
+                of_its_test_photos: actual_count(labels, pair.actual),
+            })
+            .collect())
     }
 
     /// Up to `limit` test samples the model got wrong, captioned with the predicted and
@@ -306,5 +396,50 @@ mod tests {
             .as_str()
             .unwrap()
             .starts_with("Confusion matrix"));
+    }
+
+    /// 25 classes: no matrix is drawn; the two mixed-up pairs come out most frequent
+    /// first, each with its two photos in `confused_pairs.png`.
+    #[test]
+    fn a_large_matrix_is_summarized_by_its_most_confused_pairs() {
+        use petal_data::InMemoryDataset;
+        let labels: Vec<usize> = (0..25).chain([3, 3, 7]).collect();
+        let mut predicted = labels.clone();
+        predicted[25] = 5;
+        predicted[26] = 5;
+        predicted[27] = 8;
+        let images: Vec<f32> = (0..labels.len() * 4 * 4 * 3)
+            .map(|v| (v % 7) as f32)
+            .collect();
+        let images = Tensor::from_vec(&[labels.len(), 4, 4, 3], images).unwrap();
+        let data = InMemoryDataset::new(images, labels.clone(), 25).unwrap();
+        let names: Vec<String> = (0..25).map(|c| format!("class {c}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let mut figures = Figures::new(dir.path());
+        let matrix = ConfusionMatrix::new(25, &labels, &predicted);
+        figures.confusion("run", &names, &matrix).unwrap();
+        let pairs = figures
+            .confused_pairs(&data, &names, &labels, &predicted, 12)
+            .unwrap();
+        let summary: Vec<(&str, &str, usize, usize)> = pairs
+            .iter()
+            .map(|p| {
+                (
+                    p.true_class.as_str(),
+                    p.predicted_class.as_str(),
+                    p.test_photos,
+                    p.of_its_test_photos,
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [("class 3", "class 5", 2, 3), ("class 7", "class 8", 1, 2)]
+        );
+        let listed: Vec<&str> = figures.list().iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(listed, ["confused_pairs.png"]);
+        let grid = image::open(dir.path().join("confused_pairs.png")).unwrap();
+        assert!(grid.width() >= 4 * 96, "four photos side by side");
     }
 }

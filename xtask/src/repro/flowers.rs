@@ -14,7 +14,7 @@ use petal_viz::{image_grid, tensor_image, GridOptions, Scaling, Tile};
 use petal_zoo::BipyramidalConfig;
 use serde::Serialize;
 
-use super::figures::{sample, short, Figures, RecordedConfusion};
+use super::figures::{sample, short, ConfusedPair, Figures, RecordedConfusion, READABLE_CLASSES};
 use petal_nn::layers::LayerKind;
 
 use super::inspect::{self, layers_of_kind, Explained};
@@ -88,6 +88,9 @@ pub(super) fn scaled(options: &ReproOptions, epochs: usize, factor: usize) -> us
     }
 }
 
+/// How many of the most confused class pairs a report of many classes lists.
+pub(super) const CONFUSED_PAIRS: usize = 12;
+
 #[derive(Serialize)]
 struct Report<'a> {
     #[serde(flatten)]
@@ -98,6 +101,9 @@ struct Report<'a> {
     runs: &'a [RunResult],
     /// The test confusion matrix of the run the figures inspect.
     confusion: RecordedConfusion<'a>,
+    /// Its most confused class pairs, when the matrix is too large to draw.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    confused_pairs: Vec<ConfusedPair>,
 }
 
 /// Trains every run `seeds` times (rows report the mean and spread over the seeds, the
@@ -157,6 +163,16 @@ pub(super) fn run_all(
         matrix: ConfusionMatrix::new(classes.len(), &best.test_labels, &best.test_predicted),
     };
     figures.confusion(best.name, &classes, &confusion.matrix)?;
+    let confused_pairs = match classes.len() > READABLE_CLASSES {
+        true => figures.confused_pairs(
+            &splits.test,
+            &classes,
+            &best.test_labels,
+            &best.test_predicted,
+            CONFUSED_PAIRS,
+        )?,
+        false => Vec::new(),
+    };
     match experiment {
         Experiment::Flowers3 => inspect_best(&mut figures, splits, &classes, best, options.seed)?,
         _ => sample_grid(&mut figures, &splits.train, &classes)?,
@@ -176,6 +192,7 @@ pub(super) fn run_all(
             split_sizes,
             runs: &results,
             confusion,
+            confused_pairs,
         },
         &figures,
     )

@@ -24,7 +24,8 @@ use serde::Serialize;
 
 use petal_train::metrics::ConfusionMatrix;
 
-use super::figures::Figures;
+use super::figures::{ConfusedPair, Figures, RecordedConfusion, READABLE_CLASSES};
+use super::flowers::CONFUSED_PAIRS;
 use super::{write_metrics, Checkpoints, Experiment, ReproOptions, RunInfo};
 use crate::paths::{data_config, weights_folder};
 
@@ -260,12 +261,17 @@ fn frozen_then_fine_tuned(
 }
 
 #[derive(Serialize)]
-struct TransferReport {
+struct TransferReport<'a> {
     #[serde(flatten)]
     info: RunInfo,
     model: &'static str,
     split_sizes: [usize; 3],
-    rows: Vec<Row>,
+    rows: &'a [Row],
+    /// The test confusion matrix of the last row.
+    confusion: RecordedConfusion<'a>,
+    /// Its most confused class pairs, when the matrix is too large to draw.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    confused_pairs: Vec<ConfusedPair>,
 }
 
 fn run_transfer(
@@ -302,15 +308,30 @@ fn run_transfer(
     let runs: Vec<(&str, &History)> = rows.iter().map(|r| (r.name.as_str(), &r.history)).collect();
     figures.curves(&experiment.curves_title(Some(entry.name)), &runs)?;
     let last = rows.last().expect("four rows");
-    let matrix = ConfusionMatrix::new(classes.len(), &last.test_labels, &last.test_predicted);
-    figures.confusion(&last.name, &classes, &matrix)?;
+    let confusion = RecordedConfusion {
+        run: &last.name,
+        matrix: ConfusionMatrix::new(classes.len(), &last.test_labels, &last.test_predicted),
+    };
+    figures.confusion(&last.name, &classes, &confusion.matrix)?;
+    let confused_pairs = match classes.len() > READABLE_CLASSES {
+        true => figures.confused_pairs(
+            &splits[2],
+            &classes,
+            &last.test_labels,
+            &last.test_predicted,
+            CONFUSED_PAIRS,
+        )?,
+        false => Vec::new(),
+    };
     write_metrics(
         output,
         &TransferReport {
             info: RunInfo::new(experiment, options),
             model: entry.name,
             split_sizes,
-            rows,
+            rows: &rows,
+            confusion,
+            confused_pairs,
         },
         &figures,
     )

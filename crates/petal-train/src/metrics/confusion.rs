@@ -120,6 +120,55 @@ impl ConfusionMatrix {
     }
 }
 
+/// A pair of classes the model mixes up: `count` samples of `actual` predicted as
+/// `predicted`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Confusion {
+    /// The true class.
+    pub actual: usize,
+    /// The class predicted instead.
+    pub predicted: usize,
+    /// How many samples of `actual` went to `predicted`.
+    pub count: usize,
+}
+
+impl ConfusionMatrix {
+    /// The `limit` largest off-diagonal cells, most frequent first (ties in class order):
+    /// the readable summary of a matrix too large to look at, such as 102 flowers.
+    ///
+    /// ```
+    /// use petal_train::metrics::{Confusion, ConfusionMatrix};
+    /// let m = ConfusionMatrix::new(3, &[0, 0, 1, 1, 1, 2], &[1, 0, 2, 2, 1, 2]);
+    /// assert_eq!(
+    ///     m.most_confused(5),
+    ///     [
+    ///         Confusion { actual: 1, predicted: 2, count: 2 },
+    ///         Confusion { actual: 0, predicted: 1, count: 1 },
+    ///     ]
+    /// );
+    /// ```
+    pub fn most_confused(&self, limit: usize) -> Vec<Confusion> {
+        let mut cells: Vec<Confusion> = self
+            .counts
+            .iter()
+            .enumerate()
+            .flat_map(|(actual, row)| {
+                row.iter()
+                    .enumerate()
+                    .filter(move |&(predicted, &count)| predicted != actual && count > 0)
+                    .map(move |(predicted, &count)| Confusion {
+                        actual,
+                        predicted,
+                        count,
+                    })
+            })
+            .collect();
+        cells.sort_by_key(|c| (std::cmp::Reverse(c.count), c.actual, c.predicted));
+        cells.truncate(limit);
+        cells
+    }
+}
+
 /// `part / whole`, 0 when `whole` is 0.
 fn ratio(part: usize, whole: usize) -> f64 {
     if whole == 0 {

@@ -5,7 +5,7 @@
 mod confusion;
 mod metric;
 
-pub use confusion::ConfusionMatrix;
+pub use confusion::{Confusion, ConfusionMatrix};
 pub use metric::{F1Score, Metric, Precision, Recall, TopKAccuracy};
 
 use petal_tensor::Tensor;

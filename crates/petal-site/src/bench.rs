@@ -5,9 +5,10 @@
 use std::path::Path;
 
 use anyhow::Context as _;
+use maud::{html, Markup};
 use serde_json::{json, Map, Value};
 
-use crate::page::{escape, Page};
+use crate::page::Page;
 use crate::tables::{json_sections, table};
 use crate::BenchWorkload;
 
@@ -28,7 +29,7 @@ pub fn bench_page(
             .with_context(|| format!("{}: not a JSON object", path.display()))?;
         body(&results, docs_from_out, workloads)
     } else {
-        "<p>No benchmark results yet: run <code>cargo xtask bench</code>.</p>\n".to_string()
+        html! { p { "No benchmark results yet: run " code { "cargo xtask bench" } "." } "\n" }
     };
     Ok(Page {
         title: "Benchmark",
@@ -39,7 +40,7 @@ pub fn bench_page(
     .render())
 }
 
-fn body(results: &Map<String, Value>, docs_from_out: &str, workloads: &[BenchWorkload]) -> String {
+fn body(results: &Map<String, Value>, docs_from_out: &str, workloads: &[BenchWorkload]) -> Markup {
     let rows: Vec<&Value> = results
         .get("rows")
         .and_then(Value::as_array)
@@ -63,27 +64,30 @@ fn body(results: &Map<String, Value>, docs_from_out: &str, workloads: &[BenchWor
         .into_iter()
         .flatten()
         .filter_map(Value::as_str)
-        .map(escape)
         .collect::<Vec<_>>()
         .join("; ");
     let threads = results.get("threads").and_then(Value::as_u64).unwrap_or(0);
-    let ratio_rule = results
-        .get("ratio")
-        .and_then(Value::as_str)
-        .map_or(String::new(), |r| format!(" The ratio is {}.", escape(r)));
-    format!(
-        "<p class=\"lead\">The same workloads timed in Petal and in PyTorch in one run on one machine, the two sides alternating \
-         ({threads} threads each; <a href=\"{}bench/results.json\">results.json</a>).</p>\n\
-         <p class=\"meta\">{machine}</p>\n\
-         <h2>How many times faster Petal is</h2>\n{}\
-         <p>Bars right of the line at 1x are workloads where Petal is faster.{ratio_rule}</p>\n\
-         <h2>Medians</h2>\n{}\
-         <h2>Reproduce</h2>\n<pre><code>cargo xtask bench</code></pre>\n{}",
-        escape(docs_from_out),
-        ratio_chart(&ratios),
-        table(&table_rows),
-        json_sections(results, &SHOWN_ELSEWHERE)
-    )
+    let ratio_rule = results.get("ratio").and_then(Value::as_str);
+    html! {
+        p.lead {
+            "The same workloads timed in Petal and in PyTorch in one run on one machine, the two sides alternating ("
+            (threads) " threads each; " a href={ (docs_from_out) "bench/results.json" } { "results.json" } ")."
+        }
+        "\n"
+        p.meta { (machine) } "\n"
+        h2 { "How many times faster Petal is" } "\n"
+        (ratio_chart(&ratios))
+        p {
+            "Bars right of the line at 1x are workloads where Petal is faster."
+            @if let Some(rule) = ratio_rule { " The ratio is " (rule) "." }
+        }
+        "\n"
+        h2 { "Medians" } "\n"
+        (table(&table_rows))
+        h2 { "Reproduce" } "\n"
+        pre { code { "cargo xtask bench" } } "\n"
+        (json_sections(results, &SHOWN_ELSEWHERE))
+    }
 }
 
 /// The row with a `what` field: the workload's description, when known.
@@ -101,42 +105,34 @@ fn with_description(row: &Value, workloads: &[BenchWorkload]) -> Value {
 
 /// Horizontal bars of `(workload, ratio)` on one scale, with the parity line at 1x, as
 /// inline SVG.
-pub fn ratio_chart(ratios: &[(String, f64)]) -> String {
+pub fn ratio_chart(ratios: &[(String, f64)]) -> Markup {
     if ratios.is_empty() {
-        return "<p>No workload has a PyTorch side in these results.</p>\n".to_string();
+        return html! { p { "No workload has a PyTorch side in these results." } "\n" };
     }
     let (label_width, bar_width, row_height) = (190.0, 420.0, 26.0);
     let top = ratios.iter().map(|(_, r)| *r).fold(1.0, f64::max).ceil();
     let x = |ratio: f64| label_width + bar_width * ratio / top;
     let height = row_height * ratios.len() as f64 + 24.0;
-    let mut svg = format!(
-        "<svg class=\"chart\" viewBox=\"0 0 {} {height}\" role=\"img\" aria-label=\"Petal / PyTorch speed ratio per workload\">\n",
-        label_width + bar_width + 60.0
-    );
-    for (i, (name, ratio)) in ratios.iter().enumerate() {
-        let y = row_height * i as f64;
-        let class = if *ratio >= 1.0 { "faster" } else { "slower" };
-        svg += &format!(
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\
-             <rect class=\"{class}\" x=\"{label_width}\" y=\"{}\" width=\"{:.1}\" height=\"{}\"/>\
-             <text x=\"{:.1}\" y=\"{}\">{ratio:.2}x</text>\n",
-            label_width - 8.0,
-            y + 17.0,
-            escape(name),
-            y + 4.0,
-            x(*ratio) - label_width,
-            row_height - 8.0,
-            x(*ratio) + 6.0,
-            y + 17.0,
-        );
-    }
     let bottom = row_height * ratios.len() as f64;
-    svg += &format!(
-        "<line class=\"parity\" x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"0\" y2=\"{bottom}\"/><text x=\"{0:.1}\" y=\"{1}\" text-anchor=\"middle\">1x</text>\n</svg>\n",
-        x(1.0),
-        bottom + 18.0
-    );
-    svg
+    let parity = format!("{:.1}", x(1.0));
+    html! {
+        svg.chart viewBox={ "0 0 " (label_width + bar_width + 60.0) " " (height) } role="img"
+            aria-label="Petal / PyTorch speed ratio per workload" {
+            "\n"
+            @for (i, (name, ratio)) in ratios.iter().enumerate() {
+                @let y = row_height * i as f64;
+                text x=(label_width - 8.0) y=(y + 17.0) text-anchor="end" { (name) }
+                rect class=(if *ratio >= 1.0 { "faster" } else { "slower" }) x=(label_width) y=(y + 4.0)
+                    width=(format!("{:.1}", x(*ratio) - label_width)) height=(row_height - 8.0) {}
+                text x=(format!("{:.1}", x(*ratio) + 6.0)) y=(y + 17.0) { (format!("{ratio:.2}")) "x" }
+                "\n"
+            }
+            line.parity x1=(parity) x2=(parity) y1="0" y2=(bottom) {}
+            text x=(parity) y=(bottom + 18.0) text-anchor="middle" { "1x" }
+            "\n"
+        }
+        "\n"
+    }
 }
 
 #[cfg(test)]
@@ -145,7 +141,7 @@ mod tests {
 
     #[test]
     fn bars_scale_to_the_largest_ratio_with_the_parity_line() {
-        let svg = ratio_chart(&[("train<".into(), 2.0), ("infer".into(), 0.5)]);
+        let svg = ratio_chart(&[("train<".into(), 2.0), ("infer".into(), 0.5)]).into_string();
         // Scale up to 2x: 2.0 fills the 420 px, 0.5 a quarter of it, 1x sits halfway.
         assert!(
             svg.contains("width=\"420.0\"") && svg.contains("width=\"105.0\""),
@@ -166,9 +162,43 @@ mod tests {
             name: "gemm".into(),
             description: "A 2048x2048 product".into(),
         }];
-        let html = body(results.as_object().unwrap(), "../", &workloads);
+        let html = body(results.as_object().unwrap(), "../", &workloads).into_string();
         assert!(html.contains("<td>A 2048x2048 product</td>"), "{html}");
         assert!(html.contains("<td class=\"num\">2.00x</td>"), "{html}");
         assert!(html.contains("torch 2.15") && html.contains("2.00x</text>"));
+    }
+
+    #[test]
+    fn workload_names_and_machine_strings_are_escaped() {
+        let hostile = r#"<script>alert(1)</script>"&'"#;
+        let escaped = "&lt;script&gt;alert(1)&lt;/script&gt;&quot;&amp;'";
+        let results = json!({"cpu": hostile, "ratio": hostile,
+            "rows": [{"workload": hostile, "ratio": 2.0}]});
+        let workloads = [BenchWorkload {
+            name: hostile.into(),
+            description: hostile.into(),
+        }];
+        let html = body(results.as_object().unwrap(), hostile, &workloads).into_string();
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(
+            html.contains(&format!("<p class=\"meta\">{escaped}</p>")),
+            "{html}"
+        );
+        assert!(
+            html.contains(&format!("text-anchor=\"end\">{escaped}</text>")),
+            "{html}"
+        );
+        assert!(
+            html.contains(&format!("<td>{escaped}</td><td>{escaped}</td>")),
+            "{html}"
+        );
+        assert!(
+            html.contains(&format!(" The ratio is {escaped}.</p>")),
+            "{html}"
+        );
+        assert!(
+            html.contains(&format!("href=\"{escaped}bench/results.json\"")),
+            "{html}"
+        );
     }
 }

@@ -2,7 +2,9 @@
 //! an example of the `petal` crate as it is (CI builds and runs every one, so a guide
 //! never shows code that does not compile), with what to read in it and how to run it.
 
-use crate::page::{escape, Page};
+use maud::{html, PreEscaped};
+
+use crate::page::Page;
 
 /// One guide: a page of the site around an example's source.
 pub struct Guide {
@@ -119,19 +121,16 @@ pub const GUIDES: [Guide; 4] = [
 impl Guide {
     /// The guide's page.
     pub fn render(&self) -> String {
-        let paragraphs =
-            |list: &[&str]| -> String { list.iter().map(|p| format!("<p>{p}</p>\n")).collect() };
-        let body = format!(
-            "{}<h2>Run it</h2>\n<pre><code>{}</code></pre>\n<h2>The code</h2>\n<p class=\"meta\"><code>{}</code>, as CI builds and runs it</p>\n<pre class=\"source\"><code>{}</code></pre>\n<h2>What to notice</h2>\n<ul>\n{}</ul>\n",
-            paragraphs(self.intro),
-            escape(self.command),
-            escape(self.file),
-            escape(self.source),
-            self.reading
-                .iter()
-                .map(|r| format!("<li>{r}</li>\n"))
-                .collect::<String>()
-        );
+        let body = html! {
+            @for p in self.intro { p { (PreEscaped(p)) } "\n" }
+            h2 { "Run it" } "\n"
+            pre { code { (self.command) } } "\n"
+            h2 { "The code" } "\n"
+            p.meta { code { (self.file) } ", as CI builds and runs it" } "\n"
+            pre.source { code { (self.source) } } "\n"
+            h2 { "What to notice" } "\n"
+            ul { "\n" @for r in self.reading { li { (PreEscaped(r)) } "\n" } } "\n"
+        };
         Page {
             title: self.title,
             root: "",
@@ -150,11 +149,12 @@ mod tests {
     fn each_guide_shows_its_example_escaped_and_how_to_run_it() {
         for guide in &GUIDES {
             let page = guide.render();
+            let escaped = |text: &str| html! { (text) }.into_string();
             assert!(page.contains(&format!(
                 "<pre><code>{}</code></pre>",
-                escape(guide.command)
+                escaped(guide.command)
             )));
-            assert!(page.contains(&escape(guide.source)), "{}", guide.slug);
+            assert!(page.contains(&escaped(guide.source)), "{}", guide.slug);
             assert!(
                 !guide.source.is_empty() && guide.source.contains("fn "),
                 "{}",

@@ -5,11 +5,12 @@
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::Context as _;
+use maud::{html, Markup, PreEscaped};
 
 use crate::bench::bench_page;
 use crate::guides::GUIDES;
 use crate::lessons::{how_to_read, Lesson};
-use crate::page::{escape, Page};
+use crate::page::Page;
 use crate::reports::{Figure, Report};
 use crate::tables::json_sections;
 use crate::{BenchWorkload, Experiment};
@@ -115,51 +116,51 @@ fn description(experiments: &[Experiment], slug: &str) -> String {
 }
 
 /// The `<img>` of a report's figure, linked from the site's root.
-fn figure_img(docs_from_out: &str, slug: &str, figure: &Figure) -> String {
-    format!(
-        "<img src=\"{}\" alt=\"{}\"{}>",
-        escape(&format!("{docs_from_out}{slug}/{}", figure.path)),
-        escape(&figure.caption),
-        if figure.small {
-            " class=\"pixels\""
-        } else {
-            ""
-        }
-    )
+fn figure_img(docs_from_out: &str, slug: &str, figure: &Figure) -> Markup {
+    html! {
+        img src={ (docs_from_out) (slug) "/" (figure.path) } alt=(figure.caption)
+            class=[figure.small.then_some("pixels")];
+    }
 }
 
 /// An experiment's card on the index: headline figure, status, best result, date and
 /// machine; a grey card with the command when it has not run.
-fn card(slug: &str, description: &str, report: Option<&Report>, docs_from_out: &str) -> String {
-    let description = escape(description);
+fn card(slug: &str, description: &str, report: Option<&Report>, docs_from_out: &str) -> Markup {
     let Some(r) = report else {
-        return format!(
-            "<div class=\"card missing\">\n<h2>{slug}</h2>\n<p>{description}</p>\n<p class=\"status missing\">not run yet</p>\n<p class=\"meta\"><code>cargo xtask repro {slug}</code></p>\n</div>\n"
-        );
+        return html! {
+            div.card.missing {
+                "\n" h2 { (slug) } "\n" p { (description) } "\n"
+                p.status.missing { "not run yet" } "\n"
+                p.meta { code { "cargo xtask repro " (slug) } } "\n"
+            }
+            "\n"
+        };
     };
-    let image = r.figures.first().map_or(String::new(), |f| {
-        format!(
-            "<div class=\"thumb\">{}</div>\n",
-            figure_img(docs_from_out, slug, f)
-        )
-    });
     let (class, status) = if r.quick() {
         ("quick", "quick smoke run")
     } else {
         ("done", "reproduced")
     };
-    let headline = r.best_test_accuracy().map_or(String::new(), |(name, a)| {
-        format!(
-            "<p class=\"headline\">best test accuracy <strong>{:.2}%</strong>: {}</p>\n",
-            100.0 * a,
-            escape(&name)
-        )
-    });
     let meta: Vec<String> = [r.date(), r.machine()].into_iter().flatten().collect();
-    format!(
-        "<a class=\"card\" href=\"{slug}.html\">\n{image}<h2>{slug}</h2>\n<p>{description}</p>\n<p class=\"status {class}\">{status}</p>\n{headline}<p class=\"meta\">{}</p>\n</a>\n",
-        escape(&meta.join(" · "))
-    )
+    html! {
+        a.card href={ (slug) ".html" } {
+            "\n"
+            @if let Some(f) = r.figures.first() {
+                div.thumb { (figure_img(docs_from_out, slug, f)) } "\n"
+            }
+            h2 { (slug) } "\n"
+            p { (description) } "\n"
+            p class={ "status " (class) } { (status) } "\n"
+            @if let Some((name, a)) = r.best_test_accuracy() {
+                p.headline {
+                    "best test accuracy " strong { (format!("{:.2}", 100.0 * a)) "%" } ": " (name)
+                }
+                "\n"
+            }
+            p.meta { (meta.join(" · ")) } "\n"
+        }
+        "\n"
+    }
 }
 
 fn index(
@@ -168,51 +169,49 @@ fn index(
     docs_from_out: &str,
     crates: &[String],
 ) -> String {
-    let cards: String = reports
-        .iter()
-        .map(|(slug, report)| {
-            let description = description(experiments, slug);
-            card(slug, &description, report.as_ref(), docs_from_out)
-        })
-        .collect();
-    let api: String = crates
-        .iter()
-        .map(|c| {
-            format!(
-                "<li><a href=\"api/{0}/index.html\"><code>{0}</code></a></li>\n",
-                c.replace('-', "_")
-            )
-        })
-        .collect();
-    let guides: String = GUIDES
-        .iter()
-        .map(|g| {
-            format!(
-                "<li><a href=\"{}.html\">{}</a></li>\n",
-                g.slug,
-                escape(g.title)
-            )
-        })
-        .collect();
-    let body = format!(
-        r#"<p class="lead">Petal reproduces the experiments of a lecture on convolutional neural networks in Rust. Each card is one
-<code>cargo xtask repro &lt;experiment&gt;</code> run: its tables, figures and the command that reproduces it.</p>
-<section class="cards">
-{cards}</section>
-<h2>Guides</h2>
-<ul>
-{guides}</ul>
-<h2>More</h2>
-<ul>
-<li><a href="explainer/index.html">CNN explainer</a>: the trained MNIST network computed in your browser, layer by layer.</li>
-<li><a href="bench.html">Benchmark</a>: Petal against PyTorch on the same machine.</li>
-</ul>
-<h2 id="api">API documentation</h2>
-<p><code>cargo xtask docs</code> builds it with <code>cargo doc --workspace --no-deps</code> into <code>api/</code> beside these pages (not committed):</p>
-<ul>
-{api}</ul>
-"#
-    );
+    let body = html! {
+        p.lead {
+            "Petal reproduces the experiments of a lecture on convolutional neural networks in Rust. Each card is one\n"
+            code { "cargo xtask repro <experiment>" }
+            " run: its tables, figures and the command that reproduces it."
+        }
+        "\n"
+        section.cards {
+            "\n"
+            @for (slug, report) in reports {
+                (card(slug, &description(experiments, slug), report.as_ref(), docs_from_out))
+            }
+        }
+        "\n"
+        h2 { "Guides" } "\n"
+        ul { "\n" @for g in &GUIDES { li { a href={ (g.slug) ".html" } { (g.title) } } "\n" } }
+        "\n"
+        h2 { "More" } "\n"
+        ul {
+            "\n"
+            li {
+                a href="explainer/index.html" { "CNN explainer" }
+                ": the trained MNIST network computed in your browser, layer by layer."
+            }
+            "\n"
+            li { a href="bench.html" { "Benchmark" } ": Petal against PyTorch on the same machine." } "\n"
+        }
+        "\n"
+        h2 id="api" { "API documentation" } "\n"
+        p {
+            code { "cargo xtask docs" } " builds it with " code { "cargo doc --workspace --no-deps" }
+            " into " code { "api/" } " beside these pages (not committed):"
+        }
+        "\n"
+        ul {
+            "\n"
+            @for c in crates {
+                @let name = c.replace('-', "_");
+                li { a href={ "api/" (name) "/index.html" } { code { (name) } } } "\n"
+            }
+        }
+        "\n"
+    };
     Page {
         title: "Experiments",
         root: "",
@@ -224,23 +223,20 @@ fn index(
 
 /// The lecture's claims for the experiment and, for each, what Petal measured with the
 /// verdict.
-fn lesson_section(report: &Report, others: &[&Report]) -> String {
+fn lesson_section(report: &Report, others: &[&Report]) -> Markup {
     let lessons = Lesson::of(&report.slug);
-    if lessons.is_empty() {
-        return String::new();
-    }
-    let mut html = String::from("<h2>What the lecture shows, and what Petal measured</h2>\n");
-    for lesson in &lessons {
-        html += &format!("<p class=\"claim\">{}</p>\n", escape(lesson.claim));
-        if let Some(finding) = lesson.finding(report, others) {
-            let (label, class) = finding.verdict.label();
-            html += &format!(
-                "<p class=\"finding\"><span class=\"verdict {class}\">{label}</span> {}</p>\n",
-                escape(&finding.measured)
-            );
+    html! {
+        @if !lessons.is_empty() {
+            h2 { "What the lecture shows, and what Petal measured" } "\n"
+            @for lesson in &lessons {
+                p.claim { (lesson.claim) } "\n"
+                @if let Some(finding) = lesson.finding(report, others) {
+                    @let (label, class) = finding.verdict.label();
+                    p.finding { span class={ "verdict " (class) } { (label) } " " (finding.measured) } "\n"
+                }
+            }
         }
     }
-    html
 }
 
 fn experiment_page(
@@ -250,30 +246,35 @@ fn experiment_page(
     others: &[&Report],
 ) -> String {
     let slug = &report.slug;
-    let mut body = format!("<p class=\"lead\">{}</p>\n", escape(description));
-    if report.quick() {
-        body += "<p class=\"status quick\">This report is a --quick smoke run, not the full experiment.</p>\n";
-    }
-    body += &lesson_section(report, others);
-    if !report.figures.is_empty() {
-        body += "<h2>Figures</h2>\n<div class=\"figures\">\n";
-        for f in &report.figures {
-            let note = how_to_read(&f.path).map_or(String::new(), |n| {
-                format!("<span class=\"look\">{}</span>", escape(n))
-            });
-            body += &format!(
-                "<figure>{}<figcaption>{}{note}</figcaption></figure>\n",
-                figure_img(docs_from_out, slug, f),
-                escape(&f.caption)
-            );
+    let body = html! {
+        p.lead { (description) } "\n"
+        @if report.quick() {
+            p.status.quick { "This report is a --quick smoke run, not the full experiment." } "\n"
         }
-        body += "</div>\n";
-    }
-    body += &json_sections(&report.metrics, &HEADER_FIELDS);
-    if let Some(summary) = report.text("summary") {
-        body += &format!("<h2>Model</h2>\n<pre>{}</pre>\n", escape(summary));
-    }
-    body += &reproduce_section(report);
+        (lesson_section(report, others))
+        @if !report.figures.is_empty() {
+            h2 { "Figures" } "\n"
+            div.figures {
+                "\n"
+                @for f in &report.figures {
+                    figure {
+                        (figure_img(docs_from_out, slug, f))
+                        figcaption {
+                            (f.caption)
+                            @if let Some(note) = how_to_read(&f.path) { span.look { (note) } }
+                        }
+                    }
+                    "\n"
+                }
+            }
+            "\n"
+        }
+        (json_sections(&report.metrics, &HEADER_FIELDS))
+        @if let Some(summary) = report.text("summary") {
+            h2 { "Model" } "\n" pre { (summary) } "\n"
+        }
+        (reproduce_section(report))
+    };
     Page {
         title: slug,
         root: "",
@@ -284,11 +285,7 @@ fn experiment_page(
 }
 
 /// The command that rewrites the report, how long its training took and where.
-fn reproduce_section(report: &Report) -> String {
-    let mut html = format!(
-        "<h2>Reproduce</h2>\n<pre><code>{}</code></pre>\n",
-        escape(&report.command())
-    );
+fn reproduce_section(report: &Report) -> Markup {
     let took = report.training_seconds().map(|s| match s {
         s if s < 90.0 => format!("{s:.0} s"),
         s => format!("{:.0} min", s / 60.0),
@@ -305,24 +302,26 @@ fn reproduce_section(report: &Report) -> String {
         Some(took) => format!("Its training took {took}"),
         None => "Run".to_string(),
     };
-    if took.is_some() || !machine.is_empty() || !date.is_empty() {
-        html += &format!(
-            "<p class=\"meta\">{}</p>\n",
-            escape(&format!("{what}{machine}{date}."))
-        );
+    html! {
+        h2 { "Reproduce" } "\n"
+        pre { code { (report.command()) } } "\n"
+        @if took.is_some() || !machine.is_empty() || !date.is_empty() {
+            p.meta { (what) (machine) (date) "." } "\n"
+        }
+        p {
+            "It rewrites " code { "docs/" (report.slug) "/" } "; then " code { "cargo xtask docs" }
+            " rebuilds these pages."
+        }
+        "\n"
     }
-    html += &format!(
-        "<p>It rewrites <code>docs/{}/</code>; then <code>cargo xtask docs</code> rebuilds these pages.</p>\n",
-        report.slug
-    );
-    html
 }
 
 fn explainer_page() -> String {
     Page {
         title: "CNN explainer",
         root: "../",
-        body: EXPLAINER_BODY.to_string(),
+        // The explainer's markup is an asset of this crate, not data.
+        body: PreEscaped(EXPLAINER_BODY.to_string()),
         scripts: &["model.js", "explainer.js"],
     }
     .render()
@@ -417,7 +416,7 @@ mod tests {
         assert!(index.contains(r#"href="api/petal_nn/index.html""#));
         let page = std::fs::read_to_string(out.join("mnist.html")).unwrap();
         assert!(page.contains("<pre><code>cargo xtask repro mnist</code></pre>"));
-        assert!(page.contains("<p class=\"lead\">The lecture&#39;s CNN on MNIST</p>"));
+        assert!(page.contains("<p class=\"lead\">The lecture's CNN on MNIST</p>"));
         assert!(page.contains("<th>Seed</th><td>42</td>"));
         // The lecture's claim, and the verdict computed from the run's 99%.
         assert!(page.contains("<h2>What the lecture shows, and what Petal measured</h2>"));
@@ -436,5 +435,74 @@ mod tests {
             .unwrap()
             .contains("No benchmark results yet"));
         assert!(out.join("explainer/explainer.js").is_file() && out.join("checks.js").is_file());
+    }
+
+    #[test]
+    fn report_strings_file_names_and_descriptions_are_escaped_on_every_page() {
+        let hostile = r#"<script>alert(1)</script>"&'"#;
+        let escaped = "&lt;script&gt;alert(1)&lt;/script&gt;&quot;&amp;'";
+        let root = tempfile::tempdir().unwrap();
+        let docs = root.path().join("docs");
+        let (slug, figure) = (r#"run<b>"&'"#, r#"fig<i>"&'.png"#);
+        std::fs::create_dir_all(docs.join(slug)).unwrap();
+        let metrics = serde_json::json!({"command": hostile, "cpu": hostile, "summary": hostile,
+            "figures": [{"path": figure, "caption": hostile}],
+            "runs": [{"name": hostile, "test_accuracy": 0.5}]});
+        std::fs::write(docs.join(slug).join("metrics.json"), metrics.to_string()).unwrap();
+        std::fs::write(docs.join(slug).join(figure), b"png").unwrap();
+        let out = docs.join("site");
+        let experiments = [Experiment {
+            slug: slug.into(),
+            description: hostile.into(),
+        }];
+        write_site(&docs, &out, &[], &experiments, &[]).unwrap();
+        let index = std::fs::read_to_string(out.join("index.html")).unwrap();
+        let page = std::fs::read_to_string(out.join(format!("{slug}.html"))).unwrap();
+        for html in [&index, &page] {
+            assert!(
+                !html.contains("<script>alert") && !html.contains("<b>") && !html.contains("<i>")
+            );
+        }
+        let slug_escaped = "run&lt;b&gt;&quot;&amp;'";
+        let src = format!("../{slug_escaped}/fig&lt;i&gt;&quot;&amp;'.png");
+        assert!(
+            index.contains(&format!(r#"<a class="card" href="{slug_escaped}.html">"#)),
+            "{index}"
+        );
+        assert!(
+            index.contains(&format!("<h2>{slug_escaped}</h2>\n<p>{escaped}</p>")),
+            "{index}"
+        );
+        assert!(
+            index.contains(&format!(r#"<img src="{src}" alt="{escaped}">"#)),
+            "{index}"
+        );
+        assert!(
+            index.contains(&format!("50.00%</strong>: {escaped}</p>")),
+            "{index}"
+        );
+        assert!(
+            index.contains(&format!("<p class=\"meta\">{escaped}</p>")),
+            "{index}"
+        );
+        assert!(page.contains(&format!("<h1>{slug_escaped}</h1>")), "{page}");
+        assert!(
+            page.contains(&format!("<p class=\"lead\">{escaped}</p>")),
+            "{page}"
+        );
+        assert!(
+            page.contains(&format!("<figcaption>{escaped}</figcaption>")),
+            "{page}"
+        );
+        assert!(page.contains(&format!("<td>{escaped}</td>")), "{page}");
+        assert!(page.contains(&format!("<pre>{escaped}</pre>")), "{page}");
+        assert!(
+            page.contains(&format!("<pre><code>cargo xtask {escaped}</code></pre>")),
+            "{page}"
+        );
+        assert!(
+            page.contains(&format!("<code>docs/{slug_escaped}/</code>")),
+            "{page}"
+        );
     }
 }

@@ -2,9 +2,8 @@
 //! column per field), numbers are rounded for reading, nested values are summarized, and
 //! a whole report becomes its settings, tables and matrices ([`json_sections`]).
 
+use maud::{html, Markup};
 use serde_json::{Map, Value};
-
-use super::page::escape;
 
 /// Known columns in reading order, with their names on the page: what a row is, how
 /// long it trained, how well it did (train, validation, test), what it cost, then its
@@ -60,7 +59,7 @@ fn rank(key: &str) -> (usize, &str) {
 
 /// A table of `rows` (JSON objects), the columns in a reading order (see [`COLUMNS`]). Nested objects contribute their scalar fields as
 /// `outer.inner` columns; columns that are empty in every row are left out.
-pub fn table(rows: &[Value]) -> String {
+pub fn table(rows: &[Value]) -> Markup {
     let flat: Vec<Vec<(String, &Value)>> = rows
         .iter()
         .filter_map(Value::as_object)
@@ -75,32 +74,31 @@ pub fn table(rows: &[Value]) -> String {
         }
     }
     columns.sort_by_key(|c| rank(c));
-    let head: String = columns
-        .iter()
-        .map(|c| format!("<th>{}</th>", escape(&label(c))))
-        .collect();
-    let body: String = flat
-        .iter()
-        .map(|row| {
-            let cells: String = columns
-                .iter()
-                .map(|c| {
-                    let value = row.iter().find(|(k, _)| k == c).map(|(_, v)| *v);
-                    let class = if value.is_some_and(Value::is_number) {
-                        " class=\"num\""
-                    } else {
-                        ""
-                    };
-                    format!(
-                        "<td{class}>{}</td>",
-                        value.map_or(String::new(), |v| cell(c, v))
-                    )
-                })
-                .collect();
-            format!("<tr>{cells}</tr>\n")
-        })
-        .collect();
-    format!("<div class=\"scroll\"><table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table></div>\n")
+    html! {
+        div.scroll {
+            table {
+                "\n"
+                thead { tr { @for c in &columns { th { (label(c)) } } } }
+                "\n"
+                tbody {
+                    "\n"
+                    @for row in &flat {
+                        tr {
+                            @for c in &columns {
+                                @let value = row.iter().find(|(k, _)| k == c).map(|(_, v)| *v);
+                                td class=[value.is_some_and(Value::is_number).then_some("num")] {
+                                    @if let Some(v) = value { (cell(c, v)) }
+                                }
+                            }
+                        }
+                        "\n"
+                    }
+                }
+                "\n"
+            }
+        }
+        "\n"
+    }
 }
 
 /// The scalar fields of `object`, and one level of nested objects' scalar fields.
@@ -135,30 +133,34 @@ pub fn is_list_of_objects(value: &Value) -> bool {
 
 /// A value for reading: accuracies as percentages, other fractions rounded, hashes
 /// shortened, lists joined.
-pub fn cell(key: &str, value: &Value) -> String {
+pub fn cell(key: &str, value: &Value) -> Markup {
     match value {
-        Value::Null => String::new(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => number(key, n.as_f64().unwrap_or(f64::NAN), n.is_f64()),
+        Value::Null => html! {},
+        Value::Bool(b) => html! { (b) },
+        Value::Number(n) => html! { (number(key, n.as_f64().unwrap_or(f64::NAN), n.is_f64())) },
         Value::String(s) if key.ends_with("sha256") && s.len() > 12 => {
-            format!("<code title=\"{}\">{}…</code>", escape(s), escape(&s[..12]))
+            html! { code title=(s) { (&s[..12]) "…" } }
         }
         // A path of the machine that wrote the report means nothing to a reader: its file name.
-        Value::String(s) if s.starts_with('/') => escape(s.rsplit('/').next().unwrap_or(s)),
-        Value::String(s) => escape(s),
-        Value::Array(items) => items
-            .iter()
-            .map(|v| match v {
-                Value::Array(_) | Value::Number(_) => cell(key, v),
-                _ => cell("", v),
-            })
-            .collect::<Vec<_>>()
-            .join(if items.iter().all(Value::is_array) {
+        Value::String(s) if s.starts_with('/') => html! { (s.rsplit('/').next().unwrap_or(s)) },
+        Value::String(s) => html! { (s) },
+        Value::Array(items) => {
+            let separator = if items.iter().all(Value::is_array) {
                 "; "
             } else {
                 ", "
-            }),
-        Value::Object(_) => escape(&value.to_string()),
+            };
+            html! {
+                @for (i, v) in items.iter().enumerate() {
+                    @if i > 0 { (separator) }
+                    @match v {
+                        Value::Array(_) | Value::Number(_) => (cell(key, v)),
+                        _ => (cell("", v)),
+                    }
+                }
+            }
+        }
+        Value::Object(_) => html! { (value.to_string()) },
     }
 }
 
@@ -184,30 +186,22 @@ pub fn grid_pair(pair: &Value) -> Option<(&str, Vec<Vec<f64>>)> {
 
 /// Each `[name, matrix]` pair as a small table of numbers with the name as caption,
 /// side by side.
-pub fn grids(value: &Value) -> String {
-    let tables: String = value
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(grid_pair)
-        .map(|(name, rows)| {
-            let body: String = rows
-                .iter()
-                .map(|row| {
-                    let cells: String = row
-                        .iter()
-                        .map(|x| format!("<td>{}</td>", number("", *x, x.fract() != 0.0)))
-                        .collect();
-                    format!("<tr>{cells}</tr>")
-                })
-                .collect();
-            format!(
-                "<table class=\"grid\"><caption>{}</caption>{body}</table>\n",
-                escape(&name.replace('_', " "))
-            )
-        })
-        .collect();
-    format!("<div class=\"grids\">\n{tables}</div>\n")
+pub fn grids(value: &Value) -> Markup {
+    html! {
+        div.grids {
+            "\n"
+            @for (name, rows) in value.as_array().into_iter().flatten().filter_map(grid_pair) {
+                table.grid {
+                    caption { (name.replace('_', " ")) }
+                    @for row in &rows {
+                        tr { @for x in row { td { (number("", *x, x.fract() != 0.0)) } } }
+                    }
+                }
+                "\n"
+            }
+        }
+        "\n"
+    }
 }
 
 fn number(key: &str, x: f64, float: bool) -> String {
@@ -233,45 +227,42 @@ fn number(key: &str, x: f64, float: bool) -> String {
 
 /// A JSON report's fields: scalars and short lists in a facts table, each list of
 /// objects as a table, anything deeper as collapsed JSON.
-pub fn json_sections(metrics: &Map<String, Value>, skip: &[&str]) -> String {
-    let mut facts = String::new();
-    let mut tables = String::new();
-    let mut raw = String::new();
+pub fn json_sections(metrics: &Map<String, Value>, skip: &[&str]) -> Markup {
+    let mut facts: Vec<(String, Markup)> = Vec::new();
+    let mut tables: Vec<(String, Markup)> = Vec::new();
+    let mut raw: Vec<(String, String)> = Vec::new();
     let shown = metrics
         .iter()
         .filter(|(k, v)| !skip.contains(&k.as_str()) && !is_empty(v));
     for (key, value) in shown {
-        let title = escape(&label(key));
+        let title = label(key);
         if is_grid_list(value) {
-            tables += &format!("<h2>{title}</h2>\n{}", grids(value));
+            tables.push((title, grids(value)));
         } else if is_list_of_objects(value) {
-            tables += &format!(
-                "<h2>{title}</h2>\n{}",
-                table(value.as_array().expect("a list"))
-            );
+            tables.push((title, table(value.as_array().expect("a list"))));
         } else if depth(value) > 2 {
-            raw += &format!(
-                "<details><summary>{title}</summary><pre>{}</pre></details>\n",
-                escape(&serde_json::to_string_pretty(value).unwrap_or_default())
-            );
+            let json = serde_json::to_string_pretty(value).unwrap_or_default();
+            raw.push((title, json));
         } else if let Value::Object(inner) = value {
             for (k, v) in inner.iter().filter(|(_, v)| !is_empty(v)) {
-                facts += &format!(
-                    "<tr><th>{title}: {}</th><td>{}</td></tr>\n",
-                    escape(&label(k)),
-                    cell(k, v)
-                );
+                facts.push((format!("{title}: {}", label(k)), cell(k, v)));
             }
         } else {
-            facts += &format!("<tr><th>{title}</th><td>{}</td></tr>\n", cell(key, value));
+            facts.push((title, cell(key, value)));
         }
     }
-    let facts = if facts.is_empty() {
-        facts
-    } else {
-        format!("<h2>Settings</h2>\n<table class=\"facts\">\n{facts}</table>\n")
-    };
-    format!("{facts}{tables}{raw}")
+    html! {
+        @if !facts.is_empty() {
+            h2 { "Settings" } "\n"
+            table.facts {
+                "\n"
+                @for (name, value) in &facts { tr { th { (name) } td { (value) } } "\n" }
+            }
+            "\n"
+        }
+        @for (title, html) in &tables { h2 { (title) } "\n" (html) }
+        @for (title, json) in &raw { details { summary { (title) } pre { (json) } } "\n" }
+    }
 }
 
 fn depth(value: &Value) -> usize {
@@ -294,7 +285,7 @@ mod tests {
                    "petal": {"median": 1130.04}, "weights_sha256": "0123456789abcdef"}),
             json!({"name": "b<", "test_accuracy": 0.5, "extra": 3}),
         ];
-        let html = table(&rows);
+        let html = table(&rows).into_string();
         assert!(html.contains("<th>Run</th><th>Test accuracy</th><th>Petal (median)</th><th>Weights SHA-256</th><th>Extra</th>"), "{html}");
         assert!(!html.contains("stop_reason") && !html.contains("history"));
         assert!(html.contains("<td class=\"num\">99.22%</td>"));
@@ -308,7 +299,7 @@ mod tests {
     fn matrices_become_tables_and_paths_their_file_names() {
         let maps = json!([["diagonal_stride2", [[3.0, -3.0], [-3.0, 0.5]]]]);
         assert!(is_grid_list(&maps) && !is_grid_list(&json!([["a", 1]])));
-        let html = grids(&maps);
+        let html = grids(&maps).into_string();
         assert!(
             html.contains("<caption>diagonal stride2</caption>"),
             "{html}"
@@ -318,7 +309,7 @@ mod tests {
             "{html}"
         );
         assert_eq!(
-            cell("image", &json!("/home/me/shared/images/chelsea.png")),
+            cell("image", &json!("/home/me/shared/images/chelsea.png")).into_string(),
             "chelsea.png"
         );
         assert_eq!(label("history.stop_reason"), "Stopped early because");
@@ -328,17 +319,63 @@ mod tests {
     #[test]
     fn lists_and_numbers_read_well() {
         assert_eq!(
-            cell("top5", &json!([["cat", 0.4242], ["dog", 0.01]])),
+            cell("top5", &json!([["cat", 0.4242], ["dog", 0.01]])).into_string(),
             "cat, 0.4242; dog, 0.01"
         );
-        assert_eq!(cell("split_sizes", &json!([494, 106])), "494, 106");
         assert_eq!(
-            cell("seed_test_accuracies", &json!([0.5, 0.25])),
+            cell("split_sizes", &json!([494, 106])).into_string(),
+            "494, 106"
+        );
+        assert_eq!(
+            cell("seed_test_accuracies", &json!([0.5, 0.25])).into_string(),
             "50.00%, 25.00%"
         );
-        assert_eq!(cell("loss", &json!(0.025)), "0.025");
-        assert_eq!(cell("seconds", &json!(48.6743)), "48.7");
-        assert_eq!(cell("images_per_second", &json!(10366.8)), "10367");
-        assert_eq!(cell("published_top1", &json!(0.751)), "0.751");
+        assert_eq!(cell("loss", &json!(0.025)).into_string(), "0.025");
+        assert_eq!(cell("seconds", &json!(48.6743)).into_string(), "48.7");
+        assert_eq!(
+            cell("images_per_second", &json!(10366.8)).into_string(),
+            "10367"
+        );
+        assert_eq!(cell("published_top1", &json!(0.751)).into_string(), "0.751");
+    }
+
+    #[test]
+    fn report_strings_are_escaped_everywhere_they_show() {
+        let hostile = r#"<script>alert(1)</script>"&'"#;
+        let escaped = "&lt;script&gt;alert(1)&lt;/script&gt;&quot;&amp;'";
+        let rows =
+            [json!({"name": hostile, hostile: 1, "weights_sha256": format!("{hostile}{hostile}")})];
+        let html = table(&rows).into_string();
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(html.contains(&format!("<td>{escaped}</td>")), "{html}");
+        assert!(html.contains(&format!("<th>{escaped}</th>")), "{html}");
+        assert!(
+            html.contains(&format!(
+                "<code title=\"{escaped}{escaped}\">&lt;script&gt;aler…</code>"
+            )),
+            "{html}"
+        );
+        let report = json!({hostile: hostile, "settings": {hostile: [hostile]}, "maps": [[hostile, [[1.0]]]],
+                            "deep": [[[hostile]]]});
+        let html = json_sections(report.as_object().expect("an object"), &[]).into_string();
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(
+            html.contains(&format!("<tr><th>{escaped}</th><td>{escaped}</td></tr>")),
+            "{html}"
+        );
+        assert!(
+            html.contains(&format!(
+                "<tr><th>Settings: {escaped}</th><td>{escaped}</td></tr>"
+            )),
+            "{html}"
+        );
+        assert!(
+            html.contains(&format!("<caption>{escaped}</caption>")),
+            "{html}"
+        );
+        assert!(
+            html.contains("<pre>[\n  [\n    [\n      &quot;&lt;script&gt;"),
+            "{html}"
+        );
     }
 }

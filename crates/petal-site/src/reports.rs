@@ -16,19 +16,31 @@ pub struct Figure {
     /// A raster image under 64 pixels a side (a feature map), shown enlarged with sharp
     /// pixels.
     pub small: bool,
+    /// An image more than [`WIDE_RATIO`] times as wide as high (small multiples, photo
+    /// rows), shown across the whole page.
+    pub wide: bool,
+    /// The same figure as SVG (`curves.svg` beside `curves.png`), linked from its
+    /// caption rather than shown twice.
+    pub vector: Option<String>,
 }
+
+/// Images wider than this many times their height span the page.
+const WIDE_RATIO: f64 = 2.2;
 
 /// Raster images with both sides below this are enlarged pixel by pixel.
 const SMALL_SIDE: u32 = 64;
 
 impl Figure {
     fn new(dir: &Path, path: &str, caption: &str) -> Self {
-        let small = image::image_dimensions(dir.join(path))
-            .is_ok_and(|(w, h)| w < SMALL_SIDE && h < SMALL_SIDE);
+        let size = image::image_dimensions(dir.join(path)).ok();
+        let small = size.is_some_and(|(w, h)| w < SMALL_SIDE && h < SMALL_SIDE);
+        let wide = size.is_some_and(|(w, h)| f64::from(w) > WIDE_RATIO * f64::from(h));
         Self {
             path: path.to_string(),
             caption: caption.to_string(),
             small,
+            wide,
+            vector: None,
         }
     }
 }
@@ -231,7 +243,34 @@ fn figures(
         .collect();
     others.sort();
     figures.extend(others.iter().map(|name| Figure::new(dir, name, name)));
-    Ok(figures)
+    Ok(pair_vector_twins(figures))
+}
+
+/// Folds each `x.svg` whose `x.png` is also listed into that figure's
+/// [`Figure::vector`].
+fn pair_vector_twins(figures: Vec<Figure>) -> Vec<Figure> {
+    let raster_of = |svg: &str| svg.strip_suffix(".svg").map(|stem| format!("{stem}.png"));
+    let twins: Vec<(String, String)> = figures
+        .iter()
+        .filter_map(|f| {
+            let png = raster_of(&f.path)?;
+            figures
+                .iter()
+                .any(|g| g.path == png)
+                .then(|| (png, f.path.clone()))
+        })
+        .collect();
+    figures
+        .into_iter()
+        .filter(|f| !twins.iter().any(|(_, svg)| *svg == f.path))
+        .map(|mut f| {
+            f.vector = twins
+                .iter()
+                .find(|(png, _)| *png == f.path)
+                .map(|(_, svg)| svg.clone());
+            f
+        })
+        .collect()
 }
 
 /// `YYYY-MM-DD HH:MM UTC` for seconds since 1970 (the proleptic Gregorian calendar).
@@ -298,6 +337,37 @@ mod tests {
         assert!(report.quick());
         assert_eq!(report.machine().unwrap(), "CPU, 2 threads");
         assert_eq!(report.best_test_accuracy(), Some(("b".to_string(), 0.75)));
+    }
+
+    /// `curves.svg` beside `curves.png` becomes the PNG figure's link; a lone SVG stays a
+    /// figure; a strip three times as wide as high spans the page.
+    #[test]
+    fn svg_twins_fold_into_their_png_and_wide_strips_are_marked() {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = r#"{"figures": ["curves.png", "curves.svg", "alone.svg", "strip.png"]}"#;
+        write(dir.path(), "metrics.json", metrics.as_bytes());
+        for name in ["curves.svg", "alone.svg"] {
+            write(dir.path(), name, b"<svg/>");
+        }
+        for (name, width) in [("curves.png", 40), ("strip.png", 90)] {
+            image::GrayImage::new(width, 30)
+                .save_with_format(dir.path().join(name), image::ImageFormat::Png)
+                .unwrap();
+        }
+        let report = Report::read(dir.path()).unwrap().unwrap();
+        let shown: Vec<(&str, Option<&str>, bool)> = report
+            .figures
+            .iter()
+            .map(|f| (f.path.as_str(), f.vector.as_deref(), f.wide))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("curves.png", Some("curves.svg"), false),
+                ("alone.svg", None, false),
+                ("strip.png", None, true)
+            ]
+        );
     }
 
     #[test]

@@ -257,10 +257,13 @@ fn experiment_page(
             div.figures {
                 "\n"
                 @for f in &report.figures {
-                    figure {
+                    figure class=[f.wide.then_some("wide")] {
                         (figure_img(docs_from_out, slug, f))
                         figcaption {
                             (f.caption)
+                            @if let Some(svg) = &f.vector {
+                                " (" a href={ (docs_from_out) (slug) "/" (svg) } { "SVG" } ")"
+                            }
                             @if let Some(note) = how_to_read(&f.path) { span.look { (note) } }
                         }
                     }

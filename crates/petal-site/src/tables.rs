@@ -138,8 +138,9 @@ pub fn cell(key: &str, value: &Value) -> Markup {
         Value::Null => html! {},
         Value::Bool(b) => html! { (b) },
         Value::Number(n) => html! { (number(key, n.as_f64().unwrap_or(f64::NAN), n.is_f64())) },
-        Value::String(s) if key.ends_with("sha256") && s.len() > 12 => {
-            html! { code title=(s) { (&s[..12]) "…" } }
+        Value::String(s) if key.ends_with("sha256") && s.chars().count() > 12 => {
+            let start: String = s.chars().take(12).collect();
+            html! { code title=(s) { (start) "…" } }
         }
         // A path of the machine that wrote the report means nothing to a reader: its file name.
         Value::String(s) if s.starts_with('/') => html! { (s.rsplit('/').next().unwrap_or(s)) },

@@ -139,8 +139,9 @@ fn the_mnist_cnn_runs_in_tract_as_in_petal() {
     check_all_options(&model, &batch_of_two(&[28, 28, 1]));
 }
 
-#[test]
-fn a_bipyramidal_cnn_with_batch_norms_and_dropout_runs_in_tract() {
+/// A bipyramidal CNN on 16x16 RGB with batch norms (statistics away from the identity)
+/// and dropout.
+fn with_batch_norms_and_dropout() -> Model {
     let config = BipyramidalConfig {
         batch_norm: true,
         block_dropout: Some(0.25),
@@ -150,7 +151,12 @@ fn a_bipyramidal_cnn_with_batch_norms_and_dropout_runs_in_tract() {
     };
     let mut model = bipyramidal(&config, 5).unwrap();
     randomize_batch_norms(&mut model);
-    check_all_options(&model, &batch_of_two(&[16, 16, 3]));
+    model
+}
+
+#[test]
+fn a_bipyramidal_cnn_with_batch_norms_and_dropout_runs_in_tract() {
+    check_all_options(&with_batch_norms_and_dropout(), &batch_of_two(&[16, 16, 3]));
 }
 
 /// Gives every batch norm's statistics and scale values away from the identity.
@@ -562,15 +568,7 @@ fn round_trip_error(model: &Model, x: &Tensor, options: &ExportOptions) -> f32 {
 #[test]
 fn exported_models_import_back_into_petal_unchanged() {
     let mnist = bipyramidal(&BipyramidalConfig::mnist(), 3).unwrap();
-    let config = BipyramidalConfig {
-        batch_norm: true,
-        block_dropout: Some(0.25),
-        head_dropout: Some(0.5),
-        input_shape: [16, 16, 3],
-        ..BipyramidalConfig::mnist()
-    };
-    let mut with_batch_norm = bipyramidal(&config, 5).unwrap();
-    randomize_batch_norms(&mut with_batch_norm);
+    let with_batch_norm = with_batch_norms_and_dropout();
     let mut models = vec![
         ("mnist", mnist, batch_of_two(&[28, 28, 1])),
         ("batch norm", with_batch_norm, batch_of_two(&[16, 16, 3])),

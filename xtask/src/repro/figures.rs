@@ -98,6 +98,22 @@ impl Figures {
         Ok(())
     }
 
+    /// `tiles` in rows of eight, each at least `min_tile_side` pixels, as the PNG `file`.
+    pub fn tile_grid(
+        &mut self,
+        file: &str,
+        caption: impl Into<String>,
+        tiles: &[Tile],
+        min_tile_side: u32,
+    ) -> anyhow::Result<()> {
+        let options = GridOptions {
+            columns: 8,
+            min_tile_side,
+            ..GridOptions::default()
+        };
+        self.png(file, caption, &image_grid(tiles, &options)?)
+    }
+
     /// Loss and accuracy per epoch, train and val, of every run with a history: for one
     /// run both charts side by side as `curves.png` (and `curves.svg`); for several, one
     /// small chart per run on a shared scale, accuracy in `curves.png` (and `.svg`) and
@@ -246,21 +262,14 @@ impl Figures {
             }
         }
         if !tiles.is_empty() {
-            let grid = image_grid(
-                &tiles,
-                &GridOptions {
-                    columns: 8,
-                    min_tile_side: 96,
-                    ..GridOptions::default()
-                },
-            )?;
-            self.png(
+            self.tile_grid(
                 "confused_pairs.png",
                 format!(
                     "The {} class pairs mixed up most on the test photos: a photo of the true class taken for the other, then a photo of the other",
                     pairs.len()
                 ),
-                &grid,
+                &tiles,
+                96,
             )?;
         }
         Ok(pairs
@@ -302,21 +311,14 @@ impl Figures {
                 Ok(Tile::new(sample_image(data, i)?, caption))
             })
             .collect::<anyhow::Result<Vec<Tile>>>()?;
-        let grid = image_grid(
-            &tiles,
-            &GridOptions {
-                columns: 8,
-                min_tile_side: 84,
-                ..GridOptions::default()
-            },
-        )?;
-        self.png(
+        self.tile_grid(
             "misclassified.png",
             format!(
                 "The first {} misclassified test samples, predicted vs true class",
                 wrong.len()
             ),
-            &grid,
+            &tiles,
+            84,
         )
     }
 }

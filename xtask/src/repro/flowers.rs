@@ -326,18 +326,11 @@ fn sample_grid(
             ))
         })
         .collect::<anyhow::Result<Vec<Tile>>>()?;
-    let grid = image_grid(
-        &tiles,
-        &GridOptions {
-            columns: 8,
-            min_tile_side: 96,
-            ..GridOptions::default()
-        },
-    )?;
-    figures.png(
+    figures.tile_grid(
         "samples.png",
         "Training photos with their class names",
-        &grid,
+        &tiles,
+        96,
     )
 }
 

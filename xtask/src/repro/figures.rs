@@ -247,13 +247,14 @@ impl Figures {
             let example = first(&|i| labels[i] == other && predicted[i] == other)
                 .or_else(|| first(&|i| labels[i] == other));
             let captions = [
-                format!("{}\ntaken for", short(names[actual])),
                 format!(
-                    "{}\n{} of {}",
-                    short(names[other]),
+                    "{} ({} of {})\ntaken for {}",
+                    short(names[actual]),
                     pair.count,
-                    actual_count(labels, actual)
+                    actual_count(labels, actual),
+                    short(names[other])
                 ),
+                format!("a real {}", short(names[other])),
             ];
             for (index, caption) in [mistaken, example].into_iter().zip(captions) {
                 if let Some(i) = index {

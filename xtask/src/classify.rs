@@ -127,7 +127,7 @@ pub fn run(options: &ClassifyOptions) -> anyhow::Result<()> {
             "--weights does not apply to an ONNX model: {} holds its own",
             onnx.display()
         );
-        load_onnx_classifier(onnx, &weights_folder(), preprocessing)?
+        load_onnx_classifier(onnx, &weights_folder())?
     } else {
         load_classifier(
             weights_named(&options.model)?,

@@ -31,7 +31,8 @@ pub struct ExportOnnxArgs {
     /// Take NHWC images (Petal's layout) instead of NCHW (PyTorch's).
     #[arg(long)]
     pub nhwc: bool,
-    /// Fold each batch norm into the convolution before it.
+    /// Fold each batch norm (and activation) into the convolution before it, as
+    /// `Model::fold_for_inference` does.
     #[arg(long)]
     pub fold_bn: bool,
     /// The ONNX operator set (13 to 21).
@@ -41,8 +42,17 @@ pub struct ExportOnnxArgs {
     pub output: PathBuf,
 }
 
-/// The model `args` name, with its weights.
+/// The model `args` name, with its weights, folded for inference with `--fold-bn`.
 pub fn load(args: &ExportOnnxArgs) -> anyhow::Result<Model> {
+    let model = load_unfolded(args)?;
+    Ok(match args.fold_bn {
+        true => model.fold_for_inference(),
+        false => model,
+    })
+}
+
+/// The model `args` name, with its weights.
+fn load_unfolded(args: &ExportOnnxArgs) -> anyhow::Result<Model> {
     if args.arch == MNIST_CNN {
         let path = args
             .weights
@@ -77,7 +87,6 @@ pub fn export(args: &ExportOnnxArgs, model: &Model) -> anyhow::Result<()> {
         } else {
             InputLayout::Nchw
         },
-        fold_batch_norm: args.fold_bn,
         opset: args.opset,
     };
     model.export_onnx(&args.output, &options)?;

@@ -299,8 +299,7 @@ impl<D: Dataset> BatchLoader<D> {
         let order = self.epoch_order(epoch);
         (first..self.batches_per_epoch()).map(move |b| {
             let start = b * self.batch_size;
-            let end = (start + self.batch_size).min(order.len());
-            let global = &order[start..end];
+            let global = &order[start..start + self.global_batch_len(b)];
             let part = match self.shard {
                 Some(Shard { rank, world_size }) => {
                     &global[shard_range(global.len(), rank, world_size)]

@@ -8,12 +8,10 @@ use petal_data::download::DatasetProgress;
 use petal_zoo::pretrained::{
     Classifier, Preprocessing, PretrainedWeights, WeightsFolder, WeightsFormat,
 };
-use petal_zoo::Options;
 
 use crate::load::is_checkpoint;
 use crate::onnx::{import_onnx, ImportOptions};
-use crate::pth::ReadOptions;
-use crate::{convert_to_safetensors, load_pth, ConvertOptions, Converted, InteropError};
+use crate::{convert_to_safetensors, load_arch, ConvertOptions, Converted, InteropError};
 
 /// Fetches `entries` into the weights cache (`<cache_root>/weights/`) as
 /// [`WeightsFolder::fetch`] does, then converts each published `.pth` to the
@@ -87,16 +85,19 @@ pub fn load_classifier(
             if !entry.verify_published(path)? {
                 return Err(entry.wrong_weights(path).into());
             }
-            let mut model = entry.arch.build(&Options::default())?;
-            load_pth(&mut model, entry.arch, path, &ReadOptions::default())?;
-            Ok(Classifier::new(entry, model, folder)?)
+            Ok(Classifier::new(
+                entry,
+                load_arch(entry.arch, path)?,
+                folder,
+            )?)
         }
         _ => Ok(Classifier::load(entry, folder, weights)?),
     }
 }
 
 /// A classifier of the ONNX model at `path` ([`import_onnx`]) for 224x224 RGB photos
-/// prepared with `preprocessing` (torchvision's ImageNet transform when `None`); a file
+/// prepared with torchvision's ImageNet transform (another one through
+/// [`Classifier::with_preprocessing`]); a file
 /// that leaves the image size dynamic is imported at 224x224. A 1000-class output is
 /// named with the catalog's ImageNet class names from `folder`, any other `class 0`,
 /// `class 1`, ... (`cargo xtask classify --model model.onnx`).
@@ -106,14 +107,13 @@ pub fn load_classifier(
 /// use petal_interop::load_onnx_classifier;
 /// use petal_zoo::pretrained::WeightsFolder;
 /// let folder = WeightsFolder::from_env(DataConfig::from_env("datasets/cache"));
-/// let classifier = load_onnx_classifier("mobilenet_v2.onnx".as_ref(), &folder, None)?;
+/// let classifier = load_onnx_classifier("mobilenet_v2.onnx".as_ref(), &folder)?;
 /// let (_, top5) = classifier.classify("coffee.png".as_ref(), 5)?;
 /// # Ok::<(), petal_interop::InteropError>(())
 /// ```
 pub fn load_onnx_classifier(
     path: &Path,
     folder: &WeightsFolder,
-    preprocessing: Option<Preprocessing>,
 ) -> Result<Classifier, InteropError> {
     let options = ImportOptions {
         input_size: Some([224, 224]),
@@ -135,6 +135,9 @@ pub fn load_onnx_classifier(
             .map(|class| format!("class {class}"))
             .collect(),
     };
-    let preprocessing = preprocessing.unwrap_or(Preprocessing::IMAGENET);
-    Ok(Classifier::from_model(model, names, preprocessing))
+    Ok(Classifier::from_model(
+        model,
+        names,
+        Preprocessing::IMAGENET,
+    ))
 }

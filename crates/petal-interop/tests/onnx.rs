@@ -4,7 +4,9 @@
 //! reproduce PyTorch's outputs and train further; broken and unsupported files fail
 //! with one error naming the file and every problem.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::time::Instant;
 
 use petal_data::download::DataConfig;
@@ -22,39 +24,20 @@ use petal_tensor::Tensor;
 use petal_zoo::pretrained::{Preprocessing, WeightsFolder};
 use prost::Message;
 
-/// `../shared/fixtures/zoo/<name>` beside the project, or `None` (with a note).
-fn shared(name: &str) -> Option<PathBuf> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures/zoo")
-        .join(name);
-    if path.exists() {
-        Some(path)
-    } else {
-        println!("skipped: {} is absent", path.display());
-        None
-    }
-}
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
+use common::{local_fixture, shared, zoo_fixture};
 
 /// max |petal - torch| / max |torch| of `model` on the io file's input.
 fn relative_error(model: &Model, io: &Path, input: &str, output: &str) -> f32 {
     let io = read_tensors(io).unwrap();
-    let torch = &io[output];
-    let largest = torch.as_slice().iter().fold(0f32, |m, v| m.max(v.abs()));
     let got = model.predict(&io[input]).unwrap();
-    got.max_abs_diff(torch).unwrap() / largest
+    got.max_relative_diff(&io[output]).unwrap()
 }
 
 #[test]
 fn mobilenet_v2_from_onnx_reproduces_pytorch() {
     let (Some(onnx), Some(io)) = (
-        shared("mobilenet_v2.onnx"),
-        shared("mobilenet_v2.io.safetensors"),
+        zoo_fixture("mobilenet_v2.onnx"),
+        zoo_fixture("mobilenet_v2.io.safetensors"),
     ) else {
         return;
     };
@@ -73,9 +56,17 @@ fn mobilenet_v2_from_onnx_reproduces_pytorch() {
     // torch's exporter folded the batch norms into the convolutions: every value of the
     // file's initializers is a trainable parameter, and nothing else is.
     let file = ModelProto::decode(std::fs::read(&onnx).unwrap().as_slice()).unwrap();
-    let initialized: i64 = file
-        .graph
-        .unwrap()
+    assert!(file
+        .opset_import
+        .iter()
+        .any(|o| o.domain.is_empty() && o.version >= 13));
+    // Encoding the decoded messages again gives a file that decodes to the same messages.
+    let again = ModelProto::decode(file.encode_to_vec().as_slice()).unwrap();
+    assert_eq!(again, file);
+    let graph = file.graph.unwrap();
+    let convs = graph.node.iter().filter(|n| n.op_type == "Conv").count();
+    assert_eq!(convs, 52, "MobileNetV2 has 52 convolutions");
+    let initialized: i64 = graph
         .initializer
         .iter()
         .map(|t| t.dims.iter().product::<i64>())
@@ -99,8 +90,8 @@ fn mobilenet_v2_from_onnx_reproduces_pytorch() {
 #[test]
 fn an_onnx_imagenet_model_classifies_photos_with_the_catalog_names() {
     let (Some(onnx), Some(_)) = (
-        shared("mobilenet_v2.onnx"),
-        shared("../../weights/imagenet_classes.txt"),
+        zoo_fixture("mobilenet_v2.onnx"),
+        shared("weights/imagenet_classes.txt"),
     ) else {
         return;
     };
@@ -110,7 +101,7 @@ fn an_onnx_imagenet_model_classifies_photos_with_the_catalog_names() {
         folder: shared_root.join("weights"),
         data: DataConfig::new(cache.path()),
     };
-    let classifier = load_onnx_classifier(&onnx, &folder, None).unwrap();
+    let classifier = load_onnx_classifier(&onnx, &folder).unwrap();
     assert!(classifier.entry.is_none());
     assert_eq!(classifier.preprocessing, Preprocessing::IMAGENET);
     assert_eq!(classifier.names.len(), 1000);
@@ -120,8 +111,8 @@ fn an_onnx_imagenet_model_classifies_photos_with_the_catalog_names() {
     assert_eq!(logits.shape(), &[1, 1000]);
     assert_eq!(top.len(), 3);
     // A model of another input size is refused, naming the file.
-    let tiny = fixture("tiny_cnn.onnx");
-    let message = load_onnx_classifier(&tiny, &folder, None)
+    let tiny = local_fixture("tiny_cnn.onnx");
+    let message = load_onnx_classifier(&tiny, &folder)
         .err()
         .unwrap()
         .to_string();
@@ -133,7 +124,7 @@ fn an_onnx_imagenet_model_classifies_photos_with_the_catalog_names() {
 
 #[test]
 fn a_small_cnn_of_every_mapped_operator_reproduces_pytorch() {
-    let imported = import_onnx(&fixture("tiny_cnn.onnx"), &ImportOptions::default()).unwrap();
+    let imported = import_onnx(&local_fixture("tiny_cnn.onnx"), &ImportOptions::default()).unwrap();
     let model = &imported.model;
     assert_eq!(model.input_shape(), &[12, 12, 3]);
     assert_eq!(model.output_shape(), &[5]);
@@ -166,7 +157,7 @@ fn a_small_cnn_of_every_mapped_operator_reproduces_pytorch() {
     assert_eq!(model.layer_params("MatMul").unwrap().len(), 2);
     let error = relative_error(
         model,
-        &fixture("tiny_cnn.io.safetensors"),
+        &local_fixture("tiny_cnn.io.safetensors"),
         "input_nhwc",
         "output",
     );
@@ -211,7 +202,7 @@ fn values(model: &Model, layer: &str) -> Vec<Vec<f32>> {
 
 #[test]
 fn an_imported_model_trains_and_takes_a_new_head() {
-    let mut model = import_onnx(&fixture("tiny_cnn.onnx"), &ImportOptions::default())
+    let mut model = import_onnx(&local_fixture("tiny_cnn.onnx"), &ImportOptions::default())
         .unwrap()
         .model;
     let x = Tensor::from_vec(
@@ -314,7 +305,6 @@ fn value_info(name: &str, dims: &[i64]) -> ValueInfoProto {
                 }),
             }),
         }),
-        ..ValueInfoProto::default()
     }
 }
 
@@ -445,7 +435,7 @@ fn every_node_problem_is_reported_at_once() {
 fn garbage_truncated_and_empty_files_are_refused() {
     let message = import_error("garbage.onnx", b"\x89PNG\r\n\x1a\n not a model at all");
     assert!(message.contains("not an ONNX"), "{message}");
-    let whole = std::fs::read(fixture("tiny_cnn.onnx")).unwrap();
+    let whole = std::fs::read(local_fixture("tiny_cnn.onnx")).unwrap();
     let message = import_error("truncated.onnx", &whole[..whole.len() / 2]);
     assert!(message.contains("truncated file"), "{message}");
     let message = import_error("empty.onnx", b"");

@@ -1,16 +1,19 @@
 //! Petal models exported to ONNX and run by an independent runtime (tract): the outputs
 //! equal Petal's own within 1e-4 of the largest, for batches of two (the batch axis is
-//! dynamic), with NCHW and NHWC inputs, batch norms kept and folded.
+//! dynamic), with NCHW and NHWC inputs, batch norms kept and folded
+//! ([`Model::fold_for_inference`](petal_nn::Model::fold_for_inference)).
 //!
 //! The torchvision fixtures and EfficientNet-Lite0's weights live in `../shared` beside
 //! the project (`PETAL_WEIGHTS` for the weights); a test whose file is absent prints a
 //! note and passes.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use petal_interop::onnx::proto::ModelProto;
 use petal_interop::onnx::{ExportError, ExportOnnx, ExportOptions, InputLayout};
-use petal_interop::InteropError;
+use petal_interop::{load_arch, InteropError};
 use petal_nn::layers::{
     Activation, ActivationConfig, AddConfig, BatchNormConfig, ConcatConfig, Conv2dConfig,
     DenseConfig, DepthwiseConv2dConfig, DropoutConfig, FlattenConfig, GlobalAvgPoolConfig,
@@ -18,28 +21,13 @@ use petal_nn::layers::{
 };
 use petal_nn::weights::read_tensors;
 use petal_nn::{Context, Graph, Layer, LayerConfig, Model, ParamStore, Var};
+use petal_tensor::shape_ops::permute;
 use petal_tensor::{Padding, Tensor};
-use petal_zoo::{bipyramidal, load_pretrained, Arch, BipyramidalConfig, Options};
+use petal_zoo::{bipyramidal, Arch, BipyramidalConfig, Options};
 use prost::Message;
+
+use common::{present, zoo_fixture};
 use tract_onnx::prelude::{tvec, Framework, InferenceModelExt, IntoRunnable};
-
-/// A file beside the project, or `None` (with a note) when absent.
-fn shared(path: PathBuf) -> Option<PathBuf> {
-    if path.exists() {
-        Some(path)
-    } else {
-        println!("skipped: {} is absent", path.display());
-        None
-    }
-}
-
-fn fixture(name: &str) -> Option<PathBuf> {
-    shared(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/fixtures/zoo")
-            .join(name),
-    )
-}
 
 /// Deterministic inputs in [-1, 1) of shape `(2, *sample)`.
 fn batch_of_two(sample: &[usize]) -> Tensor {
@@ -53,21 +41,7 @@ fn batch_of_two(sample: &[usize]) -> Tensor {
 
 /// `x` (NHWC) as NCHW.
 fn nchw(x: &Tensor) -> Tensor {
-    let &[n, h, w, c] = x.shape() else {
-        panic!("NHWC images")
-    };
-    let v = x.as_slice();
-    let mut out = vec![0.0; v.len()];
-    for b in 0..n {
-        for y in 0..h {
-            for i in 0..w {
-                for k in 0..c {
-                    out[((b * c + k) * h + y) * w + i] = v[((b * h + y) * w + i) * c + k];
-                }
-            }
-        }
-    }
-    Tensor::from_vec(&[n, c, h, w], out).unwrap()
+    permute(x, &[0, 3, 1, 2]).unwrap()
 }
 
 /// Runs the ONNX file at `path` in tract on `x`; returns the output's shape and values.
@@ -101,29 +75,35 @@ fn exported_error(model: &Model, x: &Tensor, options: &ExportOptions) -> f32 {
         (y, _) => y,
     };
     assert_eq!(shape, expected.shape(), "output shape");
-    let largest = expected.as_slice().iter().fold(0f32, |m, v| m.max(v.abs()));
-    let diff = values
-        .iter()
-        .zip(expected.as_slice())
-        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-    println!("{options:?}: max |tract - petal| = {diff:e}, largest |petal| {largest}");
-    assert!(largest > 0.0, "outputs are all zero: nothing is compared");
-    diff / largest
+    let error = Tensor::from_vec(&shape, values)
+        .unwrap()
+        .max_relative_diff(&expected)
+        .expect("outputs are all zero: nothing is compared");
+    println!("{options:?}: max |tract - petal| / max |petal| = {error:e}");
+    error
 }
 
-fn options(layout: InputLayout, fold_batch_norm: bool) -> ExportOptions {
+fn options(layout: InputLayout) -> ExportOptions {
     ExportOptions {
         layout,
-        fold_batch_norm,
         ..ExportOptions::default()
     }
 }
 
-/// Every combination of layout and folding agrees with Petal.
-fn check_all_options(model: &Model, x: &Tensor) {
-    for layout in [InputLayout::Nchw, InputLayout::Nhwc] {
-        for fold in [false, true] {
-            let error = exported_error(model, x, &options(layout, fold));
+/// `model`, with its batch norms folded into its convolutions when `fold`.
+fn folded(model: Model, fold: bool) -> Model {
+    match fold {
+        true => model.fold_for_inference(),
+        false => model,
+    }
+}
+
+/// Every combination of layout and folding of the model `build` makes agrees with Petal.
+fn check_all_options(build: &dyn Fn() -> Model, x: &Tensor) {
+    for fold in [false, true] {
+        let model = folded(build(), fold);
+        for layout in [InputLayout::Nchw, InputLayout::Nhwc] {
+            let error = exported_error(&model, x, &options(layout));
             assert!(
                 error <= 1e-4,
                 "{layout:?}, fold {fold}: relative error {error}"
@@ -135,7 +115,7 @@ fn check_all_options(model: &Model, x: &Tensor) {
 #[test]
 fn the_mnist_cnn_runs_in_tract_as_in_petal() {
     // 7x7x64 maps flattened into the dense head: the head's rows are reordered for NCHW.
-    let model = bipyramidal(&BipyramidalConfig::mnist(), 3).unwrap();
+    let model = || bipyramidal(&BipyramidalConfig::mnist(), 3).unwrap();
     check_all_options(&model, &batch_of_two(&[28, 28, 1]));
 }
 
@@ -156,7 +136,7 @@ fn with_batch_norms_and_dropout() -> Model {
 
 #[test]
 fn a_bipyramidal_cnn_with_batch_norms_and_dropout_runs_in_tract() {
-    check_all_options(&with_batch_norms_and_dropout(), &batch_of_two(&[16, 16, 3]));
+    check_all_options(&with_batch_norms_and_dropout, &batch_of_two(&[16, 16, 3]));
 }
 
 /// Gives every batch norm's statistics and scale values away from the identity.
@@ -285,9 +265,9 @@ fn every_layer() -> Model {
 
 #[test]
 fn every_built_in_layer_runs_in_tract_as_in_petal() {
-    let model = every_layer();
     let x = batch_of_two(&[9, 10, 4]);
-    check_all_options(&model, &x);
+    check_all_options(&every_layer, &x);
+    let model = every_layer();
     for opset in [13, 21] {
         let options = ExportOptions {
             opset,
@@ -316,20 +296,25 @@ fn every_built_in_layer_runs_in_tract_as_in_petal() {
 
 #[test]
 fn a_model_returning_feature_maps_returns_them_in_the_input_layout() {
-    let base = Options {
-        include_top: false,
-        input_shape: [32, 32, 3],
-        ..Options::default()
+    let mobilenet = || {
+        let base = Options {
+            include_top: false,
+            input_shape: [32, 32, 3],
+            ..Options::default()
+        };
+        let mut model = Arch::MobileNetV2.build(&base).unwrap();
+        randomize_batch_norms(&mut model);
+        model
     };
-    let mut model = Arch::MobileNetV2.build(&base).unwrap();
-    randomize_batch_norms(&mut model);
-    assert_eq!(model.output_shape(), &[1, 1, 1280]);
-    let mut g = Graph::new(1);
-    let x = g.input(&[6, 5, 3]);
-    let y = g.call(&Conv2dConfig::new(4, 3), &[x]).unwrap();
-    let small = g.build(y).unwrap();
-    for model in [&model, &small] {
-        check_all_options(model, &batch_of_two(model.input_shape()));
+    assert_eq!(mobilenet().output_shape(), &[1, 1, 1280]);
+    let small = || {
+        let mut g = Graph::new(1);
+        let x = g.input(&[6, 5, 3]);
+        let y = g.call(&Conv2dConfig::new(4, 3), &[x]).unwrap();
+        g.build(y).unwrap()
+    };
+    for build in [&mobilenet as &dyn Fn() -> Model, &small] {
+        check_all_options(build, &batch_of_two(build().input_shape()));
     }
 }
 
@@ -379,7 +364,7 @@ fn the_file_has_a_named_input_a_dynamic_batch_and_the_opset_asked_for() {
     ] {
         let options = ExportOptions {
             opset: 13,
-            ..options(layout, false)
+            ..options(layout)
         };
         let folder = tempfile::tempdir().unwrap();
         let path = folder.path().join("mnist.onnx");
@@ -489,11 +474,9 @@ fn a_custom_layer_or_a_bad_opset_fails_naming_it_and_writes_nothing() {
 
 /// A torchvision fixture's architecture with its weights, and its input batch (NHWC).
 fn torchvision_fixture(arch: Arch, name: &str) -> Option<(Model, Tensor)> {
-    let weights = fixture(&format!("{name}.safetensors"))?;
-    let io = read_tensors(&fixture(&format!("{name}.io.safetensors"))?).unwrap();
-    let mut model = arch.build(&Options::default()).unwrap();
-    load_pretrained(&mut model, arch, &weights).unwrap();
-    Some((model, io["input_nhwc"].clone()))
+    let weights = zoo_fixture(&format!("{name}.safetensors"))?;
+    let io = read_tensors(&zoo_fixture(&format!("{name}.io.safetensors"))?).unwrap();
+    Some((load_arch(arch, &weights).unwrap(), io["input_nhwc"].clone()))
 }
 
 /// torchvision's ResNet18 and MobileNetV2 (the shared fixtures), each in both layouts,
@@ -504,15 +487,19 @@ fn torchvision_models_run_in_tract_as_in_petal() {
         (Arch::ResNet18, "resnet18", false),
         (Arch::MobileNetV2, "mobilenet_v2", true),
     ] {
-        let Some((model, x)) = torchvision_fixture(arch, name) else {
-            return;
-        };
-        for options in [
-            options(InputLayout::Nchw, fold_nchw),
-            options(InputLayout::Nhwc, !fold_nchw),
+        for (layout, fold) in [
+            (InputLayout::Nchw, fold_nchw),
+            (InputLayout::Nhwc, !fold_nchw),
         ] {
-            let error = exported_error(&model, &x, &options);
-            assert!(error <= 1e-4, "{name} {options:?}: relative error {error}");
+            let Some((model, x)) = torchvision_fixture(arch, name) else {
+                return;
+            };
+            let options = options(layout);
+            let error = exported_error(&folded(model, fold), &x, &options);
+            assert!(
+                error <= 1e-4,
+                "{name} {options:?}, fold {fold}: relative error {error}"
+            );
         }
     }
 }
@@ -522,18 +509,18 @@ fn efficientnet_lite0_runs_in_tract_as_in_petal() {
     let folder = std::env::var_os("PETAL_WEIGHTS")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/weights"));
-    let Some(weights) = shared(folder.join("efficientnet_lite0.safetensors")) else {
+    let Some(weights) = present(folder.join("efficientnet_lite0.safetensors")) else {
         return;
     };
-    let mut model = Arch::EfficientNetLite0.build(&Options::default()).unwrap();
-    load_pretrained(&mut model, Arch::EfficientNetLite0, &weights).unwrap();
     let x = batch_of_two(&[224, 224, 3]);
-    for options in [
-        options(InputLayout::Nchw, false),
-        options(InputLayout::Nhwc, true),
-    ] {
-        let error = exported_error(&model, &x, &options);
-        assert!(error <= 1e-4, "{options:?}: relative error {error}");
+    for (layout, fold) in [(InputLayout::Nchw, false), (InputLayout::Nhwc, true)] {
+        let model = load_arch(Arch::EfficientNetLite0, &weights).unwrap();
+        let options = options(layout);
+        let error = exported_error(&folded(model, fold), &x, &options);
+        assert!(
+            error <= 1e-4,
+            "{options:?}, fold {fold}: relative error {error}"
+        );
     }
 }
 
@@ -551,14 +538,9 @@ fn round_trip_error(model: &Model, x: &Tensor, options: &ExportOptions) -> f32 {
         imported.model.predict(x).unwrap(),
     );
     assert_eq!(actual.shape(), expected.shape());
-    let largest = expected.as_slice().iter().fold(0f32, |m, v| m.max(v.abs()));
-    let diff = actual
-        .as_slice()
-        .iter()
-        .zip(expected.as_slice())
-        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-    assert!(largest > 0.0, "outputs are all zero: nothing is compared");
-    diff / largest
+    actual
+        .max_relative_diff(&expected)
+        .expect("outputs are all zero: nothing is compared")
 }
 
 /// Petal's export read back by Petal's import computes what the original did (the MNIST
@@ -567,24 +549,30 @@ fn round_trip_error(model: &Model, x: &Tensor, options: &ExportOptions) -> f32 {
 /// and weight convention.
 #[test]
 fn exported_models_import_back_into_petal_unchanged() {
-    let mnist = bipyramidal(&BipyramidalConfig::mnist(), 3).unwrap();
-    let with_batch_norm = with_batch_norms_and_dropout();
+    type Build = Box<dyn Fn() -> Model>;
+    let mnist: Build = Box::new(|| bipyramidal(&BipyramidalConfig::mnist(), 3).unwrap());
     let mut models = vec![
         ("mnist", mnist, batch_of_two(&[28, 28, 1])),
-        ("batch norm", with_batch_norm, batch_of_two(&[16, 16, 3])),
+        (
+            "batch norm",
+            Box::new(with_batch_norms_and_dropout),
+            batch_of_two(&[16, 16, 3]),
+        ),
     ];
     for (arch, name) in [
         (Arch::ResNet18, "resnet18"),
         (Arch::MobileNetV2, "mobilenet_v2"),
     ] {
-        if let Some((model, x)) = torchvision_fixture(arch, name) {
-            models.push((name, model, x));
+        if let Some((_, x)) = torchvision_fixture(arch, name) {
+            let build: Build = Box::new(move || torchvision_fixture(arch, name).unwrap().0);
+            models.push((name, build, x));
         }
     }
-    for (name, model, x) in &models {
-        for layout in [InputLayout::Nchw, InputLayout::Nhwc] {
-            for fold in [false, true] {
-                let error = round_trip_error(model, x, &options(layout, fold));
+    for (name, build, x) in &models {
+        for fold in [false, true] {
+            let model = folded(build(), fold);
+            for layout in [InputLayout::Nchw, InputLayout::Nhwc] {
+                let error = round_trip_error(&model, x, &options(layout));
                 println!("{name} {layout:?} fold {fold}: relative error {error:e}");
                 assert!(
                     error <= 1e-5,

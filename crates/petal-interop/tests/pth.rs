@@ -2,20 +2,18 @@
 //! values written there, and every bad file is an error naming the file and the
 //! problem, never a panic.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 
 use petal_interop::pth::{read_state_dict, ReadOptions, StateDict};
 use petal_interop::{convert_to_safetensors, ConvertOptions, Dtype};
 use petal_nn::weights::read_tensors;
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
+use common::local_fixture;
 
 fn read(name: &str) -> StateDict {
-    read_state_dict(&fixture(name), &ReadOptions::default()).unwrap()
+    read_state_dict(&local_fixture(name), &ReadOptions::default()).unwrap()
 }
 
 /// The error message of reading `path`, which must name it.
@@ -73,7 +71,7 @@ fn views_of_one_shared_storage_are_gathered() {
 
 #[test]
 fn nested_checkpoints_open_by_key_and_lose_their_prefix() {
-    let path = fixture("nested.pth");
+    let path = local_fixture("nested.pth");
     let options = ReadOptions {
         key: Some("state_dict"),
         strip_prefix: Some("module."),
@@ -110,7 +108,7 @@ fn a_pickle_calling_os_system_is_refused_and_runs_nothing() {
     // The path the fixture's payload would `touch`.
     let marker = Path::new("/tmp/petal_interop_pickle_marker");
     let _ = std::fs::remove_file(marker);
-    let message = error_of(&fixture("malicious.pth"), &ReadOptions::default());
+    let message = error_of(&local_fixture("malicious.pth"), &ReadOptions::default());
     assert!(
         message.contains("refusing pickle global posix.system in conv.weight"),
         "{message}"
@@ -120,12 +118,12 @@ fn a_pickle_calling_os_system_is_refused_and_runs_nothing() {
 
 #[test]
 fn bad_files_are_errors_naming_the_file_and_the_problem() {
-    let short = error_of(&fixture("short_storage.pth"), &ReadOptions::default());
+    let short = error_of(&local_fixture("short_storage.pth"), &ReadOptions::default());
     assert!(
         short.contains("tensor weight (shape [2, 4], offset 0, stride [4, 1]) reaches past its storage 0, which holds 5 elements"),
         "{short}"
     );
-    let opcode = error_of(&fixture("bad_opcode.pth"), &ReadOptions::default());
+    let opcode = error_of(&local_fixture("bad_opcode.pth"), &ReadOptions::default());
     assert!(
         opcode.contains("unsupported pickle opcode 0x69 (INST) (pickle byte 2)"),
         "{opcode}"
@@ -137,7 +135,7 @@ fn bad_files_are_errors_naming_the_file_and_the_problem() {
         std::fs::write(&path, bytes).unwrap();
         path
     };
-    let zip = std::fs::read(fixture("views.pth")).unwrap();
+    let zip = std::fs::read(local_fixture("views.pth")).unwrap();
     let truncated = write("truncated.pth", &zip[..zip.len() / 2]);
     let message = error_of(&truncated, &ReadOptions::default());
     assert!(
@@ -151,7 +149,7 @@ fn bad_files_are_errors_naming_the_file_and_the_problem() {
     let empty = write("empty.pth", b"");
     assert!(error_of(&empty, &ReadOptions::default()).contains("wrong magic"));
 
-    let legacy = std::fs::read(fixture("legacy.pth")).unwrap();
+    let legacy = std::fs::read(local_fixture("legacy.pth")).unwrap();
     for cut in [legacy.len() - 10, legacy.len() / 2, 30, 3] {
         let path = write("cut.pth", &legacy[..cut]);
         let message = error_of(&path, &ReadOptions::default());
@@ -175,7 +173,7 @@ fn convert_keeps_the_sources_names_and_values_as_f32() {
         },
         ..ConvertOptions::default()
     };
-    let written = convert_to_safetensors(&fixture("nested.pth"), &output, &options).unwrap();
+    let written = convert_to_safetensors(&local_fixture("nested.pth"), &output, &options).unwrap();
     assert_eq!(written.tensors, 2);
     assert_eq!(
         written.bytes as u64,
@@ -187,7 +185,12 @@ fn convert_keeps_the_sources_names_and_values_as_f32() {
 
     // Every dtype arrives as f32, integers included.
     let legacy = folder.path().join("legacy.safetensors");
-    convert_to_safetensors(&fixture("legacy.pth"), &legacy, &ConvertOptions::default()).unwrap();
+    convert_to_safetensors(
+        &local_fixture("legacy.pth"),
+        &legacy,
+        &ConvertOptions::default(),
+    )
+    .unwrap();
     assert_eq!(
         read_tensors(&legacy).unwrap()["bn.num_batches_tracked"].to_vec(),
         [7.0]
@@ -195,6 +198,6 @@ fn convert_keeps_the_sources_names_and_values_as_f32() {
 
     // A failed conversion writes nothing.
     let refused = folder.path().join("refused.safetensors");
-    assert!(convert_to_safetensors(&fixture("malicious.pth"), &refused, &options).is_err());
+    assert!(convert_to_safetensors(&local_fixture("malicious.pth"), &refused, &options).is_err());
     assert!(!refused.exists());
 }

@@ -5,7 +5,7 @@
 //! verifies, converts once and classifies as `cargo xtask classify` does.
 //! Without `../shared` the tests print a note and pass.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use petal_data::download::DataConfig;
 use petal_interop::pth::{read_state_dict, ReadOptions};
@@ -18,36 +18,24 @@ use petal_zoo::pretrained::{Preprocessing, PretrainedWeights, WeightsFolder, Wei
 use petal_zoo::{Arch, Options};
 use sha2::{Digest, Sha256};
 
+mod common;
 #[path = "../../petal-data/tests/common/server.rs"]
 mod server;
 
-/// `../shared/fixtures/zoo/<name>` beside the project, or `None` (with a note).
-fn shared(name: &str) -> Option<PathBuf> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures/zoo")
-        .join(name);
-    if path.exists() {
-        Some(path)
-    } else {
-        println!("skipped: {} is absent", path.display());
-        None
-    }
-}
+use common::zoo_fixture;
 
 /// max |petal - torch| / max |torch| of the model's logits on the fixture's input.
 fn logits_error(model: &Model) -> Option<f32> {
-    let io = read_tensors(&shared("mobilenet_v2.io.safetensors")?).unwrap();
-    let torch = &io["logits"];
-    let largest = torch.as_slice().iter().fold(0f32, |m, v| m.max(v.abs()));
+    let io = read_tensors(&zoo_fixture("mobilenet_v2.io.safetensors")?).unwrap();
     let logits = model.predict(&io["input_nhwc"]).unwrap();
-    Some(logits.max_abs_diff(torch).unwrap() / largest)
+    logits.max_relative_diff(&io["logits"])
 }
 
 #[test]
 fn every_tensor_equals_the_safetensors_fixture_bit_for_bit() {
     let (Some(pth), Some(reference)) = (
-        shared("mobilenet_v2.pth"),
-        shared("mobilenet_v2.safetensors"),
+        zoo_fixture("mobilenet_v2.pth"),
+        zoo_fixture("mobilenet_v2.safetensors"),
     ) else {
         return;
     };
@@ -70,7 +58,7 @@ fn every_tensor_equals_the_safetensors_fixture_bit_for_bit() {
 
 #[test]
 fn mobilenet_v2_from_pth_matches_torchvision() {
-    let Some(pth) = shared("mobilenet_v2.pth") else {
+    let Some(pth) = zoo_fixture("mobilenet_v2.pth") else {
         return;
     };
     let mut model = Arch::MobileNetV2.build(&Options::default()).unwrap();
@@ -168,7 +156,7 @@ fn listing(folder: &Path) -> Vec<String> {
 
 #[test]
 fn a_torchvision_checkpoint_downloads_resumes_converts_once_and_classifies() {
-    let Some(pth) = shared("mobilenet_v2.pth") else {
+    let Some(pth) = zoo_fixture("mobilenet_v2.pth") else {
         return;
     };
     let published = std::fs::read(&pth).unwrap();
@@ -220,7 +208,7 @@ fn a_torchvision_checkpoint_downloads_resumes_converts_once_and_classifies() {
     }
 
     // The same tensors converted without the checkpoint's record are not taken for it.
-    let Some(plain) = shared("mobilenet_v2.safetensors") else {
+    let Some(plain) = zoo_fixture("mobilenet_v2.safetensors") else {
         return;
     };
     let message = load_classifier(entry, &folder, Some(&plain))

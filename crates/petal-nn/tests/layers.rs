@@ -598,6 +598,36 @@ fn folding_batch_norms_and_activations_keeps_the_outputs() {
 }
 
 #[test]
+fn a_batch_norm_and_activation_after_a_separable_convolution_fold_into_it() {
+    let model = Sequential::new(&[7, 7, 3], 4)
+        .add(SeparableConv2dConfig {
+            use_bias: false,
+            ..SeparableConv2dConfig::new(5, 3)
+        })
+        .unwrap()
+        .add(BatchNormConfig::default())
+        .unwrap()
+        .add(ActivationConfig::new(Activation::Relu6))
+        .unwrap()
+        .add(FlattenConfig::default())
+        .unwrap()
+        .build()
+        .unwrap();
+    let model = with_random_statistics(model, 5);
+    let input = batch(&[2, 7, 7, 3], 6);
+    let expected = model.predict(&input).unwrap();
+    let folded = model.fold_for_inference();
+    let kinds: Vec<LayerKind> = folded.summary().rows.iter().map(|r| r.kind).collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == LayerKind::Folded).count(),
+        2,
+        "{kinds:?}"
+    );
+    let got = folded.predict(&input).unwrap();
+    assert!(got.max_abs_diff(&expected).unwrap() < 1e-4);
+}
+
+#[test]
 fn forward_observed_sees_every_layer_output_in_call_order() {
     let model = Sequential::new(&[2, 2, 1], 3)
         .add(FlattenConfig::default())

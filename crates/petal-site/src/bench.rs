@@ -138,6 +138,7 @@ pub fn ratio_chart(ratios: &[(String, f64)]) -> Markup {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::page::{ESCAPED, HOSTILE};
 
     #[test]
     fn bars_scale_to_the_largest_ratio_with_the_parity_line() {
@@ -170,8 +171,7 @@ mod tests {
 
     #[test]
     fn workload_names_and_machine_strings_are_escaped() {
-        let hostile = r#"<script>alert(1)</script>"&'"#;
-        let escaped = "&lt;script&gt;alert(1)&lt;/script&gt;&quot;&amp;'";
+        let (hostile, escaped) = (HOSTILE, ESCAPED);
         let results = json!({"cpu": hostile, "ratio": hostile,
             "rows": [{"workload": hostile, "ratio": 2.0}]});
         let workloads = [BenchWorkload {

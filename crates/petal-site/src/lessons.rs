@@ -2,7 +2,7 @@
 //! lecture's claim in our own words, a finding computed from the report's figures (never
 //! a fixed sentence), and what to look at in each kind of figure.
 
-use crate::reports::Report;
+use crate::reports::{highest, Report};
 use crate::tables::{capitalize, grid_pair};
 
 /// How a measurement stands against the lecture's claim.
@@ -222,35 +222,40 @@ fn mnist(report: &Report, _: &[&Report]) -> Option<Finding> {
     })
 }
 
-/// The spread between seeds: the largest `test_accuracy_std` of the rows `compared`
-/// keeps, when they were run over several seeds.
-fn seed_spread(report: &Report, compared: impl Fn(&str) -> bool) -> Option<f64> {
-    let spreads: Vec<f64> = report
-        .column("test_accuracy_std")
-        .into_iter()
+/// The spread between seeds: the largest of the `test_accuracy_std` column `stds` in
+/// the rows `compared` keeps, when they were run over several seeds.
+fn seed_spread(stds: &[(String, f64)], compared: impl Fn(&str) -> bool) -> Option<f64> {
+    let spreads: Vec<f64> = stds
+        .iter()
         .filter(|(name, _)| compared(name))
-        .map(|(_, s)| s)
+        .map(|(_, s)| *s)
         .collect();
     (!spreads.is_empty()).then(|| spreads.iter().copied().fold(0.0, f64::max))
 }
 
 /// How a difference between two rows' mean test accuracies stands against the seed
-/// spread: differences smaller than the spread are not claimed.
+/// spread: differences smaller than the spread are not claimed, and beyond it only a
+/// gain of at least the lesson's tolerance is.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Difference {
     /// Within the spread (the spread given): no row is claimed better.
     WithinSpread(f64),
-    /// Larger than the spread.
-    Beyond,
+    /// Larger than the spread, and a gain of at least the tolerance.
+    Gain,
+    /// Larger than the spread, but a loss or a gain under the tolerance.
+    NoGain,
     /// One seed per row: no spread to judge by.
     OneSeed,
 }
 
 impl Difference {
-    fn of(difference: f64, spread: Option<f64>) -> Self {
+    /// `difference` (the compared row's accuracy minus the reference's) against the seed
+    /// `spread` (none with one seed), gains under `tolerance` not counting as gains.
+    fn of(difference: f64, spread: Option<f64>, tolerance: f64) -> Self {
         match spread {
             Some(spread) if difference.abs() <= spread => Difference::WithinSpread(spread),
-            Some(_) => Difference::Beyond,
+            Some(_) if difference >= tolerance => Difference::Gain,
+            Some(_) => Difference::NoGain,
             None => Difference::OneSeed,
         }
     }
@@ -260,9 +265,10 @@ fn points(x: f64) -> String {
     format!("{:.2} points", 100.0 * x)
 }
 
-/// A row's mean test accuracy, with its spread over seeds when it has one.
-fn with_spread(report: &Report, row: &str, mean: f64) -> String {
-    match named(&report.column("test_accuracy_std"), row) {
+/// A row's mean test accuracy, with its spread over seeds when the `test_accuracy_std`
+/// column `stds` has one.
+fn with_spread(stds: &[(String, f64)], row: &str, mean: f64) -> String {
+    match named(stds, row) {
         Some((_, std)) => format!("{} ± {:.2}", percent(mean), 100.0 * std),
         None => percent(mean),
     }
@@ -289,7 +295,9 @@ fn regularization(report: &Report, _: &[&Report]) -> Option<Finding> {
         },
         points(gain.abs())
     );
-    let (measured, verdict) = match Difference::of(gain, seed_spread(report, |_| true)) {
+    // A gain beyond the seed spread but under one point is no gain.
+    let stds = report.column("test_accuracy_std");
+    let (measured, verdict) = match Difference::of(gain, seed_spread(&stds, |_| true), 0.01) {
         Difference::WithinSpread(spread) => (
             format!(
                 "{measured} That is within the spread between seeds ({}), so no technique is claimed better than another.",
@@ -297,11 +305,11 @@ fn regularization(report: &Report, _: &[&Report]) -> Option<Finding> {
             ),
             Verdict::Agrees,
         ),
-        Difference::Beyond if gain < 0.01 => (
+        Difference::NoGain => (
             format!("{measured} Larger than the seed spread, but still under one point: a slight help."),
             Verdict::Agrees,
         ),
-        Difference::Beyond => (measured, Verdict::Disagrees),
+        Difference::Gain => (measured, Verdict::Disagrees),
         Difference::OneSeed => (
             format!(
                 "{measured} These come from one seed, whose run-to-run spread is of the same size, so the ranking is not claimed."
@@ -310,11 +318,6 @@ fn regularization(report: &Report, _: &[&Report]) -> Option<Finding> {
         ),
     };
     Some(Finding { measured, verdict })
-}
-
-/// The row with the largest value (the first of equals).
-fn highest(values: &[(String, f64)]) -> Option<&(String, f64)> {
-    values.iter().rev().max_by(|a, b| a.1.total_cmp(&b.1))
 }
 
 fn named<'a>(values: &'a [(String, f64)], prefix: &str) -> Option<&'a (String, f64)> {
@@ -332,12 +335,13 @@ fn flowers3(report: &Report, _: &[&Report]) -> Option<Finding> {
         .filter_map(|row| row.get("seed_test_accuracies")?.as_array().map(Vec::len))
         .max()
         .map_or(String::new(), |n| format!(" (mean ± std over {n} seeds)"));
+    let stds = report.column("test_accuracy_std");
     let gap = |row: &str, test: f64| named(&train, row).map(|(_, t)| t - test);
     let mut measured = format!(
         "Test accuracy{seeds}: {} without regularization, {} with augmentation and dropout, {} with batch norm added.",
-        with_spread(report, "(a)", *plain),
-        with_spread(report, "(b)", *regularized),
-        with_spread(report, "(c)", *with_bn)
+        with_spread(&stds, "(a)", *plain),
+        with_spread(&stds, "(b)", *regularized),
+        with_spread(&stds, "(c)", *with_bn)
     );
     if let (Some(a), Some(b)) = (gap("(a)", *plain), gap("(b)", *regularized)) {
         measured += &format!(
@@ -349,10 +353,10 @@ fn flowers3(report: &Report, _: &[&Report]) -> Option<Finding> {
     // Batch norm "did not improve": no gain beyond the seed spread (with one seed: beyond
     // one test photo in a hundred).
     let change = with_bn - regularized;
-    let spread = seed_spread(report, |row| {
+    let spread = seed_spread(&stds, |row| {
         row.starts_with("(b)") || row.starts_with("(c)")
     });
-    let (sentence, verdict) = match Difference::of(change, spread) {
+    let (sentence, verdict) = match Difference::of(change, spread, 0.0) {
         Difference::WithinSpread(spread) => (
             format!(
                 "Batch norm changes the test accuracy by {}, within the spread between seeds ({}): no improvement is claimed.",
@@ -361,20 +365,19 @@ fn flowers3(report: &Report, _: &[&Report]) -> Option<Finding> {
             ),
             Verdict::Agrees,
         ),
-        Difference::Beyond if change < 0.0 => (
+        Difference::NoGain => (
             format!("Batch norm lowers the test accuracy by {}, more than the seed spread.", points(-change)),
             Verdict::Agrees,
         ),
-        Difference::Beyond => (
+        Difference::Gain => (
             format!("Batch norm raises the test accuracy by {}, more than the seed spread.", points(change)),
             Verdict::Disagrees,
         ),
         Difference::OneSeed => (
             "These come from one seed each, so the batch-norm row is only judged against one test photo in a hundred.".to_string(),
-            if change <= 0.01 {
-                Verdict::Agrees
-            } else {
-                Verdict::Disagrees
+            match Difference::of(change, Some(ONE_PHOTO_IN_100), 0.0) {
+                Difference::Gain => Verdict::Disagrees,
+                _ => Verdict::Agrees,
             },
         ),
     };
@@ -396,11 +399,15 @@ fn time_to_fit(report: &Report, row: &str) -> Option<(usize, f64)> {
     Some((epoch + 1, seconds.iter().take(epoch + 1).sum()))
 }
 
+/// The spread a one-seed difference is judged against: one test photo in a hundred.
+const ONE_PHOTO_IN_100: f64 = 0.01;
+
 fn cnn_vs_mlp(report: &Report, _: &[&Report]) -> Option<Finding> {
     let test = report.column("test_accuracy");
     let (mlp_name, mlp_test) = named(&test, "MLP")?;
     let (cnn_name, cnn_test) = named(&test, "(a)")?;
-    let reached = |row: &str, name: &str| match time_to_fit(report, row) {
+    let (mlp_fit, cnn_fit) = (time_to_fit(report, mlp_name), time_to_fit(report, cnn_name));
+    let reached = |fit: Option<(usize, f64)>, name: &str| match fit {
         Some((epoch, seconds)) => {
             format!("{name} after {epoch} epochs ({seconds:.0} s)")
         }
@@ -409,21 +416,22 @@ fn cnn_vs_mlp(report: &Report, _: &[&Report]) -> Option<Finding> {
     let mut measured = format!(
         "Training accuracy reached {:.0}%: {}, {}.",
         100.0 * FIT_THRESHOLD,
-        reached(mlp_name, "the MLP"),
-        reached(cnn_name, "the CNN (a)")
+        reached(mlp_fit, "the MLP"),
+        reached(cnn_fit, "the CNN (a)")
     );
     let difference = cnn_test - mlp_test;
-    let spread = seed_spread(report, |row| row == mlp_name || row == cnn_name);
+    let stds = report.column("test_accuracy_std");
+    let spread = seed_spread(&stds, |row| row == mlp_name || row == cnn_name);
     measured += &format!(
         " On test photos the CNN reached {}, the MLP {}{}.",
-        with_spread(report, cnn_name, *cnn_test),
-        with_spread(report, mlp_name, *mlp_test),
-        match Difference::of(difference, spread) {
+        with_spread(&stds, cnn_name, *cnn_test),
+        with_spread(&stds, mlp_name, *mlp_test),
+        match Difference::of(difference, spread, 0.0) {
             Difference::WithinSpread(_) => ": a difference within the seed spread, not claimed",
             _ => "",
         }
     );
-    let verdict = match (time_to_fit(report, mlp_name), time_to_fit(report, cnn_name)) {
+    let verdict = match (mlp_fit, cnn_fit) {
         (Some((_, mlp)), Some((_, cnn))) if mlp < cnn => Verdict::Agrees,
         (Some(_), None) => Verdict::Agrees,
         (None, None) => Verdict::NotClaimed,
@@ -621,14 +629,25 @@ mod tests {
         assert_eq!(without_scratch.verdict, Verdict::NotClaimed);
     }
 
+    /// A flowers3 report: (a) plain at 93% on test, (b) regularized at 98%, (c) with
+    /// batch norm at `with_bn`; with `std`, every row has that spread over 3 seeds.
+    fn flowers3_report(with_bn: f64, std: Option<f64>) -> Value {
+        let mut runs = json!([
+            {"name": "(a) plain", "train_accuracy": 1.0, "test_accuracy": 0.93},
+            {"name": "(b) regularized", "train_accuracy": 0.97, "test_accuracy": 0.98},
+            {"name": "(c) (b) + batch norm", "train_accuracy": 0.99, "test_accuracy": with_bn}]);
+        if let Some(std) = std {
+            for row in runs.as_array_mut().unwrap() {
+                row["test_accuracy_std"] = json!(std);
+            }
+            runs[0]["seed_test_accuracies"] = json!([0.92, 0.93, 0.94]);
+        }
+        json!({ "runs": runs })
+    }
+
     #[test]
     fn flowers_from_scratch_verdicts_follow_the_gaps() {
-        let flowers3 = |with_bn: f64| {
-            json!({"runs": [
-                {"name": "(a) plain", "train_accuracy": 1.0, "test_accuracy": 0.93},
-                {"name": "(b) regularized", "train_accuracy": 0.97, "test_accuracy": 0.98},
-                {"name": "(c) (b) + batch norm", "train_accuracy": 0.99, "test_accuracy": with_bn}]})
-        };
+        let flowers3 = |with_bn: f64| flowers3_report(with_bn, None);
         let no_gain = judge("flowers3", flowers3(0.975));
         assert_eq!(no_gain.verdict, Verdict::Agrees);
         assert!(
@@ -654,13 +673,7 @@ mod tests {
 
     #[test]
     fn batch_norm_is_judged_against_the_seed_spread() {
-        let flowers3 = |with_bn: f64, std: f64| {
-            json!({"runs": [
-                {"name": "(a) plain", "train_accuracy": 1.0, "test_accuracy": 0.93, "test_accuracy_std": std,
-                 "seed_test_accuracies": [0.92, 0.93, 0.94]},
-                {"name": "(b) regularized", "train_accuracy": 0.97, "test_accuracy": 0.98, "test_accuracy_std": std},
-                {"name": "(c) (b) + batch norm", "train_accuracy": 0.99, "test_accuracy": with_bn, "test_accuracy_std": std}]})
-        };
+        let flowers3 = |with_bn: f64, std: f64| flowers3_report(with_bn, Some(std));
         // +1.5 points, inside a 2-point spread: not an improvement.
         let within = judge("flowers3", flowers3(0.995, 0.02));
         assert_eq!(within.verdict, Verdict::Agrees);

@@ -70,6 +70,14 @@ impl Page<'_> {
     }
 }
 
+/// A report string that would break the HTML unescaped, for the tests of every page.
+#[cfg(test)]
+pub(crate) const HOSTILE: &str = r#"<script>alert(1)</script>"&'"#;
+
+/// [`HOSTILE`] as the pages must show it, escaped.
+#[cfg(test)]
+pub(crate) const ESCAPED: &str = "&lt;script&gt;alert(1)&lt;/script&gt;&quot;&amp;'";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,7 +101,7 @@ mod tests {
 
     #[test]
     fn titles_and_script_names_are_escaped() {
-        let hostile = r#"<script>alert(1)</script>"&'"#;
+        let hostile = HOSTILE;
         let html = Page {
             title: hostile,
             root: "",

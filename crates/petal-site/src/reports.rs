@@ -32,7 +32,11 @@ const SMALL_SIDE: u32 = 64;
 
 impl Figure {
     fn new(dir: &Path, path: &str, caption: &str) -> Self {
-        let size = image::image_dimensions(dir.join(path)).ok();
+        // An SVG has no pixel size to read (and is never shown small).
+        let size = match path.ends_with(".svg") {
+            true => None,
+            false => image::image_dimensions(dir.join(path)).ok(),
+        };
         let small = size.is_some_and(|(w, h)| w < SMALL_SIDE && h < SMALL_SIDE);
         let wide = size.is_some_and(|(w, h)| f64::from(w) > WIDE_RATIO * f64::from(h));
         Self {
@@ -43,6 +47,11 @@ impl Figure {
             vector: None,
         }
     }
+}
+
+/// The row with the largest value (the first of equals).
+pub fn highest(values: &[(String, f64)]) -> Option<&(String, f64)> {
+    values.iter().rev().max_by(|a, b| a.1.total_cmp(&b.1))
 }
 
 /// One experiment's report.
@@ -170,21 +179,9 @@ impl Report {
             .collect()
     }
 
-    /// The best test accuracy over the report's runs, with the run's name.
+    /// The best test accuracy over the report's runs (or rows), with the run's name.
     pub fn best_test_accuracy(&self) -> Option<(String, f64)> {
-        self.metrics
-            .values()
-            .filter_map(Value::as_array)
-            .flatten()
-            .filter_map(|row| {
-                let accuracy = row.get("test_accuracy")?.as_f64()?;
-                let name = row.get("name").and_then(Value::as_str).unwrap_or("");
-                Some((name.to_string(), accuracy))
-            })
-            .fold(None, |best: Option<(String, f64)>, (name, a)| match best {
-                Some((_, b)) if b >= a => best,
-                _ => Some((name, a)),
-            })
+        highest(&self.column("test_accuracy")).cloned()
     }
 }
 

@@ -351,6 +351,7 @@ pub fn relative(from: &Path, to: &Path) -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::page::{ESCAPED, HOSTILE};
 
     #[test]
     fn relative_urls_climb_then_descend() {
@@ -442,8 +443,7 @@ mod tests {
 
     #[test]
     fn report_strings_file_names_and_descriptions_are_escaped_on_every_page() {
-        let hostile = r#"<script>alert(1)</script>"&'"#;
-        let escaped = "&lt;script&gt;alert(1)&lt;/script&gt;&quot;&amp;'";
+        let (hostile, escaped) = (HOSTILE, ESCAPED);
         let root = tempfile::tempdir().unwrap();
         let docs = root.path().join("docs");
         let (slug, figure) = (r#"run<b>"&'"#, r#"fig<i>"&'.png"#);

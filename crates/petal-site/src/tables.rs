@@ -277,6 +277,7 @@ fn depth(value: &Value) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::page::{ESCAPED, HOSTILE};
     use serde_json::json;
 
     #[test]
@@ -342,8 +343,7 @@ mod tests {
 
     #[test]
     fn report_strings_are_escaped_everywhere_they_show() {
-        let hostile = r#"<script>alert(1)</script>"&'"#;
-        let escaped = "&lt;script&gt;alert(1)&lt;/script&gt;&quot;&amp;'";
+        let (hostile, escaped) = (HOSTILE, ESCAPED);
         let rows =
             [json!({"name": hostile, hostile: 1, "weights_sha256": format!("{hostile}{hostile}")})];
         let html = table(&rows).into_string();

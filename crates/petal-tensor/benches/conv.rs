@@ -60,6 +60,12 @@ fn layers() -> Vec<Layer> {
     ]
 }
 
+/// Multiply-adds of the direct convolution, 2 FLOPs each.
+fn direct_flops(filter: &[usize; 4], out_shape: &[usize]) -> u64 {
+    let [kh, kw, cg, _] = *filter;
+    2 * out_shape.iter().product::<usize>() as u64 * (kh * kw * cg) as u64
+}
+
 fn filled(shape: &[usize]) -> Tensor {
     let len = shape.iter().product();
     Tensor::from_vec(
@@ -84,8 +90,7 @@ fn bench_conv(c: &mut Criterion) {
             petal_tensor::conv::conv2d_output_shape(&layer.input, &layer.filter, &layer.spec)
                 .unwrap();
         let dy = filled(&out_shape);
-        let [kh, kw, cg, _] = layer.filter;
-        let flops = 2 * out_shape.iter().product::<usize>() as u64 * (kh * kw * cg) as u64;
+        let flops = direct_flops(&layer.filter, &out_shape);
         for threads in [1, 2] {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
@@ -128,17 +133,22 @@ fn bench_kernels_3x3(c: &mut Criterion) {
         padding: Padding::Same,
         ..Conv2dSpec::default()
     };
-    let shapes = [
-        (
-            "mnist2_128x13x13x32_64",
-            [128, 13, 13, 32],
-            64,
-            Conv2dSpec::default(),
-        ),
-        ("flowers2_32x64x64x32_64", [32, 64, 64, 32], 64, same),
-        ("flowers4_32x16x16x128_256", [32, 16, 16, 128], 256, same),
-        ("vgg_4x56x56x128_128", [4, 56, 56, 128], 128, same),
-    ];
+    // The lecture's layers the Winograd path takes, and two with 128 channels.
+    let winograd = |l: &Layer| l.filter[..2] == [3, 3] && l.spec.groups == 1 && l.input[3] >= 16;
+    let shapes = layers().into_iter().filter(winograd).chain([
+        Layer {
+            name: "flowers4_32x16x16x128_256",
+            input: [32, 16, 16, 128],
+            filter: [3, 3, 128, 256],
+            spec: same,
+        },
+        Layer {
+            name: "vgg_4x56x56x128_128",
+            input: [4, 56, 56, 128],
+            filter: [3, 3, 128, 128],
+            spec: same,
+        },
+    ]);
     let kernels = [
         ("im2col", Kernel3x3::Im2col),
         ("f2x2", Kernel3x3::WinogradF2x2),
@@ -148,13 +158,17 @@ fn bench_kernels_3x3(c: &mut Criterion) {
         .num_threads(2)
         .build()
         .unwrap();
-    for (name, input, filters, spec) in shapes {
-        let filter = [3, 3, input[3], filters];
+    for Layer {
+        name,
+        input,
+        filter,
+        spec,
+    } in shapes
+    {
         let (x, w) = (filled(&input), filled(&filter));
         let out_shape = petal_tensor::conv::conv2d_output_shape(&input, &filter, &spec).unwrap();
         let dy = filled(&out_shape);
-        let flops = 2 * out_shape.iter().product::<usize>() as u64 * 9 * input[3] as u64;
-        group.throughput(Throughput::Elements(flops));
+        group.throughput(Throughput::Elements(direct_flops(&filter, &out_shape)));
         for (kernel_name, kernel) in kernels {
             let id = |pass: &str| BenchmarkId::new(format!("{pass}/{kernel_name}"), name);
             let run = |b: &mut criterion::Bencher, pass: &(dyn Fn() -> Tensor + Sync)| {

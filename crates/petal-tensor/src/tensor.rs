@@ -137,6 +137,26 @@ impl Tensor {
                 .fold(0.0, f32::max)
         })
     }
+
+    /// The largest absolute difference to `reference`, relative to the largest magnitude
+    /// in `reference` (how outputs are compared with another framework's); `None` when
+    /// the shapes differ or `reference` is all zeros (nothing would be compared).
+    ///
+    /// ```
+    /// use petal_tensor::Tensor;
+    /// let ours = Tensor::from_vec(&[2], vec![1.0, -3.9])?;
+    /// let theirs = Tensor::from_vec(&[2], vec![1.0, -4.0])?;
+    /// assert!((ours.max_relative_diff(&theirs).unwrap() - 0.025).abs() < 1e-6);
+    /// # Ok::<(), petal_tensor::TensorError>(())
+    /// ```
+    pub fn max_relative_diff(&self, reference: &Tensor) -> Option<f32> {
+        let largest = reference
+            .as_slice()
+            .iter()
+            .fold(0.0, |m: f32, v| m.max(v.abs()));
+        (largest > 0.0).then_some(())?;
+        Some(self.max_abs_diff(reference)? / largest)
+    }
 }
 
 impl From<ArrayD<f32>> for Tensor {

@@ -60,8 +60,7 @@ impl AxisGeometry {
         let (pad_before, padded) = match padding {
             AxisPadding::Valid => (0, input),
             AxisPadding::Same => {
-                let output = input.div_ceil(stride);
-                let total = ((output.max(1) - 1) * stride + span).saturating_sub(input);
+                let total = same_total(input, kernel, stride, dilation);
                 (total / 2, input + total)
             }
             AxisPadding::Explicit(before, after) => (before, input + before + after),
@@ -102,7 +101,56 @@ pub(crate) enum AxisPadding {
     Explicit(usize, usize),
 }
 
+/// The total 'same' padding along one axis of `input` pixels: enough for
+/// `ceil(input / stride)` windows of `kernel` taps spaced by `dilation` (a zero kernel,
+/// stride or dilation counts as 1).
+fn same_total(input: usize, kernel: usize, stride: usize, dilation: usize) -> usize {
+    let span = (kernel.max(1) - 1) * dilation.max(1) + 1;
+    let stride = stride.max(1);
+    let output = input.div_ceil(stride);
+    ((output.max(1) - 1) * stride + span).saturating_sub(input)
+}
+
 impl Padding {
+    /// The padding `[top, left, bottom, right]` (ONNX's `pads` order) of a window of
+    /// `kernel` taps spaced by `dilation`, moving by `stride` over an input of `size`
+    /// (rows, columns): `Same` puts the larger half after.
+    ///
+    /// ```
+    /// use petal_tensor::Padding;
+    /// // 224 rows and columns, 3x3 stride 2: 112 outputs need one pixel, after.
+    /// assert_eq!(Padding::Same.pads([224, 224], [3, 3], [2, 2], [1, 1]), [0, 0, 1, 1]);
+    /// let explicit = Padding::Explicit { top: 1, bottom: 2, left: 3, right: 4 };
+    /// assert_eq!(explicit.pads([8, 8], [3, 3], [1, 1], [1, 1]), [1, 3, 2, 4]);
+    /// ```
+    pub fn pads(
+        self,
+        size: [usize; 2],
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        dilation: [usize; 2],
+    ) -> [usize; 4] {
+        match self {
+            Padding::Valid => [0; 4],
+            Padding::Explicit {
+                top,
+                bottom,
+                left,
+                right,
+            } => [top, left, bottom, right],
+            Padding::Same => {
+                let [rows, columns] =
+                    [0, 1].map(|a| same_total(size[a], kernel[a], stride[a], dilation[a]));
+                [
+                    rows / 2,
+                    columns / 2,
+                    rows - rows / 2,
+                    columns - columns / 2,
+                ]
+            }
+        }
+    }
+
     /// The padding along the rows (`0`) and columns (`1`) axes.
     pub(crate) fn axes(self) -> [AxisPadding; 2] {
         match self {
@@ -124,6 +172,26 @@ impl Padding {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pads_put_the_larger_half_of_same_padding_after() {
+        // 224 input, 3x3 stride 2: output 112, total padding 1, all of it after.
+        let same = Padding::Same;
+        assert_eq!(same.pads([224, 224], [3, 3], [2, 2], [1, 1]), [0, 0, 1, 1]);
+        // 5x5 stride 1: 2 on each side.
+        assert_eq!(same.pads([7, 9], [5, 5], [1, 1], [1, 1]), [2, 2, 2, 2]);
+        // Dilation 2 spans 5 taps for a 3x3 kernel.
+        assert_eq!(same.pads([8, 8], [3, 3], [1, 1], [2, 2]), [2, 2, 2, 2]);
+        let explicit = Padding::Explicit {
+            top: 1,
+            bottom: 2,
+            left: 3,
+            right: 4,
+        };
+        assert_eq!(explicit.pads([8, 8], [3, 3], [1, 1], [1, 1]), [1, 3, 2, 4]);
+        let valid = Padding::Valid;
+        assert_eq!(valid.pads([8, 8], [3, 3], [1, 1], [1, 1]), [0; 4]);
+    }
 
     #[test]
     fn same_padding_puts_the_larger_half_after() {

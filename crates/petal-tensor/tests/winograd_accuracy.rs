@@ -9,8 +9,8 @@
 //! over the RMS of the exact entries (relative to the result's typical size, so that
 //! entries near zero do not blow up).
 //!
-//! `cargo test -p petal-tensor --release --test winograd_accuracy -- --ignored
-//! --nocapture` prints the whole table.
+//! `cargo test -p petal-tensor --release --test winograd_accuracy -- --nocapture`
+//! prints the whole table.
 
 use petal_tensor::conv::{
     conv2d, conv2d_backward_filter, conv2d_backward_input, with_kernel_3x3, Kernel3x3,
@@ -191,18 +191,23 @@ impl Case {
         }
     }
 
-    /// The errors of `kernel`'s three results.
-    fn errors(&self, kernel: Kernel3x3) -> [Error; 3] {
+    /// `kernel`'s three results.
+    fn results(&self, kernel: Kernel3x3) -> [Tensor; 3] {
         let (x, f, dy, spec) = (&self.x, &self.f, &self.dy, &self.spec);
-        let results = with_kernel_3x3(kernel, || {
+        with_kernel_3x3(kernel, || {
             [
                 conv2d(x, f, None, spec),
                 conv2d_backward_input(dy, f, x.shape(), spec),
                 conv2d_backward_filter(x, dy, f.shape(), spec),
             ]
-        });
+        })
+        .map(Result::unwrap)
+    }
+
+    /// The errors of three results.
+    fn errors(&self, results: &[Tensor; 3]) -> [Error; 3] {
         std::array::from_fn(|pass| {
-            let fast = results[pass].as_ref().unwrap().as_slice();
+            let fast = results[pass].as_slice();
             let exact = &self.exact[pass];
             let rms = (exact.iter().map(|(_, e)| e * e).sum::<f64>() / exact.len() as f64).sqrt();
             let errors: Vec<f64> = exact
@@ -217,16 +222,16 @@ impl Case {
     }
 }
 
-/// Each layer's errors, `[kernel][pass]`.
-fn study(layers: &[Layer]) -> Vec<[[Error; 3]; 3]> {
-    layers
-        .iter()
-        .enumerate()
-        .map(|(i, l)| {
-            let case = Case::new(l, 1 + i as u64);
-            KERNELS.map(|k| case.errors(k))
-        })
-        .collect()
+/// One layer's errors, `[kernel][pass]`, and for each pass whether F(4x4)'s result
+/// is bit for bit F(2x2)'s or im2col's (a sign that it fell back to one of them).
+fn study(l: &Layer, seed: u64) -> ([[Error; 3]; 3], [bool; 3]) {
+    let case = Case::new(l, seed);
+    let [im2col, f2x2, f4x4] = KERNELS.map(|k| case.results(k));
+    let copied = std::array::from_fn(|pass| {
+        let f4 = f4x4[pass].as_slice();
+        f4 == f2x2[pass].as_slice() || f4 == im2col[pass].as_slice()
+    });
+    ([&im2col, &f2x2, &f4x4].map(|r| case.errors(r)), copied)
 }
 
 /// The direct f32 sum keeps about 20 of f32's 24 bits here (largest error 2⁻²⁰ of the
@@ -239,28 +244,10 @@ const F4X4_MAX: f64 = 1.0 / 4096.0;
 
 #[test]
 fn winograd_errors_stay_within_bounds() {
-    let errors = study(&LAYERS);
-    for (l, [im2col, f2x2, f4x4]) in LAYERS.iter().zip(&errors) {
-        for pass in 0..3 {
-            let what = format!("{} {}", l.name, PASSES[pass]);
-            assert!(
-                im2col[pass].max < F2X2_MAX,
-                "{what}: im2col {:?}",
-                im2col[pass]
-            );
-            assert!(f2x2[pass].max < F2X2_MAX, "{what}: F(2x2) {:?}", f2x2[pass]);
-            assert!(f4x4[pass].max < F4X4_MAX, "{what}: F(4x4) {:?}", f4x4[pass]);
-        }
-    }
-}
-
-#[test]
-#[ignore = "prints the accuracy table (a few seconds in release mode)"]
-fn print_the_accuracy_table() {
-    let errors = study(&LAYERS);
+    let studies: Vec<_> = (1..).zip(&LAYERS).map(|(seed, l)| study(l, seed)).collect();
     println!("| layer | pass | im2col max / mean | F(2x2) max / mean | F(4x4) max / mean |");
     println!("|---|---|---|---|---|");
-    for (l, kernels) in LAYERS.iter().zip(&errors) {
+    for (l, (kernels, _)) in LAYERS.iter().zip(&studies) {
         for (pass, name) in PASSES.iter().enumerate() {
             let cells: Vec<String> = kernels
                 .iter()
@@ -271,6 +258,22 @@ fn print_the_accuracy_table() {
                 l.name,
                 l.input,
                 cells.join(" | ")
+            );
+        }
+    }
+    for (l, ([im2col, f2x2, f4x4], copied)) in LAYERS.iter().zip(&studies) {
+        for pass in 0..3 {
+            let what = format!("{} {}", l.name, PASSES[pass]);
+            assert!(
+                im2col[pass].max < F2X2_MAX,
+                "{what}: im2col {:?}",
+                im2col[pass]
+            );
+            assert!(f2x2[pass].max < F2X2_MAX, "{what}: F(2x2) {:?}", f2x2[pass]);
+            assert!(f4x4[pass].max < F4X4_MAX, "{what}: F(4x4) {:?}", f4x4[pass]);
+            assert!(
+                !copied[pass],
+                "{what}: F(4x4)'s result is bit for bit F(2x2)'s or im2col's"
             );
         }
     }

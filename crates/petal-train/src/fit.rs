@@ -15,7 +15,7 @@ use crate::checkpoint::saver::Saver;
 use crate::checkpoint::{CheckpointConfig, Position, RunSettings};
 use crate::distributed::{self, Distributed};
 use crate::error::{Result, TrainError};
-use crate::evaluate::{evaluate_logits, predict};
+use crate::evaluate::evaluate_logits;
 use crate::history::{EpochLogs, History};
 use crate::metrics::{accuracy, predicted_classes, Metric};
 use crate::mixing::mix_batch;
@@ -294,13 +294,18 @@ impl Trainer<'_, '_> {
         // Only rank 0 prints and saves.
         let leader = dist.is_none_or(Distributed::is_leader);
         let verbose = config.verbose && leader;
+        let settings = RunSettings {
+            seed: config.seed,
+            shuffle_seed: config.shuffle_seed,
+            batch_size: config.batch_size,
+            train_samples: train_part.len(),
+            world_size: dist.map_or(1, Distributed::world_size),
+        };
         if let Some(dist) = dist {
             distributed::agree_on_start(
                 dist,
                 &distributed::StartSettings {
-                    seed: config.seed,
-                    shuffle_seed: config.shuffle_seed,
-                    batch_size: config.batch_size,
+                    run: &settings,
                     epochs: config.epochs,
                     train: &train_part,
                     validation,
@@ -319,13 +324,6 @@ impl Trainer<'_, '_> {
         if let Some(dist) = dist {
             loader = loader.shard(dist.rank(), dist.world_size())?;
         }
-        let settings = RunSettings {
-            seed: config.seed,
-            shuffle_seed: config.shuffle_seed,
-            batch_size: config.batch_size,
-            train_samples: train_part.len(),
-            world_size: dist.map_or(1, Distributed::world_size),
-        };
         let mut saver = Saver::new(config.checkpoint.as_ref().filter(|_| leader), settings);
         let resumed = match dist {
             Some(dist) => distributed::shared_checkpoint(dist, &saver, config.checkpoint.as_ref())?,
@@ -486,12 +484,12 @@ impl Trainer<'_, '_> {
         dist: Option<&Distributed>,
         logs: &mut EpochLogs,
     ) -> Result<()> {
-        let (logits, labels) = match dist {
-            Some(dist) => {
-                distributed::predict_sharded(self.model, data, batch_size, &*dist.communicator)?
-            }
-            None => predict(self.model, data, batch_size)?,
-        };
+        let (logits, labels) = distributed::predict_sharded(
+            self.model,
+            data,
+            batch_size,
+            Distributed::communicator_of(dist),
+        )?;
         for metric in &self.metrics {
             logs.insert(
                 format!("val_{}", metric.name()),

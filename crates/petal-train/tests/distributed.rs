@@ -142,6 +142,25 @@ fn more_ranks_than_samples_in_the_last_batch_still_agree_with_one_process() {
     assert!(relative_gap(&ranks[3], &weights(&single)) < 1e-5);
 }
 
+/// Buckets of 3 values split every tensor and the loss/count tail across many
+/// allreduces: each value lands where one bucket of everything puts it, bit for bit.
+#[test]
+fn small_buckets_average_the_same_values_as_one_bucket() {
+    let data = common::quadrants(64, 1);
+    let run = |bucket_floats: usize| {
+        on_ranks(2, |comm| {
+            let mut model = common::model(4, 0.0);
+            let group = Distributed {
+                bucket_floats,
+                ..dist(comm, 1).unwrap()
+            };
+            train(&mut model, 0.01, &data, &data, &config(16, 1, Some(group))).unwrap();
+            weights(&model)
+        })
+    };
+    assert_eq!(run(3), run(1 << 20));
+}
+
 #[test]
 fn batch_norm_statistics_are_averaged_so_replicas_stay_identical() {
     let data = common::quadrants(96, 1);

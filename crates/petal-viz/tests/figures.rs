@@ -238,3 +238,41 @@ fn small_multiples_draw_one_chart_per_run_on_one_scale() {
         "{err}"
     );
 }
+
+/// Lines added with `with_xy` sit at their given x (seconds here), not at epochs 1, 2,
+/// 3: the point at 100 s lands ten times as far right of the one at 0 s as the point at
+/// 10 s does.
+#[test]
+fn points_given_in_seconds_sit_at_their_x() {
+    let dir = tempfile::tempdir().unwrap();
+    let plot = LinePlot {
+        title: "per second".into(),
+        panels: vec![Panel::new("accuracy", "accuracy")
+            .x_axis("training seconds")
+            .with_xy("train", &[0.0, 10.0, 100.0], &[0.2, 0.5, 0.8])],
+    };
+    let path = dir.path().join("seconds.svg");
+    plot.save(&path).unwrap();
+    let svg = std::fs::read_to_string(&path).unwrap();
+    assert!(svg.contains("training seconds"));
+    let attribute = |element: &str, name: &str| -> f64 {
+        let from = element.find(&format!(" {name}=\"")).unwrap() + name.len() + 3;
+        let value = &element[from..];
+        value[..value.find('"').unwrap()].parse().unwrap()
+    };
+    // One circle per point, in the order drawn.
+    let circles: Vec<(f64, f64)> = svg
+        .split("<circle")
+        .skip(1)
+        .map(|c| (attribute(c, "cx"), attribute(c, "cy")))
+        .collect();
+    assert_eq!(circles.len(), 3, "{svg}");
+    let (at0, at10, at100) = (circles[0], circles[1], circles[2]);
+    assert!(at100.0 > at10.0 && at10.0 > at0.0, "{circles:?}");
+    assert!(at100.1 < at10.1, "the higher value is drawn higher");
+    let ratio = (at100.0 - at0.0) / (at10.0 - at0.0);
+    assert!(
+        (ratio - 10.0).abs() < 0.5,
+        "100 s lies {ratio} times as far as 10 s"
+    );
+}

@@ -36,10 +36,10 @@ fn fixture_error(arch: Arch, name: &str) -> Option<f32> {
     let torch = &io["logits"];
     let largest = torch.as_slice().iter().fold(0f32, |m, v| m.max(v.abs()));
     let logits = model.predict(&io["input_nhwc"]).unwrap();
-    let error = logits.max_abs_diff(torch).unwrap() / largest;
+    let error = logits.max_relative_diff(torch).unwrap();
     let folded = model.fold_for_inference();
     let folded_logits = folded.predict(&io["input_nhwc"]).unwrap();
-    let folded_error = folded_logits.max_abs_diff(torch).unwrap() / largest;
+    let folded_error = folded_logits.max_relative_diff(torch).unwrap();
     println!(
         "{name}: max |petal - torch| = {error:e} (folded: {folded_error:e}) x max |torch logit| ({largest})"
     );

@@ -25,12 +25,17 @@ pub struct Figure {
     pub caption: String,
 }
 
-/// A confusion matrix as a report records it (`"confusion": {"run": ..., "counts":
-/// [[...]]}`), with the run it belongs to: `repro --figures-only` redraws it.
-#[derive(Serialize)]
-pub struct RecordedConfusion<'a> {
+/// A confusion matrix as a report records it (`"confusion": {"run": ..., "classes":
+/// [...], "counts": [[...]]}`), with the run it belongs to and its classes' names:
+/// `repro --figures-only` redraws it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RecordedConfusion {
     /// The run's name in the report.
-    pub run: &'a str,
+    pub run: String,
+    /// The classes' names, in the matrix's order (empty in reports written before they
+    /// were recorded).
+    #[serde(default)]
+    pub classes: Vec<String>,
     /// `counts[true][predicted]`.
     #[serde(flatten)]
     pub matrix: ConfusionMatrix,
@@ -39,6 +44,10 @@ pub struct RecordedConfusion<'a> {
 /// The most classes a drawn confusion matrix has; larger ones are summarized by their
 /// most confused pairs.
 pub const READABLE_CLASSES: usize = 20;
+
+/// How many of the most confused class pairs summarize a matrix of more than
+/// [`READABLE_CLASSES`] classes.
+pub const CONFUSED_PAIRS: usize = 12;
 
 /// A pair of classes a model mixes up, as a report records it.
 #[derive(Debug, Serialize)]
@@ -51,11 +60,6 @@ pub struct ConfusedPair {
     pub test_photos: usize,
     /// The test photos of `true_class`.
     pub of_its_test_photos: usize,
-}
-
-/// How many of `labels` are `class`.
-fn actual_count(labels: &[usize], class: usize) -> usize {
-    labels.iter().filter(|&&l| l == class).count()
 }
 
 /// The figures written so far into one experiment's folder.
@@ -98,16 +102,18 @@ impl Figures {
         Ok(())
     }
 
-    /// `tiles` in rows of eight, each at least `min_tile_side` pixels, as the PNG `file`.
+    /// `tiles` in rows of `columns`, each at least `min_tile_side` pixels, as the PNG
+    /// `file`.
     pub fn tile_grid(
         &mut self,
         file: &str,
         caption: impl Into<String>,
         tiles: &[Tile],
+        columns: usize,
         min_tile_side: u32,
     ) -> anyhow::Result<()> {
         let options = GridOptions {
-            columns: 8,
+            columns,
             min_tile_side,
             ..GridOptions::default()
         };
@@ -202,9 +208,36 @@ impl Figures {
         Ok(())
     }
 
+    /// The confusion matrix of `run`'s test predictions (`labels` against `predicted`,
+    /// the classes named by `names`), recorded for the report: drawn as `confusion.png`
+    /// or, above [`READABLE_CLASSES`] classes, summarized by its [`CONFUSED_PAIRS`] most
+    /// confused pairs with photos of `data` (returned for the report's table).
+    pub fn test_confusion(
+        &mut self,
+        run: &str,
+        data: &dyn Dataset,
+        names: &[&str],
+        labels: &[usize],
+        predicted: &[usize],
+    ) -> anyhow::Result<(RecordedConfusion, Vec<ConfusedPair>)> {
+        let matrix = ConfusionMatrix::new(names.len(), labels, predicted);
+        self.confusion(run, names, &matrix)?;
+        let pairs = if matrix.classes() > READABLE_CLASSES {
+            self.confused_pairs(data, names, &matrix, labels, predicted)?
+        } else {
+            Vec::new()
+        };
+        let recorded = RecordedConfusion {
+            run: run.to_string(),
+            classes: names.iter().map(|n| n.to_string()).collect(),
+            matrix,
+        };
+        Ok((recorded, pairs))
+    }
+
     /// The confusion matrix of `run`'s test predictions as `confusion.png`, the classes
     /// named by `names`. A matrix of more than [`READABLE_CLASSES`] classes is not drawn
-    /// (its cells would be a few pixels each): [`Figures::confused_pairs`] summarizes it.
+    /// (its cells would be a few pixels each): [`Figures::test_confusion`] summarizes it.
     pub fn confusion(
         &mut self,
         run: &str,
@@ -226,23 +259,29 @@ impl Figures {
         Ok(())
     }
 
-    /// The `limit` class pairs the test predictions mix up most, as `confused_pairs.png`:
-    /// per pair a test photo of the true class that was taken for the other, and a test
-    /// photo of the other class; the pairs are returned for the report's table.
-    pub fn confused_pairs(
+    /// The [`CONFUSED_PAIRS`] class pairs `matrix` (of `labels` against `predicted`)
+    /// mixes up most, as `confused_pairs.png`: per pair a test photo of the true class
+    /// that was taken for the other, and a test photo of the other class; the pairs are
+    /// returned for the report's table.
+    fn confused_pairs(
         &mut self,
         data: &dyn Dataset,
         names: &[&str],
+        matrix: &ConfusionMatrix,
         labels: &[usize],
         predicted: &[usize],
-        limit: usize,
     ) -> anyhow::Result<Vec<ConfusedPair>> {
-        let matrix = ConfusionMatrix::new(names.len(), labels, predicted);
-        let pairs = matrix.most_confused(limit);
         let first = |wanted: &dyn Fn(usize) -> bool| (0..labels.len()).find(|&i| wanted(i));
+        let mut pairs = Vec::new();
         let mut tiles = Vec::new();
-        for pair in &pairs {
+        for pair in matrix.most_confused(CONFUSED_PAIRS) {
             let (actual, other) = (pair.actual, pair.predicted);
+            let confused = ConfusedPair {
+                true_class: names[actual].to_string(),
+                predicted_class: names[other].to_string(),
+                test_photos: pair.count,
+                of_its_test_photos: matrix.of_class(actual),
+            };
             let mistaken = first(&|i| labels[i] == actual && predicted[i] == other);
             let example = first(&|i| labels[i] == other && predicted[i] == other)
                 .or_else(|| first(&|i| labels[i] == other));
@@ -250,8 +289,8 @@ impl Figures {
                 format!(
                     "{} ({} of {})\ntaken for {}",
                     short(names[actual]),
-                    pair.count,
-                    actual_count(labels, actual),
+                    confused.test_photos,
+                    confused.of_its_test_photos,
                     short(names[other])
                 ),
                 format!("a real {}", short(names[other])),
@@ -261,6 +300,7 @@ impl Figures {
                     tiles.push(Tile::new(sample_image(data, i)?, caption));
                 }
             }
+            pairs.push(confused);
         }
         if !tiles.is_empty() {
             self.tile_grid(
@@ -270,18 +310,11 @@ impl Figures {
                     pairs.len()
                 ),
                 &tiles,
+                8,
                 96,
             )?;
         }
-        Ok(pairs
-            .iter()
-            .map(|pair| ConfusedPair {
-                true_class: names[pair.actual].to_string(),
-                predicted_class: names[pair.predicted].to_string(),
-                test_photos: pair.count,
-                of_its_test_photos: actual_count(labels, pair.actual),
-            })
-            .collect())
+        Ok(pairs)
     }
 
     /// Up to `limit` test samples the model got wrong, captioned with the predicted and
@@ -319,6 +352,7 @@ impl Figures {
                 wrong.len()
             ),
             &tiles,
+            8,
             84,
         )
     }
@@ -356,6 +390,17 @@ pub fn sample_image(data: &dyn Dataset, index: usize) -> anyhow::Result<RgbImage
     Ok(tensor_image(&sample(data, index)?.0, Scaling::MinMax)?)
 }
 
+/// The paths a report's `"figures"` lists, in its order.
+#[cfg(test)]
+pub(super) fn listed(report: &serde_json::Value) -> Vec<&str> {
+    report["figures"]
+        .as_array()
+        .expect("a list of figures")
+        .iter()
+        .map(|f| f["path"].as_str().expect("a figure's path"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -387,12 +432,7 @@ mod tests {
         let text = std::fs::read_to_string(dir.path().join("metrics.json")).unwrap();
         let json: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(json["accuracy"], 0.5);
-        let listed: Vec<&str> = json["figures"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| f["path"].as_str().unwrap())
-            .collect();
+        let listed = listed(&json);
         assert_eq!(listed, ["curves.png", "curves.svg", "confusion.png"]);
         assert!(listed.iter().all(|p| dir.path().join(p).is_file()));
         assert!(json["figures"][2]["caption"]
@@ -420,11 +460,13 @@ mod tests {
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         let dir = tempfile::tempdir().unwrap();
         let mut figures = Figures::new(dir.path());
-        let matrix = ConfusionMatrix::new(25, &labels, &predicted);
-        figures.confusion("run", &names, &matrix).unwrap();
-        let pairs = figures
-            .confused_pairs(&data, &names, &labels, &predicted, 12)
+        let (recorded, pairs) = figures
+            .test_confusion("run", &data, &names, &labels, &predicted)
             .unwrap();
+        // The report records the matrix with its classes' names, for `--figures-only`.
+        assert_eq!(recorded.run, "run");
+        assert_eq!(recorded.classes, names);
+        assert_eq!(recorded.matrix.counts[3][5], 2);
         let summary: Vec<(&str, &str, usize, usize)> = pairs
             .iter()
             .map(|p| {

@@ -10,17 +10,16 @@ use petal_data::augment::{sample_rng, AffineConfig, Augmentation, FillMode, Rand
 use petal_data::{Dataset, ImageDataset};
 use petal_tensor::{Padding, Tensor};
 use petal_train::History;
-use petal_viz::{image_grid, tensor_image, GridOptions, Scaling, Tile};
+use petal_viz::{tensor_image, Scaling, Tile};
 use petal_zoo::BipyramidalConfig;
 use serde::Serialize;
 
-use super::figures::{sample, short, ConfusedPair, Figures, RecordedConfusion, READABLE_CLASSES};
+use super::figures::{sample, short, ConfusedPair, Figures, RecordedConfusion};
 use petal_nn::layers::LayerKind;
 
 use super::inspect::{self, layers_of_kind, Explained};
 use super::training::{print_table, train_run, train_seeds, RunResult, RunSpec};
 use super::{write_metrics, Experiment, ReproOptions, RunInfo};
-use petal_train::metrics::ConfusionMatrix;
 use petal_train::Validation;
 
 /// Images per split kept by `--quick`.
@@ -88,9 +87,6 @@ pub(super) fn scaled(options: &ReproOptions, epochs: usize, factor: usize) -> us
     }
 }
 
-/// How many of the most confused class pairs a report of many classes lists.
-pub(super) const CONFUSED_PAIRS: usize = 12;
-
 #[derive(Serialize)]
 struct Report<'a> {
     #[serde(flatten)]
@@ -100,7 +96,7 @@ struct Report<'a> {
     split_sizes: [usize; 3],
     runs: &'a [RunResult],
     /// The test confusion matrix of the run the figures inspect.
-    confusion: RecordedConfusion<'a>,
+    confusion: RecordedConfusion,
     /// Its most confused class pairs, when the matrix is too large to draw.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     confused_pairs: Vec<ConfusedPair>,
@@ -145,7 +141,7 @@ pub(super) fn run_all(
     let mlps: Vec<(&str, &History)> = specs
         .iter()
         .zip(&runs)
-        .filter(|(spec, _)| spec.network.blocks == 0)
+        .filter(|(spec, _)| !is_cnn(spec))
         .map(|(_, run)| *run)
         .collect();
     if let (Some(cnn), false) = (runs.first(), mlps.is_empty()) {
@@ -157,22 +153,14 @@ pub(super) fn run_all(
             &compared,
         )?;
     }
-    let best = best_cnn(&results)?;
-    let confusion = RecordedConfusion {
-        run: best.name,
-        matrix: ConfusionMatrix::new(classes.len(), &best.test_labels, &best.test_predicted),
-    };
-    figures.confusion(best.name, &classes, &confusion.matrix)?;
-    let confused_pairs = match classes.len() > READABLE_CLASSES {
-        true => figures.confused_pairs(
-            &splits.test,
-            &classes,
-            &best.test_labels,
-            &best.test_predicted,
-            CONFUSED_PAIRS,
-        )?,
-        false => Vec::new(),
-    };
+    let best = best_cnn(&specs, &results)?;
+    let (confusion, confused_pairs) = figures.test_confusion(
+        best.name,
+        &splits.test,
+        &classes,
+        &best.test_labels,
+        &best.test_predicted,
+    )?;
     match experiment {
         Experiment::Flowers3 => inspect_best(&mut figures, splits, &classes, best, options.seed)?,
         _ => sample_grid(&mut figures, &splits.train, &classes)?,
@@ -198,16 +186,19 @@ pub(super) fn run_all(
     )
 }
 
-/// The convolutional run with the best validation accuracy (the MLP has no filters or
-/// feature maps to show).
-fn best_cnn(results: &[RunResult]) -> anyhow::Result<&RunResult> {
-    results
+/// Whether `spec` trains a convolutional network (an MLP has no conv blocks).
+fn is_cnn(spec: &RunSpec) -> bool {
+    spec.network.blocks > 0
+}
+
+/// The convolutional run (of `specs`, trained into `results`) with the best validation
+/// accuracy that kept its model (the MLP has no filters or feature maps to show).
+fn best_cnn<'a>(specs: &[RunSpec], results: &'a [RunResult]) -> anyhow::Result<&'a RunResult> {
+    specs
         .iter()
-        .filter(|r| {
-            r.model
-                .as_ref()
-                .is_some_and(|m| !layers_of_kind(m, &[LayerKind::Conv2d]).is_empty())
-        })
+        .zip(results)
+        .filter(|(spec, r)| is_cnn(spec) && r.model.is_some())
+        .map(|(_, r)| r)
         .max_by(|a, b| a.val_accuracy.total_cmp(&b.val_accuracy))
         .ok_or_else(|| anyhow::anyhow!("no convolutional run kept its model"))
 }
@@ -293,18 +284,12 @@ fn augmentation_preview(
             ));
         }
     }
-    let grid = image_grid(
-        &tiles,
-        &GridOptions {
-            columns: 6,
-            min_tile_side: 96,
-            ..GridOptions::default()
-        },
-    )?;
-    figures.png(
+    figures.tile_grid(
         "augmentation.png",
         "Training photos and five random augmentations of each (flip, rotation, zoom, shift; reflected borders)",
-        &grid,
+        &tiles,
+        6,
+        96,
     )
 }
 
@@ -330,6 +315,7 @@ fn sample_grid(
         "samples.png",
         "Training photos with their class names",
         &tiles,
+        8,
         96,
     )
 }

@@ -96,6 +96,6 @@ pub fn run_flowers3(options: &ReproOptions, output: &Path) -> anyhow::Result<()>
         &splits,
         subset.names.clone(),
         runs,
-        if options.quick { 1 } else { SEEDS },
+        options.seeds_or(SEEDS),
     )
 }

@@ -7,8 +7,7 @@ use petal_tensor::Tensor;
 use petal_train::metrics::predicted_classes;
 use petal_viz::saliency::{grad_cam, smooth_grad, vanilla_gradient, SmoothGradConfig};
 use petal_viz::{
-    feature_map_grid, filter_grid, heatmap_image, image_grid, overlay, tensor_image, Colormap,
-    GridOptions, Scaling, Tile,
+    feature_map_grid, filter_grid, heatmap_image, overlay, tensor_image, Colormap, Scaling, Tile,
 };
 
 use super::figures::{short, Figures};
@@ -160,25 +159,19 @@ pub fn saliency(
         });
     }
     let columns = if gradients { 4 } else { 6 };
-    let grid = image_grid(
-        &tiles,
-        &GridOptions {
-            columns,
-            min_tile_side: 112,
-            ..GridOptions::default()
-        },
-    )?;
     let methods = if gradients {
         "the vanilla gradient |d score / d pixel|, SmoothGrad (16 noisy copies) and Grad-CAM"
     } else {
         "Grad-CAM"
     };
-    figures.png(
+    figures.tile_grid(
         file,
         format!(
             "Where the network looks: {methods} of the predicted class, on {} inputs",
             inputs.len()
         ),
-        &grid,
+        &tiles,
+        columns,
+        112,
     )
 }

@@ -17,7 +17,6 @@ use super::inspect::{self, layers_of_kind, Explained};
 use super::training::{print_table, train_run, RunResult, RunSpec};
 use super::{write_metrics, Checkpoints, Experiment, ReproOptions, RunInfo};
 use crate::paths::{data_config, mnist_model_path};
-use petal_train::metrics::ConfusionMatrix;
 use petal_train::Validation;
 
 /// Samples kept by `--quick`.
@@ -77,7 +76,7 @@ struct Report<'a> {
     summary: String,
     runs: &'a [RunResult],
     /// The test confusion matrix.
-    confusion: RecordedConfusion<'a>,
+    confusion: RecordedConfusion,
 }
 
 /// The network `repro mnist` trains (and `cargo xtask docs` explains).
@@ -135,22 +134,24 @@ fn save_model(result: &RunResult, path: &Path) -> anyhow::Result<()> {
 
 /// Curves, filters, feature maps and saliency of the trained network, the confusion
 /// matrix (returned for the report) and the mistakes.
-fn write_figures<'a>(
+fn write_figures(
     figures: &mut Figures,
     data: &MnistSplits,
-    run: &'a RunResult,
-) -> anyhow::Result<RecordedConfusion<'a>> {
+    run: &RunResult,
+) -> anyhow::Result<RecordedConfusion> {
     let started = Instant::now();
     figures.curves(
         &Experiment::Mnist.curves_title(None),
         &[(run.name, &run.history)],
     )?;
     let names = DIGITS;
-    let confusion = RecordedConfusion {
-        run: run.name,
-        matrix: ConfusionMatrix::new(names.len(), &run.test_labels, &run.test_predicted),
-    };
-    figures.confusion(run.name, &names, &confusion.matrix)?;
+    let (confusion, _) = figures.test_confusion(
+        run.name,
+        data.test(),
+        &names,
+        &run.test_labels,
+        &run.test_predicted,
+    )?;
     figures.misclassified(
         data.test(),
         &names,

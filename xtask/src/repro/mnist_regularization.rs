@@ -98,7 +98,7 @@ pub fn run(options: &ReproOptions, output: &Path) -> anyhow::Result<()> {
     ];
     let checkpoints = options.checkpoints(Experiment::MnistRegularization);
     // Three seeds per row, so that a difference can be set against the seed spread.
-    let seeds = if options.quick { 1 } else { 3 };
+    let seeds = options.seeds_or(3);
     let mut results = Vec::new();
     for run in &runs {
         results.push(train_seeds(seeds, run, |r| {

@@ -138,9 +138,8 @@ impl Experiment {
     }
 
     /// The title of the experiment's training curves (the repro and `--figures-only`
-    /// draw them alike).
-    /// The title of the training curves; `model` is the pretrained base of the transfer
-    /// experiments (default EfficientNet-Lite0).
+    /// draw them alike); `model` is the pretrained base of the transfer experiments
+    /// (default EfficientNet-Lite0).
     fn curves_title(self, model: Option<&str>) -> String {
         match self {
             Experiment::Mnist => "Bipyramidal CNN on MNIST".to_string(),
@@ -226,20 +225,20 @@ fn join_group(options: &ReproOptions) -> anyhow::Result<usize> {
     if !options.distributed {
         return Ok(1);
     }
-    if joined().is_some() {
-        // `repro all`: joined for an earlier experiment.
-        return Ok(petal_distributed::local_ranks().unwrap_or(1));
+    let local_ranks = || petal_distributed::local_ranks().unwrap_or(1);
+    // `repro all` joins once, for its first experiment.
+    if joined().is_none() {
+        let timeout = std::time::Duration::from_secs(options.collective_timeout);
+        let group = petal_distributed::launch(timeout)?;
+        petal_distributed::quiet_followers(&group)?;
+        println!(
+            "distributed: {} ranks, {} on this machine",
+            group.world_size(),
+            local_ranks()
+        );
+        *joined() = Some(group);
     }
-    let timeout = std::time::Duration::from_secs(options.collective_timeout);
-    let group = petal_distributed::launch(timeout)?;
-    petal_distributed::quiet_followers(&group)?;
-    println!(
-        "distributed: {} ranks, {} on this machine",
-        group.world_size(),
-        petal_distributed::local_ranks().unwrap_or(1)
-    );
-    *joined() = Some(group);
-    Ok(petal_distributed::local_ranks().unwrap_or(1))
+    Ok(local_ranks())
 }
 
 /// The pretrained model the experiments use unless `--model` names another.
@@ -273,6 +272,15 @@ impl ReproOptions {
             1
         } else {
             self.epochs.unwrap_or(default)
+        }
+    }
+
+    /// The seeds each row is trained with: `--quick` runs 1, else `default`.
+    pub fn seeds_or(&self, default: usize) -> usize {
+        if self.quick {
+            1
+        } else {
+            default
         }
     }
 
@@ -324,6 +332,11 @@ impl Checkpoints {
 /// Runs one experiment on the requested number of threads (by default the cores, shared
 /// among the ranks on this machine).
 pub fn run(experiment: Experiment, options: &ReproOptions) -> anyhow::Result<()> {
+    // Redrawing trains nothing: no group to join, and the report is this machine's.
+    if options.figures_only {
+        let output = output_dir(&options.folder_name(experiment), options.quick)?;
+        return redraw::run(experiment, &output);
+    }
     let local_ranks = join_group(options)?;
     let threads = options.threads.unwrap_or_else(|| {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -338,9 +351,6 @@ pub fn run(experiment: Experiment, options: &ReproOptions) -> anyhow::Result<()>
         true => output_dir(&options.folder_name(experiment), options.quick)?,
         false => scratch.path().to_path_buf(),
     };
-    if options.figures_only {
-        return redraw::run(experiment, &output);
-    }
     pool.install(|| match experiment {
         Experiment::ConvDemo => conv_demo::run(options, &output),
         Experiment::Mnist => mnist::run(options, &output),

@@ -5,15 +5,14 @@
 use std::path::Path;
 
 use anyhow::Context as _;
-use petal_train::metrics::ConfusionMatrix;
 use petal_train::History;
+use serde::de::value::MapDeserializer;
 use serde::de::MapAccess;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
 
-use super::figures::{Figure, Figures};
+use super::figures::{Figure, Figures, RecordedConfusion};
 use super::Experiment;
 
 /// The figures a redraw replaces: whatever plots of the curves or the confusion matrix
@@ -26,6 +25,35 @@ const PLOTS: [&str; 5] = [
     "confusion.png",
 ];
 
+/// What a redraw reads of a report; the other fields are left as they are.
+#[derive(Deserialize)]
+struct Recorded {
+    /// The pretrained base of a transfer experiment.
+    model: Option<String>,
+    /// The class names (flower reports).
+    #[serde(default)]
+    classes: Vec<String>,
+    /// The runs of the from-scratch experiments...
+    #[serde(default)]
+    runs: Vec<Row>,
+    /// ...or the rows of the transfer experiments.
+    #[serde(default)]
+    rows: Vec<Row>,
+    /// The test confusion matrix.
+    confusion: Option<RecordedConfusion>,
+    /// The figures listed so far.
+    #[serde(default)]
+    figures: Vec<Figure>,
+}
+
+/// One run (or row) of a report.
+#[derive(Deserialize)]
+struct Row {
+    name: String,
+    /// Its epochs, when it was trained.
+    history: Option<History>,
+}
+
 /// Redraws the plots of `<output>/metrics.json` and lists them in it, first.
 pub fn run(experiment: Experiment, output: &Path) -> anyhow::Result<()> {
     let path = output.join("metrics.json");
@@ -36,39 +64,47 @@ pub fn run(experiment: Experiment, output: &Path) -> anyhow::Result<()> {
             experiment.slug()
         )
     })?;
-    let not_an_object = || format!("{}: not a JSON object", path.display());
-    let report: Map<String, Value> = serde_json::from_str(&text).with_context(not_an_object)?;
-    let mut fields: Fields = serde_json::from_str(&text).with_context(not_an_object)?;
-    let histories = histories(&report).with_context(|| format!("{}", path.display()))?;
+    let mut fields: Fields = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a JSON object", path.display()))?;
+    let report = fields
+        .read::<Recorded>()
+        .with_context(|| format!("{}: not a report", path.display()))?;
     let mut figures = Figures::new(output);
-    let runs: Vec<(&str, &History)> = histories.iter().map(|(n, h)| (n.as_str(), h)).collect();
-    figures.curves(
-        &experiment.curves_title(report.get("model").and_then(Value::as_str)),
-        &runs,
-    )?;
-    if let Some(confusion) = report.get("confusion") {
-        let (run, matrix) = confusion_of(confusion)
-            .with_context(|| format!("{}: \"confusion\"", path.display()))?;
-        let names = class_names(&report, matrix.classes());
+    let runs: Vec<(&str, &History)> = report
+        .runs
+        .iter()
+        .chain(&report.rows)
+        .filter_map(|row| Some((row.name.as_str(), row.history.as_ref()?)))
+        .collect();
+    figures.curves(&experiment.curves_title(report.model.as_deref()), &runs)?;
+    if let Some(confusion) = &report.confusion {
+        let counts = &confusion.matrix.counts;
+        if counts.iter().any(|row| row.len() != counts.len()) {
+            anyhow::bail!(
+                "{}: \"confusion\": \"counts\" is not square ({} rows)",
+                path.display(),
+                counts.len()
+            );
+        }
+        let names = class_names(confusion, &report.classes);
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        figures.confusion(&run, &names, &matrix)?;
+        figures.confusion(&confusion.run, &names, &confusion.matrix)?;
     }
-    let earlier: Vec<Figure> = match report.get("figures") {
-        Some(list) => serde_json::from_value(list.clone())
-            .with_context(|| format!("{}: \"figures\" is not a list of figures", path.display()))?,
-        None => Vec::new(),
+    // An old confusion.png stays when the report recorded no matrix to redraw it from
+    // (reports written before the matrix was recorded).
+    let replaced = |f: &Figure| {
+        PLOTS.contains(&f.path.as_str())
+            && (f.path != "confusion.png" || report.confusion.is_some())
     };
     let drawn: Vec<&str> = figures.list().iter().map(|f| f.path.as_str()).collect();
-    for old in earlier.iter().filter(|f| PLOTS.contains(&f.path.as_str())) {
+    for old in report.figures.iter().filter(|f| replaced(f)) {
         if !drawn.contains(&old.path.as_str()) {
             let file = output.join(&old.path);
             std::fs::remove_file(&file)
                 .with_context(|| format!("cannot remove the old plot {}", file.display()))?;
         }
     }
-    let kept = earlier
-        .into_iter()
-        .filter(|f| !PLOTS.contains(&f.path.as_str()));
+    let kept = report.figures.iter().filter(|f| !replaced(f)).cloned();
     let list: Vec<Figure> = figures.list().iter().cloned().chain(kept).collect();
     println!("redrew {drawn:?}");
     // Pretty, indented as a top-level field (JSON strings hold no raw line breaks).
@@ -79,11 +115,29 @@ pub fn run(experiment: Experiment, output: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The names of the matrix's classes: those the confusion recorded, else the report's
+/// `classes` (reports written before the confusion recorded them), when either names
+/// every class; else the class numbers.
+fn class_names(confusion: &RecordedConfusion, report_classes: &[String]) -> Vec<String> {
+    let n = confusion.matrix.classes();
+    [&confusion.classes[..], report_classes]
+        .into_iter()
+        .find(|names| names.len() == n)
+        .map(<[String]>::to_vec)
+        .unwrap_or_else(|| (0..n).map(|k| k.to_string()).collect())
+}
+
 /// A JSON object's fields in the file's order, each kept as its text, so that a
 /// rewritten report differs from the old one only in the field replaced.
 struct Fields(Vec<(String, Box<RawValue>)>);
 
 impl Fields {
+    /// The fields read as a `T` (each field's text parsed only now).
+    fn read<'a, T: Deserialize<'a>>(&'a self) -> serde_json::Result<T> {
+        let entries = self.0.iter().map(|(key, value)| (key.as_str(), &**value));
+        T::deserialize(MapDeserializer::new(entries))
+    }
+
     /// Replaces the field `key`, or appends it.
     fn set(&mut self, key: &str, value: Box<RawValue>) {
         match self.0.iter_mut().find(|(k, _)| k == key) {
@@ -123,84 +177,40 @@ impl Serialize for Fields {
     }
 }
 
-/// Every row (of `runs` or `rows`) with a recorded history: its name and history.
-fn histories(report: &Map<String, Value>) -> anyhow::Result<Vec<(String, History)>> {
-    let rows = ["runs", "rows"]
-        .iter()
-        .filter_map(|key| report.get(*key)?.as_array())
-        .flatten();
-    let mut out = Vec::new();
-    for row in rows {
-        let (Some(name), Some(history)) =
-            (row.get("name").and_then(Value::as_str), row.get("history"))
-        else {
-            continue;
-        };
-        let history: History = serde_json::from_value(history.clone())
-            .with_context(|| format!("the history of run {name} is not a list of epochs"))?;
-        out.push((name.to_string(), history));
-    }
-    Ok(out)
-}
-
-/// The run and the matrix of a recorded `{"run": ..., "counts": [[...]]}`.
-fn confusion_of(value: &Value) -> anyhow::Result<(String, ConfusionMatrix)> {
-    let run = value
-        .get("run")
-        .and_then(Value::as_str)
-        .context("no \"run\" name")?
-        .to_string();
-    let counts: Vec<Vec<usize>> =
-        serde_json::from_value(value.get("counts").cloned().context("no \"counts\"")?)
-            .context("\"counts\" is not a matrix of counts")?;
-    if counts.iter().any(|row| row.len() != counts.len()) {
-        anyhow::bail!("\"counts\" is not square ({} rows)", counts.len());
-    }
-    Ok((run, ConfusionMatrix { counts }))
-}
-
-/// The report's `classes` when it names `n` of them, else the class numbers.
-fn class_names(report: &Map<String, Value>, n: usize) -> Vec<String> {
-    let named: Option<Vec<String>> = report.get("classes").and_then(Value::as_array).map(|list| {
-        list.iter()
-            .filter_map(|c| c.as_str().map(str::to_string))
-            .collect()
-    });
-    match named {
-        Some(names) if names.len() == n => names,
-        _ => (0..n).map(|k| k.to_string()).collect(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
+
+    use super::super::figures::listed;
     use super::*;
+
+    /// A report whose fields are not in alphabetical order (as the repros write them).
+    const REPORT: &str = r#"{
+  "runs": [
+    {"name": "a", "history": {"epochs": [
+      {"accuracy": 0.5, "val_accuracy": 0.5, "loss": 0.5, "val_loss": 0.5},
+      {"accuracy": 0.7, "val_accuracy": 0.7, "loss": 0.3, "val_loss": 0.3}], "stop_reason": null}},
+    {"name": "b", "history": {"epochs": [
+      {"accuracy": 0.6, "val_accuracy": 0.6, "loss": 0.4, "val_loss": 0.4},
+      {"accuracy": 0.8, "val_accuracy": 0.8, "loss": 0.2, "val_loss": 0.2}], "stop_reason": null}}],
+  "confusion": {"run": "a", "counts": [[3, 1], [0, 4]]},
+  "classes": ["daisy", "rose"],
+  "figures": [{"path": "val_accuracy.png", "caption": "old"}, {"path": "filters.png", "caption": "kept"}],
+  "experiment": "test"
+}"#;
 
     #[test]
     fn the_plots_are_redrawn_from_the_recorded_histories_and_matrix() {
         let dir = tempfile::tempdir().unwrap();
-        let epoch = |a: f64| serde_json::json!({"accuracy": a, "val_accuracy": a, "loss": 1.0 - a, "val_loss": 1.0 - a});
-        let report = serde_json::json!({
-            "classes": ["daisy", "rose"],
-            "runs": [
-                {"name": "a", "history": {"epochs": [epoch(0.5), epoch(0.7)], "stop_reason": null}},
-                {"name": "b", "history": {"epochs": [epoch(0.6), epoch(0.8)], "stop_reason": null}}],
-            "confusion": {"run": "a", "counts": [[3, 1], [0, 4]]},
-            "figures": [{"path": "val_accuracy.png", "caption": "old"}, {"path": "filters.png", "caption": "kept"}]
-        });
+        let report: Value = serde_json::from_str(REPORT).unwrap();
         for file in ["val_accuracy.png", "filters.png"] {
             std::fs::write(dir.path().join(file), b"png").unwrap();
         }
-        std::fs::write(dir.path().join("metrics.json"), report.to_string()).unwrap();
+        std::fs::write(dir.path().join("metrics.json"), REPORT).unwrap();
         run(Experiment::MnistRegularization, dir.path()).unwrap();
         let text = std::fs::read_to_string(dir.path().join("metrics.json")).unwrap();
         let json: Value = serde_json::from_str(&text).unwrap();
-        let listed: Vec<&str> = json["figures"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| f["path"].as_str().unwrap())
-            .collect();
+        let listed = listed(&json);
         assert_eq!(
             listed,
             [
@@ -216,6 +226,26 @@ mod tests {
         assert_eq!(json["runs"], report["runs"]);
         // The fields keep their order: "figures" stays last.
         assert!(text.find("\"figures\"").unwrap() > text.find("\"confusion\"").unwrap());
+        // ... and where it was: every field in the file's order, none sorted.
+        let at = |key: &str| text.find(&format!("\n  \"{key}\":")).unwrap();
+        let order = ["runs", "confusion", "classes", "figures", "experiment"];
+        assert!(order.windows(2).all(|w| at(w[0]) < at(w[1])), "{text}");
+
+        // Without a recorded matrix the old confusion.png is kept, and still listed.
+        std::fs::write(dir.path().join("confusion.png"), b"png").unwrap();
+        let mut without_matrix = report.clone();
+        without_matrix.as_object_mut().unwrap().remove("confusion");
+        without_matrix["figures"] =
+            serde_json::json!([{"path": "confusion.png", "caption": "old"}]);
+        std::fs::write(dir.path().join("metrics.json"), without_matrix.to_string()).unwrap();
+        run(Experiment::MnistRegularization, dir.path()).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("metrics.json")).unwrap();
+        let json: Value = serde_json::from_str(&text).unwrap();
+        assert!(
+            super::super::figures::listed(&json).contains(&"confusion.png"),
+            "{text}"
+        );
+        assert!(dir.path().join("confusion.png").is_file());
 
         std::fs::write(
             dir.path().join("metrics.json"),
@@ -227,5 +257,24 @@ mod tests {
             err.contains("metrics.json") && err.contains("not square"),
             "{err}"
         );
+    }
+
+    /// The confusion's own class names first (transfer reports record no others), then
+    /// the report's (reports from before the confusion recorded them), else numbers.
+    #[test]
+    fn the_matrix_is_labelled_by_the_names_it_recorded() {
+        let confusion = |classes: &[&str]| RecordedConfusion {
+            run: "r".into(),
+            classes: classes.iter().map(|c| c.to_string()).collect(),
+            matrix: petal_train::metrics::ConfusionMatrix::new(2, &[0, 1], &[0, 1]),
+        };
+        let report = ["daisy".to_string(), "rose".to_string()];
+        assert_eq!(
+            class_names(&confusion(&["tulip", "iris"]), &report),
+            ["tulip", "iris"]
+        );
+        assert_eq!(class_names(&confusion(&[]), &report), ["daisy", "rose"]);
+        assert_eq!(class_names(&confusion(&[]), &[]), ["0", "1"]);
+        assert_eq!(class_names(&confusion(&["one"]), &report[..1]), ["0", "1"]);
     }
 }

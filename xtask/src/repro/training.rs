@@ -9,8 +9,8 @@ use petal_data::Dataset;
 use petal_nn::{Loss, Model};
 use petal_optim::{Adam, AdamConfig, CosineDecay};
 use petal_train::callbacks::{EarlyStopping, Monitor};
-use petal_train::distributed::evaluate_sharded;
-use petal_train::{evaluate, FitConfig, History, Trainer, Validation};
+use petal_train::distributed::{evaluate_sharded, Distributed};
+use petal_train::{FitConfig, History, Trainer, Validation};
 use petal_zoo::{bipyramidal, BipyramidalConfig};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -153,10 +153,14 @@ pub fn train_run(
     // Summed over the epochs, so a resumed run counts the epochs of earlier invocations.
     let seconds = history.metric("seconds").iter().sum();
     let loss = Loss::SparseCategoricalCrossentropy;
-    let test = match super::group() {
-        Some(group) => evaluate_sharded(&model, loss, test, 100, &*group.communicator)?,
-        None => evaluate(&model, loss, test, 100)?,
-    };
+    let group = super::group();
+    let test = evaluate_sharded(
+        &model,
+        loss,
+        test,
+        100,
+        Distributed::communicator_of(group.as_ref()),
+    )?;
     let mean = |name: &str| {
         let v = history.metric(name);
         v.iter().sum::<f64>() / v.len().max(1) as f64

@@ -22,10 +22,7 @@ use petal_zoo::transfer::{unfreeze_top, FeatureExtractor, Head};
 use petal_zoo::{Options, Pooling};
 use serde::Serialize;
 
-use petal_train::metrics::ConfusionMatrix;
-
-use super::figures::{ConfusedPair, Figures, RecordedConfusion, READABLE_CLASSES};
-use super::flowers::CONFUSED_PAIRS;
+use super::figures::{ConfusedPair, Figures, RecordedConfusion};
 use super::{write_metrics, Checkpoints, Experiment, ReproOptions, RunInfo};
 use crate::paths::{data_config, weights_folder};
 
@@ -268,7 +265,7 @@ struct TransferReport<'a> {
     split_sizes: [usize; 3],
     rows: &'a [Row],
     /// The test confusion matrix of the last row.
-    confusion: RecordedConfusion<'a>,
+    confusion: RecordedConfusion,
     /// Its most confused class pairs, when the matrix is too large to draw.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     confused_pairs: Vec<ConfusedPair>,
@@ -308,21 +305,13 @@ fn run_transfer(
     let runs: Vec<(&str, &History)> = rows.iter().map(|r| (r.name.as_str(), &r.history)).collect();
     figures.curves(&experiment.curves_title(Some(entry.name)), &runs)?;
     let last = rows.last().expect("four rows");
-    let confusion = RecordedConfusion {
-        run: &last.name,
-        matrix: ConfusionMatrix::new(classes.len(), &last.test_labels, &last.test_predicted),
-    };
-    figures.confusion(&last.name, &classes, &confusion.matrix)?;
-    let confused_pairs = match classes.len() > READABLE_CLASSES {
-        true => figures.confused_pairs(
-            &splits[2],
-            &classes,
-            &last.test_labels,
-            &last.test_predicted,
-            CONFUSED_PAIRS,
-        )?,
-        false => Vec::new(),
-    };
+    let (confusion, confused_pairs) = figures.test_confusion(
+        &last.name,
+        &splits[2],
+        &classes,
+        &last.test_labels,
+        &last.test_predicted,
+    )?;
     write_metrics(
         output,
         &TransferReport {

@@ -5,23 +5,21 @@
 //! model's final softmax, when it has one); the batch axis is dynamic (`batch`). It
 //! runs channels first throughout (see [`translate`]), so an NHWC file differs from an
 //! NCHW one by a single Transpose after the input. Batch norms run as
-//! `BatchNormalization` with their moving statistics, or, with
-//! [`ExportOptions::fold_batch_norm`], folded into the convolution before them.
+//! `BatchNormalization` with their moving statistics; export a model folded by
+//! [`Model::fold_for_inference`] to have them in the convolutions before them.
 //! Layers that cannot describe themselves ([`Layer::describe`](petal_nn::Layer::describe),
 //! e.g. custom ones) make the export fail, naming the layer.
 
 mod builder;
-mod tensors;
 mod translate;
 
 use std::path::Path;
 
-use petal_nn::layers::{Activation, InferenceStep, LayerDescription};
 use petal_nn::{Model, ModelNode};
 use prost::Message;
 
 use self::builder::{batched_value, ints};
-use self::translate::{Affine, Layout, Translator, Value};
+use self::translate::{Layout, Translator, Value};
 use super::proto::{ModelProto, OperatorSetId};
 use crate::InteropError;
 
@@ -45,18 +43,15 @@ pub enum InputLayout {
 pub struct ExportOptions {
     /// The input's axis order (ignored for models of 1-D samples).
     pub layout: InputLayout,
-    /// Fold each batch norm that directly follows a convolution into its kernel and bias.
-    pub fold_batch_norm: bool,
     /// The ONNX operator set, 13 to 21.
     pub opset: i64,
 }
 
 impl Default for ExportOptions {
-    /// NCHW input, batch norms kept, opset 17.
+    /// NCHW input, opset 17.
     fn default() -> Self {
         Self {
             layout: InputLayout::Nchw,
-            fold_batch_norm: false,
             opset: 17,
         }
     }
@@ -137,7 +132,6 @@ impl ExportOnnx for Model {
             producer_name: "petal".into(),
             producer_version: env!("CARGO_PKG_VERSION").into(),
             graph: Some(graph(self, options)?),
-            ..ModelProto::default()
         })
     }
 }
@@ -154,10 +148,6 @@ fn graph(model: &Model, options: &ExportOptions) -> Result<super::proto::GraphPr
     let nodes = model.nodes();
     let output = model.output().index();
     let live = live_nodes(&nodes, output);
-    let folds = match options.fold_batch_norm {
-        true => batch_norm_folds(model, &nodes, &live, output),
-        false => Vec::new(),
-    };
     let mut translator = Translator::new(model.store(), options.opset);
     let mut values: Vec<Option<Value>> = vec![None; nodes.len()];
     let (input, first) = graph_input(&mut translator, model.input_shape(), options.layout)?;
@@ -170,10 +160,6 @@ fn graph(model: &Model, options: &ExportOptions) -> Result<super::proto::GraphPr
                 name,
                 "this name is reserved for the graph's input and output",
             ));
-        }
-        if let Some(fold) = folds.iter().find(|f| f.batch_norm == node.id.index()) {
-            values[node.id.index()] = values[fold.conv].clone();
-            continue;
         }
         let read = |k: usize| {
             values[node.inputs[k].index()]
@@ -191,12 +177,8 @@ fn graph(model: &Model, options: &ExportOptions) -> Result<super::proto::GraphPr
         })?;
         let inputs: Vec<Value> = (0..node.inputs.len()).map(read).collect();
         let shapes: Vec<&[usize]> = node.inputs.iter().map(|j| nodes[j.index()].shape).collect();
-        let affine = folds
-            .iter()
-            .find(|f| f.conv == node.id.index())
-            .map(|f| &f.affine);
         let y = translator
-            .layer(name, &description, &inputs, &shapes, affine)
+            .layer(name, &description, &inputs, &shapes)
             .map_err(|reason| layer_error(name, reason))?;
         values[node.id.index()] = Some(y);
     }
@@ -276,56 +258,4 @@ fn live_nodes(nodes: &[ModelNode], output: usize) -> Vec<bool> {
         }
     }
     live
-}
-
-/// A batch norm folded into the convolution it reads.
-struct Fold {
-    conv: usize,
-    batch_norm: usize,
-    affine: Affine,
-}
-
-/// The batch norms that directly follow a convolution with no activation of its own,
-/// whose output only they read.
-fn batch_norm_folds(model: &Model, nodes: &[ModelNode], live: &[bool], output: usize) -> Vec<Fold> {
-    let readers = |j: usize| {
-        nodes
-            .iter()
-            .filter(|n| live[n.id.index()] && n.inputs.iter().any(|k| k.index() == j))
-            .count()
-    };
-    let foldable = |layer: Option<&dyn petal_nn::Layer>| match layer.and_then(|l| l.describe()) {
-        Some(LayerDescription::Conv2d(conv)) => conv.activation == Activation::Linear,
-        Some(LayerDescription::SeparableConv2d { pointwise, .. }) => {
-            pointwise.activation == Activation::Linear
-        }
-        _ => false,
-    };
-    nodes
-        .iter()
-        .filter(|n| live[n.id.index()])
-        .filter_map(|node| {
-            let layer = node.layer?;
-            let Some(LayerDescription::BatchNorm { .. }) = layer.describe() else {
-                return None;
-            };
-            let &[conv] = node.inputs.as_slice() else {
-                return None;
-            };
-            let conv = conv.index();
-            if conv == output || readers(conv) != 1 || !foldable(nodes[conv].layer) {
-                return None;
-            }
-            let Some(InferenceStep::ChannelAffine { scale, shift }) =
-                layer.inference_step(model.store())
-            else {
-                return None;
-            };
-            Some(Fold {
-                conv,
-                batch_norm: node.id.index(),
-                affine: Affine { scale, shift },
-            })
-        })
-        .collect()
 }

@@ -308,8 +308,12 @@ pub(super) struct Importer<'g> {
     pub(super) opset: i64,
     /// Every ONNX value seen so far, by name.
     values: HashMap<String, Value>,
-    /// How many node inputs and graph outputs read each value.
-    readers: HashMap<String, usize>,
+    /// The indices of the nodes reading each value, once per input that reads it.
+    consumers: HashMap<&'g str, Vec<usize>>,
+    /// The graph's outputs.
+    outputs: &'g [ValueInfoProto],
+    /// The values Constant nodes produce.
+    constant_outputs: HashSet<&'g str>,
     /// Petal parameter name -> value, in Petal layout.
     pub(super) weights: BTreeMap<String, Tensor>,
     /// Layer names taken.
@@ -322,21 +326,26 @@ pub(super) struct Importer<'g> {
 
 impl<'g> Importer<'g> {
     fn new(graph: &'g GraphProto, opset: i64) -> Self {
-        let mut readers: HashMap<String, usize> = HashMap::new();
-        let read = graph
+        let mut consumers: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (index, node) in graph.node.iter().enumerate() {
+            for input in &node.input {
+                consumers.entry(input).or_default().push(index);
+            }
+        }
+        let constant_outputs = graph
             .node
             .iter()
-            .flat_map(|n| n.input.iter())
-            .chain(graph.output.iter().map(|o| &o.name));
-        for name in read {
-            *readers.entry(name.clone()).or_default() += 1;
-        }
+            .filter(|n| n.op_type == "Constant")
+            .flat_map(|n| n.output.iter().map(String::as_str))
+            .collect();
         Self {
             nodes: &graph.node,
             graph: Graph::new(0),
             opset,
             values: HashMap::new(),
-            readers,
+            consumers,
+            outputs: &graph.output,
+            constant_outputs,
             weights: BTreeMap::new(),
             names: HashSet::new(),
             problems: Vec::new(),
@@ -428,15 +437,21 @@ impl<'g> Importer<'g> {
         Ok(dims)
     }
 
+    /// The nodes reading `value`, once per input that reads it.
+    fn consumers(&self, value: &str) -> impl Iterator<Item = &'g NodeProto> + '_ {
+        let nodes = self.nodes;
+        self.consumers
+            .get(value)
+            .into_iter()
+            .flatten()
+            .map(move |&index| &nodes[index])
+    }
+
     /// Whether every reader of `value` is a Transpose to NCHW (`perm = [0, 3, 1, 2]`).
     fn only_transposed_to_nchw(&self, value: &str) -> bool {
-        let readers: Vec<&NodeProto> = self
-            .nodes
-            .iter()
-            .filter(|n| n.input.iter().any(|i| i == value))
-            .collect();
-        !readers.is_empty()
-            && readers.iter().all(|n| {
+        let mut readers = self.consumers(value).peekable();
+        readers.peek().is_some()
+            && readers.all(|n| {
                 n.op_type == "Transpose"
                     && super::read::Attributes(n).ints("perm") == Some(&[0, 3, 1, 2])
             })
@@ -550,7 +565,8 @@ impl<'g> Importer<'g> {
 
     /// How many node inputs and graph outputs read `value`.
     pub(super) fn readers(&self, value: &str) -> usize {
-        self.readers.get(value).copied().unwrap_or(0)
+        let outputs = self.outputs.iter().filter(|o| o.name == value).count();
+        self.consumers.get(value).map_or(0, Vec::len) + outputs
     }
 
     /// Whether the only reader of the node's output is an Add of a constant, which a
@@ -564,16 +580,10 @@ impl<'g> Importer<'g> {
         }
         let is_constant = |value: &String| {
             matches!(self.values.get(value), Some(Value::Const(_)))
-                || self
-                    .nodes
-                    .iter()
-                    .any(|n| n.op_type == "Constant" && n.output.contains(value))
+                || self.constant_outputs.contains(value.as_str())
         };
-        self.nodes.iter().any(|n| {
-            n.op_type == "Add"
-                && n.input.iter().any(|i| i == output)
-                && n.input.iter().any(|i| i != output && is_constant(i))
-        })
+        self.consumers(output)
+            .any(|n| n.op_type == "Add" && n.input.iter().any(|i| i != output && is_constant(i)))
     }
 
     /// Calls `config` on `inputs`, checking the output's size.

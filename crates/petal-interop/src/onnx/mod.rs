@@ -9,6 +9,3 @@ mod read;
 
 pub use export::{ExportError, ExportOnnx, ExportOptions, InputLayout, INPUT_NAME, OUTPUT_NAME};
 pub use import::{import_onnx, import_onnx_bytes, ImportOptions, ImportedModel};
-
-#[cfg(test)]
-mod tests;

@@ -18,12 +18,6 @@ pub struct ModelProto {
     /// The version of that tool.
     #[prost(string, tag = "3")]
     pub producer_version: String,
-    /// The model's own version.
-    #[prost(int64, tag = "5")]
-    pub model_version: i64,
-    /// Free text.
-    #[prost(string, tag = "6")]
-    pub doc_string: String,
     /// The computation.
     #[prost(message, optional, tag = "7")]
     pub graph: Option<GraphProto>,
@@ -52,18 +46,12 @@ pub struct GraphProto {
     /// Constant tensors (weights) by name.
     #[prost(message, repeated, tag = "5")]
     pub initializer: Vec<TensorProto>,
-    /// Free text.
-    #[prost(string, tag = "10")]
-    pub doc_string: String,
     /// The graph's inputs (may also list initializers, as older exporters did).
     #[prost(message, repeated, tag = "11")]
     pub input: Vec<ValueInfoProto>,
     /// The graph's outputs.
     #[prost(message, repeated, tag = "12")]
     pub output: Vec<ValueInfoProto>,
-    /// Types of intermediate values, when the writer recorded them.
-    #[prost(message, repeated, tag = "13")]
-    pub value_info: Vec<ValueInfoProto>,
 }
 
 /// `NodeProto`: one operation.
@@ -87,9 +75,6 @@ pub struct NodeProto {
     /// The operator's attributes.
     #[prost(message, repeated, tag = "5")]
     pub attribute: Vec<AttributeProto>,
-    /// Free text.
-    #[prost(string, tag = "6")]
-    pub doc_string: String,
 }
 
 /// `AttributeProto`: a named attribute of a node; `type` says which field holds it.
@@ -119,9 +104,6 @@ pub struct AttributeProto {
     /// Integers.
     #[prost(int64, repeated, tag = "8")]
     pub ints: Vec<i64>,
-    /// Strings.
-    #[prost(bytes = "vec", repeated, tag = "9")]
-    pub strings: Vec<Vec<u8>>,
 }
 
 /// `AttributeProto.AttributeType`.
@@ -228,9 +210,6 @@ pub struct ValueInfoProto {
     /// Its type (a tensor type for CNNs).
     #[prost(message, optional, tag = "2")]
     pub r#type: Option<TypeProto>,
-    /// Free text.
-    #[prost(string, tag = "3")]
-    pub doc_string: String,
 }
 
 /// `TypeProto`, reduced to its tensor case.

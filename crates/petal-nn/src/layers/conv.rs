@@ -98,7 +98,6 @@ impl Conv2d {
     fn description(&self) -> ConvDescription {
         ConvDescription {
             kernel: self.kernel,
-            kernel_shape: self.kernel_shape,
             bias: self.bias,
             spec: self.spec,
             activation: self.activation,
@@ -225,6 +224,18 @@ impl Layer for Conv2d {
         Ok(self.regularizer.map(|r| r.penalty(&ctx.param(self.kernel))))
     }
     fn absorb(&self, step: &InferenceStep, store: &mut ParamStore) -> Option<Box<dyn Layer>> {
+        self.absorbed(step, store)
+            .map(|conv| Box::new(conv) as Box<dyn Layer>)
+    }
+    fn describe(&self) -> Option<LayerDescription> {
+        Some(LayerDescription::Conv2d(self.description()))
+    }
+}
+
+impl Conv2d {
+    /// This convolution with `step` applied to its output, if it has no activation of its
+    /// own (and, for a channel affine, one scale per filter); may add a bias to `store`.
+    fn absorbed(&self, step: &InferenceStep, store: &mut ParamStore) -> Option<Conv2d> {
         if self.activation != Activation::Linear {
             return None;
         }
@@ -259,10 +270,7 @@ impl Layer for Conv2d {
                 folded.bias = Some(bias);
             }
         }
-        Some(Box::new(folded))
-    }
-    fn describe(&self) -> Option<LayerDescription> {
-        Some(LayerDescription::Conv2d(self.description()))
+        Some(folded)
     }
 }
 
@@ -475,6 +483,17 @@ impl Layer for SeparableConv2d {
     fn flops(&self, inputs: &[&[usize]]) -> u64 {
         let mid = self.depthwise.output_shape(inputs).unwrap_or_default();
         self.depthwise.flops(inputs) + self.pointwise.flops(&[&mid])
+    }
+    fn absorb(&self, step: &InferenceStep, store: &mut ParamStore) -> Option<Box<dyn Layer>> {
+        let pointwise = self.pointwise.absorbed(step, store)?;
+        Some(Box::new(SeparableConv2d {
+            name: self.name.clone(),
+            depthwise: Conv2d {
+                name: self.depthwise.name.clone(),
+                ..self.depthwise
+            },
+            pointwise,
+        }))
     }
     fn describe(&self) -> Option<LayerDescription> {
         Some(LayerDescription::SeparableConv2d {

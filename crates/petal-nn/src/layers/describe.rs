@@ -12,8 +12,6 @@ use crate::ParamId;
 pub struct ConvDescription {
     /// The kernel, HWIO: `(height, width, input channels / groups, filters)`.
     pub kernel: ParamId,
-    /// The kernel's shape.
-    pub kernel_shape: [usize; 4],
     /// One bias per filter, if the layer adds one.
     pub bias: Option<ParamId>,
     /// Stride, padding, dilation and groups.
@@ -32,7 +30,7 @@ pub struct ConvDescription {
 ///     .build()?;
 /// let node = &model.nodes()[1];
 /// let Some(LayerDescription::Conv2d(conv)) = node.layer.unwrap().describe() else { panic!() };
-/// assert_eq!((conv.kernel_shape, conv.activation), ([3, 3, 3, 4], Activation::Relu));
+/// assert_eq!(conv.activation, Activation::Relu);
 /// assert_eq!(model.store().value(conv.kernel).shape(), &[3, 3, 3, 4]);
 /// # Ok::<(), petal_nn::NnError>(())
 /// ```

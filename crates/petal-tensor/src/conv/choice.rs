@@ -4,7 +4,7 @@
 
 use std::cell::Cell;
 
-use super::winograd::Tile;
+use super::winograd::{self, Tile};
 use super::ConvShape;
 
 /// The kernel for the stride-1 3x3 convolutions with one group and at least 16 channels
@@ -53,26 +53,36 @@ pub fn with_kernel_3x3<R>(kernel: Kernel3x3, work: impl FnOnce() -> R) -> R {
     work()
 }
 
-/// Whether a shape the Winograd path can take goes to it (not to im2col).
-pub(super) fn winograd_allowed() -> bool {
-    KERNEL.get() != Kernel3x3::Im2col
-}
-
-/// The tiling for a convolution the Winograd path takes (the same for its three passes).
-pub(super) fn winograd_tile(s: &ConvShape) -> Tile {
+/// The tiling the Winograd path computes this convolution with (the same for its
+/// three passes), or `None` if it goes elsewhere: a shape the path cannot take, or
+/// im2col chosen by [`with_kernel_3x3`].
+pub(super) fn winograd_tile(s: &ConvShape) -> Option<Tile> {
+    if !winograd::applies(s) {
+        return None;
+    }
     match KERNEL.get() {
-        Kernel3x3::Auto | Kernel3x3::Im2col => auto_tile(s),
-        Kernel3x3::WinogradF2x2 => Tile::F2,
-        Kernel3x3::WinogradF4x4 => Tile::F4,
+        Kernel3x3::Auto => Some(auto_tile(s)),
+        Kernel3x3::Im2col => None,
+        Kernel3x3::WinogradF2x2 => Some(Tile::F2),
+        Kernel3x3::WinogradF4x4 => Some(Tile::F4),
     }
 }
 
-/// Channels and filters from which F(4x4) runs instead of F(2x2), every pass: with
-/// 128 and more, F(4x4) took less time than F(2x2) in every run of `cargo bench -p
-/// petal-tensor --bench conv -- kernel3x3` (flowers 16 px 128->256, VGG 56 px
-/// 128->128, 2 threads: forward and input gradient 20-45% less, filter gradient
-/// 8-34% less); with 32 and 64 its larger transforms cost more than the multiplies
-/// saved.
+/// Channels and filters from which F(4x4) runs instead of F(2x2), every pass. `cargo
+/// bench -p petal-tensor --bench conv -- kernel3x3` (2 threads, two runs, ms, forward /
+/// input gradient / filter gradient):
+///
+/// | layer | im2col | F(2x2) | F(4x4) |
+/// |---|---|---|---|
+/// | flowers 16 px 128->256 | 10.4 / 11.2 / 11.1 | 5.8 / 6.5 / 6.8 | 3.9 / 4.8 / 5.0 |
+/// | VGG 56 px 128->128 | 10.0 / 9.6 / 9.4 | 5.3 / 5.2 / 6.1 | 3.4 / 3.9 / 4.2 |
+/// | flowers2 64 px 32->64 | 23.8 / 13.3 / 12.0 | 18.0 / 9.3 / 11.0 | 15.6 / 7.0 / 6.6 |
+/// | mnist2 13 px 32->64 | 1.36 / 1.65 / 1.31 | 1.10 / 1.68 / 1.31 | 1.00 / 1.52 / 1.07 |
+///
+/// Since the transforms are written out, F(4x4) is also the faster at 32 and 64
+/// channels; the threshold stays at 128 for now because F(4x4) rounds worse (up to
+/// 3e-5 of the RMS against F(2x2)'s 3e-6, `tests/winograd_accuracy.rs`) and lowering
+/// it changes the lecture networks' results.
 const F4X4_MIN_CHANNELS: usize = 128;
 
 fn auto_tile(s: &ConvShape) -> Tile {

@@ -6,11 +6,11 @@
 //! - depthwise (`groups == c`, the MobileNet/EfficientNet case): a direct kernel;
 //! - 3x3 with stride 1 and at least 16 channels and filters: Winograd for the output
 //!   and both gradients, F(4x4, 3x3) (4x fewer multiplies) when channels and filters
-//!   are both at least 128, F(2x2, 3x3) (2.25x fewer) below that, where F(4x4)'s
-//!   larger transforms cost more than its multiplies save. F(4x4)'s error stays below
-//!   2⁻¹² of a result's RMS on the lecture's layers (measured up to 3e-5, F(2x2) 3e-6,
-//!   the direct sum 2e-6: `tests/winograd_accuracy.rs`). [`with_kernel_3x3`] sets the
-//!   kernel for a stretch of code;
+//!   are both at least 128, F(2x2, 3x3) (2.25x fewer) below that, where F(4x4) would
+//!   also be faster but rounds worse (timings in `choice.rs`). F(4x4)'s error stays
+//!   below 2⁻¹² of a result's RMS on the lecture's layers (measured up to 3e-5, F(2x2)
+//!   3e-6, the direct sum 2e-6: `tests/winograd_accuracy.rs`). [`with_kernel_3x3`]
+//!   sets the kernel for a stretch of code;
 //! - small patches (`kh*kw*c <= 32`, first layers on grey or RGB images): register-blocked
 //!   kernels for the short inner dimension (the input gradient goes through im2col);
 //! - everything else: per-image im2col into a reused buffer, then one GEMM per group.
@@ -208,8 +208,8 @@ impl ConvShape {
             ConvPath::Depthwise
         } else if self.groups == 1 && self.patch_len() <= small_patch::MAX_PATCH {
             ConvPath::SmallPatch
-        } else if winograd::applies(self) && choice::winograd_allowed() {
-            ConvPath::Winograd
+        } else if let Some(tile) = winograd_tile(self) {
+            ConvPath::Winograd(tile)
         } else {
             ConvPath::Im2col
         }
@@ -254,7 +254,7 @@ enum ConvPath {
     Pointwise,
     Depthwise,
     SmallPatch,
-    Winograd,
+    Winograd(winograd::Tile),
     Im2col,
 }
 
@@ -347,7 +347,7 @@ fn convolve(
         ConvPath::Pointwise => pointwise::forward(&shape, x, f, output)?,
         ConvPath::Depthwise => depthwise::forward(&shape, x, f, output)?,
         ConvPath::SmallPatch => small_patch::forward(&shape, x, f, output)?,
-        ConvPath::Winograd => winograd::forward(winograd_tile(&shape), &shape, x, f, output)?,
+        ConvPath::Winograd(tile) => winograd::forward(tile, &shape, x, f, output)?,
         ConvPath::Im2col => im2col::forward(&shape, x, f, output)?,
     };
     Tensor::from_vec(&shape.output_shape(), values)
@@ -366,10 +366,10 @@ pub fn conv2d_backward_input(
     let values = match shape.path() {
         ConvPath::Pointwise => pointwise::backward_input(&shape, dy, f)?,
         ConvPath::Depthwise => depthwise::backward_input(&shape, dy, f)?,
-        ConvPath::Winograd if winograd::applies_to_input_gradient(&shape) => {
-            winograd::backward_input(winograd_tile(&shape), &shape, dy, f)?
+        ConvPath::Winograd(tile) if winograd::applies_to_input_gradient(&shape) => {
+            winograd::backward_input(tile, &shape, dy, f)?
         }
-        ConvPath::SmallPatch | ConvPath::Winograd | ConvPath::Im2col => {
+        ConvPath::SmallPatch | ConvPath::Winograd(_) | ConvPath::Im2col => {
             im2col::backward_input(&shape, dy, f)?
         }
     };
@@ -391,7 +391,7 @@ pub fn conv2d_backward_filter(
         ConvPath::Pointwise => pointwise::backward_filter(&shape, x, dy)?,
         ConvPath::Depthwise => depthwise::backward_filter(&shape, x, dy)?,
         ConvPath::SmallPatch => small_patch::backward_filter(&shape, x, dy)?,
-        ConvPath::Winograd => winograd::backward_filter(winograd_tile(&shape), &shape, x, dy)?,
+        ConvPath::Winograd(tile) => winograd::backward_filter(tile, &shape, x, dy)?,
         ConvPath::Im2col => im2col::backward_filter(&shape, x, dy)?,
     };
     Tensor::from_vec(&shape.filter_shape(), grad)

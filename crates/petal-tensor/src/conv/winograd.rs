@@ -31,26 +31,126 @@ use crate::window::AxisGeometry;
 use pulp::{Arch, Simd, WithSimd};
 
 /// Fewer channels or filters than this leave too little work per tile for the
-/// transforms to pay (a round number below the lecture networks' 32, not tuned).
+/// transforms to pay (a round number below the lecture networks' 32, not tuned: at 32
+/// channels F(2x2) already beats im2col, see `choice.rs`).
 const MIN_CHANNELS: usize = 16;
 
 /// A Winograd tiling F(M x M, 3x3): output tiles of `M x M` computed from input tiles
 /// of `N x N` (`N = M + 2`), and its transforms.
+///
+/// The filter transforms run once per convolution, from the matrices. The per-tile
+/// transforms run for every tile and vector of channels, so each tiling writes out
+/// the product of one line of a tile with its matrix (`*_line`): straight-line adds,
+/// subtracts and multiplies by literals, no zero terms, no multiplies by ±1. The tile
+/// transforms apply the line along each row, then down each column.
 pub(super) trait Tiling<const M: usize, const N: usize> {
-    /// `Bᵀ` (N x N): an input tile `d` becomes `V = Bᵀ d B`.
+    /// `Bᵀ` (N x N): an input tile `d` becomes `V = Bᵀ d B` (`input_line` written out;
+    /// the tests check it against this).
+    #[cfg(test)]
     const B_T: [[f32; N]; N];
     /// `G` (N x 3): a filter `g` becomes `U = G g Gᵀ`.
     const G: [[f32; 3]; N];
-    /// `Aᵀ` (M x N): the product `U ⊙ V` becomes the output tile `Aᵀ (U ⊙ V) A`.
+    /// `Aᵀ` (M x N): the product `U ⊙ V` becomes the output tile `Aᵀ (U ⊙ V) A`
+    /// (`output_line` and `gradient_line` written out; the tests check them against it).
+    #[cfg(test)]
     const A_T: [[f32; N]; M];
-    /// `A` (N x M), for the filter gradient's `A dY Aᵀ`.
-    const A: [[f32; M]; N] = transpose(Self::A_T);
+
+    /// `Bᵀ d` for one line `d` of an input tile.
+    fn input_line<S: Simd>(simd: S, d: [S::f32s; N]) -> [S::f32s; N];
+    /// `Aᵀ m` for one line `m` of a transformed product.
+    fn output_line<S: Simd>(simd: S, m: [S::f32s; N]) -> [S::f32s; M];
+    /// `A y` for one line `y` of an output-gradient tile (`A` is `Aᵀ` transposed).
+    fn gradient_line<S: Simd>(simd: S, y: [S::f32s; M]) -> [S::f32s; N];
+
+    /// `V = Bᵀ d B` for the N x N tile with values `d(i, j)`, each value `(a, b)`
+    /// handed to `out(a, b, value)`.
+    #[inline(always)]
+    fn input_tile<S: Simd>(
+        simd: S,
+        d: impl Fn(usize, usize) -> S::f32s,
+        out: impl FnMut(usize, usize, S::f32s),
+    ) {
+        sandwich(
+            simd,
+            d,
+            #[inline(always)]
+            |line| Self::input_line(simd, line),
+            out,
+        );
+    }
+
+    /// The M x M output tile `Aᵀ m A` of the N x N product `m(r, s)`, each value
+    /// `(i, j)` handed to `out(i, j, value)`.
+    #[inline(always)]
+    fn output_tile<S: Simd>(
+        simd: S,
+        m: impl Fn(usize, usize) -> S::f32s,
+        out: impl FnMut(usize, usize, S::f32s),
+    ) {
+        sandwich(
+            simd,
+            m,
+            #[inline(always)]
+            |line| Self::output_line(simd, line),
+            out,
+        );
+    }
+
+    /// `Ŷ = A y Aᵀ` (N x N) for the M x M output-gradient tile `y(i, j)`, each value
+    /// `(r, s)` handed to `out(r, s, value)`.
+    #[inline(always)]
+    fn gradient_tile<S: Simd>(
+        simd: S,
+        y: impl Fn(usize, usize) -> S::f32s,
+        out: impl FnMut(usize, usize, S::f32s),
+    ) {
+        sandwich(
+            simd,
+            y,
+            #[inline(always)]
+            |line| Self::gradient_line(simd, line),
+            out,
+        );
+    }
+}
+
+/// `L X Lᵀ` for the K x K tile `X` whose value `(i, j)` is `x(i, j)`, `line` being the
+/// product of one line with `L` (R x K): along each row, then down each column, each
+/// value `(a, b)` handed to `out`. (Plain locals and indexed stores: arrays built by
+/// closures were copied through memory, not registers.)
+#[inline(always)]
+fn sandwich<S: Simd, const K: usize, const R: usize>(
+    simd: S,
+    x: impl Fn(usize, usize) -> S::f32s,
+    line: impl Fn([S::f32s; K]) -> [S::f32s; R],
+    mut out: impl FnMut(usize, usize, S::f32s),
+) {
+    let zero = simd.splat_f32s(0.0);
+    // Row `i` of `X Lᵀ`.
+    let mut t = [[zero; R]; K];
+    for (i, row) in t.iter_mut().enumerate() {
+        let mut d = [zero; K];
+        for (j, value) in d.iter_mut().enumerate() {
+            *value = x(i, j);
+        }
+        *row = line(d);
+    }
+    let mut column = [zero; K];
+    for b in 0..R {
+        for (value, row) in column.iter_mut().zip(&t) {
+            *value = row[b];
+        }
+        for (a, value) in line(column).into_iter().enumerate() {
+            out(a, b, value);
+        }
+    }
 }
 
 /// F(2x2, 3x3), interpolation points 0, ±1 and ∞: 16 multiplies per 4 outputs.
 pub(super) struct F2x2;
 
 impl Tiling<2, 4> for F2x2 {
+    #[cfg(test)]
     const B_T: [[f32; 4]; 4] = [
         [1.0, 0.0, -1.0, 0.0],
         [0.0, 1.0, 1.0, 0.0],
@@ -63,13 +163,33 @@ impl Tiling<2, 4> for F2x2 {
         [0.5, -0.5, 0.5],
         [0.0, 0.0, 1.0],
     ];
+    #[cfg(test)]
     const A_T: [[f32; 4]; 2] = [[1.0, 1.0, 1.0, 0.0], [0.0, 1.0, -1.0, -1.0]];
+
+    #[inline(always)]
+    fn input_line<S: Simd>(simd: S, [d0, d1, d2, d3]: [S::f32s; 4]) -> [S::f32s; 4] {
+        let (add, sub) = (|a, b| simd.add_f32s(a, b), |a, b| simd.sub_f32s(a, b));
+        [sub(d0, d2), add(d1, d2), sub(d2, d1), sub(d1, d3)]
+    }
+
+    #[inline(always)]
+    fn output_line<S: Simd>(simd: S, [m0, m1, m2, m3]: [S::f32s; 4]) -> [S::f32s; 2] {
+        let (add, sub) = (|a, b| simd.add_f32s(a, b), |a, b| simd.sub_f32s(a, b));
+        [add(add(m0, m1), m2), sub(sub(m1, m2), m3)]
+    }
+
+    #[inline(always)]
+    fn gradient_line<S: Simd>(simd: S, [y0, y1]: [S::f32s; 2]) -> [S::f32s; 4] {
+        let (add, sub) = (|a, b| simd.add_f32s(a, b), |a, b| simd.sub_f32s(a, b));
+        [y0, add(y0, y1), sub(y0, y1), sub(simd.splat_f32s(0.0), y1)]
+    }
 }
 
 /// F(4x4, 3x3), interpolation points 0, ±1, ±2 and ∞: 36 multiplies per 16 outputs.
 pub(super) struct F4x4;
 
 impl Tiling<4, 6> for F4x4 {
+    #[cfg(test)]
     const B_T: [[f32; 6]; 6] = [
         [4.0, 0.0, -5.0, 0.0, 1.0, 0.0],
         [0.0, -4.0, -4.0, 1.0, 1.0, 0.0],
@@ -86,26 +206,63 @@ impl Tiling<4, 6> for F4x4 {
         [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
         [0.0, 0.0, 1.0],
     ];
+    #[cfg(test)]
     const A_T: [[f32; 6]; 4] = [
         [1.0, 1.0, 1.0, 1.0, 1.0, 0.0],
         [0.0, 1.0, -1.0, 2.0, -2.0, 0.0],
         [0.0, 1.0, 1.0, 4.0, 4.0, 0.0],
         [0.0, 1.0, -1.0, 8.0, -8.0, 1.0],
     ];
-}
 
-const fn transpose<const R: usize, const C: usize>(m: [[f32; C]; R]) -> [[f32; R]; C] {
-    let mut t = [[0.0; R]; C];
-    let mut r = 0;
-    while r < R {
-        let mut c = 0;
-        while c < C {
-            t[c][r] = m[r][c];
-            c += 1;
-        }
-        r += 1;
+    /// Rows 1 to 4 of `Bᵀ` share sums: `(d3 + d4) - 4 (d1 + d2)`, `(d4 - d3) + 4 (d1 -
+    /// d2)` and `(d4 - d2) ± 2 (d3 - d1)`.
+    #[inline(always)]
+    fn input_line<S: Simd>(simd: S, [d0, d1, d2, d3, d4, d5]: [S::f32s; 6]) -> [S::f32s; 6] {
+        let (add, sub) = (|a, b| simd.add_f32s(a, b), |a, b| simd.sub_f32s(a, b));
+        let times = |w: f32, v| simd.mul_f32s(simd.splat_f32s(w), v);
+        let (d4_2, d3_1) = (sub(d4, d2), times(2.0, sub(d3, d1)));
+        [
+            add(sub(times(4.0, d0), times(5.0, d2)), d4),
+            sub(add(d3, d4), times(4.0, add(d1, d2))),
+            add(sub(d4, d3), times(4.0, sub(d1, d2))),
+            add(d4_2, d3_1),
+            sub(d4_2, d3_1),
+            add(sub(times(4.0, d1), times(5.0, d3)), d5),
+        ]
     }
-    t
+
+    /// The rows of `Aᵀ` share `m1 ± m2` and `m3 ± m4`.
+    #[inline(always)]
+    fn output_line<S: Simd>(simd: S, [m0, m1, m2, m3, m4, m5]: [S::f32s; 6]) -> [S::f32s; 4] {
+        let (add, sub) = (|a, b| simd.add_f32s(a, b), |a, b| simd.sub_f32s(a, b));
+        let times = |w: f32, v| simd.mul_f32s(simd.splat_f32s(w), v);
+        let (m12, m1_2) = (add(m1, m2), sub(m1, m2));
+        let (m34, m3_4) = (add(m3, m4), sub(m3, m4));
+        [
+            add(add(m0, m12), m34),
+            add(m1_2, times(2.0, m3_4)),
+            add(m12, times(4.0, m34)),
+            add(add(m1_2, times(8.0, m3_4)), m5),
+        ]
+    }
+
+    /// The columns of `Aᵀ` in pairs: `(y0 + y2) ± (y1 + y3)` and `(y0 + 4 y2) ± (2 y1 +
+    /// 8 y3)`.
+    #[inline(always)]
+    fn gradient_line<S: Simd>(simd: S, [y0, y1, y2, y3]: [S::f32s; 4]) -> [S::f32s; 6] {
+        let (add, sub) = (|a, b| simd.add_f32s(a, b), |a, b| simd.sub_f32s(a, b));
+        let times = |w: f32, v| simd.mul_f32s(simd.splat_f32s(w), v);
+        let (even, odd) = (add(y0, y2), add(y1, y3));
+        let (even4, odd4) = (add(y0, times(4.0, y2)), add(times(2.0, y1), times(8.0, y3)));
+        [
+            y0,
+            add(even, odd),
+            sub(even, odd),
+            add(even4, odd4),
+            sub(even4, odd4),
+            y3,
+        ]
+    }
 }
 
 /// Which tiling a Winograd convolution runs with.
@@ -380,35 +537,6 @@ fn mix(from: &[f32], outputs: usize, len: usize, weight: impl Fn(usize, usize) -
     to
 }
 
-/// `Σ weights[k] · values[k]`: the positive terms first, then the negative ones
-/// subtracted, zero weights skipped and weights of ±1 without a multiply. The weights
-/// are a tiling's constants, so this unrolls into just the operations they need.
-#[inline(always)]
-fn weighted_sum<S: Simd, const K: usize>(
-    simd: S,
-    weights: &[f32; K],
-    values: &[S::f32s; K],
-) -> S::f32s {
-    let mut sum = None;
-    for negative in [false, true] {
-        for (&w, &v) in weights.iter().zip(values) {
-            if w == 0.0 || (w < 0.0) != negative {
-                continue;
-            }
-            let scaled = |w: f32| match w {
-                1.0 => v,
-                _ => simd.mul_f32s(simd.splat_f32s(w), v),
-            };
-            sum = Some(match sum {
-                None => scaled(w),
-                Some(s) if negative => simd.sub_f32s(s, scaled(-w)),
-                Some(s) => simd.add_f32s(s, scaled(w)),
-            });
-        }
-    }
-    sum.unwrap_or(simd.splat_f32s(0.0))
-}
-
 /// `Ŷ = A dY Aᵀ` for every M x M tile of one output gradient: tile-major like `V`, N²
 /// rows of `o` values per tile. Outputs past the edge count as zeros (`corners` holds
 /// a hanging tile's pixels).
@@ -443,10 +571,10 @@ impl<T: Tiling<M, N>, const M: usize, const N: usize> WithSimd for GradientTiles
                 (corners, from_fn(|i| from_fn(|j| (i * M + j) * o)))
             };
             for k in (0..vector_filters).step_by(S::F32_LANES) {
-                transform_tile(simd, &T::A, (source, &offsets), k, o, out);
+                gradient_tile::<T, S, M, N>(simd, (source, &offsets), k, o, out);
             }
             for k in vector_filters..o {
-                transform_tile(pulp::Scalar, &T::A, (source, &offsets), k, o, out);
+                gradient_tile::<T, _, M, N>(pulp::Scalar, (source, &offsets), k, o, out);
             }
         }
     }
@@ -489,65 +617,51 @@ impl<T: Tiling<M, N>, const M: usize, const N: usize> WithSimd for InputTiles<'_
                 }
             };
             for ch in (0..vector_channels).step_by(S::F32_LANES) {
-                transform_tile(simd, &T::B_T, (source, &offsets), ch, c, out);
+                input_tile::<T, S, M, N>(simd, (source, &offsets), ch, c, out);
             }
             for ch in vector_channels..c {
-                transform_tile(pulp::Scalar, &T::B_T, (source, &offsets), ch, c, out);
+                input_tile::<T, _, M, N>(pulp::Scalar, (source, &offsets), ch, c, out);
             }
         }
     }
 }
 
-/// `L X Lᵀ` (R x R) for the K x K tile `X` at `source[offsets[i][j] + at]` (one vector
-/// of channels from `at`), `L` being R x K, stored at `out[(a * R + b) * stride + at]`.
+/// `Ŷ = A dY Aᵀ` for the M x M tile of `dY` at `source[offsets[i][j] + at]` (one vector
+/// of filters from `at`), stored at `out[(r * N + s) * stride + at]`.
 #[inline(always)]
-fn transform_tile<S: Simd, const K: usize, const R: usize>(
+fn gradient_tile<T: Tiling<M, N>, S: Simd, const M: usize, const N: usize>(
     simd: S,
-    l: &[[f32; K]; R],
-    (source, offsets): (&[f32], &[[usize; K]; K]),
+    (source, offsets): (&[f32], &[[usize; M]; M]),
     at: usize,
     stride: usize,
     out: &mut [f32],
 ) {
-    let x = |i: usize, j: usize| load::<S>(&source[offsets[i][j] + at..]);
-    for (a, row) in sandwich(simd, l, x).iter().enumerate() {
-        for (b, &value) in row.iter().enumerate() {
-            store::<S>(&mut out[(a * R + b) * stride + at..], value);
-        }
-    }
+    T::gradient_tile(
+        simd,
+        #[inline(always)]
+        |i, j| load::<S>(&source[offsets[i][j] + at..]),
+        #[inline(always)]
+        |r, s, value| store::<S>(&mut out[(r * N + s) * stride + at..], value),
+    );
 }
 
-/// `L X Lᵀ` (R x R) for the K x K tile `X` whose value `(i, j)` is `x(i, j)`, `L`
-/// being R x K: along each row, then down each column. (Plain locals and indexed
-/// stores: arrays built by closures were copied through memory, not registers.)
+/// `V = Bᵀ d B` for the N x N tile `d` at `source[offsets[i][j] + at]` (one vector of
+/// channels from `at`), stored at `out[(a * N + b) * stride + at]`.
 #[inline(always)]
-fn sandwich<S: Simd, const K: usize, const R: usize>(
+fn input_tile<T: Tiling<M, N>, S: Simd, const M: usize, const N: usize>(
     simd: S,
-    l: &[[f32; K]; R],
-    x: impl Fn(usize, usize) -> S::f32s,
-) -> [[S::f32s; R]; R] {
-    let zero = simd.splat_f32s(0.0);
-    let mut t = [[zero; R]; K];
-    for (i, row) in t.iter_mut().enumerate() {
-        let mut d = [zero; K];
-        for (j, value) in d.iter_mut().enumerate() {
-            *value = x(i, j);
-        }
-        for (value, weights) in row.iter_mut().zip(l) {
-            *value = weighted_sum(simd, weights, &d);
-        }
-    }
-    let mut out = [[zero; R]; R];
-    let mut column = [zero; K];
-    for b in 0..R {
-        for (value, row) in column.iter_mut().zip(&t) {
-            *value = row[b];
-        }
-        for (out_row, weights) in out.iter_mut().zip(l) {
-            out_row[b] = weighted_sum(simd, weights, &column);
-        }
-    }
-    out
+    (source, offsets): (&[f32], &[[usize; N]; N]),
+    at: usize,
+    stride: usize,
+    out: &mut [f32],
+) {
+    T::input_tile(
+        simd,
+        #[inline(always)]
+        |i, j| load::<S>(&source[offsets[i][j] + at..]),
+        #[inline(always)]
+        |a, b, value| store::<S>(&mut out[(a * N + b) * stride + at..], value),
+    );
 }
 
 /// Copies the N x N input tile whose top-left output is `(oy, ox)` into `patch`
@@ -601,104 +715,140 @@ impl<T: Tiling<M, N>, const M: usize, const N: usize> WithSimd for OutputTiles<'
         let Self { p, m, y, .. } = self;
         let o = p.filters;
         let vector_filters = o / S::F32_LANES * S::F32_LANES;
+        let [rows, cols] = p.output;
         for (tile, mt) in m.chunks_exact(N * N * o).enumerate() {
             let (oy, ox) = p.tile_origin(tile, M);
+            let whole = oy + M <= rows && ox + M <= cols;
             for k in (0..vector_filters).step_by(S::F32_LANES) {
-                add_output::<T, S, M, N>(simd, p, mt, k, (oy, ox), y);
+                add_output::<T, S, M, N>(simd, p, mt, k, (oy, ox, whole), y);
             }
             for k in vector_filters..o {
-                add_output::<T, _, M, N>(pulp::Scalar, p, mt, k, (oy, ox), y);
+                add_output::<T, _, M, N>(pulp::Scalar, p, mt, k, (oy, ox, whole), y);
             }
         }
     }
 }
 
-/// Adds the outputs of the tile at `origin` that exist, `Aᵀ M A` for the filters from
-/// `k` (one vector of them).
+/// Adds `Aᵀ M A` for the filters from `k` (one vector of them) to the outputs of the
+/// tile at `(oy, ox)`: all of them if the tile is `whole`ly inside the output, else
+/// those that exist.
 #[inline(always)]
 fn add_output<T: Tiling<M, N>, S: Simd, const M: usize, const N: usize>(
     simd: S,
     p: &Plane,
     mt: &[f32],
     k: usize,
-    (oy, ox): (usize, usize),
+    (oy, ox, whole): (usize, usize, bool),
     y: &mut [f32],
 ) {
     let (o, [rows, cols]) = (p.filters, p.output);
-    // The whole tile (fixed loop counts keep it in registers), then the outputs that
-    // exist added.
-    let x = |r: usize, s: usize| load::<S>(&mt[(r * N + s) * o + k..]);
-    for (i, row) in sandwich(simd, &T::A_T, x).iter().enumerate() {
-        for (j, &value) in row.iter().enumerate() {
-            if oy + i < rows && ox + j < cols {
-                add_to(simd, &mut y[((oy + i) * cols + ox + j) * o + k..], value);
-            }
-        }
+    let m = |r: usize, s: usize| load::<S>(&mt[(r * N + s) * o + k..]);
+    let at = |i: usize, j: usize| ((oy + i) * cols + ox + j) * o + k;
+    if whole {
+        T::output_tile(
+            simd,
+            m,
+            #[inline(always)]
+            |i, j, value| add_to(simd, &mut y[at(i, j)..], value),
+        );
+    } else {
+        T::output_tile(
+            simd,
+            m,
+            #[inline(always)]
+            |i, j, value| {
+                if oy + i < rows && ox + j < cols {
+                    add_to(simd, &mut y[at(i, j)..], value);
+                }
+            },
+        );
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pulp::Scalar;
 
-    /// `Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A` in f64 from the tiling's f32 matrices.
-    fn winograd_tile<T: Tiling<M, N>, const M: usize, const N: usize>(
-        d: &[[f64; N]; N],
-        g: &[[f64; 3]; 3],
-    ) -> [[f64; M]; M] {
-        let b = |i: usize, j: usize| f64::from(T::B_T[i][j]);
-        let gm = |i: usize, j: usize| f64::from(T::G[i][j]);
-        let a = |i: usize, j: usize| f64::from(T::A_T[i][j]);
-        let u: [[f64; N]; N] = from_fn(|r| {
-            from_fn(|s| {
-                (0..9)
-                    .map(|ab| gm(r, ab / 3) * g[ab / 3][ab % 3] * gm(s, ab % 3))
-                    .sum()
-            })
-        });
-        let v: [[f64; N]; N] = from_fn(|r| {
-            from_fn(|s| {
-                (0..N * N)
-                    .map(|ij| b(r, ij / N) * d[ij / N][ij % N] * b(s, ij % N))
-                    .sum()
-            })
-        });
-        from_fn(|y| {
-            from_fn(|x| {
-                (0..N * N)
-                    .map(|rs| a(y, rs / N) * u[rs / N][rs % N] * v[rs / N][rs % N] * a(x, rs % N))
+    /// `L X Lᵀ` in f64, `l(a, i)` being `L`'s entries (R x K).
+    fn sandwich_f64<const K: usize, const R: usize>(
+        l: impl Fn(usize, usize) -> f32,
+        x: &[[f64; K]; K],
+    ) -> [[f64; R]; R] {
+        from_fn(|a| {
+            from_fn(|b| {
+                (0..K * K)
+                    .map(|ij| f64::from(l(a, ij / K)) * x[ij / K][ij % K] * f64::from(l(b, ij % K)))
                     .sum()
             })
         })
     }
 
-    /// The transforms applied to a tile and a filter give the direct correlation
-    /// `y[i][j] = Σ g[a][b] d[i + a][j + b]` (to the f32 rounding of the matrices'
-    /// entries such as 1/6).
+    fn widen<const K: usize>(x: &[[f32; K]; K]) -> [[f64; K]; K] {
+        x.map(|row| row.map(f64::from))
+    }
+
+    fn assert_close<const R: usize>(fast: &[[f32; R]; R], exact: &[[f64; R]; R], what: &str) {
+        for (i, (f, e)) in fast
+            .iter()
+            .flatten()
+            .zip(exact.iter().flatten())
+            .enumerate()
+        {
+            assert!(
+                (f64::from(*f) - e).abs() < 1e-4 * e.abs().max(1.0),
+                "{what} ({}, {}): {f} vs {e}",
+                i / R,
+                i % R
+            );
+        }
+    }
+
+    /// The straight-line tile transforms compute the products with the tiling's
+    /// matrices, and together with `U = G g Gᵀ` give the direct correlation
+    /// `y[i][j] = Σ g[a][b] d[i + a][j + b]` (to f32 rounding).
     fn check_tiling<T: Tiling<M, N>, const M: usize, const N: usize>() {
         let mut state = 12345u64;
         let mut next = || {
             state = state
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
-            (state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+            ((state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) as f32
         };
         for _ in 0..20 {
-            let d: [[f64; N]; N] = from_fn(|_| from_fn(|_| next()));
-            let g: [[f64; 3]; 3] = from_fn(|_| from_fn(|_| next()));
-            let fast = winograd_tile::<T, M, N>(&d, &g);
-            for i in 0..M {
-                for j in 0..M {
-                    let direct: f64 = (0..9)
-                        .map(|ab| g[ab / 3][ab % 3] * d[i + ab / 3][j + ab % 3])
-                        .sum();
-                    assert!(
-                        (fast[i][j] - direct).abs() < 1e-5,
-                        "F({M}x{M}) output ({i}, {j}): {} vs direct {direct}",
-                        fast[i][j]
-                    );
-                }
-            }
+            let d: [[f32; N]; N] = from_fn(|_| from_fn(|_| next()));
+            let g: [[f32; 3]; 3] = from_fn(|_| from_fn(|_| next()));
+            let dy: [[f32; M]; M] = from_fn(|_| from_fn(|_| next()));
+
+            let mut v = [[0.0; N]; N];
+            T::input_tile(Scalar, |i, j| d[i][j], |a, b, x| v[a][b] = x);
+            assert_close(&v, &sandwich_f64(|a, i| T::B_T[a][i], &widen(&d)), "Bᵀ d B");
+
+            let mut gradient = [[0.0; N]; N];
+            T::gradient_tile(Scalar, |i, j| dy[i][j], |r, s, x| gradient[r][s] = x);
+            let exact = sandwich_f64(|r, i| T::A_T[i][r], &widen(&dy));
+            assert_close(&gradient, &exact, "A dY Aᵀ");
+
+            let u: [[f64; N]; N] = sandwich_f64(|r, i| T::G[r][i], &widen(&g));
+            let m: [[f32; N]; N] = from_fn(|r| from_fn(|s| (u[r][s] * f64::from(v[r][s])) as f32));
+            let mut y = [[0.0; M]; M];
+            T::output_tile(Scalar, |r, s| m[r][s], |i, j, x| y[i][j] = x);
+            assert_close(&y, &sandwich_f64(|i, r| T::A_T[i][r], &widen(&m)), "Aᵀ M A");
+
+            let direct: [[f64; M]; M] = from_fn(|i| {
+                from_fn(|j| {
+                    (0..9)
+                        .map(|ab| {
+                            f64::from(g[ab / 3][ab % 3]) * f64::from(d[i + ab / 3][j + ab % 3])
+                        })
+                        .sum()
+                })
+            });
+            assert_close(
+                &y,
+                &direct,
+                &format!("F({M}x{M}) against the direct correlation"),
+            );
         }
         assert_eq!(N, M + 2);
     }

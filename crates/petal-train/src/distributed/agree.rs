@@ -5,6 +5,7 @@ use petal_data::Dataset;
 use petal_nn::ParamStore;
 
 use super::Distributed;
+use crate::checkpoint::RunSettings;
 use crate::error::{Result, TrainError};
 
 /// FNV-1a over 64-bit words: cheap, and any changed bit changes the sum.
@@ -104,11 +105,10 @@ fn agree(dist: &Distributed, what: &str, value: u64, show: impl Fn(u64) -> Strin
     )))
 }
 
-/// What every rank must share at the start of a run.
+/// What every rank must share at the start of a run beyond the checkpoint's
+/// [`RunSettings`]: the run length, the data and the model.
 pub(crate) struct StartSettings<'a> {
-    pub seed: u64,
-    pub shuffle_seed: Option<u64>,
-    pub batch_size: usize,
+    pub run: &'a RunSettings,
     pub epochs: usize,
     pub train: &'a dyn Dataset,
     pub validation: Option<&'a dyn Dataset>,
@@ -120,11 +120,11 @@ pub(crate) struct StartSettings<'a> {
 pub(crate) fn agree_on_start(dist: &Distributed, s: &StartSettings<'_>) -> Result<()> {
     let number = |v: u64| v.to_string();
     let checksum = |v: u64| format!("checksum {v:016x}");
-    agree(dist, "the seed", s.seed, number)?;
+    agree(dist, "the seed", s.run.seed, number)?;
     agree(
         dist,
         "the shuffle seed",
-        s.shuffle_seed.map_or(u64::MAX, |v| v),
+        s.run.shuffle_seed.unwrap_or(u64::MAX),
         |v| {
             if v == u64::MAX {
                 "none".into()
@@ -133,7 +133,7 @@ pub(crate) fn agree_on_start(dist: &Distributed, s: &StartSettings<'_>) -> Resul
             }
         },
     )?;
-    agree(dist, "the batch size", s.batch_size as u64, number)?;
+    agree(dist, "the batch size", s.run.batch_size as u64, number)?;
     agree(dist, "the number of epochs", s.epochs as u64, number)?;
     agree(dist, "the training-set size", s.train.len() as u64, number)?;
     agree(
@@ -164,11 +164,11 @@ pub(crate) fn agree_on_start(dist: &Distributed, s: &StartSettings<'_>) -> Resul
         checksum,
     )?;
     let world = dist.world_size();
-    if !s.batch_size.is_multiple_of(world) {
+    if !s.run.batch_size.is_multiple_of(world) {
         return Err(TrainError::Distributed(format!(
             "the batch size {} (the global batch) does not split evenly over {world} ranks: \
              give a multiple of {world}",
-            s.batch_size
+            s.run.batch_size
         )));
     }
     Ok(())

@@ -57,7 +57,8 @@ pub(crate) fn average_step(
     let flags = values;
     let tail = flags + 2 * params.len();
     let mut buffer = vec![0.0f32; tail + 2];
-    let slot = |id: ParamId| params.iter().position(|&(p, _)| p == id);
+    // The store lists its parameters in id order.
+    let slot = |id: ParamId| params.binary_search_by_key(&id, |&(p, _)| p).ok();
     if let Some(step) = &local.step {
         buffer[tail] = step.loss * share;
         let entries =
@@ -83,18 +84,36 @@ pub(crate) fn average_step(
         dist.communicator.allreduce_sum(bucket)?;
     }
     let seconds = started.elapsed().as_secs_f64();
-    let (mut grads, mut updates) = (Vec::new(), Vec::new());
-    for (i, &(id, len)) in params.iter().enumerate() {
-        let tensor = || {
-            let shape = store.get(id).value.shape();
-            Tensor::from_vec(shape, buffer[offsets[i]..offsets[i] + len].to_vec())
-        };
-        if buffer[flags + 2 * i] > 0.0 {
-            grads.push((id, tensor()?));
-        } else if buffer[flags + 2 * i + 1] > 0.0 {
-            updates.push((id, tensor()?));
+    let averaged = |i: usize| &buffer[offsets[i]..offsets[i] + params[i].1];
+    let (grads, updates) = match local.step {
+        // This rank's own tensors take the averages: no new model-sized allocations.
+        Some(step) => {
+            let fill = |entries: Vec<(ParamId, Tensor)>| -> Result<Vec<(ParamId, Tensor)>> {
+                entries
+                    .into_iter()
+                    .map(|(id, mut tensor)| {
+                        let i = slot(id).ok_or_else(|| unknown(store, id))?;
+                        tensor.as_mut_slice().copy_from_slice(averaged(i));
+                        Ok((id, tensor))
+                    })
+                    .collect()
+            };
+            (fill(step.grads)?, fill(step.updates)?)
         }
-    }
+        // A rank whose part of the batch was empty takes what the flags say the others gave.
+        None => {
+            let (mut grads, mut updates) = (Vec::new(), Vec::new());
+            for (i, &(id, _)) in params.iter().enumerate() {
+                let tensor = || Tensor::from_vec(store.get(id).value.shape(), averaged(i).to_vec());
+                if buffer[flags + 2 * i] > 0.0 {
+                    grads.push((id, tensor()?));
+                } else if buffer[flags + 2 * i + 1] > 0.0 {
+                    updates.push((id, tensor()?));
+                }
+            }
+            (grads, updates)
+        }
+    };
     Ok(Averaged {
         loss: buffer[tail],
         correct: f64::from(buffer[tail + 1]),

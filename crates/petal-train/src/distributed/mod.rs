@@ -144,6 +144,15 @@ impl Distributed {
     pub fn is_leader(&self) -> bool {
         self.rank() == 0
     }
+
+    /// The communicator of `group`, or [`SingleProcess`] without one: for the calls
+    /// that work alone and in a group alike ([`predict_sharded`], [`evaluate_sharded`]).
+    pub fn communicator_of(group: Option<&Distributed>) -> &dyn Communicator {
+        match group {
+            Some(group) => &*group.communicator,
+            None => &SingleProcess,
+        }
+    }
 }
 
 impl std::fmt::Debug for Distributed {

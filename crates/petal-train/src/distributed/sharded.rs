@@ -12,7 +12,7 @@ use crate::evaluate::{evaluate_logits, predict, Evaluation};
 
 /// [`predict`](crate::predict) on a group: rank `r` runs the model on its part
 /// ([`shard_range`]) of `data`, and every rank gets all the logits and labels in
-/// dataset order.
+/// dataset order. A group of one is plain [`predict`](crate::predict).
 ///
 /// ```
 /// use petal_data::InMemoryDataset;
@@ -31,6 +31,9 @@ pub fn predict_sharded(
     batch_size: usize,
     comm: &dyn Communicator,
 ) -> Result<(Tensor, Vec<usize>)> {
+    if comm.world_size() == 1 {
+        return predict(model, data, batch_size);
+    }
     let n = data.len();
     let mine = shard_range(n, comm.rank(), comm.world_size());
     let width: usize = model.output_shape().iter().product();

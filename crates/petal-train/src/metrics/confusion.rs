@@ -2,12 +2,12 @@
 //! recall, F1, and their macro averages.
 
 use petal_tensor::Tensor;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::predicted_classes;
 
 /// Counts of (true class, predicted class) pairs: `counts[true][predicted]`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConfusionMatrix {
     /// `counts[true][predicted]`.
     pub counts: Vec<Vec<usize>>,
@@ -49,7 +49,13 @@ impl ConfusionMatrix {
     }
 
     /// Samples whose true class is `c`.
-    fn of_class(&self, c: usize) -> usize {
+    ///
+    /// ```
+    /// use petal_train::metrics::ConfusionMatrix;
+    /// let m = ConfusionMatrix::new(2, &[0, 0, 1], &[0, 1, 1]);
+    /// assert_eq!(m.of_class(0), 2);
+    /// ```
+    pub fn of_class(&self, c: usize) -> usize {
         self.counts[c].iter().sum()
     }
 

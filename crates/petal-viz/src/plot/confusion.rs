@@ -82,9 +82,9 @@ impl ConfusionPlot<'_> {
             .collect()
     }
 
-    /// The largest share of the matrix: the top of the colour scale.
-    fn top_share(&self) -> f32 {
-        let top = self.shares().into_iter().flatten().fold(0.0, f32::max);
+    /// The largest of `shares`: the top of the colour scale.
+    fn top_share(shares: &[Vec<f32>]) -> f32 {
+        let top = shares.iter().flatten().copied().fold(0.0, f32::max);
         if top > 0.0 {
             top
         } else {
@@ -133,7 +133,8 @@ impl Figure for ConfusionPlot<'_> {
             centred(14),
         ))
         .map_err(text_error)?;
-        let (shares, top_share) = (self.shares(), self.top_share());
+        let shares = self.shares();
+        let top_share = Self::top_share(&shares);
         for (i, row) in self.counts.iter().enumerate() {
             for (j, &count) in row.iter().enumerate() {
                 let share = shares[i][j] / top_share;

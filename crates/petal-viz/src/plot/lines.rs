@@ -125,13 +125,7 @@ pub struct LinePlot {
 impl LinePlot {
     /// Writes the plot to `path` (`.svg` for SVG, else PNG).
     pub fn save(&self, path: &Path) -> Result<()> {
-        if self.panels.is_empty() {
-            return Err(VizError::Input(format!(
-                "{}: a line plot needs at least one panel",
-                path.display()
-            )));
-        }
-        save(self, path)
+        save_panels(self, path, &self.panels, self.panels.len())
     }
 }
 
@@ -144,19 +138,71 @@ impl Figure for LinePlot {
         &self,
         root: &DrawingArea<DB, Shift>,
     ) -> std::result::Result<(), String> {
-        root.fill(&WHITE).map_err(text_error)?;
-        let root = root
-            .titled(&self.title, (FAMILY, 22).into_font())
-            .map_err(text_error)?;
-        for (panel, area) in self
-            .panels
-            .iter()
-            .zip(root.split_evenly((1, self.panels.len())))
-        {
-            draw_panel(panel, &area)?;
-        }
-        Ok(())
+        let layout = Layout {
+            rows: 1,
+            columns: self.panels.len(),
+            shared_ranges: false,
+            caption_size: 17,
+            legend_on_first_only: false,
+        };
+        draw_panels(root, &self.title, &self.panels, &layout)
     }
+}
+
+/// Checks that `panels` in `columns` make a plot, then writes `figure` to `path`.
+pub(crate) fn save_panels(
+    figure: &impl Figure,
+    path: &Path,
+    panels: &[Panel],
+    columns: usize,
+) -> Result<()> {
+    if panels.is_empty() || columns == 0 {
+        return Err(VizError::Input(format!(
+            "{}: a plot needs at least one panel and one column, got {} panels in {} columns",
+            path.display(),
+            panels.len(),
+            columns
+        )));
+    }
+    save(figure, path)
+}
+
+/// How [`draw_panels`] lays its charts out.
+pub(crate) struct Layout {
+    /// Rows of the grid.
+    pub(crate) rows: usize,
+    /// Charts per row.
+    pub(crate) columns: usize,
+    /// One x and y range for every chart (else each its own).
+    pub(crate) shared_ranges: bool,
+    /// Points of each chart's caption.
+    pub(crate) caption_size: u32,
+    /// Only the first chart carries a legend (else every chart does).
+    pub(crate) legend_on_first_only: bool,
+}
+
+/// Draws `panels` row by row in a grid under `title`.
+pub(crate) fn draw_panels<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    panels: &[Panel],
+    layout: &Layout,
+) -> std::result::Result<(), String> {
+    root.fill(&WHITE).map_err(text_error)?;
+    let root = root
+        .titled(title, (FAMILY, 22).into_font())
+        .map_err(text_error)?;
+    let shared = layout.shared_ranges.then(|| Ranges::of(panels));
+    for (k, (panel, area)) in panels
+        .iter()
+        .zip(root.split_evenly((layout.rows, layout.columns)))
+        .enumerate()
+    {
+        let ranges = shared.unwrap_or_else(|| Ranges::of([panel]));
+        let legend = k == 0 || !layout.legend_on_first_only;
+        draw_panel_in(panel, &area, ranges, layout.caption_size, legend)?;
+    }
+    Ok(())
 }
 
 impl Series {
@@ -175,14 +221,14 @@ impl Series {
 /// (half an epoch of margin for epoch axes), y from the lowest to the highest value
 /// with a little room.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) struct Ranges {
-    pub(crate) x: (f64, f64),
-    pub(crate) y: (f64, f64),
+struct Ranges {
+    x: (f64, f64),
+    y: (f64, f64),
 }
 
 impl Ranges {
     /// The extent of every point of `panels`; `(0, 1)` squares when there are none.
-    pub(crate) fn of<'a>(panels: impl IntoIterator<Item = &'a Panel>) -> Self {
+    fn of<'a>(panels: impl IntoIterator<Item = &'a Panel>) -> Self {
         let mut epochs_only = true;
         let (mut x, mut y) = ((f64::MAX, f64::MIN), (f64::MAX, f64::MIN));
         for series in panels.into_iter().flat_map(|p| &p.series) {
@@ -206,16 +252,9 @@ impl Ranges {
     }
 }
 
-fn draw_panel<DB: DrawingBackend>(
-    panel: &Panel,
-    area: &DrawingArea<DB, Shift>,
-) -> std::result::Result<(), String> {
-    draw_panel_in(panel, area, Ranges::of([panel]), 17, true)
-}
-
 /// Draws `panel` on `area` within `ranges`, its caption at `caption_size` points, with
 /// or without its legend.
-pub(crate) fn draw_panel_in<DB: DrawingBackend>(
+fn draw_panel_in<DB: DrawingBackend>(
     panel: &Panel,
     area: &DrawingArea<DB, Shift>,
     ranges: Ranges,

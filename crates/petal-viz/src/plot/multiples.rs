@@ -6,10 +6,9 @@ use std::path::Path;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::lines::{draw_panel_in, Panel, Ranges};
-use super::{save, text_error, Figure};
-use crate::error::{Result, VizError};
-use crate::font::FAMILY;
+use super::lines::{draw_panels, save_panels, Layout, Panel};
+use super::Figure;
+use crate::error::Result;
 
 /// Pixels of one small chart.
 const CELL: (u32, u32) = (330, 250);
@@ -46,16 +45,7 @@ pub struct SmallMultiples {
 impl SmallMultiples {
     /// Writes the grid to `path` (`.svg` for SVG, else PNG).
     pub fn save(&self, path: &Path) -> Result<()> {
-        if self.panels.is_empty() || self.columns == 0 {
-            return Err(VizError::Input(format!(
-                "{}: small multiples need at least one panel and one column, got {} panels \
-                 in {} columns",
-                path.display(),
-                self.panels.len(),
-                self.columns
-            )));
-        }
-        save(self, path)
+        save_panels(self, path, &self.panels, self.columns)
     }
 
     /// The grid's columns and rows.
@@ -75,20 +65,14 @@ impl Figure for SmallMultiples {
         &self,
         root: &DrawingArea<DB, Shift>,
     ) -> std::result::Result<(), String> {
-        root.fill(&WHITE).map_err(text_error)?;
-        let root = root
-            .titled(&self.title, (FAMILY, 22).into_font())
-            .map_err(text_error)?;
         let (columns, rows) = self.grid();
-        let ranges = Ranges::of(&self.panels);
-        for (k, (panel, area)) in self
-            .panels
-            .iter()
-            .zip(root.split_evenly((rows, columns)))
-            .enumerate()
-        {
-            draw_panel_in(panel, &area, ranges, 15, k == 0)?;
-        }
-        Ok(())
+        let layout = Layout {
+            rows,
+            columns,
+            shared_ranges: true,
+            caption_size: 15,
+            legend_on_first_only: true,
+        };
+        draw_panels(root, &self.title, &self.panels, &layout)
     }
 }

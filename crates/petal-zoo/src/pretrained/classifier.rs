@@ -61,11 +61,10 @@ impl Classifier {
         model: Model,
         folder: &WeightsFolder,
     ) -> Result<Self, ZooError> {
+        let names = folder.class_names(entry)?;
         Ok(Self {
             entry: Some(entry),
-            model: model.fold_for_inference(),
-            names: folder.class_names(entry)?,
-            preprocessing: entry.preprocessing,
+            ..Self::from_model(model, names, entry.preprocessing)
         })
     }
 

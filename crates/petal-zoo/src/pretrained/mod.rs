@@ -202,6 +202,32 @@ pub fn to_petal_layout(tensor: &Tensor, flattened_channels: Option<usize>) -> Op
     }
 }
 
+/// The inverse of [`to_petal_layout`]: a Petal tensor in PyTorch's (and ONNX's) layout
+/// by its rank: 4-D HWIO kernels to `(out, in / groups, kh, kw)`, 2-D dense kernels
+/// `(in, out)` to `(out, in)` (inputs after a flatten of `flattened_channels`-channel maps
+/// reordered from Petal's (h, w, c) to (c, h, w)), 1-D as they are; `None` for other
+/// ranks or when `flattened_channels` does not divide the inputs.
+///
+/// ```
+/// use petal_tensor::Tensor;
+/// use petal_zoo::pretrained::to_pytorch_layout;
+/// let dense = Tensor::from_vec(&[4, 1], vec![0., 2., 1., 3.])?; // 2 pixels x 2 channels
+/// assert_eq!(to_pytorch_layout(&dense, Some(2)).unwrap().to_vec(), vec![0., 1., 2., 3.]);
+/// # Ok::<(), petal_tensor::TensorError>(())
+/// ```
+pub fn to_pytorch_layout(tensor: &Tensor, flattened_channels: Option<usize>) -> Option<Tensor> {
+    match (tensor.shape(), flattened_channels) {
+        ([_], _) => Some(tensor.clone()),
+        ([_, _, _, _], _) => permute(tensor, &[3, 2, 0, 1]).ok(),
+        ([_, _], None) => permute(tensor, &[1, 0]).ok(),
+        (&[inputs, out], Some(c)) if c > 0 && inputs % c == 0 => {
+            let hwc = reshape(tensor, &[inputs / c, c, out]).ok()?;
+            reshape(&permute(&hwc, &[2, 1, 0]).ok()?, &[out, inputs]).ok()
+        }
+        _ => None,
+    }
+}
+
 /// Whether a tensor is a batch norm's `num_batches_tracked` counter (of any dtype),
 /// which Petal skips.
 fn is_counter(name: &str) -> bool {
@@ -231,6 +257,25 @@ mod tests {
         assert_eq!(flat.shape(), &[4, 1]);
         assert_eq!(flat.to_vec(), vec![0., 2., 1., 3.]);
         assert!(to_petal_layout(&Tensor::zeros(&[1, 2, 3]), None).is_none());
+    }
+
+    #[test]
+    fn the_pytorch_layout_is_the_inverse_of_petal_s() {
+        let numbered = |shape: &[usize]| {
+            let n = shape.iter().product::<usize>();
+            Tensor::from_vec(shape, (0..n).map(|v| v as f32).collect()).unwrap()
+        };
+        for (shape, channels) in [
+            (&[3, 2, 4, 5][..], None),
+            (&[3, 2, 4, 5][..], Some(4)),
+            (&[12, 5][..], None),
+            (&[12, 5][..], Some(3)),
+        ] {
+            let t = numbered(shape);
+            let torch = to_pytorch_layout(&t, channels).unwrap();
+            assert_eq!(to_petal_layout(&torch, channels).unwrap(), t, "{shape:?}");
+        }
+        assert!(to_pytorch_layout(&numbered(&[12, 5]), Some(5)).is_none());
     }
 
     #[test]

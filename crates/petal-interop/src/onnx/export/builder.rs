@@ -59,11 +59,6 @@ impl GraphBuilder {
         name.to_string()
     }
 
-    /// Whether an initializer called `name` exists already.
-    pub fn has_initializer(&self, name: &str) -> bool {
-        self.initializers.iter().any(|t| t.name == name)
-    }
-
     /// Gives the value `from` the name `to` wherever a node produces or reads it.
     pub fn rename(&mut self, from: &str, to: &str) {
         for node in &mut self.nodes {
@@ -83,7 +78,6 @@ impl GraphBuilder {
             initializer: self.initializers,
             input: vec![input],
             output: vec![output],
-            ..GraphProto::default()
         }
     }
 }
@@ -108,7 +102,6 @@ pub(super) fn batched_value(name: &str, dims: &[usize]) -> ValueInfoProto {
                 }),
             }),
         }),
-        doc_string: String::new(),
     }
 }
 

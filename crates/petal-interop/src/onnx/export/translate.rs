@@ -1,9 +1,10 @@
 //! Each built-in layer as ONNX nodes, in channels-first layout.
 //!
 //! Petal's feature maps are NHWC; ONNX's convolutions and pools are NCHW. The graph runs
-//! NCHW from its input on (one Transpose at the input for NHWC files): kernels move to
-//! OIHW, concatenation joins axis 1, and a Flatten of maps larger than 1x1 yields the
-//! values channels first, which the next Dense layer absorbs by reordering its rows, so
+//! NCHW from its input on (one Transpose at the input for NHWC files): weights take
+//! PyTorch's layouts ([`to_pytorch_layout`]), concatenation joins axis 1, and a Flatten
+//! of maps larger than 1x1 yields the values channels first, which the next Dense layer
+//! absorbs by reordering its inputs, so
 //! the graph has no Transpose between its layers. Only where a flattened value meets
 //! anything else is it put back in Petal's order (a Reshape, a Transpose, a Flatten).
 
@@ -12,9 +13,9 @@ use std::collections::HashMap;
 use petal_nn::layers::{Activation, ConvDescription, LayerDescription, PoolKind};
 use petal_nn::ParamStore;
 use petal_tensor::conv::conv2d_output_shape;
+use petal_zoo::pretrained::to_pytorch_layout;
 
 use super::builder::{float, int, ints, GraphBuilder};
-use super::tensors::{fold_affine, hwio_to_oihw, pads, rows_channels_first};
 
 /// How a value's axes are laid out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,12 +35,6 @@ pub(super) struct Value {
     pub layout: Layout,
 }
 
-/// A per-channel `x * scale + shift` folded into the convolution before it.
-pub(super) struct Affine {
-    pub scale: Vec<f32>,
-    pub shift: Vec<f32>,
-}
-
 /// Writes layers into a graph, reading their weights from the store.
 pub(super) struct Translator<'a> {
     pub graph: GraphBuilder,
@@ -48,6 +43,8 @@ pub(super) struct Translator<'a> {
     opset: i64,
     /// Flattened maps already put back in Petal's order, by the flattened value's name.
     reordered: HashMap<String, Value>,
+    /// The initializers holding ReLU6's bounds, once a ReLU6 wrote them.
+    relu6_bounds: Option<[String; 2]>,
 }
 
 type Outcome = Result<Value, String>;
@@ -59,18 +56,18 @@ impl<'a> Translator<'a> {
             store,
             opset,
             reordered: HashMap::new(),
+            relu6_bounds: None,
         }
     }
 
     /// The nodes of the layer `name` described by `layer`, reading `inputs` whose
-    /// per-sample shapes (Petal's) are `shapes`; `affine` is the batch norm folded into it.
+    /// per-sample shapes (Petal's) are `shapes`.
     pub fn layer(
         &mut self,
         name: &str,
         layer: &LayerDescription,
         inputs: &[Value],
         shapes: &[&[usize]],
-        affine: Option<&Affine>,
     ) -> Outcome {
         let one = || match (inputs, shapes) {
             ([x], [shape]) => Ok((x.clone(), *shape)),
@@ -79,19 +76,19 @@ impl<'a> Translator<'a> {
         match layer {
             LayerDescription::Conv2d(conv) => {
                 let (x, shape) = one()?;
-                self.conv(name, conv, &x, shape, affine)
+                self.conv(name, conv, &x, shape)
             }
             LayerDescription::SeparableConv2d {
                 depthwise,
                 pointwise,
             } => {
                 let (x, shape) = one()?;
-                let mid = self.conv(&format!("{name}/depthwise"), depthwise, &x, shape, None)?;
+                let mid = self.conv(&format!("{name}/depthwise"), depthwise, &x, shape)?;
                 let [h, w, c] = spatial(shape)?;
-                let mid_shape =
-                    conv2d_output_shape(&[1, h, w, c], &depthwise.kernel_shape, &depthwise.spec)
-                        .map_err(|e| e.to_string())?;
-                self.conv(name, pointwise, &mid, &mid_shape[1..], affine)
+                let kernel_shape = self.store.value(depthwise.kernel).shape();
+                let mid_shape = conv2d_output_shape(&[1, h, w, c], kernel_shape, &depthwise.spec)
+                    .map_err(|e| e.to_string())?;
+                self.conv(name, pointwise, &mid, &mid_shape[1..])
             }
             LayerDescription::Dense {
                 kernel,
@@ -99,20 +96,23 @@ impl<'a> Translator<'a> {
                 activation,
             } => {
                 let (x, _) = one()?;
-                let weights = self.store.value(*kernel);
-                let (rows, units) = (weights.shape()[0], weights.shape()[1]);
-                let values = match x.layout {
-                    Layout::Features => weights.to_vec(),
-                    Layout::FlattenedMaps(shape) => rows_channels_first(weights.as_slice(), shape),
+                let flattened_channels = match x.layout {
+                    Layout::Features => None,
+                    Layout::FlattenedMaps([_, _, c]) => Some(c),
                     Layout::Maps => return Err("expects 1-D samples, got feature maps".into()),
                 };
-                let kernel = self
-                    .graph
-                    .floats(&format!("{name}/kernel"), &[rows, units], &values);
+                // (out, in), read with transB.
+                let out_in = to_pytorch_layout(self.store.value(*kernel), flattened_channels)
+                    .ok_or("the kernel cannot be reordered for the flattened maps")?;
+                let kernel =
+                    self.graph
+                        .floats(&format!("{name}/kernel"), out_in.shape(), out_in.as_slice());
                 let mut operands = vec![x.name.as_str(), kernel.as_str()];
                 let bias = bias.map(|b| self.weight(&format!("{name}/bias"), b));
                 operands.extend(bias.as_deref());
-                let y = self.graph.node("Gemm", name, &operands, Vec::new());
+                let y = self
+                    .graph
+                    .node("Gemm", name, &operands, vec![int("transB", 1)]);
                 Ok(self.activation(name, *activation, features(y), false))
             }
             LayerDescription::BatchNorm {
@@ -152,7 +152,7 @@ impl<'a> Translator<'a> {
                 let (x, shape) = one()?;
                 let [h, w, _] = spatial(shape)?;
                 maps(&x)?;
-                let pads = pads(spec.padding, [h, w], spec.window, spec.stride, [1, 1]);
+                let pads = spec.padding.pads([h, w], spec.window, spec.stride, [1, 1]);
                 let mut attributes = vec![
                     ints("kernel_shape", &spec.window),
                     ints("strides", &spec.stride),
@@ -216,27 +216,18 @@ impl<'a> Translator<'a> {
         }
     }
 
-    /// A convolution (with `affine` folded in) and its activation.
-    fn conv(
-        &mut self,
-        name: &str,
-        conv: &ConvDescription,
-        x: &Value,
-        shape: &[usize],
-        affine: Option<&Affine>,
-    ) -> Outcome {
+    /// A convolution and its activation.
+    fn conv(&mut self, name: &str, conv: &ConvDescription, x: &Value, shape: &[usize]) -> Outcome {
         maps(x)?;
         let [h, w, _] = spatial(shape)?;
-        let [kh, kw, ci, co] = conv.kernel_shape;
-        let mut kernel = hwio_to_oihw(self.store.value(conv.kernel).as_slice(), conv.kernel_shape);
-        let mut bias = conv.bias.map(|b| self.store.value(b).to_vec());
-        if let Some(affine) = affine {
-            bias = Some(fold_affine(&mut kernel, bias, &affine.scale, &affine.shift));
-        }
+        let oihw = to_pytorch_layout(self.store.value(conv.kernel), None)
+            .filter(|k| k.ndim() == 4)
+            .ok_or("the kernel is not 4-D")?;
+        let [kh, kw] = [oihw.shape()[2], oihw.shape()[3]];
         let kernel = self
             .graph
-            .floats(&format!("{name}/kernel"), &[co, ci, kh, kw], &kernel);
-        let bias = bias.map(|b| self.graph.floats(&format!("{name}/bias"), &[co], &b));
+            .floats(&format!("{name}/kernel"), oihw.shape(), oihw.as_slice());
+        let bias = conv.bias.map(|b| self.weight(&format!("{name}/bias"), b));
         let mut operands = vec![x.name.as_str(), kernel.as_str()];
         operands.extend(bias.as_deref());
         let spec = &conv.spec;
@@ -247,7 +238,9 @@ impl<'a> Translator<'a> {
             int("group", spec.groups as i64),
             ints(
                 "pads",
-                &pads(spec.padding, [h, w], [kh, kw], spec.stride, spec.dilation),
+                &spec
+                    .padding
+                    .pads([h, w], [kh, kw], spec.stride, spec.dilation),
             ),
         ];
         let y = self.graph.node("Conv", name, &operands, attributes);
@@ -273,11 +266,10 @@ impl<'a> Translator<'a> {
                 .graph
                 .node("Relu", &node_name("relu"), &[&x.name], Vec::new()),
             Activation::Relu6 => {
-                let [low, high] = [("relu6_min", 0.0), ("relu6_max", 6.0)].map(|(bound, value)| {
-                    if !self.graph.has_initializer(bound) {
-                        self.graph.floats(bound, &[], &[value]);
-                    }
-                    bound
+                let graph = &mut self.graph;
+                let [low, high] = self.relu6_bounds.get_or_insert_with(|| {
+                    [("relu6_min", 0.0), ("relu6_max", 6.0)]
+                        .map(|(bound, value)| graph.floats(bound, &[], &[value]))
                 });
                 self.graph.node(
                     "Clip",

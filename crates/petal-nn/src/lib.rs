@@ -35,7 +35,7 @@ pub mod weights;
 
 pub use error::{NnError, Result};
 pub use gradcheck::{check_gradients, GradientReport};
-pub use layers::{Context, Layer, LayerConfig, Mode, Regularizer};
+pub use layers::{BatchParts, Context, Layer, LayerConfig, Mode, Regularizer};
 pub use losses::{Loss, Targets};
 pub use model::{Graph, Model, ModelNode, NodeId, Sequential, Summary, SummaryRow};
 pub use params::{Param, ParamId, ParamStore};

@@ -5,7 +5,9 @@
 use petal_tensor::Tensor;
 
 use crate::error::Result;
-use crate::{Context, Loss, Model, ParamId, Tape, Targets, Var};
+use std::rc::Rc;
+
+use crate::{BatchParts, Context, Loss, Model, ParamId, Tape, Targets, Var};
 
 /// What one training pass of [`Model::loss_and_gradients`] computed. It borrows nothing:
 /// the tape and the pass's context are gone, so the model can be updated at once.
@@ -17,7 +19,7 @@ pub struct StepGradients {
     /// The model's outputs on the batch, `(n, *output_shape)`.
     pub logits: Tensor,
     /// The gradient of the loss for every trainable parameter the pass used, in id
-    /// order; empty when the loss is not finite (no backward pass is run then).
+    /// order; empty when the loss is not finite.
     pub grads: Vec<(ParamId, Tensor)>,
     /// New values of state tensors (BatchNorm's moving statistics), for
     /// [`Model::apply_updates`] after the optimizer step; empty when the loss is not
@@ -60,18 +62,49 @@ impl Model {
         seed: u64,
     ) -> Result<StepGradients> {
         let tape = Tape::new();
-        let ctx = Context::train(self.store(), &tape, seed);
+        self.pass(Context::train(self.store(), &tape, seed), x, targets, loss)
+    }
+
+    /// [`Model::loss_and_gradients`] on `x`, one part of a batch split over processes:
+    /// BatchNorm layers normalize with the whole batch's statistics, gathered through
+    /// `parts` (synchronized batch norm). Every process calls it on its part, and the
+    /// backward pass runs even when the loss is not finite, so that all of them make the
+    /// same calls to `parts`.
+    pub fn loss_and_gradients_of_part(
+        &self,
+        x: &Var,
+        targets: Targets<'_>,
+        loss: Loss,
+        seed: u64,
+        parts: Rc<dyn BatchParts>,
+    ) -> Result<StepGradients> {
+        let tape = Tape::new();
+        let ctx = Context::train(self.store(), &tape, seed).with_batch_parts(parts);
+        self.pass(ctx, x, targets, loss)
+    }
+
+    fn pass(
+        &self,
+        ctx: Context,
+        x: &Var,
+        targets: Targets<'_>,
+        loss: Loss,
+    ) -> Result<StepGradients> {
         let logits = self.forward(x, &ctx)?;
         let mut total = loss.compute(&logits, targets)?;
         if let Some(penalty) = self.penalty(&ctx)? {
             total = total.add(&penalty)?;
         }
         let value = total.value().item()?;
-        let (grads, updates) = if value.is_finite() {
-            (ctx.param_grads(&total.backward()?), ctx.take_updates())
-        } else {
-            (Vec::new(), Vec::new())
-        };
+        let (mut grads, mut updates) = (Vec::new(), Vec::new());
+        // A part of a split batch runs backward whatever its loss: the other parts wait
+        // for its sums.
+        if value.is_finite() || ctx.batch_parts().is_some() {
+            let all = total.backward()?;
+            if value.is_finite() {
+                (grads, updates) = (ctx.param_grads(&all), ctx.take_updates());
+            }
+        }
         Ok(StepGradients {
             loss: value,
             logits: logits.value().clone(),

@@ -1,7 +1,10 @@
 //! Property tests: for every differentiable op, the tape's gradients equal central
 //! finite differences (`check_gradients`) on random shapes, values and settings.
 
-use petal_nn::{check_gradients, NnError, Result, Var};
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use petal_nn::{check_gradients, BatchParts, NnError, Result, Var};
 use petal_tensor::elementwise::Unary;
 use petal_tensor::{Conv2dSpec, Padding, Pool2dSpec, Tensor};
 use proptest::prelude::*;
@@ -48,6 +51,32 @@ fn distinct(shape: &[usize], seed: u64) -> Tensor {
         values[i] = rank as f32 * 0.05 - keys.len() as f32 * 0.025;
     }
     Tensor::from_vec(shape, values).unwrap()
+}
+
+/// The other part of a split batch, fixed (for synchronized batch norm): its channel
+/// sums and row count, then its squared deviations from the whole batch's mean, join
+/// this part's; backward sums get nothing from it (its loss is not differentiated).
+struct FixedOtherPart {
+    values: Vec<f32>,
+    channels: usize,
+    mean: RefCell<Vec<f64>>,
+}
+
+impl BatchParts for FixedOtherPart {
+    fn sum_over_parts(&self, sums: &mut [f64]) {
+        let c = self.channels;
+        let rows = || self.values.chunks_exact(c);
+        if sums.len() == c + 1 {
+            rows().for_each(|row| (0..c).for_each(|j| sums[j] += f64::from(row[j])));
+            sums[c] += (self.values.len() / c) as f64;
+            *self.mean.borrow_mut() = (0..c).map(|j| sums[j] / sums[c]).collect();
+        } else if sums.len() == c {
+            let mean = self.mean.borrow();
+            rows().for_each(|row| {
+                (0..c).for_each(|j| sums[j] += (f64::from(row[j]) - mean[j]).powi(2))
+            });
+        }
+    }
 }
 
 fn check(
@@ -209,15 +238,27 @@ proptest! {
     // finite differences measure float noise, not the gradient.
     fn batch_norm(rows in 3..6usize, c in 1..4usize, extra in 2..4usize, seed in any::<u64>()) {
         let inputs = [random(&[rows, extra, c], seed).array().mapv(|v| v * 2.0 + 0.5).into(), random(&[c], seed + 1), random(&[c], seed + 2)];
-        check(|v| Ok(v[0].batch_norm(&v[1], &v[2], 1e-3)?.0), &inputs)?;
+        check(|v| Ok(v[0].batch_norm(&v[1], &v[2], 1e-3, None)?.0), &inputs)?;
         // Equal to the same normalization written with separate ops.
         let constants: Vec<Var> = inputs.iter().cloned().map(Var::constant).collect();
-        let fused = constants[0].batch_norm(&constants[1], &constants[2], 1e-3).unwrap().0;
+        let fused = constants[0].batch_norm(&constants[1], &constants[2], 1e-3, None).unwrap().0;
         let mean = constants[0].mean(&[0, 1], true).unwrap();
         let centered = constants[0].sub(&mean).unwrap();
         let std = centered.square().mean(&[0, 1], true).unwrap().add(&Var::constant(Tensor::scalar(1e-3))).unwrap().sqrt();
         let composite = centered.div(&std).unwrap().mul(&constants[1]).unwrap().add(&constants[2]).unwrap();
         prop_assert!(fused.value().max_abs_diff(composite.value()).unwrap() < 1e-4);
+    }
+
+    #[test]
+    // One part of a batch split over processes, the other part fixed: its values join
+    // the statistics, and since only this part's loss is differentiated, the other adds
+    // nothing to the backward sums.
+    fn synchronized_batch_norm(rows in 3..6usize, other_rows in 1..5usize, c in 2..4usize, seed in any::<u64>()) {
+        let scaled = |t: Tensor| -> Tensor { t.array().mapv(|v| v * 2.0 + 0.5).into() };
+        let inputs = [scaled(random(&[rows, 2, c], seed)), random(&[c], seed + 1), random(&[c], seed + 2)];
+        let other = FixedOtherPart { values: scaled(random(&[other_rows, c], seed + 3)).to_vec(), channels: c, mean: RefCell::default() };
+        let parts: Rc<dyn BatchParts> = Rc::new(other);
+        check(|v| Ok(v[0].batch_norm(&v[1], &v[2], 1e-3, Some(parts.clone()))?.0), &inputs)?;
     }
 
     #[test]

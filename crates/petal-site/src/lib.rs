@@ -189,7 +189,7 @@ mod tests {
             api_docs: false,
         })
         .unwrap();
-        assert_eq!(pages.len(), 7, "{pages:?}"); // index, bench, explainer, 4 guides
+        assert_eq!(pages.len(), 8, "{pages:?}"); // index, bench, explainer, 5 guides
         let index = std::fs::read_to_string(out.join("index.html")).unwrap();
         assert!(index.contains("api/petal_nn/index.html"));
         assert!(!index.contains("api/petal_site/") && !index.contains("api/xtask/"));

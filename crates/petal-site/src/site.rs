@@ -406,7 +406,8 @@ mod tests {
                 "guide-getting-started.html",
                 "guide-transfer-learning.html",
                 "guide-custom-layer.html",
-                "guide-reproduce.html"
+                "guide-reproduce.html",
+                "guide-distributed.html"
             ]
         );
         let index = std::fs::read_to_string(out.join("index.html")).unwrap();

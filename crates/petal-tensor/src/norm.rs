@@ -66,26 +66,63 @@ pub fn batch_norm_train(
     beta: &Tensor,
     epsilon: f32,
 ) -> Result<(Tensor, BatchStats)> {
+    batch_norm_train_in_parts(x, gamma, beta, epsilon, &whole_batch).map(|(y, stats, _)| (y, stats))
+}
+
+/// Replaces a part's per-channel sums with the sums over every part of a batch split
+/// across processes (an allreduce, called in the same order on every process).
+pub type SumOverParts<'a> = &'a dyn Fn(&mut [f64]);
+
+/// The [`SumOverParts`] of a batch in one part: the sums stay as they are.
+pub fn whole_batch(_sums: &mut [f64]) {}
+
+/// [`batch_norm_train`] on one part `x` of a batch split across processes (synchronized
+/// batch norm): the mean and variance are those of the whole batch, gathered through
+/// `sum_over_parts`. Also returns this part's share of the batch's rows, for
+/// [`batch_norm_backward_in_parts`].
+///
+/// ```
+/// use petal_tensor::{norm::batch_norm_train_in_parts, Tensor};
+/// // This part holds 1 and 3; the other part, 5 and 7 (its sums added by hand).
+/// let x = Tensor::from_vec(&[2, 1], vec![1.0, 3.0]).unwrap();
+/// let other_part = |sums: &mut [f64]| match sums.len() {
+///     2 => { sums[0] += 12.0; sums[1] += 2.0 } // sum of values, rows
+///     _ => sums[0] += 1.0 + 9.0,               // squared deviations from the mean 4
+/// };
+/// let (y, stats, share) =
+///     batch_norm_train_in_parts(&x, &Tensor::ones(&[1]), &Tensor::zeros(&[1]), 0.0, &other_part)
+///         .unwrap();
+/// assert_eq!((stats.mean, stats.variance, share), (vec![4.0], vec![5.0], 0.5));
+/// assert!((y.to_vec()[0] + 3.0 / 5f32.sqrt()).abs() < 1e-6);
+/// ```
+pub fn batch_norm_train_in_parts(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    epsilon: f32,
+    sum_over_parts: SumOverParts,
+) -> Result<(Tensor, BatchStats, f64)> {
     let c = channels("batch_norm_train", x, gamma, beta)?;
-    let rows = (x.len() / c).max(1) as f64;
-    let mean: Vec<f32> = channel_sums(x.as_slice(), c, |s, row| {
+    let part_rows = (x.len() / c) as f64;
+    // The channel sums and, last, the row count.
+    let mut sums = channel_sums(x.as_slice(), c, |s, row| {
         s.iter_mut().zip(row).for_each(|(s, &v)| *s += f64::from(v))
-    })
-    .into_iter()
-    .map(|s| (s / rows) as f32)
-    .collect();
-    let variance: Vec<f32> = channel_sums(x.as_slice(), c, |s, row| {
+    });
+    sums.push(part_rows);
+    sum_over_parts(&mut sums);
+    let rows = sums.pop().expect("the row count").max(1.0);
+    let mean: Vec<f32> = sums.into_iter().map(|s| (s / rows) as f32).collect();
+    let mut squares = channel_sums(x.as_slice(), c, |s, row| {
         s.iter_mut()
             .zip(row)
             .zip(&mean)
             .for_each(|((s, &v), &m)| *s += f64::from(v - m) * f64::from(v - m))
-    })
-    .into_iter()
-    .map(|s| (s / rows) as f32)
-    .collect();
+    });
+    sum_over_parts(&mut squares);
+    let variance: Vec<f32> = squares.into_iter().map(|s| (s / rows) as f32).collect();
     let stats = BatchStats { mean, variance };
     let y = normalize(x, &stats, gamma, beta, epsilon);
-    Ok((y, stats))
+    Ok((y, stats, part_rows / rows))
 }
 
 /// `gamma * (x - mean) / sqrt(variance + eps) + beta` with given statistics (inference
@@ -152,6 +189,26 @@ pub fn batch_norm_backward(
     gamma: &Tensor,
     epsilon: f32,
 ) -> Result<(Tensor, Tensor, Tensor)> {
+    batch_norm_backward_in_parts(grad, x, stats, gamma, epsilon, 1.0, &whole_batch)
+}
+
+/// Gradients of [`batch_norm_train_in_parts`] for this part, `share` being the part's
+/// share of the batch's rows it returned.
+///
+/// Each part's loss is the mean over its own samples and the parts' gradients are then
+/// averaged weighted by their shares, as data-parallel training does; so the input
+/// gradient gathers every part's sums of `dy` and `dy * xhat` weighted by its share
+/// (relative to this part's). `gamma` and `beta` get this part's own sums, which the
+/// averaging then combines.
+pub fn batch_norm_backward_in_parts(
+    grad: &Tensor,
+    x: &Tensor,
+    stats: &BatchStats,
+    gamma: &Tensor,
+    epsilon: f32,
+    share: f64,
+    sum_over_parts: SumOverParts,
+) -> Result<(Tensor, Tensor, Tensor)> {
     let c = channels("batch_norm_backward", x, gamma, gamma)?;
     if grad.shape() != x.shape() {
         return Err(shape_mismatch(
@@ -187,9 +244,16 @@ pub fn batch_norm_backward(
         t.iter_mut().zip(p).for_each(|(t, p)| *t += p);
         t
     });
-    let rows = (x.len() / c).max(1) as f32;
     let dbeta: Vec<f32> = total[..c].iter().map(|&v| v as f32).collect();
     let dgamma: Vec<f32> = total[c..].iter().map(|&v| v as f32).collect();
+    let mut weighted: Vec<f64> = total.iter().map(|v| v * share).collect();
+    sum_over_parts(&mut weighted);
+    let [sum_dy, sum_dy_xhat] = [&weighted[..c], &weighted[c..]].map(|sums| {
+        sums.iter()
+            .map(|&v| (v / share) as f32)
+            .collect::<Vec<f32>>()
+    });
+    let rows = ((x.len() / c) as f64 / share).max(1.0) as f32;
     let mut dx = grad.clone();
     dx.as_mut_slice()
         .par_chunks_mut(ROWS_PER_TASK * c)
@@ -199,7 +263,7 @@ pub fn batch_norm_backward(
                 for j in 0..c {
                     let xhat = (xrow[j] - stats.mean[j]) * inv_std[j];
                     drow[j] = gamma.as_slice()[j] * inv_std[j] / rows
-                        * (rows * drow[j] - dbeta[j] - xhat * dgamma[j]);
+                        * (rows * drow[j] - sum_dy[j] - xhat * sum_dy_xhat[j]);
                 }
             }
         });

@@ -1,6 +1,7 @@
 //! `fit`: the training loop over a model, an optimizer, a loss and datasets, and the
 //! [`Trainer`] that holds them (Keras' `compile` then `fit`).
 
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -577,9 +578,23 @@ impl Trainer<'_, '_> {
         let seed = step_seed(config.seed, iterations, dist.map_or(0, Distributed::rank));
         let x = Var::constant(images);
         // A rank whose part of a short last batch is empty only takes part in the averaging.
-        let pass = match labels.is_empty() {
-            true => None,
-            false => Some(
+        let pass = match (labels.is_empty(), dist) {
+            (true, _) => None,
+            (false, Some(group)) if group.sync_batch_norm => {
+                let parts = Rc::new(distributed::GroupParts::new(group.communicator.clone()));
+                let pass = self.model.loss_and_gradients_of_part(
+                    &x,
+                    targets,
+                    self.loss,
+                    seed,
+                    parts.clone(),
+                )?;
+                if let Some(failure) = parts.failure() {
+                    return Err(failure.into());
+                }
+                Some(pass)
+            }
+            (false, _) => Some(
                 self.model
                     .loss_and_gradients(&x, targets, self.loss, seed)?,
             ),

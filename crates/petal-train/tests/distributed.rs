@@ -161,21 +161,31 @@ fn small_buckets_average_the_same_values_as_one_bucket() {
     assert_eq!(run(3), run(1 << 20));
 }
 
+/// A dense network with a BatchNorm layer between its two dense layers. The first has
+/// no bias: batch norm cancels it, so its gradient would be rounding noise, which Adam
+/// turns into steps of the learning rate's size.
+fn batch_norm_model() -> Model {
+    Sequential::new(&[1, 1, 2], 0)
+        .add(FlattenConfig::default())
+        .unwrap()
+        .add(DenseConfig {
+            use_bias: false,
+            ..DenseConfig::new(8)
+        })
+        .unwrap()
+        .add(BatchNormConfig::default())
+        .unwrap()
+        .add(DenseConfig::new(4))
+        .unwrap()
+        .build()
+        .unwrap()
+}
+
 #[test]
 fn batch_norm_statistics_are_averaged_so_replicas_stay_identical() {
     let data = common::quadrants(96, 1);
     let ranks = on_ranks(2, |comm| {
-        let mut model = Sequential::new(&[1, 1, 2], 0)
-            .add(FlattenConfig::default())
-            .unwrap()
-            .add(DenseConfig::new(8))
-            .unwrap()
-            .add(BatchNormConfig::default())
-            .unwrap()
-            .add(DenseConfig::new(4))
-            .unwrap()
-            .build()
-            .unwrap();
+        let mut model = batch_norm_model();
         train(
             &mut model,
             0.01,
@@ -187,6 +197,74 @@ fn batch_norm_statistics_are_averaged_so_replicas_stay_identical() {
         weights(&model)
     });
     assert_eq!(ranks[0], ranks[1]);
+}
+
+/// With synchronized batch norm, ranks normalize with the global batch's statistics:
+/// the weights (moving statistics included) of one process with the whole batch, also
+/// through a short last batch split unevenly (3 samples: 1 and 2). Per-rank batch norm
+/// does not give them.
+#[test]
+fn synchronized_batch_norm_trains_the_weights_of_one_process() {
+    let data = common::quadrants(99, 1);
+    let mut single = batch_norm_model();
+    train(&mut single, 0.01, &data, &data, &config(16, 2, None)).unwrap();
+    let run = |sync_batch_norm: bool| {
+        on_ranks(2, |comm| {
+            let group = Distributed {
+                sync_batch_norm,
+                ..dist(comm, 1).unwrap()
+            };
+            let mut model = batch_norm_model();
+            train(&mut model, 0.01, &data, &data, &config(16, 2, Some(group))).unwrap();
+            weights(&model)
+        })
+    };
+    let synchronized = run(true);
+    assert_eq!(synchronized[0], synchronized[1]);
+    let gap = relative_gap(&synchronized[0], &weights(&single));
+    assert!(gap < 1e-5, "synchronized: {gap} relative to one process");
+    let per_rank = relative_gap(&run(false)[0], &weights(&single));
+    assert!(per_rank > 1e-3, "per-rank batch norm: {per_rank}");
+}
+
+#[test]
+fn synchronized_batch_norm_is_refused_when_a_rank_would_get_no_sample() {
+    let data = common::quadrants(97, 1); // last batch: 1 sample for 2 ranks
+    let errors = on_ranks(2, |comm| {
+        let group = Distributed {
+            sync_batch_norm: true,
+            ..dist(comm, 1).unwrap()
+        };
+        let mut model = batch_norm_model();
+        train(&mut model, 0.01, &data, &data, &config(16, 1, Some(group)))
+            .unwrap_err()
+            .to_string()
+    });
+    assert!(
+        errors[0].contains("the last batch of the 97 training samples has 1 for 2 ranks"),
+        "{}",
+        errors[0]
+    );
+    let mixed = on_ranks(2, |comm| {
+        let group = Distributed {
+            sync_batch_norm: comm.rank() == 1,
+            ..dist(comm, 1).unwrap()
+        };
+        train(
+            &mut batch_norm_model(),
+            0.01,
+            &data,
+            &data,
+            &config(16, 1, Some(group)),
+        )
+        .unwrap_err()
+        .to_string()
+    });
+    assert!(
+        mixed[0].contains("synchronized batch norm: rank 0 has off, rank 1 has on"),
+        "{}",
+        mixed[0]
+    );
 }
 
 #[test]

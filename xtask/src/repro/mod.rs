@@ -192,6 +192,10 @@ pub struct ReproOptions {
     /// naming the ranks that do not answer and stopping the job.
     #[arg(long, default_value_t = 300)]
     pub collective_timeout: u64,
+    /// With `--distributed`: batch norm normalizes with the statistics of the global
+    /// batch instead of each rank's part (PyTorch's `SyncBatchNorm`).
+    #[arg(long)]
+    pub sync_batch_norm: bool,
     /// Train nothing: redraw the report's plots (training curves, confusion matrix) from
     /// the histories and matrix its metrics.json recorded.
     #[arg(long)]
@@ -223,6 +227,10 @@ pub fn leads() -> bool {
 /// output); returns the ranks on this machine.
 fn join_group(options: &ReproOptions) -> anyhow::Result<usize> {
     if !options.distributed {
+        anyhow::ensure!(
+            !options.sync_batch_norm,
+            "--sync-batch-norm synchronizes the ranks of a distributed run: add --distributed"
+        );
         return Ok(1);
     }
     let local_ranks = || petal_distributed::local_ranks().unwrap_or(1);
@@ -236,7 +244,10 @@ fn join_group(options: &ReproOptions) -> anyhow::Result<usize> {
             group.world_size(),
             local_ranks()
         );
-        *joined() = Some(group);
+        *joined() = Some(Distributed {
+            sync_batch_norm: options.sync_batch_norm,
+            ..group
+        });
     }
     Ok(local_ranks())
 }

@@ -1,9 +1,10 @@
 //! What a forward pass can read and record: the parameters (as tape leaves when
-//! training), the mode, a seeded random stream for dropout, and state updates such as
-//! BatchNorm's moving statistics.
+//! training), the mode, a seeded random stream for dropout, state updates such as
+//! BatchNorm's moving statistics, and the other parts of a batch split over processes.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use petal_tensor::Tensor;
 use rand::{Rng, SeedableRng};
@@ -20,6 +21,19 @@ pub enum Mode {
     Eval,
 }
 
+/// The other parts of a batch split over processes, for synchronized batch norm: in a
+/// training [`Context`] given one ([`Context::with_batch_parts`]), BatchNorm layers
+/// normalize with the statistics of the whole batch, as PyTorch's `SyncBatchNorm` and
+/// Keras' `BatchNormalization(synchronized=True)` do.
+pub trait BatchParts {
+    /// Replaces this part's per-channel sums in `values` with the sums over every part.
+    /// Every process calls it the same number of times in the same order (forward and
+    /// backward of each BatchNorm layer), so it can be an allreduce. A failure cannot
+    /// stop the backward pass that called it: the implementation keeps it for its
+    /// caller to report once the pass is over.
+    fn sum_over_parts(&self, values: &mut [f64]);
+}
+
 /// The state one forward pass runs in.
 pub struct Context<'a> {
     store: &'a ParamStore,
@@ -28,6 +42,7 @@ pub struct Context<'a> {
     vars: RefCell<HashMap<ParamId, Var>>,
     rng: RefCell<ChaCha8Rng>,
     updates: RefCell<Vec<(ParamId, Tensor)>>,
+    batch_parts: Option<Rc<dyn BatchParts>>,
 }
 
 impl<'a> Context<'a> {
@@ -50,7 +65,20 @@ impl<'a> Context<'a> {
             vars: RefCell::default(),
             rng: RefCell::new(ChaCha8Rng::seed_from_u64(seed)),
             updates: RefCell::default(),
+            batch_parts: None,
         }
+    }
+
+    /// This pass's batch is one part of a batch split over processes: BatchNorm layers
+    /// training in it normalize with the whole batch's statistics, gathered by `parts`.
+    pub fn with_batch_parts(mut self, parts: Rc<dyn BatchParts>) -> Self {
+        self.batch_parts = Some(parts);
+        self
+    }
+
+    /// The other parts of this pass's batch, if it is split over processes.
+    pub fn batch_parts(&self) -> Option<&Rc<dyn BatchParts>> {
+        self.batch_parts.as_ref()
     }
 
     /// Training or inference.

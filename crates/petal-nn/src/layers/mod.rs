@@ -28,7 +28,7 @@ mod norm;
 mod pool;
 
 pub use activation::{Activation, ActivationConfig};
-pub use context::{Context, Mode};
+pub use context::{BatchParts, Context, Mode};
 pub use conv::{
     Conv2d, Conv2dConfig, DepthwiseConv2dConfig, SeparableConv2d, SeparableConv2dConfig,
 };

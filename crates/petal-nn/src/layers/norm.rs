@@ -131,7 +131,8 @@ impl Layer for BatchNorm {
         let (gamma, beta) = (ctx.param(self.gamma), ctx.param(self.beta));
         let frozen = !ctx.store().get(self.gamma).trainable;
         if ctx.is_training() && !frozen {
-            let (y, stats) = x.batch_norm(&gamma, &beta, self.epsilon)?;
+            let (y, stats) =
+                x.batch_norm(&gamma, &beta, self.epsilon, ctx.batch_parts().cloned())?;
             let [mean, variance] = [stats.mean, stats.variance]
                 .map(|v| Tensor::from_vec(&[v.len()], v).expect("one value per channel"));
             ctx.update_state(self.moving_mean, self.moved(ctx, self.moving_mean, &mean));

@@ -115,8 +115,9 @@ pub(crate) struct StartSettings<'a> {
     pub store: &'a ParamStore,
 }
 
-/// Refuses, by name, any setting, data or model on which the ranks differ, and a batch
-/// size that does not split evenly over them.
+/// Refuses, by name, any setting, data or model on which the ranks differ, a batch size
+/// that does not split evenly over them, and synchronized batch norm with a last batch
+/// that leaves a rank without samples.
 pub(crate) fn agree_on_start(dist: &Distributed, s: &StartSettings<'_>) -> Result<()> {
     let number = |v: u64| v.to_string();
     let checksum = |v: u64| format!("checksum {v:016x}");
@@ -163,12 +164,27 @@ pub(crate) fn agree_on_start(dist: &Distributed, s: &StartSettings<'_>) -> Resul
         shapes.0,
         checksum,
     )?;
+    agree(
+        dist,
+        "synchronized batch norm",
+        u64::from(dist.sync_batch_norm),
+        |v| if v == 1 { "on".into() } else { "off".into() },
+    )?;
     let world = dist.world_size();
     if !s.run.batch_size.is_multiple_of(world) {
         return Err(TrainError::Distributed(format!(
             "the batch size {} (the global batch) does not split evenly over {world} ranks: \
              give a multiple of {world}",
             s.run.batch_size
+        )));
+    }
+    let last_batch = s.train.len().checked_rem(s.run.batch_size).unwrap_or(0);
+    if dist.sync_batch_norm && (1..world).contains(&last_batch) {
+        return Err(TrainError::Distributed(format!(
+            "synchronized batch norm needs a sample on every rank in every batch, but the last \
+             batch of the {} training samples has {last_batch} for {world} ranks: choose a batch \
+             size that leaves at least {world} (or none) in the last batch",
+            s.train.len()
         )));
     }
     Ok(())

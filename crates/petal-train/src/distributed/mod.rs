@@ -18,6 +18,10 @@
 //!   gradient of the global batch and takes the same optimizer step; state updates
 //!   (batch norm's moving statistics, computed per rank from its part of the batch) are
 //!   averaged the same way;
+//! - batch norm normalizes each rank's part with its own statistics, or, with
+//!   [`Distributed::sync_batch_norm`], with those of the global batch (PyTorch's
+//!   `SyncBatchNorm`): two allreduces of per-channel sums in forward and one in backward
+//!   per BatchNorm layer;
 //! - every [`Distributed::check_every`] steps and at every epoch end a checksum of the
 //!   weights is compared across ranks, and drifting ranks stop the run by name;
 //! - validation is sharded and gathered, so its figures are those of one process;
@@ -31,6 +35,7 @@ mod exchange;
 mod local;
 mod resume;
 mod sharded;
+mod sync_batch_norm;
 
 use std::sync::Arc;
 
@@ -40,6 +45,7 @@ pub(crate) use exchange::{average_step, Local};
 pub use local::{local_group, LocalCommunicator};
 pub(crate) use resume::{broadcast_weights, shared_checkpoint};
 pub use sharded::{evaluate_sharded, predict_sharded};
+pub(crate) use sync_batch_norm::GroupParts;
 
 /// Why a collective operation failed: a rank died, hung past the timeout, or sent
 /// something that does not fit. The message names the ranks involved.
@@ -117,16 +123,21 @@ pub struct Distributed {
     /// Compare a checksum of the weights across ranks every this many steps (and at
     /// every epoch end); 0 only at epoch ends.
     pub check_every: u64,
+    /// Synchronized batch norm: BatchNorm layers normalize with the mean and variance
+    /// of the global batch, not of this rank's part. Costs three small allreduces per
+    /// BatchNorm layer and step; needs at least one sample per rank in every batch.
+    pub sync_batch_norm: bool,
 }
 
 impl Distributed {
-    /// Trains on `communicator`'s group with 1 Mi-value (4 MiB) buckets and a weight
-    /// check every 100 steps.
+    /// Trains on `communicator`'s group with 1 Mi-value (4 MiB) buckets, a weight check
+    /// every 100 steps and batch norm per rank.
     pub fn new(communicator: Arc<dyn Communicator>) -> Self {
         Self {
             communicator,
             bucket_floats: 1 << 20,
             check_every: 100,
+            sync_batch_norm: false,
         }
     }
 
@@ -162,6 +173,7 @@ impl std::fmt::Debug for Distributed {
             .field("world_size", &self.world_size())
             .field("bucket_floats", &self.bucket_floats)
             .field("check_every", &self.check_every)
+            .field("sync_batch_norm", &self.sync_batch_norm)
             .finish()
     }
 }

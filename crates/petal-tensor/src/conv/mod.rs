@@ -6,8 +6,8 @@
 //! - depthwise (`groups == c`, the MobileNet/EfficientNet case): a direct kernel;
 //! - 3x3 with stride 1 and at least 16 channels and filters: Winograd for the output
 //!   and both gradients, F(4x4, 3x3) (4x fewer multiplies) when channels and filters
-//!   are both at least 128, F(2x2, 3x3) (2.25x fewer) below that, where F(4x4) would
-//!   also be faster but rounds worse (timings in `choice.rs`). F(4x4)'s error stays
+//!   are both at least 32 (the faster there, timings in `choice.rs`), F(2x2, 3x3)
+//!   (2.25x fewer) for 16 to 31. F(4x4)'s error stays
 //!   below 2⁻¹² of a result's RMS on the lecture's layers (measured up to 3e-5, F(2x2)
 //!   3e-6, the direct sum 2e-6: `tests/winograd_accuracy.rs`). [`with_kernel_3x3`]
 //!   sets the kernel for a stretch of code;

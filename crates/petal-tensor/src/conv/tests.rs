@@ -223,6 +223,11 @@ fn each_fast_path_is_taken_and_correct() {
     let winograd = ConvShape::new(&[2, 5, 6, 16], &[3, 3, 16, 16], &deep_padding).unwrap();
     assert_eq!(winograd.path(), ConvPath::Winograd(winograd::Tile::F2));
     assert!(!winograd::applies_to_input_gradient(&winograd));
+    // From 32 channels and filters on, the larger tiles.
+    let wide = ConvShape::new(&[1, 8, 8, 32], &[3, 3, 32, 32], &Conv2dSpec::default()).unwrap();
+    assert_eq!(wide.path(), ConvPath::Winograd(winograd::Tile::F4));
+    let narrow = ConvShape::new(&[1, 8, 8, 32], &[3, 3, 32, 31], &Conv2dSpec::default()).unwrap();
+    assert_eq!(narrow.path(), ConvPath::Winograd(winograd::Tile::F2));
     for kernel in [
         Kernel3x3::WinogradF2x2,
         Kernel3x3::WinogradF4x4,

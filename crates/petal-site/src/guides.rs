@@ -129,7 +129,8 @@ pub const GUIDES: [Guide; 5] = [
              dependency): <code>apt-get install libopenmpi-dev openmpi-bin libclang-dev</code>. Across machines, list them \
              in a hostfile (<code>node1 slots=2</code>, one line each) and start the same binary at the same path: \
              <code>mpirun -n 8 --hostfile hosts target/release/xtask repro mnist --distributed</code>; under Slurm, \
-             <code>srun -N 4 --ntasks-per-node=2 --cpus-per-task=8 ...</code>.",
+             <code>srun -N 4 --ntasks-per-node=2 --cpus-per-task=8 target/release/xtask repro mnist \
+             --distributed</code>.",
         ],
         command: "cargo build --release -p petal-distributed --features mpi --example data_parallel\n\
                   mpirun -n 2 target/release/examples/data_parallel --out two.safetensors",

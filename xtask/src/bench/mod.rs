@@ -2,6 +2,7 @@
 //! medians and ratios; results go to `docs/bench/results.json`.
 
 mod accuracy_side;
+mod group_side;
 mod loader_side;
 mod memory;
 mod peak;
@@ -29,6 +30,22 @@ pub struct BenchOptions {
     /// Minimum seconds per round.
     #[arg(long, default_value_t = 2.0)]
     pub min_seconds: f64,
+    /// Run as one rank of an MPI job (`mpirun -n N`, xtask built with `--features
+    /// mpi`): the training workloads only, each rank stepping on its part of the global
+    /// batch with `--threads` threads; rank 0 prints the global batch's images/s and the
+    /// share of a step an allreduce of the gradients takes. Writes no report.
+    #[arg(long)]
+    pub distributed: bool,
+}
+
+impl BenchOptions {
+    /// The workloads asked for with `--only`, or all.
+    fn workloads(&self) -> Vec<Workload> {
+        match self.only.is_empty() {
+            true => Workload::all().to_vec(),
+            false => self.only.clone(),
+        }
+    }
 }
 
 /// One library's figures for one workload.
@@ -59,11 +76,10 @@ struct Row {
 
 /// Runs the benchmark and writes the report.
 pub fn run(options: &BenchOptions) -> anyhow::Result<()> {
-    let workloads: Vec<Workload> = if options.only.is_empty() {
-        Workload::all().to_vec()
-    } else {
-        options.only.clone()
-    };
+    if options.distributed {
+        return group_side::run(options);
+    }
+    let workloads = options.workloads();
     let python = pytorch_side::PyTorch::find();
     if let Err(why) = &python {
         println!("PyTorch skipped: {why}");

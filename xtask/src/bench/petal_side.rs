@@ -3,9 +3,11 @@
 use std::time::Instant;
 
 use petal_nn::Loss;
+use petal_nn::Model;
 use petal_optim::{Adam, AdamConfig};
 use petal_tensor::gemm::{gemm, MatMut, MatRef};
 use petal_tensor::Tensor;
+use petal_train::distributed::Distributed;
 use petal_train::{FitConfig, Trainer};
 
 use super::{BenchOptions, Measurement, Workload};
@@ -22,7 +24,19 @@ fn random(shape: &[usize]) -> Tensor {
 pub fn time_rounds(
     options: &BenchOptions,
     units: f64,
+    step: impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<Measurement> {
+    time_rounds_agreeing(options, units, step, Ok)
+}
+
+/// [`time_rounds`] where `agree` turns this process's "calibrated" verdict into the
+/// one every process uses, so that the ranks of a group make the same number of steps
+/// (each step calls collectives).
+fn time_rounds_agreeing(
+    options: &BenchOptions,
+    units: f64,
     mut step: impl FnMut() -> anyhow::Result<()>,
+    agree: impl Fn(bool) -> anyhow::Result<bool>,
 ) -> anyhow::Result<Measurement> {
     for _ in 0..3 {
         step()?;
@@ -33,7 +47,7 @@ pub fn time_rounds(
         for _ in 0..calls {
             step()?;
         }
-        if started.elapsed().as_secs_f64() >= options.min_seconds / 4.0 {
+        if agree(started.elapsed().as_secs_f64() >= options.min_seconds / 4.0)? {
             break;
         }
         calls *= 2;
@@ -82,12 +96,130 @@ pub fn measure(workload: Workload, options: &BenchOptions) -> anyhow::Result<Mea
         let model = model.fold_for_inference();
         return time_rounds(options, batch as f64, || Ok(model.predict(&x).map(drop)?));
     }
+    train_rate(&mut model, x, options, None)
+}
+
+/// Images/s of training steps of `model` on the batch `x` (with `group`, this rank's
+/// part of a global batch as large as `x` times the world size; the rate is the global
+/// batch's).
+fn train_rate(
+    model: &mut Model,
+    x: Tensor,
+    options: &BenchOptions,
+    group: Option<&Distributed>,
+) -> anyhow::Result<Measurement> {
     let classes = model.output_shape()[0];
-    let labels: Vec<usize> = (0..batch).map(|i| i % classes).collect();
-    let config = FitConfig::default();
-    let mut trainer = Trainer::new(&mut model, Adam::new(AdamConfig::new(1e-3)))
+    let labels: Vec<usize> = (0..x.shape()[0]).map(|i| i % classes).collect();
+    let config = FitConfig {
+        distributed: group.cloned(),
+        ..FitConfig::default()
+    };
+    let global_batch = labels.len() * group.map_or(1, Distributed::world_size);
+    let mut trainer = Trainer::new(model, Adam::new(AdamConfig::new(1e-3)))
         .loss(Loss::SparseCategoricalCrossentropy);
-    time_rounds(options, batch as f64, || {
-        Ok(trainer.train_step(x.clone(), &labels, &config).map(drop)?)
+    time_rounds_agreeing(
+        options,
+        global_batch as f64,
+        || Ok(trainer.train_step(x.clone(), &labels, &config).map(drop)?),
+        |calibrated| leaders_verdict(group, calibrated),
+    )
+}
+
+/// Rank 0's `verdict` on every rank of `group`; `verdict` itself alone.
+fn leaders_verdict(group: Option<&Distributed>, verdict: bool) -> anyhow::Result<bool> {
+    Ok(match group {
+        Some(group) => group.communicator.allgather_u64(u64::from(verdict))?[0] == 1,
+        None => verdict,
     })
+}
+
+/// What a training workload does on the ranks of a group.
+pub struct GroupTraining {
+    /// Images/s of the global batch.
+    pub rate: Measurement,
+    /// The global batch.
+    pub batch: usize,
+    /// Seconds of one allreduce of the gradients, timed alone.
+    pub allreduce_seconds: f64,
+}
+
+/// [`GroupTraining`] of `workload`, its batch being the global batch split evenly over
+/// the ranks of `group`; `None` for a workload that trains no network.
+pub fn measure_in_group(
+    workload: Workload,
+    options: &BenchOptions,
+    group: &Distributed,
+) -> anyhow::Result<Option<GroupTraining>> {
+    let Some((mut model, batch, true)) = workload.network(0) else {
+        return Ok(None);
+    };
+    let world = group.world_size();
+    anyhow::ensure!(
+        batch.is_multiple_of(world),
+        "{}: the batch of {batch} does not split evenly over {world} ranks",
+        workload.name()
+    );
+    let input: Vec<usize> = std::iter::once(batch / world)
+        .chain(model.input_shape().iter().copied())
+        .collect();
+    let gradients: usize = model.store().iter().map(|(_, p)| p.value.len()).sum();
+    let rate = train_rate(&mut model, random(&input), options, Some(group))?;
+    let mut buffer = vec![0.0f32; gradients];
+    let allreduces = time_rounds_agreeing(
+        options,
+        1.0,
+        || Ok(group.communicator.allreduce_sum(&mut buffer)?),
+        |calibrated| leaders_verdict(Some(group), calibrated),
+    )?;
+    Ok(Some(GroupTraining {
+        rate,
+        batch,
+        allreduce_seconds: 1.0 / allreduces.median,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use petal_train::distributed::local_group;
+
+    use super::*;
+
+    /// The ranks make the same number of steps whatever their own clocks say (rank 0
+    /// decides when timing is calibrated), so the collectives pair up and both finish.
+    #[test]
+    fn ranks_time_the_same_steps_and_report_the_global_batch() {
+        let options = BenchOptions {
+            only: vec![],
+            threads: 1,
+            repeats: 2,
+            min_seconds: 0.01,
+            distributed: true,
+        };
+        let results: Vec<_> = std::thread::scope(|scope| {
+            let ranks: Vec<_> = local_group(2, Duration::from_secs(60))
+                .into_iter()
+                .map(|comm| {
+                    let options = &options;
+                    scope.spawn(move || {
+                        let group = Distributed::new(Arc::new(comm));
+                        let inference =
+                            measure_in_group(Workload::KerasMnistInfer, options, &group).unwrap();
+                        assert!(inference.is_none(), "inference trains nothing");
+                        measure_in_group(Workload::KerasMnistTrain, options, &group)
+                            .unwrap()
+                            .unwrap()
+                    })
+                })
+                .collect();
+            ranks.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        for figures in results {
+            assert_eq!(figures.batch, 128);
+            assert!(figures.rate.median > 0.0 && figures.rate.best >= figures.rate.median);
+            assert!(figures.allreduce_seconds > 0.0);
+        }
+    }
 }

@@ -5,7 +5,9 @@
 //! every rank in `2 (N - 1)` rounds, so it takes
 //! `2 (N - 1) / N x b / bandwidth + 2 (N - 1) x latency`. With a fixed per-rank batch
 //! (weak scaling) the compute per step stays that of one rank, and without overlap a
-//! step takes compute + allreduce; the scaling efficiency is compute / step.
+//! step takes compute + allreduce; the scaling efficiency is compute / step. Gradients
+//! sent in several buckets pay the latency rounds once per bucket; buckets sent while
+//! the backward pass still runs hide that much of the allreduce behind the compute.
 
 /// One workload on one network: what a step computes and sends.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -18,6 +20,13 @@ pub struct RingModel {
     pub bandwidth_bits: f64,
     /// Latency of one message, seconds.
     pub latency_seconds: f64,
+    /// Allreduces per step: the gradients go in this many buckets, each paying the
+    /// latency rounds (1: one allreduce of them all).
+    pub buckets: usize,
+    /// The share of the compute the allreduce can run behind: up to the backward pass's
+    /// (about 2/3 of a step) when each bucket is sent as soon as its gradients are
+    /// ready; 0 when the allreduce starts after backward, as Petal's does.
+    pub overlap: f64,
 }
 
 impl RingModel {
@@ -26,7 +35,7 @@ impl RingModel {
     /// ```
     /// use petal_distributed::scaling::RingModel;
     /// // 100 MB of gradients at 10 Gb/s over 2 ranks: 2 x 1/2 x 0.8 Gbit / 10 Gb/s.
-    /// let model = RingModel { compute_seconds: 1.0, gradient_bytes: 1e8, bandwidth_bits: 10e9, latency_seconds: 0.0 };
+    /// let model = RingModel { compute_seconds: 1.0, gradient_bytes: 1e8, bandwidth_bits: 10e9, latency_seconds: 0.0, buckets: 1, overlap: 0.0 };
     /// assert!((model.allreduce_seconds(2) - 0.08).abs() < 1e-12);
     /// assert_eq!(model.allreduce_seconds(1), 0.0);
     /// ```
@@ -36,12 +45,25 @@ impl RingModel {
         }
         let n = ranks as f64;
         let rounds = 2.0 * (n - 1.0);
-        rounds / n * self.gradient_bytes * 8.0 / self.bandwidth_bits + rounds * self.latency_seconds
+        rounds / n * self.gradient_bytes * 8.0 / self.bandwidth_bits
+            + self.buckets as f64 * rounds * self.latency_seconds
     }
 
-    /// Seconds of one step at `ranks` ranks: compute, then the allreduce.
+    /// Seconds of one step at `ranks` ranks: the compute, then what of the allreduce
+    /// it could not hide.
+    ///
+    /// ```
+    /// use petal_distributed::scaling::RingModel;
+    /// // 10 ms of compute and 8 ms of allreduce: 18 ms in sequence; with 2/3 of the
+    /// // compute to hide behind, only 8 - 6.67 ms show.
+    /// let model = RingModel { compute_seconds: 0.01, gradient_bytes: 1e7, bandwidth_bits: 10e9, latency_seconds: 0.0, buckets: 1, overlap: 0.0 };
+    /// assert!((model.step_seconds(2) - 0.018).abs() < 1e-12);
+    /// let overlapped = RingModel { overlap: 2.0 / 3.0, ..model };
+    /// assert!((overlapped.step_seconds(2) - (0.01 + 0.008 - 0.02 / 3.0)).abs() < 1e-12);
+    /// ```
     pub fn step_seconds(&self, ranks: usize) -> f64 {
-        self.compute_seconds + self.allreduce_seconds(ranks)
+        let hidden = self.overlap * self.compute_seconds;
+        self.compute_seconds + (self.allreduce_seconds(ranks) - hidden).max(0.0)
     }
 
     /// The share of the ideal speed-up reached at `ranks` ranks: compute / step.
@@ -53,7 +75,7 @@ impl RingModel {
     ///
     /// ```
     /// use petal_distributed::scaling::RingModel;
-    /// let model = RingModel { compute_seconds: 0.01, gradient_bytes: 4e6, bandwidth_bits: 10e9, latency_seconds: 5e-6 };
+    /// let model = RingModel { compute_seconds: 0.01, gradient_bytes: 4e6, bandwidth_bits: 10e9, latency_seconds: 5e-6, buckets: 1, overlap: 0.0 };
     /// assert_eq!(model.first_below(0.8, [2, 4, 8, 16, 32, 64]), Some(2));
     /// let faster = RingModel { bandwidth_bits: 25e9, ..model };
     /// assert_eq!(faster.first_below(0.8, [2, 4, 8, 16, 32, 64]), Some(16));
@@ -94,6 +116,8 @@ pub fn table(
             gradient_bytes: 4.0 * parameters as f64,
             bandwidth_bits,
             latency_seconds,
+            buckets: 1,
+            overlap: 0.0,
         };
         let cells: Vec<String> = (ranks.iter())
             .map(|&n| {
@@ -116,6 +140,64 @@ pub fn table(
     out
 }
 
+/// Bytes per bucket when the allreduce overlaps the backward pass in [`levers`] (Petal's
+/// default bucket, `Distributed::bucket_floats` x 4 bytes).
+const BUCKET_BYTES: f64 = 4.0 * 1024.0 * 1024.0;
+
+/// What moves the point where efficiency falls under 80%: for each bandwidth, the first
+/// rank count under it (`-`: none of `ranks`) as Petal runs (one allreduce of f32
+/// gradients after the backward pass), with bf16 gradients (half the bytes), with the
+/// allreduce in 4 MiB buckets overlapping the backward pass (2/3 of the compute), and
+/// with both.
+///
+/// ```
+/// use petal_distributed::scaling::levers;
+/// // 20 ms of compute, 25 M parameters (100 MB of f32 gradients), 10 us latency.
+/// let text = levers(0.02, 25_000_000, 1e-5, &[2, 4, 8, 16], &[100e9]);
+/// // f32 after backward: 8 ms of allreduce at 2 ranks, 71%; bf16 halves it (83% at 2);
+/// // overlapped, 24 buckets hide behind 13.3 ms of backward until 16 ranks.
+/// assert!(text.contains("| 100 | 2 | 4 | 16 | - |"), "{text}");
+/// ```
+pub fn levers(
+    compute_seconds: f64,
+    parameters: usize,
+    latency_seconds: f64,
+    ranks: &[usize],
+    bandwidths_bits: &[f64],
+) -> String {
+    let mut out = "| Gb/s | as Petal runs | bf16 gradients | overlapped, 4 MiB buckets | both |\n"
+        .to_string();
+    out += "|---|---|---|---|---|\n";
+    for &bandwidth_bits in bandwidths_bits {
+        let first_below = |bytes_per_value: f64, overlapped: bool| {
+            let gradient_bytes = bytes_per_value * parameters as f64;
+            let model = RingModel {
+                compute_seconds,
+                gradient_bytes,
+                bandwidth_bits,
+                latency_seconds,
+                buckets: match overlapped {
+                    true => (gradient_bytes / BUCKET_BYTES).ceil().max(1.0) as usize,
+                    false => 1,
+                },
+                overlap: if overlapped { 2.0 / 3.0 } else { 0.0 },
+            };
+            model
+                .first_below(0.8, ranks.iter().copied())
+                .map_or("-".to_string(), |n| n.to_string())
+        };
+        out += &format!(
+            "| {} | {} | {} | {} | {} |\n",
+            bandwidth_bits / 1e9,
+            first_below(4.0, false),
+            first_below(2.0, false),
+            first_below(4.0, true),
+            first_below(2.0, true),
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +207,8 @@ mod tests {
         gradient_bytes: 4.0e6,
         bandwidth_bits: 25e9,
         latency_seconds: 1e-5,
+        buckets: 1,
+        overlap: 0.0,
     };
 
     #[test]

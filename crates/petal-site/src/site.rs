@@ -20,8 +20,10 @@ const CHECKS: &str = include_str!("assets/checks.js");
 const EXPLAINER_JS: &str = include_str!("assets/explainer.js");
 const EXPLAINER_BODY: &str = include_str!("assets/explainer.html");
 
-/// Fields shown in the page's header lines rather than in its facts table.
-const HEADER_FIELDS: [&str; 7] = [
+/// Fields shown elsewhere than in the page's facts and tables: in its header lines, its
+/// figures, or (the recorded confusion matrix) as the confusion figure and the confused
+/// pairs.
+const SHOWN_ELSEWHERE: [&str; 8] = [
     "experiment",
     "command",
     "finished_unix_seconds",
@@ -29,6 +31,7 @@ const HEADER_FIELDS: [&str; 7] = [
     "threads",
     "figures",
     "summary",
+    "confusion",
 ];
 
 /// Writes the site for the reports in `docs` into `out`, with a card for each of
@@ -272,7 +275,7 @@ fn experiment_page(
             }
             "\n"
         }
-        (json_sections(&report.metrics, &HEADER_FIELDS))
+        (json_sections(&report.metrics, &SHOWN_ELSEWHERE))
         @if let Some(summary) = report.text("summary") {
             h2 { "Model" } "\n" pre { (summary) } "\n"
         }

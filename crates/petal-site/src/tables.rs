@@ -8,8 +8,12 @@ use serde_json::{Map, Value};
 /// Known columns in reading order, with their names on the page: what a row is, how
 /// long it trained, how well it did (train, validation, test), what it cost, then its
 /// provenance. Other columns follow by name.
-const COLUMNS: [(&str, &str); 23] = [
+const COLUMNS: [(&str, &str); 34] = [
     ("name", "Run"),
+    ("true_class", "Class"),
+    ("predicted_class", "Taken for"),
+    ("test_photos", "Test photos taken for it"),
+    ("of_its_test_photos", "Of its test photos"),
     ("workload", "Workload"),
     ("what", "What it measures"),
     ("image", "Photo"),
@@ -31,7 +35,14 @@ const COLUMNS: [(&str, &str); 23] = [
     ("ratio", "Petal / PyTorch"),
     ("petal.peak_rss_mb", "Petal peak MiB"),
     ("pytorch.peak_rss_mb", "PyTorch peak MiB"),
+    ("petal.best", "Petal (best round)"),
+    ("pytorch.best", "PyTorch (best round)"),
+    ("petal.epochs", "Petal epochs"),
+    ("pytorch.epochs", "PyTorch epochs"),
     ("weights_sha256", "Weights SHA-256"),
+    ("petal", "Petal"),
+    ("pytorch", "PyTorch"),
+    ("peak_rss_mb", "Peak memory (MiB)"),
 ];
 
 /// A field's name on the page: the known ones as [`COLUMNS`] names them, others with
@@ -208,7 +219,7 @@ pub fn grids(value: &Value) -> Markup {
 fn number(key: &str, x: f64, float: bool) -> String {
     if key == "ratio" {
         format!("{x:.2}x")
-    } else if key == "seconds" {
+    } else if key == "seconds" || key.ends_with(".median") || key.ends_with(".best") {
         format!("{x:.1}")
     } else if key.ends_with("per_second") {
         format!("{x:.0}")
@@ -279,6 +290,21 @@ mod tests {
     use super::*;
     use crate::page::{ESCAPED, HOSTILE};
     use serde_json::json;
+
+    #[test]
+    fn confused_pairs_read_class_first_then_what_it_was_taken_for() {
+        let pairs = [json!({"test_photos": 29, "of_its_test_photos": 238,
+                            "predicted_class": "hibiscus", "true_class": "petunia"})];
+        let html = table(&pairs).into_string();
+        let headers = [
+            "Class",
+            "Taken for",
+            "Test photos taken for it",
+            "Of its test photos",
+        ]
+        .map(|h| html.find(&format!("<th>{h}</th>")).expect(h));
+        assert!(headers.windows(2).all(|w| w[0] < w[1]), "{html}");
+    }
 
     #[test]
     fn rows_become_columns_nested_fields_join_and_empty_columns_go() {

@@ -30,6 +30,24 @@ pub struct RingModel {
 }
 
 impl RingModel {
+    /// The model of how Petal averages today: one allreduce of `parameters` f32
+    /// gradients after the backward pass (one bucket, no overlap).
+    pub fn after_backward(
+        compute_seconds: f64,
+        parameters: usize,
+        bandwidth_bits: f64,
+        latency_seconds: f64,
+    ) -> Self {
+        Self {
+            compute_seconds,
+            gradient_bytes: 4.0 * parameters as f64,
+            bandwidth_bits,
+            latency_seconds,
+            buckets: 1,
+            overlap: 0.0,
+        }
+    }
+
     /// Seconds of one ring allreduce of the gradients over `ranks` processes (0 for one).
     ///
     /// ```
@@ -111,14 +129,8 @@ pub fn table(
     let mut out = format!("| Gb/s | {} | under 80% from |\n", header.join(" | "));
     out += &format!("|---|{}---|\n", "---|".repeat(ranks.len()));
     for &bandwidth_bits in bandwidths_bits {
-        let model = RingModel {
-            compute_seconds,
-            gradient_bytes: 4.0 * parameters as f64,
-            bandwidth_bits,
-            latency_seconds,
-            buckets: 1,
-            overlap: 0.0,
-        };
+        let model =
+            RingModel::after_backward(compute_seconds, parameters, bandwidth_bits, latency_seconds);
         let cells: Vec<String> = (ranks.iter())
             .map(|&n| {
                 format!(
@@ -172,15 +184,18 @@ pub fn levers(
         let first_below = |bytes_per_value: f64, overlapped: bool| {
             let gradient_bytes = bytes_per_value * parameters as f64;
             let model = RingModel {
-                compute_seconds,
                 gradient_bytes,
-                bandwidth_bits,
-                latency_seconds,
                 buckets: match overlapped {
                     true => (gradient_bytes / BUCKET_BYTES).ceil().max(1.0) as usize,
                     false => 1,
                 },
                 overlap: if overlapped { 2.0 / 3.0 } else { 0.0 },
+                ..RingModel::after_backward(
+                    compute_seconds,
+                    parameters,
+                    bandwidth_bits,
+                    latency_seconds,
+                )
             };
             model
                 .first_below(0.8, ranks.iter().copied())

@@ -367,6 +367,7 @@ impl Trainer<'_, '_> {
             // Trains on the epoch's remaining batches; returns the time spent waiting for
             // them and whether a callback stopped training.
             let mut exchanging = 0.0;
+            let mut deferred_stop = None;
             let mut train_on = |batches: &mut dyn Iterator<Item = petal_data::Result<Batch>>| {
                 let mut waiting = 0.0;
                 loop {
@@ -394,7 +395,15 @@ impl Trainer<'_, '_> {
                     }
                     progress.step(at.loss_sum / at.seen as f64, at.correct / at.seen as f64);
                     for callback in self.callbacks.iter_mut() {
+                        if !leader && callback.leader_only() {
+                            continue;
+                        }
                         if let Control::Stop(reason) = callback.on_batch_end(at.step, loss)? {
+                            // Rank 0 alone heard it: every rank stops at the epoch's end.
+                            if dist.is_some() && callback.leader_only() {
+                                deferred_stop.get_or_insert(reason);
+                                continue;
+                            }
                             history.stop_reason = Some(reason);
                             self.save(&mut saver, &at, &history)?;
                             return Ok((waiting, true));
@@ -438,12 +447,19 @@ impl Trainer<'_, '_> {
             logs.insert("seconds".into(), started.elapsed().as_secs_f64());
             progress.finish(&logs, verbose);
             history.epochs.push(logs);
+            history.stop_reason = deferred_stop;
             for callback in self.callbacks.iter_mut() {
+                if !leader && callback.leader_only() {
+                    continue;
+                }
                 if let Control::Stop(reason) =
                     callback.on_epoch_end(epoch, &history, self.model, &mut *self.optimizer)?
                 {
                     history.stop_reason = Some(reason);
                 }
+            }
+            if let Some(dist) = dist {
+                history.stop_reason = distributed::leaders_stop(dist, history.stop_reason.take())?;
             }
             at = Position {
                 epoch: epoch + 1,
@@ -456,7 +472,9 @@ impl Trainer<'_, '_> {
             }
         }
         for callback in self.callbacks.iter_mut() {
-            callback.on_train_end(&history, self.model)?;
+            if leader || !callback.leader_only() {
+                callback.on_train_end(&history, self.model)?;
+            }
         }
         Ok(history)
     }

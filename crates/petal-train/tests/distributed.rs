@@ -12,6 +12,7 @@ use petal_data::InMemoryDataset;
 use petal_nn::layers::{BatchNormConfig, DenseConfig, FlattenConfig};
 use petal_nn::{Model, Sequential};
 use petal_optim::{Adam, AdamConfig};
+use petal_train::callbacks::{Callback, Control, CsvLogger};
 use petal_train::checkpoint::CheckpointConfig;
 use petal_train::distributed::{
     local_group, Communicator, Distributed, LocalCommunicator, SingleProcess,
@@ -264,6 +265,48 @@ fn synchronized_batch_norm_is_refused_when_a_rank_would_get_no_sample() {
         mixed[0].contains("synchronized batch norm: rank 0 has off, rank 1 has on"),
         "{}",
         mixed[0]
+    );
+}
+
+/// Stops training at its second step; only rank 0 runs it.
+struct StopOnRankZero;
+
+impl Callback for StopOnRankZero {
+    fn on_batch_end(&mut self, step: u64, _loss: f32) -> Result<Control> {
+        Ok(match step {
+            2 => Control::Stop("enough".into()),
+            _ => Control::Continue,
+        })
+    }
+    fn leader_only(&self) -> bool {
+        true
+    }
+}
+
+/// Callbacks that write files run on rank 0 only; a stop that rank 0 alone hears stops
+/// every rank at the end of the epoch.
+#[test]
+fn only_rank_0_runs_leader_only_callbacks_and_its_stop_reaches_every_rank() {
+    let data = common::quadrants(64, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let histories = on_ranks(2, |comm| {
+        let csv = dir.path().join(format!("rank{}.csv", comm.rank()));
+        let mut model = common::model(4, 0.0);
+        Trainer::new(&mut model, Adam::new(AdamConfig::new(0.01)))
+            .callback(CsvLogger::new(csv))
+            .callback(StopOnRankZero)
+            .fit(&data, Validation::None, &config(16, 3, dist(comm, 1)))
+            .unwrap()
+    });
+    assert!(dir.path().join("rank0.csv").exists());
+    assert!(!dir.path().join("rank1.csv").exists());
+    for history in &histories {
+        assert_eq!(history.epochs.len(), 1, "every rank stops after epoch 1");
+    }
+    assert_eq!(histories[0].stop_reason.as_deref(), Some("enough"));
+    assert_eq!(
+        histories[1].stop_reason.as_deref(),
+        Some("a callback of rank 0 stopped the run")
     );
 }
 

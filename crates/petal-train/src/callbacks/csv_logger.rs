@@ -29,6 +29,9 @@ impl CsvLogger {
 }
 
 impl Callback for CsvLogger {
+    fn leader_only(&self) -> bool {
+        true
+    }
     fn on_epoch_end(
         &mut self,
         _: usize,

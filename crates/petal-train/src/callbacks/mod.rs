@@ -49,6 +49,13 @@ pub trait Callback {
     fn on_train_end(&mut self, _history: &History, _model: &mut Model) -> Result<()> {
         Ok(())
     }
+    /// Whether, in a distributed run, only rank 0 calls this callback: true for the
+    /// callbacks that write files ([`ModelCheckpoint`], [`CsvLogger`]), so that ranks
+    /// sharing a machine do not write the same files (Horovod's "only on rank 0"). A stop
+    /// such a callback asks for reaches every rank at the end of the epoch.
+    fn leader_only(&self) -> bool {
+        false
+    }
     /// What this callback must remember for a resumed run to go on exactly as an
     /// uninterrupted one; it is saved in every full checkpoint. Stateless callbacks keep
     /// the default (nothing).
@@ -80,6 +87,9 @@ impl<C: Callback + ?Sized> Callback for &mut C {
     }
     fn on_train_end(&mut self, history: &History, model: &mut Model) -> Result<()> {
         (**self).on_train_end(history, model)
+    }
+    fn leader_only(&self) -> bool {
+        (**self).leader_only()
     }
     fn state(&self) -> CallbackState {
         (**self).state()

@@ -90,6 +90,9 @@ fn fill_template(template: &str, epoch: usize, history: &History) -> Result<Stri
 }
 
 impl Callback for ModelCheckpoint {
+    fn leader_only(&self) -> bool {
+        true
+    }
     fn on_epoch_end(
         &mut self,
         epoch: usize,

@@ -200,3 +200,15 @@ pub(crate) fn check_weights(dist: &Distributed, store: &ParamStore, step: u64) -
         |v| format!("checksum {v:016x}"),
     )
 }
+
+/// Rank 0's stop decision at an epoch's end, on every rank: its callbacks include those
+/// only it runs ([`Callback::leader_only`](crate::callbacks::Callback::leader_only)).
+/// Returns the reason to stop with (this rank's own, or rank 0's in general words), or
+/// `None` to go on.
+pub(crate) fn leaders_stop(dist: &Distributed, mine: Option<String>) -> Result<Option<String>> {
+    let stops = dist.communicator.allgather_u64(u64::from(mine.is_some()))?;
+    Ok(match stops[0] {
+        0 => None,
+        _ => Some(mine.unwrap_or_else(|| "a callback of rank 0 stopped the run".into())),
+    })
+}

@@ -39,7 +39,7 @@ mod sync_batch_norm;
 
 use std::sync::Arc;
 
-pub(crate) use agree::{agree_on_start, check_weights, StartSettings};
+pub(crate) use agree::{agree_on_start, check_weights, leaders_stop, StartSettings};
 pub use agree::{data_fingerprint, weights_checksum};
 pub(crate) use exchange::{average_step, Local};
 pub use local::{local_group, LocalCommunicator};

@@ -47,6 +47,7 @@ pub fn feature_map_grid(maps: &Tensor, limit: usize, title: Option<&str>) -> Res
             min_tile_side: 64,
             gap: 2,
             title: title.map(str::to_string),
+            ..GridOptions::default()
         },
     )
 }

@@ -69,6 +69,7 @@ pub fn filter_grid(kernel: &Tensor, limit: usize, title: Option<&str>) -> Result
             min_tile_side,
             gap: if one_patch { 4 } else { 1 },
             title: title.map(str::to_string),
+            ..GridOptions::default()
         },
     )
 }

@@ -3,7 +3,7 @@
 use image::{imageops, Rgb, RgbImage};
 
 use crate::error::{Result, VizError};
-use crate::raster::{draw_text, enlarge, text_width};
+use crate::raster::{draw_text, enlarge, shrink, text_width};
 
 const CAPTION_SIZE: f64 = 13.0;
 const TITLE_SIZE: f64 = 18.0;
@@ -34,6 +34,9 @@ pub struct GridOptions {
     pub columns: usize,
     /// Smaller pictures are enlarged (by whole pixel blocks) to at least this side.
     pub min_tile_side: u32,
+    /// Larger pictures are shrunk to at most this side (photos of 224 px in a grid of
+    /// 24 would make a page of megabytes).
+    pub max_tile_side: u32,
     /// Pixels between tiles and around the grid.
     pub gap: u32,
     /// A line of text above the grid.
@@ -45,6 +48,7 @@ impl Default for GridOptions {
         Self {
             columns: 8,
             min_tile_side: 64,
+            max_tile_side: u32::MAX,
             gap: 4,
             title: None,
         }
@@ -58,9 +62,13 @@ impl Default for GridOptions {
 /// use image::RgbImage;
 /// use petal_viz::{image_grid, GridOptions, Tile};
 /// let tiles = vec![Tile::new(RgbImage::new(8, 8), "a"); 5];
-/// let options = GridOptions { columns: 3, min_tile_side: 16, gap: 2, title: None };
+/// let options = GridOptions { columns: 3, min_tile_side: 16, gap: 2, ..GridOptions::default() };
 /// let grid = image_grid(&tiles, &options)?;
 /// assert_eq!(grid.height() > 2 * 16 && grid.width() > 3 * 16, true);
+/// // Pictures larger than `max_tile_side` are shrunk: 3 x (16 + 2) + 2 wide.
+/// let photos = vec![Tile::new(RgbImage::new(224, 224), "a"); 3];
+/// let options = GridOptions { columns: 3, min_tile_side: 8, max_tile_side: 16, gap: 2, title: None };
+/// assert_eq!(image_grid(&photos, &options)?.width(), 56);
 /// # Ok::<(), petal_viz::VizError>(())
 /// ```
 pub fn image_grid(tiles: &[Tile], options: &GridOptions) -> Result<RgbImage> {
@@ -71,7 +79,12 @@ pub fn image_grid(tiles: &[Tile], options: &GridOptions) -> Result<RgbImage> {
     }
     let pictures: Vec<RgbImage> = tiles
         .iter()
-        .map(|t| enlarge(&t.image, options.min_tile_side))
+        .map(|t| {
+            shrink(
+                &enlarge(&t.image, options.min_tile_side),
+                options.max_tile_side,
+            )
+        })
         .collect();
     let lines = |t: &Tile| t.caption.as_deref().map_or(0, |c| c.lines().count());
     let caption_lines = tiles.iter().map(lines).max().unwrap_or(0) as u32;

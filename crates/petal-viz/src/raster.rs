@@ -144,6 +144,22 @@ pub(crate) fn enlarge(image: &RgbImage, min_side: u32) -> RgbImage {
     )
 }
 
+/// `image` scaled down (smoothly, keeping its proportions) so that its longer side is at
+/// most `max_side`; unchanged when it already is.
+pub(crate) fn shrink(image: &RgbImage, max_side: u32) -> RgbImage {
+    let side = image.width().max(image.height());
+    if side <= max_side {
+        return image.clone();
+    }
+    let scale = |n: u32| (u64::from(n) * u64::from(max_side) / u64::from(side)).max(1) as u32;
+    imageops::resize(
+        image,
+        scale(image.width()),
+        scale(image.height()),
+        imageops::FilterType::Triangle,
+    )
+}
+
 /// Draws `text` with its top-left corner at `(x, y)`, `size` pixels high.
 pub(crate) fn draw_text(image: &mut RgbImage, text: &str, (x, y): (i32, i32), size: f64) {
     font::ensure_registered();

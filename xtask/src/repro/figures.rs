@@ -16,6 +16,10 @@ use petal_viz::{
 };
 use serde::{Deserialize, Serialize};
 
+/// The largest side of a photo in the captioned grids: the transfer repros' 224 px
+/// photos, 24 to a grid, made PNGs of over 2 MB.
+const MAX_TILE_SIDE: u32 = 128;
+
 /// One figure of a report.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Figure {
@@ -102,8 +106,8 @@ impl Figures {
         Ok(())
     }
 
-    /// `tiles` in rows of `columns`, each at least `min_tile_side` pixels, as the PNG
-    /// `file`.
+    /// `tiles` in rows of `columns`, each at least `min_tile_side` and at most
+    /// [`MAX_TILE_SIDE`] pixels, as the PNG `file`.
     pub fn tile_grid(
         &mut self,
         file: &str,
@@ -115,6 +119,7 @@ impl Figures {
         let options = GridOptions {
             columns,
             min_tile_side,
+            max_tile_side: MAX_TILE_SIDE,
             ..GridOptions::default()
         };
         self.png(file, caption, &image_grid(tiles, &options)?)

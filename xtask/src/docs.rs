@@ -34,8 +34,8 @@ pub struct SiteTestOptions {
     /// root).
     #[arg(long, default_value = "docs/site")]
     pub site: PathBuf,
-    /// Where to write `index.png` and `explainer.png` (default: `<site>/screenshots`;
-    /// relative to the workspace root).
+    /// Where to write the whole-page screenshots of the index, flowers102, the benchmarks
+    /// and the explainer (default: `<site>/screenshots`; relative to the workspace root).
     #[arg(long)]
     pub screenshots: Option<PathBuf>,
     /// The Chromium binary.

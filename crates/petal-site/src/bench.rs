@@ -1,6 +1,6 @@
 //! The benchmark page: Petal against PyTorch per workload as a bar chart of the speed
-//! ratios, the table of medians with what each workload is, and the machine and
-//! versions the figures come from.
+//! ratios, the table of medians with what each workload is, the machine and versions
+//! the figures come from, and how the cost grows with the batch and the image side.
 
 use std::path::Path;
 
@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use maud::{html, Markup};
 use serde_json::{json, Map, Value};
 
+use crate::cost_curves;
 use crate::page::Page;
 use crate::tables::{json_sections, table};
 use crate::BenchWorkload;
@@ -27,7 +28,8 @@ pub fn bench_page(
             .with_context(|| format!("cannot read {}", path.display()))?;
         let results: Map<String, Value> = serde_json::from_str(&text)
             .with_context(|| format!("{}: not a JSON object", path.display()))?;
-        body(&results, docs_from_out, workloads)
+        let cost = cost_curves::section(docs, docs_from_out)?;
+        body(&results, docs_from_out, workloads, cost)
     } else {
         html! { p { "No benchmark results yet: run " code { "cargo xtask bench" } "." } "\n" }
     };
@@ -40,7 +42,13 @@ pub fn bench_page(
     .render())
 }
 
-fn body(results: &Map<String, Value>, docs_from_out: &str, workloads: &[BenchWorkload]) -> Markup {
+/// The page's content; `cost` is the "how cost grows" section, set after the medians.
+fn body(
+    results: &Map<String, Value>,
+    docs_from_out: &str,
+    workloads: &[BenchWorkload],
+    cost: Markup,
+) -> Markup {
     let rows: Vec<&Value> = results
         .get("rows")
         .and_then(Value::as_array)
@@ -84,6 +92,7 @@ fn body(results: &Map<String, Value>, docs_from_out: &str, workloads: &[BenchWor
         "\n"
         h2 { "Medians" } "\n"
         (table(&table_rows))
+        (cost)
         h2 { "Reproduce" } "\n"
         pre { code { "cargo xtask bench" } } "\n"
         (json_sections(results, &SHOWN_ELSEWHERE))
@@ -163,7 +172,7 @@ mod tests {
             name: "gemm".into(),
             description: "A 2048x2048 product".into(),
         }];
-        let html = body(results.as_object().unwrap(), "../", &workloads).into_string();
+        let html = body(results.as_object().unwrap(), "../", &workloads, html! {}).into_string();
         assert!(html.contains("<td>A 2048x2048 product</td>"), "{html}");
         assert!(html.contains("<td class=\"num\">2.00x</td>"), "{html}");
         assert!(html.contains("torch 2.15") && html.contains("2.00x</text>"));
@@ -178,7 +187,7 @@ mod tests {
             name: hostile.into(),
             description: hostile.into(),
         }];
-        let html = body(results.as_object().unwrap(), hostile, &workloads).into_string();
+        let html = body(results.as_object().unwrap(), hostile, &workloads, html! {}).into_string();
         assert!(!html.contains("<script>"), "{html}");
         assert!(
             html.contains(&format!("<p class=\"meta\">{escaped}</p>")),

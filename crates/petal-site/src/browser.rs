@@ -15,7 +15,7 @@ use serde_json::Value;
 pub struct SiteTestOptions {
     /// The site to test, as [`build`](crate::build) wrote it.
     pub site: PathBuf,
-    /// Where to write `index.png` and `explainer.png` (`None`: `<site>/screenshots`).
+    /// Where to write the screenshots of [`SCREENSHOT_PAGES`] (`None`: `<site>/screenshots`).
     pub screenshots: Option<PathBuf>,
     /// The Chromium binary.
     pub chromium: PathBuf,
@@ -23,6 +23,22 @@ pub struct SiteTestOptions {
 
 /// How long one page may take before the test gives up on it.
 const PAGE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The pages photographed whole by [`site_test`](crate::site_test): the front page, one
+/// experiment, the benchmarks and the explainer.
+pub const SCREENSHOT_PAGES: [&str; 4] = [
+    "index.html",
+    "flowers102.html",
+    "bench.html",
+    "explainer/index.html",
+];
+
+/// The browser window's width for the check and the screenshots; the page's height is
+/// measured at this width.
+const WINDOW_WIDTH: u32 = 1280;
+
+/// The tallest screenshot taken (Chromium's own limit is 16384 pixels).
+const MAX_SCREENSHOT_HEIGHT: u32 = 12000;
 
 /// Runs the browser test on the site: prints a line per page, writes the screenshots,
 /// and fails listing every problem found.
@@ -40,6 +56,7 @@ pub fn run(options: &SiteTestOptions) -> anyhow::Result<()> {
     };
     let pages = html_pages(&site)?;
     let mut failures = Vec::new();
+    let mut heights = std::collections::HashMap::new();
     for page in &pages {
         let relative = page
             .strip_prefix(&site)
@@ -53,6 +70,9 @@ pub fn run(options: &SiteTestOptions) -> anyhow::Result<()> {
         };
         let dom = chromium.dump_dom(&format!("{}{query}", file_url(page)))?;
         let problems = judge(&dom, relative == "explainer/index.html");
+        if let Some(height) = page_height(&dom) {
+            heights.insert(relative.clone(), height);
+        }
         let links = broken_links(&site, page)?;
         println!(
             "{relative}: {}",
@@ -75,13 +95,21 @@ pub fn run(options: &SiteTestOptions) -> anyhow::Result<()> {
         .unwrap_or_else(|| site.join("screenshots"));
     std::fs::create_dir_all(&shots)
         .with_context(|| format!("cannot create {}", shots.display()))?;
-    for (page, name, height) in [
-        ("index.html", "index.png", 1400),
-        ("explainer/index.html", "explainer.png", 2000),
-    ] {
-        let path = shots.join(name);
-        chromium.screenshot(&file_url(&site.join(page)), &path, 1280, height)?;
-        println!("wrote {}", path.display());
+    for page in SCREENSHOT_PAGES {
+        let Some(&height) = heights.get(page) else {
+            failures.push(format!(
+                "{page}: not in the site or no height recorded, so no screenshot"
+            ));
+            continue;
+        };
+        let path = shots.join(screenshot_name(page));
+        chromium.screenshot(
+            &file_url(&site.join(page)),
+            &path,
+            WINDOW_WIDTH,
+            height.clamp(600, MAX_SCREENSHOT_HEIGHT),
+        )?;
+        println!("wrote {} ({WINDOW_WIDTH} x {height} px)", path.display());
     }
     if !failures.is_empty() {
         bail!(
@@ -126,7 +154,8 @@ struct Chromium {
 impl Chromium {
     /// The page's DOM once it has loaded and its scripts have run.
     fn dump_dom(&self, url: &str) -> anyhow::Result<String> {
-        self.run(&["--dump-dom", url])
+        let window = format!("--window-size={WINDOW_WIDTH},1000");
+        self.run(&[&window, "--dump-dom", url])
     }
 
     fn screenshot(&self, url: &str, path: &Path, width: u32, height: u32) -> anyhow::Result<()> {
@@ -211,6 +240,18 @@ fn judge(dom: &str, explainer: bool) -> Vec<String> {
     problems
 }
 
+/// The page's full height in pixels, as `checks.js` measured it.
+fn page_height(dom: &str) -> Option<u32> {
+    let height = check_report(dom)?["height"].as_u64()?;
+    u32::try_from(height).ok()
+}
+
+/// `flowers102.html` -> `flowers102.png`, `explainer/index.html` -> `explainer.png`.
+fn screenshot_name(page: &str) -> String {
+    let stem = page.strip_suffix("/index.html").unwrap_or(page);
+    format!("{}.png", stem.trim_end_matches(".html"))
+}
+
 /// The JSON inside `<pre id="site-check" ...>`, its text unescaped.
 fn check_report(dom: &str) -> Option<Value> {
     let start = dom.find("<pre id=\"site-check\"")?;
@@ -276,6 +317,20 @@ mod tests {
         assert_eq!(
             judge("<html><body></body></html>", false),
             ["the page wrote no self-check report (did checks.js load and run?)"]
+        );
+    }
+
+    #[test]
+    fn screenshots_take_the_recorded_height_and_the_page_name() {
+        let report = dom(r#"{"errors":[],"images":[],"height":4321,"extra":{}}"#);
+        assert_eq!(page_height(&report), Some(4321));
+        assert_eq!(
+            page_height(&dom(r#"{"errors":[],"images":[],"extra":{}}"#)),
+            None
+        );
+        assert_eq!(
+            SCREENSHOT_PAGES.map(screenshot_name),
+            ["index.png", "flowers102.png", "bench.png", "explainer.png"]
         );
     }
 

@@ -9,6 +9,7 @@
 
 mod bench;
 mod browser;
+mod cost_curves;
 mod explainer;
 mod guides;
 mod lessons;
@@ -24,7 +25,7 @@ use anyhow::{bail, Context as _};
 use petal_data::Dataset;
 use petal_zoo::BipyramidalConfig;
 
-pub use browser::{run as site_test, SiteTestOptions};
+pub use browser::{run as site_test, SiteTestOptions, SCREENSHOT_PAGES};
 
 /// An experiment the runner knows, whether or not it has run: the name of its report
 /// folder under `docs/` (and of its page) and a one-line description for its card.

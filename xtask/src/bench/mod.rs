@@ -2,6 +2,7 @@
 //! medians and ratios; results go to `docs/bench/results.json`.
 
 mod accuracy_side;
+mod cost_curves;
 mod group_side;
 mod loader_side;
 mod memory;
@@ -36,6 +37,11 @@ pub struct BenchOptions {
     /// share of a step an allreduce of the gradients takes. Writes no report.
     #[arg(long)]
     pub distributed: bool,
+    /// Instead of the workloads: how the flowers CNN's training rate grows with the
+    /// batch size (1-256) and the image side (32-224 px), on 1 thread and on `--threads`
+    /// (`docs/bench/cost_curves.json` and `.png`, shown on the benchmark page).
+    #[arg(long, conflicts_with = "distributed")]
+    pub cost_curves: bool,
 }
 
 impl BenchOptions {
@@ -78,6 +84,10 @@ struct Row {
 pub fn run(options: &BenchOptions) -> anyhow::Result<()> {
     if options.distributed {
         return group_side::run(options);
+    }
+    let dir = workspace_root().join("docs").join("bench");
+    if options.cost_curves {
+        return cost_curves::run(options, &dir);
     }
     let workloads = options.workloads();
     let python = pytorch_side::PyTorch::find();
@@ -131,7 +141,6 @@ pub fn run(options: &BenchOptions) -> anyhow::Result<()> {
             ratio,
         });
     }
-    let dir = workspace_root().join("docs").join("bench");
     std::fs::create_dir_all(&dir)?;
     let report = serde_json::json!({
         "cpu": crate::repro::cpu_model(),

@@ -12,7 +12,8 @@ use petal_train::{FitConfig, Trainer};
 
 use super::{BenchOptions, Measurement, Workload};
 
-fn random(shape: &[usize]) -> Tensor {
+/// A tensor of `shape` filled with fixed values in [0, 1).
+pub fn random(shape: &[usize]) -> Tensor {
     let len: usize = shape.iter().product();
     let values = (0..len as u64)
         .map(|i| ((i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) % 1000) as f32 / 1000.0)
@@ -102,7 +103,7 @@ pub fn measure(workload: Workload, options: &BenchOptions) -> anyhow::Result<Mea
 /// Images/s of training steps of `model` on the batch `x` (with `group`, this rank's
 /// part of a global batch as large as `x` times the world size; the rate is the global
 /// batch's).
-fn train_rate(
+pub fn train_rate(
     model: &mut Model,
     x: Tensor,
     options: &BenchOptions,
@@ -197,6 +198,7 @@ mod tests {
             repeats: 2,
             min_seconds: 0.01,
             distributed: true,
+            cost_curves: false,
         };
         let results: Vec<_> = std::thread::scope(|scope| {
             let ranks: Vec<_> = local_group(2, Duration::from_secs(60))

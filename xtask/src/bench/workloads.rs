@@ -103,11 +103,6 @@ impl Workload {
             let model = build(&Options::default()).expect("the zoo's ImageNet models build");
             Some((model, 16, false))
         };
-        let relu = |filters, padding| Conv2dConfig {
-            padding,
-            activation: Activation::Relu,
-            ..Conv2dConfig::new(filters, 3)
-        };
         let (input, layers, batch, train): (&[usize], Vec<Box<dyn LayerConfig>>, usize, bool) =
             match self {
                 Workload::KerasMnistTrain
@@ -146,20 +141,7 @@ impl Workload {
                     128,
                     true,
                 ),
-                Workload::FlowersTrain => {
-                    let mut layers: Vec<Box<dyn LayerConfig>> = Vec::new();
-                    for filters in [32, 64, 128, 128] {
-                        layers.push(Box::new(relu(filters, Padding::Same)));
-                        layers.push(Box::new(Pool2dConfig::max(2)));
-                    }
-                    layers.push(Box::new(FlattenConfig::default()));
-                    layers.push(Box::new(DenseConfig {
-                        activation: Activation::Relu,
-                        ..DenseConfig::new(128)
-                    }));
-                    layers.push(Box::new(DenseConfig::new(3)));
-                    (&[128, 128, 3], layers, 32, true)
-                }
+                Workload::FlowersTrain => return Some((flowers_cnn(128, seed), 32, true)),
                 Workload::MobileNetV2Infer => return zoo_inference(petal_zoo::mobilenet_v2),
                 Workload::ResNet18Infer => return zoo_inference(petal_zoo::resnet18),
                 Workload::EfficientNetLite0Infer => {
@@ -170,12 +152,44 @@ impl Workload {
                 | Workload::FlowersLoaderCold
                 | Workload::FlowersLoaderWarm => return None,
             };
-        let mut model = Sequential::new(input, seed);
-        for layer in &layers {
-            model
-                .push(layer.as_ref())
-                .expect("the workload networks are valid");
-        }
-        Some((model.build().expect("valid"), batch, train))
+        Some((build(input, &layers, seed), batch, train))
     }
+}
+
+/// The flowers CNN of workload 3 on `side` x `side` RGB images: four 3x3 'same'
+/// convolutions (32, 64, 128, 128 filters) each followed by 2x2 max pooling, a dense
+/// layer of 128 and 3 classes. `side` must be a multiple of 16.
+pub fn flowers_cnn(side: usize, seed: u64) -> Model {
+    let mut layers: Vec<Box<dyn LayerConfig>> = Vec::new();
+    for filters in [32, 64, 128, 128] {
+        layers.push(Box::new(relu(filters, Padding::Same)));
+        layers.push(Box::new(Pool2dConfig::max(2)));
+    }
+    layers.push(Box::new(FlattenConfig::default()));
+    layers.push(Box::new(DenseConfig {
+        activation: Activation::Relu,
+        ..DenseConfig::new(128)
+    }));
+    layers.push(Box::new(DenseConfig::new(3)));
+    build(&[side, side, 3], &layers, seed)
+}
+
+/// A 3x3 convolution with `filters` filters and ReLU.
+fn relu(filters: usize, padding: Padding) -> Conv2dConfig {
+    Conv2dConfig {
+        padding,
+        activation: Activation::Relu,
+        ..Conv2dConfig::new(filters, 3)
+    }
+}
+
+/// `layers` on `input`, initialized from `seed`.
+fn build(input: &[usize], layers: &[Box<dyn LayerConfig>], seed: u64) -> Model {
+    let mut model = Sequential::new(input, seed);
+    for layer in layers {
+        model
+            .push(layer.as_ref())
+            .expect("the workload networks are valid");
+    }
+    model.build().expect("valid")
 }

@@ -49,6 +49,8 @@ pub struct Panel {
     pub x_label: String,
     /// The lines.
     pub series: Vec<Series>,
+    /// Powers of two get equal room on the x axis (see [`Panel::log2_x`]).
+    pub log2_x: bool,
 }
 
 impl Panel {
@@ -59,7 +61,43 @@ impl Panel {
             y_label: y_label.into(),
             x_label: "epoch".into(),
             series: Vec::new(),
+            log2_x: false,
         }
+    }
+
+    /// Spaces the x axis by powers of two, so that batch sizes 1, 2, 4, ... 256 each get
+    /// the same room; the ticks still read 1, 2, 4, ... Points at x <= 0 are left out.
+    ///
+    /// ```
+    /// use petal_viz::{LinePlot, Panel};
+    /// let batches = [1.0, 4.0, 16.0, 64.0, 256.0];
+    /// let panel = Panel::new("rate", "images/s")
+    ///     .x_axis("batch size")
+    ///     .log2_x()
+    ///     .with_xy("2 threads", &batches, &[40.0, 150.0, 400.0, 520.0, 530.0]);
+    /// let plot = LinePlot { title: "cost".into(), panels: vec![panel] };
+    /// let file = std::env::temp_dir().join("petal-viz-doc-log2.svg");
+    /// plot.save(&file)?;
+    /// let svg = std::fs::read_to_string(&file).unwrap();
+    /// assert!(["1", "4", "16", "64", "256"].iter().all(|t| svg.contains(&format!("\n{t}\n</text>"))));
+    /// # Ok::<(), petal_viz::VizError>(())
+    /// ```
+    pub fn log2_x(mut self) -> Self {
+        self.log2_x = true;
+        self
+    }
+
+    /// `series`' points where they are drawn: x as log2(x) on a [`Panel::log2_x`] axis.
+    fn plotted(&self, series: &Series) -> Vec<(f64, f64)> {
+        let points = series.points();
+        if !self.log2_x {
+            return points;
+        }
+        points
+            .into_iter()
+            .filter(|&(x, _)| x > 0.0)
+            .map(|(x, v)| (x.log2(), v))
+            .collect()
     }
 
     /// Names the x axis (for lines added with [`Panel::with_xy`]).
@@ -231,9 +269,12 @@ impl Ranges {
     fn of<'a>(panels: impl IntoIterator<Item = &'a Panel>) -> Self {
         let mut epochs_only = true;
         let (mut x, mut y) = ((f64::MAX, f64::MIN), (f64::MAX, f64::MIN));
-        for series in panels.into_iter().flat_map(|p| &p.series) {
+        for (panel, series) in panels
+            .into_iter()
+            .flat_map(|p| p.series.iter().map(move |s| (p, s)))
+        {
             epochs_only &= series.x.is_empty();
-            for (px, py) in series.points() {
+            for (px, py) in panel.plotted(series) {
                 x = (x.0.min(px), x.1.max(px));
                 y = (y.0.min(py), y.1.max(py));
             }
@@ -273,7 +314,7 @@ fn draw_panel_in<DB: DrawingBackend>(
         .y_label_area_size(58)
         .build_cartesian_2d(x_lo..x_hi, y_lo..y_hi)
         .map_err(text_error)?;
-    let x_labels = if epochs {
+    let x_labels = if epochs || panel.log2_x {
         ((x_hi - x_lo).round() as usize).clamp(1, 10)
     } else {
         6
@@ -284,7 +325,9 @@ fn draw_panel_in<DB: DrawingBackend>(
         .y_desc(&panel.y_label)
         .x_labels(x_labels)
         .x_label_formatter(&|x| {
-            if epochs || x_hi - x_lo >= 10.0 {
+            if panel.log2_x {
+                format!("{:.0}", x.exp2())
+            } else if epochs || x_hi - x_lo >= 10.0 {
                 format!("{x:.0}")
             } else {
                 format!("{x:.1}")
@@ -302,7 +345,7 @@ fn draw_panel_in<DB: DrawingBackend>(
         }
         let colour = PALETTE[(solid.max(1) - 1) % PALETTE.len()];
         let style = colour.stroke_width(2);
-        let points = series.points();
+        let points = panel.plotted(series);
         let legend = [(0, 0), (18, 0)];
         if series.dashed {
             chart

@@ -57,8 +57,10 @@ fn block(
 ) {
     let (rows, cols) = (MC.min(a.rows - row), NC.min(b.cols - col));
     let padded_rows = rows.next_multiple_of(MR);
-    for first_pair in (0..b.pairs).step_by(KC) {
-        let pairs = KC.min(b.pairs - first_pair);
+    // k in equal blocks of at most KC pairs (288 values: one block, not 128 + 16).
+    let k_block = b.pairs.div_ceil(b.pairs.div_ceil(KC));
+    for first_pair in (0..b.pairs).step_by(k_block) {
+        let pairs = k_block.min(b.pairs - first_pair);
         let k_cols = (2 * pairs).min(a.cols - 2 * first_pair);
         // Pairs along a row when the row is contiguous, else rows along a pair.
         let (a_rs, a_ps) = if a.col_stride == 1 {

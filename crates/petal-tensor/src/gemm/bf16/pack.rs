@@ -62,26 +62,46 @@ pub(super) unsafe fn pack_pairs(src: MatRef<'_>, dst: &mut [u32], rs: usize, ps:
 #[target_feature(enable = "avx512f,avx512bf16")]
 unsafe fn pairs_of_run(values: &[f32], dst: &mut [u32]) {
     debug_assert_eq!(dst.len(), values.len().div_ceil(2));
-    let mut out = dst.chunks_mut(16);
-    for (chunk, out) in values.chunks(32).zip(&mut out) {
-        let n = chunk.len();
-        let lo_mask = lane_mask(n.min(16));
-        let hi_mask = lane_mask(n.saturating_sub(16));
-        // SAFETY: the masks let the loads touch only `chunk`'s values (a masked-off lane
-        // is never read, and `hi` starts inside `chunk` whenever its mask is non-zero),
-        // and the store only `out`'s `n.div_ceil(2)` values.
+    let whole = values.len() / 32;
+    for (chunk, out) in values.chunks_exact(32).zip(dst.chunks_exact_mut(16)) {
+        // SAFETY: 32 values read, 16 written, all inside the chunks.
         unsafe {
-            let lo = _mm512_maskz_loadu_ps(lo_mask, chunk.as_ptr());
-            let hi = if hi_mask == 0 {
-                _mm512_setzero_ps()
-            } else {
-                _mm512_maskz_loadu_ps(hi_mask, chunk.as_ptr().add(16))
-            };
-            let packed: __m512i =
-                std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(hi, lo));
-            _mm512_mask_storeu_epi32(out.as_mut_ptr().cast(), lane_mask(out.len()), packed);
+            let lo = _mm512_loadu_ps(chunk.as_ptr());
+            let hi = _mm512_loadu_ps(chunk.as_ptr().add(16));
+            _mm512_storeu_si512(out.as_mut_ptr().cast(), bf16_pairs(lo, hi));
         }
     }
+    let (rest, out) = (&values[32 * whole..], &mut dst[16 * whole..]);
+    if rest.is_empty() {
+        return;
+    }
+    let (lo_mask, hi_mask) = (
+        lane_mask(rest.len().min(16)),
+        lane_mask(rest.len().saturating_sub(16)),
+    );
+    // SAFETY: the masks let the loads touch only `rest` (a masked-off lane is never read,
+    // and the `hi` load starts inside `rest` whenever its mask is non-zero), and the store
+    // only `out`'s `rest.len().div_ceil(2)` values.
+    unsafe {
+        let lo = _mm512_maskz_loadu_ps(lo_mask, rest.as_ptr());
+        let hi = if hi_mask == 0 {
+            _mm512_setzero_ps()
+        } else {
+            _mm512_maskz_loadu_ps(hi_mask, rest.as_ptr().add(16))
+        };
+        _mm512_mask_storeu_epi32(
+            out.as_mut_ptr().cast(),
+            lane_mask(out.len()),
+            bf16_pairs(lo, hi),
+        );
+    }
+}
+
+/// The 32 values of `lo` then `hi` rounded to bf16, as 16 pairs.
+#[target_feature(enable = "avx512f,avx512bf16")]
+fn bf16_pairs(lo: __m512, hi: __m512) -> __m512i {
+    // SAFETY: a bit-for-bit reinterpretation between two 64-byte vector types.
+    unsafe { std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(hi, lo)) }
 }
 
 /// `dst[i]` = the pair `(even[i], odd[i])` (odd zero when absent), for consecutive rows.

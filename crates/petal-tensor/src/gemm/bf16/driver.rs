@@ -10,7 +10,7 @@ use crate::gemm::{MatMut, MatRef};
 /// Columns of a B panel: four zmm accumulators per tile row.
 const NR: usize = 4 * LANES;
 /// Pairs (k values halved) per cache block: a panel's `KC x NR` slice is 32 KiB.
-const KC: usize = 128;
+const KC: usize = 256;
 /// Rows per output block (a multiple of `MR`): its A block is `MC x KC` pairs, 72 KiB.
 const MC: usize = 24 * MR;
 /// Columns per output block (a multiple of `NR`).
@@ -57,7 +57,8 @@ fn block(
 ) {
     let (rows, cols) = (MC.min(a.rows - row), NC.min(b.cols - col));
     let padded_rows = rows.next_multiple_of(MR);
-    // k in equal blocks of at most KC pairs (288 values: one block, not 128 + 16).
+    // k in equal blocks of at most KC pairs (a few more blocks than needed would each
+    // cost a pass over the block's output).
     let k_block = b.pairs.div_ceil(b.pairs.div_ceil(KC));
     for first_pair in (0..b.pairs).step_by(k_block) {
         let pairs = k_block.min(b.pairs - first_pair);
@@ -69,20 +70,26 @@ fn block(
             (1, padded_rows)
         };
         let packed_a = scratch.zeroed(padded_rows * pairs);
-        // SAFETY: the caller checked the CPU features; `packed_a` holds the rows x pairs
-        // written at these strides.
-        unsafe {
-            pack_pairs(
-                a.block(row, 2 * first_pair, rows, k_cols),
-                packed_a,
-                a_rs,
-                a_ps,
-            )
+        // Rows along k are packed tile by tile just before their first use, so that
+        // reading `a` alternates with computing (the prefetcher runs ahead meanwhile);
+        // pair-major blocks at once, 16 rows per instruction.
+        let pack = |packed_a: &mut [u32], first: usize, rows: usize| {
+            let source = a.block(row + first, 2 * first_pair, rows, k_cols);
+            // SAFETY: the caller checked the CPU features; from `first * a_rs` on,
+            // `packed_a` holds these rows' pairs at these strides.
+            unsafe { pack_pairs(source, &mut packed_a[first * a_rs..], a_rs, a_ps) };
         };
+        let by_tile = a_ps == 1;
+        if !by_tile {
+            pack(packed_a, 0, rows);
+        }
         for panel in col / NR..(col + cols).div_ceil(NR) {
             let (panel_b, width) = b.panel(panel);
-            let panel_cols = NR.min(b.cols - panel * NR);
             for tile_row in (0..rows).step_by(MR) {
+                let tile_rows = MR.min(rows - tile_row);
+                if by_tile && panel == col / NR {
+                    pack(packed_a, tile_row, tile_rows);
+                }
                 let t = Tile {
                     a: &packed_a[tile_row * a_rs..],
                     a_rs,
@@ -91,8 +98,8 @@ fn block(
                     pairs,
                     c: out.at(row + tile_row, panel * NR),
                     c_rs: out.row_stride,
-                    rows: MR.min(rows - tile_row),
-                    cols: panel_cols,
+                    rows: tile_rows,
+                    cols: NR.min(b.cols - panel * NR),
                     accumulate: accumulate || first_pair > 0,
                 };
                 // SAFETY: CPU features as above; `Tile`'s layout holds by construction

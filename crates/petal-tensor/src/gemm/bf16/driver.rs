@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use super::kernel::{tile, Tile, LANES, MR};
+use super::kernel::{tile, Prefetch, Tile, LANES, MR};
 use super::pack::pack_pairs;
 use crate::gemm::{MatMut, MatRef};
 
@@ -87,8 +87,18 @@ fn block(
             let (panel_b, width) = b.panel(panel);
             for tile_row in (0..rows).step_by(MR) {
                 let tile_rows = MR.min(rows - tile_row);
+                let mut prefetch = Prefetch::NONE;
                 if by_tile && panel == col / NR {
                     pack(packed_a, tile_row, tile_rows);
+                    let next = tile_row + MR;
+                    if next < rows {
+                        prefetch = Prefetch {
+                            first: a.block(row + next, 2 * first_pair, 1, k_cols).data.as_ptr(),
+                            rows: MR.min(rows - next),
+                            lines: k_cols.div_ceil(LANES),
+                            stride: a.row_stride,
+                        };
+                    }
                 }
                 let t = Tile {
                     a: &packed_a[tile_row * a_rs..],
@@ -101,6 +111,7 @@ fn block(
                     rows: tile_rows,
                     cols: NR.min(b.cols - panel * NR),
                     accumulate: accumulate || first_pair > 0,
+                    prefetch,
                 };
                 // SAFETY: CPU features as above; `Tile`'s layout holds by construction
                 // (A padded to whole tiles, panels `width = 16 * NV` wide); the tile is

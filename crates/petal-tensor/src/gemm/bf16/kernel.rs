@@ -22,6 +22,28 @@ pub(super) struct Tile<'a> {
     pub rows: usize,
     pub cols: usize,
     pub accumulate: bool,
+    /// Source values to bring into the cache meanwhile (the next tile's rows).
+    pub prefetch: Prefetch,
+}
+
+/// `rows` runs of `lines` 64-byte cache lines, the runs `stride` values apart, from
+/// `first`: fetched one line per pair while a tile computes. A prefetch never faults,
+/// so the addresses need not be valid (`rows == 0` fetches nothing).
+#[derive(Clone, Copy)]
+pub(super) struct Prefetch {
+    pub first: *const f32,
+    pub rows: usize,
+    pub lines: usize,
+    pub stride: usize,
+}
+
+impl Prefetch {
+    pub const NONE: Self = Self {
+        first: std::ptr::null(),
+        rows: 0,
+        lines: 0,
+        stride: 0,
+    };
 }
 
 /// `c (+)= a * b` over one tile, the sum in f32 (each `vdpbf16ps` adds two bf16
@@ -40,7 +62,19 @@ pub(super) unsafe fn tile<const NV: usize>(t: Tile<'_>) {
                 && t.pairs * width <= t.b.len())
     );
     let mut acc = [[_mm512_setzero_ps(); NV]; MR];
+    let (mut row, mut line) = (0, 0);
     for p in 0..t.pairs {
+        if row < t.prefetch.rows {
+            let address = t
+                .prefetch
+                .first
+                .wrapping_add(row * t.prefetch.stride + line * LANES);
+            _mm_prefetch::<_MM_HINT_T0>(address.cast());
+            line += 1;
+            if line == t.prefetch.lines {
+                (row, line) = (row + 1, 0);
+            }
+        }
         // SAFETY: the assert above bounds every index read in this loop.
         unsafe {
             let b_row = t.b.as_ptr().add(p * width);

@@ -10,7 +10,7 @@ use gemm::Parallelism;
 pub use bf16::{gemm_bf16, round_bf16};
 
 use crate::error::{invalid, shape_mismatch, Result};
-use crate::Tensor;
+use crate::{Precision, Tensor};
 
 pub mod bf16;
 
@@ -250,6 +250,22 @@ fn product_shape(
 fn splits_over_threads(parallel: bool, m: usize, n: usize, k: usize) -> bool {
     let flops = m.saturating_mul(n).saturating_mul(k);
     parallel && rayon::current_num_threads() > 1 && flops >= PARALLEL_MIN_FLOPS
+}
+
+/// [`gemm`] for [`Precision::F32`], [`gemm_bf16`] for [`Precision::Bf16`] (an error on a
+/// CPU without AVX512-BF16).
+pub fn gemm_in(
+    precision: Precision,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    c: MatMut<'_>,
+    accumulate: bool,
+    parallel: bool,
+) -> Result<()> {
+    match precision {
+        Precision::F32 => gemm(a, b, c, accumulate, parallel),
+        Precision::Bf16 => gemm_bf16(a, b, c, accumulate, parallel),
+    }
 }
 
 fn matrix_view(t: &Tensor, transpose: bool) -> Result<MatRef<'_>> {

@@ -40,7 +40,7 @@
 //! let product = gemm_bf16(MatRef::row_major(&a, 2, 3)?, MatRef::row_major(&b, 3, 1)?, MatMut::row_major(&mut c, 2, 1)?, false, false);
 //! if Precision::bf16_available() {
 //!     product?;
-//!     assert_eq!(c, [2.75, 7.25]); // these values are exact in bf16
+//!     assert_eq!(c, [2.75, 8.0]); // these values are exact in bf16
 //! } else {
 //!     assert!(product.unwrap_err().to_string().contains("AVX512-BF16"));
 //! }

@@ -22,10 +22,12 @@
 //!   `a` has unit column stride, else pair-major (`[pair][row]`), whichever the source
 //!   converts 32 or 16 values per instruction into; the kernel takes either by strides.
 //!
-//! **Blocking.** The output splits into blocks of `MC` rows by `NC` columns, one rayon
-//! task each when the product is large and `parallel` (else the same blocks in turn).
-//! A task walks k in blocks of `KC` pairs: packs its A block (`MC x KC`, in L2), then
-//! for each 64-column panel (its `KC x 64` slice in L1) runs the micro-kernel down the
+//! **Blocking.** The output splits into blocks of `MC = 144` rows by `NC = 512` columns,
+//! one rayon task each when the product is large and `parallel` (else the same blocks in
+//! turn). A task walks k in equal blocks of at most `KC = 256` pairs; in each it packs
+//! its A block (`MC x KC`, in L2; row-major A six rows at a time, just before their first
+//! use, while the kernel prefetches the next six rows' source lines) and, for each
+//! 64-column panel (its `KC x 64` slice read from L2), runs the micro-kernel down the
 //! block's rows: `MR = 6` rows by 64 columns, 24 zmm accumulators, one broadcast A pair
 //! and four B loads per pair. Every element of `c` is summed by one task in the same
 //! order (k blocks in turn), so the result does not depend on the thread count.

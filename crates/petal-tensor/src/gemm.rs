@@ -3,11 +3,16 @@
 //! The micro-kernels come from the `gemm` crate, which picks AVX-512, AVX2+FMA or a
 //! portable kernel at run time. It was measured faster than `matrixmultiply` on the
 //! reference machine (see `benches/gemm.rs` and the README's speed section).
+//! [`gemm_bf16`] is the same product with its factors rounded to bfloat16 (see [`bf16`]).
 
 use gemm::Parallelism;
 
+pub use bf16::{gemm_bf16, round_bf16};
+
 use crate::error::{invalid, shape_mismatch, Result};
-use crate::Tensor;
+use crate::{Precision, Tensor};
+
+pub mod bf16;
 
 /// Below this many multiply-adds a product runs on one thread: splitting it costs more
 /// than it saves.
@@ -63,6 +68,22 @@ impl<'a> MatRef<'a> {
             cols: self.rows,
             row_stride: self.col_stride,
             col_stride: self.row_stride,
+            ..self
+        }
+    }
+
+    /// The `rows x cols` block whose first element is `(row, col)` (inside `self`).
+    fn block(self, row: usize, col: usize, rows: usize, cols: usize) -> Self {
+        debug_assert!(row + rows <= self.rows && col + cols <= self.cols);
+        let start = if rows == 0 || cols == 0 {
+            0
+        } else {
+            row * self.row_stride + col * self.col_stride
+        };
+        Self {
+            data: &self.data[start..],
+            rows,
+            cols,
             ..self
         }
     }
@@ -146,37 +167,15 @@ fn check_fits(
 pub fn gemm(
     a: MatRef<'_>,
     b: MatRef<'_>,
-    c: MatMut<'_>,
+    mut c: MatMut<'_>,
     accumulate: bool,
     parallel: bool,
 ) -> Result<()> {
-    let (m, k, n) = (a.rows, a.cols, b.cols);
-    if b.rows != k || c.rows != m || c.cols != n {
-        return Err(shape_mismatch(
-            "gemm",
-            &[m, k],
-            &[b.rows, n],
-            format!(
-                "a {m}x{k} times b {}x{n} into c {}x{} (need b with {k} rows and c {m}x{n})",
-                b.rows, c.rows, c.cols
-            ),
-        ));
-    }
-    if m == 0 || n == 0 {
+    let Some((m, k, n)) = product_shape("gemm", &a, &b, &mut c, accumulate)? else {
         return Ok(());
-    }
-    if k == 0 {
-        if !accumulate {
-            for r in 0..m {
-                c.data[r * c.row_stride..r * c.row_stride + n].fill(0.0);
-            }
-        }
-        return Ok(());
-    }
-    let threads = rayon::current_num_threads();
-    let flops = m.saturating_mul(n).saturating_mul(k);
-    let parallelism = if parallel && threads > 1 && flops >= PARALLEL_MIN_FLOPS {
-        Parallelism::Rayon(threads)
+    };
+    let parallelism = if splits_over_threads(parallel, m, n, k) {
+        Parallelism::Rayon(rayon::current_num_threads())
     } else {
         Parallelism::None
     };
@@ -207,6 +206,66 @@ pub fn gemm(
         );
     }
     Ok(())
+}
+
+/// The `(m, k, n)` of `c (+)= a * b`, or a shape error for `op` naming the three shapes.
+///
+/// `None` when nothing is left to compute: `c` is empty, or `k == 0` (then `c` is
+/// zeroed unless `accumulate`, an empty sum being zero).
+fn product_shape(
+    op: &'static str,
+    a: &MatRef<'_>,
+    b: &MatRef<'_>,
+    c: &mut MatMut<'_>,
+    accumulate: bool,
+) -> Result<Option<(usize, usize, usize)>> {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    if b.rows != k || c.rows != m || c.cols != n {
+        return Err(shape_mismatch(
+            op,
+            &[m, k],
+            &[b.rows, n],
+            format!(
+                "a {m}x{k} times b {}x{n} into c {}x{} (need b with {k} rows and c {m}x{n})",
+                b.rows, c.rows, c.cols
+            ),
+        ));
+    }
+    if m == 0 || n == 0 {
+        return Ok(None);
+    }
+    if k == 0 {
+        if !accumulate {
+            for r in 0..m {
+                c.data[r * c.row_stride..r * c.row_stride + n].fill(0.0);
+            }
+        }
+        return Ok(None);
+    }
+    Ok(Some((m, k, n)))
+}
+
+/// Whether an `m x k` by `k x n` product asked to run `parallel` is worth splitting
+/// over the current rayon pool.
+fn splits_over_threads(parallel: bool, m: usize, n: usize, k: usize) -> bool {
+    let flops = m.saturating_mul(n).saturating_mul(k);
+    parallel && rayon::current_num_threads() > 1 && flops >= PARALLEL_MIN_FLOPS
+}
+
+/// [`gemm`] for [`Precision::F32`], [`gemm_bf16`] for [`Precision::Bf16`] (an error on a
+/// CPU without AVX512-BF16).
+pub fn gemm_in(
+    precision: Precision,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    c: MatMut<'_>,
+    accumulate: bool,
+    parallel: bool,
+) -> Result<()> {
+    match precision {
+        Precision::F32 => gemm(a, b, c, accumulate, parallel),
+        Precision::Bf16 => gemm_bf16(a, b, c, accumulate, parallel),
+    }
 }
 
 fn matrix_view(t: &Tensor, transpose: bool) -> Result<MatRef<'_>> {

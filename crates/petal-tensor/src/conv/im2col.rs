@@ -4,7 +4,7 @@
 use super::batch::{map_images, sum_over_images, Output};
 use super::ConvShape;
 use crate::error::Result;
-use crate::gemm::{gemm, MatMut, MatRef};
+use crate::gemm::{gemm_in, MatMut, MatRef};
 use crate::parallel::gemm_needs_threads;
 
 /// Walks one group's patch matrix `(positions, kh*kw*c/groups)` (taps in (ky, kx,
@@ -118,7 +118,8 @@ pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], output: Output<'_>) -
             for g in 0..s.groups {
                 fill_columns(s, xi, g, columns);
                 let out = MatMut::new(&mut yi[g * og..], positions, og, s.filters)?;
-                gemm(
+                gemm_in(
+                    s.precision,
                     MatRef::row_major(columns, positions, patch)?,
                     filter_block(s, f, g)?,
                     out,
@@ -144,7 +145,8 @@ pub(super) fn backward_input(s: &ConvShape, dy: &[f32], f: &[f32]) -> Result<Vec
         |dxi, columns, dyi| {
             for g in 0..s.groups {
                 let out = MatMut::row_major(columns, positions, patch)?;
-                gemm(
+                gemm_in(
+                    s.precision,
                     output_block(s, dyi, g)?,
                     filter_block(s, f, g)?.t(),
                     out,
@@ -165,7 +167,8 @@ pub(super) fn backward_filter(s: &ConvShape, x: &[f32], dy: &[f32]) -> Result<Ve
         for g in 0..s.groups {
             fill_columns(s, xi, g, columns);
             let out = MatMut::new(&mut dw[g * og..], patch, og, s.filters)?;
-            gemm(
+            gemm_in(
+                s.precision,
                 MatRef::row_major(columns, positions, patch)?.t(),
                 output_block(s, dyi, g)?,
                 out,

@@ -15,6 +15,9 @@
 //!   kernels for the short inner dimension (the input gradient goes through im2col);
 //! - everything else: per-image im2col into a reused buffer, then one GEMM per group.
 //!
+//! The im2col and 1x1 products run in f32, or with bf16 factors inside
+//! [`with_conv_precision`]`(Precision::Bf16, ..)`; the other kernels stay in f32.
+//!
 //! # The lecture's worked example
 //!
 //! A 6x6 binary image, a diagonal filter and a vertical filter, valid padding, no bias.
@@ -67,13 +70,13 @@ mod small_patch;
 mod winograd;
 
 use self::batch::Output;
-use self::choice::winograd_tile;
-pub use self::choice::{with_kernel_3x3, Kernel3x3};
+use self::choice::{conv_precision, winograd_tile};
+pub use self::choice::{with_conv_precision, with_kernel_3x3, Kernel3x3};
 use crate::elementwise::Unary;
 use crate::error::{invalid, shape_mismatch, Result};
 use crate::parallel::Start;
 use crate::window::{AxisGeometry, Padding};
-use crate::Tensor;
+use crate::{Precision, Tensor};
 
 /// Stride, padding, dilation and groups of a 2-D convolution.
 ///
@@ -116,6 +119,8 @@ pub(crate) struct ConvShape {
     pub groups: usize,
     pub rows: AxisGeometry,
     pub cols: AxisGeometry,
+    /// The precision of the im2col and 1x1 products ([`with_conv_precision`]).
+    pub precision: Precision,
 }
 
 impl ConvShape {
@@ -152,6 +157,7 @@ impl ConvShape {
             groups,
             rows: AxisGeometry::new(OP, h, kh, spec.stride[0], spec.dilation[0], pr)?,
             cols: AxisGeometry::new(OP, w, kw, spec.stride[1], spec.dilation[1], pc)?,
+            precision: conv_precision(),
         })
     }
 

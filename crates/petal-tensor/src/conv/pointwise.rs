@@ -5,13 +5,14 @@ use super::batch::Output;
 use super::ConvShape;
 use crate::elementwise::apply_to;
 use crate::error::Result;
-use crate::gemm::{gemm, MatMut, MatRef};
+use crate::gemm::{gemm_in, MatMut, MatRef};
 use crate::parallel::{new_batch, Start};
 
 pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], output: Output<'_>) -> Result<Vec<f32>> {
     let pixels = s.batch * s.positions();
     let mut y = new_batch(pixels, s.filters, output.start, |_, _| {});
-    gemm(
+    gemm_in(
+        s.precision,
         MatRef::row_major(x, pixels, s.channels)?,
         MatRef::row_major(f, s.channels, s.filters)?,
         MatMut::row_major(&mut y, pixels, s.filters)?,
@@ -27,7 +28,8 @@ pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], output: Output<'_>) -
 pub(super) fn backward_input(s: &ConvShape, dy: &[f32], f: &[f32]) -> Result<Vec<f32>> {
     let pixels = s.batch * s.positions();
     let mut dx = new_batch(pixels, s.channels, Start::Zeros, |_, _| {});
-    gemm(
+    gemm_in(
+        s.precision,
         MatRef::row_major(dy, pixels, s.filters)?,
         MatRef::row_major(f, s.channels, s.filters)?.t(),
         MatMut::row_major(&mut dx, pixels, s.channels)?,
@@ -40,7 +42,8 @@ pub(super) fn backward_input(s: &ConvShape, dy: &[f32], f: &[f32]) -> Result<Vec
 pub(super) fn backward_filter(s: &ConvShape, x: &[f32], dy: &[f32]) -> Result<Vec<f32>> {
     let pixels = s.batch * s.positions();
     let mut dw = vec![0.0; s.filter_len()];
-    gemm(
+    gemm_in(
+        s.precision,
         MatRef::row_major(x, pixels, s.channels)?.t(),
         MatRef::row_major(dy, pixels, s.filters)?,
         MatMut::row_major(&mut dw, s.channels, s.filters)?,

@@ -345,3 +345,78 @@ fn bad_shapes_are_errors_naming_both_shapes() {
     )
     .is_err());
 }
+
+#[test]
+fn bf16_im2col_and_pointwise_passes_match_f32_within_bf16_rounding() {
+    if let Err(e) = Precision::Bf16.supported() {
+        println!("skipped: {e}");
+        return;
+    }
+    let strided = Conv2dSpec {
+        stride: [2, 2],
+        padding: Padding::Same,
+        ..Conv2dSpec::default()
+    };
+    // 3x3 over 8 channels (too few for Winograd), a strided 3x3, a 1x1.
+    let cases = [
+        ([2, 9, 9, 8], [3, 3, 8, 12], Conv2dSpec::default()),
+        ([2, 10, 10, 32], [3, 3, 32, 16], strided),
+        ([3, 5, 5, 24], [1, 1, 24, 40], Conv2dSpec::default()),
+    ];
+    for (input, filter, spec) in cases {
+        let s = ConvShape::new(&input, &filter, &spec).unwrap();
+        assert!(
+            matches!(s.path(), ConvPath::Im2col | ConvPath::Pointwise),
+            "{input:?}"
+        );
+        let tensor = |shape: &[usize], seed| {
+            Tensor::from_vec(shape, values(shape.iter().product(), seed)).unwrap()
+        };
+        let (x, f, dy) = (
+            tensor(&input, 1),
+            tensor(&filter, 2),
+            tensor(&s.output_shape(), 3),
+        );
+        let passes = |x: &Tensor, f: &Tensor, dy: &Tensor| {
+            [
+                conv2d(x, f, None, &spec).unwrap(),
+                conv2d_backward_input(dy, f, &input, &spec).unwrap(),
+                conv2d_backward_filter(x, dy, &filter, &spec).unwrap(),
+            ]
+        };
+        let exact = passes(&x, &f, &dy);
+        let bf16 = with_conv_precision(Precision::Bf16, || passes(&x, &f, &dy));
+        // Σ|x||w| (and the like) per result: the scale of its rounding error.
+        let abs = |t: &Tensor| {
+            Tensor::from_vec(t.shape(), t.as_slice().iter().map(|v| v.abs()).collect()).unwrap()
+        };
+        let magnitude = passes(&abs(&x), &abs(&f), &abs(&dy));
+        let terms = [
+            s.patch_len(),
+            s.rows.kernel * s.cols.kernel * s.filters,
+            s.batch * s.positions(),
+        ];
+        for (pass, name) in ["output", "input gradient", "filter gradient"]
+            .iter()
+            .enumerate()
+        {
+            let tolerance =
+                2.0 * 2.0f32.powi(-8) + 2.0f32.powi(-16) + 2.0 * terms[pass] as f32 * f32::EPSILON;
+            let (got, want, mag) = (
+                bf16[pass].as_slice(),
+                exact[pass].as_slice(),
+                magnitude[pass].as_slice(),
+            );
+            for i in 0..want.len() {
+                assert!(
+                    (got[i] - want[i]).abs() <= tolerance * mag[i],
+                    "{input:?} {name} [{i}]: bf16 {} vs f32 {} (scale {})",
+                    got[i],
+                    want[i],
+                    mag[i]
+                );
+            }
+            assert!(got != want, "{input:?} {name}: no bf16 rounding happened");
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! Matrix product with bfloat16 factors and f32 sums, on AVX512-BF16.
+//!
+//! [`gemm_bf16`] computes `c (+)= a * b` as
+//!
+//! ```text
+//! c[i][j] (+)= Σ_k bf16(a[i][k]) · bf16(b[k][j])      (products exact, sums in f32)
+//! ```
+//!
+//! where `bf16(x)` is `x` rounded to 8 significant bits, to nearest with ties to even
+//! ([`round_bf16`]; subnormals become zero, as the instruction does). That rounding,
+//! a relative error of at most 2^-8 per factor, happens once, while packing; each
+//! `vdpbf16ps` then adds two products (exact in f32) to an f32 accumulator, and the
+//! tile is added to `c` in f32. Only the order of the f32 sums differs from [`gemm`] on
+//! the rounded inputs.
+//!
+//! **Packed layout.** A pair is a `u32` holding the bf16 of `x[2p]` (low half) and
+//! `x[2p + 1]` (high half) along k; an odd k ends with a zero high half.
+//! - B is packed once per call into column panels of `NR = 64` columns (the last one
+//!   as wide as needed, a multiple of 16): panel-major, then pair-major, then column,
+//!   so a panel's pair `p` is 64 consecutive `u32`, four zmm loads.
+//! - A is packed per block of `MC` rows and `KC` pairs, row-major (`[row][pair]`) when
+//!   `a` has unit column stride, else pair-major (`[pair][row]`), whichever the source
+//!   converts 32 or 16 values per instruction into; the kernel takes either by strides.
+//!
+//! **Blocking.** The output splits into blocks of `MC = 144` rows by `NC = 512` columns,
+//! one rayon task each when the product is large and `parallel` (else the same blocks in
+//! turn). A task walks k in equal blocks of at most `KC = 256` pairs; in each it packs
+//! its A block (`MC x KC`, in L2; row-major A six rows at a time, just before their first
+//! use, while the kernel prefetches the next six rows' source lines) and, for each
+//! 64-column panel (its `KC x 64` slice read from L2), runs the micro-kernel down the
+//! block's rows: `MR = 6` rows by 64 columns, 24 zmm accumulators, one broadcast A pair
+//! and four B loads per pair. Every element of `c` is summed by one task in the same
+//! order (k blocks in turn), so the result does not depend on the thread count.
+//!
+//! ```
+//! use petal_tensor::gemm::{gemm_bf16, MatMut, MatRef};
+//! use petal_tensor::Precision;
+//! # fn main() -> petal_tensor::Result<()> {
+//! let a = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]; // 2x3
+//! let b = [1.0, 0.5, 0.25]; // 3x1
+//! let mut c = [0.0; 2];
+//! let product = gemm_bf16(MatRef::row_major(&a, 2, 3)?, MatRef::row_major(&b, 3, 1)?, MatMut::row_major(&mut c, 2, 1)?, false, false);
+//! if Precision::bf16_available() {
+//!     product?;
+//!     assert_eq!(c, [2.75, 8.0]); // these values are exact in bf16
+//! } else {
+//!     assert!(product.unwrap_err().to_string().contains("AVX512-BF16"));
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! [`gemm`]: super::gemm
+
+use super::{product_shape, splits_over_threads, MatMut, MatRef};
+use crate::error::Result;
+use crate::Precision;
+
+#[cfg(target_arch = "x86_64")]
+mod driver;
+#[cfg(target_arch = "x86_64")]
+mod kernel;
+#[cfg(target_arch = "x86_64")]
+mod pack;
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests;
+
+/// `c = a * b` (or `c += a * b` when `accumulate`) with `a` and `b` rounded to bfloat16
+/// and the sums in f32, for `a: m x k`, `b: k x n`, `c: m x n` (see the [module
+/// docs](self) for the arithmetic).
+///
+/// The contract of [`gemm`](super::gemm): the same views and shape errors, and with
+/// `parallel` a large product splits over the current rayon pool. On a CPU without
+/// AVX512-BF16 it is an error naming the CPU (see [`Precision::supported`]), checked
+/// before anything else.
+pub fn gemm_bf16(
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    mut c: MatMut<'_>,
+    accumulate: bool,
+    parallel: bool,
+) -> Result<()> {
+    Precision::Bf16.supported()?;
+    let Some((m, k, n)) = product_shape("gemm_bf16", &a, &b, &mut c, accumulate)? else {
+        return Ok(());
+    };
+    #[cfg(target_arch = "x86_64")]
+    driver::product(a, b, c, accumulate, splits_over_threads(parallel, m, n, k));
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (a, b, c, m, k, n, parallel); // unreachable: `supported` refused bf16 above
+    Ok(())
+}
+
+/// `x` rounded to bfloat16 (8 significant bits; to nearest, ties to even, as
+/// `vcvtne2ps2bf16`), given back as the f32 of the same value. A NaN stays NaN, a
+/// subnormal becomes a zero of its sign, a value past bf16's largest (about 3.39e38)
+/// becomes infinite.
+///
+/// ```
+/// use petal_tensor::gemm::round_bf16;
+/// assert_eq!(round_bf16(1.0 + 1.0 / 256.0), 1.0); // a tie goes to the even neighbour
+/// assert_eq!(round_bf16(0.1), 0.10009765625);
+/// ```
+pub fn round_bf16(x: f32) -> f32 {
+    f32::from_bits(u32::from(bf16_bits(x)) << 16)
+}
+
+/// The bfloat16 bits of `x`, rounded as [`round_bf16`] describes.
+fn bf16_bits(x: f32) -> u16 {
+    let bits = x.to_bits();
+    if x.is_nan() {
+        return ((bits >> 16) | 0x0040) as u16;
+    }
+    if bits & 0x7f80_0000 == 0 {
+        return ((bits >> 16) & 0x8000) as u16;
+    }
+    // Adding 0x7fff rounds the dropped half up past a half-way point; adding the kept
+    // lowest bit too sends an exact tie to the even neighbour. No overflow: the largest
+    // non-NaN pattern is 0xff80_0000.
+    let rounded = bits + 0x7fff + ((bits >> 16) & 1);
+    (rounded >> 16) as u16
+}

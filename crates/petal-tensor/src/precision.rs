@@ -1,0 +1,153 @@
+//! The arithmetic precision of matrix products, and whether this CPU can run bf16.
+//!
+//! `Precision::F32` is Petal's default everywhere. `Precision::Bf16` rounds the two
+//! factors of a product to bfloat16 (8 significant bits) and accumulates in f32, which
+//! needs the AVX512-BF16 instructions (`vcvtne2ps2bf16`, `vdpbf16ps`). Asking for bf16
+//! on a CPU without them is an error, never an illegal instruction.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::{invalid, Result, TensorError};
+
+/// The precision a matrix product computes in.
+///
+/// ```
+/// use petal_tensor::Precision;
+/// let p: Precision = "bf16".parse().unwrap();
+/// assert_eq!(p, Precision::Bf16);
+/// // bf16 only where the CPU has AVX512-BF16; f32 always runs.
+/// assert_eq!(p.supported().is_ok(), Precision::bf16_available());
+/// assert!(Precision::F32.supported().is_ok());
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Precision {
+    /// Inputs, products and sums in f32.
+    #[default]
+    F32,
+    /// Inputs rounded to bfloat16 (round to nearest even), products and sums in f32.
+    Bf16,
+}
+
+impl Precision {
+    /// Whether this CPU has the AVX-512 foundation and BF16 instructions bf16 needs.
+    pub fn bf16_available() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bf16")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    }
+
+    /// `self` if this CPU can compute in it, else an error naming the CPU and the way out.
+    pub fn supported(self) -> Result<Self> {
+        match self {
+            Precision::Bf16 if !Self::bf16_available() => Err(bf16_unsupported(&cpu_model())),
+            _ => Ok(self),
+        }
+    }
+}
+
+impl fmt::Display for Precision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
+        })
+    }
+}
+
+impl FromStr for Precision {
+    type Err = TensorError;
+
+    /// `"f32"` or `"bf16"`; anything else is an error quoting it.
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "f32" => Ok(Precision::F32),
+            "bf16" => Ok(Precision::Bf16),
+            other => Err(invalid(
+                "precision",
+                format!("unknown precision {other:?} (expected \"f32\" or \"bf16\")"),
+            )),
+        }
+    }
+}
+
+/// The error for bf16 asked of a CPU named `model` that lacks AVX512-BF16.
+pub(crate) fn bf16_unsupported(model: &str) -> TensorError {
+    invalid(
+        "precision",
+        format!("bf16 needs AVX512-BF16, which this CPU ({model}) lacks; use f32"),
+    )
+}
+
+/// The CPU's brand string (CPUID leaves 0x80000002..4), or "unknown model".
+fn cpu_model() -> String {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::__cpuid;
+        if __cpuid(0x8000_0000).eax >= 0x8000_0004 {
+            let bytes: Vec<u8> = (0x8000_0002..=0x8000_0004u32)
+                .flat_map(|leaf| {
+                    let r = __cpuid(leaf);
+                    [r.eax, r.ebx, r.ecx, r.edx]
+                })
+                .flat_map(u32::to_le_bytes)
+                .take_while(|&b| b != 0)
+                .collect();
+            let name = String::from_utf8_lossy(&bytes).trim().to_string();
+            if !name.is_empty() {
+                return name;
+            }
+        }
+    }
+    "unknown model".to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_missing_bf16_error_names_the_cpu_and_the_way_out() {
+        let err = bf16_unsupported("Intel(R) Core(TM) i7-8700").to_string();
+        assert_eq!(
+            err,
+            "precision: bf16 needs AVX512-BF16, which this CPU (Intel(R) Core(TM) i7-8700) lacks; use f32"
+        );
+    }
+
+    #[test]
+    fn bf16_is_refused_exactly_when_the_cpu_lacks_it() {
+        match Precision::Bf16.supported() {
+            Ok(p) => assert!(Precision::bf16_available() && p == Precision::Bf16),
+            Err(e) => {
+                assert!(!Precision::bf16_available());
+                assert!(e.to_string().contains(&cpu_model()), "{e}");
+            }
+        }
+        assert_eq!(Precision::F32.supported().unwrap(), Precision::F32);
+    }
+
+    #[test]
+    fn the_cpu_model_is_a_readable_name() {
+        let model = cpu_model();
+        assert!(!model.is_empty() && !model.contains('\0'), "{model:?}");
+    }
+
+    #[test]
+    fn precisions_parse_and_print_back() {
+        for p in [Precision::F32, Precision::Bf16] {
+            assert_eq!(p.to_string().parse::<Precision>().unwrap(), p);
+        }
+        let err = "fp16".parse::<Precision>().unwrap_err().to_string();
+        assert!(
+            err.contains("\"fp16\"") && err.contains("\"bf16\""),
+            "{err}"
+        );
+        assert_eq!(Precision::default(), Precision::F32);
+    }
+}

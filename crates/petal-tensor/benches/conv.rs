@@ -5,6 +5,9 @@
 //!
 //! `kernel3x3`: each pass of a few 3x3 layers by im2col, Winograd F(2x2, 3x3) and
 //! F(4x4, 3x3) one after another, on 2 threads (direct-convolution FLOP/s).
+//!
+//! `depthwise`: each pass of the MobileNetV2 and EfficientNet-Lite0 depthwise layers
+//! that take the most time (batch 16), on 2 threads (direct-convolution FLOP/s).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use petal_tensor::conv::{
@@ -192,5 +195,75 @@ fn bench_kernels_3x3(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_conv, bench_kernels_3x3);
+/// A depthwise layer of batch 16: `side x side x channels`, a square `kernel`, `stride`,
+/// same padding.
+fn depthwise_layer(
+    name: &'static str,
+    side: usize,
+    channels: usize,
+    kernel: usize,
+    stride: usize,
+) -> Layer {
+    Layer {
+        name,
+        input: [16, side, side, channels],
+        filter: [kernel, kernel, 1, channels],
+        spec: Conv2dSpec {
+            stride: [stride, stride],
+            padding: Padding::Same,
+            groups: channels,
+            ..Conv2dSpec::default()
+        },
+    }
+}
+
+fn bench_depthwise(c: &mut Criterion) {
+    let mut group = c.benchmark_group("depthwise");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(2));
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    for Layer {
+        name,
+        input,
+        filter,
+        spec,
+    } in [
+        depthwise_layer("mbv2_16x112x112x32_k3s1", 112, 32, 3, 1),
+        depthwise_layer("mbv2_16x112x112x96_k3s2", 112, 96, 3, 2),
+        depthwise_layer("mbv2_16x56x56x144_k3s1", 56, 144, 3, 1),
+        depthwise_layer("mbv2_16x28x28x192_k3s1", 28, 192, 3, 1),
+        depthwise_layer("mbv2_16x14x14x576_k3s1", 14, 576, 3, 1),
+        depthwise_layer("effl0_16x56x56x144_k5s2", 56, 144, 5, 2),
+        depthwise_layer("effl0_16x28x28x240_k5s1", 28, 240, 5, 1),
+    ] {
+        let (x, w) = (filled(&input), filled(&filter));
+        let out_shape = petal_tensor::conv::conv2d_output_shape(&input, &filter, &spec).unwrap();
+        let dy = filled(&out_shape);
+        group.throughput(Throughput::Elements(direct_flops(&filter, &out_shape)));
+        let run = |b: &mut criterion::Bencher, pass: &(dyn Fn() -> Tensor + Sync)| {
+            pool.install(|| b.iter(pass))
+        };
+        group.bench_function(BenchmarkId::new("forward", name), |b| {
+            run(b, &|| conv2d(&x, &w, None, &spec).unwrap())
+        });
+        group.bench_function(BenchmarkId::new("input_grad", name), |b| {
+            run(b, &|| {
+                conv2d_backward_input(&dy, &w, &input, &spec).unwrap()
+            })
+        });
+        group.bench_function(BenchmarkId::new("filter_grad", name), |b| {
+            run(b, &|| {
+                conv2d_backward_filter(&x, &dy, &filter, &spec).unwrap()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_conv, bench_kernels_3x3, bench_depthwise);
 criterion_main!(benches);

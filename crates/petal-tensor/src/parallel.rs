@@ -77,6 +77,37 @@ pub(crate) fn new_batch(
     })
 }
 
+/// [`new_batch`] with each image set to `start` just before `work(state, image, values)`
+/// runs on it: an image too large for the cache is still in it when `work` adds to it
+/// (the task's images started all at once would be back in memory by then). Each task
+/// makes one `state` (a scratch buffer, say) for all its images.
+pub(crate) fn new_images<S>(
+    images: usize,
+    image_len: usize,
+    start: Start<'_>,
+    state: impl Fn() -> S + Sync,
+    work: impl Fn(&mut S, usize, &mut [f32]) + Sync,
+) -> Vec<f32> {
+    let (per_task, len) = (images_per_task(images), images * image_len);
+    let mut values = Vec::with_capacity(len);
+    if len > 0 {
+        values.spare_capacity_mut()[..len]
+            .par_chunks_mut(per_task * image_len)
+            .enumerate()
+            .for_each(|(task, part)| {
+                let mut state = state();
+                for (i, image) in part.chunks_mut(image_len).enumerate() {
+                    work(&mut state, task * per_task + i, start.write(image));
+                }
+            });
+    }
+    // SAFETY: the chunks cover the first `len` values and every image was initialized
+    // (`Start::write`) before any work on it; a panic in a task reaches this thread
+    // before this line.
+    unsafe { values.set_len(len) };
+    values
+}
+
 /// A new vector of `len` values made in parallel chunks of `chunk` values (the last may
 /// be shorter): each task sets its chunk to `start`, then calls `work(offset, values)`.
 /// A `Start::Repeat` pattern restarts at each chunk, so `chunk` must be a multiple of
@@ -132,6 +163,16 @@ mod tests {
                 .flat_map(|image| [1.0 + 10.0 * image as f32, 2.0, 3.0, 1.0, 2.0, 3.0])
                 .collect();
             assert_eq!(batch, want, "{threads} threads");
+            let one_by_one = pool.install(|| {
+                let state = || 0.0;
+                new_images(5, 6, Start::Repeat(&bias), state, |_, image, values| {
+                    values[0] += 10.0 * image as f32;
+                })
+            });
+            assert_eq!(one_by_one, want, "{threads} threads, image by image");
+            assert!(pool
+                .install(|| new_images(0, 4, Start::Zeros, || (), |_, _, _| {}))
+                .is_empty());
             let zeros = pool.install(|| new_batch(3, 4, Start::Zeros, |_, _| {}));
             assert_eq!(zeros, vec![0.0; 12]);
             let nothing_to_repeat = pool.install(|| new_batch(2, 3, Start::Repeat(&[]), |_, _| {}));

@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use crate::elementwise::{apply_on_this_thread, Unary};
 use crate::error::{Result, TensorError};
-use crate::parallel::{images_per_task, new_batch, sum_partials, Start};
+use crate::parallel::{images_per_task, new_images, sum_partials, Start};
 
 /// How a kernel's new output begins and ends: each image starts as `start` (zeros, or
 /// the bias of each filter), the kernel adds its sums, then `activation` (if any) runs
@@ -31,7 +31,8 @@ impl Output<'_> {
 }
 
 /// A new output of `images` images of `out_len` values, made in parallel: each
-/// starts as `output` says, then `kernel(out_image, scratch, in_image)` adds to it
+/// starts as `output` says (just before its kernel runs), then
+/// `kernel(out_image, scratch, in_image)` adds to it
 /// (`input` holds `in_len` values per image; empty input images add nothing), then
 /// the activation runs. The first error a kernel returns stops its task and is
 /// returned.
@@ -45,22 +46,32 @@ pub(super) fn map_images(
     kernel: impl Fn(&mut [f32], &mut [f32], &[f32]) -> Result<()> + Sync,
 ) -> Result<Vec<f32>> {
     let first_error: Mutex<Option<TensorError>> = Mutex::new(None);
-    let values = new_batch(images, out_len, output.start, |first, outs| {
-        let mut scratch = vec![0.0; scratch_len];
-        for (i, out) in outs.chunks_mut(out_len).enumerate() {
+    // Per task: the scratch buffer, and whether a kernel failed (the task's other images
+    // are then only started).
+    let task = || (vec![0.0; scratch_len], false);
+    let values = new_images(
+        images,
+        out_len,
+        output.start,
+        task,
+        |(scratch, failed), i, out| {
+            if *failed {
+                return;
+            }
             if in_len > 0 {
-                let image = &input[(first + i) * in_len..][..in_len];
-                if let Err(e) = kernel(out, &mut scratch, image) {
+                let image = &input[i * in_len..][..in_len];
+                if let Err(e) = kernel(out, scratch, image) {
                     let mut slot = first_error.lock().unwrap_or_else(|p| p.into_inner());
                     slot.get_or_insert(e);
+                    *failed = true;
                     return;
                 }
             }
             if let Some(activation) = output.activation {
                 apply_on_this_thread(out, activation);
             }
-        }
-    });
+        },
+    );
     match first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
         Some(e) => Err(e),
         None => Ok(values),

@@ -39,6 +39,18 @@ fn reference_terms(s: &ConvShape, mut visit: impl FnMut(usize, usize, usize)) {
     }
 }
 
+/// The output, input gradient and filter gradient by [`reference_terms`].
+fn reference(s: &ConvShape, x: &Tensor, f: &Tensor, dy: &Tensor) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let (x, f, dy) = (x.as_slice(), f.as_slice(), dy.as_slice());
+    let (mut y, mut dx, mut dw) = (vec![0.0; dy.len()], vec![0.0; x.len()], vec![0.0; f.len()]);
+    reference_terms(s, |xi, fi, yi| {
+        y[yi] += x[xi] * f[fi];
+        dx[xi] += dy[yi] * f[fi];
+        dw[fi] += dy[yi] * x[xi];
+    });
+    (y, dx, dw)
+}
+
 fn values(len: usize, seed: u32) -> Vec<f32> {
     (0..len)
         .map(|i| {
@@ -82,12 +94,7 @@ fn check_kernel(
         values(s.output_shape().iter().product(), 3),
     )
     .unwrap();
-    let (mut y, mut dx, mut dw) = (vec![0.0; dy.len()], vec![0.0; x.len()], vec![0.0; f.len()]);
-    reference_terms(&s, |xi, fi, yi| {
-        y[yi] += x.as_slice()[xi] * f.as_slice()[fi];
-        dx[xi] += dy.as_slice()[yi] * f.as_slice()[fi];
-        dw[fi] += dy.as_slice()[yi] * x.as_slice()[xi];
-    });
+    let (y, dx, dw) = reference(&s, &x, &f, &dy);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
@@ -272,6 +279,101 @@ fn each_fast_path_is_taken_and_correct() {
             .path(),
         ConvPath::Im2col
     );
+}
+
+/// The depthwise kernels (multiplier 1) with each vector code this CPU runs, on 1 and 2
+/// threads: channel tails around the 16-lane vector, stride 1 and 2, same and valid
+/// padding, 3x3 and 5x5 windows, odd image sizes, blocks of every length.
+#[test]
+fn depthwise_kernels_match_the_reference_on_every_isa() {
+    let isas = depthwise::Isa::available();
+    if isas.len() == 1 {
+        println!("skipped the AVX-512 depthwise kernels: this CPU has no AVX-512F");
+    }
+    let mut cases = 0;
+    for (channels, side) in [(1, 13), (15, 11), (16, 9), (17, 21), (40, 7), (96, 5)] {
+        for kernel in [3, 5] {
+            for stride in [1, 2] {
+                for padding in [Padding::Same, Padding::Valid] {
+                    let spec = Conv2dSpec {
+                        stride: [stride, stride],
+                        padding,
+                        groups: channels,
+                        ..Default::default()
+                    };
+                    let (input, filter) =
+                        ([2, side, side + 2, channels], [kernel, kernel, 1, channels]);
+                    let s = ConvShape::new(&input, &filter, &spec).unwrap();
+                    // One channel is one group: the other paths take it, this kernel still
+                    // has to be right on it.
+                    assert!(channels == 1 || s.path() == ConvPath::Depthwise);
+                    for threads in [1, 2] {
+                        check_depthwise(&s, threads, &isas);
+                    }
+                    cases += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(cases, 48);
+    // Dilation, explicit padding wider than the window's reach on one side, stride 3.
+    let spec = Conv2dSpec {
+        stride: [3, 2],
+        dilation: [2, 1],
+        padding: Padding::Explicit {
+            top: 3,
+            bottom: 0,
+            left: 2,
+            right: 4,
+        },
+        groups: 18,
+    };
+    let s = ConvShape::new(&[3, 10, 9, 18], &[3, 4, 1, 18], &spec).unwrap();
+    check_depthwise(&s, 2, &isas);
+}
+
+/// The three depthwise passes with each of `isas` against [`reference`], with a bias
+/// on the forward pass.
+fn check_depthwise(s: &ConvShape, threads: usize, isas: &[depthwise::Isa]) {
+    let x = Tensor::from_vec(&s.input_shape(), values(s.image_len() * s.batch, 1)).unwrap();
+    let f = Tensor::from_vec(&s.filter_shape(), values(s.filter_len(), 2)).unwrap();
+    let dy_len = s.output_image_len() * s.batch;
+    let dy = Tensor::from_vec(&s.output_shape(), values(dy_len, 3)).unwrap();
+    let (y, dx, dw) = reference(s, &x, &f, &dy);
+    let bias = values(s.filters, 4);
+    let biased: Vec<f32> = y
+        .iter()
+        .enumerate()
+        .map(|(i, y)| y + bias[i % s.filters])
+        .collect();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
+    let tensor = |shape: [usize; 4], values: Vec<f32>| Tensor::from_vec(&shape, values).unwrap();
+    for &isa in isas {
+        let what = |pass: &str| format!("{pass} {isa:?} {:?} {threads} threads", s);
+        pool.install(|| {
+            let output = Output {
+                start: crate::parallel::Start::Repeat(&bias),
+                activation: None,
+            };
+            let fast = depthwise::forward_on(isa, s, x.as_slice(), f.as_slice(), output).unwrap();
+            assert_close(&tensor(s.output_shape(), fast), &biased, &what("forward"));
+            let fast = depthwise::backward_input_on(isa, s, dy.as_slice(), f.as_slice()).unwrap();
+            assert_close(&tensor(s.input_shape(), fast), &dx, &what("input grad"));
+            let filter_grad =
+                || depthwise::backward_filter_on(isa, s, x.as_slice(), dy.as_slice()).unwrap();
+            let fast = filter_grad();
+            assert_eq!(
+                fast,
+                filter_grad(),
+                "{}: not the same bits twice",
+                what("filter grad")
+            );
+            assert_close(&tensor(s.filter_shape(), fast), &dw, &what("filter grad"));
+        });
+    }
 }
 
 #[test]

@@ -1,9 +1,10 @@
-//! Depthwise convolution (`groups == c`, each channel with its own `multiplier` filters):
-//! a direct kernel over NHWC pixels whose inner loop runs along the channels.
-//! Output channel `c * multiplier + j` reads input channel `c`.
+//! Depthwise convolution with any channel multiplier `m`: a direct kernel over NHWC
+//! pixels whose inner loop runs along the channels, one tap at a time. Output channel
+//! `c * m + j` reads input channel `c`. Multiplier 1 takes the register-blocked
+//! kernels instead.
 
-use super::batch::{map_images, sum_over_images, Output};
-use super::ConvShape;
+use super::super::batch::{map_images, sum_over_images, Output};
+use super::super::ConvShape;
 use crate::error::Result;
 
 pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], output: Output<'_>) -> Result<Vec<f32>> {
@@ -14,19 +15,13 @@ pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], output: Output<'_>) -
             let out = &mut yi[out_pixel * o..][..o];
             let pixel = &xi[in_pixel * c..][..c];
             let weights = &f[tap * o..][..o];
-            if m == 1 {
-                for ((y, x), w) in out.iter_mut().zip(pixel).zip(weights) {
+            for ((ys, x), ws) in out
+                .chunks_exact_mut(m)
+                .zip(pixel)
+                .zip(weights.chunks_exact(m))
+            {
+                for (y, w) in ys.iter_mut().zip(ws) {
                     *y += x * w;
-                }
-            } else {
-                for ((ys, x), ws) in out
-                    .chunks_exact_mut(m)
-                    .zip(pixel)
-                    .zip(weights.chunks_exact(m))
-                {
-                    for (y, w) in ys.iter_mut().zip(ws) {
-                        *y += x * w;
-                    }
                 }
             }
         });
@@ -48,18 +43,12 @@ pub(super) fn backward_input(s: &ConvShape, dy: &[f32], f: &[f32]) -> Result<Vec
                 let grad_out = &dyi[out_pixel * o..][..o];
                 let grad_in = &mut dxi[in_pixel * c..][..c];
                 let weights = &f[tap * o..][..o];
-                if m == 1 {
-                    for ((dx, g), w) in grad_in.iter_mut().zip(grad_out).zip(weights) {
-                        *dx += g * w;
-                    }
-                } else {
-                    for ((dx, gs), ws) in grad_in
-                        .iter_mut()
-                        .zip(grad_out.chunks_exact(m))
-                        .zip(weights.chunks_exact(m))
-                    {
-                        *dx += gs.iter().zip(ws).map(|(g, w)| g * w).sum::<f32>();
-                    }
+                for ((dx, gs), ws) in grad_in
+                    .iter_mut()
+                    .zip(grad_out.chunks_exact(m))
+                    .zip(weights.chunks_exact(m))
+                {
+                    *dx += gs.iter().zip(ws).map(|(g, w)| g * w).sum::<f32>();
                 }
             });
             Ok(())

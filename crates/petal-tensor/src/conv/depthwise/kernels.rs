@@ -1,0 +1,200 @@
+//! The register-blocked depthwise kernels (multiplier 1) and the walk over one image
+//! that feeds them blocks of target pixels.
+
+use super::lanes::{prefetch, Isa, Lanes, Portable, LANES};
+use super::plan::{Axis, Block, Plan, MAX_BLOCK};
+use crate::conv::ConvShape;
+use crate::simd::vectorized;
+
+#[cfg(target_arch = "x86_64")]
+use super::lanes::Avx512;
+
+/// How a pass walks one image: every target row, every block of target pixels along
+/// the row, every block of [`LANES`] channels.
+#[derive(Clone, Debug)]
+pub(super) struct Walk {
+    rows: Plan,
+    cols: Plan,
+    channels: usize,
+    kernel_cols: usize,
+    source_cols: usize,
+    target_cols: usize,
+    /// Values between the sources of neighbouring pixels of a block.
+    source_step: usize,
+    /// Values between neighbouring target pixels of a block.
+    target_step: usize,
+}
+
+/// One block of target pixels and one block of channels, as a kernel sees it.
+pub(super) struct At<'a, V: Lanes> {
+    walk: &'a Walk,
+    row_taps: &'a [(usize, usize)],
+    col_taps: &'a [(usize, usize)],
+    /// Offset of the first pixel's first channel of the block in the target image.
+    target: usize,
+    /// The block's first channel.
+    channel: usize,
+    width: V::Width,
+}
+
+impl<V: Lanes> At<'_, V> {
+    /// Calls `visit(filter offset, source offset)` for every tap reaching the block,
+    /// in a fixed order (rows, then columns, of the filter): offsets of the block's
+    /// first channel, the source offset that of the block's first pixel.
+    #[inline(always)]
+    fn for_each_tap(&self, mut visit: impl FnMut(usize, usize)) {
+        let w = self.walk;
+        for &(ky, sy) in self.row_taps {
+            for &(kx, sx) in self.col_taps {
+                let tap = (ky * w.kernel_cols + kx) * w.channels + self.channel;
+                visit(tap, (sy * w.source_cols + sx) * w.channels + self.channel);
+            }
+        }
+    }
+}
+
+/// The work for a block of `B` target pixels: `out`, `a` and `b` are what
+/// [`Walk::run`] was given.
+pub(super) trait BlockKernel {
+    fn block<V: Lanes, const B: usize>(at: &At<'_, V>, out: &mut [f32], a: &[f32], b: &[f32]);
+}
+
+/// Forward pass and input gradient: `out` (target image) gets, for every target pixel,
+/// the sum over its taps of `a` (source image) times `b` (filter). The `B` sums stay in
+/// registers over all taps; each tap's weights are loaded once per block.
+pub(super) struct Gather;
+
+impl BlockKernel for Gather {
+    #[inline(always)]
+    fn block<V: Lanes, const B: usize>(
+        at: &At<'_, V>,
+        out: &mut [f32],
+        source: &[f32],
+        filter: &[f32],
+    ) {
+        let mut sums = [V::zero(); B];
+        at.for_each_tap(|tap, first| {
+            let weights = V::load(filter, tap, at.width);
+            let x = V::load_strided::<B>(source, first, at.walk.source_step, at.width);
+            for (sum, x) in sums.iter_mut().zip(x) {
+                *sum = sum.mul_add(x, weights);
+            }
+        });
+        let (target, step) = (at.target, at.walk.target_step);
+        let y = V::load_strided::<B>(out, target, step, at.width);
+        let y = std::array::from_fn(|i| y[i].add(sums[i]));
+        V::store_strided::<B>(y, out, target, step, at.width);
+    }
+}
+
+/// Filter gradient: `out` (the filter's gradient) gets, for every tap, the sum over the
+/// block's pixels of `a` (input image) times `b` (output gradient image). The `B`
+/// output gradients stay in registers over all taps; each tap's gradient is loaded and
+/// stored once per block.
+pub(super) struct FilterGradient;
+
+impl BlockKernel for FilterGradient {
+    #[inline(always)]
+    fn block<V: Lanes, const B: usize>(
+        at: &At<'_, V>,
+        grad: &mut [f32],
+        input: &[f32],
+        grad_out: &[f32],
+    ) {
+        let g = V::load_strided::<B>(grad_out, at.target, at.walk.target_step, at.width);
+        at.for_each_tap(|tap, first| {
+            let x = V::load_strided::<B>(input, first, at.walk.source_step, at.width);
+            let mut sum = V::load(grad, tap, at.width);
+            for (x, g) in x.into_iter().zip(g) {
+                sum = sum.mul_add(x, g);
+            }
+            sum.store(grad, tap, at.width);
+        });
+    }
+}
+
+impl Walk {
+    /// The walk of the forward pass and the filter gradient (`transposed == false`:
+    /// targets are output pixels, sources input pixels) or of the input gradient
+    /// (`transposed`: the other way round). The shape's multiplier must be 1.
+    pub fn new(s: &ConvShape, transposed: bool) -> Self {
+        let (rows, cols) = (Axis::new(s.rows, transposed), Axis::new(s.cols, transposed));
+        Self {
+            rows: Plan::new(&rows, 1),
+            cols: Plan::new(&cols, MAX_BLOCK),
+            channels: s.channels,
+            kernel_cols: s.cols.kernel,
+            source_cols: cols.sources(),
+            target_cols: cols.targets(),
+            source_step: cols.source_step() * s.channels,
+            target_step: cols.target_step() * s.channels,
+        }
+    }
+
+    /// Adds the sums of kernel `K` for one image to `out`, with the vector code `isa`.
+    pub fn run<K: BlockKernel>(&self, isa: Isa, out: &mut [f32], a: &[f32], b: &[f32]) {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Isa::Avx512` comes from `Isa::detect`, which found AVX-512F.
+            Isa::Avx512 => unsafe { self.image_avx512::<K>(out, a, b) },
+            Isa::Portable => vectorized(|| self.image::<Portable, K>(out, a, b)),
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn image_avx512<K: BlockKernel>(&self, out: &mut [f32], a: &[f32], b: &[f32]) {
+        self.image::<Avx512, K>(out, a, b)
+    }
+
+    #[inline(always)]
+    fn image<V: Lanes, K: BlockKernel>(&self, out: &mut [f32], a: &[f32], b: &[f32]) {
+        let rows = &self.rows.blocks;
+        for (r, row) in rows.iter().enumerate() {
+            let row_taps = self.rows.taps(row);
+            let next_row_taps = rows.get(r + 1).map_or(&[][..], |next| self.rows.taps(next));
+            for block in &self.cols.blocks {
+                // The sources the same block of the next row reads, on their way to the
+                // cache while this block computes: the kernels read 16 channels of
+                // pixels a stride apart, a pattern the hardware prefetchers follow badly.
+                for &(_, sy) in next_row_taps {
+                    let first = sy * self.source_cols;
+                    let pixels = first + block.sources.start..first + block.sources.end;
+                    prefetch(a, pixels.start * self.channels..pixels.end * self.channels);
+                }
+                let col_taps = self.cols.taps(block);
+                let first_pixel = row.target * self.target_cols + block.target;
+                // The channel blocks of one pixel block one after another, while its
+                // sources are in the L1 cache.
+                for channel in (0..self.channels).step_by(LANES) {
+                    let at = At {
+                        walk: self,
+                        row_taps,
+                        col_taps,
+                        target: first_pixel * self.channels + channel,
+                        channel,
+                        width: V::width((self.channels - channel).min(LANES)),
+                    };
+                    dispatch_len::<V, K>(block, &at, out, a, b);
+                }
+            }
+        }
+    }
+}
+
+/// Runs `K` compiled for the block's length.
+#[inline(always)]
+fn dispatch_len<V: Lanes, K: BlockKernel>(
+    block: &Block,
+    at: &At<'_, V>,
+    out: &mut [f32],
+    a: &[f32],
+    b: &[f32],
+) {
+    match block.len {
+        8 => K::block::<V, 8>(at, out, a, b),
+        4 => K::block::<V, 4>(at, out, a, b),
+        2 => K::block::<V, 2>(at, out, a, b),
+        _ => K::block::<V, 1>(at, out, a, b),
+    }
+}

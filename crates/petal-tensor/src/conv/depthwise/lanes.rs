@@ -1,0 +1,267 @@
+//! The vectors of [`LANES`] channels the depthwise kernels compute on: AVX-512 registers
+//! when the CPU has them, arrays the compiler vectorizes otherwise. [`Isa::detect`] is
+//! the one place the choice is made.
+
+/// Channels in one vector: one AVX-512 register of `f32`.
+pub(super) const LANES: usize = 16;
+
+/// The vector code a depthwise kernel runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(in crate::conv) enum Isa {
+    /// AVX-512F intrinsics, with fused multiply-adds and masked loads for channel tails.
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+    /// Arrays of [`LANES`] values, vectorized by the compiler for the CPU's widest
+    /// instructions (`crate::simd::vectorized`).
+    Portable,
+}
+
+impl Isa {
+    /// The fastest code this CPU runs.
+    pub fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return Isa::Avx512;
+        }
+        Isa::Portable
+    }
+
+    /// Every code this CPU runs, fastest first (tests run each of them).
+    #[cfg(test)]
+    pub fn available() -> Vec<Self> {
+        let mut all = vec![Self::detect()];
+        if all[0] != Isa::Portable {
+            all.push(Isa::Portable);
+        }
+        all
+    }
+}
+
+/// A vector of [`LANES`] `f32` channels. The operations take a [`Lanes::Width`]: the
+/// first `n` channels they touch (`1..=LANES`, fewer than `LANES` in a channel tail).
+pub(super) trait Lanes: Copy {
+    /// How many channels a load or store touches.
+    type Width: Copy;
+    /// The width of `n` channels, `1..=LANES`.
+    fn width(n: usize) -> Self::Width;
+    /// The `n` of [`Lanes::width`].
+    fn count(width: Self::Width) -> usize;
+    fn zero() -> Self;
+    /// `self + a * b`.
+    fn mul_add(self, a: Self, b: Self) -> Self;
+    fn add(self, other: Self) -> Self;
+    /// The `width` values at `values`, zeros in the other lanes.
+    ///
+    /// # Safety
+    /// The `count(width)` values from `values` on must be readable.
+    unsafe fn load_ptr(values: *const f32, width: Self::Width) -> Self;
+    /// Writes the first `width` lanes from `values` on.
+    ///
+    /// # Safety
+    /// The `count(width)` values from `values` on must be writable.
+    unsafe fn store_ptr(self, values: *mut f32, width: Self::Width);
+
+    /// `B` vectors of `width` values each, the `i`-th from `values[first + i * step..]`
+    /// (one bounds check for all of them).
+    #[inline(always)]
+    fn load_strided<const B: usize>(
+        values: &[f32],
+        first: usize,
+        step: usize,
+        width: Self::Width,
+    ) -> [Self; B] {
+        check_span::<Self, B>(values.len(), first, step, width);
+        // SAFETY: `check_span`: every vector's values lie inside `values`.
+        std::array::from_fn(|i| unsafe {
+            Self::load_ptr(values.as_ptr().add(first + i * step), width)
+        })
+    }
+
+    /// Writes `vectors` where [`Lanes::load_strided`] reads them.
+    #[inline(always)]
+    fn store_strided<const B: usize>(
+        vectors: [Self; B],
+        values: &mut [f32],
+        first: usize,
+        step: usize,
+        width: Self::Width,
+    ) {
+        check_span::<Self, B>(values.len(), first, step, width);
+        for (i, v) in vectors.into_iter().enumerate() {
+            // SAFETY: `check_span`: every vector's values lie inside `values`.
+            unsafe { v.store_ptr(values.as_mut_ptr().add(first + i * step), width) }
+        }
+    }
+
+    /// One vector from `values[first..]`.
+    #[inline(always)]
+    fn load(values: &[f32], first: usize, width: Self::Width) -> Self {
+        Self::load_strided::<1>(values, first, 0, width)[0]
+    }
+
+    /// Writes one vector over `values[first..]`.
+    #[inline(always)]
+    fn store(self, values: &mut [f32], first: usize, width: Self::Width) {
+        Self::store_strided([self], values, first, 0, width)
+    }
+}
+
+/// Panics unless `B` vectors of `width` values `step` apart from `first` on fit in
+/// `len` values.
+#[inline(always)]
+fn check_span<V: Lanes, const B: usize>(len: usize, first: usize, step: usize, width: V::Width) {
+    let end = step
+        .checked_mul(B - 1)
+        .and_then(|span| span.checked_add(first))
+        .and_then(|last| last.checked_add(V::count(width)));
+    assert!(
+        end.is_some_and(|end| end <= len),
+        "depthwise: {B} vectors from {first} step {step} overrun {len} values"
+    );
+}
+
+/// Asks for the cache lines of `values[range]` (clipped to `values`) to be loaded into
+/// the L1 cache; no effect off x86-64.
+#[inline(always)]
+pub(super) fn prefetch(values: &[f32], range: std::ops::Range<usize>) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let end = range.end.min(values.len());
+        for i in (range.start..end).step_by(LINE) {
+            // SAFETY: SSE is part of x86-64; `i` is inside `values`, and a prefetch
+            // reads nothing the program sees.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(values.as_ptr().add(i).cast()) }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (values, range);
+}
+
+/// `f32` values in a 64-byte cache line.
+const LINE: usize = 16;
+
+/// [`LANES`] values in an array; plain loops the compiler vectorizes.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Portable([f32; LANES]);
+
+impl Lanes for Portable {
+    type Width = usize;
+
+    #[inline(always)]
+    fn width(n: usize) -> usize {
+        n
+    }
+    #[inline(always)]
+    fn count(width: usize) -> usize {
+        width
+    }
+    #[inline(always)]
+    fn zero() -> Self {
+        Self([0.0; LANES])
+    }
+    #[inline(always)]
+    fn mul_add(self, a: Self, b: Self) -> Self {
+        Self(std::array::from_fn(|i| self.0[i] + a.0[i] * b.0[i]))
+    }
+    #[inline(always)]
+    fn add(self, other: Self) -> Self {
+        Self(std::array::from_fn(|i| self.0[i] + other.0[i]))
+    }
+    #[inline(always)]
+    unsafe fn load_ptr(values: *const f32, width: usize) -> Self {
+        let mut lanes = [0.0; LANES];
+        // SAFETY: the caller's contract; `width <= LANES`.
+        unsafe {
+            if width == LANES {
+                lanes = values.cast::<[f32; LANES]>().read_unaligned();
+            } else {
+                std::ptr::copy_nonoverlapping(values, lanes.as_mut_ptr(), width.min(LANES));
+            }
+        }
+        Self(lanes)
+    }
+    #[inline(always)]
+    unsafe fn store_ptr(self, values: *mut f32, width: usize) {
+        // SAFETY: the caller's contract; `width <= LANES`.
+        unsafe {
+            if width == LANES {
+                values.cast::<[f32; LANES]>().write_unaligned(self.0);
+            } else {
+                std::ptr::copy_nonoverlapping(self.0.as_ptr(), values, width.min(LANES));
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+pub(super) use self::avx512::Avx512;
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::{
+        __m512, __mmask16, _mm512_add_ps, _mm512_fmadd_ps, _mm512_mask_storeu_ps,
+        _mm512_maskz_loadu_ps, _mm512_setzero_ps,
+    };
+
+    use super::{Lanes, LANES};
+
+    /// One AVX-512 register.
+    ///
+    /// Its operations are only ever called from code compiled for AVX-512F
+    /// (`Walk::image_avx512`), which runs only after `Isa::detect` found the feature:
+    /// that is what makes the intrinsics below sound.
+    #[derive(Clone, Copy, Debug)]
+    pub(in super::super) struct Avx512(__m512);
+
+    /// A lane count and the mask of its lanes.
+    #[derive(Clone, Copy, Debug)]
+    pub(in super::super) struct Width {
+        count: usize,
+        mask: __mmask16,
+    }
+
+    impl Lanes for Avx512 {
+        type Width = Width;
+
+        #[inline(always)]
+        fn width(n: usize) -> Width {
+            debug_assert!((1..=LANES).contains(&n));
+            Width {
+                count: n,
+                mask: ((1u32 << n) - 1) as __mmask16,
+            }
+        }
+        #[inline(always)]
+        fn count(width: Width) -> usize {
+            width.count
+        }
+        #[inline(always)]
+        fn zero() -> Self {
+            // SAFETY: AVX-512F is present (see the type's documentation).
+            Self(unsafe { _mm512_setzero_ps() })
+        }
+        #[inline(always)]
+        unsafe fn load_ptr(values: *const f32, width: Width) -> Self {
+            // SAFETY: AVX-512F is present; the mask reads only the `count` lanes, which
+            // the caller vouches for.
+            Self(unsafe { _mm512_maskz_loadu_ps(width.mask, values) })
+        }
+        #[inline(always)]
+        unsafe fn store_ptr(self, values: *mut f32, width: Width) {
+            // SAFETY: AVX-512F is present; the mask writes only the `count` lanes,
+            // which the caller vouches for.
+            unsafe { _mm512_mask_storeu_ps(values, width.mask, self.0) }
+        }
+        #[inline(always)]
+        fn mul_add(self, a: Self, b: Self) -> Self {
+            // SAFETY: AVX-512F is present.
+            Self(unsafe { _mm512_fmadd_ps(a.0, b.0, self.0) })
+        }
+        #[inline(always)]
+        fn add(self, other: Self) -> Self {
+            // SAFETY: AVX-512F is present.
+            Self(unsafe { _mm512_add_ps(self.0, other.0) })
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! Depthwise convolution (`groups == c`, each channel with its own `multiplier` filters),
+//! the MobileNet/EfficientNet case.
+//!
+//! # Multiplier 1: register-blocked kernels
+//!
+//! A direct convolution that touches a whole channel row of the output for every tap
+//! is bound by memory. The kernels here instead keep their sums in registers over all
+//! `kh * kw` taps and write each result once:
+//!
+//! - a pass writes *target* pixels from *source* pixels: the forward pass writes output
+//!   pixels from input pixels; the input gradient, a transposed depthwise convolution,
+//!   writes input pixels (each once, gathering the output gradients that reach it)
+//!   from output pixels; the filter gradient walks like the forward pass;
+//! - each target row is cut into blocks of up to 8 target pixels that the *same* taps
+//!   reach (`plan.rs`): the interior in blocks of 8, then 4, 2, 1; a pixel near the
+//!   border (where some taps fall in the padding) in a block of its own, with only its
+//!   taps. With stride `s`, the input gradient's blocks run over input pixels `s`
+//!   apart (one residue class: the same taps reach them, from neighbouring output
+//!   pixels), the classes' blocks interleaved in memory order;
+//! - each block runs for every block of 16 channels in turn (one AVX-512 register of
+//!   `f32`; a tail of `c % 16` channels takes masked loads and stores) while its
+//!   sources are in the L1 cache; the sources of the next row's block are prefetched;
+//! - the output images start (bias or zeros) one at a time just before their kernel
+//!   runs (`batch::map_images`), so that a large image is still cached when the kernel
+//!   adds to it;
+//! - forward and input gradient ([`kernels::Gather`]): 8 sums in registers, each tap's
+//!   16 weights loaded once per block and multiplied into all 8; the filter gradient
+//!   ([`kernels::FilterGradient`]): 8 vectors of output gradient in registers, each
+//!   tap's 16 gradient values loaded, updated from all 8 pixels and stored once per
+//!   block, into one partial gradient per thread, added in task order (the same bits
+//!   on every run with the same thread count, as for every kernel here).
+//!
+//! The vector code is AVX-512F intrinsics when the CPU has it, or arrays of 16 values
+//! the compiler vectorizes: [`lanes::Isa::detect`] chooses, once, for all three passes.
+//!
+//! # Other multipliers
+//!
+//! The direct kernel of `multiplier.rs`, one tap at a time.
+
+mod kernels;
+mod lanes;
+mod multiplier;
+mod plan;
+
+use self::kernels::{FilterGradient, Gather, Walk};
+pub(super) use self::lanes::Isa;
+use super::batch::{map_images, sum_over_images, Output};
+use super::ConvShape;
+use crate::error::Result;
+
+pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], output: Output<'_>) -> Result<Vec<f32>> {
+    forward_on(Isa::detect(), s, x, f, output)
+}
+
+pub(super) fn backward_input(s: &ConvShape, dy: &[f32], f: &[f32]) -> Result<Vec<f32>> {
+    backward_input_on(Isa::detect(), s, dy, f)
+}
+
+pub(super) fn backward_filter(s: &ConvShape, x: &[f32], dy: &[f32]) -> Result<Vec<f32>> {
+    backward_filter_on(Isa::detect(), s, x, dy)
+}
+
+/// [`forward`] with the vector code `isa`.
+pub(super) fn forward_on(
+    isa: Isa,
+    s: &ConvShape,
+    x: &[f32],
+    f: &[f32],
+    output: Output<'_>,
+) -> Result<Vec<f32>> {
+    if s.group_filters() != 1 {
+        return multiplier::forward(s, x, f, output);
+    }
+    let walk = Walk::new(s, false);
+    let (out_len, in_len) = (s.output_image_len(), s.image_len());
+    map_images(output, s.batch, out_len, x, in_len, 0, |y, _, x| {
+        walk.run::<Gather>(isa, y, x, f);
+        Ok(())
+    })
+}
+
+/// [`backward_input`] with the vector code `isa`.
+pub(super) fn backward_input_on(
+    isa: Isa,
+    s: &ConvShape,
+    dy: &[f32],
+    f: &[f32],
+) -> Result<Vec<f32>> {
+    if s.group_filters() != 1 {
+        return multiplier::backward_input(s, dy, f);
+    }
+    let walk = Walk::new(s, true);
+    let (out_len, in_len) = (s.image_len(), s.output_image_len());
+    map_images(
+        Output::zeros(),
+        s.batch,
+        out_len,
+        dy,
+        in_len,
+        0,
+        |dx, _, dy| {
+            walk.run::<Gather>(isa, dx, dy, f);
+            Ok(())
+        },
+    )
+}
+
+/// [`backward_filter`] with the vector code `isa`.
+pub(super) fn backward_filter_on(
+    isa: Isa,
+    s: &ConvShape,
+    x: &[f32],
+    dy: &[f32],
+) -> Result<Vec<f32>> {
+    if s.group_filters() != 1 {
+        return multiplier::backward_filter(s, x, dy);
+    }
+    let walk = Walk::new(s, false);
+    let accumulate = |dw: &mut [f32], _: &mut [f32], x: &[f32], dy: &[f32]| {
+        walk.run::<FilterGradient>(isa, dw, x, dy);
+        Ok(())
+    };
+    let (in_len, out_len) = (s.image_len(), s.output_image_len());
+    sum_over_images(x, in_len, dy, out_len, s.filter_len(), 0, accumulate)
+}

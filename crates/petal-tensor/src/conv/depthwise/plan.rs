@@ -1,0 +1,229 @@
+//! Along one axis: which filter taps reach each position a pass writes, and the runs of
+//! positions that the same taps reach (the blocks the kernels keep in registers).
+
+use std::ops::Range;
+
+use crate::window::AxisGeometry;
+
+/// Block lengths, longest first: a run of positions sharing their taps is cut into
+/// blocks of these lengths.
+const BLOCK_LENS: [usize; 4] = [8, 4, 2, 1];
+
+/// The longest block along a row.
+pub(super) const MAX_BLOCK: usize = BLOCK_LENS[0];
+
+/// One axis of a pass: the forward convolution (targets are output positions, each
+/// reading `kernel` input positions) or its transpose (targets are input positions,
+/// each reached from the output positions whose windows cover it), for the input
+/// gradient.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Axis {
+    geometry: AxisGeometry,
+    transposed: bool,
+}
+
+impl Axis {
+    pub fn new(geometry: AxisGeometry, transposed: bool) -> Self {
+        Self {
+            geometry,
+            transposed,
+        }
+    }
+
+    /// Positions the pass writes.
+    pub fn targets(&self) -> usize {
+        let g = &self.geometry;
+        if self.transposed {
+            g.input
+        } else {
+            g.output
+        }
+    }
+
+    /// Positions the pass reads.
+    pub fn sources(&self) -> usize {
+        let g = &self.geometry;
+        if self.transposed {
+            g.output
+        } else {
+            g.input
+        }
+    }
+
+    /// Targets between the neighbours of a block. Transposed with stride `s`, targets
+    /// `s` apart are reached by the same taps (from neighbouring sources), so blocks
+    /// run over one residue class of targets.
+    pub fn target_step(&self) -> usize {
+        if self.transposed {
+            self.geometry.stride
+        } else {
+            1
+        }
+    }
+
+    /// Sources between the neighbours of a block: one tap reads target `i`'s source
+    /// plus `i * source_step`.
+    pub fn source_step(&self) -> usize {
+        if self.transposed {
+            1
+        } else {
+            self.geometry.stride
+        }
+    }
+
+    /// The source that tap `tap` connects to `target`, if any.
+    fn source(&self, target: usize, tap: usize) -> Option<usize> {
+        let g = &self.geometry;
+        if !self.transposed {
+            return g.input_index(target, tap);
+        }
+        // Output `o` reads input `o * stride + tap * dilation - pad_before`.
+        let shifted = (target + g.pad_before).checked_sub(tap * g.dilation)?;
+        (shifted % g.stride == 0)
+            .then_some(shifted / g.stride)
+            .filter(|&o| o < g.output)
+    }
+
+    /// `(tap, source)` for every tap that reaches `target`, taps in increasing order.
+    fn taps(&self, target: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
+        (0..self.geometry.kernel).filter_map(move |k| self.source(target, k).map(|s| (k, s)))
+    }
+}
+
+/// `len` targets `target + i * target_step` that the same taps reach: each tap of
+/// [`Plan::taps`] reads source `source + i * source_step` for the `i`-th.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Block {
+    pub target: usize,
+    pub len: usize,
+    /// The sources the block reads lie in this range.
+    pub sources: Range<usize>,
+    taps: Range<usize>,
+}
+
+/// Every target of an axis that some tap reaches, in blocks of at most `max_len`.
+#[derive(Clone, Debug)]
+pub(super) struct Plan {
+    pub blocks: Vec<Block>,
+    taps: Vec<(usize, usize)>,
+}
+
+impl Plan {
+    pub fn new(axis: &Axis, max_len: usize) -> Self {
+        let (step, source_step) = (axis.target_step(), axis.source_step());
+        let mut plan = Self {
+            blocks: Vec::new(),
+            taps: Vec::new(),
+        };
+        for class in 0..step.min(axis.targets()) {
+            let mut target = class;
+            while target < axis.targets() {
+                let first = plan.taps.len();
+                plan.taps.extend(axis.taps(target));
+                let taps = first..plan.taps.len();
+                let shares_taps = |i: usize| {
+                    let shifted = plan.taps[taps.clone()]
+                        .iter()
+                        .map(|&(k, s)| (k, s + i * source_step));
+                    axis.taps(target + i * step).eq(shifted)
+                };
+                let mut run = 1;
+                while run < max_len && target + run * step < axis.targets() && shares_taps(run) {
+                    run += 1;
+                }
+                let len = BLOCK_LENS.into_iter().find(|&l| l <= run).unwrap_or(1);
+                let sources = plan.taps[taps.clone()].iter().map(|&(_, s)| s);
+                if let (Some(low), Some(high)) = (sources.clone().min(), sources.max()) {
+                    let end = high + (len - 1) * source_step + 1;
+                    plan.blocks.push(Block {
+                        target,
+                        len,
+                        sources: low..end,
+                        taps,
+                    });
+                } else {
+                    plan.taps.truncate(first);
+                }
+                target += len * step;
+            }
+        }
+        // Interleave the residue classes: the blocks of a row in the order of their
+        // pixels in memory.
+        plan.blocks.sort_by_key(|b| b.target);
+        plan
+    }
+
+    /// `(tap, source of the block's first target)` for every tap reaching `block`.
+    pub fn taps(&self, block: &Block) -> &[(usize, usize)] {
+        &self.taps[block.taps.clone()]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::window::AxisPadding;
+
+    fn axis(input: usize, kernel: usize, stride: usize, padding: AxisPadding, t: bool) -> Axis {
+        let g = AxisGeometry::new("test", input, kernel, stride, 1, padding).unwrap();
+        Axis::new(g, t)
+    }
+
+    /// Every (target, tap, source) triple a plan covers, each exactly once.
+    fn triples(axis: &Axis, plan: &Plan) -> Vec<(usize, usize, usize)> {
+        let mut all = Vec::new();
+        for block in &plan.blocks {
+            for i in 0..block.len {
+                for &(k, s) in plan.taps(block) {
+                    assert!(block.sources.contains(&(s + i * axis.source_step())));
+                    all.push((
+                        block.target + i * axis.target_step(),
+                        k,
+                        s + i * axis.source_step(),
+                    ));
+                }
+            }
+        }
+        all.sort_unstable();
+        all
+    }
+
+    #[test]
+    fn plans_cover_every_connection_once() {
+        for transposed in [false, true] {
+            for (input, kernel, stride, padding) in [
+                (112, 3, 1, AxisPadding::Same),
+                (112, 3, 2, AxisPadding::Same),
+                (13, 5, 2, AxisPadding::Same),
+                (7, 5, 1, AxisPadding::Valid),
+                (3, 5, 1, AxisPadding::Same),
+                (9, 1, 3, AxisPadding::Explicit(2, 1)),
+            ] {
+                let axis = axis(input, kernel, stride, padding, transposed);
+                let plan = Plan::new(&axis, 8);
+                // The same connections, forward order: output o reads input i.
+                let g = axis.geometry;
+                let mut expected: Vec<_> = (0..g.output)
+                    .flat_map(|o| {
+                        (0..kernel).filter_map(move |k| g.input_index(o, k).map(|i| (o, k, i)))
+                    })
+                    .map(|(o, k, i)| if transposed { (i, k, o) } else { (o, k, i) })
+                    .collect();
+                expected.sort_unstable();
+                assert_eq!(triples(&axis, &plan), expected, "{axis:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn interiors_run_in_long_blocks() {
+        let plan = Plan::new(&axis(112, 3, 1, AxisPadding::Same, false), 8);
+        let lens: Vec<_> = plan.blocks.iter().map(|b| b.len).collect();
+        // One border column each side, 110 interior columns: 13 x 8 + 4 + 2.
+        assert_eq!(lens.len(), 2 + 13 + 2);
+        assert_eq!(lens[1..14], [8; 13]);
+        let rows = Plan::new(&axis(112, 3, 2, AxisPadding::Same, true), 1);
+        assert!(rows.blocks.iter().all(|b| b.len == 1));
+        assert_eq!(rows.blocks.len(), 112);
+    }
+}

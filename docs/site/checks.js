@@ -1,7 +1,8 @@
 // Petal site self-check, loaded first by every page. With `?check` in the address it
 // records script errors, console errors and failed resource loads, and once the page has
 // loaded writes them with every image's status into <pre id="site-check"> for the
-// browser test (`cargo xtask site-test`) to read. Without `?check` it only records.
+// browser test (`cargo xtask site-test`) to read, with the page's full height for its
+// screenshots. Without `?check` it only records.
 "use strict";
 window.petalCheck = (function () {
   const errors = [];
@@ -38,7 +39,12 @@ window.petalCheck = (function () {
     const pre = document.createElement("pre");
     pre.id = "site-check";
     pre.hidden = true;
-    pre.textContent = JSON.stringify({ errors: errors, images: images(), extra: extra });
+    pre.textContent = JSON.stringify({
+      errors: errors,
+      images: images(),
+      height: document.documentElement.scrollHeight,
+      extra: extra,
+    });
     document.body.appendChild(pre);
   }
   if (new URLSearchParams(location.search).has("check")) {

@@ -49,7 +49,7 @@ pub fn section(docs: &Path, docs_from_out: &str) -> anyhow::Result<Markup> {
         @for sentence in findings(&report) { p { (sentence) } "\n" }
         p {
             "What to look at: where the left curve flattens. Beyond that batch a larger batch buys no speed, only memory; "
-            "on the right, each step of image side costs its square in pixels."
+            "on the right, the time per image grows with the pixels, the square of the side."
         } "\n"
         pre { code { "cargo xtask bench --cost-curves" } } "\n"
     })

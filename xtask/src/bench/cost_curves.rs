@@ -99,7 +99,8 @@ fn shapes() -> Vec<(usize, usize)> {
     shapes
 }
 
-/// Images/s against the batch size and against the image side, a line per thread count.
+/// Images/s against the batch size, and milliseconds per image against the image side
+/// (the cost that grows with the pixels), a line per thread count.
 fn figure(points: &[Point]) -> LinePlot {
     let mut by_batch = Panel::new(
         format!("by batch size ({BATCH_CURVE_SIDE} px images)"),
@@ -109,7 +110,7 @@ fn figure(points: &[Point]) -> LinePlot {
     .log2_x();
     let mut by_side = Panel::new(
         format!("by image side (batch {SIDE_CURVE_BATCH})"),
-        "images/s",
+        "ms per image",
     )
     .x_axis("image side (px)");
     let mut thread_counts: Vec<usize> = points.iter().map(|p| p.threads).collect();
@@ -129,7 +130,8 @@ fn figure(points: &[Point]) -> LinePlot {
         let (batches, rates) = curve(&|p| p.side == BATCH_CURVE_SIDE, |p| p.batch);
         by_batch = by_batch.with_xy(name.clone(), &batches, &rates);
         let (sides, rates) = curve(&|p| p.batch == SIDE_CURVE_BATCH, |p| p.side);
-        by_side = by_side.with_xy(name, &sides, &rates);
+        let milliseconds: Vec<f64> = rates.iter().map(|r| 1000.0 / r).collect();
+        by_side = by_side.with_xy(name, &sides, &milliseconds);
     }
     LinePlot {
         title: "Flowers CNN training: how cost grows".into(),

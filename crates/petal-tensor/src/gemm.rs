@@ -347,20 +347,30 @@ mod tests {
     }
 
     #[test]
-    fn shapes_that_do_not_chain_are_an_error_naming_all_three() {
+    fn shapes_that_do_not_chain_are_an_error_naming_the_function_and_all_three() {
         let (a, b) = ([1.0; 6], [1.0; 6]);
-        let mut c = [0.0; 4];
-        let err = gemm(
-            MatRef::row_major(&a, 2, 3).unwrap(),
-            MatRef::row_major(&b, 2, 3).unwrap(),
-            MatMut::row_major(&mut c, 2, 2).unwrap(),
-            false,
-            false,
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("a 2x3 times b 2x3 into c 2x2"), "{err}");
-        assert_eq!(c, [0.0; 4], "a refused product writes nothing");
+        let mut precisions = vec![(Precision::F32, "gemm")];
+        if Precision::bf16_available() {
+            precisions.push((Precision::Bf16, "gemm_bf16"));
+        }
+        for (precision, name) in precisions {
+            let mut c = [0.0; 4];
+            let err = gemm_in(
+                precision,
+                MatRef::row_major(&a, 2, 3).unwrap(),
+                MatRef::row_major(&b, 2, 3).unwrap(),
+                MatMut::row_major(&mut c, 2, 2).unwrap(),
+                false,
+                false,
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.starts_with(name) && err.contains("a 2x3 times b 2x3 into c 2x2"),
+                "{err}"
+            );
+            assert_eq!(c, [0.0; 4], "a refused product writes nothing");
+        }
     }
 
     #[test]

@@ -77,7 +77,7 @@ impl FromStr for Precision {
 }
 
 /// The error for bf16 asked of a CPU named `model` that lacks AVX512-BF16.
-pub(crate) fn bf16_unsupported(model: &str) -> TensorError {
+fn bf16_unsupported(model: &str) -> TensorError {
     invalid(
         "precision",
         format!("bf16 needs AVX512-BF16, which this CPU ({model}) lacks; use f32"),

@@ -70,7 +70,8 @@ pub fn with_kernel_3x3<R>(kernel: Kernel3x3, work: impl FnOnce() -> R) -> R {
 /// Runs `work` with the convolutions it calls on this thread computing their im2col and
 /// 1x1 (pointwise) products in `precision` (the previous choice comes back afterwards,
 /// also on a panic). The Winograd, depthwise and small-patch kernels stay in f32. With
-/// [`Precision::Bf16`] on a CPU without AVX512-BF16 those convolutions are an error.
+/// [`Precision::Bf16`] on a CPU without AVX512-BF16 every convolution inside `work` is
+/// an error naming the CPU, before any work.
 ///
 /// ```
 /// use petal_tensor::conv::{conv2d, with_conv_precision};

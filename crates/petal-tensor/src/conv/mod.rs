@@ -157,7 +157,8 @@ impl ConvShape {
             groups,
             rows: AxisGeometry::new(OP, h, kh, spec.stride[0], spec.dilation[0], pr)?,
             cols: AxisGeometry::new(OP, w, kw, spec.stride[1], spec.dilation[1], pc)?,
-            precision: conv_precision(),
+            // Refused here, once per call, on a CPU without AVX512-BF16.
+            precision: conv_precision().supported()?,
         })
     }
 

@@ -84,8 +84,11 @@ pub fn gemm_bf16(
     let Some((m, k, n)) = product_shape("gemm_bf16", &a, &b, &mut c, accumulate)? else {
         return Ok(());
     };
+    // SAFETY: `Precision::Bf16.supported()` above found AVX-512F and AVX512-BF16.
     #[cfg(target_arch = "x86_64")]
-    driver::product(a, b, c, accumulate, splits_over_threads(parallel, m, n, k));
+    unsafe {
+        driver::product(a, b, c, accumulate, splits_over_threads(parallel, m, n, k))
+    };
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (a, b, c, m, k, n, parallel); // unreachable: `supported` refused bf16 above
     Ok(())

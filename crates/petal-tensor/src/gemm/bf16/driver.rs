@@ -20,8 +20,11 @@ const MC: usize = 24 * MR;
 const NC: usize = 8 * NR;
 
 /// `c (+)= a * b` in bf16 for shapes already checked (`m, k, n >= 1`), on the current
-/// rayon pool when `parallel`. The caller has checked the CPU has AVX512-BF16.
-pub(super) fn product(
+/// rayon pool when `parallel`.
+///
+/// # Safety
+/// The CPU must have AVX-512F and AVX512-BF16 ([`Precision::supported`](crate::Precision::supported)).
+pub(super) unsafe fn product(
     a: MatRef<'_>,
     b: MatRef<'_>,
     c: MatMut<'_>,

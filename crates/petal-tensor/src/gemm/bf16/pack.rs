@@ -107,7 +107,8 @@ fn bf16_pairs(lo: __m512, hi: __m512) -> __m512i {
 /// `dst[i]` = the pair `(even[i], odd[i])` (odd zero when absent), for consecutive rows.
 #[target_feature(enable = "avx512f,avx512bf16")]
 unsafe fn interleave(even: &[f32], odd: Option<&[f32]>, dst: &mut [u32]) {
-    debug_assert!(even.len() == dst.len() && odd.is_none_or(|o| o.len() == dst.len()));
+    // The masked loads below rely on it: checked in release builds too.
+    assert!(even.len() == dst.len() && odd.is_none_or(|o| o.len() == dst.len()));
     for (start, out) in (0..dst.len()).step_by(16).zip(dst.chunks_mut(16)) {
         let mask = lane_mask(out.len());
         // SAFETY: `mask` limits the loads to `out.len()` values from `start`, all inside

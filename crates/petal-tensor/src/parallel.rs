@@ -88,24 +88,13 @@ pub(crate) fn new_images<S>(
     state: impl Fn() -> S + Sync,
     work: impl Fn(&mut S, usize, &mut [f32]) + Sync,
 ) -> Vec<f32> {
-    let (per_task, len) = (images_per_task(images), images * image_len);
-    let mut values = Vec::with_capacity(len);
-    if len > 0 {
-        values.spare_capacity_mut()[..len]
-            .par_chunks_mut(per_task * image_len)
-            .enumerate()
-            .for_each(|(task, part)| {
-                let mut state = state();
-                for (i, image) in part.chunks_mut(image_len).enumerate() {
-                    work(&mut state, task * per_task + i, start.write(image));
-                }
-            });
-    }
-    // SAFETY: the chunks cover the first `len` values and every image was initialized
-    // (`Start::write`) before any work on it; a panic in a task reaches this thread
-    // before this line.
-    unsafe { values.set_len(len) };
-    values
+    let per_task = images_per_task(images);
+    filled(images * image_len, per_task * image_len, |task, part| {
+        let mut state = state();
+        for (i, image) in part.chunks_mut(image_len).enumerate() {
+            work(&mut state, task * per_task + i, start.write(image));
+        }
+    })
 }
 
 /// A new vector of `len` values made in parallel chunks of `chunk` values (the last may
@@ -126,12 +115,25 @@ pub(crate) fn new_values(
             "chunks must hold whole patterns"
         );
     }
+    filled(len, chunk, |task, part| {
+        work(task * chunk, start.write(part))
+    })
+}
+
+/// A new vector of `len` values made in parallel chunks of `chunk` values:
+/// `init(task, part)` must initialize every value of its `part` (through
+/// [`Start::write`]) before anything reads it.
+fn filled(
+    len: usize,
+    chunk: usize,
+    init: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync,
+) -> Vec<f32> {
     let mut values = Vec::with_capacity(len);
     if len > 0 {
         values.spare_capacity_mut()[..len]
             .par_chunks_mut(chunk)
             .enumerate()
-            .for_each(|(task, part)| work(task * chunk, start.write(part)));
+            .for_each(|(task, part)| init(task, part));
     }
     // SAFETY: the chunks cover the first `len` values and each task initialized all of
     // its chunk (`Start::write`) before any work on it; a panic in a task reaches this

@@ -135,8 +135,8 @@ impl Walk {
     pub fn run<K: BlockKernel>(&self, isa: Isa, out: &mut [f32], a: &[f32], b: &[f32]) {
         match isa {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Isa::Avx512` comes from `Isa::detect`, which found AVX-512F.
-            Isa::Avx512 => unsafe { self.image_avx512::<K>(out, a, b) },
+            // SAFETY: only `Isa::detect` builds `Isa::Avx512`, after finding AVX-512F.
+            Isa::Avx512(_) => unsafe { self.image_avx512::<K>(out, a, b) },
             Isa::Portable => vectorized(|| self.image::<Portable, K>(out, a, b)),
         }
     }

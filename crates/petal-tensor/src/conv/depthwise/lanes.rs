@@ -9,19 +9,26 @@ pub(super) const LANES: usize = 16;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(in crate::conv) enum Isa {
     /// AVX-512F intrinsics, with fused multiply-adds and masked loads for channel tails.
+    /// Only [`Isa::detect`] can make it (it holds an [`Avx512Found`]).
     #[cfg(target_arch = "x86_64")]
-    Avx512,
+    Avx512(Avx512Found),
     /// Arrays of [`LANES`] values, vectorized by the compiler for the CPU's widest
     /// instructions (`crate::simd::vectorized`).
     Portable,
 }
+
+/// Proof that this CPU has AVX-512F: built only by [`Isa::detect`], so an
+/// [`Isa::Avx512`] cannot be written by hand where the CPU lacks the instructions.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(in crate::conv) struct Avx512Found(());
 
 impl Isa {
     /// The fastest code this CPU runs.
     pub fn detect() -> Self {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx512f") {
-            return Isa::Avx512;
+            return Isa::Avx512(Avx512Found(()));
         }
         Isa::Portable
     }

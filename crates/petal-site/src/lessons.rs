@@ -534,6 +534,7 @@ mod tests {
             slug: slug.to_string(),
             metrics: metrics.as_object().expect("an object").clone(),
             figures: Vec::new(),
+            networks: Vec::new(),
         }
     }
 

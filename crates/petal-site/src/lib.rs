@@ -13,6 +13,7 @@ mod cost_curves;
 mod explainer;
 mod guides;
 mod lessons;
+mod networks;
 mod page;
 mod reports;
 mod site;
@@ -26,6 +27,7 @@ use petal_data::Dataset;
 use petal_zoo::BipyramidalConfig;
 
 pub use browser::{run as site_test, SiteTestOptions, SCREENSHOT_PAGES};
+pub use networks::{LayerLine, NetworkTable};
 
 /// An experiment the runner knows, whether or not it has run: the name of its report
 /// folder under `docs/` (and of its page) and a one-line description for its card.

@@ -4,7 +4,10 @@
 use std::path::Path;
 
 use anyhow::{bail, Context as _};
+use serde::Deserialize as _;
 use serde_json::{Map, Value};
+
+use crate::networks::NetworkTable;
 
 /// A figure of a report: a file in the report's folder and what it shows.
 #[derive(Clone, Debug, PartialEq)]
@@ -64,6 +67,8 @@ pub struct Report {
     /// The figures `metrics.json` lists (in its order), then every other PNG or SVG in
     /// the folder (by name).
     pub figures: Vec<Figure>,
+    /// The networks its runs train (none when the report records none).
+    pub networks: Vec<NetworkTable>,
 }
 
 impl Report {
@@ -82,6 +87,12 @@ impl Report {
             Err(e) => bail!("{}: not valid JSON: {e}", path.display()),
         };
         let figures = figures(dir, &path, &metrics)?;
+        let networks = match metrics.get("networks") {
+            Some(networks) => Vec::<NetworkTable>::deserialize(networks).with_context(|| {
+                format!("{}: \"networks\" is not a list of networks", path.display())
+            })?,
+            None => Vec::new(),
+        };
         let slug = dir
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -90,6 +101,7 @@ impl Report {
             slug,
             metrics,
             figures,
+            networks,
         }))
     }
 
@@ -385,6 +397,16 @@ mod tests {
         let err = Report::read(dir.path()).unwrap_err().to_string();
         assert!(
             err.contains("figure ../x.png must be a path inside"),
+            "{err}"
+        );
+        write(
+            dir.path(),
+            "metrics.json",
+            br#"{"networks": [{"name": "cnn", "layers": "conv2d"}]}"#,
+        );
+        let err = format!("{:#}", Report::read(dir.path()).unwrap_err());
+        assert!(
+            err.contains("metrics.json: \"networks\" is not a list of networks"),
             "{err}"
         );
     }

@@ -10,6 +10,7 @@ use maud::{html, Markup, PreEscaped};
 use crate::bench::bench_page;
 use crate::guides::GUIDES;
 use crate::lessons::{how_to_read, Lesson};
+use crate::networks::networks_section;
 use crate::page::Page;
 use crate::reports::{Figure, Report};
 use crate::tables::json_sections;
@@ -30,7 +31,7 @@ const SHOWN_ELSEWHERE: [&str; 8] = [
     "cpu",
     "threads",
     "figures",
-    "summary",
+    "networks",
     "confusion",
 ];
 
@@ -276,9 +277,7 @@ fn experiment_page(
             "\n"
         }
         (json_sections(&report.metrics, &SHOWN_ELSEWHERE))
-        @if let Some(summary) = report.text("summary") {
-            h2 { "Model" } "\n" pre { (summary) } "\n"
-        }
+        (networks_section(&report.networks))
         (reproduce_section(report))
     };
     Page {
@@ -381,7 +380,9 @@ mod tests {
             docs.join("mnist/metrics.json"),
             r#"{"command": "repro mnist", "finished_unix_seconds": 0, "cpu": "X", "threads": 2, "seed": 42,
                "figures": [{"path": "curves.png", "caption": "Curves"}],
-               "runs": [{"name": "cnn", "test_accuracy": 0.99}], "summary": "conv2d (Conv2D)"}"#,
+               "runs": [{"name": "cnn", "test_accuracy": 0.99}], 
+               "networks": [{"name": "cnn", "runs": ["cnn"], "trainable": 320, "non_trainable": 0,
+                 "layers": [{"name": "conv2d", "kind": "Conv2D", "output_shape": [26, 26, 32], "params": 320, "flops": 389376}]}]}"#,
         )
         .unwrap();
         std::fs::write(docs.join("mnist/curves.png"), b"png").unwrap();
@@ -432,7 +433,10 @@ mod tests {
             page.contains("<span class=\"verdict agrees\">agrees with the lecture</span>"),
             "{page}"
         );
-        assert!(page.contains("<td>cnn</td>") && page.contains("<pre>conv2d (Conv2D)</pre>"));
+        assert!(
+            page.contains("<td>cnn</td>")
+                && page.contains("<td>conv2d (Conv2D)</td><td>(None, 26, 26, 32)</td>")
+        );
         let again = write();
         assert_eq!(pages, again);
         assert_eq!(
@@ -452,7 +456,9 @@ mod tests {
         let docs = root.path().join("docs");
         let (slug, figure) = (r#"run<b>"&'"#, r#"fig<i>"&'.png"#);
         std::fs::create_dir_all(docs.join(slug)).unwrap();
-        let metrics = serde_json::json!({"command": hostile, "cpu": hostile, "summary": hostile,
+        let metrics = serde_json::json!({"command": hostile, "cpu": hostile,
+            "networks": [{"name": hostile, "runs": [hostile, hostile], "trainable": 1, "non_trainable": 0,
+                "layers": [{"name": hostile, "kind": hostile, "output_shape": [1], "params": 1, "flops": 2}]}],
             "figures": [{"path": figure, "caption": hostile}],
             "runs": [{"name": hostile, "test_accuracy": 0.5}]});
         std::fs::write(docs.join(slug).join("metrics.json"), metrics.to_string()).unwrap();
@@ -502,7 +508,11 @@ mod tests {
             "{page}"
         );
         assert!(page.contains(&format!("<td>{escaped}</td>")), "{page}");
-        assert!(page.contains(&format!("<pre>{escaped}</pre>")), "{page}");
+        assert!(page.contains(&format!("<h3>{escaped}</h3>")), "{page}");
+        assert!(
+            page.contains(&format!("<td>{escaped} ({escaped})</td>")),
+            "{page}"
+        );
         assert!(
             page.contains(&format!("<pre><code>cargo xtask {escaped}</code></pre>")),
             "{page}"

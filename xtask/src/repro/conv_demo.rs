@@ -5,6 +5,8 @@
 use std::path::Path;
 
 use image::{GrayImage, Luma};
+use petal_nn::layers::Conv2dConfig;
+use petal_nn::{Model, Sequential};
 use petal_tensor::{conv::conv2d, Conv2dSpec, Padding, Tensor};
 use serde::Serialize;
 
@@ -22,6 +24,23 @@ const EDGE_FILTERS: [(&str, [f32; 9]); 2] = [
     ("vertical_edges", [-1., 0., 1., -2., 0., 2., -1., 0., 1.]),
     ("horizontal_edges", [-1., -2., -1., 0., 0., 0., 1., 2., 1.]),
 ];
+
+/// The slides' convolution as a one-layer network for each stride: the two 3x3 filters
+/// (no bias) on the 6x6 image.
+pub(super) fn networks() -> anyhow::Result<Vec<(String, Model)>> {
+    [1, 2]
+        .into_iter()
+        .map(|stride| {
+            let layer = Conv2dConfig {
+                strides: [stride, stride],
+                use_bias: false,
+                ..Conv2dConfig::new(FILTERS.len(), 3)
+            };
+            let model = Sequential::new(&[6, 6, 1], 0).add(layer)?.build()?;
+            Ok((format!("The two filters with stride {stride}"), model))
+        })
+        .collect()
+}
 
 /// Stacks 3x3 filters into one HWIO tensor `(3, 3, 1, filters)`.
 fn filter_bank(filters: &[(&str, [f32; 9])]) -> Tensor {
@@ -169,7 +188,7 @@ pub fn run(options: &ReproOptions, output: &Path) -> anyhow::Result<()> {
     write_metrics(
         output,
         &Report {
-            info: RunInfo::new(Experiment::ConvDemo, options),
+            info: RunInfo::new(Experiment::ConvDemo, options)?,
             image_and_filters: image_and_filters(&image),
             maps,
             photo,

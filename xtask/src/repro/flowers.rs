@@ -170,7 +170,7 @@ pub(super) fn run_all(
         figures.list().len(),
         started.elapsed().as_secs_f64()
     );
-    let info = RunInfo::new(experiment, options);
+    let info = RunInfo::new(experiment, options)?;
     write_metrics(
         output,
         &Report {

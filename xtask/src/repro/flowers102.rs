@@ -42,7 +42,7 @@ fn strong_flower_augmentation() -> anyhow::Result<Arc<dyn Augmentation>> {
 /// photos), strong augmentation, label smoothing and a cosine-decayed learning rate.
 /// `--epochs` sets (a)'s 30 epochs; (b) gets 3 times as many (the whole repro stays
 /// under an hour).
-fn flowers102_runs(options: &ReproOptions) -> Vec<RunSpec> {
+pub(super) fn runs(options: &ReproOptions) -> Vec<RunSpec> {
     let epochs = options.epochs.unwrap_or(30);
     let regularized = BipyramidalConfig {
         blocks: 5,
@@ -86,7 +86,7 @@ pub fn run_flowers102(options: &ReproOptions, output: &Path) -> anyhow::Result<(
         val: part(Split::Val)?,
         test: part(Split::Test)?,
     };
-    let runs = flowers102_runs(options);
+    let runs = runs(options);
     let classes = petal_data::flowers::CLASS_NAMES.to_vec();
     run_all(
         Experiment::Flowers102,

@@ -23,7 +23,7 @@ const SEEDS: usize = 3;
 /// same with batch norm, and the MLP. `--epochs` sets (a)'s and the MLP's 20 epochs; (b)
 /// and (c) may take twice as many, stopped early after half as many without improvement
 /// (20 epochs reach 100% validation accuracy without regularization).
-fn flowers3_runs(options: &ReproOptions) -> Vec<RunSpec> {
+pub(super) fn runs(options: &ReproOptions) -> Vec<RunSpec> {
     let epochs = options.epochs.unwrap_or(20);
     let regularized = BipyramidalConfig {
         block_dropout: Some(0.1),
@@ -88,7 +88,7 @@ pub fn run_flowers3(options: &ReproOptions, output: &Path) -> anyhow::Result<()>
         val: part(Split::Val)?,
         test: part(Split::Test)?,
     };
-    let runs = flowers3_runs(options);
+    let runs = runs(options);
     run_all(
         Experiment::Flowers3,
         options,

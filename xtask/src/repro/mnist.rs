@@ -73,7 +73,6 @@ impl MnistSplits {
 struct Report<'a> {
     #[serde(flatten)]
     info: RunInfo,
-    summary: String,
     runs: &'a [RunResult],
     /// The test confusion matrix.
     confusion: RecordedConfusion,
@@ -84,9 +83,9 @@ pub fn network() -> BipyramidalConfig {
     BipyramidalConfig::mnist()
 }
 
-pub fn run(options: &ReproOptions, output: &Path) -> anyhow::Result<()> {
-    let data = MnistSplits::load(options.quick)?;
-    let run = RunSpec {
+/// The one run of `repro mnist`: 12 epochs with a cosine-decayed learning rate.
+pub(super) fn run_spec(options: &ReproOptions) -> RunSpec {
+    RunSpec {
         cosine_decay: true,
         ..RunSpec::new(
             "bipyramidal CNN",
@@ -94,9 +93,13 @@ pub fn run(options: &ReproOptions, output: &Path) -> anyhow::Result<()> {
             options.epochs_or(12),
             options.seed,
         )
-    };
-    let summary = bipyramidal(&run.network, run.seed)?.summary().to_string();
-    println!("{summary}\n");
+    }
+}
+
+pub fn run(options: &ReproOptions, output: &Path) -> anyhow::Result<()> {
+    let data = MnistSplits::load(options.quick)?;
+    let run = run_spec(options);
+    println!("{}\n", bipyramidal(&run.network, run.seed)?.summary());
     let results = [data.train_run(&run, &options.checkpoints(Experiment::Mnist))?];
     print_table(&results);
     println!("weights sha256: {}", results[0].weights_sha256);
@@ -108,8 +111,7 @@ pub fn run(options: &ReproOptions, output: &Path) -> anyhow::Result<()> {
     write_metrics(
         output,
         &Report {
-            info: RunInfo::new(Experiment::Mnist, options),
-            summary,
+            info: RunInfo::new(Experiment::Mnist, options)?,
             runs: &results,
             confusion,
         },

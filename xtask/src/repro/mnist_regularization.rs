@@ -27,8 +27,8 @@ struct Report<'a> {
     runs: &'a [RunResult],
 }
 
-pub fn run(options: &ReproOptions, output: &Path) -> anyhow::Result<()> {
-    let data = MnistSplits::load(options.quick)?;
+/// The rows of the comparison, each the baseline with one technique.
+pub(super) fn runs(options: &ReproOptions) -> anyhow::Result<Vec<RunSpec>> {
     // Ten epochs: every row's validation accuracy has flattened by then (CutMix's
     // validation loss still falls slowly).
     let epochs = options.epochs_or(10);
@@ -44,7 +44,7 @@ pub fn run(options: &ReproOptions, output: &Path) -> anyhow::Result<()> {
         ..AffineConfig::default()
     };
     let augmentation: Arc<dyn Augmentation> = Arc::new(RandomAffine::new(affine)?);
-    let runs = [
+    Ok(vec![
         baseline("baseline", base.clone()),
         baseline(
             "+ dropout (0.25 / 0.5)",
@@ -93,7 +93,13 @@ pub fn run(options: &ReproOptions, output: &Path) -> anyhow::Result<()> {
             epochs: if options.quick { 1 } else { epochs * 3 },
             ..baseline("+ early stopping (patience 2)", base.clone())
         },
-    ];
+    ])
+}
+
+pub fn run(options: &ReproOptions, output: &Path) -> anyhow::Result<()> {
+    let data = MnistSplits::load(options.quick)?;
+    let runs = runs(options)?;
+    let baseline = &runs[0];
     let checkpoints = options.checkpoints(Experiment::MnistRegularization);
     // Three seeds per row, so that a difference can be set against the seed spread.
     let seeds = options.seeds_or(3);
@@ -114,8 +120,9 @@ pub fn run(options: &ReproOptions, output: &Path) -> anyhow::Result<()> {
             "ensemble member 3",
         ][k];
         let run = RunSpec {
+            name,
             seed: options.seed + 1 + k as u64,
-            ..baseline(name, base.clone())
+            ..baseline.clone()
         };
         members.push(data.train_run(&run, &checkpoints)?);
     }
@@ -147,7 +154,7 @@ pub fn run(options: &ReproOptions, output: &Path) -> anyhow::Result<()> {
     write_metrics(
         output,
         &Report {
-            info: RunInfo::new(Experiment::MnistRegularization, options),
+            info: RunInfo::new(Experiment::MnistRegularization, options)?,
             runs: &results,
         },
         &figures,

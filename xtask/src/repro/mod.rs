@@ -9,6 +9,7 @@ mod flowers3;
 mod inspect;
 pub mod mnist;
 mod mnist_regularization;
+mod networks;
 mod pretrained;
 mod redraw;
 mod training;
@@ -20,6 +21,7 @@ use petal_train::checkpoint::CheckpointConfig;
 use petal_train::distributed::Distributed;
 use serde::Serialize;
 
+use petal_site::NetworkTable;
 use petal_zoo::pretrained::{weights_named, PretrainedWeights};
 
 use crate::paths::{data_config, weights_folder, workspace_root};
@@ -259,11 +261,19 @@ impl ReproOptions {
     /// The catalog entry `--model` names (default EfficientNet-Lite0), its weights
     /// fetched and converted into the weights cache when missing.
     pub fn pretrained(&self) -> anyhow::Result<&'static PretrainedWeights> {
-        let entry = weights_named(self.model.as_deref().unwrap_or(DEFAULT_PRETRAINED))?;
+        let entry = self.pretrained_entry()?;
         if weights_folder().weights_file(entry).is_err() {
             petal_interop::fetch_weights(&weights_folder(), &[entry], None)?;
         }
         Ok(entry)
+    }
+
+    /// The catalog entry `--model` names (default EfficientNet-Lite0), whether or not
+    /// its weights are here.
+    fn pretrained_entry(&self) -> anyhow::Result<&'static PretrainedWeights> {
+        Ok(weights_named(
+            self.model.as_deref().unwrap_or(DEFAULT_PRETRAINED),
+        )?)
     }
 
     /// The folder name of `experiment`'s report and checkpoints: its slug, followed by
@@ -346,7 +356,7 @@ pub fn run(experiment: Experiment, options: &ReproOptions) -> anyhow::Result<()>
     // Redrawing trains nothing: no group to join, and the report is this machine's.
     if options.figures_only {
         let output = output_dir(&options.folder_name(experiment), options.quick)?;
-        return redraw::run(experiment, &output);
+        return redraw::run(experiment, &output, &networks::tables(experiment, options)?);
     }
     let local_ranks = join_group(options)?;
     let threads = options.threads.unwrap_or_else(|| {
@@ -400,12 +410,14 @@ pub struct RunInfo {
     quick: bool,
     finished_unix_seconds: u64,
     cpu: String,
+    /// The networks the experiment trains.
+    networks: Vec<NetworkTable>,
 }
 
 impl RunInfo {
     /// The run's context, for the metrics file.
-    pub fn new(experiment: Experiment, options: &ReproOptions) -> Self {
-        Self {
+    pub fn new(experiment: Experiment, options: &ReproOptions) -> anyhow::Result<Self> {
+        Ok(Self {
             experiment: experiment.slug(),
             command: std::env::args().skip(1).collect::<Vec<_>>().join(" "),
             threads: rayon::current_num_threads(),
@@ -416,7 +428,8 @@ impl RunInfo {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
             cpu: cpu_model(),
-        }
+            networks: networks::tables(experiment, options)?,
+        })
     }
 }
 

@@ -87,7 +87,7 @@ pub fn run_pretrained(options: &ReproOptions, output: &Path) -> anyhow::Result<(
     write_metrics(
         output,
         &PretrainedReport {
-            info: RunInfo::new(Experiment::Pretrained, options),
+            info: RunInfo::new(Experiment::Pretrained, options)?,
             model: entry.name,
             published_top1: entry.top1_accuracy,
             photos: results,

@@ -12,6 +12,8 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 
+use petal_site::NetworkTable;
+
 use super::figures::{Figure, Figures, RecordedConfusion};
 use super::Experiment;
 
@@ -54,8 +56,9 @@ struct Row {
     history: Option<History>,
 }
 
-/// Redraws the plots of `<output>/metrics.json` and lists them in it, first.
-pub fn run(experiment: Experiment, output: &Path) -> anyhow::Result<()> {
+/// Redraws the plots of `<output>/metrics.json` and lists them in it, first; records
+/// `networks` as the report's networks (replacing the `summary` text of older reports).
+pub fn run(experiment: Experiment, output: &Path, networks: &[NetworkTable]) -> anyhow::Result<()> {
     let path = output.join("metrics.json");
     let text = std::fs::read_to_string(&path).with_context(|| {
         format!(
@@ -107,12 +110,19 @@ pub fn run(experiment: Experiment, output: &Path) -> anyhow::Result<()> {
     let kept = report.figures.iter().filter(|f| !replaced(f)).cloned();
     let list: Vec<Figure> = figures.list().iter().cloned().chain(kept).collect();
     println!("redrew {drawn:?}");
-    // Pretty, indented as a top-level field (JSON strings hold no raw line breaks).
-    let pretty = serde_json::to_string_pretty(&list)?.replace('\n', "\n  ");
-    fields.set("figures", RawValue::from_string(pretty)?);
+    fields.set("figures", top_level(&list)?);
+    fields.remove("summary");
+    fields.set("networks", top_level(networks)?);
     petal_tensor::fs::write_atomically(&path, serde_json::to_string_pretty(&fields)?.as_bytes())?;
     println!("wrote {}", path.display());
     Ok(())
+}
+
+/// `value` as the pretty JSON of a top-level field, indented as such (JSON strings
+/// hold no raw line breaks).
+fn top_level<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<Box<RawValue>> {
+    let pretty = serde_json::to_string_pretty(value)?.replace('\n', "\n  ");
+    Ok(RawValue::from_string(pretty)?)
 }
 
 /// The names of the matrix's classes: those the confusion recorded, else the report's
@@ -136,6 +146,11 @@ impl Fields {
     fn read<'a, T: Deserialize<'a>>(&'a self) -> serde_json::Result<T> {
         let entries = self.0.iter().map(|(key, value)| (key.as_str(), &**value));
         T::deserialize(MapDeserializer::new(entries))
+    }
+
+    /// Removes the field `key`, if there is one.
+    fn remove(&mut self, key: &str) {
+        self.0.retain(|(k, _)| k != key);
     }
 
     /// Replaces the field `key`, or appends it.
@@ -196,7 +211,8 @@ mod tests {
   "confusion": {"run": "a", "counts": [[3, 1], [0, 4]]},
   "classes": ["daisy", "rose"],
   "figures": [{"path": "val_accuracy.png", "caption": "old"}, {"path": "filters.png", "caption": "kept"}],
-  "experiment": "test"
+  "experiment": "test",
+  "summary": "conv2d (Conv2D) ..."
 }"#;
 
     #[test]
@@ -207,9 +223,18 @@ mod tests {
             std::fs::write(dir.path().join(file), b"png").unwrap();
         }
         std::fs::write(dir.path().join("metrics.json"), REPORT).unwrap();
-        run(Experiment::MnistRegularization, dir.path()).unwrap();
+        let dense = petal_nn::Sequential::new(&[4], 0)
+            .add(petal_nn::layers::DenseConfig::new(2))
+            .unwrap()
+            .build()
+            .unwrap();
+        let networks = NetworkTable::of_runs(&[("a".into(), dense.summary())]);
+        run(Experiment::MnistRegularization, dir.path(), &networks).unwrap();
         let text = std::fs::read_to_string(dir.path().join("metrics.json")).unwrap();
         let json: Value = serde_json::from_str(&text).unwrap();
+        // The networks replace the old summary text.
+        assert_eq!(json["networks"], serde_json::to_value(&networks).unwrap());
+        assert!(json.get("summary").is_none());
         let listed = listed(&json);
         assert_eq!(
             listed,
@@ -228,7 +253,14 @@ mod tests {
         assert!(text.find("\"figures\"").unwrap() > text.find("\"confusion\"").unwrap());
         // ... and where it was: every field in the file's order, none sorted.
         let at = |key: &str| text.find(&format!("\n  \"{key}\":")).unwrap();
-        let order = ["runs", "confusion", "classes", "figures", "experiment"];
+        let order = [
+            "runs",
+            "confusion",
+            "classes",
+            "figures",
+            "experiment",
+            "networks",
+        ];
         assert!(order.windows(2).all(|w| at(w[0]) < at(w[1])), "{text}");
 
         // Without a recorded matrix the old confusion.png is kept, and still listed.
@@ -238,7 +270,7 @@ mod tests {
         without_matrix["figures"] =
             serde_json::json!([{"path": "confusion.png", "caption": "old"}]);
         std::fs::write(dir.path().join("metrics.json"), without_matrix.to_string()).unwrap();
-        run(Experiment::MnistRegularization, dir.path()).unwrap();
+        run(Experiment::MnistRegularization, dir.path(), &[]).unwrap();
         let text = std::fs::read_to_string(dir.path().join("metrics.json")).unwrap();
         let json: Value = serde_json::from_str(&text).unwrap();
         assert!(
@@ -252,7 +284,7 @@ mod tests {
             r#"{"confusion": {"run": "a", "counts": [[1, 2]]}}"#,
         )
         .unwrap();
-        let err = format!("{:#}", run(Experiment::Mnist, dir.path()).unwrap_err());
+        let err = format!("{:#}", run(Experiment::Mnist, dir.path(), &[]).unwrap_err());
         assert!(
             err.contains("metrics.json") && err.contains("not square"),
             "{err}"

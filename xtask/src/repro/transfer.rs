@@ -65,14 +65,51 @@ fn flower_splits(
     Ok((splits, subset.names.clone()))
 }
 
-/// The pretrained base without its classifier, global-average pooled to 1280 features.
-fn base(entry: &PretrainedWeights) -> anyhow::Result<Model> {
-    let options = Options {
+/// The pretrained base without its classifier, global-average pooled to a feature
+/// vector (1280 features for EfficientNet-Lite0).
+fn base_options() -> Options {
+    Options {
         include_top: false,
         pooling: Pooling::Avg,
         ..Options::default()
+    }
+}
+
+/// The base with its pretrained weights.
+fn base(entry: &PretrainedWeights) -> anyhow::Result<Model> {
+    Ok(weights_folder().load(entry, &base_options())?)
+}
+
+/// The name of row (c), which fine-tunes from `entry`'s top stages.
+fn tuned_name(entry: &PretrainedWeights) -> String {
+    format!(
+        "(c) fine-tune {}.. with lr 1e-4",
+        entry.arch.fine_tune_from()
+    )
+}
+
+/// The rows' networks, untrained, for `classes` flowers: (a) the head on the base's
+/// features, (b) the head on the frozen base, (c) and (d) with its top stages
+/// unfrozen.
+pub(super) fn networks(
+    entry: &PretrainedWeights,
+    classes: usize,
+    options: &ReproOptions,
+) -> anyhow::Result<Vec<(String, Model)>> {
+    let base = || entry.arch.build(&base_options());
+    let head = Head::new(classes);
+    let on_features = head.on_features(base()?.output_shape(), options.seed)?;
+    let tuned = || -> anyhow::Result<Model> {
+        let mut model = head.on_base(base()?, None)?;
+        unfreeze_top(&mut model, entry.arch.fine_tune_from())?;
+        Ok(model)
     };
-    Ok(weights_folder().load(entry, &options)?)
+    Ok(vec![
+        (STATIC.to_string(), on_features),
+        (FROZEN.to_string(), head.on_base(base()?, None)?),
+        (tuned_name(entry), tuned()?),
+        (RETRAINED.to_string(), tuned()?),
+    ])
 }
 
 /// A row of the transfer table.
@@ -227,9 +264,8 @@ fn frozen_then_fine_tuned(
     let frozen = row(FROZEN.into(), history, &model, &splits[2], false)?;
 
     // Unfreeze the top stages (EfficientNet-Lite0's last three, from block5a).
-    let first_tuned = entry.arch.fine_tune_from();
-    let tuned_name = format!("(c) fine-tune {first_tuned}.. with lr 1e-4");
-    unfreeze_top(&mut model, first_tuned)?;
+    let tuned_name = tuned_name(entry);
+    unfreeze_top(&mut model, entry.arch.fine_tune_from())?;
     let config = FitConfig {
         epochs: options.epochs_or(8),
         checkpoint: Some(checkpoints.for_run(&tuned_name)),
@@ -315,7 +351,7 @@ fn run_transfer(
     write_metrics(
         output,
         &TransferReport {
-            info: RunInfo::new(experiment, options),
+            info: RunInfo::new(experiment, options)?,
             model: entry.name,
             split_sizes,
             rows: &rows,

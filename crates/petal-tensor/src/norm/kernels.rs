@@ -5,11 +5,16 @@
 //! [`ROWS_PER_TASK`] rows are combined in row order. Every channel is summed in one
 //! fixed order, so the results depend neither on the vector width nor on the thread
 //! count.
+//!
+//! Each task's pass is a [`WithSimd`] op run through [`Arch::dispatch`]: compiled once
+//! per instruction set with everything inlined, so that its loops vectorize at the
+//! CPU's widest width (a closure given to `crate::simd::vectorized` is compiled once,
+//! for the baseline, when it is too large to be inlined).
 
+use pulp::{Arch, Simd, WithSimd};
 use rayon::prelude::*;
 
 use crate::parallel::{new_values, Start};
-use crate::simd::vectorized;
 
 /// Rows per rayon task of the sums (a fixed split keeps them in one order on every run).
 const ROWS_PER_TASK: usize = 4096;
@@ -30,13 +35,20 @@ fn run<const W: usize>(values: &[f32], j: usize) -> [f32; W] {
     values[j..j + W].try_into().expect("a run inside the row")
 }
 
-/// Calls `body(j, true)` for each run of [`LANES`] channels starting at `j`, then
-/// `body(j, false)` for each channel `j` left over.
-#[inline(always)]
-fn each_run(c: usize, mut body: impl FnMut(usize, bool)) {
-    let runs_end = c - c % LANES;
-    (0..runs_end).step_by(LANES).for_each(|j| body(j, true));
-    (runs_end..c).for_each(|j| body(j, false));
+/// Calls `kernel::<LANES>(args…, j)` for each run of [`LANES`] channels starting at `j`,
+/// then `kernel::<1>(args…, j)` for each channel `j` left over (a macro rather than a
+/// function taking a closure, so that nothing stands between the kernel and the
+/// dispatched op it is inlined into).
+macro_rules! each_run {
+    ($c:expr, $kernel:ident($($arg:expr),*)) => {{
+        let runs_end = $c - $c % LANES;
+        for j in (0..runs_end).step_by(LANES) {
+            $kernel::<LANES>($($arg,)* j);
+        }
+        for j in runs_end..$c {
+            $kernel::<1>($($arg,)* j);
+        }
+    }};
 }
 
 /// The rows of some part of a batch: their count and, per channel, the mean and the sum
@@ -87,7 +99,7 @@ impl Moments {
 pub(super) fn moments(values: &[f32], c: usize) -> Moments {
     let parts: Vec<Moments> = values
         .par_chunks(ROWS_PER_TASK * c)
-        .map(|task| vectorized(|| task_moments(task, c)))
+        .map(|values| Arch::new().dispatch(TaskMoments { values, c }))
         .collect();
     parts.iter().fold(Moments::new(c), |mut total, part| {
         total.merge(part);
@@ -96,27 +108,31 @@ pub(super) fn moments(values: &[f32], c: usize) -> Moments {
 }
 
 /// The moments of one task's rows, block by block.
-#[inline(always)]
-fn task_moments(values: &[f32], c: usize) -> Moments {
-    let (mut total, mut block_moments) = (Moments::new(c), Moments::new(c));
-    for block in values.chunks(BLOCK_ROWS * c) {
-        each_run(c, |j, wide| {
-            if wide {
-                block_run_moments::<LANES>(block, c, j, &mut block_moments)
-            } else {
-                block_run_moments::<1>(block, c, j, &mut block_moments)
-            }
-        });
-        block_moments.rows = (block.len() / c) as f64;
-        total.merge(&block_moments);
+struct TaskMoments<'a> {
+    values: &'a [f32],
+    c: usize,
+}
+
+impl WithSimd for TaskMoments<'_> {
+    type Output = Moments;
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _: S) -> Moments {
+        let Self { values, c } = self;
+        let (mut total, mut block_moments) = (Moments::new(c), Moments::new(c));
+        for block in values.chunks(BLOCK_ROWS * c) {
+            each_run!(c, block_run_moments(block, c, &mut block_moments));
+            block_moments.rows = (block.len() / c) as f64;
+            total.merge(&block_moments);
+        }
+        total
     }
-    total
 }
 
 /// The moments of channels `j..j + W` over a block of rows, from f32 sums of the
 /// deviations from the block's first row (which keeps them small).
 #[inline(always)]
-fn block_run_moments<const W: usize>(block: &[f32], c: usize, j: usize, moments: &mut Moments) {
+fn block_run_moments<const W: usize>(block: &[f32], c: usize, moments: &mut Moments, j: usize) {
     let origin = run::<W>(block, j);
     let (mut sum, mut squares) = ([0f32; W], [0f32; W]);
     for row in block.chunks_exact(c) {
@@ -142,26 +158,34 @@ pub(super) fn gradient_sums(grad: &[f32], x: &[f32], mean: &[f32]) -> Vec<f64> {
     let parts: Vec<Vec<f64>> = grad
         .par_chunks(ROWS_PER_TASK * c)
         .zip(x.par_chunks(ROWS_PER_TASK * c))
-        .map(|(grad, x)| {
-            let mut sums = vec![0.0; 2 * c];
-            vectorized(|| {
-                for (grad, x) in grad.chunks(BLOCK_ROWS * c).zip(x.chunks(BLOCK_ROWS * c)) {
-                    each_run(c, |j, wide| {
-                        if wide {
-                            block_run_gradient_sums::<LANES>(grad, x, mean, j, &mut sums)
-                        } else {
-                            block_run_gradient_sums::<1>(grad, x, mean, j, &mut sums)
-                        }
-                    });
-                }
-            });
-            sums
-        })
+        .map(|(grad, x)| Arch::new().dispatch(TaskGradientSums { grad, x, mean }))
         .collect();
     parts.iter().fold(vec![0.0; 2 * c], |mut total, part| {
         total.iter_mut().zip(part).for_each(|(t, p)| *t += p);
         total
     })
+}
+
+/// One task's [`gradient_sums`], block by block.
+struct TaskGradientSums<'a> {
+    grad: &'a [f32],
+    x: &'a [f32],
+    mean: &'a [f32],
+}
+
+impl WithSimd for TaskGradientSums<'_> {
+    type Output = Vec<f64>;
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _: S) -> Vec<f64> {
+        let Self { grad, x, mean } = self;
+        let c = mean.len();
+        let mut sums = vec![0.0; 2 * c];
+        for (grad, x) in grad.chunks(BLOCK_ROWS * c).zip(x.chunks(BLOCK_ROWS * c)) {
+            each_run!(c, block_run_gradient_sums(grad, x, mean, &mut sums));
+        }
+        sums
+    }
 }
 
 /// Adds the block's sums of channels `j..j + W` to `sums` (see [`gradient_sums`]).
@@ -170,8 +194,8 @@ fn block_run_gradient_sums<const W: usize>(
     grad: &[f32],
     x: &[f32],
     mean: &[f32],
-    j: usize,
     sums: &mut [f64],
+    j: usize,
 ) {
     let c = mean.len();
     let mean = run::<W>(mean, j);
@@ -195,18 +219,39 @@ pub(super) fn scale_and_shift(x: &[f32], scale: &[f32], shift: &[f32]) -> Vec<f3
     let task = (VALUES_PER_MAP_TASK / c).max(1) * c;
     new_values(x.len(), task, Start::Zeros, |offset, out| {
         let x = &x[offset..][..out.len()];
-        vectorized(|| {
-            for (out, x) in out.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
-                each_run(c, |j, wide| {
-                    if wide {
-                        scale_and_shift_run::<LANES>(out, x, scale, shift, j)
-                    } else {
-                        scale_and_shift_run::<1>(out, x, scale, shift, j)
-                    }
-                });
-            }
+        Arch::new().dispatch(TaskScaleAndShift {
+            out,
+            x,
+            scale,
+            shift,
         })
     })
+}
+
+/// One task's [`scale_and_shift`].
+struct TaskScaleAndShift<'a> {
+    out: &'a mut [f32],
+    x: &'a [f32],
+    scale: &'a [f32],
+    shift: &'a [f32],
+}
+
+impl WithSimd for TaskScaleAndShift<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _: S) {
+        let Self {
+            out,
+            x,
+            scale,
+            shift,
+        } = self;
+        let c = scale.len();
+        for (out, x) in out.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
+            each_run!(c, scale_and_shift_run(out, x, scale, shift));
+        }
+    }
 }
 
 #[inline(always)]
@@ -242,19 +287,30 @@ pub(super) fn input_gradient(grad: &[f32], x: &[f32], k: &InputGradient) -> Vec<
     let task = (VALUES_PER_MAP_TASK / c).max(1) * c;
     new_values(x.len(), task, Start::Zeros, |offset, out| {
         let (grad, x) = (&grad[offset..][..out.len()], &x[offset..][..out.len()]);
-        vectorized(|| {
-            let rows = out.chunks_exact_mut(c).zip(grad.chunks_exact(c));
-            for ((out, grad), x) in rows.zip(x.chunks_exact(c)) {
-                each_run(c, |j, wide| {
-                    if wide {
-                        input_gradient_run::<LANES>(out, grad, x, k, j)
-                    } else {
-                        input_gradient_run::<1>(out, grad, x, k, j)
-                    }
-                });
-            }
-        })
+        Arch::new().dispatch(TaskInputGradient { out, grad, x, k })
     })
+}
+
+/// One task's [`input_gradient`].
+struct TaskInputGradient<'a> {
+    out: &'a mut [f32],
+    grad: &'a [f32],
+    x: &'a [f32],
+    k: &'a InputGradient,
+}
+
+impl WithSimd for TaskInputGradient<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _: S) {
+        let Self { out, grad, x, k } = self;
+        let c = k.gain.len();
+        let rows = out.chunks_exact_mut(c).zip(grad.chunks_exact(c));
+        for ((out, grad), x) in rows.zip(x.chunks_exact(c)) {
+            each_run!(c, input_gradient_run(out, grad, x, k));
+        }
+    }
 }
 
 #[inline(always)]

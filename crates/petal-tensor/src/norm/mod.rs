@@ -4,13 +4,14 @@
 //!
 //! Shapes: `x (..., c)` seen as `rows x c`; `gamma`, `beta`, mean and variance `(c)`.
 
-use rayon::prelude::*;
+mod kernels;
+#[cfg(test)]
+mod tests;
+
+use kernels::{gradient_sums, input_gradient, moments, scale_and_shift, InputGradient};
 
 use crate::error::{shape_mismatch, Result};
 use crate::Tensor;
-
-/// Rows per rayon task (a fixed split keeps the sums in one order on every run).
-const ROWS_PER_TASK: usize = 4096;
 
 /// The batch statistics a training step normalized with.
 #[derive(Clone, Debug, PartialEq)]
@@ -34,20 +35,16 @@ fn channels(op: &'static str, x: &Tensor, gamma: &Tensor, beta: &Tensor) -> Resu
     Ok(c)
 }
 
-/// Per-channel sums of `f(row values)` over all rows, added task by task in order.
-fn channel_sums(values: &[f32], c: usize, f: impl Fn(&mut [f64], &[f32]) + Sync) -> Vec<f64> {
-    let partials: Vec<Vec<f64>> = values
-        .par_chunks(ROWS_PER_TASK * c)
-        .map(|rows| {
-            let mut sums = vec![0.0; c];
-            rows.chunks_exact(c).for_each(|row| f(&mut sums, row));
-            sums
-        })
-        .collect();
-    partials.into_iter().fold(vec![0.0; c], |mut total, part| {
-        total.iter_mut().zip(part).for_each(|(t, p)| *t += p);
-        total
-    })
+fn check_stats(op: &'static str, x: &Tensor, stats: &BatchStats, c: usize) -> Result<()> {
+    if stats.mean.len() != c || stats.variance.len() != c {
+        return Err(shape_mismatch(
+            op,
+            x.shape(),
+            &[stats.mean.len()],
+            "statistics need one value per channel",
+        ));
+    }
+    Ok(())
 }
 
 /// Training-mode batch normalization: `gamma * (x - mean) / sqrt(var + eps) + beta` with
@@ -103,26 +100,28 @@ pub fn batch_norm_train_in_parts(
     sum_over_parts: SumOverParts,
 ) -> Result<(Tensor, BatchStats, f64)> {
     let c = channels("batch_norm_train", x, gamma, beta)?;
-    let part_rows = (x.len() / c) as f64;
+    let part = moments(x.as_slice(), c);
     // The channel sums and, last, the row count.
-    let mut sums = channel_sums(x.as_slice(), c, |s, row| {
-        s.iter_mut().zip(row).for_each(|(s, &v)| *s += f64::from(v))
-    });
-    sums.push(part_rows);
+    let mut sums: Vec<f64> = part.mean.iter().map(|m| m * part.rows).collect();
+    sums.push(part.rows);
     sum_over_parts(&mut sums);
     let rows = sums.pop().expect("the row count").max(1.0);
-    let mean: Vec<f32> = sums.into_iter().map(|s| (s / rows) as f32).collect();
-    let mut squares = channel_sums(x.as_slice(), c, |s, row| {
-        s.iter_mut()
-            .zip(row)
-            .zip(&mean)
-            .for_each(|((s, &v), &m)| *s += f64::from(v - m) * f64::from(v - m))
-    });
+    let mean: Vec<f64> = sums.into_iter().map(|s| s / rows).collect();
+    // Squared deviations from the batch's mean: the part's own, plus its rows' share of
+    // the distance between the two means.
+    let mut squares: Vec<f64> = part
+        .deviations
+        .iter()
+        .zip(&part.mean)
+        .zip(&mean)
+        .map(|((d, part_mean), mean)| d + part.rows * (part_mean - mean) * (part_mean - mean))
+        .collect();
     sum_over_parts(&mut squares);
     let variance: Vec<f32> = squares.into_iter().map(|s| (s / rows) as f32).collect();
+    let mean: Vec<f32> = mean.into_iter().map(|m| m as f32).collect();
     let stats = BatchStats { mean, variance };
     let y = normalize(x, &stats, gamma, beta, epsilon);
-    Ok((y, stats, part_rows / rows))
+    Ok((y, stats, part.rows / rows))
 }
 
 /// `gamma * (x - mean) / sqrt(variance + eps) + beta` with given statistics (inference
@@ -135,14 +134,7 @@ pub fn batch_norm_apply(
     epsilon: f32,
 ) -> Result<Tensor> {
     let c = channels("batch_norm_apply", x, gamma, beta)?;
-    if stats.mean.len() != c || stats.variance.len() != c {
-        return Err(shape_mismatch(
-            "batch_norm_apply",
-            x.shape(),
-            &[stats.mean.len()],
-            "statistics need one value per channel",
-        ));
-    }
+    check_stats("batch_norm_apply", x, stats, c)?;
     Ok(normalize(x, stats, gamma, beta, epsilon))
 }
 
@@ -153,7 +145,6 @@ fn normalize(
     beta: &Tensor,
     epsilon: f32,
 ) -> Tensor {
-    let c = stats.mean.len();
     let scale: Vec<f32> = stats
         .variance
         .iter()
@@ -167,18 +158,8 @@ fn normalize(
         .zip(beta.as_slice())
         .map(|((m, s), b)| b - m * s)
         .collect();
-    let mut y = x.clone();
-    y.as_mut_slice()
-        .par_chunks_mut(ROWS_PER_TASK * c)
-        .for_each(|rows| {
-            rows.chunks_exact_mut(c).for_each(|row| {
-                row.iter_mut()
-                    .zip(&scale)
-                    .zip(&shift)
-                    .for_each(|((v, s), t)| *v = *v * s + t)
-            })
-        });
-    y
+    Tensor::from_vec(x.shape(), scale_and_shift(x.as_slice(), &scale, &shift))
+        .expect("one value per input value")
 }
 
 /// Gradients of [`batch_norm_train`] with respect to `x`, `gamma` and `beta`.
@@ -218,55 +199,47 @@ pub fn batch_norm_backward_in_parts(
             "the gradient must have the input's shape",
         ));
     }
-    let inv_std: Vec<f32> = stats
+    check_stats("batch_norm_backward", x, stats, c)?;
+    let inv_std: Vec<f64> = stats
         .variance
         .iter()
-        .map(|v| 1.0 / (v + epsilon).sqrt())
+        .map(|v| 1.0 / f64::from(v + epsilon).sqrt())
         .collect();
-    let (g, xs) = (grad.as_slice(), x.as_slice());
-    // Sums over rows of dy and dy * xhat, in one pass over both tensors.
-    let sums: Vec<Vec<f64>> = g
-        .par_chunks(ROWS_PER_TASK * c)
-        .zip(xs.par_chunks(ROWS_PER_TASK * c))
-        .map(|(gr, xr)| {
-            let mut s = vec![0.0; 2 * c];
-            for (grow, xrow) in gr.chunks_exact(c).zip(xr.chunks_exact(c)) {
-                for j in 0..c {
-                    let xhat = (xrow[j] - stats.mean[j]) * inv_std[j];
-                    s[j] += f64::from(grow[j]);
-                    s[c + j] += f64::from(grow[j] * xhat);
-                }
-            }
-            s
-        })
-        .collect();
-    let total = sums.into_iter().fold(vec![0.0; 2 * c], |mut t, p| {
-        t.iter_mut().zip(p).for_each(|(t, p)| *t += p);
-        t
-    });
+    // Per channel, the sums over rows of dy and of dy * (x - mean); the latter times
+    // inv_std is the sum of dy * xhat.
+    let mut total = gradient_sums(grad.as_slice(), x.as_slice(), &stats.mean);
+    total[c..]
+        .iter_mut()
+        .zip(&inv_std)
+        .for_each(|(s, inv_std)| *s *= inv_std);
     let dbeta: Vec<f32> = total[..c].iter().map(|&v| v as f32).collect();
     let dgamma: Vec<f32> = total[c..].iter().map(|&v| v as f32).collect();
     let mut weighted: Vec<f64> = total.iter().map(|v| v * share).collect();
     sum_over_parts(&mut weighted);
-    let [sum_dy, sum_dy_xhat] = [&weighted[..c], &weighted[c..]].map(|sums| {
-        sums.iter()
-            .map(|&v| (v / share) as f32)
-            .collect::<Vec<f32>>()
-    });
-    let rows = ((x.len() / c) as f64 / share).max(1.0) as f32;
-    let mut dx = grad.clone();
-    dx.as_mut_slice()
-        .par_chunks_mut(ROWS_PER_TASK * c)
-        .zip(xs.par_chunks(ROWS_PER_TASK * c))
-        .for_each(|(drows, xrows)| {
-            for (drow, xrow) in drows.chunks_exact_mut(c).zip(xrows.chunks_exact(c)) {
-                for j in 0..c {
-                    let xhat = (xrow[j] - stats.mean[j]) * inv_std[j];
-                    drow[j] = gamma.as_slice()[j] * inv_std[j] / rows
-                        * (rows * drow[j] - sum_dy[j] - xhat * sum_dy_xhat[j]);
-                }
-            }
-        });
+    let rows = ((x.len() / c) as f64 / share).max(1.0);
+    // dx = gamma * inv_std / rows * (rows * dy - sum_dy - xhat * sum_dy_xhat), as
+    // gain * dy + slope * (x - mean) + offset.
+    let gain: Vec<f64> = gamma
+        .as_slice()
+        .iter()
+        .zip(&inv_std)
+        .map(|(&g, inv_std)| f64::from(g) * inv_std)
+        .collect();
+    let per_row = |sums: &[f64], j: usize| sums[j] / share / rows;
+    let coefficients = InputGradient {
+        gain: gain.iter().map(|&g| g as f32).collect(),
+        slope: (0..c)
+            .map(|j| (-gain[j] * inv_std[j] * per_row(&weighted[c..], j)) as f32)
+            .collect(),
+        mean: stats.mean.clone(),
+        offset: (0..c)
+            .map(|j| (-gain[j] * per_row(&weighted[..c], j)) as f32)
+            .collect(),
+    };
+    let dx = Tensor::from_vec(
+        x.shape(),
+        input_gradient(grad.as_slice(), x.as_slice(), &coefficients),
+    )?;
     Ok((
         dx,
         Tensor::from_vec(&[c], dgamma)?,

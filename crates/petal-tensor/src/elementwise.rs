@@ -1,11 +1,11 @@
 //! Elementwise arithmetic with NumPy broadcasting, and the unary activations and math.
 
 use ndarray::{ArrayD, IxDyn, Zip};
+use pulp::{Arch, Simd, WithSimd};
 use rayon::prelude::*;
 
 use crate::error::{shape_mismatch, Result};
 use crate::parallel::{new_values, Start};
-use crate::simd::vectorized;
 use crate::Tensor;
 
 /// Tensors with at least this many values are mapped on the rayon pool.
@@ -257,11 +257,28 @@ pub(crate) fn apply_to(values: &mut [f32], op: Unary) {
 /// [`apply_in_place`] on a slice, on the calling thread (for kernels that already run
 /// one task per thread).
 pub(crate) fn apply_on_this_thread(values: &mut [f32], op: Unary) {
-    // ReLU gets a loop of its own: behind the general `match` it would not vectorize.
-    vectorized(|| match op {
-        Unary::Relu => values.iter_mut().for_each(|v| *v = relu(*v)),
-        _ => values.iter_mut().for_each(|v| *v = op.apply(*v)),
-    });
+    Arch::new().dispatch(Apply { values, op });
+}
+
+/// [`apply_on_this_thread`] as a [`WithSimd`] op: compiled for each instruction set with
+/// its loop inlined, so that it vectorizes at the CPU's widest vectors.
+struct Apply<'a> {
+    values: &'a mut [f32],
+    op: Unary,
+}
+
+impl WithSimd for Apply<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _simd: S) {
+        let Self { values, op } = self;
+        // ReLU gets a loop of its own: behind the general `match` it would not vectorize.
+        match op {
+            Unary::Relu => values.iter_mut().for_each(|v| *v = relu(*v)),
+            _ => values.iter_mut().for_each(|v| *v = op.apply(*v)),
+        }
+    }
 }
 
 fn relu(x: f32) -> f32 {
@@ -292,12 +309,28 @@ pub fn unary_backward_from_output(y: &Tensor, grad: &Tensor, op: Unary) -> Resul
 fn zip_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
     new_values(a.len(), PARALLEL_MIN_LEN, Start::Zeros, |offset, out| {
         let (a, b) = (&a[offset..][..out.len()], &b[offset..][..out.len()]);
-        vectorized(|| {
-            for (o, (a, b)) in out.iter_mut().zip(a.iter().zip(b)) {
-                *o = f(*a, *b);
-            }
-        })
+        Arch::new().dispatch(ZipMap { out, a, b, f: &f })
     })
+}
+
+/// One task of [`zip_map`] as a [`WithSimd`] op (see [`Apply`]).
+struct ZipMap<'a, F> {
+    out: &'a mut [f32],
+    a: &'a [f32],
+    b: &'a [f32],
+    f: &'a F,
+}
+
+impl<F: Fn(f32, f32) -> f32> WithSimd for ZipMap<'_, F> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _simd: S) {
+        let Self { out, a, b, f } = self;
+        for (o, (a, b)) in out.iter_mut().zip(a.iter().zip(b)) {
+            *o = f(*a, *b);
+        }
+    }
 }
 
 /// Applies `f` to every value, in parallel for large tensors.

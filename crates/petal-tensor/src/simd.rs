@@ -1,16 +1,14 @@
-//! Run-time choice of vector instructions (through `pulp`) and the few vector
-//! helpers the hand-written kernels share. The crate is built for baseline x86-64;
-//! the hot loops run compiled for AVX-512 or AVX2 + FMA when the CPU has them.
+//! The few vector helpers the hand-written kernels share.
+//!
+//! The crate is built for baseline x86-64; its hot loops run compiled for AVX-512 or
+//! AVX2 + FMA when the CPU has them, each as a `pulp::WithSimd` op whose `with_simd` is
+//! `#[inline(always)]`, run through `pulp::Arch::new().dispatch(op)`: pulp compiles the
+//! op once per instruction set, and plain loops inside it auto-vectorize at that width.
+//! (A closure handed to `dispatch` instead is compiled once, for the baseline, whenever
+//! the compiler does not inline it: its loops then run 4 lanes wide on any CPU.)
+//! Results do not depend on the width: the compiler fuses no multiply-adds.
 
 use pulp::Simd;
-
-/// Runs `work` compiled for the widest vector instructions this CPU has (AVX-512,
-/// AVX2 + FMA, or the portable baseline), so that its loops auto-vectorize at that
-/// width. Results do not depend on the choice: the compiler fuses no multiply-adds.
-#[inline(always)]
-pub(crate) fn vectorized<R>(work: impl FnOnce() -> R) -> R {
-    pulp::Arch::new().dispatch(work)
-}
 
 /// The first `S::F32_LANES` values of `values` as one vector.
 #[inline(always)]

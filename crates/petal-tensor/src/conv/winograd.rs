@@ -26,7 +26,7 @@ use super::ConvShape;
 use crate::error::Result;
 use crate::gemm::{gemm, MatMut, MatRef};
 use crate::parallel::gemm_needs_threads;
-use crate::simd::{add_to, load, store, vectorized};
+use crate::simd::{add_to, load, store};
 use crate::window::AxisGeometry;
 use pulp::{Arch, Simd, WithSimd};
 
@@ -513,13 +513,42 @@ fn untransform_filters<T: Tiling<M, N>, const M: usize, const N: usize>(
 /// `outputs` matrices of `len` values, matrix `i` the sum over the matrices `j` of
 /// `from` of `weight(i, j) * from[j]`, a block of values at a time (in the cache).
 fn mix(from: &[f32], outputs: usize, len: usize, weight: impl Fn(usize, usize) -> f32) -> Vec<f32> {
-    const BLOCK: usize = 1024;
     let inputs = from.len() / len.max(1);
     let weights: Vec<f32> = (0..outputs * inputs)
         .map(|ij| weight(ij / inputs, ij % inputs))
         .collect();
     let mut to = vec![0.0; outputs * len];
-    vectorized(|| {
+    Arch::new().dispatch(Mix {
+        from,
+        to: &mut to,
+        weights: &weights,
+        len,
+    });
+    to
+}
+
+/// The sums of [`mix`], `weights` row-major `(outputs, inputs)`: a [`WithSimd`] op, so
+/// that its loop is compiled for (and vectorizes at) the CPU's widest vectors.
+struct Mix<'a> {
+    from: &'a [f32],
+    to: &'a mut [f32],
+    weights: &'a [f32],
+    len: usize,
+}
+
+impl WithSimd for Mix<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _simd: S) {
+        const BLOCK: usize = 1024;
+        let Self {
+            from,
+            to,
+            weights,
+            len,
+        } = self;
+        let inputs = from.len() / len.max(1);
         for start in (0..len).step_by(BLOCK) {
             let end = len.min(start + BLOCK);
             for (i, out) in to.chunks_exact_mut(len).enumerate() {
@@ -533,8 +562,7 @@ fn mix(from: &[f32], outputs: usize, len: usize, weight: impl Fn(usize, usize) -
                 }
             }
         }
-    });
-    to
+    }
 }
 
 /// `Ŷ = A dY Aᵀ` for every M x M tile of one output gradient: tile-major like `V`, N²

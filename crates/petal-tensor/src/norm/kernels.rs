@@ -8,8 +8,7 @@
 //!
 //! Each task's pass is a [`WithSimd`] op run through [`Arch::dispatch`]: compiled once
 //! per instruction set with everything inlined, so that its loops vectorize at the
-//! CPU's widest width (a closure given to `crate::simd::vectorized` is compiled once,
-//! for the baseline, when it is too large to be inlined).
+//! CPU's widest width (see `crate::simd`).
 
 use pulp::{Arch, Simd, WithSimd};
 use rayon::prelude::*;

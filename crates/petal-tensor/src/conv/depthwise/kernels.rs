@@ -4,10 +4,32 @@
 use super::lanes::{prefetch, Isa, Lanes, Portable, LANES};
 use super::plan::{Axis, Block, Plan, MAX_BLOCK};
 use crate::conv::ConvShape;
-use crate::simd::vectorized;
+use std::marker::PhantomData;
+
+use pulp::{Arch, Simd, WithSimd};
 
 #[cfg(target_arch = "x86_64")]
 use super::lanes::Avx512;
+
+/// One image of [`Walk::run`] on the portable lanes as a [`WithSimd`] op: compiled for
+/// each instruction set with the whole walk inlined, so that the lanes' loops
+/// vectorize at the CPU's widest vectors.
+struct PortableImage<'a, K> {
+    walk: &'a Walk,
+    out: &'a mut [f32],
+    a: &'a [f32],
+    b: &'a [f32],
+    kernel: PhantomData<K>,
+}
+
+impl<K: BlockKernel> WithSimd for PortableImage<'_, K> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _simd: S) {
+        self.walk.image::<Portable, K>(self.out, self.a, self.b)
+    }
+}
 
 /// How a pass walks one image: every target row, every block of target pixels along
 /// the row, every block of [`LANES`] channels.
@@ -137,7 +159,13 @@ impl Walk {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: only `Isa::detect` builds `Isa::Avx512`, after finding AVX-512F.
             Isa::Avx512(_) => unsafe { self.image_avx512::<K>(out, a, b) },
-            Isa::Portable => vectorized(|| self.image::<Portable, K>(out, a, b)),
+            Isa::Portable => Arch::new().dispatch(PortableImage::<K> {
+                walk: self,
+                out,
+                a,
+                b,
+                kernel: PhantomData,
+            }),
         }
     }
 

@@ -13,7 +13,7 @@ pub(in crate::conv) enum Isa {
     #[cfg(target_arch = "x86_64")]
     Avx512(Avx512Found),
     /// Arrays of [`LANES`] values, vectorized by the compiler for the CPU's widest
-    /// instructions (`crate::simd::vectorized`).
+    /// instructions (a `pulp::WithSimd` op, see `crate::simd`).
     Portable,
 }
 

@@ -57,7 +57,10 @@ fn check(name: &str, a: &Tensor, b: &Tensor, g: &Tensor, op: &Op, terms: [usize;
     let exact = passes(a, b, g, op, &in_f32);
     let bf16 = passes(a, b, g, op, &in_bf16);
     let magnitude = passes(&abs(a), &abs(b), &abs(g), op, &in_f32);
-    for (pass, what) in ["output", "gradient of a", "gradient of b"].iter().enumerate() {
+    for (pass, what) in ["output", "gradient of a", "gradient of b"]
+        .iter()
+        .enumerate()
+    {
         let tolerance =
             2.0 * 2.0f32.powi(-8) + 2.0f32.powi(-16) + 2.0 * terms[pass] as f32 * f32::EPSILON;
         let (got, want, mag) = (
@@ -101,7 +104,14 @@ fn bf16_dense_products_match_f32_within_bf16_rounding() {
     }
     let (m, k, n) = (16, 200, 24);
     let (a, b, g) = (values(&[m, k], 1), values(&[k, n], 2), values(&[m, n], 3));
-    check("matmul", &a, &b, &g, &|x, y| x.matmul(y).unwrap(), [k, n, m]);
+    check(
+        "matmul",
+        &a,
+        &b,
+        &g,
+        &|x, y| x.matmul(y).unwrap(),
+        [k, n, m],
+    );
 }
 
 #[test]

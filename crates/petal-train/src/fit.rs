@@ -316,7 +316,9 @@ impl Trainer<'_, '_> {
         config: &FitConfig,
     ) -> Result<History> {
         let precision = config.precision.supported()?;
-        with_precision(precision, || self.fit_in_precision(train, validation, config))
+        with_precision(precision, || {
+            self.fit_in_precision(train, validation, config)
+        })
     }
 
     /// [`Trainer::fit`] inside its precision scope: every step and validation pass runs

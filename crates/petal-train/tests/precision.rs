@@ -54,8 +54,11 @@ fn train(data: &InMemoryDataset, precision: Precision) -> petal_train::Result<(M
         precision,
         ..FitConfig::default()
     };
-    let history = Trainer::new(&mut model, Adam::new(AdamConfig::new(0.003)))
-        .fit(data, Validation::None, &config)?;
+    let history = Trainer::new(&mut model, Adam::new(AdamConfig::new(0.003))).fit(
+        data,
+        Validation::None,
+        &config,
+    )?;
     Ok((model, history))
 }
 
@@ -101,7 +104,10 @@ fn bf16_training_lowers_the_loss_like_f32() {
     }
     // Like f32: the same loss curve up to a tenth, epoch by epoch.
     for (f, b) in f32_loss.iter().zip(&bf16_loss) {
-        assert!((f - b).abs() <= 0.1 * f, "f32 {f32_loss:?}\nbf16 {bf16_loss:?}");
+        assert!(
+            (f - b).abs() <= 0.1 * f,
+            "f32 {f32_loss:?}\nbf16 {bf16_loss:?}"
+        );
     }
     // Inference in each precision: the test accuracy of both models, both ways.
     let loss = Loss::SparseCategoricalCrossentropy;
@@ -109,9 +115,15 @@ fn bf16_training_lowers_the_loss_like_f32() {
         let f32_eval = evaluate(model, loss, &test_data, 64).unwrap();
         let bf16_eval =
             with_precision(Precision::Bf16, || evaluate(model, loss, &test_data, 64)).unwrap();
-        println!("test accuracy: f32 {} bf16 {}", f32_eval.accuracy, bf16_eval.accuracy);
+        println!(
+            "test accuracy: f32 {} bf16 {}",
+            f32_eval.accuracy, bf16_eval.accuracy
+        );
         assert!(f32_eval.accuracy > 0.95, "{}", f32_eval.accuracy);
         assert!(bf16_eval.accuracy > 0.95, "{}", bf16_eval.accuracy);
-        assert_ne!(f32_eval.loss, bf16_eval.loss, "no bf16 rounding in inference");
+        assert_ne!(
+            f32_eval.loss, bf16_eval.loss,
+            "no bf16 rounding in inference"
+        );
     }
 }

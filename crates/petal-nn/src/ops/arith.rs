@@ -93,13 +93,18 @@ impl Var {
     /// ```
     pub fn matmul(&self, other: &Var) -> Result<Var> {
         let precision = Precision::scoped();
-        let value = Rc::new(matmul_in(precision, self.value(), other.value(), false, false)?);
+        let value = Rc::new(matmul_in(
+            precision,
+            self.value(),
+            other.value(),
+            false,
+            false,
+        )?);
         let (a, b) = (self.shared_value(), other.shared_value());
         Var::record("matmul", value, &[self, other], move |g, needs| {
             // The forward pass ran in `precision`: the CPU supports it.
             let matmul = |x: &Tensor, y: &Tensor, ta, tb| {
-                matmul_in(precision, x, y, ta, tb)
-                    .expect("shapes and precision checked in forward")
+                matmul_in(precision, x, y, ta, tb).expect("shapes and precision checked in forward")
             };
             vec![
                 needs[0].then(|| matmul(g, &b, false, true)),

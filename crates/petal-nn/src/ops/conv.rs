@@ -43,14 +43,14 @@ impl Var {
         let backward = move |g: &Tensor, needs: &[bool]| {
             let mut grads = with_precision(precision, || {
                 vec![
-                needs[0].then(|| {
-                    conv2d_backward_input(g, &w, x.shape(), &spec)
-                        .expect("shapes and precision checked in forward")
-                }),
-                needs[1].then(|| {
-                    conv2d_backward_filter(&x, g, w.shape(), &spec)
-                        .expect("shapes and precision checked in forward")
-                }),
+                    needs[0].then(|| {
+                        conv2d_backward_input(g, &w, x.shape(), &spec)
+                            .expect("shapes and precision checked in forward")
+                    }),
+                    needs[1].then(|| {
+                        conv2d_backward_filter(&x, g, w.shape(), &spec)
+                            .expect("shapes and precision checked in forward")
+                    }),
                 ]
             });
             if needs.len() == 3 {
@@ -104,14 +104,14 @@ impl Var {
             let g = unary_backward_from_output(&out, g, activation).expect("same shape");
             let mut grads = with_precision(precision, || {
                 vec![
-                needs[0].then(|| {
-                    conv2d_backward_input(&g, &w, x.shape(), &spec)
-                        .expect("shapes and precision checked in forward")
-                }),
-                needs[1].then(|| {
-                    conv2d_backward_filter(&x, &g, w.shape(), &spec)
-                        .expect("shapes and precision checked in forward")
-                }),
+                    needs[0].then(|| {
+                        conv2d_backward_input(&g, &w, x.shape(), &spec)
+                            .expect("shapes and precision checked in forward")
+                    }),
+                    needs[1].then(|| {
+                        conv2d_backward_filter(&x, &g, w.shape(), &spec)
+                            .expect("shapes and precision checked in forward")
+                    }),
                 ]
             });
             if needs.len() == 3 {
@@ -130,7 +130,8 @@ impl Var {
         let (value, argmax) = max_pool2d(self.value(), spec)?;
         let (shape, spec) = (self.value().shape().to_vec(), *spec);
         Ok(Var::record_unary(Rc::new(value), self, move |g| {
-            max_pool2d_backward(g, &argmax, &shape, &spec).expect("shapes and precision checked in forward")
+            max_pool2d_backward(g, &argmax, &shape, &spec)
+                .expect("shapes and precision checked in forward")
         }))
     }
 

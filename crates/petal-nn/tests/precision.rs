@@ -50,9 +50,10 @@ fn in_bf16(op: &dyn Fn() -> Var) -> Var {
     with_precision(Precision::Bf16, op)
 }
 
-/// Checks `op` in bf16 against f32, the backward pass outside the bf16 scope: each result within the rounding of its two bf16
-/// factors (relative 2 * 2^-8 + 2^-16 of the sum of |products|) plus the f32 sums'
-/// (2 * terms * epsilon, both sides), `terms` the reduction length of each pass.
+/// Checks `op` in bf16 (its backward pass outside the bf16 scope) against f32: each
+/// result within the rounding of its two bf16 factors (2^-8 each, relative: 2 * 2^-8 +
+/// 2^-16 of the sum of |products|) plus that of the f32 sums (2 * terms * epsilon, both
+/// sides), `terms` the reduction length of each pass.
 fn check(name: &str, a: &Tensor, b: &Tensor, g: &Tensor, op: &Op, terms: [usize; 3]) {
     let exact = passes(a, b, g, op, &in_f32);
     let bf16 = passes(a, b, g, op, &in_bf16);

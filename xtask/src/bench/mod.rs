@@ -47,7 +47,12 @@ pub struct BenchOptions {
     /// default), bf16 (Petal's mixed precision against PyTorch's `torch.autocast("cpu",
     /// dtype=torch.bfloat16)`; needs AVX512-BF16), or both (`f32,bf16`: each bf16 row,
     /// named `<workload>_bf16`, follows its f32 row). The other workloads run in f32 only.
-    #[arg(long = "precision", value_delimiter = ',', default_value = "f32")]
+    #[arg(
+        long = "precision",
+        value_name = "PRECISION",
+        value_delimiter = ',',
+        default_value = "f32"
+    )]
     pub precisions: Vec<Precision>,
 }
 

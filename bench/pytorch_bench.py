@@ -7,8 +7,11 @@ flowers_train, mobilenet_v2_infer, resnet18_infer (torchvision), efficientnet_li
 data is random and already in memory. keras_mnist_to_99 (needs --mnist, the folder of the four MNIST IDX .gz files)
 trains the Keras MNIST CNN on the real digits until 99.0% test accuracy, evaluated after every epoch, and reports the
 seconds of the whole run (evaluations included) over up to 3 seeds. Every result carries the process's peak RSS.
+--precision bf16 runs a network workload's forward pass (and loss) under torch.autocast("cpu", dtype=torch.bfloat16),
+the backward pass and the optimizer as autocast leaves them (fp32 weights and state).
 """
 import argparse
+import contextlib
 import gzip
 import json
 import os
@@ -157,7 +160,7 @@ def time_to_99(folder, layout, repeats):
             "epochs_median": statistics.median_high(epochs)}
 
 
-def run(name, layout, repeats, min_seconds):
+def run(name, layout, repeats, min_seconds, precision):
     if name == "gemm2048":
         a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
         rounds = time_rounds(lambda: a @ b, repeats, min_seconds)
@@ -170,6 +173,11 @@ def run(name, layout, repeats, min_seconds):
     model = model.to(memory_format=memory_format)
     x = torch.rand(batch, *shape).to(memory_format=memory_format)
     y = torch.randint(0, classes, (batch,))
+    if precision == "bf16":
+        def autocast():
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+    else:
+        autocast = contextlib.nullcontext
     if train:
         model.train()
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -177,13 +185,15 @@ def run(name, layout, repeats, min_seconds):
 
         def step():
             optimizer.zero_grad(set_to_none=True)
-            loss_fn(model(x), y).backward()
+            with autocast():
+                loss = loss_fn(model(x), y)
+            loss.backward()
             optimizer.step()
     else:
         model.eval()
 
         def step():
-            with torch.inference_mode():
+            with torch.inference_mode(), autocast():
                 model(x)
     rounds = time_rounds(step, repeats, min_seconds)
     return {"images_per_second_median": batch / statistics.median(rounds), "images_per_second_best": batch / min(rounds)}
@@ -197,16 +207,20 @@ def main():
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--min-seconds", type=float, default=2.0)
     parser.add_argument("--mnist", help="folder of the MNIST IDX .gz files (keras_mnist_to_99)")
+    parser.add_argument("--precision", default="f32", choices=["f32", "bf16"])
     args = parser.parse_args()
+    if args.precision == "bf16" and args.workload in ("keras_mnist_to_99", "gemm2048"):
+        raise SystemExit(f"{args.workload} runs in f32 only")
     torch.set_num_threads(args.threads)
     if args.workload == "keras_mnist_to_99":
         if not args.mnist:
             raise SystemExit("keras_mnist_to_99 needs --mnist FOLDER")
         result = time_to_99(args.mnist, args.layout, args.repeats)
     else:
-        result = run(args.workload, args.layout, args.repeats, args.min_seconds)
+        result = run(args.workload, args.layout, args.repeats, args.min_seconds, args.precision)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    result.update(workload=args.workload, layout=args.layout, threads=args.threads, torch=torch.__version__,
+    result.update(workload=args.workload, layout=args.layout, precision=args.precision, threads=args.threads,
+                  torch=torch.__version__,
                   peak_rss_mb=peak_kib / 1024)
     print(json.dumps(result))
 

@@ -4,7 +4,8 @@
 //! twice the forward).
 //!
 //! `kernel3x3`: each pass of a few 3x3 layers by im2col, Winograd F(2x2, 3x3) and
-//! F(4x4, 3x3) one after another, on 2 threads (direct-convolution FLOP/s).
+//! F(4x4, 3x3) one after another, on 2 threads (direct-convolution FLOP/s), and, on a
+//! CPU with AVX512-BF16, im2col with bf16 products (`im2col_bf16`; Winograd stays f32).
 //!
 //! `depthwise`: each pass of the MobileNetV2 and EfficientNet-Lite0 depthwise layers
 //! that take the most time (batch 16), on 2 threads (direct-convolution FLOP/s).
@@ -14,7 +15,7 @@ use petal_tensor::conv::{
     conv2d, conv2d_backward_bias, conv2d_backward_filter, conv2d_backward_input, with_kernel_3x3,
     Kernel3x3,
 };
-use petal_tensor::{Conv2dSpec, Padding, Tensor};
+use petal_tensor::{with_precision, Conv2dSpec, Padding, Precision, Tensor};
 use std::time::Duration;
 
 struct Layer {
@@ -152,11 +153,15 @@ fn bench_kernels_3x3(c: &mut Criterion) {
             spec: same,
         },
     ]);
-    let kernels = [
-        ("im2col", Kernel3x3::Im2col),
-        ("f2x2", Kernel3x3::WinogradF2x2),
-        ("f4x4", Kernel3x3::WinogradF4x4),
+    let mut kernels = vec![
+        ("im2col", Kernel3x3::Im2col, Precision::F32),
+        ("f2x2", Kernel3x3::WinogradF2x2, Precision::F32),
+        ("f4x4", Kernel3x3::WinogradF4x4, Precision::F32),
     ];
+    match Precision::Bf16.supported() {
+        Ok(bf16) => kernels.push(("im2col_bf16", Kernel3x3::Im2col, bf16)),
+        Err(e) => println!("kernel3x3 im2col_bf16 skipped: {e}"),
+    }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(2)
         .build()
@@ -172,10 +177,12 @@ fn bench_kernels_3x3(c: &mut Criterion) {
         let out_shape = petal_tensor::conv::conv2d_output_shape(&input, &filter, &spec).unwrap();
         let dy = filled(&out_shape);
         group.throughput(Throughput::Elements(direct_flops(&filter, &out_shape)));
-        for (kernel_name, kernel) in kernels {
+        for &(kernel_name, kernel, precision) in &kernels {
             let id = |pass: &str| BenchmarkId::new(format!("{pass}/{kernel_name}"), name);
             let run = |b: &mut criterion::Bencher, pass: &(dyn Fn() -> Tensor + Sync)| {
-                pool.install(|| with_kernel_3x3(kernel, || b.iter(pass)))
+                pool.install(|| {
+                    with_precision(precision, || with_kernel_3x3(kernel, || b.iter(pass)))
+                })
             };
             group.bench_function(id("forward"), |b| {
                 run(b, &|| conv2d(&x, &w, None, &spec).unwrap())

@@ -4,11 +4,61 @@
 //! factors of a product to bfloat16 (8 significant bits) and accumulates in f32, which
 //! needs the AVX512-BF16 instructions (`vcvtne2ps2bf16`, `vdpbf16ps`). Asking for bf16
 //! on a CPU without them is an error, never an illegal instruction.
+//!
+//! [`with_precision`] sets the precision of the products for a stretch of code, like
+//! PyTorch's `torch.autocast("cpu", dtype=torch.bfloat16)`: inside it, the im2col and
+//! 1x1 convolution products and [`matmul`](crate::gemm::matmul) (the dense layers)
+//! compute with bf16 factors; everything else (the Winograd, depthwise and small-patch
+//! convolution kernels, activations, normalization, losses, the weights and the
+//! optimizer) stays f32 (see [`crate::conv`] for why Winograd does).
 
+use std::cell::Cell;
 use std::fmt;
 use std::str::FromStr;
 
 use crate::error::{invalid, Result, TensorError};
+use crate::scoped::with_setting;
+
+thread_local! {
+    static SCOPED: Cell<Precision> = const { Cell::new(Precision::F32) };
+}
+
+/// Runs `work` with the convolutions and matrix products it calls on this thread
+/// computing in `precision` (the previous precision comes back afterwards, also on a
+/// panic). The Winograd, depthwise and small-patch convolution kernels stay in f32. With
+/// [`Precision::Bf16`] on a CPU without AVX512-BF16, each of those products inside
+/// `work` is an error naming the CPU, before any work.
+///
+/// The precision is read when a kernel is called, on the calling thread, and travels
+/// with the call into the rayon tasks it starts; code that starts its own threads sets
+/// it on each.
+///
+/// ```
+/// use petal_tensor::conv::conv2d;
+/// use petal_tensor::gemm::matmul;
+/// use petal_tensor::{with_precision, Conv2dSpec, Precision, Tensor};
+/// let x = Tensor::from_vec(&[1, 4, 4, 8], (0..128).map(|i| (i % 7) as f32).collect())?;
+/// let f = Tensor::from_vec(&[1, 1, 8, 4], (0..32).map(|i| (i % 5) as f32 - 2.0).collect())?;
+/// let spec = Conv2dSpec::default();
+/// let exact = conv2d(&x, &f, None, &spec)?;
+/// match with_precision(Precision::Bf16, || conv2d(&x, &f, None, &spec)) {
+///     // Small integers are exact in bf16: the same sums.
+///     Ok(bf16) => assert_eq!(bf16.as_slice(), exact.as_slice()),
+///     Err(e) => assert!(e.to_string().contains("AVX512-BF16")),
+/// }
+/// // 1 + 2^-10 rounds to 1 in bf16 (8 significant bits).
+/// let a = Tensor::from_vec(&[1, 1], vec![1.0 + 1.0 / 1024.0])?;
+/// let one = Tensor::ones(&[1, 1]);
+/// if Precision::bf16_available() {
+///     let rounded = with_precision(Precision::Bf16, || matmul(&a, &one, false, false))?;
+///     assert_eq!(rounded.to_vec(), vec![1.0]);
+/// }
+/// assert_eq!(Precision::scoped(), Precision::F32); // back to f32 outside
+/// # Ok::<(), petal_tensor::TensorError>(())
+/// ```
+pub fn with_precision<R>(precision: Precision, work: impl FnOnce() -> R) -> R {
+    with_setting(&SCOPED, precision, work)
+}
 
 /// The precision a matrix product computes in.
 ///
@@ -40,6 +90,11 @@ impl Precision {
         {
             false
         }
+    }
+
+    /// The precision [`with_precision`] set on this thread (f32 outside any).
+    pub fn scoped() -> Self {
+        SCOPED.get()
     }
 
     /// `self` if this CPU can compute in it, else an error naming the CPU and the way out.

@@ -1,5 +1,6 @@
 //! `evaluate` and `predict`: a model's outputs and figures on a dataset, in inference
-//! mode.
+//! mode. Called inside [`petal_tensor::with_precision`]`(Precision::Bf16, ..)`, their
+//! convolution and dense products run in bf16 (as under PyTorch's `torch.autocast`).
 
 use petal_data::{BatchLoader, Dataset};
 use petal_nn::{Loss, Model, Targets, Var};

@@ -9,7 +9,7 @@ use petal_data::augment::{Augmentation, BatchMix};
 use petal_data::{Batch, BatchLoader, Dataset};
 use petal_nn::{Loss, Model, Targets, Var};
 use petal_optim::{clip_by_global_norm, LrSchedule, Optimizer, RunLength};
-use petal_tensor::Tensor;
+use petal_tensor::{with_precision, Precision, Tensor};
 
 use crate::callbacks::{Callback, Control};
 use crate::checkpoint::saver::Saver;
@@ -124,6 +124,36 @@ pub struct FitConfig {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub distributed: Option<Distributed>,
+    /// The precision of the convolution and dense products, forward and backward, in
+    /// the training steps and the validation passes ([`with_precision`] around each):
+    /// [`Precision::Bf16`] is mixed precision, bf16 factors and f32 sums, with the
+    /// weights, the optimizer state and every other op in f32 (PyTorch's
+    /// `torch.autocast("cpu", dtype=torch.bfloat16)`). `fit` refuses bf16 before any
+    /// work on a CPU without AVX512-BF16, naming the CPU.
+    ///
+    /// ```
+    /// use petal_data::InMemoryDataset;
+    /// use petal_nn::layers::{DenseConfig, FlattenConfig};
+    /// use petal_nn::Sequential;
+    /// use petal_optim::{Adam, AdamConfig};
+    /// use petal_tensor::{Precision, Tensor};
+    /// use petal_train::{FitConfig, Trainer, Validation};
+    ///
+    /// let data = InMemoryDataset::new(Tensor::from_vec(&[2, 1, 1, 1], vec![-1.0, 1.0])?, vec![0, 1], 2)?;
+    /// let mut model = Sequential::new(&[1, 1, 1], 0)
+    ///     .add(FlattenConfig::default())?
+    ///     .add(DenseConfig::new(2))?
+    ///     .build()?;
+    /// let config = FitConfig { epochs: 20, batch_size: 2, verbose: false, precision: Precision::Bf16, ..FitConfig::default() };
+    /// let fitted = Trainer::new(&mut model, Adam::new(AdamConfig::new(0.1)))
+    ///     .fit(&data, Validation::Data(&data), &config);
+    /// match Precision::Bf16.supported() {
+    ///     Ok(_) => assert_eq!(fitted?.last("val_accuracy"), Some(1.0)),
+    ///     Err(e) => assert_eq!(fitted.unwrap_err().to_string(), e.to_string()),
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub precision: Precision,
 }
 
 impl Default for FitConfig {
@@ -140,6 +170,7 @@ impl Default for FitConfig {
             checkpoint: None,
             prefetch: 2,
             distributed: None,
+            precision: Precision::F32,
         }
     }
 }
@@ -277,8 +308,22 @@ impl Trainer<'_, '_> {
     /// (a run that had already ended returns at once with its history and weights).
     /// A NaN or infinite loss stops training before that step is applied, with an error
     /// naming the step, where the non-finite values first appear and the last good
-    /// checkpoint.
+    /// checkpoint. The products run in `config.precision` ([`FitConfig::precision`]).
     pub fn fit(
+        &mut self,
+        train: &dyn Dataset,
+        validation: Validation<'_>,
+        config: &FitConfig,
+    ) -> Result<History> {
+        let precision = config.precision.supported()?;
+        with_precision(precision, || {
+            self.fit_in_precision(train, validation, config)
+        })
+    }
+
+    /// [`Trainer::fit`] inside its precision scope: every step and validation pass runs
+    /// on this thread.
+    fn fit_in_precision(
         &mut self,
         train: &dyn Dataset,
         validation: Validation<'_>,
@@ -547,7 +592,8 @@ impl Trainer<'_, '_> {
     /// [`FitConfig::batch_mix`]). A NaN or infinite loss is an error
     /// ([`TrainError::NonFiniteLoss`]) and then nothing is updated. With
     /// `config.distributed`, `images` is this rank's equal part of a global batch of
-    /// `world size x n` samples, and the figures returned are the global batch's.
+    /// `world size x n` samples, and the figures returned are the global batch's. The
+    /// products run in `config.precision`.
     pub fn train_step(
         &mut self,
         images: Tensor,
@@ -558,7 +604,10 @@ impl Trainer<'_, '_> {
             .distributed
             .as_ref()
             .map_or(1, Distributed::world_size);
-        let stepped = self.step(images, labels, labels.len() * world, config)?;
+        let precision = config.precision.supported()?;
+        let stepped = with_precision(precision, || {
+            self.step(images, labels, labels.len() * world, config)
+        })?;
         Ok((stepped.loss, stepped.accuracy))
     }
 

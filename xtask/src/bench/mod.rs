@@ -11,6 +11,7 @@ mod petal_side;
 mod pytorch_side;
 mod workloads;
 
+use petal_tensor::{with_precision, Precision};
 use serde::Serialize;
 
 use crate::paths::workspace_root;
@@ -42,6 +43,17 @@ pub struct BenchOptions {
     /// (`docs/bench/cost_curves.json` and `.png`, shown on the benchmark page).
     #[arg(long, conflicts_with = "distributed")]
     pub cost_curves: bool,
+    /// The precisions to run each network workload in, comma-separated: f32 (the
+    /// default), bf16 (Petal's mixed precision against PyTorch's `torch.autocast("cpu",
+    /// dtype=torch.bfloat16)`; needs AVX512-BF16), or both (`f32,bf16`: each bf16 row,
+    /// named `<workload>_bf16`, follows its f32 row). The other workloads run in f32 only.
+    #[arg(
+        long = "precision",
+        value_name = "PRECISION",
+        value_delimiter = ',',
+        default_value = "f32"
+    )]
+    pub precisions: Vec<Precision>,
 }
 
 impl BenchOptions {
@@ -72,7 +84,7 @@ pub struct Measurement {
 
 #[derive(Serialize)]
 struct Row {
-    workload: &'static str,
+    workload: String,
     unit: &'static str,
     petal: Measurement,
     pytorch: Option<Measurement>,
@@ -90,6 +102,10 @@ pub fn run(options: &BenchOptions) -> anyhow::Result<()> {
         return cost_curves::run(options, &dir);
     }
     let workloads = options.workloads();
+    if options.precisions.contains(&Precision::Bf16) {
+        // Refused before any work on a CPU without AVX512-BF16, naming the CPU.
+        Precision::Bf16.supported()?;
+    }
     let python = pytorch_side::PyTorch::find();
     if let Err(why) = &python {
         println!("PyTorch skipped: {why}");
@@ -98,20 +114,33 @@ pub fn run(options: &BenchOptions) -> anyhow::Result<()> {
         .num_threads(options.threads)
         .build()?;
     let mut rows = Vec::new();
-    for workload in workloads {
+    let runs = workloads.into_iter().flat_map(|workload| {
+        options
+            .precisions
+            .iter()
+            .map(move |&precision| (workload, precision))
+    });
+    for (workload, precision) in runs {
+        let name = workload.row_name(precision);
+        if precision != Precision::F32 && !workload.runs_in_bf16() {
+            println!("{name:<24} skipped: only the network workloads run in {precision}");
+            continue;
+        }
         let unit = workload.unit();
         // Alternate: PyTorch, then Petal, so both see the same machine state.
         let pytorch = match &python {
-            Ok(py) if !workload.petal_only() => Some(py.measure(workload, options)?),
+            Ok(py) if !workload.petal_only() => Some(py.measure(workload, precision, options)?),
             _ => None,
         };
         memory::reset_peak();
-        let mut petal = pool.install(|| match workload {
-            Workload::FlowersLoaderCold => loader_side::measure(false, options),
-            Workload::FlowersLoaderWarm => loader_side::measure(true, options),
-            Workload::KerasMnistTo99 => accuracy_side::measure(options),
-            Workload::FmaPeak => peak::measure(options),
-            _ => petal_side::measure(workload, options),
+        let mut petal = pool.install(|| {
+            with_precision(precision, || match workload {
+                Workload::FlowersLoaderCold => loader_side::measure(false, options),
+                Workload::FlowersLoaderWarm => loader_side::measure(true, options),
+                Workload::KerasMnistTo99 => accuracy_side::measure(options),
+                Workload::FmaPeak => peak::measure(options),
+                _ => petal_side::measure(workload, options),
+            })
         })?;
         petal.peak_rss_mb = memory::peak_mib();
         let ratio = pytorch.as_ref().map(|p| {
@@ -123,8 +152,7 @@ pub fn run(options: &BenchOptions) -> anyhow::Result<()> {
         });
         let rss = |m: &Measurement| m.peak_rss_mb.map_or("-".into(), |r| format!("{r:.0}"));
         println!(
-            "{:<24} petal {:>9.1} {unit:<9} pytorch {:>9} ratio {:>6}  peak MiB {} / {}",
-            workload.name(),
+            "{name:<24} petal {:>9.1} {unit:<9} pytorch {:>9} ratio {:>6}  peak MiB {} / {}",
             petal.median,
             pytorch
                 .as_ref()
@@ -134,7 +162,7 @@ pub fn run(options: &BenchOptions) -> anyhow::Result<()> {
             pytorch.as_ref().map_or("-".into(), rss),
         );
         rows.push(Row {
-            workload: workload.name(),
+            workload: name,
             unit,
             petal,
             pytorch,
@@ -147,6 +175,7 @@ pub fn run(options: &BenchOptions) -> anyhow::Result<()> {
         "threads": options.threads,
         "repeats": options.repeats,
         "layouts": { "petal": "NHWC (its only layout)", "pytorch": "channels_last" },
+        "bf16": "rows named *_bf16: Petal's bf16 products (f32 sums, weights and optimizer state) against PyTorch under torch.autocast(\"cpu\", dtype=torch.bfloat16)",
         "ratio": "how many times faster Petal is (rates: Petal / PyTorch; seconds: PyTorch / Petal)",
         "peak_rss_mb": "peak resident memory during the workload; Petal's includes what earlier workloads of the same invocation left resident (run one workload with --only for a clean figure)",
         "pytorch": python.as_ref().ok().map(|p| p.describe()),

@@ -6,7 +6,7 @@ use petal_nn::Loss;
 use petal_nn::Model;
 use petal_optim::{Adam, AdamConfig};
 use petal_tensor::gemm::{gemm, MatMut, MatRef};
-use petal_tensor::Tensor;
+use petal_tensor::{Precision, Tensor};
 use petal_train::distributed::Distributed;
 use petal_train::{FitConfig, Trainer};
 
@@ -70,7 +70,8 @@ fn time_rounds_agreeing(
     })
 }
 
-/// Petal's images/s (or GFLOP/s for GEMM) on `workload`.
+/// Petal's images/s (or GFLOP/s for GEMM) on `workload`, its products in the precision
+/// [`petal_tensor::with_precision`] set around the call.
 pub fn measure(workload: Workload, options: &BenchOptions) -> anyhow::Result<Measurement> {
     let Some((mut model, batch, train)) = workload.network(0) else {
         let n = 2048;
@@ -113,6 +114,8 @@ pub fn train_rate(
     let labels: Vec<usize> = (0..x.shape()[0]).map(|i| i % classes).collect();
     let config = FitConfig {
         distributed: group.cloned(),
+        // `bench --precision`, set around the workload.
+        precision: Precision::scoped(),
         ..FitConfig::default()
     };
     let global_batch = labels.len() * group.map_or(1, Distributed::world_size);
@@ -199,6 +202,7 @@ mod tests {
             min_seconds: 0.01,
             distributed: true,
             cost_curves: false,
+            precisions: vec![Precision::F32],
         };
         let results: Vec<_> = std::thread::scope(|scope| {
             let ranks: Vec<_> = local_group(2, Duration::from_secs(60))

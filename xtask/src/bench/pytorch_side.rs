@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use petal_tensor::Precision;
+
 use super::accuracy_side::mnist_folder;
 use super::{BenchOptions, Measurement, Workload};
 use crate::paths::workspace_root;
@@ -44,10 +46,12 @@ impl PyTorch {
         format!("torch {}", self.version)
     }
 
-    /// PyTorch's figures on `workload` (channels_last, the faster layout on this CPU).
+    /// PyTorch's figures on `workload` (channels_last, the faster layout on this CPU),
+    /// in bf16 under `torch.autocast("cpu", dtype=torch.bfloat16)`.
     pub fn measure(
         &self,
         workload: Workload,
+        precision: Precision,
         options: &BenchOptions,
     ) -> anyhow::Result<Measurement> {
         let script = workspace_root().join("bench").join("pytorch_bench.py");
@@ -69,6 +73,8 @@ impl PyTorch {
                 &options.min_seconds.to_string(),
                 "--layout",
                 "channels_last",
+                "--precision",
+                &precision.to_string(),
             ])
             .env("OMP_NUM_THREADS", options.threads.to_string())
             .output()?;

@@ -5,7 +5,7 @@ use petal_nn::layers::{
     Activation, Conv2dConfig, DenseConfig, DropoutConfig, FlattenConfig, Pool2dConfig,
 };
 use petal_nn::{LayerConfig, Model, Sequential};
-use petal_tensor::Padding;
+use petal_tensor::{Padding, Precision};
 use petal_zoo::Options;
 
 /// One benchmark workload.
@@ -59,6 +59,21 @@ impl Workload {
             Workload::FlowersLoaderCold => "flowers_loader_cold",
             Workload::FlowersLoaderWarm => "flowers_loader_warm",
         }
+    }
+
+    /// The row name of the workload run in `precision`: its name in f32, with `_bf16`
+    /// after it in bf16.
+    pub fn row_name(self, precision: Precision) -> String {
+        match precision {
+            Precision::F32 => self.name().to_string(),
+            Precision::Bf16 => format!("{}_bf16", self.name()),
+        }
+    }
+
+    /// Whether the workload also runs in bf16: the networks timed on random data (the
+    /// time to 99%, GEMM, the FMA peak and the loaders run in f32 only).
+    pub fn runs_in_bf16(self) -> bool {
+        !self.petal_only() && !matches!(self, Workload::KerasMnistTo99 | Workload::Gemm2048)
     }
 
     /// Every workload, in report order.

@@ -17,6 +17,7 @@ mod transfer;
 
 use std::path::PathBuf;
 
+use petal_tensor::{with_precision, Precision};
 use petal_train::checkpoint::CheckpointConfig;
 use petal_train::distributed::Distributed;
 use serde::Serialize;
@@ -202,6 +203,11 @@ pub struct ReproOptions {
     /// the histories and matrix its metrics.json recorded.
     #[arg(long)]
     pub figures_only: bool,
+    /// The precision of the convolution and dense products, in training and evaluation:
+    /// f32, or bf16 (mixed precision: bf16 factors, f32 sums, weights and optimizer
+    /// state; needs AVX512-BF16). A bf16 run reports to `docs/<experiment>-bf16/`.
+    #[arg(long, default_value_t = Precision::F32)]
+    pub precision: Precision,
 }
 
 /// This process's place in a distributed job, from `--distributed` joining it until
@@ -277,13 +283,18 @@ impl ReproOptions {
     }
 
     /// The folder name of `experiment`'s report and checkpoints: its slug, followed by
-    /// the model when `--model` is not the default and the experiment uses it.
+    /// the model when `--model` is not the default and the experiment uses it, and by
+    /// `-bf16` for `--precision bf16`.
     fn folder_name(&self, experiment: Experiment) -> String {
-        match self.model.as_deref() {
+        let name = match self.model.as_deref() {
             Some(model) if model != DEFAULT_PRETRAINED && experiment.uses_pretrained_model() => {
                 format!("{}-{model}", experiment.slug())
             }
             _ => experiment.slug().to_string(),
+        };
+        match self.precision {
+            Precision::F32 => name,
+            Precision::Bf16 => format!("{name}-bf16"),
         }
     }
 
@@ -358,6 +369,8 @@ pub fn run(experiment: Experiment, options: &ReproOptions) -> anyhow::Result<()>
         let output = output_dir(&options.folder_name(experiment), options.quick)?;
         return redraw::run(experiment, &output, &networks::tables(experiment, options)?);
     }
+    // Refused before any work on a CPU without AVX512-BF16, naming the CPU.
+    let precision = options.precision.supported()?;
     let local_ranks = join_group(options)?;
     let threads = options.threads.unwrap_or_else(|| {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -372,15 +385,18 @@ pub fn run(experiment: Experiment, options: &ReproOptions) -> anyhow::Result<()>
         true => output_dir(&options.folder_name(experiment), options.quick)?,
         false => scratch.path().to_path_buf(),
     };
-    pool.install(|| match experiment {
-        Experiment::ConvDemo => conv_demo::run(options, &output),
-        Experiment::Mnist => mnist::run(options, &output),
-        Experiment::MnistRegularization => mnist_regularization::run(options, &output),
-        Experiment::Flowers3 => flowers3::run_flowers3(options, &output),
-        Experiment::Flowers102 => flowers102::run_flowers102(options, &output),
-        Experiment::Pretrained => pretrained::run_pretrained(options, &output),
-        Experiment::Flowers3Transfer => transfer::run_flowers3(options, &output),
-        Experiment::Flowers102Transfer => transfer::run_flowers102(options, &output),
+    // Training (`FitConfig::precision` reads the scope) and evaluation in `precision`.
+    pool.install(|| {
+        with_precision(precision, || match experiment {
+            Experiment::ConvDemo => conv_demo::run(options, &output),
+            Experiment::Mnist => mnist::run(options, &output),
+            Experiment::MnistRegularization => mnist_regularization::run(options, &output),
+            Experiment::Flowers3 => flowers3::run_flowers3(options, &output),
+            Experiment::Flowers102 => flowers102::run_flowers102(options, &output),
+            Experiment::Pretrained => pretrained::run_pretrained(options, &output),
+            Experiment::Flowers3Transfer => transfer::run_flowers3(options, &output),
+            Experiment::Flowers102Transfer => transfer::run_flowers102(options, &output),
+        })
     })
 }
 
@@ -408,6 +424,8 @@ pub struct RunInfo {
     world_size: usize,
     seed: u64,
     quick: bool,
+    /// The products' precision (`--precision`).
+    precision: String,
     finished_unix_seconds: u64,
     cpu: String,
     /// The networks the experiment trains.
@@ -424,6 +442,7 @@ impl RunInfo {
             world_size: group().map_or(1, |g| g.world_size()),
             seed: options.seed,
             quick: options.quick,
+            precision: options.precision.to_string(),
             finished_unix_seconds: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),

@@ -8,6 +8,7 @@ use petal_data::augment::{Augmentation, BatchMix};
 use petal_data::Dataset;
 use petal_nn::{Loss, Model};
 use petal_optim::{Adam, AdamConfig, CosineDecay};
+use petal_tensor::Precision;
 use petal_train::callbacks::{EarlyStopping, Monitor};
 use petal_train::distributed::{evaluate_sharded, Distributed};
 use petal_train::{FitConfig, History, Trainer, Validation};
@@ -135,6 +136,8 @@ pub fn train_run(
             k => format!("{} repeat {k}", run.name),
         })),
         distributed: super::group(),
+        // `repro --precision`, set around the experiment.
+        precision: Precision::scoped(),
         ..FitConfig::default()
     };
     println!("== {} ==", run.name);

@@ -14,6 +14,7 @@ use petal_data::flowers::Flowers102;
 use petal_data::{Concatenated, Dataset, ImageDataset, Split};
 use petal_nn::{Loss, Model};
 use petal_optim::{Adam, AdamConfig};
+use petal_tensor::Precision;
 use petal_train::callbacks::{EarlyStopping, Monitor};
 use petal_train::ensemble::evaluate_with_flips;
 use petal_train::{evaluate, FitConfig, History, Trainer, Validation};
@@ -151,6 +152,8 @@ fn fit(
     };
     let config = FitConfig {
         distributed: super::group(),
+        // `repro --precision`, set around the experiment.
+        precision: Precision::scoped(),
         ..config.clone()
     };
     Ok(trainer.fit(train, validation, &config)?)

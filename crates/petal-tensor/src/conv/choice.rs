@@ -1,14 +1,12 @@
 //! Which kernel computes a stride-1 3x3 convolution the Winograd path can take: Petal's
 //! choice by shape (documented at the top of [`crate::conv`]), or one set for
-//! a stretch of code with [`with_kernel_3x3`] (benchmarks and accuracy studies); and
-//! the precision of the im2col and 1x1 products ([`with_conv_precision`]).
+//! a stretch of code with [`with_kernel_3x3`] (benchmarks and accuracy studies).
 
 use std::cell::Cell;
-use std::thread::LocalKey;
 
 use super::winograd::{self, Tile};
 use super::ConvShape;
-use crate::Precision;
+use crate::scoped::with_setting;
 
 /// The kernel for the stride-1 3x3 convolutions with one group and at least 16 channels
 /// and filters (the shapes the Winograd path takes; other shapes are unaffected).
@@ -27,24 +25,6 @@ pub enum Kernel3x3 {
 
 thread_local! {
     static KERNEL: Cell<Kernel3x3> = const { Cell::new(Kernel3x3::Auto) };
-    static PRECISION: Cell<Precision> = const { Cell::new(Precision::F32) };
-}
-
-/// Runs `work` with `setting` holding `value` on this thread, the previous value back
-/// afterwards (also on a panic).
-fn with_setting<T: Copy + 'static, R>(
-    setting: &'static LocalKey<Cell<T>>,
-    value: T,
-    work: impl FnOnce() -> R,
-) -> R {
-    struct Restore<T: Copy + 'static>(&'static LocalKey<Cell<T>>, T);
-    impl<T: Copy + 'static> Drop for Restore<T> {
-        fn drop(&mut self) {
-            self.0.set(self.1);
-        }
-    }
-    let _restore = Restore(setting, setting.replace(value));
-    work()
 }
 
 /// Runs `work` with the 3x3 convolutions it calls on this thread computed by `kernel`
@@ -65,35 +45,6 @@ fn with_setting<T: Copy + 'static, R>(
 /// ```
 pub fn with_kernel_3x3<R>(kernel: Kernel3x3, work: impl FnOnce() -> R) -> R {
     with_setting(&KERNEL, kernel, work)
-}
-
-/// Runs `work` with the convolutions it calls on this thread computing their im2col and
-/// 1x1 (pointwise) products in `precision` (the previous choice comes back afterwards,
-/// also on a panic). The Winograd, depthwise and small-patch kernels stay in f32. With
-/// [`Precision::Bf16`] on a CPU without AVX512-BF16 every convolution inside `work` is
-/// an error naming the CPU, before any work.
-///
-/// ```
-/// use petal_tensor::conv::{conv2d, with_conv_precision};
-/// use petal_tensor::{Conv2dSpec, Precision, Tensor};
-/// let x = Tensor::from_vec(&[1, 4, 4, 8], (0..128).map(|i| (i % 7) as f32).collect())?;
-/// let f = Tensor::from_vec(&[1, 1, 8, 4], (0..32).map(|i| (i % 5) as f32 - 2.0).collect())?;
-/// let spec = Conv2dSpec::default();
-/// let exact = conv2d(&x, &f, None, &spec)?;
-/// match with_conv_precision(Precision::Bf16, || conv2d(&x, &f, None, &spec)) {
-///     // Small integers are exact in bf16: the same sums.
-///     Ok(bf16) => assert_eq!(bf16.as_slice(), exact.as_slice()),
-///     Err(e) => assert!(e.to_string().contains("AVX512-BF16")),
-/// }
-/// # Ok::<(), petal_tensor::TensorError>(())
-/// ```
-pub fn with_conv_precision<R>(precision: Precision, work: impl FnOnce() -> R) -> R {
-    with_setting(&PRECISION, precision, work)
-}
-
-/// The precision [`with_conv_precision`] set on this thread (f32 by default).
-pub(super) fn conv_precision() -> Precision {
-    PRECISION.get()
 }
 
 /// The tiling the Winograd path computes this convolution with (the same for its

@@ -16,7 +16,23 @@
 //! - everything else: per-image im2col into a reused buffer, then one GEMM per group.
 //!
 //! The im2col and 1x1 products run in f32, or with bf16 factors inside
-//! [`with_conv_precision`]`(Precision::Bf16, ..)`; the other kernels stay in f32.
+//! [`with_precision`](crate::with_precision)`(Precision::Bf16, ..)`; the Winograd,
+//! depthwise and small-patch kernels stay in f32. Winograd's element-wise stage (a
+//! batch of `(tiles, c) x (c, o)` GEMMs) was measured with bf16 GEMMs and kept in f32:
+//! `cargo bench -p petal-tensor --bench conv -- kernel3x3` with the stage through
+//! `gemm_in`, 2 threads, ms, forward / input gradient / filter gradient, f32 -> bf16:
+//!
+//! | layer | F(2x2) | F(4x4) |
+//! |---|---|---|
+//! | mnist2 13 px 32->64 | 1.09 / 1.68 / 1.40 -> 1.28 / 1.87 / 1.17 | 1.07 / 1.58 / 1.15 -> 1.45 / 2.09 / 1.18 |
+//! | flowers2 64 px 32->64 | 18.0 / 9.1 / 11.7 -> 19.2 / 9.3 / 9.8 | 14.6 / 7.0 / 7.0 -> 15.9 / 7.1 / 7.0 |
+//! | flowers 16 px 128->256 | 6.1 / 7.1 / 7.2 -> 4.6 / 5.0 / 4.2 | 4.3 / 5.1 / 5.5 -> 5.3 / 6.0 / 4.6 |
+//!
+//! On the kernel Petal picks (F(4x4) from 32 channels) bf16 is slower for the output
+//! and the input gradient and at best even for the filter gradient: the stage's GEMMs
+//! are short (one row per tile) and bf16 repacks both factors at every call. im2col in
+//! bf16 (`im2col_bf16` in the same bench) stays slower than F(4x4) in f32 on all three
+//! layers, so the kernel choice does not depend on the precision.
 //!
 //! # The lecture's worked example
 //!
@@ -70,8 +86,8 @@ mod small_patch;
 mod winograd;
 
 use self::batch::Output;
-use self::choice::{conv_precision, winograd_tile};
-pub use self::choice::{with_conv_precision, with_kernel_3x3, Kernel3x3};
+use self::choice::winograd_tile;
+pub use self::choice::{with_kernel_3x3, Kernel3x3};
 use crate::elementwise::Unary;
 use crate::error::{invalid, shape_mismatch, Result};
 use crate::parallel::Start;
@@ -119,7 +135,7 @@ pub(crate) struct ConvShape {
     pub groups: usize,
     pub rows: AxisGeometry,
     pub cols: AxisGeometry,
-    /// The precision of the im2col and 1x1 products ([`with_conv_precision`]).
+    /// The precision of the im2col and 1x1 products ([`crate::with_precision`]).
     pub precision: Precision,
 }
 
@@ -158,7 +174,7 @@ impl ConvShape {
             rows: AxisGeometry::new(OP, h, kh, spec.stride[0], spec.dilation[0], pr)?,
             cols: AxisGeometry::new(OP, w, kw, spec.stride[1], spec.dilation[1], pc)?,
             // Refused here, once per call, on a CPU without AVX512-BF16.
-            precision: conv_precision().supported()?,
+            precision: Precision::scoped().supported()?,
         })
     }
 

@@ -5,6 +5,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::elementwise::Unary;
+use crate::with_precision;
 
 /// Visits every (n, oy, ox, o, ky, kx, ci) term of the convolution sum as flat indices
 /// (input, filter, output), skipping padding.
@@ -487,7 +488,7 @@ fn bf16_im2col_and_pointwise_passes_match_f32_within_bf16_rounding() {
             ]
         };
         let exact = passes(&x, &f, &dy);
-        let bf16 = with_conv_precision(Precision::Bf16, || passes(&x, &f, &dy));
+        let bf16 = with_precision(Precision::Bf16, || passes(&x, &f, &dy));
         // Σ|x||w| (and the like) per result: the scale of its rounding error.
         let abs = |t: &Tensor| {
             Tensor::from_vec(t.shape(), t.as_slice().iter().map(|v| v.abs()).collect()).unwrap()

@@ -5,7 +5,7 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use petal_tensor::Tensor;
+use petal_tensor::{with_precision, Precision, Tensor};
 
 use crate::error::{NnError, Result};
 
@@ -114,6 +114,11 @@ impl Var {
 
     /// Records an op's output `value` computed from `parents`, with its `backward` rule.
     /// Without a recorded parent (or inside [`no_grad`]) the result is a constant.
+    ///
+    /// `backward` runs in the precision of the forward pass (the
+    /// [`petal_tensor::with_precision`] scope around this call), wherever
+    /// [`Var::backward`] is called: as under PyTorch's autocast, the gradient products
+    /// follow their forward products.
     pub fn record(
         op: &'static str,
         value: Rc<Tensor>,
@@ -132,6 +137,9 @@ impl Var {
                 None => None,
             });
         }
+        let precision = Precision::scoped();
+        let backward =
+            move |g: &Tensor, needs: &[bool]| with_precision(precision, || backward(g, needs));
         Ok(tape.push(value, ids, Some(Box::new(backward))))
     }
 

@@ -274,8 +274,9 @@ fn matrix_view(t: &Tensor, transpose: bool) -> Result<MatRef<'_>> {
 }
 
 /// Matrix product of two 2-D tensors, optionally transposing either operand first, in
-/// the precision [`with_precision`](crate::with_precision) set (f32 outside any; see
-/// [`matmul_in`]).
+/// the precision [`with_precision`](crate::with_precision) set: f32 outside any;
+/// [`Precision::Bf16`] rounds both factors to bf16 and sums in f32 (an error naming the
+/// CPU on one without AVX512-BF16).
 ///
 /// Shapes: `a: (m, k)` (or `(k, m)` with `transpose_a`), `b: (k, n)` (or `(n, k)` with
 /// `transpose_b`) give `(m, n)`. A shape mismatch is an error naming both shapes.
@@ -288,18 +289,6 @@ fn matrix_view(t: &Tensor, transpose: bool) -> Result<MatRef<'_>> {
 /// assert!(matmul(&a, &a, false, false).is_err());
 /// ```
 pub fn matmul(a: &Tensor, b: &Tensor, transpose_a: bool, transpose_b: bool) -> Result<Tensor> {
-    matmul_in(Precision::scoped(), a, b, transpose_a, transpose_b)
-}
-
-/// [`matmul`] in `precision`: [`Precision::Bf16`] rounds both factors to bf16 and sums
-/// in f32 (an error naming the CPU on one without AVX512-BF16).
-pub fn matmul_in(
-    precision: Precision,
-    a: &Tensor,
-    b: &Tensor,
-    transpose_a: bool,
-    transpose_b: bool,
-) -> Result<Tensor> {
     let (sa, sb) = (a.shape(), b.shape());
     if sa.len() != 2 || sb.len() != 2 {
         return Err(shape_mismatch(
@@ -323,7 +312,7 @@ pub fn matmul_in(
     }
     let mut out = Tensor::zeros(&[av.rows, bv.cols]);
     gemm_in(
-        precision,
+        Precision::scoped(),
         av,
         bv,
         MatMut::row_major(out.as_mut_slice(), av.rows, bv.cols)?,

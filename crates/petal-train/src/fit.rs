@@ -125,8 +125,9 @@ pub struct FitConfig {
     /// ```
     pub distributed: Option<Distributed>,
     /// The precision of the convolution and dense products, forward and backward, in
-    /// the training steps and the validation passes ([`with_precision`] around each):
-    /// [`Precision::Bf16`] is mixed precision, bf16 factors and f32 sums, with the
+    /// the training steps and the validation passes ([`with_precision`] around each);
+    /// `None` (the default) keeps the precision of the caller's [`with_precision`]
+    /// scope, f32 outside any. [`Precision::Bf16`] is mixed precision, bf16 factors and f32 sums, with the
     /// weights, the optimizer state and every other op in f32 (PyTorch's
     /// `torch.autocast("cpu", dtype=torch.bfloat16)`). `fit` refuses bf16 before any
     /// work on a CPU without AVX512-BF16, naming the CPU.
@@ -144,7 +145,7 @@ pub struct FitConfig {
     ///     .add(FlattenConfig::default())?
     ///     .add(DenseConfig::new(2))?
     ///     .build()?;
-    /// let config = FitConfig { epochs: 20, batch_size: 2, verbose: false, precision: Precision::Bf16, ..FitConfig::default() };
+    /// let config = FitConfig { epochs: 20, batch_size: 2, verbose: false, precision: Some(Precision::Bf16), ..FitConfig::default() };
     /// let fitted = Trainer::new(&mut model, Adam::new(AdamConfig::new(0.1)))
     ///     .fit(&data, Validation::Data(&data), &config);
     /// match Precision::Bf16.supported() {
@@ -153,7 +154,7 @@ pub struct FitConfig {
     /// }
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub precision: Precision,
+    pub precision: Option<Precision>,
 }
 
 impl Default for FitConfig {
@@ -170,7 +171,7 @@ impl Default for FitConfig {
             checkpoint: None,
             prefetch: 2,
             distributed: None,
-            precision: Precision::F32,
+            precision: None,
         }
     }
 }
@@ -315,7 +316,10 @@ impl Trainer<'_, '_> {
         validation: Validation<'_>,
         config: &FitConfig,
     ) -> Result<History> {
-        let precision = config.precision.supported()?;
+        let precision = config
+            .precision
+            .unwrap_or_else(Precision::scoped)
+            .supported()?;
         with_precision(precision, || {
             self.fit_in_precision(train, validation, config)
         })
@@ -604,7 +608,10 @@ impl Trainer<'_, '_> {
             .distributed
             .as_ref()
             .map_or(1, Distributed::world_size);
-        let precision = config.precision.supported()?;
+        let precision = config
+            .precision
+            .unwrap_or_else(Precision::scoped)
+            .supported()?;
         let stepped = with_precision(precision, || {
             self.step(images, labels, labels.len() * world, config)
         })?;

@@ -6,7 +6,7 @@ use petal_nn::Loss;
 use petal_nn::Model;
 use petal_optim::{Adam, AdamConfig};
 use petal_tensor::gemm::{gemm, MatMut, MatRef};
-use petal_tensor::{Precision, Tensor};
+use petal_tensor::Tensor;
 use petal_train::distributed::Distributed;
 use petal_train::{FitConfig, Trainer};
 
@@ -114,8 +114,6 @@ pub fn train_rate(
     let labels: Vec<usize> = (0..x.shape()[0]).map(|i| i % classes).collect();
     let config = FitConfig {
         distributed: group.cloned(),
-        // `bench --precision`, set around the workload.
-        precision: Precision::scoped(),
         ..FitConfig::default()
     };
     let global_batch = labels.len() * group.map_or(1, Distributed::world_size);
@@ -202,7 +200,7 @@ mod tests {
             min_seconds: 0.01,
             distributed: true,
             cost_curves: false,
-            precisions: vec![Precision::F32],
+            precisions: vec![petal_tensor::Precision::F32],
         };
         let results: Vec<_> = std::thread::scope(|scope| {
             let ranks: Vec<_> = local_group(2, Duration::from_secs(60))

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use image::{GrayImage, Luma};
 use petal_nn::layers::Conv2dConfig;
-use petal_nn::{Model, Sequential};
+use petal_nn::{Sequential, Summary};
 use petal_tensor::{conv::conv2d, Conv2dSpec, Padding, Tensor};
 use serde::Serialize;
 
@@ -27,7 +27,7 @@ const EDGE_FILTERS: [(&str, [f32; 9]); 2] = [
 
 /// The slides' convolution as a one-layer network for each stride: the two 3x3 filters
 /// (no bias) on the 6x6 image.
-pub(super) fn networks() -> anyhow::Result<Vec<(String, Model)>> {
+pub(super) fn networks() -> anyhow::Result<Vec<(String, Summary)>> {
     [1, 2]
         .into_iter()
         .map(|stride| {
@@ -37,7 +37,10 @@ pub(super) fn networks() -> anyhow::Result<Vec<(String, Model)>> {
                 ..Conv2dConfig::new(FILTERS.len(), 3)
             };
             let model = Sequential::new(&[6, 6, 1], 0).add(layer)?.build()?;
-            Ok((format!("The two filters with stride {stride}"), model))
+            Ok((
+                format!("The two filters with stride {stride}"),
+                model.summary(),
+            ))
         })
         .collect()
 }

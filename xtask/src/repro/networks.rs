@@ -2,7 +2,7 @@
 //! from the same recipes the runs use, so that the report of a run and the
 //! `--figures-only` rewrite of an older report record the same tables.
 
-use petal_nn::Model;
+use petal_nn::Summary;
 use petal_site::NetworkTable;
 use petal_zoo::{bipyramidal, Options};
 
@@ -15,24 +15,20 @@ use super::{
 /// The tables of `experiment`'s networks as `options` configure them; runs that train
 /// the same network share its table.
 pub fn tables(experiment: Experiment, options: &ReproOptions) -> anyhow::Result<Vec<NetworkTable>> {
-    let models = models(experiment, options)?;
-    let summaries: Vec<(String, petal_nn::Summary)> = models
-        .iter()
-        .map(|(run, model)| (run.clone(), model.summary()))
-        .collect();
-    Ok(NetworkTable::of_runs(&summaries))
+    Ok(NetworkTable::of_runs(&summaries(experiment, options)?))
 }
 
-/// Each run of `experiment` (its name in the report) with its untrained network.
-fn models(experiment: Experiment, options: &ReproOptions) -> anyhow::Result<Vec<(String, Model)>> {
-    let from_specs = |specs: Vec<RunSpec>| -> anyhow::Result<Vec<(String, Model)>> {
+/// Each run of `experiment` (its name in the report) with the summary of its network.
+fn summaries(
+    experiment: Experiment,
+    options: &ReproOptions,
+) -> anyhow::Result<Vec<(String, Summary)>> {
+    let from_specs = |specs: Vec<RunSpec>| -> anyhow::Result<Vec<(String, Summary)>> {
         specs
             .iter()
             .map(|spec| {
-                Ok((
-                    spec.name.to_string(),
-                    bipyramidal(&spec.network, spec.seed)?,
-                ))
+                let model = bipyramidal(&spec.network, spec.seed)?;
+                Ok((spec.name.to_string(), model.summary()))
             })
             .collect()
     };
@@ -44,10 +40,8 @@ fn models(experiment: Experiment, options: &ReproOptions) -> anyhow::Result<Vec<
         Experiment::Flowers102 => from_specs(flowers102::runs(options)),
         Experiment::Pretrained => {
             let entry = options.pretrained_entry()?;
-            Ok(vec![(
-                entry.name.to_string(),
-                entry.arch.build(&Options::default())?,
-            )])
+            let model = entry.arch.build(&Options::default())?;
+            Ok(vec![(entry.name.to_string(), model.summary())])
         }
         Experiment::Flowers3Transfer => transfer::networks(options.pretrained_entry()?, 3, options),
         Experiment::Flowers102Transfer => {

@@ -8,7 +8,6 @@ use petal_data::augment::{Augmentation, BatchMix};
 use petal_data::Dataset;
 use petal_nn::{Loss, Model};
 use petal_optim::{Adam, AdamConfig, CosineDecay};
-use petal_tensor::Precision;
 use petal_train::callbacks::{EarlyStopping, Monitor};
 use petal_train::distributed::{evaluate_sharded, Distributed};
 use petal_train::{FitConfig, History, Trainer, Validation};
@@ -136,8 +135,6 @@ pub fn train_run(
             k => format!("{} repeat {k}", run.name),
         })),
         distributed: super::group(),
-        // `repro --precision`, set around the experiment.
-        precision: Precision::scoped(),
         ..FitConfig::default()
     };
     println!("== {} ==", run.name);

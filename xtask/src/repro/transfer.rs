@@ -12,9 +12,8 @@ use std::time::Instant;
 use petal_data::augment::{AffineConfig, Augmentation, FillMode, RandomAffine};
 use petal_data::flowers::Flowers102;
 use petal_data::{Concatenated, Dataset, ImageDataset, Split};
-use petal_nn::{Loss, Model};
+use petal_nn::{Loss, Model, Summary};
 use petal_optim::{Adam, AdamConfig};
-use petal_tensor::Precision;
 use petal_train::callbacks::{EarlyStopping, Monitor};
 use petal_train::ensemble::evaluate_with_flips;
 use petal_train::{evaluate, FitConfig, History, Trainer, Validation};
@@ -89,27 +88,26 @@ fn tuned_name(entry: &PretrainedWeights) -> String {
     )
 }
 
-/// The rows' networks, untrained, for `classes` flowers: (a) the head on the base's
-/// features, (b) the head on the frozen base, (c) and (d) with its top stages
+/// The summaries of the rows' networks for `classes` flowers: (a) the head on the
+/// base's features, (b) the head on the frozen base, (c) and (d) with its top stages
 /// unfrozen.
 pub(super) fn networks(
     entry: &PretrainedWeights,
     classes: usize,
     options: &ReproOptions,
-) -> anyhow::Result<Vec<(String, Model)>> {
-    let base = || entry.arch.build(&base_options());
+) -> anyhow::Result<Vec<(String, Summary)>> {
+    let base = entry.arch.build(&base_options())?;
     let head = Head::new(classes);
-    let on_features = head.on_features(base()?.output_shape(), options.seed)?;
-    let tuned = || -> anyhow::Result<Model> {
-        let mut model = head.on_base(base()?, None)?;
-        unfreeze_top(&mut model, entry.arch.fine_tune_from())?;
-        Ok(model)
-    };
+    let on_features = head.on_features(base.output_shape(), options.seed)?;
+    let mut model = head.on_base(base, None)?;
+    let frozen = model.summary();
+    unfreeze_top(&mut model, entry.arch.fine_tune_from())?;
+    let tuned = model.summary();
     Ok(vec![
-        (STATIC.to_string(), on_features),
-        (FROZEN.to_string(), head.on_base(base()?, None)?),
-        (tuned_name(entry), tuned()?),
-        (RETRAINED.to_string(), tuned()?),
+        (STATIC.to_string(), on_features.summary()),
+        (FROZEN.to_string(), frozen),
+        (tuned_name(entry), tuned.clone()),
+        (RETRAINED.to_string(), tuned),
     ])
 }
 
@@ -152,8 +150,6 @@ fn fit(
     };
     let config = FitConfig {
         distributed: super::group(),
-        // `repro --precision`, set around the experiment.
-        precision: Precision::scoped(),
         ..config.clone()
     };
     Ok(trainer.fit(train, validation, &config)?)

@@ -3,8 +3,7 @@
 use std::rc::Rc;
 
 use petal_tensor::elementwise::{self, sum_to_shape, BinaryOp};
-use petal_tensor::gemm::matmul_in;
-use petal_tensor::Precision;
+use petal_tensor::gemm::matmul;
 use petal_tensor::Tensor;
 
 use crate::error::Result;
@@ -76,9 +75,7 @@ impl Var {
         Var::record_unary(value, self, move |g| elementwise::map(g, |v| v * factor))
     }
 
-    /// Matrix product of 2-D values: `(m, k) x (k, n) -> (m, n)`, forward and backward
-    /// in the precision [`petal_tensor::with_precision`] set around the forward pass
-    /// (autocast-like: the backward products follow the forward's precision).
+    /// Matrix product of 2-D values: `(m, k) x (k, n) -> (m, n)`.
     ///
     /// ```
     /// use petal_nn::{Tape, Var};
@@ -92,23 +89,12 @@ impl Var {
     /// # Ok::<(), petal_nn::NnError>(())
     /// ```
     pub fn matmul(&self, other: &Var) -> Result<Var> {
-        let precision = Precision::scoped();
-        let value = Rc::new(matmul_in(
-            precision,
-            self.value(),
-            other.value(),
-            false,
-            false,
-        )?);
+        let value = Rc::new(matmul(self.value(), other.value(), false, false)?);
         let (a, b) = (self.shared_value(), other.shared_value());
         Var::record("matmul", value, &[self, other], move |g, needs| {
-            // The forward pass ran in `precision`: the CPU supports it.
-            let matmul = |x: &Tensor, y: &Tensor, ta, tb| {
-                matmul_in(precision, x, y, ta, tb).expect("shapes and precision checked in forward")
-            };
             vec![
-                needs[0].then(|| matmul(g, &b, false, true)),
-                needs[1].then(|| matmul(&a, g, true, false)),
+                needs[0].then(|| matmul(g, &b, false, true).expect("shapes checked in forward")),
+                needs[1].then(|| matmul(&a, g, true, false).expect("shapes checked in forward")),
             ]
         })
     }

@@ -10,15 +10,13 @@ use petal_tensor::pool::{
     avg_pool2d, avg_pool2d_backward, global_avg_pool, global_avg_pool_backward, max_pool2d,
     max_pool2d_backward,
 };
-use petal_tensor::{with_precision, Conv2dSpec, Pool2dSpec, Precision, Tensor};
+use petal_tensor::{Conv2dSpec, Pool2dSpec, Tensor};
 
 use crate::error::{NnError, Result};
 use crate::Var;
 
 impl Var {
-    /// 2-D convolution of an NHWC input with an HWIO `filter` and an optional `bias`,
-    /// forward and backward in the precision [`with_precision`] set around the forward
-    /// pass (the backward products follow the forward's precision).
+    /// 2-D convolution of an NHWC input with an HWIO `filter` and an optional `bias`.
     ///
     /// ```
     /// use petal_nn::{Tape, Var};
@@ -39,20 +37,17 @@ impl Var {
             spec,
         )?);
         let (x, w, spec) = (self.shared_value(), filter.shared_value(), *spec);
-        let precision = Precision::scoped();
         let backward = move |g: &Tensor, needs: &[bool]| {
-            let mut grads = with_precision(precision, || {
-                vec![
-                    needs[0].then(|| {
-                        conv2d_backward_input(g, &w, x.shape(), &spec)
-                            .expect("shapes and precision checked in forward")
-                    }),
-                    needs[1].then(|| {
-                        conv2d_backward_filter(&x, g, w.shape(), &spec)
-                            .expect("shapes and precision checked in forward")
-                    }),
-                ]
-            });
+            let mut grads = vec![
+                needs[0].then(|| {
+                    conv2d_backward_input(g, &w, x.shape(), &spec)
+                        .expect("shapes checked in forward")
+                }),
+                needs[1].then(|| {
+                    conv2d_backward_filter(&x, g, w.shape(), &spec)
+                        .expect("shapes checked in forward")
+                }),
+            ];
             if needs.len() == 3 {
                 grads.push(needs[2].then(|| conv2d_backward_bias(g).expect("4-D output")));
             }
@@ -67,8 +62,7 @@ impl Var {
     /// Convolution, bias and an activation in one op: the activation runs in place on the
     /// convolution's output and its backward uses that output alone, so no separate
     /// activation tensor is stored or allocated. `activation` must have a derivative
-    /// that follows from its output (ReLU, ReLU6, sigmoid, tanh, exp). The precision
-    /// follows [`Var::conv2d`]'s rule.
+    /// that follows from its output (ReLU, ReLU6, sigmoid, tanh, exp).
     pub fn conv2d_activated(
         &self,
         filter: &Var,
@@ -99,21 +93,18 @@ impl Var {
             *spec,
             Rc::clone(&y),
         );
-        let precision = Precision::scoped();
         let backward = move |g: &Tensor, needs: &[bool]| {
             let g = unary_backward_from_output(&out, g, activation).expect("same shape");
-            let mut grads = with_precision(precision, || {
-                vec![
-                    needs[0].then(|| {
-                        conv2d_backward_input(&g, &w, x.shape(), &spec)
-                            .expect("shapes and precision checked in forward")
-                    }),
-                    needs[1].then(|| {
-                        conv2d_backward_filter(&x, &g, w.shape(), &spec)
-                            .expect("shapes and precision checked in forward")
-                    }),
-                ]
-            });
+            let mut grads = vec![
+                needs[0].then(|| {
+                    conv2d_backward_input(&g, &w, x.shape(), &spec)
+                        .expect("shapes checked in forward")
+                }),
+                needs[1].then(|| {
+                    conv2d_backward_filter(&x, &g, w.shape(), &spec)
+                        .expect("shapes checked in forward")
+                }),
+            ];
             if needs.len() == 3 {
                 grads.push(needs[2].then(|| conv2d_backward_bias(&g).expect("4-D output")));
             }
@@ -130,8 +121,7 @@ impl Var {
         let (value, argmax) = max_pool2d(self.value(), spec)?;
         let (shape, spec) = (self.value().shape().to_vec(), *spec);
         Ok(Var::record_unary(Rc::new(value), self, move |g| {
-            max_pool2d_backward(g, &argmax, &shape, &spec)
-                .expect("shapes and precision checked in forward")
+            max_pool2d_backward(g, &argmax, &shape, &spec).expect("shapes checked in forward")
         }))
     }
 
@@ -140,7 +130,7 @@ impl Var {
         let value = avg_pool2d(self.value(), spec)?;
         let (shape, spec) = (self.value().shape().to_vec(), *spec);
         Ok(Var::record_unary(Rc::new(value), self, move |g| {
-            avg_pool2d_backward(g, &shape, &spec).expect("shapes and precision checked in forward")
+            avg_pool2d_backward(g, &shape, &spec).expect("shapes checked in forward")
         }))
     }
 
@@ -149,7 +139,7 @@ impl Var {
         let value = global_avg_pool(self.value())?;
         let shape = self.value().shape().to_vec();
         Ok(Var::record_unary(Rc::new(value), self, move |g| {
-            global_avg_pool_backward(g, &shape).expect("shapes and precision checked in forward")
+            global_avg_pool_backward(g, &shape).expect("shapes checked in forward")
         }))
     }
 }

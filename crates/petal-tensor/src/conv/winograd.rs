@@ -522,6 +522,7 @@ fn mix(from: &[f32], outputs: usize, len: usize, weight: impl Fn(usize, usize) -
         from,
         to: &mut to,
         weights: &weights,
+        inputs,
         len,
     });
     to
@@ -533,6 +534,7 @@ struct Mix<'a> {
     from: &'a [f32],
     to: &'a mut [f32],
     weights: &'a [f32],
+    inputs: usize,
     len: usize,
 }
 
@@ -546,9 +548,9 @@ impl WithSimd for Mix<'_> {
             from,
             to,
             weights,
+            inputs,
             len,
         } = self;
-        let inputs = from.len() / len.max(1);
         for start in (0..len).step_by(BLOCK) {
             let end = len.min(start + BLOCK);
             for (i, out) in to.chunks_exact_mut(len).enumerate() {

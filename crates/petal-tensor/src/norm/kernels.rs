@@ -328,3 +328,40 @@ fn input_gradient_run<const W: usize>(
         out[i] = gain[i] * g[i] + slope[i] * (x[i] - mean[i]) + offset[i];
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `rows x c` values with a per-channel offset, so that the sums cancel.
+    fn values(rows: usize, c: usize, seed: u32) -> Vec<f32> {
+        (0..rows * c)
+            .map(|i| {
+                let wave = ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8) as f32;
+                (i % c) as f32 * 10.0 + wave / (1u32 << 24) as f32
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_sums_are_the_same_bits_at_every_vector_width() {
+        // One task: two whole blocks and a part, a run of 16 channels and 5 left over.
+        let (rows, c) = (300, 21);
+        let (x, grad) = (values(rows, c, 1), values(rows, c, 2));
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let scalar = TaskMoments { values: &x, c }.with_simd(pulp::Scalar);
+        let widest = Arch::new().dispatch(TaskMoments { values: &x, c });
+        assert_eq!(bits(&scalar.mean), bits(&widest.mean));
+        assert_eq!(bits(&scalar.deviations), bits(&widest.deviations));
+        let mean: Vec<f32> = scalar.mean.iter().map(|&m| m as f32).collect();
+        let task = || TaskGradientSums {
+            grad: &grad,
+            x: &x,
+            mean: &mean,
+        };
+        assert_eq!(
+            bits(&task().with_simd(pulp::Scalar)),
+            bits(&Arch::new().dispatch(task()))
+        );
+    }
+}

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::ValueEnum;
+use petal_tensor::Precision;
 
 use crate::bench::Workload;
 use crate::paths::{mnist_model_path, workspace_root};
@@ -98,17 +99,28 @@ pub fn site_test(options: &SiteTestOptions) -> anyhow::Result<()> {
 
 /// The experiments of `cargo xtask repro`, in its order, with their `--help` lines.
 /// The benchmark's workloads with their descriptions (their doc comments).
+/// Every workload's rows: its f32 row and, for the networks, its bf16 row.
 fn workloads() -> Vec<petal_site::BenchWorkload> {
-    Workload::all()
-        .iter()
-        .map(|w| petal_site::BenchWorkload {
-            name: w.name().to_string(),
-            description: w
-                .to_possible_value()
-                .and_then(|v| v.get_help().map(ToString::to_string))
-                .unwrap_or_default(),
-        })
-        .collect()
+    let mut rows = Vec::new();
+    for w in Workload::all() {
+        let description = w
+            .to_possible_value()
+            .and_then(|v| v.get_help().map(ToString::to_string))
+            .unwrap_or_default();
+        if w.runs_in_bf16() {
+            rows.push(petal_site::BenchWorkload {
+                name: w.row_name(Precision::Bf16),
+                description: format!(
+                    "{description}, in bf16: Petal's bf16 products against PyTorch's autocast"
+                ),
+            });
+        }
+        rows.push(petal_site::BenchWorkload {
+            name: w.row_name(Precision::F32),
+            description,
+        });
+    }
+    rows
 }
 
 fn experiments() -> Vec<petal_site::Experiment> {

@@ -3,7 +3,7 @@
 //! forward pass's precision wherever it runs (as under PyTorch's autocast).
 
 use petal_nn::{Tape, Var};
-use petal_tensor::{with_precision, Conv2dSpec, Precision, Tensor};
+use petal_tensor::{with_precision, within_bf16_rounding, Conv2dSpec, Precision, Tensor};
 
 /// Values in [-1, 1) from a fixed hash of the index and `seed`.
 fn values(shape: &[usize], seed: u32) -> Tensor {
@@ -62,21 +62,9 @@ fn check(name: &str, a: &Tensor, b: &Tensor, g: &Tensor, op: &Op, terms: [usize;
         .iter()
         .enumerate()
     {
-        let tolerance =
-            2.0 * 2.0f32.powi(-8) + 2.0f32.powi(-16) + 2.0 * terms[pass] as f32 * f32::EPSILON;
-        let (got, want, mag) = (
-            bf16[pass].as_slice(),
-            exact[pass].as_slice(),
-            magnitude[pass].as_slice(),
-        );
-        for i in 0..want.len() {
-            assert!(
-                (got[i] - want[i]).abs() <= tolerance * mag[i],
-                "{name} {what} [{i}]: bf16 {} vs f32 {} (scale {})",
-                got[i],
-                want[i],
-                mag[i]
-            );
+        let (got, want) = (bf16[pass].as_slice(), exact[pass].as_slice());
+        if let Err(e) = within_bf16_rounding(got, want, magnitude[pass].as_slice(), terms[pass]) {
+            panic!("{name} {what} {e}");
         }
         assert!(got != want, "{name} {what}: no bf16 rounding happened");
     }

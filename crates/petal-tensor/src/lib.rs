@@ -43,6 +43,6 @@ mod window;
 pub use conv::Conv2dSpec;
 pub use error::{Result, TensorError};
 pub use pool::Pool2dSpec;
-pub use precision::{with_precision, Precision};
+pub use precision::{with_precision, within_bf16_rounding, Precision};
 pub use tensor::Tensor;
 pub use window::Padding;

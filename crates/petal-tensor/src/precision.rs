@@ -106,6 +106,32 @@ impl Precision {
     }
 }
 
+/// Checks that `got`, a bf16 product, is `want` (the f32 product) within bf16's
+/// rounding: both factors rounded to 8 significant bits (2 x 2^-8, plus 2^-16 for the
+/// product of the two errors) of `magnitude`, the same product of the factors' absolute
+/// values, plus the f32 rounding of sums of `terms` products on both sides
+/// (2 x terms x f32::EPSILON). The error names the first value out of bounds.
+///
+/// ```
+/// use petal_tensor::within_bf16_rounding;
+/// // 3 x 1.00390625 (= 1 + 2^-8, the next bf16 after 1) against its bf16 value 3.
+/// assert!(within_bf16_rounding(&[3.0], &[3.01171875], &[3.01171875], 1).is_ok());
+/// assert!(within_bf16_rounding(&[3.1], &[3.0], &[3.0], 1).is_err());
+/// ```
+pub fn within_bf16_rounding(
+    got: &[f32],
+    want: &[f32],
+    magnitude: &[f32],
+    terms: usize,
+) -> std::result::Result<(), String> {
+    let tolerance = 2.0 * 2.0f32.powi(-8) + 2.0f32.powi(-16) + 2.0 * terms as f32 * f32::EPSILON;
+    let mut values = got.iter().zip(want).zip(magnitude).enumerate();
+    match values.find(|(_, ((g, w), m))| (*g - *w).abs() > tolerance * *m) {
+        Some((i, ((g, w), m))) => Err(format!("[{i}]: bf16 {g} vs f32 {w} (scale {m})")),
+        None => Ok(()),
+    }
+}
+
 impl fmt::Display for Precision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

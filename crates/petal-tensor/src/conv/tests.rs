@@ -5,7 +5,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::elementwise::Unary;
-use crate::with_precision;
+use crate::{with_precision, within_bf16_rounding};
 
 /// Visits every (n, oy, ox, o, ky, kx, ci) term of the convolution sum as flat indices
 /// (input, filter, output), skipping padding.
@@ -503,21 +503,10 @@ fn bf16_im2col_and_pointwise_passes_match_f32_within_bf16_rounding() {
             .iter()
             .enumerate()
         {
-            let tolerance =
-                2.0 * 2.0f32.powi(-8) + 2.0f32.powi(-16) + 2.0 * terms[pass] as f32 * f32::EPSILON;
-            let (got, want, mag) = (
-                bf16[pass].as_slice(),
-                exact[pass].as_slice(),
-                magnitude[pass].as_slice(),
-            );
-            for i in 0..want.len() {
-                assert!(
-                    (got[i] - want[i]).abs() <= tolerance * mag[i],
-                    "{input:?} {name} [{i}]: bf16 {} vs f32 {} (scale {})",
-                    got[i],
-                    want[i],
-                    mag[i]
-                );
+            let (got, want) = (bf16[pass].as_slice(), exact[pass].as_slice());
+            let magnitude = magnitude[pass].as_slice();
+            if let Err(e) = within_bf16_rounding(got, want, magnitude, terms[pass]) {
+                panic!("{input:?} {name} {e}");
             }
             assert!(got != want, "{input:?} {name}: no bf16 rounding happened");
         }

@@ -157,6 +157,17 @@ pub struct FitConfig {
     pub precision: Option<Precision>,
 }
 
+impl FitConfig {
+    /// The precision the products run in ([`FitConfig::precision`], else the caller's
+    /// scope), checked against this CPU.
+    fn checked_precision(&self) -> Result<Precision> {
+        Ok(self
+            .precision
+            .unwrap_or_else(Precision::scoped)
+            .supported()?)
+    }
+}
+
 impl Default for FitConfig {
     fn default() -> Self {
         Self {
@@ -316,10 +327,7 @@ impl Trainer<'_, '_> {
         validation: Validation<'_>,
         config: &FitConfig,
     ) -> Result<History> {
-        let precision = config
-            .precision
-            .unwrap_or_else(Precision::scoped)
-            .supported()?;
+        let precision = config.checked_precision()?;
         with_precision(precision, || {
             self.fit_in_precision(train, validation, config)
         })
@@ -608,10 +616,7 @@ impl Trainer<'_, '_> {
             .distributed
             .as_ref()
             .map_or(1, Distributed::world_size);
-        let precision = config
-            .precision
-            .unwrap_or_else(Precision::scoped)
-            .supported()?;
+        let precision = config.checked_precision()?;
         let stepped = with_precision(precision, || {
             self.step(images, labels, labels.len() * world, config)
         })?;

@@ -4,6 +4,7 @@
 //! photos, `cargo bench -p petal-data --bench resize`), with the same filters.
 
 use fast_image_resize as fir;
+use fir::pixels::U8x3;
 use image::imageops::FilterType;
 use image::RgbImage;
 
@@ -77,14 +78,8 @@ pub fn resize_rgb(
     size: u32,
     filter: FilterType,
 ) -> Result<Vec<u8>, String> {
-    let source = fir::images::ImageRef::new(
-        rgb.width(),
-        rgb.height(),
-        rgb.as_raw(),
-        fir::PixelType::U8x3,
-    )
-    .map_err(|e| e.to_string())?;
-    let cropped = fir::images::CroppedImage::new(
+    let source = rgb_view(rgb)?;
+    let cropped = fir::images::TypedCroppedImage::from_ref(
         &source,
         region.left,
         region.top,
@@ -98,12 +93,7 @@ pub fn resize_rgb(
             rgb.height()
         )
     })?;
-    let mut resized = fir::images::Image::new(size, size, fir::PixelType::U8x3);
-    let options = fir::ResizeOptions::new().resize_alg(algorithm(filter));
-    fir::Resizer::new()
-        .resize(&cropped, &mut resized, &options)
-        .map_err(|e| e.to_string())?;
-    Ok(resized.into_vec())
+    resize_view(&cropped, size, size, filter)
 }
 
 /// `rgb` resized with `filter` (aspect kept) so that its shorter side is `shorter`
@@ -141,19 +131,12 @@ pub fn resize_shorter_side_then_crop(
     } else {
         (longer(width, height), shorter)
     };
-    let source = fir::images::ImageRef::new(width, height, rgb.as_raw(), fir::PixelType::U8x3)
-        .map_err(|e| e.to_string())?;
-    let mut resized = fir::images::Image::new(new_width, new_height, fir::PixelType::U8x3);
-    let options = fir::ResizeOptions::new().resize_alg(algorithm(filter));
-    fir::Resizer::new()
-        .resize(&source, &mut resized, &options)
-        .map_err(|e| e.to_string())?;
+    let pixels = resize_view(&rgb_view(rgb)?, new_width, new_height, filter)?;
     let (left, top) = (
         centered_offset(new_width, size),
         centered_offset(new_height, size),
     );
     let row = new_width as usize * 3;
-    let pixels = resized.into_vec();
     Ok((top..top + size)
         .flat_map(|y| {
             let start = y as usize * row + left as usize * 3;
@@ -173,6 +156,33 @@ fn centered_offset(length: u32, size: u32) -> u32 {
     } else {
         half
     }
+}
+
+/// `rgb` as `fast_image_resize`'s view of RGB pixels.
+fn rgb_view(rgb: &RgbImage) -> Result<fir::images::TypedImageRef<'_, U8x3>, String> {
+    fir::images::TypedImageRef::from_buffer(rgb.width(), rgb.height(), rgb.as_raw())
+        .map_err(|e| e.to_string())
+}
+
+/// `source` resized to `width x height` with `filter`: row-major RGB bytes.
+///
+/// The typed entry point of `fast_image_resize` compiles its kernels for RGB pixels
+/// alone; its untyped `resize` would compile them for every pixel type it supports
+/// (about 6,000 functions, two minutes of every build of this crate).
+fn resize_view(
+    source: &impl fir::ImageView<Pixel = U8x3>,
+    width: u32,
+    height: u32,
+    filter: FilterType,
+) -> Result<Vec<u8>, String> {
+    let mut bytes = vec![0; width as usize * height as usize * 3];
+    let mut resized = fir::images::TypedImage::<U8x3>::from_buffer(width, height, &mut bytes)
+        .map_err(|e| e.to_string())?;
+    let options = fir::ResizeOptions::new().resize_alg(algorithm(filter));
+    fir::Resizer::new()
+        .resize_typed(source, &mut resized, &options)
+        .map_err(|e| e.to_string())?;
+    Ok(bytes)
 }
 
 /// `fast_image_resize`'s equivalent of the `image` crate's filter.

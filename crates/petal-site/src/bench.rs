@@ -83,10 +83,10 @@ fn body(
         }
         "\n"
         p.meta { (machine) } "\n"
-        h2 { "How many times faster Petal is" } "\n"
+        h2 { "Petal's speed as a multiple of PyTorch's" } "\n"
         (ratio_chart(&ratios))
         p {
-            "Bars right of the line at 1x are workloads where Petal is faster."
+            "Bars right of the line at 1x are workloads where Petal is faster, bars left of it (red) workloads where PyTorch is."
             @if let Some(rule) = ratio_rule { " The ratio is " (rule) "." }
         }
         "\n"

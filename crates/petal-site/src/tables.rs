@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 /// Known columns in reading order, with their names on the page: what a row is, how
 /// long it trained, how well it did (train, validation, test), what it cost, then its
 /// provenance. Other columns follow by name.
-const COLUMNS: [(&str, &str); 34] = [
+const COLUMNS: [(&str, &str); 36] = [
     ("name", "Run"),
     ("true_class", "Class"),
     ("predicted_class", "Taken for"),
@@ -39,6 +39,8 @@ const COLUMNS: [(&str, &str); 34] = [
     ("pytorch.best", "PyTorch (best round)"),
     ("petal.epochs", "Petal epochs"),
     ("pytorch.epochs", "PyTorch epochs"),
+    ("petal.seconds_per_epoch", "Petal s / epoch"),
+    ("pytorch.seconds_per_epoch", "PyTorch s / epoch"),
     ("weights_sha256", "Weights SHA-256"),
     ("petal", "Petal"),
     ("pytorch", "PyTorch"),

@@ -74,9 +74,14 @@ pub struct Measurement {
     pub median: f64,
     /// The best round (the fastest).
     pub best: f64,
-    /// Epochs to reach the target accuracy (median), for the time-to-accuracy workload.
+    /// Epochs to reach the target accuracy (median over the seeds), for the
+    /// time-to-accuracy workload.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub epochs: Option<f64>,
+    /// Seconds per epoch, evaluation included (median over the seeds), for the
+    /// time-to-accuracy workload: its speed apart from its convergence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seconds_per_epoch: Option<f64>,
     /// Peak resident memory of the process during the workload, in MiB.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peak_rss_mb: Option<f64>,
@@ -127,22 +132,31 @@ pub fn run(options: &BenchOptions) -> anyhow::Result<()> {
             continue;
         }
         let unit = workload.unit();
-        // Alternate: PyTorch, then Petal, so both see the same machine state.
-        let pytorch = match &python {
-            Ok(py) if !workload.petal_only() => Some(py.measure(workload, precision, options)?),
-            _ => None,
+        let (petal, pytorch) = match workload {
+            Workload::KerasMnistTo99 => {
+                accuracy_side::measure(python.as_ref().ok(), options, &pool)?
+            }
+            _ => {
+                // Alternate: PyTorch, then Petal, so both see the same machine state.
+                let pytorch = match &python {
+                    Ok(py) if !workload.petal_only() => {
+                        Some(py.measure(workload, precision, options)?)
+                    }
+                    _ => None,
+                };
+                memory::reset_peak();
+                let mut petal = pool.install(|| {
+                    with_precision(precision, || match workload {
+                        Workload::FlowersLoaderCold => loader_side::measure(false, options),
+                        Workload::FlowersLoaderWarm => loader_side::measure(true, options),
+                        Workload::FmaPeak => peak::measure(options),
+                        _ => petal_side::measure(workload, options),
+                    })
+                })?;
+                petal.peak_rss_mb = memory::peak_mib();
+                (petal, pytorch)
+            }
         };
-        memory::reset_peak();
-        let mut petal = pool.install(|| {
-            with_precision(precision, || match workload {
-                Workload::FlowersLoaderCold => loader_side::measure(false, options),
-                Workload::FlowersLoaderWarm => loader_side::measure(true, options),
-                Workload::KerasMnistTo99 => accuracy_side::measure(options),
-                Workload::FmaPeak => peak::measure(options),
-                _ => petal_side::measure(workload, options),
-            })
-        })?;
-        petal.peak_rss_mb = memory::peak_mib();
         let ratio = pytorch.as_ref().map(|p| {
             if workload == Workload::KerasMnistTo99 {
                 p.median / petal.median

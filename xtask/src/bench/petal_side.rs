@@ -66,6 +66,7 @@ fn time_rounds_agreeing(
         median: rates[rates.len() / 2],
         best: rates[rates.len() - 1],
         epochs: None,
+        seconds_per_epoch: None,
         peak_rss_mb: None,
     })
 }

@@ -33,7 +33,7 @@ pub fn runs(options: &BenchOptions) -> usize {
 }
 
 /// The folder holding the four MNIST IDX files (fetched into the cache if needed).
-pub fn mnist_folder() -> anyhow::Result<PathBuf> {
+fn mnist_folder() -> anyhow::Result<PathBuf> {
     Ok(fetch_dataset(&data_config(), &Manifest::mnist(), None)?)
 }
 
@@ -68,34 +68,6 @@ pub struct SeedRun {
     pub epochs: usize,
 }
 
-/// Petal's and PyTorch's runs to 99.0% test accuracy, seed by seed: PyTorch's run with
-/// a seed, then Petal's, so that a change in the machine's load falls on both. Each
-/// side's figures are the median and best seconds, the median epochs and the median
-/// seconds per epoch over the seeds; PyTorch's side is `None` without `python`.
-pub fn measure(
-    python: Option<&PyTorch>,
-    options: &BenchOptions,
-    pool: &rayon::ThreadPool,
-) -> anyhow::Result<(Measurement, Option<Measurement>)> {
-    let MnistData { train, test } = load_mnist_folder(mnist_folder()?)?;
-    let (mut petal, mut pytorch, mut pytorch_peaks) = (Vec::new(), Vec::new(), Vec::new());
-    memory::reset_peak();
-    for seed in 0..runs(options) as u64 {
-        if let Some(python) = python {
-            let (run, peak) = python.time_to_accuracy(seed, options)?;
-            println!("  pytorch seed {seed}: {run}");
-            pytorch_peaks.extend(peak);
-            pytorch.push(run);
-        }
-        let run = pool.install(|| petal_run(seed, &train, &test))?;
-        println!("  petal   seed {seed}: {run}");
-        petal.push(run);
-    }
-    let pytorch_peak = pytorch_peaks.into_iter().reduce(f64::max);
-    let pytorch = (!pytorch.is_empty()).then(|| summary(&pytorch, pytorch_peak));
-    Ok((summary(&petal, memory::peak_mib()), pytorch))
-}
-
 impl std::fmt::Display for SeedRun {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -112,6 +84,34 @@ impl SeedRun {
     fn seconds_per_epoch(&self) -> f64 {
         self.seconds / self.epochs as f64
     }
+}
+
+/// Petal's and PyTorch's runs to 99.0% test accuracy, seed by seed: PyTorch's run with
+/// a seed, then Petal's, so that a change in the machine's load falls on both. Each
+/// side's figures are the median and best seconds, the median epochs and the median
+/// seconds per epoch over the seeds; PyTorch's side is `None` without `python`.
+pub fn measure(
+    python: Option<&PyTorch>,
+    options: &BenchOptions,
+    pool: &rayon::ThreadPool,
+) -> anyhow::Result<(Measurement, Option<Measurement>)> {
+    let mnist = mnist_folder()?;
+    let MnistData { train, test } = load_mnist_folder(&mnist)?;
+    let (mut petal, mut pytorch, mut pytorch_peak) = (Vec::new(), Vec::new(), None);
+    memory::reset_peak();
+    for seed in 0..runs(options) as u64 {
+        if let Some(python) = python {
+            let (run, peak) = python.time_to_accuracy(seed, &mnist, options)?;
+            println!("  pytorch seed {seed}: {run}");
+            pytorch_peak = pytorch_peak.into_iter().chain(peak).reduce(f64::max);
+            pytorch.push(run);
+        }
+        let run = pool.install(|| petal_run(seed, &train, &test))?;
+        println!("  petal   seed {seed}: {run}");
+        petal.push(run);
+    }
+    let pytorch = (!pytorch.is_empty()).then(|| summary(&pytorch, pytorch_peak));
+    Ok((summary(&petal, memory::peak_mib()), pytorch))
 }
 
 /// Petal's run with `seed`: workload 1's network trained until the test accuracy

@@ -2,12 +2,12 @@
 //! in `PETAL_BENCH_PYTHON`.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use petal_tensor::Precision;
 
-use super::accuracy_side::{mnist_folder, SeedRun};
+use super::accuracy_side::SeedRun;
 use super::{BenchOptions, Measurement, Workload};
 use crate::paths::workspace_root;
 
@@ -21,8 +21,7 @@ const HOW_TO: &str = "set PETAL_BENCH_PYTHON to a Python with torch and numpy, e
 /// machine, that costs PyTorch 35% of workload 1's rate (3591 against 5448 images/s),
 /// 46% of the flowers CNN's (86 against 160) and 38% of ResNet18's (58 against 92).
 /// Petal's runner keeps its freed memory too (mimalloc, `MI_OPTION_PURGE_DELAY`), so
-/// this is the fair setting, as Intel's guide for PyTorch on CPUs advises a caching
-/// allocator.
+/// this is the fair setting.
 const PYTORCH_MALLOC: [(&str, &str); 2] = [
     ("MALLOC_MMAP_MAX_", "0"),
     ("MALLOC_TRIM_THRESHOLD_", "4294967296"),
@@ -89,16 +88,17 @@ impl PyTorch {
         })
     }
 
-    /// PyTorch's run with `seed` of the time-to-accuracy workload, and its peak memory.
+    /// PyTorch's run with `seed` of the time-to-accuracy workload on the MNIST files in
+    /// `mnist`, and its peak memory.
     pub fn time_to_accuracy(
         &self,
         seed: u64,
+        mnist: &Path,
         options: &BenchOptions,
     ) -> anyhow::Result<(SeedRun, Option<f64>)> {
-        let folder = mnist_folder()?;
         let args = [
             "--mnist".into(),
-            folder.into_os_string(),
+            mnist.as_os_str().to_owned(),
             "--seed".into(),
             seed.to_string().into(),
         ];

@@ -1,11 +1,13 @@
 //! Elementwise arithmetic with NumPy broadcasting, and the unary activations and math.
 
+use std::mem::MaybeUninit;
+
 use ndarray::{ArrayD, IxDyn, Zip};
 use pulp::{Arch, Simd, WithSimd};
 use rayon::prelude::*;
 
 use crate::error::{shape_mismatch, Result};
-use crate::parallel::{new_values, Start};
+use crate::parallel::new_values_written;
 use crate::Tensor;
 
 /// Tensors with at least this many values are mapped on the rayon pool.
@@ -314,18 +316,21 @@ pub fn unary_backward_from_output(y: &Tensor, grad: &Tensor, op: Unary) -> Resul
     Tensor::from_vec(y.shape(), values)
 }
 
-/// `f(a[i], b[i])` for every `i`, in parallel chunks (each zeroed by its own task, in
-/// its cache, rather than the whole output by one thread first).
+/// `f(a[i], b[i])` for every `i` (`a` and `b` of one length), in parallel chunks, each
+/// task writing its chunk of the new output.
 fn zip_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
-    new_values(a.len(), PARALLEL_MIN_LEN, Start::Zeros, |offset, out| {
+    let write = |offset: usize, out: &mut [MaybeUninit<f32>]| {
         let (a, b) = (&a[offset..][..out.len()], &b[offset..][..out.len()]);
         Arch::new().dispatch(ZipMap { out, a, b, f: &f })
-    })
+    };
+    // SAFETY: `ZipMap` writes every value of `out` (`a` and `b` are as long, or the
+    // slicing above panics).
+    unsafe { new_values_written(a.len(), PARALLEL_MIN_LEN, write) }
 }
 
 /// One task of [`zip_map`] as a [`WithSimd`] op (see [`Apply`]).
 struct ZipMap<'a, F> {
-    out: &'a mut [f32],
+    out: &'a mut [MaybeUninit<f32>],
     a: &'a [f32],
     b: &'a [f32],
     f: &'a F,
@@ -338,7 +343,7 @@ impl<F: Fn(f32, f32) -> f32> WithSimd for ZipMap<'_, F> {
     fn with_simd<S: Simd>(self, _simd: S) {
         let Self { out, a, b, f } = self;
         for (o, (a, b)) in out.iter_mut().zip(a.iter().zip(b)) {
-            *o = f(*a, *b);
+            o.write(f(*a, *b));
         }
     }
 }

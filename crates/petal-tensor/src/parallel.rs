@@ -44,9 +44,7 @@ impl Start<'_> {
         match self {
             Start::Repeat(pattern) if !pattern.is_empty() => {
                 for run in values.chunks_mut(pattern.len()) {
-                    for (v, p) in run.iter_mut().zip(pattern) {
-                        v.write(*p);
-                    }
+                    run.write_copy_of_slice(&pattern[..run.len()]);
                 }
             }
             // Zeros, or an empty pattern (nothing to repeat).
@@ -118,6 +116,22 @@ pub(crate) fn new_values(
     filled(len, chunk, |task, part| {
         work(task * chunk, start.write(part))
     })
+}
+
+/// A new vector of `len` values made in parallel chunks of `chunk` values (the last may
+/// be shorter), each task writing its chunk with `write(offset, part)`; nothing is set
+/// first, so this is for kernels that write every value rather than add to it.
+///
+/// # Safety
+///
+/// `write` must initialize every value of each `part` it is handed (or panic).
+pub(crate) unsafe fn new_values_written(
+    len: usize,
+    chunk: usize,
+    write: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync,
+) -> Vec<f32> {
+    let chunk = chunk.max(1);
+    filled(len, chunk, |task, part| write(task * chunk, part))
 }
 
 /// A new vector of `len` values made in parallel chunks of `chunk` values:

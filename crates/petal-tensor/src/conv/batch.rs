@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use crate::elementwise::{apply_on_this_thread, Unary};
 use crate::error::{Result, TensorError};
-use crate::parallel::{images_per_task, new_images, sum_partials, Start};
+use crate::parallel::{images_per_task, new_images, new_values, sum_partials, Start};
 
 /// How a kernel's new output begins and ends: each image starts as `start` (zeros, or
 /// the bias of each filter), the kernel adds its sums, then `activation` (if any) runs
@@ -45,7 +45,7 @@ pub(super) fn map_images(
     scratch_len: usize,
     kernel: impl Fn(&mut [f32], &mut [f32], &[f32]) -> Result<()> + Sync,
 ) -> Result<Vec<f32>> {
-    let first_error: Mutex<Option<TensorError>> = Mutex::new(None);
+    let first_error = FirstError::default();
     // Per task: the scratch buffer, and whether a kernel failed (the task's other images
     // are then only started).
     let task = || (vec![0.0; scratch_len], false);
@@ -61,8 +61,7 @@ pub(super) fn map_images(
             if in_len > 0 {
                 let image = &input[i * in_len..][..in_len];
                 if let Err(e) = kernel(out, scratch, image) {
-                    let mut slot = first_error.lock().unwrap_or_else(|p| p.into_inner());
-                    slot.get_or_insert(e);
+                    first_error.keep(e);
                     *failed = true;
                     return;
                 }
@@ -72,9 +71,54 @@ pub(super) fn map_images(
             }
         },
     );
-    match first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        Some(e) => Err(e),
-        None => Ok(values),
+    first_error.or(values)
+}
+
+/// A new output of `rows` rows of `row_len` values, made in parallel blocks of
+/// `block_rows` rows (the last may be shorter): each block starts as `output` says,
+/// `kernel(block, first_row)` adds to it, then the activation runs on the block while
+/// it is still in the cache. The first error a kernel returns is returned.
+pub(super) fn map_row_blocks(
+    output: Output<'_>,
+    rows: usize,
+    row_len: usize,
+    block_rows: usize,
+    kernel: impl Fn(&mut [f32], usize) -> Result<()> + Sync,
+) -> Result<Vec<f32>> {
+    let first_error = FirstError::default();
+    let block_len = block_rows.max(1) * row_len;
+    let values = new_values(
+        rows * row_len,
+        block_len,
+        output.start,
+        |offset, block| match kernel(block, offset / row_len.max(1)) {
+            Ok(()) => {
+                if let Some(activation) = output.activation {
+                    apply_on_this_thread(block, activation);
+                }
+            }
+            Err(e) => first_error.keep(e),
+        },
+    );
+    first_error.or(values)
+}
+
+/// The first error any of a batch's tasks met (the others are dropped).
+#[derive(Default)]
+struct FirstError(Mutex<Option<TensorError>>);
+
+impl FirstError {
+    fn keep(&self, error: TensorError) {
+        let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        slot.get_or_insert(error);
+    }
+
+    /// `value`, or the error kept.
+    fn or<T>(self, value: T) -> Result<T> {
+        match self.0.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            Some(e) => Err(e),
+            None => Ok(value),
+        }
     }
 }
 

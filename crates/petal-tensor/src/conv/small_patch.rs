@@ -22,6 +22,11 @@ pub(super) const MAX_PATCH: usize = 32;
 const ROWS: usize = 8;
 /// Patch entries per block of the filter-gradient kernel (one accumulator each).
 const TAPS: usize = 8;
+/// Positions per block of the filter-gradient kernel: 128 positions of a 27-value
+/// patch and of 32 filters' gradients are 30 KB, within L1.
+const GRADIENT_POSITIONS: usize = 128;
+// `PatchGradients::vector_filters` has a kernel for each remainder below 8 taps.
+const _: () = assert!(TAPS == 8);
 
 pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], output: Output<'_>) -> Result<Vec<f32>> {
     let (patch, o) = (s.patch_len(), s.filters);
@@ -105,9 +110,11 @@ impl WithSimd for PatchProducts<'_> {
         let lanes = S::F32_LANES;
         let positions = y.len() / o;
         let (vector_filters, blocked_rows) = (o / lanes * lanes, positions / ROWS * ROWS);
-        for lane0 in (0..vector_filters).step_by(lanes) {
-            for row0 in (0..blocked_rows).step_by(ROWS) {
-                let rows = &columns[row0 * patch..(row0 + ROWS) * patch];
+        // Rows outside, filters inside: a block's patches are read from memory once and
+        // stay in L1 for every vector of filters.
+        for row0 in (0..blocked_rows).step_by(ROWS) {
+            let rows = &columns[row0 * patch..(row0 + ROWS) * patch];
+            for lane0 in (0..vector_filters).step_by(lanes) {
                 let mut acc = [simd.splat_f32s(0.0); ROWS];
                 for t in 0..patch {
                     let w = load::<S>(&filters[t * o + lane0..]);
@@ -146,19 +153,7 @@ impl WithSimd for PatchGradients<'_> {
     type Output = ();
 
     #[inline(always)]
-    fn with_simd<S: Simd>(mut self, simd: S) {
-        let lanes = S::F32_LANES;
-        let vector_filters = self.o / lanes * lanes;
-        for lane0 in (0..vector_filters).step_by(lanes) {
-            let mut t0 = 0;
-            while t0 + TAPS <= self.patch {
-                self.tap_block::<S, TAPS>(simd, t0, lane0);
-                t0 += TAPS;
-            }
-            for t in t0..self.patch {
-                self.tap_block::<S, 1>(simd, t, lane0);
-            }
-        }
+    fn with_simd<S: Simd>(self, simd: S) {
         let Self {
             columns,
             dy,
@@ -166,6 +161,22 @@ impl WithSimd for PatchGradients<'_> {
             patch,
             o,
         } = self;
+        let lanes = S::F32_LANES;
+        let vector_filters = o / lanes * lanes;
+        // A block of positions at a time, its patches and output gradients in L1 for
+        // every vector of filters and block of taps (the whole image is megabytes).
+        let positions = columns.len() / patch.max(1);
+        for p0 in (0..positions).step_by(GRADIENT_POSITIONS) {
+            let p1 = positions.min(p0 + GRADIENT_POSITIONS);
+            let block = PatchGradients {
+                columns: &columns[p0 * patch..p1 * patch],
+                dy: &dy[p0 * o..p1 * o],
+                dw: &mut *dw,
+                patch,
+                o,
+            };
+            block.vector_filters(simd, vector_filters);
+        }
         for (p, taps) in columns.chunks_exact(patch).enumerate() {
             for (t, &v) in taps.iter().enumerate() {
                 for j in vector_filters..o {
@@ -177,6 +188,29 @@ impl WithSimd for PatchGradients<'_> {
 }
 
 impl PatchGradients<'_> {
+    /// Adds the gradients of every patch entry for the filters below `vector_filters`:
+    /// blocks of [`TAPS`] entries, then one block of the rest.
+    #[inline(always)]
+    fn vector_filters<S: Simd>(mut self, simd: S, vector_filters: usize) {
+        let blocked_taps = self.patch / TAPS * TAPS;
+        for lane0 in (0..vector_filters).step_by(S::F32_LANES) {
+            for t0 in (0..blocked_taps).step_by(TAPS) {
+                self.tap_block::<S, TAPS>(simd, t0, lane0);
+            }
+            let t0 = blocked_taps;
+            match self.patch - blocked_taps {
+                0 => {}
+                1 => self.tap_block::<S, 1>(simd, t0, lane0),
+                2 => self.tap_block::<S, 2>(simd, t0, lane0),
+                3 => self.tap_block::<S, 3>(simd, t0, lane0),
+                4 => self.tap_block::<S, 4>(simd, t0, lane0),
+                5 => self.tap_block::<S, 5>(simd, t0, lane0),
+                6 => self.tap_block::<S, 6>(simd, t0, lane0),
+                _ => self.tap_block::<S, 7>(simd, t0, lane0),
+            }
+        }
+    }
+
     /// Gradients of patch entries `t0..t0 + N` for the vector of filters from `lane0`,
     /// summed over every position.
     #[inline(always)]
@@ -212,10 +246,16 @@ mod tests {
     }
 
     /// Both kernels under one instruction set against the sums written out, on top of
-    /// existing values, with a filter tail (37 = 2 x 16 + 5), a patch of 27 (8-tap
-    /// blocks and single taps) and 21 positions (blocks of 8 and a tail).
+    /// existing values, with a filter tail (37 = 2 x 16 + 5); patches of 27, 9 and 31
+    /// (8-tap blocks and the rest: 3, 1 and 7 taps); 300 positions (blocks of 8 and a
+    /// tail of 4; gradient blocks of 128 and a tail of 44) and 21.
     fn check_kernels<S: Simd>(simd: S) {
-        let (positions, patch, o) = (21, 27, 37);
+        for (positions, patch) in [(300, 27), (21, 9), (21, 31)] {
+            check_shape(simd, positions, patch, 37);
+        }
+    }
+
+    fn check_shape<S: Simd>(simd: S, positions: usize, patch: usize, o: usize) {
         let (columns, filters, dy) = (
             values(positions * patch, 1),
             values(patch * o, 2),

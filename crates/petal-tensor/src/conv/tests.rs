@@ -190,6 +190,18 @@ fn each_fast_path_is_taken_and_correct() {
     let pointwise = ConvShape::new(&[2, 4, 4, 3], &[1, 1, 3, 5], &Conv2dSpec::default()).unwrap();
     assert_eq!(pointwise.path(), ConvPath::Pointwise);
     check_against_reference([2, 4, 4, 3], [1, 1, 3, 5], Conv2dSpec::default(), 2);
+    // The forward pass in row blocks: 765 short rows make one block per thread (383 +
+    // 382 rows on 2); 800 rows of 764 values are cut to fit the cache (5 blocks of 160
+    // on 1 thread, 6 of 134 on 2 or 3, the last 130).
+    for threads in [1, 2, 3] {
+        check_against_reference([3, 15, 17, 5], [1, 1, 5, 7], Conv2dSpec::default(), threads);
+        check_against_reference(
+            [2, 20, 20, 64],
+            [1, 1, 64, 700],
+            Conv2dSpec::default(),
+            threads,
+        );
+    }
     let depthwise = Conv2dSpec {
         groups: 6,
         padding: Padding::Same,

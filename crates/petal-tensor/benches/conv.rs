@@ -141,6 +141,12 @@ fn bench_kernels_3x3(c: &mut Criterion) {
     let winograd = |l: &Layer| l.filter[..2] == [3, 3] && l.spec.groups == 1 && l.input[3] >= 16;
     let shapes = layers().into_iter().filter(winograd).chain([
         Layer {
+            name: "keras2_128x26x26x32_64",
+            input: [128, 26, 26, 32],
+            filter: [3, 3, 32, 64],
+            spec: Conv2dSpec::default(),
+        },
+        Layer {
             name: "flowers4_32x16x16x128_256",
             input: [32, 16, 16, 128],
             filter: [3, 3, 128, 256],

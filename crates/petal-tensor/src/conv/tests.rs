@@ -343,10 +343,24 @@ fn depthwise_kernels_match_the_reference_on_every_isa() {
     };
     let s = ConvShape::new(&[3, 10, 9, 18], &[3, 4, 1, 18], &spec).unwrap();
     check_depthwise(&s, 2, &isas);
+    // Rows no tap reaches (the first output row reads only padding; the last, a
+    // stride past the image, too): they hold the bias, activated.
+    let spec = Conv2dSpec {
+        padding: Padding::Explicit {
+            top: 3,
+            bottom: 5,
+            left: 1,
+            right: 1,
+        },
+        groups: 16,
+        ..Default::default()
+    };
+    let s = ConvShape::new(&[2, 6, 5, 16], &[3, 3, 1, 16], &spec).unwrap();
+    check_depthwise(&s, 2, &isas);
 }
 
 /// The three depthwise passes with each of `isas` against [`reference`], with a bias
-/// on the forward pass.
+/// on the forward pass, and with a bias and ReLU6.
 fn check_depthwise(s: &ConvShape, threads: usize, isas: &[depthwise::Isa]) {
     let x = Tensor::from_vec(&s.input_shape(), values(s.image_len() * s.batch, 1)).unwrap();
     let f = Tensor::from_vec(&s.filter_shape(), values(s.filter_len(), 2)).unwrap();
@@ -373,6 +387,17 @@ fn check_depthwise(s: &ConvShape, threads: usize, isas: &[depthwise::Isa]) {
             };
             let fast = depthwise::forward_on(isa, s, x.as_slice(), f.as_slice(), output).unwrap();
             assert_close(&tensor(s.output_shape(), fast), &biased, &what("forward"));
+            let activated = Output {
+                activation: Some(Unary::Relu6),
+                ..output
+            };
+            let fast = depthwise::forward_on(isa, s, x.as_slice(), f.as_slice(), activated);
+            let clamped: Vec<f32> = biased.iter().map(|y| y.clamp(0.0, 6.0)).collect();
+            assert_close(
+                &tensor(s.output_shape(), fast.unwrap()),
+                &clamped,
+                &what("ReLU6"),
+            );
             let fast = depthwise::backward_input_on(isa, s, dy.as_slice(), f.as_slice()).unwrap();
             assert_close(&tensor(s.input_shape(), fast), &dx, &what("input grad"));
             let filter_grad =

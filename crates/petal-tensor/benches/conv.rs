@@ -137,14 +137,21 @@ fn bench_kernels_3x3(c: &mut Criterion) {
         padding: Padding::Same,
         ..Conv2dSpec::default()
     };
-    // The lecture's layers the Winograd path takes, and two with 128 channels.
+    // The lecture's layers the Winograd path takes, the 'same' MNIST CNN's two (the
+    // bench's workload 2), and two with 128 channels.
     let winograd = |l: &Layer| l.filter[..2] == [3, 3] && l.spec.groups == 1 && l.input[3] >= 16;
     let shapes = layers().into_iter().filter(winograd).chain([
         Layer {
-            name: "keras2_128x26x26x32_64",
-            input: [128, 26, 26, 32],
-            filter: [3, 3, 32, 64],
-            spec: Conv2dSpec::default(),
+            name: "mnist_same2_128x28x28x32_32",
+            input: [128, 28, 28, 32],
+            filter: [3, 3, 32, 32],
+            spec: same,
+        },
+        Layer {
+            name: "mnist_same4_128x14x14x64_64",
+            input: [128, 14, 14, 64],
+            filter: [3, 3, 64, 64],
+            spec: same,
         },
         Layer {
             name: "flowers4_32x16x16x128_256",

@@ -75,22 +75,26 @@ pub(crate) fn new_batch(
     })
 }
 
-/// [`new_batch`] with each image set to `start` just before `work(state, image, values)`
-/// runs on it: an image too large for the cache is still in it when `work` adds to it
-/// (the task's images started all at once would be back in memory by then). Each task
-/// makes one `state` (a scratch buffer, say) for all its images.
-pub(crate) fn new_images<S>(
+/// [`new_batch`] a group of up to `group` consecutive images at a time (the last group
+/// of a task may be shorter), each group set to `start` just before
+/// `work(state, first_image, values)` runs on it: an image too large for the cache is
+/// still in it when `work` adds to it (the task's images started all at once would be
+/// back in memory by then). Each task makes one `state` (a scratch buffer, say) for all
+/// its groups.
+pub(crate) fn new_image_groups<S>(
     images: usize,
     image_len: usize,
+    group: usize,
     start: Start<'_>,
     state: impl Fn() -> S + Sync,
     work: impl Fn(&mut S, usize, &mut [f32]) + Sync,
 ) -> Vec<f32> {
     let per_task = images_per_task(images);
+    let group = group.clamp(1, per_task);
     filled(images * image_len, per_task * image_len, |task, part| {
         let mut state = state();
-        for (i, image) in part.chunks_mut(image_len).enumerate() {
-            work(&mut state, task * per_task + i, start.write(image));
+        for (g, values) in part.chunks_mut(group * image_len).enumerate() {
+            work(&mut state, task * per_task + g * group, start.write(values));
         }
     })
 }
@@ -179,15 +183,26 @@ mod tests {
                 .flat_map(|image| [1.0 + 10.0 * image as f32, 2.0, 3.0, 1.0, 2.0, 3.0])
                 .collect();
             assert_eq!(batch, want, "{threads} threads");
-            let one_by_one = pool.install(|| {
-                let state = || 0.0;
-                new_images(5, 6, Start::Repeat(&bias), state, |_, image, values| {
-                    values[0] += 10.0 * image as f32;
-                })
-            });
-            assert_eq!(one_by_one, want, "{threads} threads, image by image");
+            for group in [1, 2, 4] {
+                let by_groups = pool.install(|| {
+                    let state = || 0.0;
+                    new_image_groups(
+                        5,
+                        6,
+                        group,
+                        Start::Repeat(&bias),
+                        state,
+                        |_, first, values| {
+                            for (i, image) in values.chunks_mut(6).enumerate() {
+                                image[0] += 10.0 * (first + i) as f32;
+                            }
+                        },
+                    )
+                });
+                assert_eq!(by_groups, want, "{threads} threads, groups of {group}");
+            }
             assert!(pool
-                .install(|| new_images(0, 4, Start::Zeros, || (), |_, _, _| {}))
+                .install(|| new_image_groups(0, 4, 2, Start::Zeros, || (), |_, _, _| {}))
                 .is_empty());
             let zeros = pool.install(|| new_batch(3, 4, Start::Zeros, |_, _| {}));
             assert_eq!(zeros, vec![0.0; 12]);

@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use crate::elementwise::{apply_on_this_thread, Unary};
 use crate::error::{Result, TensorError};
-use crate::parallel::{images_per_task, new_images, new_values, sum_partials, Start};
+use crate::parallel::{images_per_task, new_image_groups, new_values, sum_partials, Start};
 
 /// How a kernel's new output begins and ends: each image starts as `start` (zeros, or
 /// the bias of each filter), the kernel adds its sums, then `activation` (if any) runs
@@ -45,22 +45,41 @@ pub(super) fn map_images(
     scratch_len: usize,
     kernel: impl Fn(&mut [f32], &mut [f32], &[f32]) -> Result<()> + Sync,
 ) -> Result<Vec<f32>> {
+    let inputs = (input, in_len);
+    map_image_groups(output, images, out_len, inputs, 1, scratch_len, kernel)
+}
+
+/// [`map_images`] a group of up to `group` consecutive images at a time (fewer at the
+/// end of a task): `kernel(out_images, scratch, in_images)` gets the group's outputs and
+/// inputs, for kernels whose products gain from more rows than one image gives.
+/// `inputs` is `(input, in_len)`.
+pub(super) fn map_image_groups(
+    output: Output<'_>,
+    images: usize,
+    out_len: usize,
+    (input, in_len): (&[f32], usize),
+    group: usize,
+    scratch_len: usize,
+    kernel: impl Fn(&mut [f32], &mut [f32], &[f32]) -> Result<()> + Sync,
+) -> Result<Vec<f32>> {
     let first_error = FirstError::default();
     // Per task: the scratch buffer, and whether a kernel failed (the task's other images
     // are then only started).
     let task = || (vec![0.0; scratch_len], false);
-    let values = new_images(
+    let values = new_image_groups(
         images,
         out_len,
+        group,
         output.start,
         task,
-        |(scratch, failed), i, out| {
+        |(scratch, failed), first, out| {
             if *failed {
                 return;
             }
             if in_len > 0 {
-                let image = &input[i * in_len..][..in_len];
-                if let Err(e) = kernel(out, scratch, image) {
+                let count = out.len() / out_len.max(1);
+                let images = &input[first * in_len..][..count * in_len];
+                if let Err(e) = kernel(out, scratch, images) {
                     first_error.keep(e);
                     *failed = true;
                     return;
@@ -133,8 +152,24 @@ pub(super) fn sum_over_images(
     scratch_len: usize,
     accumulate: impl Fn(&mut [f32], &mut [f32], &[f32], &[f32]) -> Result<()> + Sync,
 ) -> Result<Vec<f32>> {
+    let batch = (images, image_len, grads_out, grad_out_len);
+    sum_over_image_groups(batch, 1, grad_len, scratch_len, accumulate)
+}
+
+/// [`sum_over_images`] a group of up to `group` consecutive images at a time (fewer at
+/// the end of a task): `accumulate(grad, scratch, images, grads_out)` gets the group's
+/// images and output gradients. `batch` is `(images, image_len, grads_out,
+/// grad_out_len)`.
+pub(super) fn sum_over_image_groups(
+    (images, image_len, grads_out, grad_out_len): (&[f32], usize, &[f32], usize),
+    group: usize,
+    grad_len: usize,
+    scratch_len: usize,
+    accumulate: impl Fn(&mut [f32], &mut [f32], &[f32], &[f32]) -> Result<()> + Sync,
+) -> Result<Vec<f32>> {
     let count = images.len() / image_len.max(1);
     let chunk = images_per_task(count);
+    let group = group.clamp(1, chunk);
     let partials = images
         .par_chunks((chunk * image_len).max(1))
         .zip(grads_out.par_chunks((chunk * grad_out_len).max(1)))
@@ -142,8 +177,8 @@ pub(super) fn sum_over_images(
             let mut grad = vec![0.0; grad_len];
             let mut scratch = vec![0.0; scratch_len];
             for (x, dy) in xs
-                .chunks(image_len.max(1))
-                .zip(dys.chunks(grad_out_len.max(1)))
+                .chunks((group * image_len).max(1))
+                .zip(dys.chunks((group * grad_out_len).max(1)))
             {
                 accumulate(&mut grad, &mut scratch, x, dy)?;
             }

@@ -2,7 +2,8 @@
 //!
 //! Shapes: input `(n, h, w, c)`, filter `(kh, kw, c / groups, o)`, bias `(o)`, output
 //! `(n, oh, ow, o)`. The paths share one geometry:
-//! - pointwise (1x1, stride 1, no padding, one group): the whole batch is one GEMM;
+//! - pointwise (1x1, stride 1, no padding, one group): the batch's pixels as the rows of
+//!   one GEMM, in cache-sized blocks (bias, product and activation per block);
 //! - depthwise (`groups == c`, the MobileNet/EfficientNet case): a direct kernel;
 //! - 3x3 with stride 1 and at least 16 channels and filters: Winograd for the output
 //!   and both gradients, F(4x4, 3x3) (4x fewer multiplies) when channels and filters

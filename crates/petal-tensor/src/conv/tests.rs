@@ -185,6 +185,60 @@ proptest! {
     }
 }
 
+/// Winograd over groups of images: a 28x28 output is 49 F(4x4) tiles, so the forward
+/// pass and the filter gradient take 3 images at a time (7 images on one thread as
+/// 3 + 3 + 1, on two as 3 + 1 and 3) and the input gradient (64 tiles) 2 at a time.
+/// The filter gradient sums 5488 products per value, so the bound is the module's,
+/// relative to the results' RMS (2⁻¹², as in `tests/winograd_accuracy.rs`), not
+/// [`assert_close`]'s per value.
+#[test]
+fn winograd_on_groups_of_images_matches_the_reference() {
+    let (input, filter, spec) = ([7, 30, 30, 16], [3, 3, 16, 16], Conv2dSpec::default());
+    let s = ConvShape::new(&input, &filter, &spec).unwrap();
+    let tensor = |shape: &[usize], seed| {
+        Tensor::from_vec(shape, values(shape.iter().product(), seed)).unwrap()
+    };
+    let (x, f, dy) = (
+        tensor(&input, 1),
+        tensor(&filter, 2),
+        tensor(&s.output_shape(), 3),
+    );
+    let (y, dx, dw) = reference(&s, &x, &f, &dy);
+    for threads in [1, 2] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let passes = pool.install(|| {
+            with_kernel_3x3(Kernel3x3::WinogradF4x4, || {
+                [
+                    conv2d(&x, &f, None, &spec).unwrap(),
+                    conv2d_backward_input(&dy, &f, &input, &spec).unwrap(),
+                    conv2d_backward_filter(&x, &dy, &filter, &spec).unwrap(),
+                ]
+            })
+        });
+        for ((fast, want), name) in
+            passes
+                .iter()
+                .zip([&y, &dx, &dw])
+                .zip(["output", "input grad", "filter grad"])
+        {
+            let rms = (want.iter().map(|v| v * v).sum::<f32>() / want.len() as f32).sqrt();
+            let worst = fast
+                .as_slice()
+                .iter()
+                .zip(want.iter())
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
+            assert!(
+                worst <= rms / 4096.0,
+                "{name}, {threads} threads: error {worst} against RMS {rms}"
+            );
+        }
+    }
+}
+
 #[test]
 fn each_fast_path_is_taken_and_correct() {
     let pointwise = ConvShape::new(&[2, 4, 4, 3], &[1, 1, 3, 5], &Conv2dSpec::default()).unwrap();

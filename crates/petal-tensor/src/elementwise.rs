@@ -493,6 +493,35 @@ mod tests {
         assert!(unary_backward_from_output(&y, &g, Unary::Silu).is_err());
     }
 
+    /// Past one parallel chunk (`zip_map` writes its output chunk by chunk, the last
+    /// shorter): every value is the scalar formula's, on 1 and 2 threads.
+    #[test]
+    fn gradients_from_outputs_cover_every_chunk() {
+        let len = 2 * PARALLEL_MIN_LEN + 5;
+        let y: Vec<f32> = (0..len).map(|i| (i % 17) as f32 * 0.5 - 2.0).collect();
+        let g: Vec<f32> = (0..len).map(|i| (i % 13) as f32 - 6.0).collect();
+        let (y, g) = (
+            Tensor::from_vec(&[len], y).unwrap(),
+            Tensor::from_vec(&[len], g).unwrap(),
+        );
+        for threads in [1, 2] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            for op in [Unary::Relu, Unary::Relu6, Unary::Sigmoid] {
+                let got = pool.install(|| unary_backward_from_output(&y, &g, op).unwrap());
+                let want: Vec<f32> = y
+                    .as_slice()
+                    .iter()
+                    .zip(g.as_slice())
+                    .map(|(&y, &g)| g * op.derivative_from_output(y).unwrap())
+                    .collect();
+                assert_eq!(got.to_vec(), want, "{op:?} on {threads} threads");
+            }
+        }
+    }
+
     #[test]
     fn broadcasting_binary_ops() {
         let a = Tensor::from_vec(&[2, 1], vec![1., 2.]).unwrap();

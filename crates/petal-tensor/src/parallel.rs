@@ -91,12 +91,16 @@ pub(crate) fn new_image_groups<S>(
 ) -> Vec<f32> {
     let per_task = images_per_task(images);
     let group = group.clamp(1, per_task);
-    filled(images * image_len, per_task * image_len, |task, part| {
-        let mut state = state();
-        for (g, values) in part.chunks_mut(group * image_len).enumerate() {
-            work(&mut state, task * per_task + g * group, start.write(values));
-        }
-    })
+    // SAFETY: `Start::write` initializes each group of the part before `work` sees it,
+    // and the groups cover the part.
+    unsafe {
+        filled(images * image_len, per_task * image_len, |task, part| {
+            let mut state = state();
+            for (g, values) in part.chunks_mut(group * image_len).enumerate() {
+                work(&mut state, task * per_task + g * group, start.write(values));
+            }
+        })
+    }
 }
 
 /// A new vector of `len` values made in parallel chunks of `chunk` values (the last may
@@ -117,9 +121,12 @@ pub(crate) fn new_values(
             "chunks must hold whole patterns"
         );
     }
-    filled(len, chunk, |task, part| {
-        work(task * chunk, start.write(part))
-    })
+    // SAFETY: `Start::write` initializes the whole part before `work` sees it.
+    unsafe {
+        filled(len, chunk, |task, part| {
+            work(task * chunk, start.write(part))
+        })
+    }
 }
 
 /// A new vector of `len` values made in parallel chunks of `chunk` values (the last may
@@ -135,13 +142,18 @@ pub(crate) unsafe fn new_values_written(
     write: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync,
 ) -> Vec<f32> {
     let chunk = chunk.max(1);
-    filled(len, chunk, |task, part| write(task * chunk, part))
+    // SAFETY: `write` initializes all of each part (the caller's promise).
+    unsafe { filled(len, chunk, |task, part| write(task * chunk, part)) }
 }
 
-/// A new vector of `len` values made in parallel chunks of `chunk` values:
-/// `init(task, part)` must initialize every value of its `part` (through
-/// [`Start::write`]) before anything reads it.
-fn filled(
+/// A new vector of `len` values made in parallel chunks of `chunk` values, each
+/// initialized by `init(task, part)`.
+///
+/// # Safety
+///
+/// `init` must initialize every value of each `part` it is handed (or panic) before
+/// anything reads it.
+unsafe fn filled(
     len: usize,
     chunk: usize,
     init: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync,
@@ -154,8 +166,8 @@ fn filled(
             .for_each(|(task, part)| init(task, part));
     }
     // SAFETY: the chunks cover the first `len` values and each task initialized all of
-    // its chunk (`Start::write`) before any work on it; a panic in a task reaches this
-    // thread before this line.
+    // its chunk (the caller's promise); a panic in a task reaches this thread before
+    // this line.
     unsafe { values.set_len(len) };
     values
 }
@@ -204,6 +216,20 @@ mod tests {
             assert!(pool
                 .install(|| new_image_groups(0, 4, 2, Start::Zeros, || (), |_, _, _| {}))
                 .is_empty());
+            let squares = |len| {
+                let write = |offset: usize, part: &mut [MaybeUninit<f32>]| {
+                    for (i, v) in part.iter_mut().enumerate() {
+                        v.write(((offset + i) * (offset + i)) as f32);
+                    }
+                };
+                // SAFETY: `write` writes every value of its part.
+                pool.install(|| unsafe { new_values_written(len, 4, write) })
+            };
+            assert_eq!(
+                squares(10),
+                (0..10).map(|i| (i * i) as f32).collect::<Vec<_>>()
+            );
+            assert!(squares(0).is_empty());
             let zeros = pool.install(|| new_batch(3, 4, Start::Zeros, |_, _| {}));
             assert_eq!(zeros, vec![0.0; 12]);
             let nothing_to_repeat = pool.install(|| new_batch(2, 3, Start::Repeat(&[]), |_, _| {}));

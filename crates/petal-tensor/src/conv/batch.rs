@@ -1,7 +1,8 @@
 //! How the convolution kernels split a batch over the rayon pool: one task per thread,
-//! each with its own scratch buffer, outputs started and finished per image inside the
-//! task, and filter gradients summed per task then added in task order (the same
-//! numbers on every run with the same thread count).
+//! each with its own scratch buffer, outputs started and finished inside the task per
+//! image (or group of images, or block of rows for the 1x1 path), and filter gradients
+//! summed per task then added in task order (the same numbers on every run with the
+//! same thread count).
 
 use std::sync::Mutex;
 
@@ -11,9 +12,9 @@ use crate::elementwise::{apply_on_this_thread, Unary};
 use crate::error::{Result, TensorError};
 use crate::parallel::{images_per_task, new_image_groups, new_values, sum_partials, Start};
 
-/// How a kernel's new output begins and ends: each image starts as `start` (zeros, or
-/// the bias of each filter), the kernel adds its sums, then `activation` (if any) runs
-/// on the image while it is still in the cache.
+/// How a kernel's new output begins and ends: each image (group of images, block of
+/// rows) starts as `start` (zeros, or the bias of each filter), the kernel adds its
+/// sums, then `activation` (if any) runs on it while it is still in the cache.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Output<'a> {
     pub start: Start<'a>,
@@ -90,7 +91,7 @@ pub(super) fn map_image_groups(
             }
         },
     );
-    first_error.or(values)
+    first_error.into_result(values)
 }
 
 /// A new output of `rows` rows of `row_len` values, made in parallel blocks of
@@ -119,7 +120,7 @@ pub(super) fn map_row_blocks(
             Err(e) => first_error.keep(e),
         },
     );
-    first_error.or(values)
+    first_error.into_result(values)
 }
 
 /// The first error any of a batch's tasks met (the others are dropped).
@@ -133,7 +134,7 @@ impl FirstError {
     }
 
     /// `value`, or the error kept.
-    fn or<T>(self, value: T) -> Result<T> {
+    fn into_result<T>(self, value: T) -> Result<T> {
         match self.0.into_inner().unwrap_or_else(|p| p.into_inner()) {
             Some(e) => Err(e),
             None => Ok(value),

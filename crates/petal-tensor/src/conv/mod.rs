@@ -19,7 +19,8 @@
 //! The im2col and 1x1 products run in f32, or with bf16 factors inside
 //! [`with_precision`](crate::with_precision)`(Precision::Bf16, ..)`; the Winograd,
 //! depthwise and small-patch kernels stay in f32. Winograd's element-wise stage (a
-//! batch of `(tiles, c) x (c, o)` GEMMs) was measured with bf16 GEMMs and kept in f32:
+//! batch of `(tiles, c) x (c, o)` GEMMs) was measured with bf16 GEMMs and kept in f32
+//! (measured with one image's tiles per GEMM, before the groups of images):
 //! `cargo bench -p petal-tensor --bench conv -- kernel3x3` with the stage through
 //! `gemm_in`, 2 threads, ms, forward / input gradient / filter gradient, f32 -> bf16:
 //!

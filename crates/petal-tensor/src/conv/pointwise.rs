@@ -1,11 +1,11 @@
 //! 1x1 convolution with stride 1 and no padding: the batch's pixels are the rows of
 //! one GEMM, `(n*h*w, c) x (c, o)`.
 //!
-//! The forward pass splits those rows into blocks, one rayon task each, and in each
-//! block starts the output at the bias, adds the product and applies the activation
-//! while the block is in the cache: one sweep over the output instead of three (bias,
-//! GEMM, activation), which matters in MobileNetV2's and EfficientNet's wide layers
-//! (112x112x96 floats per image).
+//! The forward pass splits those rows into blocks, one rayon task each (`block_rows`),
+//! and in each block starts the output at the bias, adds the product and applies the
+//! activation while the block is in the cache: one sweep over the output instead of
+//! three (bias, GEMM, activation), which matters in MobileNetV2's and EfficientNet's
+//! wide layers (112x112x96 floats per image). The two gradients are one GEMM each.
 
 use super::batch::{map_row_blocks, Output};
 use super::ConvShape;
@@ -13,13 +13,14 @@ use crate::error::Result;
 use crate::gemm::{gemm_in, MatMut, MatRef};
 use crate::parallel::{new_batch, Start};
 
-/// About how many bytes of input and output rows one forward block holds: a core's
-/// share of L2 on the machines we measure.
+/// About how many bytes of input and output rows one forward block holds: well inside
+/// a core's L2 (1 MiB here), with room for the packed filters. (128 KiB to 1 MiB
+/// measured alike within this machine's noise.)
 const BLOCK_BYTES: usize = 256 * 1024;
 
-/// The fewest rows a forward block takes (unless the threads would go idle): each block
-/// packs the filters again, so a block much shorter than the filters are wide would
-/// spend its time packing.
+/// The rows a block of [`BLOCK_BYTES`] is rounded up to: each block packs the filters
+/// again, so a block much shorter than the filters are wide would spend its time
+/// packing.
 const MIN_BLOCK_ROWS: usize = 192;
 
 pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], output: Output<'_>) -> Result<Vec<f32>> {
@@ -41,9 +42,10 @@ pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], output: Output<'_>) -
 }
 
 /// Rows per forward block for `pixels` rows of `row_values` input and output values:
-/// blocks of about [`BLOCK_BYTES`], at least [`MIN_BLOCK_ROWS`] rows, as many blocks
-/// as a multiple of the thread count, so that the threads get equal shares.
-fn block_rows(pixels: usize, row_values: usize) -> usize {
+/// the block count that blocks of [`BLOCK_BYTES`] (or [`MIN_BLOCK_ROWS`] rows, if more)
+/// give, rounded up to a multiple of the thread count, then the rows split evenly
+/// (so that the threads get equal shares; a block may end up shorter).
+pub(super) fn block_rows(pixels: usize, row_values: usize) -> usize {
     let threads = rayon::current_num_threads().max(1);
     let row_bytes = row_values.max(1) * std::mem::size_of::<f32>();
     let fits_cache = (BLOCK_BYTES / row_bytes).max(MIN_BLOCK_ROWS);

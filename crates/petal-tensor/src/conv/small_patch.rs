@@ -25,7 +25,7 @@ const TAPS: usize = 8;
 /// Positions per block of the filter-gradient kernel: 128 positions of a 27-value
 /// patch and of 32 filters' gradients are 30 KB, within L1.
 const GRADIENT_POSITIONS: usize = 128;
-// `PatchGradients::vector_filters` has a kernel for each remainder below 8 taps.
+// `PatchGradients::add_vector_gradients` has a kernel for each remainder below 8 taps.
 const _: () = assert!(TAPS == 8);
 
 pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], output: Output<'_>) -> Result<Vec<f32>> {
@@ -175,7 +175,7 @@ impl WithSimd for PatchGradients<'_> {
                 patch,
                 o,
             };
-            block.vector_filters(simd, vector_filters);
+            block.add_vector_gradients(simd, vector_filters);
         }
         for (p, taps) in columns.chunks_exact(patch).enumerate() {
             for (t, &v) in taps.iter().enumerate() {
@@ -191,7 +191,7 @@ impl PatchGradients<'_> {
     /// Adds the gradients of every patch entry for the filters below `vector_filters`:
     /// blocks of [`TAPS`] entries, then one block of the rest.
     #[inline(always)]
-    fn vector_filters<S: Simd>(mut self, simd: S, vector_filters: usize) {
+    fn add_vector_gradients<S: Simd>(mut self, simd: S, vector_filters: usize) {
         let blocked_taps = self.patch / TAPS * TAPS;
         for lane0 in (0..vector_filters).step_by(S::F32_LANES) {
             for t0 in (0..blocked_taps).step_by(TAPS) {
@@ -246,11 +246,11 @@ mod tests {
     }
 
     /// Both kernels under one instruction set against the sums written out, on top of
-    /// existing values, with a filter tail (37 = 2 x 16 + 5); patches of 27, 9 and 31
-    /// (8-tap blocks and the rest: 3, 1 and 7 taps); 300 positions (blocks of 8 and a
-    /// tail of 4; gradient blocks of 128 and a tail of 44) and 21.
+    /// existing values, with a filter tail (37 = 2 x 16 + 5); patches of 27, 9, 31, 32, 4
+    /// and 6 (8-tap blocks and the rest: 3, 1, 7, none, 4 and 6 taps); 300 positions
+    /// (blocks of 8 and a tail of 4; gradient blocks of 128 and a tail of 44) and 21.
     fn check_kernels<S: Simd>(simd: S) {
-        for (positions, patch) in [(300, 27), (21, 9), (21, 31)] {
+        for (positions, patch) in [(300, 27), (21, 9), (21, 31), (21, 32), (21, 4), (21, 6)] {
             check_shape(simd, positions, patch, 37);
         }
     }

@@ -245,9 +245,21 @@ fn each_fast_path_is_taken_and_correct() {
     assert_eq!(pointwise.path(), ConvPath::Pointwise);
     check_against_reference([2, 4, 4, 3], [1, 1, 3, 5], Conv2dSpec::default(), 2);
     // The forward pass in row blocks: 765 short rows make one block per thread (383 +
-    // 382 rows on 2); 800 rows of 764 values are cut to fit the cache (5 blocks of 160
-    // on 1 thread, 6 of 134 on 2 or 3, the last 130).
-    for threads in [1, 2, 3] {
+    // 382 rows on 2); 800 rows of 764 values make blocks of the 192-row floor, 5 of
+    // them, evened out (160 rows on 1 thread; 6 blocks of 134 on 2 or 3, the last 130).
+    for (threads, rows) in [(1, [765, 160]), (2, [383, 134]), (3, [255, 134])] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let blocks = pool.install(|| {
+            [
+                pointwise::block_rows(765, 12),
+                pointwise::block_rows(800, 764),
+            ]
+        });
+        assert_eq!(blocks, rows, "{threads} threads");
+
         check_against_reference([3, 15, 17, 5], [1, 1, 5, 7], Conv2dSpec::default(), threads);
         check_against_reference(
             [2, 20, 20, 64],
@@ -397,8 +409,8 @@ fn depthwise_kernels_match_the_reference_on_every_isa() {
     };
     let s = ConvShape::new(&[3, 10, 9, 18], &[3, 4, 1, 18], &spec).unwrap();
     check_depthwise(&s, 2, &isas);
-    // Rows no tap reaches (the first output row reads only padding; the last, a
-    // stride past the image, too): they hold the bias, activated.
+    // Rows no tap reaches (of 12 output rows, row 0 and rows 9-11 read only padding):
+    // they hold the bias, activated.
     let spec = Conv2dSpec {
         padding: Padding::Explicit {
             top: 3,

@@ -6,7 +6,8 @@
 //! (`n = m + 2`); with the filter `g` transformed once to `U = G g Gᵀ` and the tile to
 //! `V = Bᵀ d B`, the tile's outputs are `Aᵀ (U ⊙ V) A`, summed over the input channels.
 //! The product `U ⊙ V` summed over channels is, for each of the n² positions of the
-//! transformed tile, a GEMM `(tiles, c) x (c, o)`: n² multiplies per m² outputs where
+//! transformed tile, a GEMM `(tiles, c) x (c, o)` (the tiles of a group of images, see
+//! [`images_per_group`]): n² multiplies per m² outputs where
 //! the direct convolution does 9 m², so 2.25x fewer for F(2x2) (16 for 4 outputs) and
 //! 4x fewer for F(4x4) (36 for 16). The transforms are sums with small constant
 //! weights along the channels, which vectorize in NHWC; F(4x4)'s larger weights (up to
@@ -25,7 +26,7 @@ use super::batch::{map_image_groups, sum_over_image_groups, Output};
 use super::ConvShape;
 use crate::error::Result;
 use crate::gemm::{gemm, MatMut, MatRef};
-use crate::parallel::gemm_needs_threads;
+use crate::parallel::{gemm_needs_threads, images_per_task};
 use crate::simd::{add_to, load, store};
 use crate::window::AxisGeometry;
 use pulp::{Arch, Simd, WithSimd};
@@ -353,7 +354,7 @@ pub(super) fn forward(
 
 /// The filter gradient, by the same algorithm run backwards: with `Ŷ = A dY Aᵀ` for each
 /// M x M tile of the output gradient (N x N), `dU = Σ V ⊙ Ŷ` over tiles and images (N²
-/// GEMMs `(c, tiles) x (tiles, o)`), and `dW = Gᵀ dU G`.
+/// GEMMs `(c, tiles) x (tiles, o)` per group of images), and `dW = Gᵀ dU G`.
 pub(super) fn backward_filter(
     tile: Tile,
     s: &ConvShape,
@@ -375,7 +376,7 @@ fn filter_gradient<T: Tiling<M, N>, const M: usize, const N: usize>(
     let (c, o, tiles, positions) = (p.channels, p.filters, p.tile_count(M), N * N);
     let threaded_gemm = gemm_needs_threads(s.batch);
     let (v_len, g_len) = (positions * tiles * c, positions * tiles * o);
-    let group = images_per_group(tiles, v_len + g_len);
+    let group = images_per_group(tiles, v_len + g_len).min(images_per_task(s.batch));
     // For a group of images: their transformed tiles one image after another, so that
     // the tiles of the whole group are the inner dimension of each GEMM.
     let accumulate = |du: &mut [f32], scratch: &mut [f32], xs: &[f32], dys: &[f32]| {
@@ -464,7 +465,7 @@ fn convolve<T: Tiling<M, N>, const M: usize, const N: usize>(
     let threaded_gemm = gemm_needs_threads(batch);
     let (v_len, m_len) = (positions * tiles * c, positions * tiles * o);
     let (in_len, out_len) = (p.image_len(), p.output_image_len());
-    let group = images_per_group(tiles, v_len + m_len);
+    let group = images_per_group(tiles, v_len + m_len).min(images_per_task(batch));
     // For a group of images: their transformed tiles one image after another, so that
     // the tiles of the whole group are the rows of each GEMM.
     map_image_groups(
@@ -835,6 +836,18 @@ fn add_output<T: Tiling<M, N>, S: Simd, const M: usize, const N: usize>(
 mod tests {
     use super::*;
     use pulp::Scalar;
+
+    /// The group sizes the groups test in `conv/tests.rs` relies on, and the Keras MNIST
+    /// CNN's 11x11 layer (9 tiles, 32 -> 64): enough tiles, within the scratch.
+    #[test]
+    fn groups_give_the_gemms_enough_tiles_within_the_scratch() {
+        let scratch = |tiles: usize, c: usize, o: usize| 36 * tiles * (c + o);
+        assert_eq!(images_per_group(49, scratch(49, 16, 16)), 3);
+        assert_eq!(images_per_group(64, scratch(64, 16, 16)), 2);
+        assert_eq!(images_per_group(9, scratch(9, 32, 64)), 8);
+        // A large image: one at a time, even with a scratch past the budget.
+        assert_eq!(images_per_group(256, scratch(256, 32, 64)), 1);
+    }
 
     /// `L X Lᵀ` in f64, `l(a, i)` being `L`'s entries (R x K).
     fn sandwich_f64<const K: usize, const R: usize>(

@@ -421,6 +421,13 @@ mod tests {
         }
     }
 
+    /// `g * op'(y)` value by value, through the derivative's scalar formula.
+    fn gradient_by_formula(y: &Tensor, g: &Tensor, op: Unary) -> Vec<f32> {
+        (y.as_slice().iter().zip(g.as_slice()))
+            .map(|(&y, &g)| g * op.derivative_from_output(y).unwrap())
+            .collect()
+    }
+
     #[test]
     fn the_vectorized_loops_give_each_activation_and_its_gradient_bit_for_bit() {
         let edges = [
@@ -452,9 +459,7 @@ mod tests {
             let y = Tensor::from_vec(&[x.len()], expected.clone()).unwrap();
             let g = Tensor::from_vec(&[x.len()], x.iter().map(|v| v + 0.5).collect()).unwrap();
             let gradient = unary_backward_from_output(&y, &g, op).unwrap().to_vec();
-            let expected_gradient: Vec<f32> = (expected.iter().zip(g.as_slice()))
-                .map(|(&y, &g)| g * op.derivative_from_output(y).unwrap())
-                .collect();
+            let expected_gradient = gradient_by_formula(&y, &g, op);
             assert_eq!(
                 bits(&gradient),
                 bits(&expected_gradient),
@@ -511,12 +516,7 @@ mod tests {
                 .unwrap();
             for op in [Unary::Relu, Unary::Relu6, Unary::Sigmoid] {
                 let got = pool.install(|| unary_backward_from_output(&y, &g, op).unwrap());
-                let want: Vec<f32> = y
-                    .as_slice()
-                    .iter()
-                    .zip(g.as_slice())
-                    .map(|(&y, &g)| g * op.derivative_from_output(y).unwrap())
-                    .collect();
+                let want = gradient_by_formula(&y, &g, op);
                 assert_eq!(got.to_vec(), want, "{op:?} on {threads} threads");
             }
         }

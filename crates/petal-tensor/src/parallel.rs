@@ -121,12 +121,9 @@ pub(crate) fn new_values(
             "chunks must hold whole patterns"
         );
     }
+    let write = |offset, part: &mut [MaybeUninit<f32>]| work(offset, start.write(part));
     // SAFETY: `Start::write` initializes the whole part before `work` sees it.
-    unsafe {
-        filled(len, chunk, |task, part| {
-            work(task * chunk, start.write(part))
-        })
-    }
+    unsafe { new_values_written(len, chunk, write) }
 }
 
 /// A new vector of `len` values made in parallel chunks of `chunk` values (the last may

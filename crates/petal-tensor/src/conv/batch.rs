@@ -1,8 +1,8 @@
 //! How the convolution kernels split a batch over the rayon pool: one task per thread,
 //! each with its own scratch buffer, outputs started and finished inside the task per
-//! image (or group of images, or block of rows for the 1x1 path), and filter gradients
-//! summed per task then added in task order (the same numbers on every run with the
-//! same thread count).
+//! image or group of images (for the 1x1 path, each pixel is an image of one row), and
+//! filter gradients summed per task then added in task order (the same numbers on every
+//! run with the same thread count).
 
 use std::sync::Mutex;
 
@@ -10,10 +10,10 @@ use rayon::prelude::*;
 
 use crate::elementwise::{apply_on_this_thread, Unary};
 use crate::error::{Result, TensorError};
-use crate::parallel::{images_per_task, new_image_groups, new_values, sum_partials, Start};
+use crate::parallel::{images_per_task, new_image_groups, sum_partials, Start};
 
-/// How a kernel's new output begins and ends: each image (group of images, block of
-/// rows) starts as `start` (zeros, or the bias of each filter), the kernel adds its
+/// How a kernel's new output begins and ends: each image (or group of images) starts
+/// as `start` (zeros, or the bias of each filter), the kernel adds its
 /// sums, then `activation` (if any) runs on it while it is still in the cache.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Output<'a> {
@@ -89,35 +89,6 @@ pub(super) fn map_image_groups(
             if let Some(activation) = output.activation {
                 apply_on_this_thread(out, activation);
             }
-        },
-    );
-    first_error.into_result(values)
-}
-
-/// A new output of `rows` rows of `row_len` values, made in parallel blocks of
-/// `block_rows` rows (the last may be shorter): each block starts as `output` says,
-/// `kernel(block, first_row)` adds to it, then the activation runs on the block while
-/// it is still in the cache. The first error a kernel returns is returned.
-pub(super) fn map_row_blocks(
-    output: Output<'_>,
-    rows: usize,
-    row_len: usize,
-    block_rows: usize,
-    kernel: impl Fn(&mut [f32], usize) -> Result<()> + Sync,
-) -> Result<Vec<f32>> {
-    let first_error = FirstError::default();
-    let block_len = block_rows.max(1) * row_len;
-    let values = new_values(
-        rows * row_len,
-        block_len,
-        output.start,
-        |offset, block| match kernel(block, offset / row_len.max(1)) {
-            Ok(()) => {
-                if let Some(activation) = output.activation {
-                    apply_on_this_thread(block, activation);
-                }
-            }
-            Err(e) => first_error.keep(e),
         },
     );
     first_error.into_result(values)

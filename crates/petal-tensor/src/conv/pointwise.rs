@@ -7,7 +7,7 @@
 //! three (bias, GEMM, activation), which matters in MobileNetV2's and EfficientNet's
 //! wide layers (112x112x96 floats per image). The two gradients are one GEMM each.
 
-use super::batch::{map_row_blocks, Output};
+use super::batch::{map_image_groups, Output};
 use super::ConvShape;
 use crate::error::Result;
 use crate::gemm::{gemm_in, MatMut, MatRef};
@@ -26,10 +26,11 @@ const MIN_BLOCK_ROWS: usize = 192;
 pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], output: Output<'_>) -> Result<Vec<f32>> {
     let pixels = s.batch * s.positions();
     let filters = MatRef::row_major(f, s.channels, s.filters)?;
+    // Each pixel an "image" of one row: a group is a block of rows.
     let block_rows = block_rows(pixels, s.channels + s.filters);
-    map_row_blocks(output, pixels, s.filters, block_rows, |y, first| {
+    let (inputs, out_len) = ((x, s.channels), s.filters);
+    map_image_groups(output, pixels, out_len, inputs, block_rows, 0, |y, _, x| {
         let rows = y.len() / s.filters;
-        let x = &x[first * s.channels..][..rows * s.channels];
         gemm_in(
             s.precision,
             MatRef::row_major(x, rows, s.channels)?,
@@ -43,8 +44,9 @@ pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], output: Output<'_>) -
 
 /// Rows per forward block for `pixels` rows of `row_values` input and output values:
 /// the block count that blocks of [`BLOCK_BYTES`] (or [`MIN_BLOCK_ROWS`] rows, if more)
-/// give, rounded up to a multiple of the thread count, then the rows split evenly
-/// (so that the threads get equal shares; a block may end up shorter).
+/// give, rounded up to a multiple of the thread count, then the rows split evenly (so
+/// that each thread's share of the rows cuts into even blocks, not full blocks and a
+/// runt; a block may end up shorter than the floor).
 pub(super) fn block_rows(pixels: usize, row_values: usize) -> usize {
     let threads = rayon::current_num_threads().max(1);
     let row_bytes = row_values.max(1) * std::mem::size_of::<f32>();

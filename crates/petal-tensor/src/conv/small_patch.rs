@@ -25,7 +25,7 @@ const TAPS: usize = 8;
 /// Positions per block of the filter-gradient kernel: 128 positions of a 27-value
 /// patch and of 32 filters' gradients are 30 KB, within L1.
 const GRADIENT_POSITIONS: usize = 128;
-// `PatchGradients::add_vector_gradients` has a kernel for each remainder below 8 taps.
+// `PatchGradients::add` has a kernel for each remainder below 8 taps.
 const _: () = assert!(TAPS == 8);
 
 pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], output: Output<'_>) -> Result<Vec<f32>> {
@@ -161,10 +161,8 @@ impl WithSimd for PatchGradients<'_> {
             patch,
             o,
         } = self;
-        let lanes = S::F32_LANES;
-        let vector_filters = o / lanes * lanes;
         // A block of positions at a time, its patches and output gradients in L1 for
-        // every vector of filters and block of taps (the whole image is megabytes).
+        // every filter and block of taps (the whole image is megabytes).
         let positions = columns.len() / patch.max(1);
         for p0 in (0..positions).step_by(GRADIENT_POSITIONS) {
             let p1 = positions.min(p0 + GRADIENT_POSITIONS);
@@ -175,23 +173,18 @@ impl WithSimd for PatchGradients<'_> {
                 patch,
                 o,
             };
-            block.add_vector_gradients(simd, vector_filters);
-        }
-        for (p, taps) in columns.chunks_exact(patch).enumerate() {
-            for (t, &v) in taps.iter().enumerate() {
-                for j in vector_filters..o {
-                    dw[t * o + j] += v * dy[p * o + j];
-                }
-            }
+            block.add(simd);
         }
     }
 }
 
 impl PatchGradients<'_> {
-    /// Adds the gradients of every patch entry for the filters below `vector_filters`:
-    /// blocks of [`TAPS`] entries, then one block of the rest.
+    /// Adds the gradients of every patch entry for every filter over the positions of
+    /// `self`: for each vector of filters, blocks of [`TAPS`] entries, then one block of
+    /// the rest; the filters past the last vector one value at a time.
     #[inline(always)]
-    fn add_vector_gradients<S: Simd>(mut self, simd: S, vector_filters: usize) {
+    fn add<S: Simd>(mut self, simd: S) {
+        let vector_filters = self.o / S::F32_LANES * S::F32_LANES;
         let blocked_taps = self.patch / TAPS * TAPS;
         for lane0 in (0..vector_filters).step_by(S::F32_LANES) {
             for t0 in (0..blocked_taps).step_by(TAPS) {
@@ -207,6 +200,14 @@ impl PatchGradients<'_> {
                 5 => self.tap_block::<S, 5>(simd, t0, lane0),
                 6 => self.tap_block::<S, 6>(simd, t0, lane0),
                 _ => self.tap_block::<S, 7>(simd, t0, lane0),
+            }
+        }
+        let (patch, o) = (self.patch, self.o);
+        for (p, taps) in self.columns.chunks_exact(patch).enumerate() {
+            for (t, &v) in taps.iter().enumerate() {
+                for j in vector_filters..o {
+                    self.dw[t * o + j] += v * self.dy[p * o + j];
+                }
             }
         }
     }

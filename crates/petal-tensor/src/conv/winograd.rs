@@ -376,29 +376,21 @@ fn filter_gradient<T: Tiling<M, N>, const M: usize, const N: usize>(
     let (c, o, tiles, positions) = (p.channels, p.filters, p.tile_count(M), N * N);
     let threaded_gemm = gemm_needs_threads(s.batch);
     let (v_len, g_len) = (positions * tiles * c, positions * tiles * o);
-    let group = images_per_group(tiles, v_len + g_len).min(images_per_task(s.batch));
+    let group = images_per_group(tiles, v_len + g_len, s.batch);
     // For a group of images: their transformed tiles one image after another, so that
     // the tiles of the whole group are the inner dimension of each GEMM.
     let accumulate = |du: &mut [f32], scratch: &mut [f32], xs: &[f32], dys: &[f32]| {
         let count = xs.len() / p.image_len().max(1);
         let (v, rest) = scratch.split_at_mut(group * v_len);
         let (g, patch) = rest.split_at_mut(group * g_len);
-        let images = xs
-            .chunks_exact(p.image_len())
-            .zip(dys.chunks_exact(p.output_image_len()));
-        for (i, (xi, dyi)) in images.enumerate() {
-            Arch::new().dispatch(InputTiles::<T, M, N> {
-                p: &p,
-                image: xi,
-                patch: &mut patch[..positions * c],
-                v: &mut v[i * v_len..][..v_len],
-                tiling: PhantomData,
-            });
+        group_input_tiles::<T, M, N>(&p, xs, &mut patch[..positions * c], v, v_len);
+        let grads_out = dys.chunks_exact(p.output_image_len());
+        for (dyi, g) in grads_out.zip(g.chunks_exact_mut(g_len)) {
             Arch::new().dispatch(GradientTiles::<T, M, N> {
                 p: &p,
                 dy: dyi,
                 corners: &mut patch[..M * M * o],
-                g: &mut g[i * g_len..][..g_len],
+                g,
                 tiling: PhantomData,
             });
         }
@@ -465,7 +457,7 @@ fn convolve<T: Tiling<M, N>, const M: usize, const N: usize>(
     let threaded_gemm = gemm_needs_threads(batch);
     let (v_len, m_len) = (positions * tiles * c, positions * tiles * o);
     let (in_len, out_len) = (p.image_len(), p.output_image_len());
-    let group = images_per_group(tiles, v_len + m_len).min(images_per_task(batch));
+    let group = images_per_group(tiles, v_len + m_len, batch);
     // For a group of images: their transformed tiles one image after another, so that
     // the tiles of the whole group are the rows of each GEMM.
     map_image_groups(
@@ -479,15 +471,7 @@ fn convolve<T: Tiling<M, N>, const M: usize, const N: usize>(
             let count = xs.len() / in_len;
             let (v, rest) = scratch.split_at_mut(group * v_len);
             let (m, patch) = rest.split_at_mut(group * m_len);
-            for (i, xi) in xs.chunks_exact(in_len).enumerate() {
-                Arch::new().dispatch(InputTiles::<T, M, N> {
-                    p,
-                    image: xi,
-                    patch: &mut patch[..],
-                    v: &mut v[i * v_len..][..v_len],
-                    tiling: PhantomData,
-                });
-            }
+            group_input_tiles::<T, M, N>(p, xs, patch, v, v_len);
             let rows = count * tiles;
             for e in 0..positions {
                 gemm(
@@ -498,10 +482,10 @@ fn convolve<T: Tiling<M, N>, const M: usize, const N: usize>(
                     threaded_gemm,
                 )?;
             }
-            for (i, yi) in ys.chunks_exact_mut(out_len).enumerate() {
+            for (yi, m) in ys.chunks_exact_mut(out_len).zip(m.chunks_exact(m_len)) {
                 Arch::new().dispatch(OutputTiles::<T, M, N> {
                     p,
-                    m: &m[i * m_len..][..m_len],
+                    m,
                     y: yi,
                     tiling: PhantomData,
                 });
@@ -513,14 +497,38 @@ fn convolve<T: Tiling<M, N>, const M: usize, const N: usize>(
 
 /// How many images a task transforms before the N² GEMMs run on all their tiles at
 /// once: enough for about [`GROUP_TILES`] tiles, within [`GROUP_SCRATCH`] of
-/// transformed tiles (`scratch_per_image` values each). One thread's GEMM of the
+/// transformed tiles (`scratch_per_image` values each), at most a task's share of the
+/// `batch` (the scratch is sized for the group). One thread's GEMM of the
 /// Keras MNIST CNN's second layer, `(tiles, 32) x (32, 64)`, ran at 92 GFLOP/s with one
 /// image's 9 tiles, 139 with 36 and 149 with 144; the layer's three passes took 15-18%
 /// less time in groups (`cargo bench -p petal-tensor --bench conv -- kernel3x3`).
-fn images_per_group(tiles: usize, scratch_per_image: usize) -> usize {
+fn images_per_group(tiles: usize, scratch_per_image: usize, batch: usize) -> usize {
     let for_tiles = GROUP_TILES.div_ceil(tiles.max(1));
     let fit = GROUP_SCRATCH / (scratch_per_image.max(1) * std::mem::size_of::<f32>());
-    for_tiles.min(fit).max(1)
+    for_tiles.min(fit).min(images_per_task(batch)).max(1)
+}
+
+/// `V` of each image of `images` (`image_len` values each) into `v`, one image's
+/// `v_len` values after another, so that the group's tiles are uniformly strided rows.
+fn group_input_tiles<T: Tiling<M, N>, const M: usize, const N: usize>(
+    p: &Plane,
+    images: &[f32],
+    patch: &mut [f32],
+    v: &mut [f32],
+    v_len: usize,
+) {
+    for (xi, v) in images
+        .chunks_exact(p.image_len())
+        .zip(v.chunks_exact_mut(v_len))
+    {
+        Arch::new().dispatch(InputTiles::<T, M, N> {
+            p,
+            image: xi,
+            patch: &mut *patch,
+            v,
+            tiling: PhantomData,
+        });
+    }
 }
 
 /// `U = G g Gᵀ` for every (channel, filter): N² matrices `(c, o)`, one per position of
@@ -842,11 +850,20 @@ mod tests {
     #[test]
     fn groups_give_the_gemms_enough_tiles_within_the_scratch() {
         let scratch = |tiles: usize, c: usize, o: usize| 36 * tiles * (c + o);
-        assert_eq!(images_per_group(49, scratch(49, 16, 16)), 3);
-        assert_eq!(images_per_group(64, scratch(64, 16, 16)), 2);
-        assert_eq!(images_per_group(9, scratch(9, 32, 64)), 8);
+        // On one thread, so that a task holds the whole batch of 128.
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let group =
+            |tiles, c, o| one.install(|| images_per_group(tiles, scratch(tiles, c, o), 128));
+        assert_eq!(group(49, 16, 16), 3);
+        assert_eq!(group(64, 16, 16), 2);
+        assert_eq!(group(9, 32, 64), 8);
         // A large image: one at a time, even with a scratch past the budget.
-        assert_eq!(images_per_group(256, scratch(256, 32, 64)), 1);
+        assert_eq!(group(256, 32, 64), 1);
+        // Never more than a task's images: batch 1 allocates for one.
+        assert_eq!(images_per_group(9, scratch(9, 32, 64), 1), 1);
     }
 
     /// `L X Lᵀ` in f64, `l(a, i)` being `L`'s entries (R x K).

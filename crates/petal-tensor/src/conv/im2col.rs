@@ -1,54 +1,74 @@
 //! The general convolution: each image's patches are unrolled into a reused
 //! `(positions, kh*kw*c/groups)` buffer, then one GEMM per group does the arithmetic.
 
+use std::ops::Range;
+
 use super::batch::{map_images, sum_over_images, Output};
 use super::ConvShape;
 use crate::error::Result;
 use crate::gemm::{gemm_in, MatMut, MatRef};
 use crate::parallel::gemm_needs_threads;
 
-/// Walks one group's patch matrix `(positions, kh*kw*c/groups)` (taps in (ky, kx,
-/// channel) order, matching the HWIO filter rows) in runs: `visit(column, pixel, len)`
+/// Walks the rows `positions` (output positions, row by row) of one group's patch
+/// matrix `(positions, kh*kw*c/groups)` (taps in (ky, kx, channel) order, matching the
+/// HWIO filter rows) in runs, from the first row asked for: `visit(column, pixel, len)`
 /// says that the `len` values from flat index `column` of the matrix come from the
 /// image's values from `pixel`, or are padding when `pixel` is `None`. With one group
 /// and no dilation along the columns a window row's taps lie side by side in the
 /// image, so an in-bounds window row is a single run.
-fn for_each_run(s: &ConvShape, group: usize, mut visit: impl FnMut(usize, Option<usize>, usize)) {
+fn for_each_run(
+    s: &ConvShape,
+    group: usize,
+    positions: Range<usize>,
+    mut visit: impl FnMut(usize, Option<usize>, usize),
+) {
     let (cg, c, w) = (s.group_channels(), s.channels, s.cols.input);
     let (kw, row_len) = (s.cols.kernel, s.cols.kernel * s.group_channels());
     let whole_rows = cg == c && s.cols.dilation == 1;
     let mut column = 0;
-    for oy in 0..s.rows.output {
-        for ox in 0..s.cols.output {
-            let first_x = (ox * s.cols.stride).checked_sub(s.cols.pad_before);
-            for ky in 0..s.rows.kernel {
-                let Some(iy) = s.rows.input_index(oy, ky) else {
-                    visit(column, None, row_len);
+    let (mut oy, mut ox) = (
+        positions.start / s.cols.output,
+        positions.start % s.cols.output,
+    );
+    for _ in positions {
+        let first_x = (ox * s.cols.stride).checked_sub(s.cols.pad_before);
+        for ky in 0..s.rows.kernel {
+            let Some(iy) = s.rows.input_index(oy, ky) else {
+                visit(column, None, row_len);
+                column += row_len;
+                continue;
+            };
+            match first_x {
+                Some(ix) if whole_rows && ix + kw <= w => {
+                    visit(column, Some((iy * w + ix) * c), row_len);
                     column += row_len;
-                    continue;
-                };
-                match first_x {
-                    Some(ix) if whole_rows && ix + kw <= w => {
-                        visit(column, Some((iy * w + ix) * c), row_len);
-                        column += row_len;
-                    }
-                    _ => {
-                        for kx in 0..kw {
-                            let pixel = s.cols.input_index(ox, kx);
-                            visit(column, pixel.map(|ix| (iy * w + ix) * c + group * cg), cg);
-                            column += cg;
-                        }
+                }
+                _ => {
+                    for kx in 0..kw {
+                        let pixel = s.cols.input_index(ox, kx);
+                        visit(column, pixel.map(|ix| (iy * w + ix) * c + group * cg), cg);
+                        column += cg;
                     }
                 }
             }
         }
+        ox += 1;
+        if ox == s.cols.output {
+            (oy, ox) = (oy + 1, 0);
+        }
     }
 }
 
-/// Copies one group's patches of `image` into `columns`, one row per output position.
-/// Padding reads 0.
-pub(super) fn fill_columns(s: &ConvShape, image: &[f32], group: usize, columns: &mut [f32]) {
-    for_each_run(s, group, |column, pixel, len| {
+/// Copies one group's patches of `image` at the output `positions` into `columns`, one
+/// row per position. Padding reads 0.
+pub(super) fn fill_columns(
+    s: &ConvShape,
+    image: &[f32],
+    group: usize,
+    positions: Range<usize>,
+    columns: &mut [f32],
+) {
+    for_each_run(s, group, positions, |column, pixel, len| {
         let dst = &mut columns[column..column + len];
         match pixel {
             Some(start) => copy_run(dst, &image[start..start + len]),
@@ -58,8 +78,10 @@ pub(super) fn fill_columns(s: &ConvShape, image: &[f32], group: usize, columns: 
 }
 
 /// `dst.copy_from_slice(src)`, with the window rows of 3x3 filters on grey and RGB
-/// images (3 and 9 values) copied inline: as `memcpy` calls these short runs took
-/// about as long as a first layer's arithmetic.
+/// images (3 and 9 values) and of ResNet's 7x7 stem on RGB (21, as 16 + 5: copied
+/// whole, it compiled to a `memcpy` call) copied inline. As `memcpy` calls these short
+/// runs took about as long as a first layer's arithmetic; the stem took 17 ms for a
+/// batch of 16 with its runs copied by `memcpy`, 13.5 ms inline.
 fn copy_run(dst: &mut [f32], src: &[f32]) {
     fn fixed<const N: usize>(dst: &mut [f32], src: &[f32]) {
         let (Ok(dst), Ok(src)) = (<&mut [f32; N]>::try_from(dst), <&[f32; N]>::try_from(src))
@@ -71,13 +93,17 @@ fn copy_run(dst: &mut [f32], src: &[f32]) {
     match dst.len() {
         3 => fixed::<3>(dst, src),
         9 => fixed::<9>(dst, src),
+        21 => {
+            fixed::<16>(&mut dst[..16], &src[..16]);
+            fixed::<5>(&mut dst[16..], &src[16..]);
+        }
         _ => dst.copy_from_slice(src),
     }
 }
 
 /// The adjoint of [`fill_columns`]: adds each patch row back onto the pixels it came from.
 fn add_columns(s: &ConvShape, columns: &[f32], group: usize, image_grad: &mut [f32]) {
-    for_each_run(s, group, |column, pixel, len| {
+    for_each_run(s, group, 0..s.positions(), |column, pixel, len| {
         if let Some(start) = pixel {
             let src = &columns[column..column + len];
             for (d, g) in image_grad[start..start + len].iter_mut().zip(src) {
@@ -104,28 +130,53 @@ fn columns_len(s: &ConvShape) -> usize {
     s.positions() * s.patch_len()
 }
 
+/// Bytes of patches a block of the forward pass unrolls at once: with the block's
+/// outputs, in a core's L2 while its GEMM reads them.
+const BLOCK_BYTES: usize = 256 * 1024;
+
+/// The output positions a block of [`BLOCK_BYTES`] is rounded up to: each block packs
+/// the filters again, so a block much shorter than the filters are wide would spend
+/// its time packing.
+const MIN_BLOCK_POSITIONS: usize = 192;
+
+/// How many output positions of an image the forward pass unrolls and multiplies at a
+/// time: [`BLOCK_BYTES`] of patches, at least [`MIN_BLOCK_POSITIONS`], at most the
+/// image's.
+pub(super) fn block_positions(s: &ConvShape) -> usize {
+    let row_bytes = s.patch_len() * std::mem::size_of::<f32>();
+    (BLOCK_BYTES / row_bytes.max(1))
+        .max(MIN_BLOCK_POSITIONS)
+        .min(s.positions())
+        .max(1)
+}
+
 pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], output: Output<'_>) -> Result<Vec<f32>> {
     let threaded_gemm = gemm_needs_threads(s.batch);
     let (og, positions, patch) = (s.group_filters(), s.positions(), s.patch_len());
+    let block = block_positions(s);
     map_images(
         output,
         s.batch,
         s.output_image_len(),
         x,
         s.image_len(),
-        columns_len(s),
+        block * patch,
         |yi, columns, xi| {
-            for g in 0..s.groups {
-                fill_columns(s, xi, g, columns);
-                let out = MatMut::new(&mut yi[g * og..], positions, og, s.filters)?;
-                gemm_in(
-                    s.precision,
-                    MatRef::row_major(columns, positions, patch)?,
-                    filter_block(s, f, g)?,
-                    out,
-                    true,
-                    threaded_gemm,
-                )?;
+            for first in (0..positions).step_by(block) {
+                let rows = block.min(positions - first);
+                let columns = &mut columns[..rows * patch];
+                for g in 0..s.groups {
+                    fill_columns(s, xi, g, first..first + rows, columns);
+                    let out = &mut yi[first * s.filters + g * og..];
+                    gemm_in(
+                        s.precision,
+                        MatRef::row_major(columns, rows, patch)?,
+                        filter_block(s, f, g)?,
+                        MatMut::new(out, rows, og, s.filters)?,
+                        true,
+                        threaded_gemm,
+                    )?;
+                }
             }
             Ok(())
         },
@@ -165,7 +216,7 @@ pub(super) fn backward_filter(s: &ConvShape, x: &[f32], dy: &[f32]) -> Result<Ve
     let (og, positions, patch) = (s.group_filters(), s.positions(), s.patch_len());
     let accumulate = |dw: &mut [f32], columns: &mut [f32], xi: &[f32], dyi: &[f32]| {
         for g in 0..s.groups {
-            fill_columns(s, xi, g, columns);
+            fill_columns(s, xi, g, 0..positions, columns);
             let out = MatMut::new(&mut dw[g * og..], patch, og, s.filters)?;
             gemm_in(
                 s.precision,

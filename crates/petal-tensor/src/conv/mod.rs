@@ -14,7 +14,9 @@
 //!   sets the kernel for a stretch of code;
 //! - small patches (`kh*kw*c <= 32`, first layers on grey or RGB images): register-blocked
 //!   kernels for the short inner dimension (the input gradient goes through im2col);
-//! - everything else: per-image im2col into a reused buffer, then one GEMM per group.
+//! - everything else: im2col into a reused buffer, then one GEMM per group; the forward
+//!   pass a block of an image's output positions at a time (about 256 KiB of patches,
+//!   in L2 while its GEMM reads them).
 //!
 //! The im2col and 1x1 products run in f32, or with bf16 factors inside
 //! [`with_precision`](crate::with_precision)`(Precision::Bf16, ..)`; the Winograd,

@@ -38,7 +38,7 @@ pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], output: Output<'_>) -
         s.image_len(),
         s.positions() * patch,
         |yi, columns, xi| {
-            fill_columns(s, xi, 0, columns);
+            fill_columns(s, xi, 0, 0..s.positions(), columns);
             add_patch_products(columns, f, yi, patch, o);
             Ok(())
         },
@@ -48,7 +48,7 @@ pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], output: Output<'_>) -
 pub(super) fn backward_filter(s: &ConvShape, x: &[f32], dy: &[f32]) -> Result<Vec<f32>> {
     let (patch, o) = (s.patch_len(), s.filters);
     let accumulate = |dw: &mut [f32], columns: &mut [f32], xi: &[f32], dyi: &[f32]| {
-        fill_columns(s, xi, 0, columns);
+        fill_columns(s, xi, 0, 0..s.positions(), columns);
         add_patch_gradients(columns, dyi, dw, patch, o);
         Ok(())
     };

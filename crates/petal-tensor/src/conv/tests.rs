@@ -188,12 +188,25 @@ proptest! {
 /// Winograd over groups of images: a 28x28 output is 49 F(4x4) tiles, so the forward
 /// pass and the filter gradient take 3 images at a time (7 images on one thread as
 /// 3 + 3 + 1, on two as 3 + 1 and 3) and the input gradient (64 tiles) 2 at a time.
-/// The filter gradient sums 5488 products per value, so the bound is the module's,
-/// relative to the results' RMS (2⁻¹², as in `tests/winograd_accuracy.rs`), not
-/// [`assert_close`]'s per value.
 #[test]
 fn winograd_on_groups_of_images_matches_the_reference() {
-    let (input, filter, spec) = ([7, 30, 30, 16], [3, 3, 16, 16], Conv2dSpec::default());
+    check_winograd_passes([7, 30, 30, 16], [3, 3, 16, 16]);
+}
+
+/// Winograd on the whole batch's tiles at once: 344 channels and filters make 16.3 MiB
+/// of transformed F(4x4) filters, and a 6x6 output is 4 tiles an image, so all three
+/// passes take the whole batch (`winograd::tests` pins the choice for this shape).
+#[test]
+fn winograd_on_the_whole_batch_matches_the_reference() {
+    check_winograd_passes([3, 8, 8, 344], [3, 3, 344, 344]);
+}
+
+/// F(4x4)'s three passes on 1 and 2 threads against the direct sums. The filter
+/// gradient sums thousands of products per value, so the bound is the module's,
+/// relative to the results' RMS (2⁻¹², as in `tests/winograd_accuracy.rs`), not
+/// [`assert_close`]'s per value.
+fn check_winograd_passes(input: [usize; 4], filter: [usize; 4]) {
+    let spec = Conv2dSpec::default();
     let s = ConvShape::new(&input, &filter, &spec).unwrap();
     let tensor = |shape: &[usize], seed| {
         Tensor::from_vec(shape, values(shape.iter().product(), seed)).unwrap()
@@ -236,6 +249,38 @@ fn winograd_on_groups_of_images_matches_the_reference() {
                 "{name}, {threads} threads: error {worst} against RMS {rms}"
             );
         }
+    }
+}
+
+/// im2col's forward pass in blocks of output positions: a 5x5 patch of 3 channels a
+/// group is 75 values, so a block is 873 positions; 34x29 outputs make 986 (a block
+/// and a shorter one), in 2 groups, with padding on every side, on 1 and 2 threads.
+/// ResNet's 7x7 stem on RGB (runs of 21 values, copied inline) in blocks of 445.
+#[test]
+fn im2col_in_blocks_of_positions_matches_the_reference() {
+    let spec = Conv2dSpec {
+        padding: Padding::Same,
+        groups: 2,
+        ..Conv2dSpec::default()
+    };
+    let s = ConvShape::new(&[2, 34, 29, 6], &[5, 5, 3, 4], &spec).unwrap();
+    assert_eq!(s.path(), ConvPath::Im2col);
+    assert_eq!((im2col::block_positions(&s), s.positions()), (873, 986));
+    let stem = Conv2dSpec {
+        stride: [2, 2],
+        padding: Padding::Explicit {
+            top: 3,
+            bottom: 3,
+            left: 3,
+            right: 3,
+        },
+        ..Conv2dSpec::default()
+    };
+    let s = ConvShape::new(&[1, 64, 60, 3], &[7, 7, 3, 8], &stem).unwrap();
+    assert_eq!((im2col::block_positions(&s), s.positions()), (445, 960));
+    for threads in [1, 2] {
+        check_against_reference([2, 34, 29, 6], [5, 5, 3, 4], spec, threads);
+        check_against_reference([1, 64, 60, 3], [7, 7, 3, 8], stem, threads);
     }
 }
 
@@ -426,7 +471,8 @@ fn depthwise_kernels_match_the_reference_on_every_isa() {
 }
 
 /// The three depthwise passes with each of `isas` against [`reference`], with a bias
-/// on the forward pass, and with a bias and ReLU6.
+/// on the forward pass, and with a bias and ReLU6 or ReLU (applied by the kernel, or in
+/// a pass of its own where some output pixel reads only padding).
 fn check_depthwise(s: &ConvShape, threads: usize, isas: &[depthwise::Isa]) {
     let x = Tensor::from_vec(&s.input_shape(), values(s.image_len() * s.batch, 1)).unwrap();
     let f = Tensor::from_vec(&s.filter_shape(), values(s.filter_len(), 2)).unwrap();
@@ -453,17 +499,19 @@ fn check_depthwise(s: &ConvShape, threads: usize, isas: &[depthwise::Isa]) {
             };
             let fast = depthwise::forward_on(isa, s, x.as_slice(), f.as_slice(), output).unwrap();
             assert_close(&tensor(s.output_shape(), fast), &biased, &what("forward"));
-            let activated = Output {
-                activation: Some(Unary::Relu6),
-                ..output
-            };
-            let fast = depthwise::forward_on(isa, s, x.as_slice(), f.as_slice(), activated);
-            let clamped: Vec<f32> = biased.iter().map(|y| y.clamp(0.0, 6.0)).collect();
-            assert_close(
-                &tensor(s.output_shape(), fast.unwrap()),
-                &clamped,
-                &what("ReLU6"),
-            );
+            for activation in [Unary::Relu6, Unary::Relu] {
+                let activated = Output {
+                    activation: Some(activation),
+                    ..output
+                };
+                let fast = depthwise::forward_on(isa, s, x.as_slice(), f.as_slice(), activated);
+                let want: Vec<f32> = biased.iter().map(|&y| activation.apply(y)).collect();
+                assert_close(
+                    &tensor(s.output_shape(), fast.unwrap()),
+                    &want,
+                    &what(&format!("{activation:?}")),
+                );
+            }
             let fast = depthwise::backward_input_on(isa, s, dy.as_slice(), f.as_slice()).unwrap();
             assert_close(&tensor(s.input_shape(), fast), &dx, &what("input grad"));
             let filter_grad =

@@ -7,7 +7,8 @@
 //! `V = Bᵀ d B`, the tile's outputs are `Aᵀ (U ⊙ V) A`, summed over the input channels.
 //! The product `U ⊙ V` summed over channels is, for each of the n² positions of the
 //! transformed tile, a GEMM `(tiles, c) x (c, o)` (the tiles of a group of images, see
-//! [`images_per_group`]): n² multiplies per m² outputs where
+//! [`images_per_group`], or of the whole batch, see [`whole_batch`]): n² multiplies
+//! per m² outputs where
 //! the direct convolution does 9 m², so 2.25x fewer for F(2x2) (16 for 4 outputs) and
 //! 4x fewer for F(4x4) (36 for 16). The transforms are sums with small constant
 //! weights along the channels, which vectorize in NHWC; F(4x4)'s larger weights (up to
@@ -41,6 +42,19 @@ const MIN_CHANNELS: usize = 16;
 const GROUP_TILES: usize = 128;
 /// Bytes of transformed tiles a group may take: about a core's L2.
 const GROUP_SCRATCH: usize = 1 << 20;
+/// Bytes of transformed filters from which a convolution runs on the whole batch (see
+/// [`whole_batch`]).
+const WHOLE_BATCH_FILTERS: usize = 16 << 20;
+/// The same for the filter gradient, whose groups also add to sums as large.
+const WHOLE_BATCH_FILTER_SUMS: usize = 8 << 20;
+
+/// The two kinds of pass over a batch's tiles: a convolution (the output, or the input
+/// gradient), and the filter gradient.
+#[derive(Clone, Copy)]
+enum Pass {
+    Convolve,
+    FilterGradient,
+}
 
 /// A Winograd tiling F(M x M, 3x3): output tiles of `M x M` computed from input tiles
 /// of `N x N` (`N = M + 2`), and its transforms.
@@ -347,8 +361,14 @@ pub(super) fn forward(
 ) -> Result<Vec<f32>> {
     let p = Plane::of(s);
     match tile {
-        Tile::F2 => convolve::<F2x2, 2, 4>(&p, s.batch, x, f, output),
-        Tile::F4 => convolve::<F4x4, 4, 6>(&p, s.batch, x, f, output),
+        Tile::F2 => {
+            let u = FilterMatrices::of::<F2x2, 2, 4>(f, s.channels, s.filters);
+            convolve::<F2x2, 2, 4>(&p, s.batch, x, &u, output)
+        }
+        Tile::F4 => {
+            let u = FilterMatrices::of::<F4x4, 4, 6>(f, s.channels, s.filters);
+            convolve::<F4x4, 4, 6>(&p, s.batch, x, &u, output)
+        }
     }
 }
 
@@ -377,6 +397,9 @@ fn filter_gradient<T: Tiling<M, N>, const M: usize, const N: usize>(
     let threaded_gemm = gemm_needs_threads(s.batch);
     let (v_len, g_len) = (positions * tiles * c, positions * tiles * o);
     let group = images_per_group(tiles, v_len + g_len, s.batch);
+    if whole_batch(Pass::FilterGradient, group * tiles, positions * c * o) {
+        return filter_gradient_whole_batch::<T, M, N>(&p, s.batch, x, dy);
+    }
     // For a group of images: their transformed tiles one image after another, so that
     // the tiles of the whole group are the inner dimension of each GEMM.
     let accumulate = |du: &mut [f32], scratch: &mut [f32], xs: &[f32], dys: &[f32]| {
@@ -386,25 +409,10 @@ fn filter_gradient<T: Tiling<M, N>, const M: usize, const N: usize>(
         group_input_tiles::<T, M, N>(&p, xs, &mut patch[..positions * c], v, v_len);
         let grads_out = dys.chunks_exact(p.output_image_len());
         for (dyi, g) in grads_out.zip(g.chunks_exact_mut(g_len)) {
-            Arch::new().dispatch(GradientTiles::<T, M, N> {
-                p: &p,
-                dy: dyi,
-                corners: &mut patch[..M * M * o],
-                g,
-                tiling: PhantomData,
-            });
+            gradient_tiles::<T, M, N>(&p, dyi, &mut patch[..M * M * o], g);
         }
-        let rows = count * tiles;
-        for e in 0..positions {
-            gemm(
-                MatRef::new(&v[e * c..], rows, c, positions * c, 1)?.t(),
-                MatRef::new(&g[e * o..], rows, o, positions * o, 1)?,
-                MatMut::row_major(&mut du[e * c * o..][..c * o], c, o)?,
-                true,
-                threaded_gemm,
-            )?;
-        }
-        Ok(())
+        let product = Product::<N>::of(&p, count * tiles);
+        product.filter_sums(v, g, du, true, threaded_gemm)
     };
     let du = sum_over_image_groups(
         (x, p.image_len(), dy, p.output_image_len()),
@@ -420,44 +428,95 @@ fn filter_gradient<T: Tiling<M, N>, const M: usize, const N: usize>(
 /// `o + k - p`, so input `i` collects output `i + p - k = i + k' - (2 - p)` for the
 /// turned tap `k' = 2 - k`.
 pub(super) fn backward_input(tile: Tile, s: &ConvShape, dy: &[f32], f: &[f32]) -> Result<Vec<f32>> {
-    let (c, o) = (s.channels, s.filters);
-    let mut turned = vec![0.0; f.len()];
-    for tap in 0..9 {
-        for ci in 0..c {
-            for fo in 0..o {
-                turned[((8 - tap) * o + fo) * c + ci] = f[(tap * c + ci) * o + fo];
-            }
-        }
-    }
     let plane = Plane {
         input: [s.rows.output, s.cols.output],
         output: [s.rows.input, s.cols.input],
         pad: [2 - s.rows.pad_before, 2 - s.cols.pad_before],
-        channels: o,
-        filters: c,
+        channels: s.filters,
+        filters: s.channels,
     };
     let zeros = Output::zeros();
     match tile {
-        Tile::F2 => convolve::<F2x2, 2, 4>(&plane, s.batch, dy, &turned, zeros),
-        Tile::F4 => convolve::<F4x4, 4, 6>(&plane, s.batch, dy, &turned, zeros),
+        Tile::F2 => convolve::<F2x2, 2, 4>(
+            &plane,
+            s.batch,
+            dy,
+            &FilterMatrices::turned::<F2x2, 2, 4>(f, s),
+            zeros,
+        ),
+        Tile::F4 => convolve::<F4x4, 4, 6>(
+            &plane,
+            s.batch,
+            dy,
+            &FilterMatrices::turned::<F4x4, 4, 6>(f, s),
+            zeros,
+        ),
     }
 }
 
-/// `conv(x, f)` over the batch, started and finished as `output` says; `f` is HWIO
-/// `(3, 3, channels, filters)`.
+/// The N² transformed filter matrices `U` a convolution multiplies its tiles with,
+/// matrix `e` taking the plane's `c` channels to its `o` filters, row-major.
+struct FilterMatrices(Vec<f32>);
+
+impl FilterMatrices {
+    /// `U` of the HWIO filter `f` `(3, 3, c, o)`.
+    fn of<T: Tiling<M, N>, const M: usize, const N: usize>(f: &[f32], c: usize, o: usize) -> Self {
+        Self(transform_filters::<T, M, N>(f, c, o))
+    }
+
+    /// `U` of the forward filter `f` of `s` turned by 180 degrees, channels and filters
+    /// swapped: the input gradient's.
+    fn turned<T: Tiling<M, N>, const M: usize, const N: usize>(f: &[f32], s: &ConvShape) -> Self {
+        let (c, o) = (s.channels, s.filters);
+        let mut turned = vec![0.0; f.len()];
+        for (tap, to) in f
+            .chunks_exact(c * o)
+            .rev()
+            .zip(turned.chunks_exact_mut(c * o))
+        {
+            transpose(tap, c, o, to);
+        }
+        Self::of::<T, M, N>(&turned, o, c)
+    }
+
+    /// Matrix `e` as `(c, o)`.
+    fn position(&self, e: usize, c: usize, o: usize) -> Result<MatRef<'_>> {
+        MatRef::row_major(&self.0[e * c * o..][..c * o], c, o)
+    }
+}
+
+/// `to` `(cols, rows)` = the transpose of `from` `(rows, cols)`, both row-major, in
+/// square blocks (a plain loop would write or read a cache line per value).
+fn transpose(from: &[f32], rows: usize, cols: usize, to: &mut [f32]) {
+    const BLOCK: usize = 16;
+    for r0 in (0..rows).step_by(BLOCK) {
+        for c0 in (0..cols).step_by(BLOCK) {
+            for r in r0..rows.min(r0 + BLOCK) {
+                for c in c0..cols.min(c0 + BLOCK) {
+                    to[c * rows + r] = from[r * cols + c];
+                }
+            }
+        }
+    }
+}
+
+/// The convolution of `x` with the filters `u` over the batch, started and finished
+/// as `output` says.
 fn convolve<T: Tiling<M, N>, const M: usize, const N: usize>(
     p: &Plane,
     batch: usize,
     x: &[f32],
-    f: &[f32],
+    u: &FilterMatrices,
     output: Output<'_>,
 ) -> Result<Vec<f32>> {
     let (c, o, tiles, positions) = (p.channels, p.filters, p.tile_count(M), N * N);
-    let u = transform_filters::<T, M, N>(f, c, o);
     let threaded_gemm = gemm_needs_threads(batch);
     let (v_len, m_len) = (positions * tiles * c, positions * tiles * o);
     let (in_len, out_len) = (p.image_len(), p.output_image_len());
     let group = images_per_group(tiles, v_len + m_len, batch);
+    if whole_batch(Pass::Convolve, group * tiles, u.0.len()) {
+        return convolve_whole_batch::<T, M, N>(p, batch, x, u, output);
+    }
     // For a group of images: their transformed tiles one image after another, so that
     // the tiles of the whole group are the rows of each GEMM.
     map_image_groups(
@@ -472,23 +531,9 @@ fn convolve<T: Tiling<M, N>, const M: usize, const N: usize>(
             let (v, rest) = scratch.split_at_mut(group * v_len);
             let (m, patch) = rest.split_at_mut(group * m_len);
             group_input_tiles::<T, M, N>(p, xs, patch, v, v_len);
-            let rows = count * tiles;
-            for e in 0..positions {
-                gemm(
-                    MatRef::new(&v[e * c..], rows, c, positions * c, 1)?,
-                    MatRef::row_major(&u[e * c * o..][..c * o], c, o)?,
-                    MatMut::new(&mut m[e * o..], rows, o, positions * o)?,
-                    false,
-                    threaded_gemm,
-                )?;
-            }
+            Product::<N>::of(p, count * tiles).multiply(v, u, m, threaded_gemm)?;
             for (yi, m) in ys.chunks_exact_mut(out_len).zip(m.chunks_exact(m_len)) {
-                Arch::new().dispatch(OutputTiles::<T, M, N> {
-                    p,
-                    m,
-                    y: yi,
-                    tiling: PhantomData,
-                });
+                output_tiles::<T, M, N>(p, m, yi);
             }
             Ok(())
         },
@@ -506,6 +551,35 @@ fn images_per_group(tiles: usize, scratch_per_image: usize, batch: usize) -> usi
     let for_tiles = GROUP_TILES.div_ceil(tiles.max(1));
     let fit = GROUP_SCRATCH / (scratch_per_image.max(1) * std::mem::size_of::<f32>());
     for_tiles.min(fit).min(images_per_task(batch)).max(1)
+}
+
+/// Whether a pass runs on the whole batch's tiles at once rather than on groups of
+/// images: when the groups are too small to give the GEMMs [`GROUP_TILES`] rows and
+/// the transformed filters (`filter_values`) are too large for the cache, so that
+/// every group would stream them (and the filter gradient its sums) from memory. The
+/// whole batch is transformed in parallel over the images, then each GEMM is split
+/// over the threads.
+///
+/// Measured F(4x4) at batch 16 on 2 threads (ms, forward / filter gradient, groups →
+/// whole batch, in separate runs of a timing program; the host varied by about ±25%):
+///
+/// | layer | transformed filters | forward | filter gradient |
+/// |---|---|---|---|
+/// | ResNet18's 7x7, 512 -> 512 | 36 MiB | 16-25 → 11-13 | 39-51 → 12 |
+/// | VGG16's 14x14, 512 -> 512 | 36 MiB | 27-42 → 24-26 | 51-64 → 22-23 |
+/// | ResNet18's 14x14, 256 -> 256 | 9 MiB | 4.4-4.8 → 5.7-6.9 | 15-16 → 6.8-7.1 |
+/// | ResNet18's 28x28, 128 -> 128 | 2.3 MiB | 3.7 → 4.9-5.7 | 3.5 → 5.3-6.4 |
+/// | flowers 16x16, 128 -> 256 (batch 32) | 4.5 MiB | 4.0-4.6 → 5.7-6.1 | 4.6-7.4 → 6.6-6.8 |
+/// | 56x56, 256 -> 256 (196 tiles an image) | 9 MiB | 54 → 59-63 | 68-69 → 68-78 |
+///
+/// Hence a limit between 9 and 36 MiB for the convolutions, and between 4.5 and 9 MiB
+/// for the filter gradient.
+fn whole_batch(pass: Pass, group_tiles: usize, filter_values: usize) -> bool {
+    let limit = match pass {
+        Pass::Convolve => WHOLE_BATCH_FILTERS,
+        Pass::FilterGradient => WHOLE_BATCH_FILTER_SUMS,
+    };
+    group_tiles < GROUP_TILES && filter_values * std::mem::size_of::<f32>() > limit
 }
 
 /// `V` of each image of `images` (`image_len` values each) into `v`, one image's
@@ -529,6 +603,169 @@ fn group_input_tiles<T: Tiling<M, N>, const M: usize, const N: usize>(
             tiling: PhantomData,
         });
     }
+}
+
+/// `V` of every image of the batch `x`, one image's `v_len` values after another,
+/// the images in parallel.
+fn batch_input_tiles<T: Tiling<M, N>, const M: usize, const N: usize>(
+    p: &Plane,
+    batch: usize,
+    x: &[f32],
+) -> Result<Vec<f32>> {
+    let v_len = N * N * p.tile_count(M) * p.channels;
+    map_image_groups(
+        Output::zeros(),
+        batch,
+        v_len,
+        (x, p.image_len()),
+        1,
+        N * N * p.channels,
+        |v, patch, xi| {
+            group_input_tiles::<T, M, N>(p, xi, patch, v, v_len);
+            Ok(())
+        },
+    )
+}
+
+/// [`convolve`] with all the batch's tiles as the rows of each GEMM, the GEMMs split
+/// over the threads.
+fn convolve_whole_batch<T: Tiling<M, N>, const M: usize, const N: usize>(
+    p: &Plane,
+    batch: usize,
+    x: &[f32],
+    u: &FilterMatrices,
+    output: Output<'_>,
+) -> Result<Vec<f32>> {
+    let m_len = N * N * p.tile_count(M) * p.filters;
+    let v = batch_input_tiles::<T, M, N>(p, batch, x)?;
+    let mut m = vec![0.0; batch * m_len];
+    Product::<N>::of(p, batch * p.tile_count(M)).multiply(&v, u, &mut m, true)?;
+    map_image_groups(
+        output,
+        batch,
+        p.output_image_len(),
+        (&m, m_len),
+        1,
+        0,
+        |y, _, m| {
+            output_tiles::<T, M, N>(p, m, y);
+            Ok(())
+        },
+    )
+}
+
+/// [`filter_gradient`] with all the batch's tiles as the inner dimension of each GEMM,
+/// the GEMMs split over the threads.
+fn filter_gradient_whole_batch<T: Tiling<M, N>, const M: usize, const N: usize>(
+    p: &Plane,
+    batch: usize,
+    x: &[f32],
+    dy: &[f32],
+) -> Result<Vec<f32>> {
+    let (c, o, tiles, positions) = (p.channels, p.filters, p.tile_count(M), N * N);
+    let g_len = positions * tiles * o;
+    let v = batch_input_tiles::<T, M, N>(p, batch, x)?;
+    let g = map_image_groups(
+        Output::zeros(),
+        batch,
+        g_len,
+        (dy, p.output_image_len()),
+        1,
+        M * M * o,
+        |g, corners, dy| {
+            gradient_tiles::<T, M, N>(p, dy, corners, g);
+            Ok(())
+        },
+    )?;
+    let mut du = vec![0.0; positions * c * o];
+    Product::<N>::of(p, batch * tiles).filter_sums(&v, &g, &mut du, false, true)?;
+    Ok(untransform_filters::<T, M, N>(&du, c, o))
+}
+
+/// The N² transform-domain GEMMs over `rows` tiles, one per position of the
+/// transformed tile. The tiles are tile-major: `V` has `N² * c` values a tile (the
+/// plane's channels), the products `N² * o` (its filters).
+struct Product<const N: usize> {
+    rows: usize,
+    channels: usize,
+    filters: usize,
+}
+
+impl<const N: usize> Product<N> {
+    fn of(p: &Plane, rows: usize) -> Self {
+        Self {
+            rows,
+            channels: p.channels,
+            filters: p.filters,
+        }
+    }
+
+    /// `m = V U` at every position (`threaded`: each GEMM split over the threads).
+    fn multiply(&self, v: &[f32], u: &FilterMatrices, m: &mut [f32], threaded: bool) -> Result<()> {
+        let (rows, c, o, positions) = (self.rows, self.channels, self.filters, N * N);
+        for e in 0..positions {
+            gemm(
+                MatRef::new(&v[e * c..], rows, c, positions * c, 1)?,
+                u.position(e, c, o)?,
+                MatMut::new(&mut m[e * o..], rows, o, positions * o)?,
+                false,
+                threaded,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// `dU = Vᵀ Ŷ` at every position, the tiles summed (added to `du` if `accumulate`).
+    fn filter_sums(
+        &self,
+        v: &[f32],
+        g: &[f32],
+        du: &mut [f32],
+        accumulate: bool,
+        threaded: bool,
+    ) -> Result<()> {
+        let (rows, c, o, positions) = (self.rows, self.channels, self.filters, N * N);
+        for e in 0..positions {
+            gemm(
+                MatRef::new(&v[e * c..], rows, c, positions * c, 1)?.t(),
+                MatRef::new(&g[e * o..], rows, o, positions * o, 1)?,
+                MatMut::row_major(&mut du[e * c * o..][..c * o], c, o)?,
+                accumulate,
+                threaded,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// `y += Aᵀ M A` for every tile of one image (see [`OutputTiles`]).
+fn output_tiles<T: Tiling<M, N>, const M: usize, const N: usize>(
+    p: &Plane,
+    m: &[f32],
+    y: &mut [f32],
+) {
+    Arch::new().dispatch(OutputTiles::<T, M, N> {
+        p,
+        m,
+        y,
+        tiling: PhantomData,
+    });
+}
+
+/// `Ŷ = A dY Aᵀ` for every tile of one output gradient into `g` (see [`GradientTiles`]).
+fn gradient_tiles<T: Tiling<M, N>, const M: usize, const N: usize>(
+    p: &Plane,
+    dy: &[f32],
+    corners: &mut [f32],
+    g: &mut [f32],
+) {
+    Arch::new().dispatch(GradientTiles::<T, M, N> {
+        p,
+        dy,
+        corners,
+        g,
+        tiling: PhantomData,
+    });
 }
 
 /// `U = G g Gᵀ` for every (channel, filter): N² matrices `(c, o)`, one per position of
@@ -864,6 +1101,41 @@ mod tests {
         assert_eq!(group(256, 32, 64), 1);
         // Never more than a task's images: batch 1 allocates for one.
         assert_eq!(images_per_group(9, scratch(9, 32, 64), 1), 1);
+    }
+
+    /// Which passes run on the whole batch: ResNet18's and VGG16's layers of 512
+    /// filters, the filter gradient of their 256-filter layers, the whole-batch test in
+    /// `conv/tests.rs` (344 -> 344, 4 tiles an image); not the lecture's smaller layers,
+    /// nor large images, whose groups give the GEMMs enough rows.
+    #[test]
+    fn the_whole_batch_is_taken_for_large_filters_and_few_tiles() {
+        let filters = |c: usize, o: usize| 36 * c * o;
+        let passes = |group_tiles, c, o| {
+            [Pass::Convolve, Pass::FilterGradient]
+                .map(|pass| whole_batch(pass, group_tiles, filters(c, o)))
+        };
+        assert_eq!(passes(4, 512, 512), [true, true]);
+        assert_eq!(passes(49, 512, 512), [true, true]);
+        assert_eq!(passes(16, 256, 256), [false, true]);
+        assert_eq!(passes(16, 128, 256), [false, false]);
+        assert_eq!(passes(72, 32, 64), [false, false]);
+        assert_eq!(passes(196, 256, 256), [false, false]);
+        // The test's shape in groups of 1 or 2 images, as the thread count gives.
+        assert_eq!(passes(4, 344, 344), [true, true]);
+        assert_eq!(passes(8, 344, 344), [true, true]);
+    }
+
+    #[test]
+    fn transpose_swaps_rows_and_columns_past_the_blocks() {
+        let (rows, cols) = (17, 35);
+        let from: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
+        let mut to = vec![0.0; rows * cols];
+        transpose(&from, rows, cols, &mut to);
+        for r in 0..rows {
+            for c in 0..cols {
+                assert_eq!(to[c * rows + r], from[r * cols + c], "({r}, {c})");
+            }
+        }
     }
 
     /// `L X Lᵀ` in f64, `l(a, i)` being `L`'s entries (R x K).

@@ -4,6 +4,7 @@
 use super::lanes::{prefetch, Isa, Lanes, Portable, LANES};
 use super::plan::{Axis, Block, Plan, MAX_BLOCK};
 use crate::conv::ConvShape;
+use crate::elementwise::Unary;
 use std::marker::PhantomData;
 
 use pulp::{Arch, Simd, WithSimd};
@@ -45,6 +46,9 @@ pub(super) struct Walk {
     source_step: usize,
     /// Values between neighbouring target pixels of a block.
     target_step: usize,
+    /// The activation [`Gather`] applies to its results before it stores them, as the
+    /// bounds of a clamp (ReLU, ReLU6), if any.
+    clamp: Option<(f32, f32)>,
 }
 
 /// One block of target pixels and one block of channels, as a kernel sees it.
@@ -103,8 +107,17 @@ impl BlockKernel for Gather {
             }
         });
         let (target, step) = (at.target, at.walk.target_step);
-        let y = V::load_strided::<B>(out, target, step, at.width);
-        let y = std::array::from_fn(|i| y[i].add(sums[i]));
+        let mut y = V::load_strided::<B>(out, target, step, at.width);
+        // Loops, not closures: a closure is compiled apart from the AVX-512 function it
+        // sits in, and its intrinsics became calls.
+        for (y, sum) in y.iter_mut().zip(sums) {
+            *y = y.add(sum);
+        }
+        if let Some((low, high)) = at.walk.clamp {
+            for y in &mut y {
+                *y = y.clamp(low, high);
+            }
+        }
         V::store_strided::<B>(y, out, target, step, at.width);
     }
 }
@@ -150,7 +163,25 @@ impl Walk {
             target_cols: cols.targets(),
             source_step: cols.source_step() * s.channels,
             target_step: cols.target_step() * s.channels,
+            clamp: None,
         }
+    }
+
+    /// This walk with [`Gather`] applying `activation` to every target pixel as it
+    /// stores it, if `activation` is a clamp (ReLU, ReLU6) and the walk reaches every
+    /// target pixel; otherwise unchanged, and `activation` is handed back for a pass of
+    /// its own.
+    pub fn activating(mut self, activation: Option<Unary>) -> (Self, Option<Unary>) {
+        let clamp = match activation {
+            Some(Unary::Relu) => (0.0, f32::INFINITY),
+            Some(Unary::Relu6) => (0.0, 6.0),
+            _ => return (self, activation),
+        };
+        if !(self.rows.reaches_every_target() && self.cols.reaches_every_target()) {
+            return (self, activation);
+        }
+        self.clamp = Some(clamp);
+        (self, None)
     }
 
     /// Adds the sums of kernel `K` for one image to `out`, with the vector code `isa`.
@@ -224,5 +255,39 @@ fn dispatch_len<V: Lanes, K: BlockKernel>(
         4 => K::block::<V, 4>(at, out, a, b),
         2 => K::block::<V, 2>(at, out, a, b),
         _ => K::block::<V, 1>(at, out, a, b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conv::Conv2dSpec;
+    use crate::window::Padding;
+
+    /// The kernel applies ReLU and ReLU6 where it reaches every output pixel; other
+    /// activations, and outputs it does not reach, keep a pass of their own.
+    #[test]
+    fn the_kernel_activates_only_what_it_writes() {
+        let shape = |padding| {
+            let spec = Conv2dSpec {
+                padding,
+                groups: 16,
+                ..Conv2dSpec::default()
+            };
+            ConvShape::new(&[2, 6, 5, 16], &[3, 3, 1, 16], &spec).unwrap()
+        };
+        let same = shape(Padding::Same);
+        let wide = shape(Padding::Explicit {
+            top: 3,
+            bottom: 5,
+            left: 1,
+            right: 1,
+        });
+        let left_over = |s: &ConvShape, activation| Walk::new(s, false).activating(activation).1;
+        assert_eq!(left_over(&same, Some(Unary::Relu6)), None);
+        assert_eq!(left_over(&same, Some(Unary::Relu)), None);
+        assert_eq!(left_over(&same, Some(Unary::Sigmoid)), Some(Unary::Sigmoid));
+        assert_eq!(left_over(&same, None), None);
+        assert_eq!(left_over(&wide, Some(Unary::Relu6)), Some(Unary::Relu6));
     }
 }

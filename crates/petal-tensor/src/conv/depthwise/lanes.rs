@@ -57,6 +57,9 @@ pub(super) trait Lanes: Copy {
     /// `self + a * b`.
     fn mul_add(self, a: Self, b: Self) -> Self;
     fn add(self, other: Self) -> Self;
+    /// Each lane limited to `low..=high`; NaN stays NaN (as [`crate::elementwise::Unary`]'s
+    /// ReLU and ReLU6 keep it).
+    fn clamp(self, low: f32, high: f32) -> Self;
     /// The `width` values at `values`, zeros in the other lanes.
     ///
     /// # Safety
@@ -176,6 +179,18 @@ impl Lanes for Portable {
         Self(std::array::from_fn(|i| self.0[i] + other.0[i]))
     }
     #[inline(always)]
+    fn clamp(self, low: f32, high: f32) -> Self {
+        Self(self.0.map(|x| {
+            if x < low {
+                low
+            } else if x > high {
+                high
+            } else {
+                x
+            }
+        }))
+    }
+    #[inline(always)]
     unsafe fn load_ptr(values: *const f32, width: usize) -> Self {
         let mut lanes = [0.0; LANES];
         // SAFETY: the caller's contract; `width <= LANES`.
@@ -208,7 +223,7 @@ pub(super) use self::avx512::Avx512;
 mod avx512 {
     use std::arch::x86_64::{
         __m512, __mmask16, _mm512_add_ps, _mm512_fmadd_ps, _mm512_mask_storeu_ps,
-        _mm512_maskz_loadu_ps, _mm512_setzero_ps,
+        _mm512_maskz_loadu_ps, _mm512_max_ps, _mm512_min_ps, _mm512_set1_ps, _mm512_setzero_ps,
     };
 
     use super::{Lanes, LANES};
@@ -270,5 +285,69 @@ mod avx512 {
             // SAFETY: AVX-512F is present.
             Self(unsafe { _mm512_add_ps(self.0, other.0) })
         }
+        #[inline(always)]
+        fn clamp(self, low: f32, high: f32) -> Self {
+            // `max`/`min` return their second operand when either is NaN: the value's.
+            // SAFETY: AVX-512F is present.
+            Self(unsafe {
+                let at_least = _mm512_max_ps(_mm512_set1_ps(low), self.0);
+                _mm512_min_ps(_mm512_set1_ps(high), at_least)
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `clamp` on every code this CPU runs, full vectors and a tail: values below,
+    /// inside and above the bounds, infinities, and NaN, which stays NaN (as ReLU keeps
+    /// it).
+    #[test]
+    fn clamp_limits_every_lane_and_keeps_nan() {
+        let values = [
+            -7.0,
+            -0.5,
+            0.0,
+            0.25,
+            5.5,
+            6.0,
+            8.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+        ];
+        let want = |x: f32| crate::elementwise::Unary::Relu6.apply(x);
+        let check = |got: &[f32], width: usize| {
+            for (i, (&x, &g)) in values.iter().zip(got).take(width).enumerate() {
+                let w = want(x);
+                assert!(
+                    g == w || (g.is_nan() && w.is_nan()),
+                    "lane {i}: {x} -> {g}, not {w}"
+                );
+            }
+        };
+        let mut input = [0.0; LANES];
+        input[..values.len()].copy_from_slice(&values);
+        for width in [LANES, values.len()] {
+            let mut got = [0.0; LANES];
+            let v = Portable::load(&input, 0, Portable::width(width));
+            v.clamp(0.0, 6.0).store(&mut got, 0, Portable::width(width));
+            check(&got, width);
+            #[cfg(target_arch = "x86_64")]
+            if let Isa::Avx512(_) = Isa::detect() {
+                // SAFETY: AVX-512F was found just above.
+                unsafe { clamp_avx512(&input, &mut got, width) };
+                check(&got, width);
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn clamp_avx512(input: &[f32], got: &mut [f32], width: usize) {
+        let v = Avx512::load(input, 0, Avx512::width(width));
+        v.clamp(0.0, 6.0).store(got, 0, Avx512::width(width));
     }
 }

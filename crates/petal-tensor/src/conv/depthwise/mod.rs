@@ -22,7 +22,8 @@
 //!   sources are in the L1 cache; the sources of the next row's block are prefetched;
 //! - the output images start (bias or zeros) one at a time just before their kernel
 //!   runs (`batch::map_images`), so that a large image is still cached when the kernel
-//!   adds to it;
+//!   adds to it; a ReLU or ReLU6 after the forward pass is applied by the kernel as it
+//!   stores each result (`Walk::activating`), not in a pass over the image after it;
 //! - forward and input gradient ([`kernels::Gather`]): 8 sums in registers, each tap's
 //!   16 weights loaded once per block and multiplied into all 8; the filter gradient
 //!   ([`kernels::FilterGradient`]): 8 vectors of output gradient in registers, each
@@ -71,7 +72,11 @@ pub(super) fn forward_on(
     if s.group_filters() != 1 {
         return multiplier::forward(s, x, f, output);
     }
-    let walk = Walk::new(s, false);
+    let (walk, activation) = Walk::new(s, false).activating(output.activation);
+    let output = Output {
+        activation,
+        ..output
+    };
     let (out_len, in_len) = (s.output_image_len(), s.image_len());
     map_images(output, s.batch, out_len, x, in_len, 0, |y, _, x| {
         walk.run::<Gather>(isa, y, x, f);

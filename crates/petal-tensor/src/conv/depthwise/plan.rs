@@ -106,6 +106,8 @@ pub(super) struct Block {
 pub(super) struct Plan {
     pub blocks: Vec<Block>,
     taps: Vec<(usize, usize)>,
+    /// The axis's targets, reached by a tap or not.
+    targets: usize,
 }
 
 impl Plan {
@@ -114,6 +116,7 @@ impl Plan {
         let mut plan = Self {
             blocks: Vec::new(),
             taps: Vec::new(),
+            targets: axis.targets(),
         };
         for class in 0..step.min(axis.targets()) {
             let mut target = class;
@@ -151,6 +154,12 @@ impl Plan {
         // pixels in memory.
         plan.blocks.sort_by_key(|b| b.target);
         plan
+    }
+
+    /// Whether the blocks hold every target of the axis (none lies where no tap
+    /// reaches, as with padding wider than the filter).
+    pub fn reaches_every_target(&self) -> bool {
+        self.blocks.iter().map(|b| b.len).sum::<usize>() == self.targets
     }
 
     /// `(tap, source of the block's first target)` for every tap reaching `block`.

@@ -31,6 +31,7 @@ use crate::parallel::{gemm_needs_threads, images_per_task};
 use crate::simd::{add_to, load, store};
 use crate::window::AxisGeometry;
 use pulp::{Arch, Simd, WithSimd};
+use rayon::prelude::*;
 
 /// Fewer channels or filters than this leave too little work per tile for the
 /// transforms to pay (a round number below the lecture networks' 32, not tuned: at 32
@@ -800,15 +801,29 @@ fn mix(from: &[f32], outputs: usize, len: usize, weight: impl Fn(usize, usize) -
         .map(|ij| weight(ij / inputs, ij % inputs))
         .collect();
     let mut to = vec![0.0; outputs * len];
-    Arch::new().dispatch(Mix {
-        from,
-        to: &mut to,
-        weights: &weights,
-        inputs,
-        len,
-    });
+    // The outputs split over the threads when there are enough values to pay for it.
+    let per_task = match outputs * len >= PARALLEL_MIX {
+        true => outputs.div_ceil(rayon::current_num_threads()),
+        false => outputs,
+    };
+    to.par_chunks_mut(per_task * len)
+        .zip(weights.par_chunks(per_task * inputs))
+        .for_each(|(to, weights)| {
+            Arch::new().dispatch(Mix {
+                from,
+                to,
+                weights,
+                inputs,
+                len,
+            })
+        });
     to
 }
+
+/// Values of transformed (or untransformed) filters from which [`mix`] splits its
+/// outputs over the threads: 256K, a 128 -> 128 layer's F(4x4) transform (590K) and
+/// up; the lecture's smaller layers stay on one thread.
+const PARALLEL_MIX: usize = 1 << 18;
 
 /// The sums of [`mix`], `weights` row-major `(outputs, inputs)`: a [`WithSimd`] op, so
 /// that its loop is compiled for (and vectorizes at) the CPU's widest vectors.

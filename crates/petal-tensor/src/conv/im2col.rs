@@ -3,7 +3,7 @@
 
 use std::ops::Range;
 
-use super::batch::{map_images, sum_over_images, Output};
+use super::batch::{cache_block_rows, map_images, sum_over_images, Output};
 use super::ConvShape;
 use crate::error::Result;
 use crate::gemm::{gemm_in, MatMut, MatRef};
@@ -130,24 +130,10 @@ fn columns_len(s: &ConvShape) -> usize {
     s.positions() * s.patch_len()
 }
 
-/// Bytes of patches a block of the forward pass unrolls at once: with the block's
-/// outputs, in a core's L2 while its GEMM reads them.
-const BLOCK_BYTES: usize = 256 * 1024;
-
-/// The output positions a block of [`BLOCK_BYTES`] is rounded up to: each block packs
-/// the filters again, so a block much shorter than the filters are wide would spend
-/// its time packing.
-const MIN_BLOCK_POSITIONS: usize = 192;
-
 /// How many output positions of an image the forward pass unrolls and multiplies at a
-/// time: [`BLOCK_BYTES`] of patches, at least [`MIN_BLOCK_POSITIONS`], at most the
-/// image's.
+/// time: a cache-sized block of patches ([`cache_block_rows`]), at most the image's.
 pub(super) fn block_positions(s: &ConvShape) -> usize {
-    let row_bytes = s.patch_len() * std::mem::size_of::<f32>();
-    (BLOCK_BYTES / row_bytes.max(1))
-        .max(MIN_BLOCK_POSITIONS)
-        .min(s.positions())
-        .max(1)
+    cache_block_rows(s.patch_len()).min(s.positions()).max(1)
 }
 
 pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], output: Output<'_>) -> Result<Vec<f32>> {

@@ -7,21 +7,11 @@
 //! three (bias, GEMM, activation), which matters in MobileNetV2's and EfficientNet's
 //! wide layers (112x112x96 floats per image). The two gradients are one GEMM each.
 
-use super::batch::{map_image_groups, Output};
+use super::batch::{cache_block_rows, map_image_groups, Output};
 use super::ConvShape;
 use crate::error::Result;
 use crate::gemm::{gemm_in, MatMut, MatRef};
 use crate::parallel::{new_batch, Start};
-
-/// About how many bytes of input and output rows one forward block holds: well inside
-/// a core's L2 (1 MiB here), with room for the packed filters. (128 KiB to 1 MiB
-/// measured alike within this machine's noise.)
-const BLOCK_BYTES: usize = 256 * 1024;
-
-/// The rows a block of [`BLOCK_BYTES`] is rounded up to: each block packs the filters
-/// again, so a block much shorter than the filters are wide would spend its time
-/// packing.
-const MIN_BLOCK_ROWS: usize = 192;
 
 pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], output: Output<'_>) -> Result<Vec<f32>> {
     let pixels = s.batch * s.positions();
@@ -43,15 +33,15 @@ pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], output: Output<'_>) -
 }
 
 /// Rows per forward block for `pixels` rows of `row_values` input and output values:
-/// the block count that blocks of [`BLOCK_BYTES`] (or [`MIN_BLOCK_ROWS`] rows, if more)
-/// give, rounded up to a multiple of the thread count, then the rows split evenly (so
-/// that each thread's share of the rows cuts into even blocks, not full blocks and a
-/// runt; a block may end up shorter than the floor).
+/// the block count that cache-sized blocks ([`cache_block_rows`]) give, rounded up to
+/// a multiple of the thread count, then the rows split evenly (so that each thread's
+/// share of the rows cuts into even blocks, not full blocks and a runt; a block may end
+/// up shorter than the floor).
 pub(super) fn block_rows(pixels: usize, row_values: usize) -> usize {
     let threads = rayon::current_num_threads().max(1);
-    let row_bytes = row_values.max(1) * std::mem::size_of::<f32>();
-    let fits_cache = (BLOCK_BYTES / row_bytes).max(MIN_BLOCK_ROWS);
-    let blocks = pixels.div_ceil(fits_cache).next_multiple_of(threads);
+    let blocks = pixels
+        .div_ceil(cache_block_rows(row_values))
+        .next_multiple_of(threads);
     pixels.div_ceil(blocks.max(1)).max(1)
 }
 

@@ -70,6 +70,29 @@ fn assert_close(fast: &Tensor, reference: &[f32], what: &str) {
     }
 }
 
+/// The input, filter and output gradient every test of shape `s` uses ([`values`] with
+/// seeds 1, 2 and 3).
+fn operands(s: &ConvShape) -> (Tensor, Tensor, Tensor) {
+    let tensor = |shape: [usize; 4], seed| {
+        Tensor::from_vec(&shape, values(shape.iter().product(), seed)).unwrap()
+    };
+    (
+        tensor(s.input_shape(), 1),
+        tensor(s.filter_shape(), 2),
+        tensor(s.output_shape(), 3),
+    )
+}
+
+/// `Padding::Explicit` from `[top, bottom, left, right]`.
+fn explicit([top, bottom, left, right]: [usize; 4]) -> Padding {
+    Padding::Explicit {
+        top,
+        bottom,
+        left,
+        right,
+    }
+}
+
 fn check_against_reference(
     input: [usize; 4],
     filter: [usize; 4],
@@ -88,13 +111,7 @@ fn check_kernel(
     kernel: Kernel3x3,
 ) {
     let s = ConvShape::new(&input, &filter, &spec).unwrap();
-    let x = Tensor::from_vec(&input, values(input.iter().product(), 1)).unwrap();
-    let f = Tensor::from_vec(&filter, values(filter.iter().product(), 2)).unwrap();
-    let dy = Tensor::from_vec(
-        &s.output_shape(),
-        values(s.output_shape().iter().product(), 3),
-    )
-    .unwrap();
+    let (x, f, dy) = operands(&s);
     let (y, dx, dw) = reference(&s, &x, &f, &dy);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -208,14 +225,7 @@ fn winograd_on_the_whole_batch_matches_the_reference() {
 fn check_winograd_passes(input: [usize; 4], filter: [usize; 4]) {
     let spec = Conv2dSpec::default();
     let s = ConvShape::new(&input, &filter, &spec).unwrap();
-    let tensor = |shape: &[usize], seed| {
-        Tensor::from_vec(shape, values(shape.iter().product(), seed)).unwrap()
-    };
-    let (x, f, dy) = (
-        tensor(&input, 1),
-        tensor(&filter, 2),
-        tensor(&s.output_shape(), 3),
-    );
+    let (x, f, dy) = operands(&s);
     let (y, dx, dw) = reference(&s, &x, &f, &dy);
     for threads in [1, 2] {
         let pool = rayon::ThreadPoolBuilder::new()
@@ -268,12 +278,7 @@ fn im2col_in_blocks_of_positions_matches_the_reference() {
     assert_eq!((im2col::block_positions(&s), s.positions()), (873, 986));
     let stem = Conv2dSpec {
         stride: [2, 2],
-        padding: Padding::Explicit {
-            top: 3,
-            bottom: 3,
-            left: 3,
-            right: 3,
-        },
+        padding: explicit([3, 3, 3, 3]),
         ..Conv2dSpec::default()
     };
     let s = ConvShape::new(&[1, 64, 60, 3], &[7, 7, 3, 8], &stem).unwrap();
@@ -343,12 +348,7 @@ fn each_fast_path_is_taken_and_correct() {
     check_against_reference([2, 7, 9, 3], [3, 3, 3, 37], first_layer, 2);
     // Winograd with 3 rows of padding in front: the input gradient falls back to im2col.
     let deep_padding = Conv2dSpec {
-        padding: Padding::Explicit {
-            top: 3,
-            bottom: 0,
-            left: 1,
-            right: 1,
-        },
+        padding: explicit([3, 0, 1, 1]),
         ..Default::default()
     };
     let winograd = ConvShape::new(&[2, 5, 6, 16], &[3, 3, 16, 16], &deep_padding).unwrap();
@@ -444,12 +444,7 @@ fn depthwise_kernels_match_the_reference_on_every_isa() {
     let spec = Conv2dSpec {
         stride: [3, 2],
         dilation: [2, 1],
-        padding: Padding::Explicit {
-            top: 3,
-            bottom: 0,
-            left: 2,
-            right: 4,
-        },
+        padding: explicit([3, 0, 2, 4]),
         groups: 18,
     };
     let s = ConvShape::new(&[3, 10, 9, 18], &[3, 4, 1, 18], &spec).unwrap();
@@ -457,12 +452,7 @@ fn depthwise_kernels_match_the_reference_on_every_isa() {
     // Rows no tap reaches (of 12 output rows, row 0 and rows 9-11 read only padding):
     // they hold the bias, activated.
     let spec = Conv2dSpec {
-        padding: Padding::Explicit {
-            top: 3,
-            bottom: 5,
-            left: 1,
-            right: 1,
-        },
+        padding: explicit([3, 5, 1, 1]),
         groups: 16,
         ..Default::default()
     };
@@ -474,10 +464,7 @@ fn depthwise_kernels_match_the_reference_on_every_isa() {
 /// on the forward pass, and with a bias and ReLU6 or ReLU (applied by the kernel, or in
 /// a pass of its own where some output pixel reads only padding).
 fn check_depthwise(s: &ConvShape, threads: usize, isas: &[depthwise::Isa]) {
-    let x = Tensor::from_vec(&s.input_shape(), values(s.image_len() * s.batch, 1)).unwrap();
-    let f = Tensor::from_vec(&s.filter_shape(), values(s.filter_len(), 2)).unwrap();
-    let dy_len = s.output_image_len() * s.batch;
-    let dy = Tensor::from_vec(&s.output_shape(), values(dy_len, 3)).unwrap();
+    let (x, f, dy) = operands(s);
     let (y, dx, dw) = reference(s, &x, &f, &dy);
     let bias = values(s.filters, 4);
     let biased: Vec<f32> = y
@@ -623,14 +610,7 @@ fn bf16_im2col_and_pointwise_passes_match_f32_within_bf16_rounding() {
             matches!(s.path(), ConvPath::Im2col | ConvPath::Pointwise),
             "{input:?}"
         );
-        let tensor = |shape: &[usize], seed| {
-            Tensor::from_vec(shape, values(shape.iter().product(), seed)).unwrap()
-        };
-        let (x, f, dy) = (
-            tensor(&input, 1),
-            tensor(&filter, 2),
-            tensor(&s.output_shape(), 3),
-        );
+        let (x, f, dy) = operands(&s);
         let passes = |x: &Tensor, f: &Tensor, dy: &Tensor| {
             [
                 conv2d(x, f, None, &spec).unwrap(),

@@ -351,6 +351,17 @@ impl Plane {
             filters: s.filters,
         }
     }
+    /// The input gradient's convolution (see [`backward_input`]): from the output
+    /// gradient to the input, padding `2 - p`, channels and filters swapped.
+    fn turned(s: &ConvShape) -> Self {
+        Self {
+            input: [s.rows.output, s.cols.output],
+            output: [s.rows.input, s.cols.input],
+            pad: [2 - s.rows.pad_before, 2 - s.cols.pad_before],
+            channels: s.filters,
+            filters: s.channels,
+        }
+    }
 }
 
 pub(super) fn forward(
@@ -394,13 +405,12 @@ fn filter_gradient<T: Tiling<M, N>, const M: usize, const N: usize>(
     dy: &[f32],
 ) -> Result<Vec<f32>> {
     let p = Plane::of(s);
+    let Some(group) = images_per_gemm::<M, N>(Pass::FilterGradient, &p, s.batch) else {
+        return filter_gradient_whole_batch::<T, M, N>(&p, s.batch, x, dy);
+    };
     let (c, o, tiles, positions) = (p.channels, p.filters, p.tile_count(M), N * N);
     let threaded_gemm = gemm_needs_threads(s.batch);
     let (v_len, g_len) = (positions * tiles * c, positions * tiles * o);
-    let group = images_per_group(tiles, v_len + g_len, s.batch);
-    if whole_batch(Pass::FilterGradient, group * tiles, positions * c * o) {
-        return filter_gradient_whole_batch::<T, M, N>(&p, s.batch, x, dy);
-    }
     // For a group of images: their transformed tiles one image after another, so that
     // the tiles of the whole group are the inner dimension of each GEMM.
     let accumulate = |du: &mut [f32], scratch: &mut [f32], xs: &[f32], dys: &[f32]| {
@@ -429,13 +439,7 @@ fn filter_gradient<T: Tiling<M, N>, const M: usize, const N: usize>(
 /// `o + k - p`, so input `i` collects output `i + p - k = i + k' - (2 - p)` for the
 /// turned tap `k' = 2 - k`.
 pub(super) fn backward_input(tile: Tile, s: &ConvShape, dy: &[f32], f: &[f32]) -> Result<Vec<f32>> {
-    let plane = Plane {
-        input: [s.rows.output, s.cols.output],
-        output: [s.rows.input, s.cols.input],
-        pad: [2 - s.rows.pad_before, 2 - s.cols.pad_before],
-        channels: s.filters,
-        filters: s.channels,
-    };
+    let plane = Plane::turned(s);
     let zeros = Output::zeros();
     match tile {
         Tile::F2 => convolve::<F2x2, 2, 4>(
@@ -510,14 +514,13 @@ fn convolve<T: Tiling<M, N>, const M: usize, const N: usize>(
     u: &FilterMatrices,
     output: Output<'_>,
 ) -> Result<Vec<f32>> {
+    let Some(group) = images_per_gemm::<M, N>(Pass::Convolve, p, batch) else {
+        return convolve_whole_batch::<T, M, N>(p, batch, x, u, output);
+    };
     let (c, o, tiles, positions) = (p.channels, p.filters, p.tile_count(M), N * N);
     let threaded_gemm = gemm_needs_threads(batch);
     let (v_len, m_len) = (positions * tiles * c, positions * tiles * o);
     let (in_len, out_len) = (p.image_len(), p.output_image_len());
-    let group = images_per_group(tiles, v_len + m_len, batch);
-    if whole_batch(Pass::Convolve, group * tiles, u.0.len()) {
-        return convolve_whole_batch::<T, M, N>(p, batch, x, u, output);
-    }
     // For a group of images: their transformed tiles one image after another, so that
     // the tiles of the whole group are the rows of each GEMM.
     map_image_groups(
@@ -581,6 +584,21 @@ fn whole_batch(pass: Pass, group_tiles: usize, filter_values: usize) -> bool {
         Pass::FilterGradient => WHOLE_BATCH_FILTER_SUMS,
     };
     group_tiles < GROUP_TILES && filter_values * std::mem::size_of::<f32>() > limit
+}
+
+/// How many images of the plane `p` a pass transforms before its GEMMs run, or `None`
+/// for the whole batch at once: [`images_per_group`] unless [`whole_batch`] says
+/// otherwise.
+fn images_per_gemm<const M: usize, const N: usize>(
+    pass: Pass,
+    p: &Plane,
+    batch: usize,
+) -> Option<usize> {
+    let (tiles, positions) = (p.tile_count(M), N * N);
+    let scratch_per_image = positions * tiles * (p.channels + p.filters);
+    let group = images_per_group(tiles, scratch_per_image, batch);
+    let filter_values = positions * p.channels * p.filters;
+    (!whole_batch(pass, group * tiles, filter_values)).then_some(group)
 }
 
 /// `V` of each image of `images` (`image_len` values each) into `v`, one image's
@@ -1138,6 +1156,21 @@ mod tests {
         // The test's shape in groups of 1 or 2 images, as the thread count gives.
         assert_eq!(passes(4, 344, 344), [true, true]);
         assert_eq!(passes(8, 344, 344), [true, true]);
+        // The same choice as the passes make it, on the shapes of the conv tests: the
+        // whole-batch test's three passes take the whole batch, the groups test's none.
+        let choices = |input: [usize; 4], filter: [usize; 4]| {
+            let s = ConvShape::new(&input, &filter, &crate::Conv2dSpec::default()).unwrap();
+            let (forward, turned) = (Plane::of(&s), Plane::turned(&s));
+            [
+                images_per_gemm::<4, 6>(Pass::Convolve, &forward, s.batch),
+                images_per_gemm::<4, 6>(Pass::Convolve, &turned, s.batch),
+                images_per_gemm::<4, 6>(Pass::FilterGradient, &forward, s.batch),
+            ]
+        };
+        assert_eq!(choices([3, 8, 8, 344], [3, 3, 344, 344]), [None; 3]);
+        assert!(choices([7, 30, 30, 16], [3, 3, 16, 16])
+            .iter()
+            .all(Option::is_some));
     }
 
     #[test]

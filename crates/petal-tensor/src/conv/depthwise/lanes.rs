@@ -180,15 +180,7 @@ impl Lanes for Portable {
     }
     #[inline(always)]
     fn clamp(self, low: f32, high: f32) -> Self {
-        Self(self.0.map(|x| {
-            if x < low {
-                low
-            } else if x > high {
-                high
-            } else {
-                x
-            }
-        }))
+        Self(self.0.map(|x| x.clamp(low, high)))
     }
     #[inline(always)]
     unsafe fn load_ptr(values: *const f32, width: usize) -> Self {

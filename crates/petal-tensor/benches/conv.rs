@@ -138,7 +138,8 @@ fn bench_kernels_3x3(c: &mut Criterion) {
         ..Conv2dSpec::default()
     };
     // The lecture's layers the Winograd path takes, the 'same' MNIST CNN's two (the
-    // bench's workload 2), and two with 128 channels.
+    // bench's workload 2), two with 128 channels, and ResNet18's 256- and 512-filter
+    // layers at the bench's batch of 16 (the 512-filter one on the whole batch).
     let winograd = |l: &Layer| l.filter[..2] == [3, 3] && l.spec.groups == 1 && l.input[3] >= 16;
     let shapes = layers().into_iter().filter(winograd).chain([
         Layer {
@@ -163,6 +164,18 @@ fn bench_kernels_3x3(c: &mut Criterion) {
             name: "vgg_4x56x56x128_128",
             input: [4, 56, 56, 128],
             filter: [3, 3, 128, 128],
+            spec: same,
+        },
+        Layer {
+            name: "resnet18_16x14x14x256_256",
+            input: [16, 14, 14, 256],
+            filter: [3, 3, 256, 256],
+            spec: same,
+        },
+        Layer {
+            name: "resnet18_16x7x7x512_512",
+            input: [16, 7, 7, 512],
+            filter: [3, 3, 512, 512],
             spec: same,
         },
     ]);

@@ -9,6 +9,11 @@
 //!
 //! `depthwise`: each pass of the MobileNetV2 and EfficientNet-Lite0 depthwise layers
 //! that take the most time (batch 16), on 2 threads (direct-convolution FLOP/s).
+//!
+//! Memory comes from mimalloc keeping freed blocks mapped, as in `cargo xtask`
+//! (`support`).
+
+mod support;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use petal_tensor::conv::{
@@ -82,6 +87,7 @@ fn filled(shape: &[usize]) -> Tensor {
 }
 
 fn bench_conv(c: &mut Criterion) {
+    support::keep_freed_memory();
     let mut group = c.benchmark_group("conv2d");
     group
         .sample_size(10)
@@ -128,6 +134,7 @@ fn bench_conv(c: &mut Criterion) {
 }
 
 fn bench_kernels_3x3(c: &mut Criterion) {
+    support::keep_freed_memory();
     let mut group = c.benchmark_group("kernel3x3");
     group
         .sample_size(10)
@@ -251,6 +258,7 @@ fn depthwise_layer(
 }
 
 fn bench_depthwise(c: &mut Criterion) {
+    support::keep_freed_memory();
     let mut group = c.benchmark_group("depthwise");
     group
         .sample_size(10)

@@ -3,19 +3,15 @@
 //! the flowers network's BatchNorm layers and of an MNIST CNN. Throughput is in input
 //! values per second.
 //!
-//! Memory comes from mimalloc keeping freed blocks mapped, as in `cargo xtask` (with the
-//! system allocator, page faults on each fresh output would take most of the time).
+//! Memory comes from mimalloc keeping freed blocks mapped (`support`; with the system
+//! allocator, page faults on each fresh output would take most of the time).
+
+mod support;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use petal_tensor::norm::{batch_norm_backward, batch_norm_train};
 use petal_tensor::Tensor;
 use std::time::Duration;
-
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// mimalloc's `mi_option_purge_delay` (position 15 of `mi_option_e` in mimalloc 2.x).
-const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 fn filled(shape: &[usize], seed: usize) -> Tensor {
     let len = shape.iter().product();
@@ -29,8 +25,7 @@ fn filled(shape: &[usize], seed: usize) -> Tensor {
 }
 
 fn bench_batch_norm(c: &mut Criterion) {
-    // SAFETY: sets a process-wide allocator option; mimalloc allows this at any time.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+    support::keep_freed_memory();
     let mut group = c.benchmark_group("batch_norm");
     group
         .sample_size(10)

@@ -3,13 +3,18 @@
 Usage: python pytorch_bench.py WORKLOAD --threads 2 --layout channels_last --repeats 7
 Workloads mirror Petal's: keras_mnist_train, keras_mnist_infer, mnist_same_train,
 flowers_train, mobilenet_v2_infer, resnet18_infer (torchvision), efficientnet_lite0_infer
-(defined below: torchvision has no Lite variant), gemm2048. Images/s are medians over `repeats` timed rounds after warm-up;
+(defined below: torchvision has no Lite variant), gemm2048. Rates (images/s; GFLOP/s for gemm2048) are medians over `repeats` timed rounds after warm-up;
 data is random and already in memory. keras_mnist_to_99 (needs --mnist, the folder of the four MNIST IDX .gz files)
 trains the Keras MNIST CNN on the real digits until 99.0% test accuracy, evaluated after every epoch, once, with
 --seed, and reports the seconds of the whole run (evaluations included) and its epochs: xtask alternates the seeds of the
 two libraries. Every result carries the process's peak RSS.
 --precision bf16 runs a network workload's forward pass (and loss) under torch.autocast("cpu", dtype=torch.bfloat16),
 the backward pass and the optimizer as autocast leaves them (fp32 weights and state).
+
+--serve (how xtask runs it, so that the two libraries alternate round by round): after building the workload, warming
+up and finding how many calls make a round, prints {"ready": true, "calls": N}; then each stdin line "round" times one
+round and prints {"rate": R} (images/s, or GFLOP/s for gemm2048), and "done" (or the end of stdin) prints
+{"peak_rss_mb": M} and exits.
 """
 import argparse
 import contextlib
@@ -18,6 +23,7 @@ import json
 import os
 import resource
 import statistics
+import sys
 import time
 
 import numpy as np
@@ -97,7 +103,8 @@ WORKLOADS = {
 }
 
 
-def time_rounds(step, repeats, min_seconds):
+def calls_per_round(step, min_seconds):
+    """Warms up, then doubles the calls until they take a quarter of `min_seconds`."""
     for _ in range(3):
         step()
     calls = 1
@@ -106,15 +113,16 @@ def time_rounds(step, repeats, min_seconds):
         for _ in range(calls):
             step()
         if time.perf_counter() - start >= min_seconds / 4:
-            break
+            return calls
         calls *= 2
-    rounds = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(calls):
-            step()
-        rounds.append((time.perf_counter() - start) / calls)
-    return rounds
+
+
+def round_rate(step, calls, units):
+    """Units per second over one round of `calls` steps, each doing `units`."""
+    start = time.perf_counter()
+    for _ in range(calls):
+        step()
+    return units * calls / (time.perf_counter() - start)
 
 
 def read_idx(path):
@@ -156,12 +164,11 @@ def time_to_99(folder, layout, seed):
     return {"seconds": time.perf_counter() - start, "epochs": epoch, "test_accuracy": accuracy}
 
 
-def run(name, layout, repeats, min_seconds, precision):
+def workload_step(name, layout, precision):
+    """The step of workload `name` and the units one step does (images, or GFLOP)."""
     if name == "gemm2048":
         a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
-        rounds = time_rounds(lambda: a @ b, repeats, min_seconds)
-        flops = 2 * 2048 ** 3
-        return {"gflops_median": flops / statistics.median(rounds) / 1e9, "gflops_best": flops / min(rounds) / 1e9}
+        return (lambda: a @ b), 2 * 2048 ** 3 / 1e9
     build, shape, classes, batch, train = WORKLOADS[name]
     torch.manual_seed(0)
     model = build()
@@ -191,8 +198,31 @@ def run(name, layout, repeats, min_seconds, precision):
         def step():
             with torch.inference_mode(), autocast():
                 model(x)
-    rounds = time_rounds(step, repeats, min_seconds)
-    return {"images_per_second_median": batch / statistics.median(rounds), "images_per_second_best": batch / min(rounds)}
+    return step, batch
+
+
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def serve(step, units, min_seconds):
+    """Times one round per "round" line on stdin (see the module docs)."""
+    calls = calls_per_round(step, min_seconds)
+    print(json.dumps({"ready": True, "calls": calls}), flush=True)
+    for line in sys.stdin:
+        if line.strip() == "done":
+            break
+        if line.strip() != "round":
+            raise SystemExit(f"unknown request {line.strip()!r}: expected 'round' or 'done'")
+        print(json.dumps({"rate": round_rate(step, calls, units)}), flush=True)
+    print(json.dumps({"peak_rss_mb": peak_rss_mb()}), flush=True)
+
+
+def run(step, units, repeats, min_seconds):
+    """Median and best rate over `repeats` rounds, under the names xtask's report uses."""
+    calls = calls_per_round(step, min_seconds)
+    rates = [round_rate(step, calls, units) for _ in range(repeats)]
+    return {"rate_median": statistics.median(rates), "rate_best": max(rates)}
 
 
 def main():
@@ -205,20 +235,25 @@ def main():
     parser.add_argument("--mnist", help="folder of the MNIST IDX .gz files (keras_mnist_to_99)")
     parser.add_argument("--precision", default="f32", choices=["f32", "bf16"])
     parser.add_argument("--seed", type=int, default=0, help="the seed of keras_mnist_to_99's run")
+    parser.add_argument("--serve", action="store_true", help="time one round per 'round' line on stdin")
     args = parser.parse_args()
     if args.precision == "bf16" and args.workload in ("keras_mnist_to_99", "gemm2048"):
         raise SystemExit(f"{args.workload} runs in f32 only")
     torch.set_num_threads(args.threads)
     if args.workload == "keras_mnist_to_99":
+        if args.serve:
+            raise SystemExit("keras_mnist_to_99 is one whole run per seed: it has no rounds to serve")
         if not args.mnist:
             raise SystemExit("keras_mnist_to_99 needs --mnist FOLDER")
         result = time_to_99(args.mnist, args.layout, args.seed)
     else:
-        result = run(args.workload, args.layout, args.repeats, args.min_seconds, args.precision)
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        step, units = workload_step(args.workload, args.layout, args.precision)
+        if args.serve:
+            return serve(step, units, args.min_seconds)
+        result = run(step, units, args.repeats, args.min_seconds)
     result.update(workload=args.workload, layout=args.layout, precision=args.precision, threads=args.threads,
                   torch=torch.__version__,
-                  peak_rss_mb=peak_kib / 1024)
+                  peak_rss_mb=peak_rss_mb())
     print(json.dumps(result))
 
 

@@ -60,7 +60,7 @@ pub fn run(options: &BenchOptions, docs_bench: &Path) -> anyhow::Result<()> {
             bar.set_message(format!("{threads} thread(s), batch {batch}, {side} px"));
             let mut model = flowers_cnn(side, 0);
             let x = random(&[batch, side, side, 3]);
-            let rate = pool.install(|| train_rate(&mut model, x, options, None))?;
+            let rate = pool.install(|| train_rate(&mut model, x, options, None, &mut || Ok(())))?;
             points.push(Point {
                 threads,
                 batch,

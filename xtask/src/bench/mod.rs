@@ -1,5 +1,5 @@
-//! `cargo xtask bench`: the same workloads in Petal and in PyTorch, alternating, with
-//! medians and ratios; results go to `docs/bench/results.json`.
+//! `cargo xtask bench`: the same workloads in Petal and in PyTorch, alternating round by
+//! round, with medians and ratios; results go to `docs/bench/results.json`.
 
 mod accuracy_side;
 mod cost_curves;
@@ -137,24 +137,29 @@ pub fn run(options: &BenchOptions) -> anyhow::Result<()> {
                 accuracy_side::measure(python.as_ref().ok(), options, &pool)?
             }
             _ => {
-                // Alternate: PyTorch, then Petal, so both see the same machine state.
-                let pytorch = match &python {
+                // Alternate round by round: a PyTorch round, then a Petal round, so that
+                // both see the same machine state however it drifts.
+                let mut pytorch = match &python {
                     Ok(py) if !workload.petal_only() => {
-                        Some(py.measure(workload, precision, options)?)
+                        Some(py.start(workload, precision, options)?)
                     }
                     _ => None,
                 };
+                let mut pytorch_round = || pytorch.as_mut().map_or(Ok(()), |py| py.round());
                 memory::reset_peak();
                 let mut petal = pool.install(|| {
                     with_precision(precision, || match workload {
                         Workload::FlowersLoaderCold => loader_side::measure(false, options),
                         Workload::FlowersLoaderWarm => loader_side::measure(true, options),
                         Workload::FmaPeak => peak::measure(options),
-                        _ => petal_side::measure(workload, options),
+                        _ => petal_side::measure(workload, options, &mut pytorch_round),
                     })
                 })?;
                 petal.peak_rss_mb = memory::peak_mib();
-                (petal, pytorch)
+                (
+                    petal,
+                    pytorch.map(pytorch_side::Session::finish).transpose()?,
+                )
             }
         };
         let ratio = pytorch.as_ref().map(|p| {

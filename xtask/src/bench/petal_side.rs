@@ -21,23 +21,28 @@ pub fn random(shape: &[usize]) -> Tensor {
     Tensor::from_vec(shape, values).expect("length from the shape")
 }
 
+/// What runs before each of Petal's timed rounds: the other library's round, when the
+/// two alternate round by round.
+pub type BeforeRound<'a> = &'a mut dyn FnMut() -> anyhow::Result<()>;
+
 /// Times `step` (which processes `units` images or FLOPs) and returns units per second.
 pub fn time_rounds(
     options: &BenchOptions,
     units: f64,
     step: impl FnMut() -> anyhow::Result<()>,
 ) -> anyhow::Result<Measurement> {
-    time_rounds_agreeing(options, units, step, Ok)
+    time_rounds_agreeing(options, units, step, Ok, &mut || Ok(()))
 }
 
 /// [`time_rounds`] where `agree` turns this process's "calibrated" verdict into the
 /// one every process uses, so that the ranks of a group make the same number of steps
-/// (each step calls collectives).
+/// (each step calls collectives), and `before_round` runs before each timed round.
 fn time_rounds_agreeing(
     options: &BenchOptions,
     units: f64,
     mut step: impl FnMut() -> anyhow::Result<()>,
     agree: impl Fn(bool) -> anyhow::Result<bool>,
+    before_round: BeforeRound<'_>,
 ) -> anyhow::Result<Measurement> {
     for _ in 0..3 {
         step()?;
@@ -55,6 +60,7 @@ fn time_rounds_agreeing(
     }
     let mut rates = Vec::with_capacity(options.repeats);
     for _ in 0..options.repeats.max(1) {
+        before_round()?;
         let started = Instant::now();
         for _ in 0..calls {
             step()?;
@@ -72,14 +78,19 @@ fn time_rounds_agreeing(
 }
 
 /// Petal's images/s (or GFLOP/s for GEMM) on `workload`, its products in the precision
-/// [`petal_tensor::with_precision`] set around the call.
-pub fn measure(workload: Workload, options: &BenchOptions) -> anyhow::Result<Measurement> {
+/// [`petal_tensor::with_precision`] set around the call, `before_round` running before
+/// each timed round.
+pub fn measure(
+    workload: Workload,
+    options: &BenchOptions,
+    before_round: BeforeRound<'_>,
+) -> anyhow::Result<Measurement> {
     let Some((mut model, batch, train)) = workload.network(0) else {
         let n = 2048;
         let (a, b) = (random(&[n, n]), random(&[n, n]));
         let mut c = vec![0.0; n * n];
         let flops = 2.0 * (n as f64).powi(3) / 1e9;
-        return time_rounds(options, flops, || {
+        let product = || {
             gemm(
                 MatRef::row_major(a.as_slice(), n, n)?,
                 MatRef::row_major(b.as_slice(), n, n)?,
@@ -88,7 +99,8 @@ pub fn measure(workload: Workload, options: &BenchOptions) -> anyhow::Result<Mea
                 true,
             )?;
             Ok(())
-        });
+        };
+        return time_rounds_agreeing(options, flops, product, Ok, before_round);
     };
     let input: Vec<usize> = std::iter::once(batch)
         .chain(model.input_shape().iter().copied())
@@ -97,19 +109,21 @@ pub fn measure(workload: Workload, options: &BenchOptions) -> anyhow::Result<Mea
     if !train {
         // Inference runs the model with its batch norms folded into the convolutions.
         let model = model.fold_for_inference();
-        return time_rounds(options, batch as f64, || Ok(model.predict(&x).map(drop)?));
+        let predict = || Ok(model.predict(&x).map(drop)?);
+        return time_rounds_agreeing(options, batch as f64, predict, Ok, before_round);
     }
-    train_rate(&mut model, x, options, None)
+    train_rate(&mut model, x, options, None, before_round)
 }
 
 /// Images/s of training steps of `model` on the batch `x` (with `group`, this rank's
 /// part of a global batch as large as `x` times the world size; the rate is the global
-/// batch's).
+/// batch's), `before_round` running before each timed round.
 pub fn train_rate(
     model: &mut Model,
     x: Tensor,
     options: &BenchOptions,
     group: Option<&Distributed>,
+    before_round: BeforeRound<'_>,
 ) -> anyhow::Result<Measurement> {
     let classes = model.output_shape()[0];
     let labels: Vec<usize> = (0..x.shape()[0]).map(|i| i % classes).collect();
@@ -125,6 +139,7 @@ pub fn train_rate(
         global_batch as f64,
         || Ok(trainer.train_step(x.clone(), &labels, &config).map(drop)?),
         |calibrated| leaders_verdict(group, calibrated),
+        before_round,
     )
 }
 
@@ -166,13 +181,20 @@ pub fn measure_in_group(
         .chain(model.input_shape().iter().copied())
         .collect();
     let gradients: usize = model.store().iter().map(|(_, p)| p.value.len()).sum();
-    let rate = train_rate(&mut model, random(&input), options, Some(group))?;
+    let rate = train_rate(
+        &mut model,
+        random(&input),
+        options,
+        Some(group),
+        &mut || Ok(()),
+    )?;
     let mut buffer = vec![0.0f32; gradients];
     let allreduces = time_rounds_agreeing(
         options,
         1.0,
         || Ok(group.communicator.allreduce_sum(&mut buffer)?),
         |calibrated| leaders_verdict(Some(group), calibrated),
+        &mut || Ok(()),
     )?;
     Ok(Some(GroupTraining {
         rate,

@@ -78,7 +78,7 @@ fn body(
     let ratio_rule = results.get("ratio").and_then(Value::as_str);
     html! {
         p.lead {
-            "The same workloads timed in Petal and in PyTorch in one run on one machine, the two sides alternating ("
+            "The same workloads timed in Petal and in PyTorch in one run on one machine, the two sides alternating round by round ("
             (threads) " threads each; " a href={ (docs_from_out) "bench/results.json" } { "results.json" } ")."
         }
         "\n"

@@ -141,7 +141,13 @@ pub fn run(options: &BenchOptions) -> anyhow::Result<()> {
                 // both see the same machine state however it drifts.
                 let mut pytorch = match &python {
                     Ok(py) if !workload.petal_only() => {
-                        Some(py.start(workload, precision, options)?)
+                        match py.start(workload, precision, options) {
+                            Ok(session) => Some(session),
+                            Err(why) => {
+                                println!("{name:<24} PyTorch skipped: {why:#}");
+                                None
+                            }
+                        }
                     }
                     _ => None,
                 };

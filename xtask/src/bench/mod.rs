@@ -87,6 +87,20 @@ pub struct Measurement {
     pub peak_rss_mb: Option<f64>,
 }
 
+impl Measurement {
+    /// The median and best of the rounds' `rates` (at least one), and `peak_rss_mb`.
+    fn of_rates(mut rates: Vec<f64>, peak_rss_mb: Option<f64>) -> Self {
+        rates.sort_by(f64::total_cmp);
+        Self {
+            median: rates[rates.len() / 2],
+            best: rates[rates.len() - 1],
+            epochs: None,
+            seconds_per_epoch: None,
+            peak_rss_mb,
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct Row {
     workload: String,

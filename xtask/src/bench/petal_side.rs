@@ -67,14 +67,7 @@ fn time_rounds_agreeing(
         }
         rates.push(units * calls as f64 / started.elapsed().as_secs_f64());
     }
-    rates.sort_by(f64::total_cmp);
-    Ok(Measurement {
-        median: rates[rates.len() / 2],
-        best: rates[rates.len() - 1],
-        epochs: None,
-        seconds_per_epoch: None,
-        peak_rss_mb: None,
-    })
+    Ok(Measurement::of_rates(rates, None))
 }
 
 /// Petal's images/s (or GFLOP/s for GEMM) on `workload`, its products in the precision

@@ -197,20 +197,13 @@ impl Session {
         self.request("done")?;
         let reply = self.reply("peak_rss_mb")?;
         self.child.wait()?;
-        let mut rates = std::mem::take(&mut self.rates);
+        let rates = std::mem::take(&mut self.rates);
         anyhow::ensure!(
             !rates.is_empty(),
             "{}: no round was timed",
             self.script.display()
         );
-        rates.sort_by(f64::total_cmp);
-        Ok(Measurement {
-            median: rates[rates.len() / 2],
-            best: rates[rates.len() - 1],
-            epochs: None,
-            seconds_per_epoch: None,
-            peak_rss_mb: reply["peak_rss_mb"].as_f64(),
-        })
+        Ok(Measurement::of_rates(rates, reply["peak_rss_mb"].as_f64()))
     }
 
     fn request(&mut self, line: &str) -> anyhow::Result<()> {

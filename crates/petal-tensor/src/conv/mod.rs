@@ -37,11 +37,12 @@
 //! are short (one row per tile) and bf16 repacks both factors at every call. Measured
 //! again with the stage's GEMMs over groups of images or the whole batch (a timing
 //! program alternating f32 and bf16, 15 rounds, medians, 2 threads; f32 time / bf16
-//! time, forward / input gradient / filter gradient): Keras MNIST's 128x26x26x32->64
-//! 1.09 / 0.90 / 1.00, 128x14x14x64->64 1.10 / 1.02 / 1.21, flowers 32x16x16x128->256
-//! 0.90 / 0.94 / 1.30, ResNet18's 16x14x14x256->256 0.85 / 1.01 / 1.31 and
-//! 16x7x7x512->512 0.87 / 0.92 / 1.16. The forward pass, which inference and training
-//! both run, does not gain, and only the filter gradient does (1.0-1.3x), so the stage
+//! time, forward / input gradient / filter gradient): Keras MNIST's 128x13x13x32->64
+//! 1.02 / 0.98 / 1.01, 128x26x26x32->64 1.07 / 0.95 / 0.99, MNIST-same's
+//! 128x14x14x64->64 1.03 / 1.03 / 1.18, flowers 32x16x16x128->256 0.89 / 0.86 / 1.39,
+//! ResNet18's 16x14x14x256->256 0.79 / 0.80 / 1.32 and 16x7x7x512->512
+//! 0.87 / 0.89 / 1.21. The forward pass, which inference and training both run, does
+//! not gain, and only the filter gradient does (1.0-1.4x), so the stage
 //! stays f32. im2col in
 //! bf16 (`im2col_bf16` in the same bench) stays slower than F(4x4) in f32 on all three
 //! layers, so the kernel choice does not depend on the precision.

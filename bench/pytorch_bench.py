@@ -1,6 +1,6 @@
 """PyTorch side of `cargo xtask bench`: times one workload and prints one JSON line.
 
-Usage: python pytorch_bench.py WORKLOAD --threads 2 --layout channels_last --repeats 7
+Usage: python pytorch_bench.py WORKLOAD --threads 2 --layout channels_last --repeats 7 (by hand; xtask adds --serve)
 Workloads mirror Petal's: keras_mnist_train, keras_mnist_infer, mnist_same_train,
 flowers_train, mobilenet_v2_infer, resnet18_infer (torchvision), efficientnet_lite0_infer
 (defined below: torchvision has no Lite variant), gemm2048. Rates (images/s; GFLOP/s for gemm2048) are medians over `repeats` timed rounds after warm-up;
@@ -210,16 +210,17 @@ def serve(step, units, min_seconds):
     calls = calls_per_round(step, min_seconds)
     print(json.dumps({"ready": True, "calls": calls}), flush=True)
     for line in sys.stdin:
-        if line.strip() == "done":
+        request = line.strip()
+        if request == "done":
             break
-        if line.strip() != "round":
-            raise SystemExit(f"unknown request {line.strip()!r}: expected 'round' or 'done'")
+        if request != "round":
+            raise SystemExit(f"unknown request {request!r}: expected 'round' or 'done'")
         print(json.dumps({"rate": round_rate(step, calls, units)}), flush=True)
     print(json.dumps({"peak_rss_mb": peak_rss_mb()}), flush=True)
 
 
 def run(step, units, repeats, min_seconds):
-    """Median and best rate over `repeats` rounds, under the names xtask's report uses."""
+    """Median and best rate over `repeats` rounds: the script run by hand, without --serve."""
     calls = calls_per_round(step, min_seconds)
     rates = [round_rate(step, calls, units) for _ in range(repeats)]
     return {"rate_median": statistics.median(rates), "rate_best": max(rates)}

@@ -21,7 +21,7 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// mimalloc's `mi_option_purge_delay` (position 15 of `mi_option_e` in mimalloc 2.x).
+/// mimalloc's `mi_option_purge_delay` (position 15 of `mi_option_e` in mimalloc 2.x and 3.x).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// Keeps freed memory mapped: by default mimalloc hands memory freed 10 ms ago back to

@@ -30,11 +30,27 @@ struct Layer {
     spec: Conv2dSpec,
 }
 
-fn layers() -> Vec<Layer> {
-    let same = Conv2dSpec {
+/// 'Same' padding, stride 1, one group.
+fn same_padding() -> Conv2dSpec {
+    Conv2dSpec {
         padding: Padding::Same,
         ..Conv2dSpec::default()
-    };
+    }
+}
+
+impl Layer {
+    /// A layer with [`same_padding`].
+    fn same(name: &'static str, input: [usize; 4], filter: [usize; 4]) -> Self {
+        Self {
+            name,
+            input,
+            filter,
+            spec: same_padding(),
+        }
+    }
+}
+
+fn layers() -> Vec<Layer> {
     vec![
         Layer {
             name: "mnist1_128x28x28x1_32",
@@ -48,23 +64,16 @@ fn layers() -> Vec<Layer> {
             filter: [3, 3, 32, 64],
             spec: Conv2dSpec::default(),
         },
-        Layer {
-            name: "flowers1_32x128x128x3_32",
-            input: [32, 128, 128, 3],
-            filter: [3, 3, 3, 32],
-            spec: same,
-        },
-        Layer {
-            name: "flowers2_32x64x64x32_64",
-            input: [32, 64, 64, 32],
-            filter: [3, 3, 32, 64],
-            spec: same,
-        },
+        Layer::same("flowers1_32x128x128x3_32", [32, 128, 128, 3], [3, 3, 3, 32]),
+        Layer::same("flowers2_32x64x64x32_64", [32, 64, 64, 32], [3, 3, 32, 64]),
         Layer {
             name: "depthwise_8x112x112x96",
             input: [8, 112, 112, 96],
             filter: [3, 3, 1, 96],
-            spec: Conv2dSpec { groups: 96, ..same },
+            spec: Conv2dSpec {
+                groups: 96,
+                ..same_padding()
+            },
         },
     ]
 }
@@ -87,7 +96,6 @@ fn filled(shape: &[usize]) -> Tensor {
 }
 
 fn bench_conv(c: &mut Criterion) {
-    support::keep_freed_memory();
     let mut group = c.benchmark_group("conv2d");
     group
         .sample_size(10)
@@ -134,57 +142,38 @@ fn bench_conv(c: &mut Criterion) {
 }
 
 fn bench_kernels_3x3(c: &mut Criterion) {
-    support::keep_freed_memory();
     let mut group = c.benchmark_group("kernel3x3");
     group
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(2));
-    let same = Conv2dSpec {
-        padding: Padding::Same,
-        ..Conv2dSpec::default()
-    };
     // The lecture's layers the Winograd path takes, the 'same' MNIST CNN's two (the
     // bench's workload 2), two with 128 channels, and ResNet18's 256- and 512-filter
     // layers at the bench's batch of 16 (the 512-filter one on the whole batch).
     let winograd = |l: &Layer| l.filter[..2] == [3, 3] && l.spec.groups == 1 && l.input[3] >= 16;
     let shapes = layers().into_iter().filter(winograd).chain([
-        Layer {
-            name: "mnist_same2_128x28x28x32_32",
-            input: [128, 28, 28, 32],
-            filter: [3, 3, 32, 32],
-            spec: same,
-        },
-        Layer {
-            name: "mnist_same4_128x14x14x64_64",
-            input: [128, 14, 14, 64],
-            filter: [3, 3, 64, 64],
-            spec: same,
-        },
-        Layer {
-            name: "flowers4_32x16x16x128_256",
-            input: [32, 16, 16, 128],
-            filter: [3, 3, 128, 256],
-            spec: same,
-        },
-        Layer {
-            name: "vgg_4x56x56x128_128",
-            input: [4, 56, 56, 128],
-            filter: [3, 3, 128, 128],
-            spec: same,
-        },
-        Layer {
-            name: "resnet18_16x14x14x256_256",
-            input: [16, 14, 14, 256],
-            filter: [3, 3, 256, 256],
-            spec: same,
-        },
-        Layer {
-            name: "resnet18_16x7x7x512_512",
-            input: [16, 7, 7, 512],
-            filter: [3, 3, 512, 512],
-            spec: same,
-        },
+        Layer::same(
+            "mnist_same2_128x28x28x32_32",
+            [128, 28, 28, 32],
+            [3, 3, 32, 32],
+        ),
+        Layer::same(
+            "mnist_same4_128x14x14x64_64",
+            [128, 14, 14, 64],
+            [3, 3, 64, 64],
+        ),
+        Layer::same(
+            "flowers4_32x16x16x128_256",
+            [32, 16, 16, 128],
+            [3, 3, 128, 256],
+        ),
+        Layer::same("vgg_4x56x56x128_128", [4, 56, 56, 128], [3, 3, 128, 128]),
+        Layer::same(
+            "resnet18_16x14x14x256_256",
+            [16, 14, 14, 256],
+            [3, 3, 256, 256],
+        ),
+        Layer::same("resnet18_16x7x7x512_512", [16, 7, 7, 512], [3, 3, 512, 512]),
     ]);
     let mut kernels = vec![
         ("im2col", Kernel3x3::Im2col, Precision::F32),
@@ -258,7 +247,6 @@ fn depthwise_layer(
 }
 
 fn bench_depthwise(c: &mut Criterion) {
-    support::keep_freed_memory();
     let mut group = c.benchmark_group("depthwise");
     group
         .sample_size(10)
@@ -306,5 +294,9 @@ fn bench_depthwise(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_conv, bench_kernels_3x3, bench_depthwise);
+criterion_group! {
+    name = benches;
+    config = support::criterion();
+    targets = bench_conv, bench_kernels_3x3, bench_depthwise
+}
 criterion_main!(benches);

@@ -25,7 +25,6 @@ fn filled(shape: &[usize], seed: usize) -> Tensor {
 }
 
 fn bench_batch_norm(c: &mut Criterion) {
-    support::keep_freed_memory();
     let mut group = c.benchmark_group("batch_norm");
     group
         .sample_size(10)
@@ -57,5 +56,9 @@ fn bench_batch_norm(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_batch_norm);
+criterion_group! {
+    name = benches;
+    config = support::criterion();
+    targets = bench_batch_norm
+}
 criterion_main!(benches);

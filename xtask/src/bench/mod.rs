@@ -154,15 +154,10 @@ pub fn run(options: &BenchOptions) -> anyhow::Result<()> {
                 // Alternate round by round: a PyTorch round, then a Petal round, so that
                 // both see the same machine state however it drifts.
                 let mut pytorch = match &python {
-                    Ok(py) if !workload.petal_only() => {
-                        match py.start(workload, precision, options) {
-                            Ok(session) => Some(session),
-                            Err(why) => {
-                                println!("{name:<24} PyTorch skipped: {why:#}");
-                                None
-                            }
-                        }
-                    }
+                    Ok(py) if !workload.petal_only() => py
+                        .start(workload, precision, options)
+                        .inspect_err(|why| println!("{name:<24} PyTorch skipped: {why:#}"))
+                        .ok(),
                     _ => None,
                 };
                 let mut pytorch_round = || pytorch.as_mut().map_or(Ok(()), |py| py.round());

@@ -156,10 +156,6 @@ impl PyTorch {
             .args([
                 "--threads",
                 &options.threads.to_string(),
-                "--repeats",
-                &options.repeats.to_string(),
-            ])
-            .args([
                 "--min-seconds",
                 &options.min_seconds.to_string(),
                 "--layout",
@@ -197,13 +193,15 @@ impl Session {
         self.request("done")?;
         let reply = self.reply("peak_rss_mb")?;
         self.child.wait()?;
-        let rates = std::mem::take(&mut self.rates);
         anyhow::ensure!(
-            !rates.is_empty(),
+            !self.rates.is_empty(),
             "{}: no round was timed",
             self.script.display()
         );
-        Ok(Measurement::of_rates(rates, reply["peak_rss_mb"].as_f64()))
+        Ok(Measurement::of_rates(
+            self.rates,
+            reply["peak_rss_mb"].as_f64(),
+        ))
     }
 
     fn request(&mut self, line: &str) -> anyhow::Result<()> {
@@ -304,30 +302,38 @@ print(json.dumps({"peak_rss_mb": 5.0}), flush=True)
         assert_eq!(figures.peak_rss_mb, Some(5.0));
     }
 
+    /// The error `start` gives when the script is `script_text`.
+    fn start_error(script_text: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        python_running(script_text, dir.path())
+            .start(Workload::KerasMnistInfer, Precision::F32, &options())
+            .err()
+            .expect("the script never said it was ready")
+            .to_string()
+    }
+
     #[test]
     fn a_script_that_dies_is_an_error_naming_it_with_its_stderr() {
-        let dir = tempfile::tempdir().unwrap();
-        let dying = "import sys\nsys.stderr.write('ModuleNotFoundError: torch')\nsys.exit(3)\n";
-        let python = python_running(dying, dir.path());
-        let error = python
-            .start(Workload::ResNet18Infer, Precision::F32, &options())
-            .err()
-            .expect("the script ended before it was ready")
-            .to_string();
+        let error = start_error(
+            "import sys\nsys.stderr.write('ModuleNotFoundError: torch')\nsys.exit(3)\n",
+        );
         assert!(error.contains("server.py"), "{error}");
         assert!(error.contains("before its 'ready' line"), "{error}");
         assert!(error.contains("ModuleNotFoundError: torch"), "{error}");
     }
 
     #[test]
-    fn a_reply_that_is_not_the_one_due_is_an_error_quoting_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let python = python_running("print('warming up')\n", dir.path());
-        let error = python
-            .start(Workload::KerasMnistInfer, Precision::F32, &options())
-            .err()
-            .expect("no JSON")
-            .to_string();
+    fn a_reply_that_is_not_json_is_an_error_quoting_it() {
+        let error = start_error("print('warming up')\n");
         assert!(error.contains("printed 'warming up', not JSON"), "{error}");
+    }
+
+    #[test]
+    fn a_reply_that_is_not_the_one_due_is_an_error_quoting_it() {
+        let error = start_error("import json\nprint(json.dumps({'rate': 1.0}), flush=True)\n");
+        assert!(
+            error.contains(r#"printed '{"rate": 1.0}' where its 'ready' line was due"#),
+            "{error}"
+        );
     }
 }

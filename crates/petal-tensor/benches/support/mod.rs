@@ -2,7 +2,8 @@
 //! mapped, as in `cargo xtask`. With the system allocator each large temporary (a
 //! layer's output, Winograd's transformed filters) would be mapped and unmapped at
 //! every call; on a 2-core VM the unmapping's TLB shootdowns took most of the time
-//! (ResNet18's 7x7x512 F(4x4) forward: 105 ms against 10-15 ms with freed memory kept).
+//! (ResNet18's 7x7x512 F(4x4) forward: 105 ms against 14.8 ms with freed memory kept).
+//! A bench sets it up once for all its targets with `config = support::criterion()`.
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -10,9 +11,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// mimalloc's `mi_option_purge_delay` (position 15 of `mi_option_e` in mimalloc 2.x and 3.x).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
-/// Keeps freed memory mapped for the rest of the process (mimalloc would hand it back
-/// to the OS 10 ms after it is freed).
-pub fn keep_freed_memory() {
+/// Criterion's default configuration, with freed memory kept mapped for the rest of
+/// the process (mimalloc would hand it back to the OS 10 ms after it is freed).
+pub fn criterion() -> criterion::Criterion {
     // SAFETY: sets a process-wide allocator option; mimalloc allows this at any time.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+    criterion::Criterion::default()
 }

@@ -5,12 +5,12 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 
-use petal_tensor::Tensor;
+use petal_tensor::{Pool2dSpec, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::{NnError, Result};
-use crate::layers::{Context, Folded, Layer, LayerConfig, LayerKind};
+use crate::layers::{Context, Folded, Layer, LayerConfig, LayerDescription, LayerKind, PoolKind};
 use crate::weights::{load_weights, save_weights, WeightsError};
 use crate::{no_grad, ParamId, ParamStore, Var};
 
@@ -50,6 +50,19 @@ impl Node {
             .as_ref()
             .is_some_and(|l| l.kind() == LayerKind::Folded)
     }
+}
+
+/// `observe(layer name, output)`, called after each layer ([`Model::forward_observed`]).
+type Observer<'a> = dyn FnMut(&str, &Tensor) + 'a;
+
+/// A convolution whose output only a max pooling reads (and the layers `folded` into
+/// the convolution, which pass it through to no one): [`Model::forward`] runs the
+/// convolution and the pooling as one op, and skips the folded layers.
+#[derive(Clone, Debug)]
+struct PoolFusion {
+    pool: usize,
+    spec: Pool2dSpec,
+    folded: Vec<usize>,
 }
 
 /// The functional API: declare an input, call layers on nodes, pick the output.
@@ -352,19 +365,25 @@ impl Model {
 
     /// The forward pass over a batch `(n, *input_shape)`, recording on the context's tape
     /// when training.
+    ///
+    /// A convolution whose output only a max pooling reads runs fused with that pooling
+    /// ([`Var::conv2d_max_pooled`]): the same numbers, without storing the
+    /// convolution's output.
     pub fn forward(&self, x: &Var, ctx: &Context) -> Result<Var> {
-        self.forward_observed(x, ctx, &mut |_, _| {})
+        self.forward_probed(x, ctx, &[], None).map(|(y, _)| y)
     }
 
     /// [`Model::forward`], calling `observe(layer name, output)` after each layer in call
-    /// order: e.g. to find the first layer whose output is not finite.
+    /// order: e.g. to find the first layer whose output is not finite. Every layer runs
+    /// on its own (nothing fused), so that each one's output exists.
     pub fn forward_observed(
         &self,
         x: &Var,
         ctx: &Context,
         observe: &mut dyn FnMut(&str, &Tensor),
     ) -> Result<Var> {
-        self.forward_probed(x, ctx, &[], observe).map(|(y, _)| y)
+        self.forward_probed(x, ctx, &[], Some(observe))
+            .map(|(y, _)| y)
     }
 
     /// The forward pass that also returns the outputs of the named layers, in the order
@@ -421,7 +440,7 @@ impl Model {
                 })
             })
             .collect::<Result<Vec<usize>>>()?;
-        self.forward_probed(x, ctx, &nodes, &mut |_, _| {})
+        self.forward_probed(x, ctx, &nodes, None)
     }
 
     /// The layers whose outputs [`Model::forward_with_outputs`] can return, in call
@@ -482,13 +501,15 @@ impl Model {
     }
 
     /// The forward pass, returning also the outputs of the nodes `probes` (keeping their
-    /// gradients when recorded) and calling `observe(layer name, output)` after each layer.
+    /// gradients when recorded). With `observe`, calls `observe(layer name, output)`
+    /// after each layer; without, fuses each convolution with the max pooling that alone
+    /// reads it (unless the convolution's output is probed).
     fn forward_probed(
         &self,
         x: &Var,
         ctx: &Context,
         probes: &[usize],
-        observe: &mut dyn FnMut(&str, &Tensor),
+        mut observe: Option<&mut Observer<'_>>,
     ) -> Result<(Var, Vec<Var>)> {
         let shape = x.value().shape();
         if shape.len() != self.input_shape().len() + 1 || shape[1..] != *self.input_shape() {
@@ -501,23 +522,56 @@ impl Model {
             });
         }
         let last_use = self.last_uses();
+        let pooled_by = match observe {
+            Some(_) => vec![None; self.nodes.len()],
+            None => self.max_pool_readers(probes),
+        };
         let mut values: Vec<Option<Var>> = vec![None; self.nodes.len()];
         let mut probed: Vec<Option<Var>> = vec![None; self.nodes.len()];
+        // Outputs of max poolings computed by the convolution before them, and the layers
+        // folded into such a convolution, which then have nothing to pass through.
+        let mut pooled: Vec<Option<Var>> = vec![None; self.nodes.len()];
+        let mut passed_over = vec![false; self.nodes.len()];
         values[0] = Some(x.clone());
         for (i, node) in self.nodes.iter().enumerate().skip(1) {
             let Some(layer) = &node.layer else { continue };
-            let inputs: Vec<&Var> = node
-                .inputs
-                .iter()
-                .map(|&j| values[j].as_ref().expect("computed earlier"))
-                .collect();
-            let y = layer.forward(&inputs, ctx)?;
-            observe(layer.name(), y.value());
-            if probes.contains(&i) {
-                y.retain_grad();
-                probed[i] = Some(y.clone());
+            if passed_over[i] {
+                continue;
             }
-            values[i] = Some(y);
+            let y = match pooled[i].take() {
+                Some(y) => Some(y),
+                None => {
+                    let inputs: Vec<&Var> = node
+                        .inputs
+                        .iter()
+                        .map(|&j| values[j].as_ref().expect("computed earlier"))
+                        .collect();
+                    let fused = pooled_by[i].as_ref().and_then(|fusion| {
+                        Some((
+                            fusion,
+                            layer.forward_max_pooled(&inputs, ctx, &fusion.spec)?,
+                        ))
+                    });
+                    match fused {
+                        Some((fusion, y)) => {
+                            pooled[fusion.pool] = Some(y?);
+                            fusion.folded.iter().for_each(|&k| passed_over[k] = true);
+                            None
+                        }
+                        None => Some(layer.forward(&inputs, ctx)?),
+                    }
+                }
+            };
+            if let Some(y) = y {
+                if let Some(observe) = observe.as_mut() {
+                    observe(layer.name(), y.value());
+                }
+                if probes.contains(&i) {
+                    y.retain_grad();
+                    probed[i] = Some(y.clone());
+                }
+                values[i] = Some(y);
+            }
             // Values nobody reads again are dropped now (the tape keeps what backward
             // needs), so inference holds only the live feature maps and reuses memory.
             for &j in &node.inputs {
@@ -534,6 +588,43 @@ impl Model {
             values[self.output].take().expect("the output node"),
             outputs,
         ))
+    }
+
+    /// For each node, the max pooling that alone reads its output (besides layers
+    /// folded into it by [`Model::fold_for_inference`], which pass it through to no
+    /// one), when that output is neither probed nor the model's.
+    fn max_pool_readers(&self, probes: &[usize]) -> Vec<Option<PoolFusion>> {
+        let (mut readers, mut folded) = (
+            vec![Vec::new(); self.nodes.len()],
+            vec![Vec::new(); self.nodes.len()],
+        );
+        for (k, node) in self.nodes.iter().enumerate() {
+            let readers = if node.is_folded() {
+                &mut folded
+            } else {
+                &mut readers
+            };
+            node.inputs.iter().for_each(|&j| readers[j].push(k));
+        }
+        (0..self.nodes.len())
+            .map(|i| {
+                let [k] = readers[i][..] else { return None };
+                if i == self.output || probes.contains(&i) {
+                    return None;
+                }
+                match self.nodes[k].layer.as_ref()?.describe()? {
+                    LayerDescription::Pool {
+                        kind: PoolKind::Max,
+                        spec,
+                    } => Some(PoolFusion {
+                        pool: k,
+                        spec,
+                        folded: std::mem::take(&mut folded[i]),
+                    }),
+                    _ => None,
+                }
+            })
+            .collect()
     }
 
     /// For each node, the index of the last node that reads it (itself if none does).

@@ -92,6 +92,25 @@ fn check(
     }
 }
 
+/// The smallest gap, over the windows of a max pooling of `x`, between the largest
+/// value of a window and the next (infinite when no window has two values).
+fn smallest_winning_margin(x: &Tensor, pool: &Pool2dSpec) -> f32 {
+    let (best, argmax) = petal_tensor::pool::max_pool2d(x, pool).unwrap();
+    let image_len = x.len() / x.shape()[0];
+    let pooled_len = best.len() / x.shape()[0];
+    let mut without_winners = x.clone();
+    for (i, &at) in argmax.iter().enumerate() {
+        without_winners.as_mut_slice()[i / pooled_len * image_len + at as usize] =
+            f32::NEG_INFINITY;
+    }
+    let (second, _) = petal_tensor::pool::max_pool2d(&without_winners, pool).unwrap();
+    best.as_slice()
+        .iter()
+        .zip(second.as_slice())
+        .map(|(b, s)| b - s)
+        .fold(f32::INFINITY, f32::min)
+}
+
 fn shape() -> impl Strategy<Value = Vec<usize>> {
     prop::collection::vec(1..4usize, 1..4)
 }
@@ -223,6 +242,32 @@ proptest! {
         let near_kink = pre.value().as_slice().iter().any(|&p| [0.0f32, 6.0].iter().any(|k| (p - k).abs() < 0.05));
         prop_assume!(!(near_kink && matches!(activation, Unary::Relu | Unary::Relu6)));
         check(|v| v[0].conv2d_activated(&v[1], Some(&v[2]), &spec, activation), &inputs)?;
+    }
+
+    #[test]
+    fn conv2d_with_a_fused_activation_and_max_pooling(
+        n in 1..3usize, hw in 2..7usize, c in 1..4usize, o in 1..4usize, padding in padding(),
+        activation in prop_oneof![Just(None), Just(Some(Unary::Relu)), Just(Some(Unary::Relu6)), Just(Some(Unary::Tanh))],
+        window in 1..4usize, stride in 1..3usize, pool_padding in pool_padding(), seed in any::<u64>(),
+    ) {
+        let spec = Conv2dSpec { padding, ..Conv2dSpec::default() };
+        let pool = Pool2dSpec { stride: [stride, stride], padding: pool_padding, ..Pool2dSpec::square(window) };
+        let inputs = [random(&[n, hw, hw, c], seed).array().mapv(|v| v * 3.0).into(), random(&[3, 3, c, o], seed + 1), random(&[o], seed + 2)];
+        let Ok(out) = petal_tensor::conv::conv2d_output_shape(inputs[0].shape(), inputs[1].shape(), &spec) else {
+            return Ok(());
+        };
+        prop_assume!(petal_tensor::pool::avg_pool2d(&Tensor::zeros(&out), &pool).is_ok());
+        let fused = |v: &[Var]| v[0].conv2d_max_pooled(&v[1], Some(&v[2]), &spec, activation, &pool);
+        let constants: Vec<Var> = inputs.iter().cloned().map(Var::constant).collect();
+        let pre = constants[0].conv2d(&constants[1], Some(&constants[2]), &spec).unwrap();
+        let separate = activation.map_or(pre.clone(), |a| pre.unary(a)).max_pool2d(&pool).unwrap();
+        prop_assert_eq!(fused(&constants).unwrap().value().to_vec(), separate.value().to_vec());
+        // A finite difference moves a pre-activation by at most 0.03: skip draws where
+        // that could cross a kink of the activation or change a window's winner.
+        let kinks: &[f32] = match activation { Some(Unary::Relu) => &[0.0], Some(Unary::Relu6) => &[0.0, 6.0], _ => &[] };
+        let near_kink = pre.value().as_slice().iter().any(|&p| kinks.iter().any(|k| (p - k).abs() < 0.1));
+        prop_assume!(!near_kink && smallest_winning_margin(pre.value(), &pool) > 0.1);
+        check(fused, &inputs)?;
     }
 
     #[test]

@@ -657,9 +657,10 @@ fn forward_observed_sees_every_layer_output_in_call_order() {
     assert_eq!(y.value(), &model.predict(x.value()).unwrap());
 }
 
-#[test]
-fn layer_outputs_are_returned_without_changing_the_pass_or_its_gradients() {
-    let model = Sequential::new(&[6, 6, 2], 3)
+/// A ReLU convolution of 4 3x3 filters on `side` x `side` x 2 inputs, then 2x2 max
+/// pooling, with weights drawn from `seed`: the start of a small CNN.
+fn conv_relu_pool(side: usize, seed: u64) -> Sequential {
+    Sequential::new(&[side, side, 2], seed)
         .add(Conv2dConfig {
             activation: Activation::Relu,
             ..Conv2dConfig::new(4, 3)
@@ -667,12 +668,70 @@ fn layer_outputs_are_returned_without_changing_the_pass_or_its_gradients() {
         .unwrap()
         .add(Pool2dConfig::max(2))
         .unwrap()
+}
+
+/// `layers` with a flatten and a dense layer of 3 outputs on top.
+fn with_dense_head(layers: Sequential) -> Model {
+    layers
         .add(FlattenConfig::default())
         .unwrap()
         .add(DenseConfig::new(3))
         .unwrap()
         .build()
+        .unwrap()
+}
+
+/// The Keras MNIST CNN's shape in small: two convolutions (ReLU, then none), each read
+/// only by a max pooling, which `Model::forward` fuses; `forward_observed` runs every
+/// layer on its own. Both give the same bits: outputs, and gradients of every parameter
+/// and of the input, and the fused tape has one op fewer per fused pair.
+#[test]
+fn convolutions_read_only_by_a_max_pooling_are_fused_with_the_same_numbers() {
+    let second_block = conv_relu_pool(9, 6)
+        .add(Conv2dConfig {
+            padding: Padding::Same,
+            ..Conv2dConfig::new(3, 3)
+        })
+        .unwrap()
+        .add(Pool2dConfig::max(2))
         .unwrap();
+    let model = with_dense_head(second_block);
+    let pass = |fused: bool| {
+        let tape = Tape::new();
+        let ctx = Context::train(model.store(), &tape, 0);
+        let x = tape.leaf(batch(&[3, 9, 9, 2], 8));
+        let y = if fused {
+            model.forward(&x, &ctx).unwrap()
+        } else {
+            model.forward_observed(&x, &ctx, &mut |_, _| {}).unwrap()
+        };
+        let loss = Loss::SparseCategoricalCrossentropy
+            .compute(&y, Targets::Labels(&[0, 2, 1]))
+            .unwrap();
+        let all = loss.backward().unwrap();
+        let grads: Vec<Vec<f32>> = ctx
+            .param_grads(&all)
+            .into_iter()
+            .map(|(_, g)| g.to_vec())
+            .chain([all.get(&x).unwrap().to_vec()])
+            .collect();
+        (y.value().to_vec(), grads, tape.len())
+    };
+    let ((fused, fused_grads, fused_ops), (plain, plain_grads, plain_ops)) =
+        (pass(true), pass(false));
+    assert_eq!(fused, plain);
+    assert_eq!(
+        fused_grads.len(),
+        7,
+        "three kernels and biases, and the input"
+    );
+    assert_eq!(fused_grads, plain_grads);
+    assert_eq!(fused_ops + 2, plain_ops);
+}
+
+#[test]
+fn layer_outputs_are_returned_without_changing_the_pass_or_its_gradients() {
+    let model = with_dense_head(conv_relu_pool(6, 3));
     let ctx = Context::eval(model.store());
     let pass = |probe: &[&str]| {
         let tape = Tape::new();
@@ -729,6 +788,53 @@ fn conv_bn_activation_model() -> Model {
         .build()
         .unwrap();
     with_random_statistics(model, 5)
+}
+
+/// ResNet's stem in small, folded for inference: the convolution takes the batch norm
+/// and the ReLU, and the 3x3 stride-2 max pooling that reads them fuses with it too.
+#[test]
+fn a_folded_convolution_fuses_with_the_max_pooling_after_its_folded_layers() {
+    let stem = Sequential::new(&[10, 10, 3], 4)
+        .add(Conv2dConfig {
+            use_bias: false,
+            padding: Padding::Same,
+            strides: [2, 2],
+            ..Conv2dConfig::new(4, 3)
+        })
+        .unwrap()
+        .add(BatchNormConfig::default())
+        .unwrap()
+        .add(ActivationConfig::new(Activation::Relu))
+        .unwrap()
+        .add(Pool2dConfig {
+            strides: Some([2, 2]),
+            padding: Padding::Same,
+            ..Pool2dConfig::max(3)
+        })
+        .unwrap();
+    let model = with_dense_head(stem);
+    let folded = with_random_statistics(model, 2).fold_for_inference();
+    let pass = |fused: bool| {
+        let tape = Tape::new();
+        let x = tape.leaf(batch(&[2, 10, 10, 3], 3));
+        let ctx = Context::eval(folded.store());
+        let y = if fused {
+            folded.forward(&x, &ctx).unwrap()
+        } else {
+            folded.forward_observed(&x, &ctx, &mut |_, _| {}).unwrap()
+        };
+        let grads = y.sum_all().backward().unwrap();
+        (
+            y.value().to_vec(),
+            grads.get(&x).unwrap().to_vec(),
+            tape.len(),
+        )
+    };
+    let ((fused, fused_grad, fused_ops), (plain, plain_grad, plain_ops)) =
+        (pass(true), pass(false));
+    assert_eq!(fused, plain);
+    assert_eq!(fused_grad, plain_grad);
+    assert_eq!(fused_ops + 1, plain_ops);
 }
 
 #[test]

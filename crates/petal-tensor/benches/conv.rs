@@ -10,6 +10,10 @@
 //! `depthwise`: each pass of the MobileNetV2 and EfficientNet-Lite0 depthwise layers
 //! that take the most time (batch 16), on 2 threads (direct-convolution FLOP/s).
 //!
+//! `conv_pool`: a convolution with ReLU then 2x2 max pooling, as two ops and fused
+//! (`conv2d_max_pooled`), on the MNIST and flowers layers that a pooling follows, on 2
+//! threads (direct-convolution FLOP/s).
+//!
 //! Memory comes from mimalloc keeping freed blocks mapped, as in `cargo xtask`
 //! (`support`).
 
@@ -17,10 +21,12 @@ mod support;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use petal_tensor::conv::{
-    conv2d, conv2d_backward_bias, conv2d_backward_filter, conv2d_backward_input, with_kernel_3x3,
-    Kernel3x3,
+    conv2d, conv2d_activated, conv2d_backward_bias, conv2d_backward_filter, conv2d_backward_input,
+    conv2d_max_pooled, with_kernel_3x3, Kernel3x3,
 };
-use petal_tensor::{with_precision, Conv2dSpec, Padding, Precision, Tensor};
+use petal_tensor::elementwise::Unary;
+use petal_tensor::pool::max_pool2d;
+use petal_tensor::{with_precision, Conv2dSpec, Padding, Pool2dSpec, Precision, Tensor};
 use std::time::Duration;
 
 struct Layer {
@@ -294,9 +300,50 @@ fn bench_depthwise(c: &mut Criterion) {
     group.finish();
 }
 
+fn bench_conv_pool(c: &mut Criterion) {
+    let mut group = c.benchmark_group("conv_pool");
+    group
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let window = Pool2dSpec::square(2);
+    for layer in layers().into_iter().filter(|l| l.spec.groups == 1) {
+        let (x, w) = (filled(&layer.input), filled(&layer.filter));
+        let bias = Tensor::zeros(&[layer.filter[3]]);
+        let out_shape =
+            petal_tensor::conv::conv2d_output_shape(&layer.input, &layer.filter, &layer.spec)
+                .unwrap();
+        group.throughput(Throughput::Elements(direct_flops(
+            &layer.filter,
+            &out_shape,
+        )));
+        group.bench_function(BenchmarkId::new("separate", layer.name), |b| {
+            pool.install(|| {
+                b.iter(|| {
+                    let y = conv2d_activated(&x, &w, Some(&bias), &layer.spec, Unary::Relu);
+                    max_pool2d(&y.unwrap(), &window).unwrap()
+                })
+            })
+        });
+        group.bench_function(BenchmarkId::new("fused", layer.name), |b| {
+            pool.install(|| {
+                b.iter(|| {
+                    let relu = Some(Unary::Relu);
+                    conv2d_max_pooled(&x, &w, Some(&bias), &layer.spec, relu, &window).unwrap()
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = support::criterion();
-    targets = bench_conv, bench_kernels_3x3, bench_depthwise
+    targets = bench_conv, bench_kernels_3x3, bench_depthwise, bench_conv_pool
 }
 criterion_main!(benches);

@@ -57,6 +57,13 @@ impl Start<'_> {
         // `MaybeUninit<f32>` has the layout of `f32`.
         unsafe { &mut *(values as *mut [MaybeUninit<f32>] as *mut [f32]) }
     }
+
+    /// Sets every value of `values`, as [`Start::write`] does.
+    pub(crate) fn fill(self, values: &mut [f32]) {
+        // SAFETY: `MaybeUninit<f32>` has the layout of `f32`, and `write` stores only
+        // initialized values, so `values` stays initialized.
+        self.write(unsafe { &mut *(values as *mut [f32] as *mut [MaybeUninit<f32>]) });
+    }
 }
 
 /// A new batch of `images` images of `image_len` values, made one task per thread:

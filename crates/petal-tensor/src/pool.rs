@@ -140,22 +140,50 @@ impl PoolShape {
 /// assert_eq!((y.to_vec(), argmax), (vec![4.0], vec![1]));
 /// ```
 pub fn max_pool2d(input: &Tensor, spec: &Pool2dSpec) -> Result<(Tensor, Vec<u32>)> {
-    let s = PoolShape::new("max_pool2d", input.shape(), spec)?;
-    let mut out = Tensor::full(&s.output_shape(), f32::NEG_INFINITY);
+    let pool = MaxPool::new("max_pool2d", input.shape(), spec)?;
+    let image_len = pool.output_image_len().max(1);
+    let mut out = Tensor::zeros(&pool.output_shape());
     let mut argmax = vec![0u32; out.len()];
     out.as_mut_slice()
-        .par_chunks_mut(s.output_image_len().max(1))
-        .zip(argmax.par_chunks_mut(s.output_image_len().max(1)))
-        .zip(input.as_slice().par_chunks(s.image_len().max(1)))
-        .for_each(|((best, best_at), image)| {
-            pulp::Arch::new().dispatch(MaxPoolImage {
-                shape: &s,
-                image,
-                best,
-                best_at,
-            })
-        });
+        .par_chunks_mut(image_len)
+        .zip(argmax.par_chunks_mut(image_len))
+        .zip(input.as_slice().par_chunks(pool.0.image_len().max(1)))
+        .for_each(|((best, best_at), image)| pool.pool_image(image, best, best_at));
     Ok((out, argmax))
+}
+
+/// A max pooling planned for one input shape, pooling an image at a time: what
+/// [`max_pool2d`] runs on each image of a batch, and what a convolution fused with its
+/// pooling runs on each image it has just computed.
+pub(crate) struct MaxPool(PoolShape);
+
+impl MaxPool {
+    /// The pooling `spec` of `(n, h, w, c)` inputs; `op` names the caller in errors.
+    pub fn new(op: &'static str, input: &[usize], spec: &Pool2dSpec) -> Result<Self> {
+        PoolShape::new(op, input, spec).map(Self)
+    }
+
+    /// The pooled batch's shape, `(n, oh, ow, c)`.
+    pub fn output_shape(&self) -> [usize; 4] {
+        self.0.output_shape()
+    }
+
+    /// Values in one pooled image.
+    pub fn output_image_len(&self) -> usize {
+        self.0.output_image_len()
+    }
+
+    /// Pools one `image` into `best` (its maxima) and `best_at` (where each one is in
+    /// the image, as a flat index), both of [`MaxPool::output_image_len`] values.
+    pub fn pool_image(&self, image: &[f32], best: &mut [f32], best_at: &mut [u32]) {
+        best.fill(f32::NEG_INFINITY);
+        pulp::Arch::new().dispatch(MaxPoolImage {
+            shape: &self.0,
+            image,
+            best,
+            best_at,
+        })
+    }
 }
 
 /// Max pooling of one image: for each window and each vector of channels, the maxima

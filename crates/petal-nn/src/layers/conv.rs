@@ -2,7 +2,7 @@
 //! SeparableConv2D.
 
 use petal_tensor::conv::conv2d_output_shape;
-use petal_tensor::{Conv2dSpec, Padding, Tensor};
+use petal_tensor::{Conv2dSpec, Padding, Pool2dSpec, Tensor};
 use rand_chacha::ChaCha8Rng;
 
 use super::{
@@ -210,6 +210,23 @@ impl Layer for Conv2d {
                 .activation
                 .apply(x.conv2d(&kernel, bias.as_ref(), &self.spec)?),
         }
+    }
+    fn forward_max_pooled(
+        &self,
+        inputs: &[&Var],
+        ctx: &Context,
+        pool: &Pool2dSpec,
+    ) -> Option<Result<Var>> {
+        let activation = match self.activation {
+            Activation::Linear => None,
+            other => Some(other.fusable()?),
+        };
+        let pooled = single(&self.name, inputs).and_then(|x| {
+            let bias = self.bias.map(|b| ctx.param(b));
+            let kernel = ctx.param(self.kernel);
+            x.conv2d_max_pooled(&kernel, bias.as_ref(), &self.spec, activation, pool)
+        });
+        Some(pooled)
     }
     fn params(&self) -> Vec<ParamId> {
         std::iter::once(self.kernel).chain(self.bias).collect()

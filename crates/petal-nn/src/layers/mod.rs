@@ -42,7 +42,7 @@ pub use merge::{AddConfig, ConcatConfig, Merge};
 pub use norm::{BatchNorm, BatchNormConfig, GroupNormConfig, LayerNormConfig, Normalization};
 pub use pool::{GlobalAvgPoolConfig, Pool, Pool2dConfig, PoolKind};
 
-use petal_tensor::Tensor;
+use petal_tensor::{Pool2dSpec, Tensor};
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::{NnError, Result};
@@ -60,6 +60,18 @@ pub trait Layer: Send + Sync {
     fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>>;
     /// The forward pass over a batch.
     fn forward(&self, inputs: &[&Var], ctx: &Context) -> Result<Var>;
+    /// The forward pass followed by the max pooling `pool`, as one op, if this layer can
+    /// fuse it (a convolution with no activation or one
+    /// [`Activation::fusable`] names); `None` otherwise. A [`Model`](crate::Model) calls
+    /// it for a max pooling that is the only reader of this layer's output.
+    fn forward_max_pooled(
+        &self,
+        _inputs: &[&Var],
+        _ctx: &Context,
+        _pool: &Pool2dSpec,
+    ) -> Option<Result<Var>> {
+        None
+    }
     /// The parameters this layer owns.
     fn params(&self) -> Vec<ParamId> {
         Vec::new()

@@ -1,9 +1,11 @@
 //! Convolution and pooling.
 
+use std::borrow::Cow;
 use std::rc::Rc;
 
 use petal_tensor::conv::{
     conv2d, conv2d_activated, conv2d_backward_bias, conv2d_backward_filter, conv2d_backward_input,
+    conv2d_max_pooled, conv2d_output_shape,
 };
 use petal_tensor::elementwise::{unary_backward_from_output, Unary};
 use petal_tensor::pool::{
@@ -14,6 +16,60 @@ use petal_tensor::{Conv2dSpec, Pool2dSpec, Tensor};
 
 use crate::error::{NnError, Result};
 use crate::Var;
+
+/// What the backward pass of a convolution keeps: its input, filter and spec.
+struct ConvBackward {
+    x: Rc<Tensor>,
+    w: Rc<Tensor>,
+    spec: Conv2dSpec,
+}
+
+impl ConvBackward {
+    fn new(x: &Var, filter: &Var, spec: &Conv2dSpec) -> Self {
+        Self {
+            x: x.shared_value(),
+            w: filter.shared_value(),
+            spec: *spec,
+        }
+    }
+
+    /// The gradients of the input, the filter and (when `needs` has a third entry) the
+    /// bias, from `g`, the gradient of the convolution's output (before any activation).
+    fn grads(&self, g: &Tensor, needs: &[bool]) -> Vec<Option<Tensor>> {
+        let (x, w, spec) = (&self.x, &self.w, &self.spec);
+        let mut grads = vec![
+            needs[0].then(|| {
+                conv2d_backward_input(g, w, x.shape(), spec).expect("shapes checked in forward")
+            }),
+            needs[1].then(|| {
+                conv2d_backward_filter(x, g, w.shape(), spec).expect("shapes checked in forward")
+            }),
+        ];
+        if needs.len() == 3 {
+            grads.push(needs[2].then(|| conv2d_backward_bias(g).expect("4-D output")));
+        }
+        grads
+    }
+}
+
+/// A convolution's parents: input, filter, and the bias if there is one.
+fn conv_parents<'a>(x: &'a Var, filter: &'a Var, bias: Option<&'a Var>) -> Vec<&'a Var> {
+    [x, filter].into_iter().chain(bias).collect()
+}
+
+/// An error unless `activation` (if any) has a derivative that follows from its output,
+/// which a fused op needs since it keeps only its output.
+fn check_fusable(op: &'static str, activation: Option<Unary>) -> Result<()> {
+    match activation {
+        Some(a) if a.derivative_from_output(0.5).is_none() => Err(NnError::Tensor(
+            petal_tensor::TensorError::InvalidArgument {
+                op,
+                reason: format!("{a:?} cannot be fused: its derivative needs its input"),
+            },
+        )),
+        _ => Ok(()),
+    }
+}
 
 impl Var {
     /// 2-D convolution of an NHWC input with an HWIO `filter` and an optional `bias`.
@@ -36,27 +92,11 @@ impl Var {
             bias.map(Var::value),
             spec,
         )?);
-        let (x, w, spec) = (self.shared_value(), filter.shared_value(), *spec);
-        let backward = move |g: &Tensor, needs: &[bool]| {
-            let mut grads = vec![
-                needs[0].then(|| {
-                    conv2d_backward_input(g, &w, x.shape(), &spec)
-                        .expect("shapes checked in forward")
-                }),
-                needs[1].then(|| {
-                    conv2d_backward_filter(&x, g, w.shape(), &spec)
-                        .expect("shapes checked in forward")
-                }),
-            ];
-            if needs.len() == 3 {
-                grads.push(needs[2].then(|| conv2d_backward_bias(g).expect("4-D output")));
-            }
-            grads
-        };
-        match bias {
-            Some(b) => Var::record("conv2d", value, &[self, filter, b], backward),
-            None => Var::record("conv2d", value, &[self, filter], backward),
-        }
+        let backward = ConvBackward::new(self, filter, spec);
+        let parents = conv_parents(self, filter, bias);
+        Var::record("conv2d", value, &parents, move |g, needs| {
+            backward.grads(g, needs)
+        })
     }
 
     /// Convolution, bias and an activation in one op: the activation runs in place on the
@@ -70,16 +110,7 @@ impl Var {
         spec: &Conv2dSpec,
         activation: Unary,
     ) -> Result<Var> {
-        if activation.derivative_from_output(0.5).is_none() {
-            return Err(NnError::Tensor(
-                petal_tensor::TensorError::InvalidArgument {
-                    op: "conv2d_activated",
-                    reason: format!(
-                        "{activation:?} cannot be fused: its derivative needs its input"
-                    ),
-                },
-            ));
-        }
+        check_fusable("conv2d_activated", Some(activation))?;
         let y = Rc::new(conv2d_activated(
             self.value(),
             filter.value(),
@@ -87,33 +118,64 @@ impl Var {
             spec,
             activation,
         )?);
-        let (x, w, spec, out) = (
-            self.shared_value(),
-            filter.shared_value(),
-            *spec,
-            Rc::clone(&y),
-        );
-        let backward = move |g: &Tensor, needs: &[bool]| {
+        let (backward, out) = (ConvBackward::new(self, filter, spec), Rc::clone(&y));
+        let parents = conv_parents(self, filter, bias);
+        Var::record("conv2d_activated", y, &parents, move |g, needs| {
             let g = unary_backward_from_output(&out, g, activation).expect("same shape");
-            let mut grads = vec![
-                needs[0].then(|| {
-                    conv2d_backward_input(&g, &w, x.shape(), &spec)
-                        .expect("shapes checked in forward")
-                }),
-                needs[1].then(|| {
-                    conv2d_backward_filter(&x, &g, w.shape(), &spec)
-                        .expect("shapes checked in forward")
-                }),
-            ];
-            if needs.len() == 3 {
-                grads.push(needs[2].then(|| conv2d_backward_bias(&g).expect("4-D output")));
-            }
-            grads
-        };
-        match bias {
-            Some(b) => Var::record("conv2d_activated", y, &[self, filter, b], backward),
-            None => Var::record("conv2d_activated", y, &[self, filter], backward),
-        }
+            backward.grads(&g, needs)
+        })
+    }
+
+    /// Convolution, bias, an optional activation and a max pooling in one op: each image
+    /// is pooled while its convolution output is still in the cache, and neither that
+    /// output nor the activation's is stored. The backward pass routes each pooled
+    /// gradient, times the activation's derivative at the winning value, to where that
+    /// value was. The same numbers as [`Var::conv2d_activated`] (or [`Var::conv2d`])
+    /// then [`Var::max_pool2d`]; `activation` must be one `conv2d_activated` takes.
+    ///
+    /// ```
+    /// use petal_nn::{Tape, Var};
+    /// use petal_tensor::{elementwise::Unary, Conv2dSpec, Pool2dSpec, Tensor};
+    /// let tape = Tape::new();
+    /// let x = Var::constant(Tensor::from_vec(&[1, 2, 2, 1], vec![1., -2., 3., 0.5])?);
+    /// let w = tape.leaf(Tensor::ones(&[1, 1, 1, 1]));
+    /// let relu = Some(Unary::Relu);
+    /// let y = x.conv2d_max_pooled(&w, None, &Conv2dSpec::default(), relu, &Pool2dSpec::square(2))?;
+    /// assert_eq!(y.value().to_vec(), vec![3.0]);
+    /// // Only the winner, 3, moves the output: d(3w)/dw = 3.
+    /// assert_eq!(y.backward()?.get(&w).unwrap().to_vec(), vec![3.0]);
+    /// # Ok::<(), petal_nn::NnError>(())
+    /// ```
+    pub fn conv2d_max_pooled(
+        &self,
+        filter: &Var,
+        bias: Option<&Var>,
+        spec: &Conv2dSpec,
+        activation: Option<Unary>,
+        pool: &Pool2dSpec,
+    ) -> Result<Var> {
+        check_fusable("conv2d_max_pooled", activation)?;
+        let (pooled, argmax) = conv2d_max_pooled(
+            self.value(),
+            filter.value(),
+            bias.map(Var::value),
+            spec,
+            activation,
+            pool,
+        )?;
+        let y = Rc::new(pooled);
+        let (backward, out, pool) = (ConvBackward::new(self, filter, spec), Rc::clone(&y), *pool);
+        let conv_shape = conv2d_output_shape(self.value().shape(), filter.value().shape(), spec)?;
+        let parents = conv_parents(self, filter, bias);
+        Var::record("conv2d_max_pooled", y, &parents, move |g, needs| {
+            let g = match activation {
+                Some(a) => Cow::Owned(unary_backward_from_output(&out, g, a).expect("same shape")),
+                None => Cow::Borrowed(g),
+            };
+            let g = max_pool2d_backward(&g, &argmax, &conv_shape, &pool)
+                .expect("shapes checked in forward");
+            backward.grads(&g, needs)
+        })
     }
 
     /// Max pooling over an NHWC input.

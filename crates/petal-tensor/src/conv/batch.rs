@@ -32,19 +32,27 @@ pub(super) fn cache_block_rows(row_values: usize) -> usize {
 
 /// How a kernel's new output begins and ends: each image (or group of images) starts
 /// as `start` (zeros, or the bias of each filter), the kernel adds its
-/// sums, then `activation` (if any) runs on it while it is still in the cache.
-#[derive(Clone, Copy, Debug)]
+/// sums, then `activation` (if any) runs on it while it is still in the cache. With a
+/// `reduce`, each finished group goes to `reduce(first_image, values)` instead of into
+/// the batch (which then comes back empty): a max pooling takes the group while it is
+/// still in the cache, and the full output is never written to memory.
+#[derive(Clone, Copy)]
 pub(super) struct Output<'a> {
     pub start: Start<'a>,
     pub activation: Option<Unary>,
+    pub reduce: Option<&'a Reduce<'a>>,
 }
 
+/// `reduce(first_image, values)`: takes a group of finished output images.
+pub(super) type Reduce<'a> = dyn Fn(usize, &[f32]) + Sync + 'a;
+
 impl Output<'_> {
-    /// Zeros, no activation: for gradients.
+    /// Zeros, no activation, kept: for gradients.
     pub fn zeros() -> Self {
         Self {
             start: Start::Zeros,
             activation: None,
+            reduce: None,
         }
     }
 }
@@ -81,6 +89,37 @@ pub(super) fn map_image_groups(
     scratch_len: usize,
     kernel: impl Fn(&mut [f32], &mut [f32], &[f32]) -> Result<()> + Sync,
 ) -> Result<Vec<f32>> {
+    // One group: the kernel adds to its started output, then the activation runs.
+    let finish = |out: &mut [f32], scratch: &mut [f32], first: usize| -> Result<()> {
+        if in_len > 0 {
+            let count = out.len() / out_len.max(1);
+            kernel(out, scratch, &input[first * in_len..][..count * in_len])?;
+        }
+        if let Some(activation) = output.activation {
+            apply_on_this_thread(out, activation);
+        }
+        Ok(())
+    };
+    if let Some(reduce) = output.reduce {
+        let per_task = images_per_task(images);
+        let group = group.clamp(1, per_task);
+        // The same tasks and groups as `new_image_groups`, each group computed in a
+        // buffer of the task's own.
+        (0..images.div_ceil(per_task))
+            .into_par_iter()
+            .try_for_each(|task| -> Result<()> {
+                let (mut scratch, mut out) = (vec![0.0; scratch_len], vec![0.0; group * out_len]);
+                let end = images.min((task + 1) * per_task);
+                for first in (task * per_task..end).step_by(group) {
+                    let out = &mut out[..group.min(end - first) * out_len];
+                    output.start.fill(out);
+                    finish(out, &mut scratch, first)?;
+                    reduce(first, out);
+                }
+                Ok(())
+            })?;
+        return Ok(Vec::new());
+    }
     let first_error = FirstError::default();
     // Per task: the scratch buffer, and whether a kernel failed (the task's other images
     // are then only started).
@@ -95,17 +134,9 @@ pub(super) fn map_image_groups(
             if *failed {
                 return;
             }
-            if in_len > 0 {
-                let count = out.len() / out_len.max(1);
-                let images = &input[first * in_len..][..count * in_len];
-                if let Err(e) = kernel(out, scratch, images) {
-                    first_error.keep(e);
-                    *failed = true;
-                    return;
-                }
-            }
-            if let Some(activation) = output.activation {
-                apply_on_this_thread(out, activation);
+            if let Err(e) = finish(out, scratch, first) {
+                first_error.keep(e);
+                *failed = true;
             }
         },
     );

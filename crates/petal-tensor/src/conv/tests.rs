@@ -134,6 +134,7 @@ fn check_kernel(
             assert_close(&conv2d(&x, &f, None, &spec).unwrap(), &y, "forward");
             let fused = conv2d_activated(&x, &f, Some(&b), &spec, Unary::Relu).unwrap();
             assert_close(&fused, &activated, "bias + ReLU");
+            assert_pooling_fuses(&x, &f, Some(&b), &spec, Some(Unary::Relu));
             assert_close(&conv2d_backward_bias(&dy).unwrap(), &db, "bias grad");
             assert_close(
                 &conv2d_backward_input(&dy, &f, &input, &spec).unwrap(),
@@ -147,6 +148,36 @@ fn check_kernel(
             );
         })
     });
+}
+
+/// [`conv2d_max_pooled`] gives the same bits as the convolution then the pooling, for
+/// 2x2 windows (Keras' `MaxPooling2D()`) and overlapping 3x3 windows of stride 2, both
+/// 'same' so that any output size pools.
+fn assert_pooling_fuses(
+    x: &Tensor,
+    f: &Tensor,
+    bias: Option<&Tensor>,
+    spec: &Conv2dSpec,
+    activation: Option<Unary>,
+) {
+    let y = convolve(x, f, bias, spec, activation).unwrap();
+    for pool in [
+        Pool2dSpec {
+            padding: Padding::Same,
+            ..Pool2dSpec::square(2)
+        },
+        Pool2dSpec {
+            stride: [2, 2],
+            padding: Padding::Same,
+            ..Pool2dSpec::square(3)
+        },
+    ] {
+        let (want, want_at) = max_pool2d(&y, &pool).unwrap();
+        let (got, got_at) = conv2d_max_pooled(x, f, bias, spec, activation, &pool).unwrap();
+        assert_eq!(got.shape(), want.shape(), "{pool:?}");
+        assert_eq!(got.to_vec(), want.to_vec(), "pooled values, {pool:?}");
+        assert_eq!(got_at, want_at, "argmax, {pool:?}");
+    }
 }
 
 fn padding_strategy() -> impl Strategy<Value = Padding> {
@@ -234,6 +265,7 @@ fn check_winograd_passes(input: [usize; 4], filter: [usize; 4]) {
             .unwrap();
         let passes = pool.install(|| {
             with_kernel_3x3(Kernel3x3::WinogradF4x4, || {
+                assert_pooling_fuses(&x, &f, None, &spec, None);
                 [
                     conv2d(&x, &f, None, &spec).unwrap(),
                     conv2d_backward_input(&dy, &f, &input, &spec).unwrap(),
@@ -483,6 +515,7 @@ fn check_depthwise(s: &ConvShape, threads: usize, isas: &[depthwise::Isa]) {
             let output = Output {
                 start: crate::parallel::Start::Repeat(&bias),
                 activation: None,
+                reduce: None,
             };
             let fast = depthwise::forward_on(isa, s, x.as_slice(), f.as_slice(), output).unwrap();
             assert_close(&tensor(s.output_shape(), fast), &biased, &what("forward"));

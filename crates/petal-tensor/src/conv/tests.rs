@@ -321,6 +321,49 @@ fn im2col_in_blocks_of_positions_matches_the_reference() {
     }
 }
 
+/// The small-patch forward pass reads the patches of 8 positions in one output row in
+/// place when their windows lie inside the image, and unrolls the others (padding, a
+/// wrap to the next row, a last short block): rows 40 wide take both kinds, with
+/// 'same' padding, stride 2 with dilation 2, uneven explicit padding, and RGB.
+#[test]
+fn small_patches_read_in_place_match_the_reference() {
+    let cases = [
+        ([2, 6, 40, 1], [3, 3, 1, 32], same_padding()),
+        ([2, 6, 37, 3], [3, 3, 3, 17], Conv2dSpec::default()),
+        (
+            [1, 9, 40, 2],
+            [3, 2, 2, 16],
+            Conv2dSpec {
+                stride: [2, 2],
+                dilation: [2, 2],
+                ..Conv2dSpec::default()
+            },
+        ),
+        (
+            [2, 5, 44, 3],
+            [2, 3, 3, 8],
+            Conv2dSpec {
+                padding: explicit([2, 0, 0, 3]),
+                ..Conv2dSpec::default()
+            },
+        ),
+    ];
+    for (input, filter, spec) in cases {
+        let shape = ConvShape::new(&input, &filter, &spec).unwrap();
+        assert_eq!(shape.path(), ConvPath::SmallPatch, "{input:?} {filter:?}");
+        for threads in [1, 2] {
+            check_against_reference(input, filter, spec, threads);
+        }
+    }
+}
+
+fn same_padding() -> Conv2dSpec {
+    Conv2dSpec {
+        padding: Padding::Same,
+        ..Conv2dSpec::default()
+    }
+}
+
 #[test]
 fn each_fast_path_is_taken_and_correct() {
     let pointwise = ConvShape::new(&[2, 4, 4, 3], &[1, 1, 3, 5], &Conv2dSpec::default()).unwrap();

@@ -8,7 +8,7 @@
 use rayon::prelude::*;
 
 use crate::error::{invalid, shape_mismatch, Result};
-use crate::parallel::{new_batch, Start};
+use crate::parallel::{new_image_groups, Start};
 use crate::simd::{counting_from, load, store};
 use crate::window::{AxisGeometry, Padding};
 use crate::Tensor;
@@ -257,9 +257,15 @@ pub fn max_pool2d_backward(
         ));
     }
     let (in_len, out_len) = (s.image_len(), s.output_image_len());
-    let routed = new_batch(s.batch, in_len, Start::Zeros, |first, dxs| {
-        for (i, dxi) in dxs.chunks_mut(in_len).enumerate() {
-            let at = (first + i) * out_len;
+    // Each image zeroed just before its gradients land, while it is in the cache.
+    let routed = new_image_groups(
+        s.batch,
+        in_len,
+        1,
+        Start::Zeros,
+        || (),
+        |_, image, dxi| {
+            let at = image * out_len;
             let (dyi, ai) = (
                 &grad_out.as_slice()[at..][..out_len],
                 &argmax[at..][..out_len],
@@ -267,8 +273,8 @@ pub fn max_pool2d_backward(
             for (g, &at) in dyi.iter().zip(ai) {
                 dxi[at as usize] += g;
             }
-        }
-    });
+        },
+    );
     Tensor::from_vec(input_shape, routed)
 }
 

@@ -1,18 +1,19 @@
 //! Convolutions whose patch (`kh * kw * c`) is small, like a network's first layer on
 //! grey or RGB images. The two products run in register-blocked kernels made for this
 //! shape: with an inner dimension of 9 or 27 a general GEMM spends its time packing,
-//! and a loop per tap (this module's first version) spent it on loop overhead. The
-//! filter gradient unrolls each image's patches as im2col does; the forward pass reads
-//! a block's patches in place from the image where it can ([`Windows`]) and unrolls
-//! only the blocks that touch the padding or wrap to the next output row. Unrolling
-//! every patch took a third of the forward time on Keras MNIST's first layer; in place,
-//! one thread's forward pass went from 3.07 / 2.87 / 3.09 ms to 1.92 / 2.00 / 1.98 ms
-//! (128x28x28x1 -> 32, valid) and from 33.6 / 38.7 / 36.5 ms to 21.4 / 20.7 / 21.3 ms
-//! (32x128x128x3 -> 32, same), three alternating runs of a timing program, medians of
-//! 300 and 40 calls. Vectors run along the
-//! filters, one register at a time (16 with AVX-512); `pulp` compiles the kernels for
-//! AVX-512, AVX2 + FMA and portable code and picks one at run time. The input gradient
-//! takes the im2col path (a first layer's input rarely needs one).
+//! and a loop per tap (this module's first version) spent it on loop overhead. Vectors
+//! run along the filters, one register at a time (16 with AVX-512); `pulp` compiles the
+//! kernels for AVX-512, AVX2 + FMA and portable code and picks one at run time.
+//!
+//! The forward pass reads a block's patches in place from the image where it can
+//! ([`Windows`]) and unrolls only the blocks that touch the padding or wrap to the next
+//! output row. Unrolling every patch, as im2col does, took a third of the forward time
+//! on Keras MNIST's first layer; in place, one thread's forward pass went from
+//! 3.07 / 2.87 / 3.09 ms to 1.92 / 2.00 / 1.98 ms (128x28x28x1 -> 32, valid) and from
+//! 33.6 / 38.7 / 36.5 ms to 21.4 / 20.7 / 21.3 ms (32x128x128x3 -> 32, same): three
+//! alternating runs of a timing program, medians of 300 and 40 calls. The filter
+//! gradient still unrolls each image's patches; the input gradient takes the im2col
+//! path (a first layer's input rarely needs one).
 
 use pulp::{Arch, Simd, WithSimd};
 
@@ -33,7 +34,7 @@ const TAPS: usize = 8;
 /// patch and of 32 filters' gradients are 30 KB, within L1.
 const GRADIENT_POSITIONS: usize = 128;
 // `PatchGradients::add` has a kernel for each remainder below 8 taps, and
-// `PatchProducts` one for each count of rows up to 8.
+// `Block::add_rows` one for each count of rows up to 8.
 const _: () = assert!(TAPS == 8 && ROWS == 8);
 
 pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], output: Output<'_>) -> Result<Vec<f32>> {
@@ -59,9 +60,9 @@ pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], output: Output<'_>) -
 }
 
 /// Where the patches of a block of [`ROWS`] output positions are, inside the image:
-/// with stride 1 and no padding in the way, patch row `r`, entry `t` is the image value
-/// at `first + r * step + offsets[t]`, so the kernel reads it there and nothing is
-/// unrolled. Blocks that touch the padding or wrap to the next output row are unrolled
+/// when the positions lie in one output row and their windows inside the image, patch
+/// row `r`, entry `t` is the image value at `first + r * step + offsets[t]`, so the
+/// kernel reads it there and nothing is unrolled. Blocks that touch the padding or wrap to the next output row are unrolled
 /// into a small buffer first (`fill_columns`).
 struct Windows<'a> {
     shape: &'a ConvShape,

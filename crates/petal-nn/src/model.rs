@@ -367,15 +367,17 @@ impl Model {
     /// when training.
     ///
     /// A convolution whose output only a max pooling reads runs fused with that pooling
-    /// ([`Var::conv2d_max_pooled`]): the same numbers, without storing the
+    /// ([`Var::conv2d_max_pooled`]): the same outputs (and, but for the last bit with
+    /// overlapping windows after a smooth activation, gradients), without storing the
     /// convolution's output.
     pub fn forward(&self, x: &Var, ctx: &Context) -> Result<Var> {
         self.forward_probed(x, ctx, &[], None).map(|(y, _)| y)
     }
 
     /// [`Model::forward`], calling `observe(layer name, output)` after each layer in call
-    /// order: e.g. to find the first layer whose output is not finite. Every layer runs
-    /// on its own (nothing fused), so that each one's output exists.
+    /// order: e.g. to find the first layer whose output is not finite. No convolution is
+    /// fused with its pooling here, so that each layer's output exists (layers folded by
+    /// [`Model::fold_for_inference`] stay folded).
     pub fn forward_observed(
         &self,
         x: &Var,
@@ -570,7 +572,10 @@ impl Model {
                     y.retain_grad();
                     probed[i] = Some(y.clone());
                 }
-                values[i] = Some(y);
+                // A value no layer reads (a folded layer's pass-through) is not kept.
+                if last_use[i] != i || i == self.output {
+                    values[i] = Some(y);
+                }
             }
             // Values nobody reads again are dropped now (the tape keeps what backward
             // needs), so inference holds only the live feature maps and reuses memory.

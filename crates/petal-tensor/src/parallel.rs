@@ -58,11 +58,16 @@ impl Start<'_> {
         unsafe { &mut *(values as *mut [MaybeUninit<f32>] as *mut [f32]) }
     }
 
-    /// Sets every value of `values`, as [`Start::write`] does.
+    /// Sets every value of `values`, as [`Start::write`] does for new memory.
     pub(crate) fn fill(self, values: &mut [f32]) {
-        // SAFETY: `MaybeUninit<f32>` has the layout of `f32`, and `write` stores only
-        // initialized values, so `values` stays initialized.
-        self.write(unsafe { &mut *(values as *mut [f32] as *mut [MaybeUninit<f32>]) });
+        match self {
+            Start::Repeat(pattern) if !pattern.is_empty() => {
+                for run in values.chunks_mut(pattern.len()) {
+                    run.copy_from_slice(&pattern[..run.len()]);
+                }
+            }
+            _ => values.fill(0.0),
+        }
     }
 }
 

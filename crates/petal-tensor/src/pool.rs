@@ -177,6 +177,7 @@ impl MaxPool {
     /// the image, as a flat index), both of [`MaxPool::output_image_len`] values.
     pub fn pool_image(&self, image: &[f32], best: &mut [f32], best_at: &mut [u32]) {
         best.fill(f32::NEG_INFINITY);
+        best_at.fill(0);
         pulp::Arch::new().dispatch(MaxPoolImage {
             shape: &self.0,
             image,

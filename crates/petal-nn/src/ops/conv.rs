@@ -130,8 +130,12 @@ impl Var {
     /// is pooled while its convolution output is still in the cache, and neither that
     /// output nor the activation's is stored. The backward pass routes each pooled
     /// gradient, times the activation's derivative at the winning value, to where that
-    /// value was. The same numbers as [`Var::conv2d_activated`] (or [`Var::conv2d`])
-    /// then [`Var::max_pool2d`]; `activation` must be one `conv2d_activated` takes.
+    /// value was. The output is the same as [`Var::conv2d_activated`] (or
+    /// [`Var::conv2d`]) then [`Var::max_pool2d`], and so are the gradients with ReLU,
+    /// ReLU6 or no activation; with a smooth activation and overlapping windows that
+    /// share a winner, the two windows' gradients are scaled before they are added
+    /// rather than after, which may differ in the last bit. `activation` must be one
+    /// `conv2d_activated` takes.
     ///
     /// ```
     /// use petal_nn::{Tape, Var};

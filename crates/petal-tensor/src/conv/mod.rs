@@ -20,7 +20,8 @@
 //!
 //! Every path but the 1x1 one finishes whole images inside its task, so
 //! [`conv2d_max_pooled`] pools each image there, while its output is still in the
-//! cache, and never stores the full output (the 1x1 path convolves then pools).
+//! cache, and never stores the full output (the 1x1 path convolves then pools;
+//! Winograd on the whole batch still stores the batch's transformed products).
 //! `cargo bench -p petal-tensor --bench conv -- conv_pool` (ReLU and 2x2 pooling, 2
 //! threads, criterion's middle estimates of three runs on a noisy host, ms, two ops ->
 //! fused): Keras MNIST's first layer 2.98 -> 2.36, 3.52 -> 2.68, 3.28 -> 2.63; its
@@ -376,12 +377,13 @@ pub fn conv2d_activated(
 ///
 /// ```
 /// use petal_tensor::{conv::conv2d_max_pooled, elementwise::Unary, Conv2dSpec, Pool2dSpec, Tensor};
-/// // A 1x4 image, a 1x1 filter of -1: outputs 1, -2, 3, -4, then ReLU and 1x2 windows.
-/// let x = Tensor::from_vec(&[1, 1, 4, 1], vec![-1.0, 2.0, -3.0, 4.0])?;
-/// let f = Tensor::from_vec(&[1, 1, 1, 1], vec![-1.0])?;
+/// // A 1x5 image and a 1x2 filter (0, -1): outputs -2, 3, -4, 0 (minus each next
+/// // pixel), then ReLU (0, 3, 0, 0) and 1x2 windows; a tie goes to the first value.
+/// let x = Tensor::from_vec(&[1, 1, 5, 1], vec![-1.0, 2.0, -3.0, 4.0, 0.0])?;
+/// let f = Tensor::from_vec(&[1, 2, 1, 1], vec![0.0, -1.0])?;
 /// let pool = Pool2dSpec { window: [1, 2], stride: [1, 2], ..Pool2dSpec::square(1) };
 /// let (y, argmax) = conv2d_max_pooled(&x, &f, None, &Conv2dSpec::default(), Some(Unary::Relu), &pool)?;
-/// assert_eq!((y.to_vec(), argmax), (vec![1.0, 3.0], vec![0, 2]));
+/// assert_eq!((y.to_vec(), argmax), (vec![3.0, 0.0], vec![1, 2]));
 /// # Ok::<(), petal_tensor::TensorError>(())
 /// ```
 pub fn conv2d_max_pooled(

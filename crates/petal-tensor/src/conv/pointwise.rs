@@ -14,6 +14,8 @@ use crate::gemm::{gemm_in, MatMut, MatRef};
 use crate::parallel::{new_batch, Start};
 
 pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], output: Output<'_>) -> Result<Vec<f32>> {
+    // Its groups are blocks of pixels, not images: nothing to hand a pooling.
+    debug_assert!(output.reduce.is_none(), "the 1x1 path does not reduce");
     let pixels = s.batch * s.positions();
     let filters = MatRef::row_major(f, s.channels, s.filters)?;
     // Each pixel an "image" of one row: a group is a block of rows.

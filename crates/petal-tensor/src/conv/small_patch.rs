@@ -61,8 +61,9 @@ pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], output: Output<'_>) -
 
 /// Where the patches of a block of [`ROWS`] output positions are, inside the image:
 /// when the positions lie in one output row and their windows inside the image, patch
-/// row `r`, entry `t` is the image value at `first + r * step + offsets[t]`, so the
-/// kernel reads it there and nothing is unrolled. Blocks that touch the padding or wrap to the next output row are unrolled
+/// row `r`, entry `t` is the image value at `start + r * step + offsets[t]`, where
+/// `start` is [`Windows::block_start`], so the kernel reads it there and nothing is
+/// unrolled. Blocks that touch the padding or wrap to the next output row are unrolled
 /// into a small buffer first (`fill_columns`).
 struct Windows<'a> {
     shape: &'a ConvShape,
@@ -137,8 +138,8 @@ impl WithSimd for PatchProducts<'_> {
             let rows = ROWS.min(positions - first);
             // Patch row `r`, entry `t` is `values[r * step + offsets[t]]`.
             let (values, step, offsets) = match windows.block_start(first) {
-                Some(start) if rows == ROWS => (&image[start..], windows.step, &windows.offsets),
-                _ => {
+                Some(start) => (&image[start..], windows.step, &windows.offsets),
+                None => {
                     fill_columns(
                         s,
                         image,

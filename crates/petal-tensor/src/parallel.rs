@@ -101,8 +101,7 @@ pub(crate) fn new_image_groups<S>(
     state: impl Fn() -> S + Sync,
     work: impl Fn(&mut S, usize, &mut [f32]) + Sync,
 ) -> Vec<f32> {
-    let per_task = images_per_task(images);
-    let group = group.clamp(1, per_task);
+    let (per_task, group) = task_groups(images, group);
     // SAFETY: `Start::write` initializes each group of the part before `work` sees it,
     // and the groups cover the part.
     unsafe {
@@ -113,6 +112,34 @@ pub(crate) fn new_image_groups<S>(
             }
         })
     }
+}
+
+/// The split [`new_image_groups`] and [`for_each_image_group`] share: images per task
+/// (one task per thread) and images per group (`group`, at least 1, at most a task's).
+fn task_groups(images: usize, group: usize) -> (usize, usize) {
+    let per_task = images_per_task(images);
+    (per_task, group.clamp(1, per_task))
+}
+
+/// [`new_image_groups`]' tasks and groups without a batch to fill:
+/// `work(state, first_image, count)` for each group, in parallel over the tasks, each
+/// task making one `state`. The first error `work` returns ends its task and is returned.
+pub(crate) fn for_each_image_group<S, E: Send>(
+    images: usize,
+    group: usize,
+    state: impl Fn() -> S + Sync,
+    work: impl Fn(&mut S, usize, usize) -> Result<(), E> + Sync,
+) -> Result<(), E> {
+    let (per_task, group) = task_groups(images, group);
+    (0..images.div_ceil(per_task))
+        .into_par_iter()
+        .try_for_each(|task| {
+            let mut state = state();
+            let end = images.min((task + 1) * per_task);
+            (task * per_task..end)
+                .step_by(group)
+                .try_for_each(|first| work(&mut state, first, group.min(end - first)))
+        })
 }
 
 /// A new vector of `len` values made in parallel chunks of `chunk` values (the last may

@@ -10,7 +10,9 @@ use rayon::prelude::*;
 
 use crate::elementwise::{apply_on_this_thread, Unary};
 use crate::error::{Result, TensorError};
-use crate::parallel::{images_per_task, new_image_groups, sum_partials, Start};
+use crate::parallel::{
+    for_each_image_group, images_per_task, new_image_groups, sum_partials, Start,
+};
 
 /// About how many bytes of a GEMM's rows (the 1x1 path's input and output pixels,
 /// im2col's unrolled patches) one block of a forward pass holds: well inside a core's
@@ -101,23 +103,16 @@ pub(super) fn map_image_groups(
         Ok(())
     };
     if let Some(reduce) = output.reduce {
-        let per_task = images_per_task(images);
-        let group = group.clamp(1, per_task);
-        // The same tasks and groups as `new_image_groups`, each group computed in a
-        // buffer of the task's own.
-        (0..images.div_ceil(per_task))
-            .into_par_iter()
-            .try_for_each(|task| -> Result<()> {
-                let (mut scratch, mut out) = (vec![0.0; scratch_len], vec![0.0; group * out_len]);
-                let end = images.min((task + 1) * per_task);
-                for first in (task * per_task..end).step_by(group) {
-                    let out = &mut out[..group.min(end - first) * out_len];
-                    output.start.fill(out);
-                    finish(out, &mut scratch, first)?;
-                    reduce(first, out);
-                }
-                Ok(())
-            })?;
+        // Each group computed in a buffer of its task's own (the task's first group is
+        // its largest), then handed on.
+        let task = || (vec![0.0; scratch_len], Vec::new());
+        for_each_image_group(images, group, task, |(scratch, out), first, count| {
+            out.resize(count * out_len, 0.0);
+            output.start.fill(out);
+            finish(out, scratch, first)?;
+            reduce(first, out);
+            Ok(())
+        })?;
         return Ok(Vec::new());
     }
     let first_error = FirstError::default();

@@ -647,8 +647,10 @@ impl Model {
     /// follows a convolution folded into it: the convolution's kernel and bias take the
     /// batch norm's moving statistics, the activation runs inside the convolution's
     /// kernel, and the folded layers pass their input through (they stay listed, of kind
-    /// `Folded`). The outputs equal the unfolded model's in inference mode up to float
-    /// rounding. Do not train or save a folded model in place of the original: its
+    /// `Folded`). An activation (ReLU, ReLU6, sigmoid, tanh) that alone reads a residual
+    /// sum (`Add`) folds into the sum the same way: ResNet's blocks end in one pass over
+    /// their feature maps instead of two. The outputs equal the unfolded model's in
+    /// inference mode up to float rounding. Do not train or save a folded model in place of the original: its
     /// kernels already include the batch norms.
     ///
     /// ```

@@ -180,6 +180,23 @@ proptest! {
     }
 
     #[test]
+    fn a_sum_with_a_fused_activation(
+        s in shape(), seed in any::<u64>(),
+        activation in prop_oneof![Just(Unary::Relu), Just(Unary::Relu6), Just(Unary::Sigmoid), Just(Unary::Tanh)],
+    ) {
+        // Sums spread past ReLU6's upper kink, each moved away from the kinks by the
+        // second operand (the first is fixed, the second is the sum's distance to them).
+        let a: Tensor = random(&s, seed).array().mapv(|v| v * 4.0).into();
+        let sum = away_from(&s, seed + 1, 8.0, &[0.0, 6.0], 0.05);
+        let b: Tensor = (sum.array() - a.array()).into();
+        let constants = [Var::constant(a.clone()), Var::constant(b.clone())];
+        let fused = constants[0].add_activated(&constants[1], activation).unwrap();
+        let separate = constants[0].add(&constants[1]).unwrap().unary(activation);
+        prop_assert_eq!(fused.value().to_vec(), separate.value().to_vec());
+        check(|v| v[0].add_activated(&v[1], activation), &[a, b])?;
+    }
+
+    #[test]
     fn matmul(m in 1..5usize, k in 1..5usize, n in 1..5usize, seed in any::<u64>()) {
         check(|v| v[0].matmul(&v[1]), &[random(&[m, k], seed), random(&[k, n], seed + 1)])?;
     }

@@ -598,6 +598,62 @@ fn folding_batch_norms_and_activations_keeps_the_outputs() {
 }
 
 #[test]
+fn the_activation_after_a_residual_sum_folds_into_the_sum() {
+    // ResNet's block end: conv + BN on one branch, the block's input on the other, their
+    // sum, then ReLU. Another sum whose activation (swish) needs its input keeps it.
+    let mut g = Graph::new(3);
+    let x = g.input(&[6, 6, 4]);
+    let same = |filters| Conv2dConfig {
+        padding: Padding::Same,
+        ..Conv2dConfig::new(filters, 3)
+    };
+    let conv = g.call(&same(4), &[x]).unwrap();
+    let bn = g.call(&BatchNormConfig::default(), &[conv]).unwrap();
+    let sum = g.call(&AddConfig::default(), &[bn, x]).unwrap();
+    let relu = g
+        .call(&ActivationConfig::new(Activation::Relu), &[sum])
+        .unwrap();
+    let conv2 = g.call(&same(4), &[relu]).unwrap();
+    let sum2 = g.call(&AddConfig::default(), &[conv2, relu]).unwrap();
+    let swish = g
+        .call(&ActivationConfig::new(Activation::Swish), &[sum2])
+        .unwrap();
+    let model = with_random_statistics(g.build(swish).unwrap(), 4);
+    let input = batch(&[2, 6, 6, 4], 8);
+    let expected = model.predict(&input).unwrap();
+    let folded = model.fold_for_inference();
+    let rows = folded.summary().rows;
+    let kinds: Vec<LayerKind> = rows.iter().map(|r| r.kind).collect();
+    // The batch norm and the ReLU fold; the swish stays a layer of its own.
+    assert_eq!(
+        kinds.iter().filter(|k| **k == LayerKind::Folded).count(),
+        2,
+        "{kinds:?}"
+    );
+    assert_eq!(kinds.last(), Some(&LayerKind::Activation), "{kinds:?}");
+    let got = folded.predict(&input).unwrap();
+    assert!(got.max_abs_diff(&expected).unwrap() < 1e-5);
+    assert!(expected.as_slice().iter().any(|&v| v < -0.01), "swish ran");
+    let described: Vec<_> = folded
+        .nodes()
+        .iter()
+        .filter_map(|node| node.layer?.describe())
+        .filter(|d| matches!(d, LayerDescription::Add { .. }))
+        .collect();
+    assert_eq!(
+        described,
+        [
+            LayerDescription::Add {
+                activation: Activation::Relu
+            },
+            LayerDescription::Add {
+                activation: Activation::Linear
+            }
+        ]
+    );
+}
+
+#[test]
 fn a_batch_norm_and_activation_after_a_separable_convolution_fold_into_it() {
     let model = Sequential::new(&[7, 7, 3], 4)
         .add(SeparableConv2dConfig {

@@ -316,6 +316,36 @@ pub fn unary_backward_from_output(y: &Tensor, grad: &Tensor, op: Unary) -> Resul
     Tensor::from_vec(y.shape(), values)
 }
 
+/// `op(a + b)` for `a` and `b` of one shape, in one pass over the three tensors (a
+/// residual sum and the activation after it, as in ResNet's blocks).
+///
+/// ```
+/// use petal_tensor::elementwise::{add_activated, Unary};
+/// use petal_tensor::Tensor;
+/// let a = Tensor::from_vec(&[3], vec![1.0, -2.0, 5.0])?;
+/// let b = Tensor::from_vec(&[3], vec![0.5, 1.0, 4.0])?;
+/// assert_eq!(add_activated(&a, &b, Unary::Relu6)?.to_vec(), [1.5, 0.0, 6.0]);
+/// # Ok::<(), petal_tensor::TensorError>(())
+/// ```
+pub fn add_activated(a: &Tensor, b: &Tensor, op: Unary) -> Result<Tensor> {
+    if a.shape() != b.shape() {
+        return Err(shape_mismatch(
+            "add_activated",
+            a.shape(),
+            b.shape(),
+            "needs two tensors of one shape",
+        ));
+    }
+    let (x, y) = (a.as_slice(), b.as_slice());
+    // ReLU and ReLU6 get loops of their own, as in `Apply`.
+    let values = match op {
+        Unary::Relu => zip_map(x, y, |x, y| relu(x + y)),
+        Unary::Relu6 => zip_map(x, y, |x, y| (x + y).clamp(0.0, 6.0)),
+        _ => zip_map(x, y, |x, y| op.apply(x + y)),
+    };
+    Tensor::from_vec(a.shape(), values)
+}
+
 /// `f(a[i], b[i])` for every `i` (`a` and `b` of one length), in parallel chunks, each
 /// task writing its chunk of the new output.
 fn zip_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
@@ -520,6 +550,34 @@ mod tests {
                 assert_eq!(got.to_vec(), want, "{op:?} on {threads} threads");
             }
         }
+    }
+
+    /// Past one parallel chunk, on 1 and 2 threads: the sum then the activation, the
+    /// same bits as the two separate ops; tensors of two shapes are an error.
+    #[test]
+    fn a_sum_and_its_activation_in_one_pass_match_the_two_ops() {
+        let len = 2 * PARALLEL_MIN_LEN + 5;
+        let a: Vec<f32> = (0..len).map(|i| (i % 17) as f32 * 0.75 - 5.0).collect();
+        let b: Vec<f32> = (0..len).map(|i| (i % 13) as f32 * 0.5 - 2.0).collect();
+        let (a, b) = (
+            Tensor::from_vec(&[len], a).unwrap(),
+            Tensor::from_vec(&[len], b).unwrap(),
+        );
+        for threads in [1, 2] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            for op in [Unary::Relu, Unary::Relu6, Unary::Sigmoid, Unary::Tanh] {
+                let got = pool.install(|| add_activated(&a, &b, op).unwrap());
+                let mut want = binary(&a, &b, BinaryOp::Add).unwrap();
+                apply_in_place(&mut want, op);
+                assert_eq!(got.to_vec(), want.to_vec(), "{op:?} on {threads} threads");
+            }
+        }
+        let short = Tensor::zeros(&[len - 1]);
+        let err = add_activated(&a, &short, Unary::Relu).unwrap_err();
+        assert!(err.to_string().contains("add_activated"), "{err}");
     }
 
     #[test]

@@ -79,8 +79,13 @@ pub enum LayerDescription {
     },
     /// The mean of each channel over all positions: `(h, w, c) -> (c)`.
     GlobalAvgPool,
-    /// The element-wise sum of the inputs.
-    Add,
+    /// The element-wise sum of the inputs, then `activation` (`Linear` unless
+    /// [`Model::fold_for_inference`](crate::Model::fold_for_inference) moved the
+    /// activation after the sum into it).
+    Add {
+        /// The activation applied to the sum.
+        activation: Activation,
+    },
     /// The inputs joined along the last (channel) axis.
     Concat,
     /// Each sample as one axis, in row-major order of its `(h, w, c)` shape.

@@ -1,6 +1,7 @@
 //! Inference-time folding: a batch norm (with its moving statistics) or an activation
 //! that directly follows a convolution becomes part of that convolution, so inference
-//! runs one fused kernel instead of three passes over the feature maps.
+//! runs one fused kernel instead of three passes over the feature maps; an activation
+//! after a residual sum becomes part of the sum.
 
 use super::{same_shape, single, Activation, Context, Layer, LayerDescription, LayerKind};
 use crate::error::Result;

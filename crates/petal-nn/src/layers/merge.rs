@@ -2,7 +2,10 @@
 
 use rand_chacha::ChaCha8Rng;
 
-use super::{layer_error, Context, Layer, LayerConfig, LayerDescription, LayerKind};
+use super::{
+    layer_error, Activation, Context, InferenceStep, Layer, LayerConfig, LayerDescription,
+    LayerKind,
+};
 use crate::error::Result;
 use crate::{ParamStore, Var};
 
@@ -24,12 +27,16 @@ pub struct ConcatConfig {
 pub struct Merge {
     name: String,
     concat: bool,
+    /// The activation an Add took over from the layer after it
+    /// ([`Model::fold_for_inference`](crate::Model::fold_for_inference)); `Linear` as built.
+    activation: Activation,
 }
 
 fn merge_init(name: &str, concat: bool, inputs: &[&[usize]]) -> Result<Box<dyn Layer>> {
     let layer = Merge {
         name: name.to_string(),
         concat,
+        activation: Activation::Linear,
     };
     layer.output_shape(inputs)?;
     Ok(Box::new(layer))
@@ -103,15 +110,40 @@ impl Layer for Merge {
                 .map_or(0, |x| x.value().ndim().saturating_sub(1));
             return Var::concat(inputs, axis);
         }
-        let (first, rest) = inputs
-            .split_first()
-            .ok_or_else(|| layer_error(&self.name, "needs inputs"))?;
-        rest.iter().try_fold((*first).clone(), |sum, x| sum.add(x))
+        let Some((last, rest)) = inputs.split_last().filter(|(_, rest)| !rest.is_empty()) else {
+            return Err(layer_error(&self.name, "needs at least two inputs"));
+        };
+        let sum = rest[1..]
+            .iter()
+            .try_fold(rest[0].clone(), |sum, x| sum.add(x))?;
+        match self.activation.fusable() {
+            // The last sum and the activation in one pass.
+            Some(op) => sum.add_activated(last, op),
+            None => self.activation.apply(sum.add(last)?),
+        }
+    }
+    fn absorb(&self, step: &InferenceStep, _: &mut ParamStore) -> Option<Box<dyn Layer>> {
+        match step {
+            InferenceStep::Activation(activation)
+                if !self.concat
+                    && self.activation == Activation::Linear
+                    && activation.fusable().is_some() =>
+            {
+                Some(Box::new(Merge {
+                    name: self.name.clone(),
+                    concat: false,
+                    activation: *activation,
+                }))
+            }
+            _ => None,
+        }
     }
     fn describe(&self) -> Option<LayerDescription> {
         Some(match self.concat {
             true => LayerDescription::Concat,
-            false => LayerDescription::Add,
+            false => LayerDescription::Add {
+                activation: self.activation,
+            },
         })
     }
 }

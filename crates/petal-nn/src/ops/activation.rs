@@ -2,8 +2,12 @@
 
 use std::rc::Rc;
 
-use petal_tensor::elementwise::{unary, unary_backward, Unary};
+use petal_tensor::elementwise::{
+    add_activated, unary, unary_backward, unary_backward_from_output, Unary,
+};
 
+use super::conv::check_fusable;
+use crate::error::Result;
 use crate::Var;
 
 impl Var {
@@ -14,6 +18,33 @@ impl Var {
         let out = Rc::clone(&y);
         Var::record_unary(y, self, move |g| {
             unary_backward(&x, &out, g, op).expect("same shapes")
+        })
+    }
+
+    /// `activation(self + other)` for values of one shape, in one pass (ResNet's residual
+    /// sum and the ReLU after it): the sum is never stored, and the backward pass uses
+    /// the output alone. `activation` must have a derivative that follows from its
+    /// output (ReLU, ReLU6, sigmoid, tanh, exp).
+    ///
+    /// ```
+    /// use petal_nn::Tape;
+    /// use petal_tensor::{elementwise::Unary, Tensor};
+    /// let tape = Tape::new();
+    /// let a = tape.leaf(Tensor::from_vec(&[2], vec![1.0, -3.0])?);
+    /// let b = tape.leaf(Tensor::from_vec(&[2], vec![0.5, 1.0])?);
+    /// let y = a.add_activated(&b, Unary::Relu)?;
+    /// assert_eq!(y.value().to_vec(), [1.5, 0.0]);
+    /// let grads = y.sum_all().backward()?;
+    /// assert_eq!(grads.get(&a).unwrap().to_vec(), [1.0, 0.0]);
+    /// # Ok::<(), petal_nn::NnError>(())
+    /// ```
+    pub fn add_activated(&self, other: &Var, activation: Unary) -> Result<Var> {
+        check_fusable("add_activated", Some(activation))?;
+        let y = Rc::new(add_activated(self.value(), other.value(), activation)?);
+        let out = Rc::clone(&y);
+        Var::record("add_activated", y, &[self, other], move |g, needs| {
+            let g = unary_backward_from_output(&out, g, activation).expect("same shape");
+            needs.iter().map(|&n| n.then(|| g.clone())).collect()
         })
     }
 

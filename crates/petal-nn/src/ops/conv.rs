@@ -59,7 +59,7 @@ fn conv_parents<'a>(x: &'a Var, filter: &'a Var, bias: Option<&'a Var>) -> Vec<&
 
 /// An error unless `activation` (if any) has a derivative that follows from its output,
 /// which a fused op needs since it keeps only its output.
-fn check_fusable(op: &'static str, activation: Option<Unary>) -> Result<()> {
+pub(crate) fn check_fusable(op: &'static str, activation: Option<Unary>) -> Result<()> {
     match activation {
         Some(a) if a.derivative_from_output(0.5).is_none() => Err(NnError::Tensor(
             petal_tensor::TensorError::InvalidArgument {

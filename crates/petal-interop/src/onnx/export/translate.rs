@@ -180,7 +180,10 @@ impl<'a> Translator<'a> {
                     .node("Flatten", name, &[&pooled], vec![int("axis", 1)]);
                 Ok(features(y))
             }
-            LayerDescription::Add => self.add(name, inputs),
+            LayerDescription::Add { activation } => {
+                let sum = self.add(name, inputs)?;
+                Ok(self.activation(name, *activation, sum, false))
+            }
             LayerDescription::Concat => {
                 let inputs: Vec<Value> = match inputs.iter().all(|v| v.layout == Layout::Maps) {
                     true => inputs.to_vec(),

@@ -2,6 +2,7 @@
 //! (`block1/conv1/kernel`), with a trainable flag.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use petal_tensor::Tensor;
 
@@ -42,6 +43,14 @@ pub struct Param {
 pub struct ParamStore {
     params: Vec<Param>,
     by_name: HashMap<String, ParamId>,
+    /// Each parameter's [`ParamStore::stamp`].
+    stamps: Vec<u64>,
+}
+
+/// A stamp no value has had yet, in any store.
+fn fresh_stamp() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 impl ParamStore {
@@ -68,6 +77,7 @@ impl ParamStore {
             value,
             trainable,
         });
+        self.stamps.push(fresh_stamp());
         Ok(id)
     }
 
@@ -92,12 +102,35 @@ impl ParamStore {
             });
         }
         param.value = value;
+        self.stamps[id.0] = fresh_stamp();
         Ok(())
     }
 
     /// Mutable access to the value behind `id` (optimizers update in place).
     pub fn value_mut(&mut self, id: ParamId) -> &mut Tensor {
+        self.stamps[id.0] = fresh_stamp();
         &mut self.params[id.0].value
+    }
+
+    /// A number that changes whenever the value behind `id` may have changed: two
+    /// equal stamps, from this store or any other, mean the same value. Layers key
+    /// what they derive from a parameter on it (a convolution's prepared filter).
+    ///
+    /// ```
+    /// use petal_nn::ParamStore;
+    /// use petal_tensor::Tensor;
+    /// let mut store = ParamStore::new();
+    /// let w = store.add("w", Tensor::zeros(&[2]), true)?;
+    /// let before = store.stamp(w);
+    /// let copy = store.clone();
+    /// assert_eq!(copy.stamp(w), before);
+    /// store.value_mut(w).as_mut_slice()[0] = 1.0;
+    /// assert_ne!(store.stamp(w), before);
+    /// assert_eq!(copy.stamp(w), before);
+    /// # Ok::<(), petal_nn::NnError>(())
+    /// ```
+    pub fn stamp(&self, id: ParamId) -> u64 {
+        self.stamps[id.0]
     }
 
     /// Marks a parameter trainable or frozen.

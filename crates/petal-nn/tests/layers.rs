@@ -2,7 +2,7 @@
 //! one gradient step that lowers the loss, for every layer.
 
 use petal_nn::layers::*;
-use petal_nn::{Context, Graph, LayerConfig, Loss, Model, Sequential, Tape, Targets, Var};
+use petal_nn::{Context, Graph, LayerConfig, Loss, Model, ParamId, Sequential, Tape, Targets, Var};
 use petal_tensor::{Padding, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -932,4 +932,70 @@ fn a_folded_model_gives_the_last_folded_layers_output_and_its_gradient() {
         folded.probed_layers(),
         ["activation", "global_average_pooling2d", "dense"]
     );
+}
+
+/// Predictions (nothing recorded) run on kernels prepared once per weight change: the
+/// same bits as a recorded pass, before and after the weights change in each way a
+/// store allows, and under a frozen layer in a training pass.
+#[test]
+fn inference_prepares_each_kernel_once_per_weight_change() {
+    let same = |activation| Conv2dConfig {
+        padding: Padding::Same,
+        activation,
+        ..Conv2dConfig::new(32, 3)
+    };
+    // Two Winograd layers (3x3, 32 channels), the first fused with its pooling.
+    let mut model = Sequential::new(&[8, 8, 32], 1)
+        .add(same(Activation::Relu))
+        .unwrap()
+        .add(Pool2dConfig::max(2))
+        .unwrap()
+        .add(same(Activation::Linear))
+        .unwrap()
+        .add(FlattenConfig::default())
+        .unwrap()
+        .build()
+        .unwrap();
+    let x = batch(&[2, 8, 8, 32], 3);
+    let recorded = |model: &Model| {
+        let tape = Tape::new();
+        let ctx = Context::train(model.store(), &tape, 0);
+        let y = model.forward(&Var::constant(x.clone()), &ctx).unwrap();
+        assert!(tape.len() > 1, "the pass recorded its ops");
+        y.value().to_vec()
+    };
+    let first = model.predict(&x).unwrap().to_vec();
+    assert_eq!(first, recorded(&model));
+    assert_eq!(model.predict(&x).unwrap().to_vec(), first, "kept");
+    let kernels: Vec<ParamId> = ["conv2d/kernel", "conv2d_1/kernel"]
+        .iter()
+        .map(|name| model.store().id(name).unwrap())
+        .collect();
+    // In place, as optimizers write.
+    for v in model.store_mut().value_mut(kernels[0]).as_mut_slice() {
+        *v *= -0.5;
+    }
+    let second = model.predict(&x).unwrap().to_vec();
+    assert_ne!(second, first);
+    assert_eq!(second, recorded(&model));
+    // A new value, as loading weights does.
+    let doubled = model
+        .store()
+        .value(kernels[1])
+        .array()
+        .mapv(|v| v * 2.0)
+        .into();
+    model.store_mut().set_value(kernels[1], doubled).unwrap();
+    let third = model.predict(&x).unwrap().to_vec();
+    assert_ne!(third, second);
+    assert_eq!(third, recorded(&model));
+    // Frozen layers on constant input in a training pass: nothing recorded, same bits.
+    let frozen: Vec<String> = model.layer_names().iter().map(|n| n.to_string()).collect();
+    let frozen: Vec<&str> = frozen.iter().map(String::as_str).collect();
+    model.set_trainable(&frozen, false).unwrap();
+    let tape = Tape::new();
+    let ctx = Context::train(model.store(), &tape, 0);
+    let y = model.forward(&Var::constant(x.clone()), &ctx).unwrap();
+    assert_eq!(tape.len(), 0);
+    assert_eq!(y.value().to_vec(), third);
 }

@@ -96,6 +96,12 @@ impl<'a> Context<'a> {
         self.store
     }
 
+    /// Whether [`Context::param`] gives `id` as a constant in this pass (no tape, or a
+    /// frozen parameter), so that nothing is recorded through it.
+    pub(crate) fn reads_constant(&self, id: ParamId) -> bool {
+        self.tape.is_none() || !self.store.get(id).trainable
+    }
+
     /// The parameter as a value: a tape leaf when training and trainable, else a
     /// constant. Asking twice gives the same value, so gradients add up.
     pub fn param(&self, id: ParamId) -> Var {

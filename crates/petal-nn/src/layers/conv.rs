@@ -1,10 +1,13 @@
 //! Convolution layers: Conv2D (with dilation and groups), DepthwiseConv2D and
 //! SeparableConv2D.
 
-use petal_tensor::conv::conv2d_output_shape;
+use std::sync::Arc;
+
+use petal_tensor::conv::{conv2d_output_shape, PreparedFilter};
 use petal_tensor::{Conv2dSpec, Padding, Pool2dSpec, Tensor};
 use rand_chacha::ChaCha8Rng;
 
+use super::prepared::PreparedKernel;
 use super::{
     batched, layer_error, single, Activation, Context, ConvDescription, InferenceStep, Initializer,
     Layer, LayerConfig, LayerDescription, LayerKind, Regularizer,
@@ -87,12 +90,32 @@ pub struct Conv2d {
     bias: Option<ParamId>,
     activation: Activation,
     regularizer: Option<Regularizer>,
+    /// The kernel prepared for passes that only read it.
+    prepared: PreparedKernel,
 }
 
 impl Conv2d {
     /// The kernel's parameter.
     pub fn kernel(&self) -> ParamId {
         self.kernel
+    }
+
+    /// The kernel prepared once ([`PreparedKernel`]) when nothing is recorded through
+    /// this layer in `ctx`: its input and its parameters are constants (inference, or
+    /// a frozen layer on constant input).
+    fn prepared_kernel(&self, x: &Var, ctx: &Context) -> Result<Option<Arc<PreparedFilter>>> {
+        let constant = x.tape().is_none()
+            && std::iter::once(self.kernel)
+                .chain(self.bias)
+                .all(|id| ctx.reads_constant(id));
+        if !constant {
+            return Ok(None);
+        }
+        Ok(Some(self.prepared.get(
+            ctx.store(),
+            self.kernel,
+            &self.spec,
+        )?))
     }
 
     fn description(&self) -> ConvDescription {
@@ -178,6 +201,7 @@ impl LayerConfig for Conv2dConfig {
             bias,
             activation: self.activation,
             regularizer: self.kernel_regularizer,
+            prepared: PreparedKernel::default(),
         }))
     }
 }
@@ -203,6 +227,14 @@ impl Layer for Conv2d {
     fn forward(&self, inputs: &[&Var], ctx: &Context) -> Result<Var> {
         let x = single(&self.name, inputs)?;
         let bias = self.bias.map(|b| ctx.param(b));
+        if let Some(filter) = self.prepared_kernel(x, ctx)? {
+            let fused = self.activation.fusable();
+            let y = filter.conv2d(x.value(), bias.as_ref().map(Var::value), fused)?;
+            return match fused {
+                Some(_) => Ok(Var::constant(y)),
+                None => self.activation.apply(Var::constant(y)),
+            };
+        }
         let kernel = ctx.param(self.kernel);
         match self.activation.fusable() {
             Some(activation) => x.conv2d_activated(&kernel, bias.as_ref(), &self.spec, activation),
@@ -223,6 +255,11 @@ impl Layer for Conv2d {
         };
         let pooled = single(&self.name, inputs).and_then(|x| {
             let bias = self.bias.map(|b| ctx.param(b));
+            if let Some(filter) = self.prepared_kernel(x, ctx)? {
+                let b = bias.as_ref().map(Var::value);
+                let (y, _) = filter.conv2d_max_pooled(x.value(), b, activation, pool)?;
+                return Ok(Var::constant(y));
+            }
             let kernel = ctx.param(self.kernel);
             x.conv2d_max_pooled(&kernel, bias.as_ref(), &self.spec, activation, pool)
         });
@@ -258,6 +295,7 @@ impl Conv2d {
         }
         let mut folded = Conv2d {
             name: self.name.clone(),
+            prepared: PreparedKernel::default(),
             ..*self
         };
         match step {
@@ -363,6 +401,7 @@ impl LayerConfig for DepthwiseConv2dConfig {
             bias,
             activation: self.activation,
             regularizer: None,
+            prepared: PreparedKernel::default(),
         }))
     }
 }
@@ -444,6 +483,7 @@ impl LayerConfig for SeparableConv2dConfig {
             bias: None,
             activation: Activation::Linear,
             regularizer: None,
+            prepared: PreparedKernel::default(),
         };
         let mid_shape = depthwise.output_shape(&[input])?;
         let pointwise_conv = Conv2dConfig {
@@ -470,6 +510,7 @@ impl LayerConfig for SeparableConv2dConfig {
             bias,
             activation: self.activation,
             regularizer: None,
+            prepared: PreparedKernel::default(),
         };
         Ok(Box::new(SeparableConv2d {
             name: name.to_string(),
@@ -507,6 +548,7 @@ impl Layer for SeparableConv2d {
             name: self.name.clone(),
             depthwise: Conv2d {
                 name: self.depthwise.name.clone(),
+                prepared: PreparedKernel::default(),
                 ..self.depthwise
             },
             pointwise,

@@ -26,6 +26,7 @@ mod kind;
 mod merge;
 mod norm;
 mod pool;
+mod prepared;
 
 pub use activation::{Activation, ActivationConfig};
 pub use context::{BatchParts, Context, Mode};

@@ -18,6 +18,8 @@
 //!   pass a block of an image's output positions at a time (about 256 KiB of patches,
 //!   in L2 while its GEMM reads them).
 //!
+//! A [`PreparedFilter`] makes once what the forward pass derives from a filter alone
+//! (Winograd's transformed matrices), for passes whose weights stay fixed (inference).
 //! Every path but the 1x1 one finishes whole images inside its task, so
 //! [`conv2d_max_pooled`] pools each image there, while its output is still in the
 //! cache, and never stores the full output (the 1x1 path convolves then pools;
@@ -105,12 +107,14 @@ mod choice;
 mod depthwise;
 mod im2col;
 mod pointwise;
+mod prepared;
 mod small_patch;
 mod winograd;
 
 use self::batch::Output;
 use self::choice::winograd_tile;
 pub use self::choice::{with_kernel_3x3, Kernel3x3};
+pub use self::prepared::PreparedFilter;
 use crate::elementwise::Unary;
 use crate::error::{invalid, shape_mismatch, Result};
 use crate::parallel::Start;
@@ -343,7 +347,7 @@ pub fn conv2d(
     bias: Option<&Tensor>,
     spec: &Conv2dSpec,
 ) -> Result<Tensor> {
-    convolve(input, filter, bias, spec, None)
+    convolve(input, Filter::plain(filter), bias, spec, None)
 }
 
 /// [`conv2d`] with `activation` applied to every output value, in the same pass over
@@ -365,7 +369,7 @@ pub fn conv2d_activated(
     spec: &Conv2dSpec,
     activation: Unary,
 ) -> Result<Tensor> {
-    convolve(input, filter, bias, spec, Some(activation))
+    convolve(input, Filter::plain(filter), bias, spec, Some(activation))
 }
 
 /// [`conv2d_activated`] (or [`conv2d`] when `activation` is `None`) followed by
@@ -394,7 +398,37 @@ pub fn conv2d_max_pooled(
     activation: Option<Unary>,
     pool: &Pool2dSpec,
 ) -> Result<(Tensor, Vec<u32>)> {
-    let shape = ConvShape::new(input.shape(), filter.shape(), spec)?;
+    max_pooled(input, Filter::plain(filter), bias, spec, activation, pool)
+}
+
+/// A filter as the forward pass takes it: its values, and its Winograd matrices when a
+/// [`PreparedFilter`] made them already.
+#[derive(Clone, Copy)]
+struct Filter<'a> {
+    values: &'a Tensor,
+    winograd: Option<&'a winograd::Transformed>,
+}
+
+impl<'a> Filter<'a> {
+    /// A filter with nothing prepared: each pass derives what it needs.
+    fn plain(values: &'a Tensor) -> Self {
+        Self {
+            values,
+            winograd: None,
+        }
+    }
+}
+
+/// [`conv2d_max_pooled`] with `filter` as given.
+fn max_pooled(
+    input: &Tensor,
+    filter: Filter<'_>,
+    bias: Option<&Tensor>,
+    spec: &Conv2dSpec,
+    activation: Option<Unary>,
+    pool: &Pool2dSpec,
+) -> Result<(Tensor, Vec<u32>)> {
+    let shape = ConvShape::new(input.shape(), filter.values.shape(), spec)?;
     let max_pool = MaxPool::new("conv2d_max_pooled", &shape.output_shape(), pool)?;
     let pooled_len = max_pool.output_image_len();
     // The 1x1 path computes blocks of pixels rather than whole images.
@@ -431,24 +465,29 @@ pub fn conv2d_max_pooled(
 
 fn convolve(
     input: &Tensor,
-    filter: &Tensor,
+    filter: Filter<'_>,
     bias: Option<&Tensor>,
     spec: &Conv2dSpec,
     activation: Option<Unary>,
 ) -> Result<Tensor> {
-    let shape = ConvShape::new(input.shape(), filter.shape(), spec)?;
+    let shape = ConvShape::new(input.shape(), filter.values.shape(), spec)?;
     let values = run(&shape, input, filter, Output::of(&shape, bias, activation)?)?;
     Tensor::from_vec(&shape.output_shape(), values)
 }
 
 /// The forward pass on the path the shapes choose, started and finished as `output` says.
-fn run(shape: &ConvShape, input: &Tensor, filter: &Tensor, output: Output<'_>) -> Result<Vec<f32>> {
-    let (x, f) = (input.as_slice(), filter.as_slice());
+fn run(
+    shape: &ConvShape,
+    input: &Tensor,
+    filter: Filter<'_>,
+    output: Output<'_>,
+) -> Result<Vec<f32>> {
+    let (x, f) = (input.as_slice(), filter.values.as_slice());
     match shape.path() {
         ConvPath::Pointwise => pointwise::forward(shape, x, f, output),
         ConvPath::Depthwise => depthwise::forward(shape, x, f, output),
         ConvPath::SmallPatch => small_patch::forward(shape, x, f, output),
-        ConvPath::Winograd(tile) => winograd::forward(tile, shape, x, f, output),
+        ConvPath::Winograd(tile) => winograd::forward(tile, shape, x, f, filter.winograd, output),
         ConvPath::Im2col => im2col::forward(shape, x, f, output),
     }
 }

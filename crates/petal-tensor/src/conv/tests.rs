@@ -135,6 +135,7 @@ fn check_kernel(
             let fused = conv2d_activated(&x, &f, Some(&b), &spec, Unary::Relu).unwrap();
             assert_close(&fused, &activated, "bias + ReLU");
             assert_pooling_fuses(&x, &f, Some(&b), &spec, Some(Unary::Relu));
+            assert_prepared_matches(&x, &f, Some(&b), &spec);
             assert_close(&conv2d_backward_bias(&dy).unwrap(), &db, "bias grad");
             assert_close(
                 &conv2d_backward_input(&dy, &f, &input, &spec).unwrap(),
@@ -160,7 +161,7 @@ fn assert_pooling_fuses(
     spec: &Conv2dSpec,
     activation: Option<Unary>,
 ) {
-    let y = convolve(x, f, bias, spec, activation).unwrap();
+    let y = convolve(x, Filter::plain(f), bias, spec, activation).unwrap();
     for pool in [
         Pool2dSpec {
             padding: Padding::Same,
@@ -178,6 +179,31 @@ fn assert_pooling_fuses(
         assert_eq!(got.to_vec(), want.to_vec(), "pooled values, {pool:?}");
         assert_eq!(got_at, want_at, "argmax, {pool:?}");
     }
+}
+
+/// A [`PreparedFilter`] gives the same bits as the unprepared calls: the convolution,
+/// with a ReLU, and max pooled.
+fn assert_prepared_matches(x: &Tensor, f: &Tensor, bias: Option<&Tensor>, spec: &Conv2dSpec) {
+    let prepared = PreparedFilter::new(f.clone(), spec).unwrap();
+    let plain = convolve(x, Filter::plain(f), bias, spec, None).unwrap();
+    let got = prepared.conv2d(x, bias, None).unwrap();
+    assert_eq!(got.to_vec(), plain.to_vec(), "prepared");
+    let relu = conv2d_activated(x, f, bias, spec, Unary::Relu).unwrap();
+    let got = prepared.conv2d(x, bias, Some(Unary::Relu)).unwrap();
+    assert_eq!(got.to_vec(), relu.to_vec(), "prepared, ReLU");
+    let pool = Pool2dSpec {
+        padding: Padding::Same,
+        ..Pool2dSpec::square(2)
+    };
+    let want = conv2d_max_pooled(x, f, bias, spec, Some(Unary::Relu), &pool).unwrap();
+    let got = prepared
+        .conv2d_max_pooled(x, bias, Some(Unary::Relu), &pool)
+        .unwrap();
+    assert_eq!(
+        (got.0.to_vec(), got.1),
+        (want.0.to_vec(), want.1),
+        "prepared, pooled"
+    );
 }
 
 fn padding_strategy() -> impl Strategy<Value = Padding> {
@@ -236,6 +262,40 @@ proptest! {
 /// Winograd over groups of images: a 28x28 output is 49 F(4x4) tiles, so the forward
 /// pass and the filter gradient take 3 images at a time (7 images on one thread as
 /// 3 + 3 + 1, on two as 3 + 1 and 3) and the input gradient (64 tiles) 2 at a time.
+/// A filter prepared while one 3x3 kernel was chosen, run while another is: each pass
+/// gives that kernel's numbers (the prepared matrices are used only by their tiling).
+#[test]
+fn a_filter_prepared_for_one_kernel_runs_with_another() {
+    let spec = Conv2dSpec::default();
+    let s = ConvShape::new(&[2, 9, 9, 32], &[3, 3, 32, 32], &spec).unwrap();
+    let (x, f, _) = operands(&s);
+    let kernels = [
+        Kernel3x3::Im2col,
+        Kernel3x3::WinogradF2x2,
+        Kernel3x3::WinogradF4x4,
+    ];
+    for prepared_with in kernels {
+        let prepared =
+            with_kernel_3x3(prepared_with, || PreparedFilter::new(f.clone(), &spec)).unwrap();
+        assert_eq!(prepared.filter().to_vec(), f.to_vec());
+        for run_with in kernels {
+            with_kernel_3x3(run_with, || {
+                let want = conv2d(&x, &f, None, &spec).unwrap();
+                let got = prepared.conv2d(&x, None, None).unwrap();
+                assert_eq!(
+                    got.to_vec(),
+                    want.to_vec(),
+                    "{prepared_with:?} run with {run_with:?}"
+                );
+            });
+        }
+    }
+    let err = PreparedFilter::new(Tensor::zeros(&[3, 3, 32]), &spec)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("filter 4-D"), "{err}");
+}
+
 #[test]
 fn winograd_on_groups_of_images_matches_the_reference() {
     check_winograd_passes([7, 30, 30, 16], [3, 3, 16, 16]);
@@ -266,6 +326,7 @@ fn check_winograd_passes(input: [usize; 4], filter: [usize; 4]) {
         let passes = pool.install(|| {
             with_kernel_3x3(Kernel3x3::WinogradF4x4, || {
                 assert_pooling_fuses(&x, &f, None, &spec, None);
+                assert_prepared_matches(&x, &f, None, &spec);
                 [
                     conv2d(&x, &f, None, &spec).unwrap(),
                     conv2d_backward_input(&dy, &f, &input, &spec).unwrap(),

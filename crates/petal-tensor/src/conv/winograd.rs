@@ -364,23 +364,48 @@ impl Plane {
     }
 }
 
+/// The forward pass with `tile`, multiplying by `prepared`'s matrices when they are
+/// this tiling's, else by the filter `f` transformed now.
 pub(super) fn forward(
     tile: Tile,
     s: &ConvShape,
     x: &[f32],
     f: &[f32],
+    prepared: Option<&Transformed>,
     output: Output<'_>,
 ) -> Result<Vec<f32>> {
     let p = Plane::of(s);
+    let transformed_now;
+    let u = match prepared {
+        Some(t) if t.tile == tile => &t.u,
+        _ => {
+            transformed_now = Transformed::of(tile, s, f);
+            &transformed_now.u
+        }
+    };
     match tile {
-        Tile::F2 => {
-            let u = FilterMatrices::of::<F2x2, 2, 4>(f, s.channels, s.filters);
-            convolve::<F2x2, 2, 4>(&p, s.batch, x, &u, output)
-        }
-        Tile::F4 => {
-            let u = FilterMatrices::of::<F4x4, 4, 6>(f, s.channels, s.filters);
-            convolve::<F4x4, 4, 6>(&p, s.batch, x, &u, output)
-        }
+        Tile::F2 => convolve::<F2x2, 2, 4>(&p, s.batch, x, u, output),
+        Tile::F4 => convolve::<F4x4, 4, 6>(&p, s.batch, x, u, output),
+    }
+}
+
+/// A filter's transformed matrices `U` for one tiling: what the forward pass derives
+/// from the filter alone, kept by a [`PreparedFilter`](super::PreparedFilter) for
+/// many passes.
+pub(super) struct Transformed {
+    tile: Tile,
+    u: FilterMatrices,
+}
+
+impl Transformed {
+    /// `U` of the HWIO filter `f` of `s`, for `tile`.
+    pub(super) fn of(tile: Tile, s: &ConvShape, f: &[f32]) -> Self {
+        let (c, o) = (s.channels, s.filters);
+        let u = match tile {
+            Tile::F2 => FilterMatrices::of::<F2x2, 2, 4>(f, c, o),
+            Tile::F4 => FilterMatrices::of::<F4x4, 4, 6>(f, c, o),
+        };
+        Self { tile, u }
     }
 }
 

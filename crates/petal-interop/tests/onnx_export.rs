@@ -355,6 +355,56 @@ fn a_folded_model_exports_as_the_original() {
     assert!(error <= 1e-4, "relative error {error}");
 }
 
+/// ResNet's block end, folded: the ReLU after a two-input residual sum and the ReLU6
+/// after a three-input one become part of the sums, and export as Add nodes then the
+/// activation, in both layouts, with the numbers Petal gives.
+#[test]
+fn residual_sums_with_their_activations_folded_export_as_add_then_the_activation() {
+    let build = || {
+        let mut g = Graph::new(5);
+        let x = g.input(&[6, 6, 4]);
+        let same = Conv2dConfig {
+            padding: Padding::Same,
+            use_bias: false,
+            ..Conv2dConfig::new(4, 3)
+        };
+        let conv = g.call(&same, &[x]).unwrap();
+        let bn = g.call(&BatchNormConfig::default(), &[conv]).unwrap();
+        let sum = g.call(&AddConfig::default(), &[bn, x]).unwrap();
+        let relu = g
+            .call(&ActivationConfig::new(Activation::Relu), &[sum])
+            .unwrap();
+        let conv2 = g.call(&same, &[relu]).unwrap();
+        let sum3 = g.call(&AddConfig::default(), &[conv2, relu, x]).unwrap();
+        let relu6 = g
+            .call(&ActivationConfig::new(Activation::Relu6), &[sum3])
+            .unwrap();
+        let mut model = g.build(relu6).unwrap();
+        randomize_batch_norms(&mut model);
+        model
+    };
+    let folded = build().fold_for_inference();
+    let folded_layers = folded
+        .summary()
+        .rows
+        .iter()
+        .filter(|r| r.kind == LayerKind::Folded)
+        .count();
+    assert_eq!(folded_layers, 3, "the batch norm and both activations");
+    let onnx = folded.to_onnx(&ExportOptions::default()).unwrap();
+    let ops: Vec<&str> = onnx
+        .graph
+        .as_ref()
+        .unwrap()
+        .node
+        .iter()
+        .map(|n| n.op_type.as_str())
+        .filter(|op| ["Conv", "Add", "Relu", "Clip"].contains(op))
+        .collect();
+    assert_eq!(ops, ["Conv", "Add", "Relu", "Conv", "Add", "Add", "Clip"]);
+    check_all_options(&build, &batch_of_two(&[6, 6, 4]));
+}
+
 #[test]
 fn the_file_has_a_named_input_a_dynamic_batch_and_the_opset_asked_for() {
     let model = bipyramidal(&BipyramidalConfig::mnist(), 0).unwrap();

@@ -396,10 +396,10 @@ impl Model {
     /// that is not a layer of this model is an error naming it.
     ///
     /// In a model folded by [`Model::fold_for_inference`], the last layer folded into a
-    /// convolution is read from that convolution's fused output (which it equals); the
-    /// outputs folding removed (the convolution's own, a batch norm followed by a folded
-    /// activation) are an error naming the layer to ask for instead (see
-    /// [`Model::probed_layers`]).
+    /// convolution (or into a residual sum) is read from that layer's fused output
+    /// (which it equals); the outputs folding removed (the convolution's own, a batch
+    /// norm followed by a folded activation, a sum before its folded activation) are an
+    /// error naming the layer to ask for instead (see [`Model::probed_layers`]).
     ///
     /// ```
     /// use petal_nn::layers::{Activation, DenseConfig};
@@ -478,8 +478,8 @@ impl Model {
     }
 
     /// The node whose value is the output of the layer of node `node`: itself, or for the
-    /// last layer folded into a convolution that convolution; `Err(why)` when folding
-    /// removed this output.
+    /// last layer folded into a convolution (or a sum) that layer; `Err(why)` when
+    /// folding removed this output.
     fn output_node(&self, node: usize) -> std::result::Result<usize, String> {
         let name = |k: usize| self.nodes[k].layer.as_ref().map_or("input", |l| l.name());
         let (host, chain) = if self.nodes[node].is_folded() {
@@ -650,8 +650,8 @@ impl Model {
     /// `Folded`). An activation (ReLU, ReLU6, sigmoid, tanh) that alone reads a residual
     /// sum (`Add`) folds into the sum the same way: ResNet's blocks end in one pass over
     /// their feature maps instead of two. The outputs equal the unfolded model's in
-    /// inference mode up to float rounding. Do not train or save a folded model in place of the original: its
-    /// kernels already include the batch norms.
+    /// inference mode up to float rounding. Do not train or save a folded model in place
+    /// of the original: its kernels already include the batch norms.
     ///
     /// ```
     /// use petal_nn::layers::{Activation, ActivationConfig, BatchNormConfig, Conv2dConfig, LayerKind};

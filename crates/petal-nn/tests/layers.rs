@@ -654,6 +654,41 @@ fn the_activation_after_a_residual_sum_folds_into_the_sum() {
 }
 
 #[test]
+fn a_three_input_sum_takes_its_activation_and_a_concatenation_keeps_its_own() {
+    let mut g = Graph::new(6);
+    let x = g.input(&[4, 4, 2]);
+    let conv = g
+        .call(
+            &Conv2dConfig {
+                padding: Padding::Same,
+                ..Conv2dConfig::new(2, 3)
+            },
+            &[x],
+        )
+        .unwrap();
+    let sum = g.call(&AddConfig::default(), &[conv, x, conv]).unwrap();
+    let relu6 = g
+        .call(&ActivationConfig::new(Activation::Relu6), &[sum])
+        .unwrap();
+    let joined = g.call(&ConcatConfig::default(), &[relu6, x]).unwrap();
+    let relu = g
+        .call(&ActivationConfig::new(Activation::Relu), &[joined])
+        .unwrap();
+    let model = g.build(relu).unwrap();
+    // Inputs up to 10 in size, so that sums cross ReLU6's upper kink.
+    let input: Tensor = batch(&[2, 4, 4, 2], 7).array().mapv(|v| v * 20.0).into();
+    let expected = model.predict(&input).unwrap();
+    assert!(expected.as_slice().contains(&6.0) && expected.as_slice().contains(&0.0));
+    let folded = model.fold_for_inference();
+    let kinds: Vec<LayerKind> = folded.summary().rows.iter().map(|r| r.kind).collect();
+    let count = |kind| kinds.iter().filter(|k| **k == kind).count();
+    assert_eq!(count(LayerKind::Folded), 1, "{kinds:?}");
+    assert_eq!(count(LayerKind::Activation), 1, "{kinds:?}");
+    let got = folded.predict(&input).unwrap();
+    assert!(got.max_abs_diff(&expected).unwrap() < 1e-5);
+}
+
+#[test]
 fn a_batch_norm_and_activation_after_a_separable_convolution_fold_into_it() {
     let model = Sequential::new(&[7, 7, 3], 4)
         .add(SeparableConv2dConfig {
@@ -944,13 +979,28 @@ fn inference_prepares_each_kernel_once_per_weight_change() {
         activation,
         ..Conv2dConfig::new(32, 3)
     };
-    // Two Winograd layers (3x3, 32 channels), the first fused with its pooling.
+    let depthwise = DepthwiseConv2dConfig {
+        padding: Padding::Same,
+        depth_multiplier: 2,
+        activation: Activation::Relu6,
+        ..DepthwiseConv2dConfig::new(3)
+    };
+    let separable = SeparableConv2dConfig {
+        activation: Activation::Swish,
+        ..SeparableConv2dConfig::new(16, 3)
+    };
+    // Two Winograd layers (3x3, 32 channels), the first fused with its pooling, then a
+    // depthwise and a separable convolution (nothing prepared: their stored kernels).
     let mut model = Sequential::new(&[8, 8, 32], 1)
         .add(same(Activation::Relu))
         .unwrap()
         .add(Pool2dConfig::max(2))
         .unwrap()
         .add(same(Activation::Linear))
+        .unwrap()
+        .add(depthwise)
+        .unwrap()
+        .add(separable)
         .unwrap()
         .add(FlattenConfig::default())
         .unwrap()

@@ -3,7 +3,10 @@
 
 use std::sync::Arc;
 
-use petal_tensor::conv::{conv2d_output_shape, PreparedFilter};
+use petal_tensor::conv::{
+    conv2d, conv2d_activated, conv2d_max_pooled, conv2d_output_shape, PreparedFilter,
+};
+use petal_tensor::elementwise::Unary;
 use petal_tensor::{Conv2dSpec, Padding, Pool2dSpec, Tensor};
 use rand_chacha::ChaCha8Rng;
 
@@ -94,28 +97,66 @@ pub struct Conv2d {
     prepared: PreparedKernel,
 }
 
+/// How a pass through a [`Conv2d`] convolves ([`Conv2d::kernel_in`]).
+enum Kernel {
+    /// With the kernel prepared once for passes that record nothing.
+    Prepared(Arc<PreparedFilter>),
+    /// With the stored kernel as it is (nothing recorded, nothing worth preparing).
+    Stored,
+    /// As ops recorded on the tape, the kernel a leaf or a constant.
+    Recorded,
+}
+
 impl Conv2d {
     /// The kernel's parameter.
     pub fn kernel(&self) -> ParamId {
         self.kernel
     }
 
-    /// The kernel prepared once ([`PreparedKernel`]) when nothing is recorded through
-    /// this layer in `ctx`: its input and its parameters are constants (inference, or
-    /// a frozen layer on constant input).
-    fn prepared_kernel(&self, x: &Var, ctx: &Context) -> Result<Option<Arc<PreparedFilter>>> {
+    /// How this pass convolves: when nothing is recorded through this layer in `ctx`
+    /// (its input and its parameters are constants: inference, or a frozen layer on
+    /// constant input), straight from the stored kernel, prepared once
+    /// ([`PreparedKernel`]) where that pays; else as recorded ops.
+    fn kernel_in(&self, x: &Var, ctx: &Context) -> Result<Kernel> {
         let constant = x.tape().is_none()
             && std::iter::once(self.kernel)
                 .chain(self.bias)
                 .all(|id| ctx.reads_constant(id));
         if !constant {
-            return Ok(None);
+            self.prepared.clear();
+            return Ok(Kernel::Recorded);
         }
-        Ok(Some(self.prepared.get(
-            ctx.store(),
-            self.kernel,
-            &self.spec,
-        )?))
+        Ok(
+            match self.prepared.get(ctx.store(), self.kernel, &self.spec)? {
+                Some(filter) => Kernel::Prepared(filter),
+                None => Kernel::Stored,
+            },
+        )
+    }
+
+    /// The output of a pass that records nothing: `x` convolved as `kernel` says, the
+    /// bias added and `activation` applied in the same pass; with `pool`, max pooled.
+    fn constant_output(
+        &self,
+        kernel: &Kernel,
+        x: &Var,
+        ctx: &Context,
+        activation: Option<Unary>,
+        pool: Option<&Pool2dSpec>,
+    ) -> Result<Var> {
+        let (x, store) = (x.value(), ctx.store());
+        let bias = self.bias.map(|b| store.value(b));
+        let stored = store.value(self.kernel);
+        let y = match (kernel, pool) {
+            (Kernel::Prepared(f), None) => f.conv2d(x, bias, activation)?,
+            (Kernel::Prepared(f), Some(pool)) => f.conv2d_max_pooled(x, bias, activation, pool)?.0,
+            (_, None) => match activation {
+                Some(a) => conv2d_activated(x, stored, bias, &self.spec, a)?,
+                None => conv2d(x, stored, bias, &self.spec)?,
+            },
+            (_, Some(pool)) => conv2d_max_pooled(x, stored, bias, &self.spec, activation, pool)?.0,
+        };
+        Ok(Var::constant(y))
     }
 
     fn description(&self) -> ConvDescription {
@@ -226,15 +267,16 @@ impl Layer for Conv2d {
     }
     fn forward(&self, inputs: &[&Var], ctx: &Context) -> Result<Var> {
         let x = single(&self.name, inputs)?;
-        let bias = self.bias.map(|b| ctx.param(b));
-        if let Some(filter) = self.prepared_kernel(x, ctx)? {
-            let fused = self.activation.fusable();
-            let y = filter.conv2d(x.value(), bias.as_ref().map(Var::value), fused)?;
+        let fused = self.activation.fusable();
+        let constant = self.kernel_in(x, ctx)?;
+        if !matches!(constant, Kernel::Recorded) {
+            let y = self.constant_output(&constant, x, ctx, fused, None)?;
             return match fused {
-                Some(_) => Ok(Var::constant(y)),
-                None => self.activation.apply(Var::constant(y)),
+                Some(_) => Ok(y),
+                None => self.activation.apply(y),
             };
         }
+        let bias = self.bias.map(|b| ctx.param(b));
         let kernel = ctx.param(self.kernel);
         match self.activation.fusable() {
             Some(activation) => x.conv2d_activated(&kernel, bias.as_ref(), &self.spec, activation),
@@ -254,12 +296,11 @@ impl Layer for Conv2d {
             other => Some(other.fusable()?),
         };
         let pooled = single(&self.name, inputs).and_then(|x| {
-            let bias = self.bias.map(|b| ctx.param(b));
-            if let Some(filter) = self.prepared_kernel(x, ctx)? {
-                let b = bias.as_ref().map(Var::value);
-                let (y, _) = filter.conv2d_max_pooled(x.value(), b, activation, pool)?;
-                return Ok(Var::constant(y));
+            let constant = self.kernel_in(x, ctx)?;
+            if !matches!(constant, Kernel::Recorded) {
+                return self.constant_output(&constant, x, ctx, activation, Some(pool));
             }
+            let bias = self.bias.map(|b| ctx.param(b));
             let kernel = ctx.param(self.kernel);
             x.conv2d_max_pooled(&kernel, bias.as_ref(), &self.spec, activation, pool)
         });

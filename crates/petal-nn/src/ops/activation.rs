@@ -44,7 +44,10 @@ impl Var {
         let out = Rc::clone(&y);
         Var::record("add_activated", y, &[self, other], move |g, needs| {
             let g = unary_backward_from_output(&out, g, activation).expect("same shape");
-            needs.iter().map(|&n| n.then(|| g.clone())).collect()
+            match needs {
+                [true, true] => vec![Some(g.clone()), Some(g)],
+                _ => needs.iter().map(|&n| n.then(|| g.clone())).collect(),
+            }
         })
     }
 

@@ -2,7 +2,7 @@
 //!
 //! Every call of [`conv2d`](super::conv2d) derives from the filter what its path needs.
 //! For a Winograd layer that is the transformed matrices `U`, 4x the filter's size
-//! (F(4x4)): ResNet18 writes 151 MB of them per forward pass (computed: 9.4 M weights in
+//! with F(4x4) (16/9 with F(2x2)): ResNet18 writes 151 MB of them per forward pass (computed: 9.4 M weights in
 //! its stride-1 3x3 layers, times 4, in f32). A [`PreparedFilter`] makes them once and
 //! the forward passes multiply by them directly; the other paths take the filter as it
 //! is. The numbers are the same bits as the unprepared calls'.
@@ -40,7 +40,7 @@ impl PreparedFilter {
     /// later takes another path derives what it needs from the filter, as unprepared
     /// calls do.
     pub fn new(filter: Tensor, spec: &Conv2dSpec) -> Result<Self> {
-        let shape = ConvShape::new(&one_window(filter.shape(), spec), filter.shape(), spec)?;
+        let shape = one_window_shape(filter.shape(), spec)?;
         let winograd = match shape.path() {
             ConvPath::Winograd(tile) => {
                 Some(winograd::Transformed::of(tile, &shape, filter.as_slice()))
@@ -52,6 +52,28 @@ impl PreparedFilter {
             spec: *spec,
             winograd,
         })
+    }
+
+    /// Whether preparing a filter of `filter_shape` for `spec` saves anything on the
+    /// path Petal chooses now: only Winograd layers derive something from their filter
+    /// (the other paths take it as it is, and a prepared filter would only copy it).
+    ///
+    /// ```
+    /// use petal_tensor::conv::PreparedFilter;
+    /// use petal_tensor::Conv2dSpec;
+    /// let spec = Conv2dSpec::default();
+    /// assert!(PreparedFilter::worth_preparing(&[3, 3, 64, 64], &spec));
+    /// assert!(!PreparedFilter::worth_preparing(&[1, 1, 64, 64], &spec));
+    /// ```
+    pub fn worth_preparing(filter_shape: &[usize], spec: &Conv2dSpec) -> bool {
+        tile_now(filter_shape, spec).is_some()
+    }
+
+    /// Whether this filter holds what the path Petal chooses now needs (the choice can
+    /// change with [`with_kernel_3x3`](super::with_kernel_3x3)); a pass on another path
+    /// still gives that path's numbers, but derives them from the filter again.
+    pub fn is_current(&self) -> bool {
+        tile_now(self.filter.shape(), &self.spec) == self.winograd.as_ref().map(|w| w.tile())
     }
 
     /// The filter.
@@ -89,8 +111,24 @@ impl PreparedFilter {
     }
 }
 
+/// The Winograd tiling Petal chooses now for a filter of `filter_shape` with `spec`,
+/// if it takes that path (`None` for another path, or shapes that do not fit).
+fn tile_now(filter_shape: &[usize], spec: &Conv2dSpec) -> Option<winograd::Tile> {
+    match one_window_shape(filter_shape, spec).ok()?.path() {
+        ConvPath::Winograd(tile) => Some(tile),
+        _ => None,
+    }
+}
+
+/// The convolution of one image one window large by a filter of `filter_shape`: the
+/// path ([`ConvShape::path`]) depends on the filter and the spec, not on the image
+/// size, so this shape has the path of every input the filter takes.
+fn one_window_shape(filter_shape: &[usize], spec: &Conv2dSpec) -> Result<ConvShape> {
+    ConvShape::new(&one_window(filter_shape, spec), filter_shape, spec)
+}
+
 /// An input shape of one image exactly one (dilated) window large, with as many
-/// channels as `filter` reads: the path depends on the filter and the spec only.
+/// channels as `filter` reads.
 fn one_window(filter: &[usize], spec: &Conv2dSpec) -> Vec<usize> {
     let extent = |kernel: usize, dilation: usize| kernel.saturating_sub(1) * dilation + 1;
     match filter {

@@ -259,9 +259,6 @@ proptest! {
     }
 }
 
-/// Winograd over groups of images: a 28x28 output is 49 F(4x4) tiles, so the forward
-/// pass and the filter gradient take 3 images at a time (7 images on one thread as
-/// 3 + 3 + 1, on two as 3 + 1 and 3) and the input gradient (64 tiles) 2 at a time.
 /// A filter prepared while one 3x3 kernel was chosen, run while another is: each pass
 /// gives that kernel's numbers (the prepared matrices are used only by their tiling).
 #[test]
@@ -296,6 +293,9 @@ fn a_filter_prepared_for_one_kernel_runs_with_another() {
     assert!(err.to_string().contains("filter 4-D"), "{err}");
 }
 
+/// Winograd over groups of images: a 28x28 output is 49 F(4x4) tiles, so the forward
+/// pass and the filter gradient take 3 images at a time (7 images on one thread as
+/// 3 + 3 + 1, on two as 3 + 1 and 3) and the input gradient (64 tiles) 2 at a time.
 #[test]
 fn winograd_on_groups_of_images_matches_the_reference() {
     check_winograd_passes([7, 30, 30, 16], [3, 3, 16, 16]);

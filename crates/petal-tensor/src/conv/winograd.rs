@@ -398,6 +398,11 @@ pub(super) struct Transformed {
 }
 
 impl Transformed {
+    /// The tiling these matrices are for.
+    pub(super) fn tile(&self) -> Tile {
+        self.tile
+    }
+
     /// `U` of the HWIO filter `f` of `s`, for `tile`.
     pub(super) fn of(tile: Tile, s: &ConvShape, f: &[f32]) -> Self {
         let (c, o) = (s.channels, s.filters);

@@ -90,6 +90,12 @@ fn options(layout: InputLayout) -> ExportOptions {
     }
 }
 
+/// The op of each node of `model`'s graph, in order.
+fn op_types(model: &ModelProto) -> Vec<&str> {
+    let nodes = &model.graph.as_ref().expect("a graph").node;
+    nodes.iter().map(|n| n.op_type.as_str()).collect()
+}
+
 /// `model`, with its batch norms folded into its convolutions when `fold`.
 fn folded(model: Model, fold: bool) -> Model {
     match fold {
@@ -278,14 +284,7 @@ fn every_built_in_layer_runs_in_tract_as_in_petal() {
     }
     // A flattened map that is not only read by a dense layer goes back to Petal's order.
     let onnx = model.to_onnx(&ExportOptions::default()).unwrap();
-    let ops: Vec<&str> = onnx
-        .graph
-        .as_ref()
-        .unwrap()
-        .node
-        .iter()
-        .map(|n| n.op_type.as_str())
-        .collect();
+    let ops = op_types(&onnx);
     assert_eq!(
         ops.iter().filter(|&&op| op == "Transpose").count(),
         1,
@@ -339,15 +338,7 @@ fn a_folded_model_exports_as_the_original() {
         .iter()
         .any(|r| r.kind == LayerKind::Folded));
     let folded = folded_model.to_onnx(&ExportOptions::default()).unwrap();
-    let count = |m: &ModelProto, op: &str| {
-        m.graph
-            .as_ref()
-            .unwrap()
-            .node
-            .iter()
-            .filter(|n| n.op_type == op)
-            .count()
-    };
+    let count = |m: &ModelProto, op: &str| op_types(m).iter().filter(|&&o| o == op).count();
     assert_eq!(count(&plain, "BatchNormalization"), 2);
     assert_eq!(count(&folded, "BatchNormalization"), 0);
     assert_eq!(count(&folded, "Relu"), count(&plain, "Relu"));
@@ -392,13 +383,8 @@ fn residual_sums_with_their_activations_folded_export_as_add_then_the_activation
         .count();
     assert_eq!(folded_layers, 3, "the batch norm and both activations");
     let onnx = folded.to_onnx(&ExportOptions::default()).unwrap();
-    let ops: Vec<&str> = onnx
-        .graph
-        .as_ref()
-        .unwrap()
-        .node
-        .iter()
-        .map(|n| n.op_type.as_str())
+    let ops: Vec<&str> = op_types(&onnx)
+        .into_iter()
         .filter(|op| ["Conv", "Add", "Relu", "Clip"].contains(op))
         .collect();
     assert_eq!(ops, ["Conv", "Add", "Relu", "Conv", "Add", "Add", "Clip"]);

@@ -190,20 +190,21 @@ fn normalization_layers() {
     check_layer(GroupNormConfig::new(2), &[3, 3, 4], &[3, 3, 4], 8, 0);
 }
 
+/// A 3x3 convolution to `filters` channels with 'same' padding and `activation`.
+fn same_3x3(filters: usize, activation: Activation) -> Conv2dConfig {
+    Conv2dConfig {
+        padding: Padding::Same,
+        activation,
+        ..Conv2dConfig::new(filters, 3)
+    }
+}
+
 #[test]
 fn merge_layers_in_a_graph() {
     for concat in [false, true] {
         let mut g = Graph::new(1);
         let x = g.input(&[4, 4, 2]);
-        let a = g
-            .call(
-                &Conv2dConfig {
-                    padding: Padding::Same,
-                    ..Conv2dConfig::new(2, 3)
-                },
-                &[x],
-            )
-            .unwrap();
+        let a = g.call(&same_3x3(2, Activation::Linear), &[x]).unwrap();
         let merged = if concat {
             g.call(&ConcatConfig::default(), &[x, a])
         } else {
@@ -316,11 +317,7 @@ fn l2_penalty_adds_to_the_loss() {
 
 #[test]
 fn the_mnist_cnn_summary_matches_hand_counts() {
-    let same_relu = |filters| Conv2dConfig {
-        padding: Padding::Same,
-        activation: Activation::Relu,
-        ..Conv2dConfig::new(filters, 3)
-    };
+    let same_relu = |filters| same_3x3(filters, Activation::Relu);
     let model = Sequential::new(&[28, 28, 1], 0)
         .add(same_relu(32))
         .unwrap()
@@ -603,10 +600,7 @@ fn the_activation_after_a_residual_sum_folds_into_the_sum() {
     // sum, then ReLU. Another sum whose activation (swish) needs its input keeps it.
     let mut g = Graph::new(3);
     let x = g.input(&[6, 6, 4]);
-    let same = |filters| Conv2dConfig {
-        padding: Padding::Same,
-        ..Conv2dConfig::new(filters, 3)
-    };
+    let same = |filters| same_3x3(filters, Activation::Linear);
     let conv = g.call(&same(4), &[x]).unwrap();
     let bn = g.call(&BatchNormConfig::default(), &[conv]).unwrap();
     let sum = g.call(&AddConfig::default(), &[bn, x]).unwrap();
@@ -657,15 +651,7 @@ fn the_activation_after_a_residual_sum_folds_into_the_sum() {
 fn a_three_input_sum_takes_its_activation_and_a_concatenation_keeps_its_own() {
     let mut g = Graph::new(6);
     let x = g.input(&[4, 4, 2]);
-    let conv = g
-        .call(
-            &Conv2dConfig {
-                padding: Padding::Same,
-                ..Conv2dConfig::new(2, 3)
-            },
-            &[x],
-        )
-        .unwrap();
+    let conv = g.call(&same_3x3(2, Activation::Linear), &[x]).unwrap();
     let sum = g.call(&AddConfig::default(), &[conv, x, conv]).unwrap();
     let relu6 = g
         .call(&ActivationConfig::new(Activation::Relu6), &[sum])
@@ -974,11 +960,7 @@ fn a_folded_model_gives_the_last_folded_layers_output_and_its_gradient() {
 /// store allows, and under a frozen layer in a training pass.
 #[test]
 fn inference_prepares_each_kernel_once_per_weight_change() {
-    let same = |activation| Conv2dConfig {
-        padding: Padding::Same,
-        activation,
-        ..Conv2dConfig::new(32, 3)
-    };
+    let same = |activation| same_3x3(32, activation);
     let depthwise = DepthwiseConv2dConfig {
         padding: Padding::Same,
         depth_multiplier: 2,

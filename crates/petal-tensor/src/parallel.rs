@@ -41,32 +41,29 @@ pub(crate) enum Start<'a> {
 impl Start<'_> {
     /// Writes every value of `values` and hands them back initialized.
     fn write(self, values: &mut [MaybeUninit<f32>]) -> &mut [f32] {
-        match self {
-            Start::Repeat(pattern) if !pattern.is_empty() => {
-                for run in values.chunks_mut(pattern.len()) {
-                    run.write_copy_of_slice(&pattern[..run.len()]);
-                }
-            }
-            // Zeros, or an empty pattern (nothing to repeat).
-            _ => values.iter_mut().for_each(|v| {
-                v.write(0.0);
-            }),
-        }
-        // SAFETY: every value was written just above (a `Repeat` run is as long as its
-        // non-empty pattern, except a last, shorter one, also written), and
-        // `MaybeUninit<f32>` has the layout of `f32`.
+        self.set(values, MaybeUninit::new);
+        // SAFETY: `set` wrote every value just above, and `MaybeUninit<f32>` has the
+        // layout of `f32`.
         unsafe { &mut *(values as *mut [MaybeUninit<f32>] as *mut [f32]) }
     }
 
     /// Sets every value of `values`, as [`Start::write`] does for new memory.
     pub(crate) fn fill(self, values: &mut [f32]) {
+        self.set(values, |v| v);
+    }
+
+    /// Sets every value of `values` to `value(start)`: the pattern over and over (an
+    /// empty pattern has nothing to repeat), or zeros.
+    fn set<T: Copy>(self, values: &mut [T], value: impl Fn(f32) -> T) {
         match self {
             Start::Repeat(pattern) if !pattern.is_empty() => {
                 for run in values.chunks_mut(pattern.len()) {
-                    run.copy_from_slice(&pattern[..run.len()]);
+                    for (v, &p) in run.iter_mut().zip(pattern) {
+                        *v = value(p);
+                    }
                 }
             }
-            _ => values.fill(0.0),
+            _ => values.fill(value(0.0)),
         }
     }
 }

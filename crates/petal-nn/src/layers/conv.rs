@@ -278,7 +278,7 @@ impl Layer for Conv2d {
         }
         let bias = self.bias.map(|b| ctx.param(b));
         let kernel = ctx.param(self.kernel);
-        match self.activation.fusable() {
+        match fused {
             Some(activation) => x.conv2d_activated(&kernel, bias.as_ref(), &self.spec, activation),
             None => self
                 .activation

@@ -6,9 +6,22 @@ use petal_tensor::elementwise::{
     add_activated, unary, unary_backward, unary_backward_from_output, Unary,
 };
 
-use super::conv::check_fusable;
-use crate::error::Result;
+use crate::error::{NnError, Result};
 use crate::Var;
+
+/// An error unless `activation` (if any) has a derivative that follows from its output,
+/// which a fused op needs since it keeps only its output.
+pub(super) fn check_fusable(op: &'static str, activation: Option<Unary>) -> Result<()> {
+    match activation {
+        Some(a) if a.derivative_from_output(0.5).is_none() => Err(NnError::Tensor(
+            petal_tensor::TensorError::InvalidArgument {
+                op,
+                reason: format!("{a:?} cannot be fused: its derivative needs its input"),
+            },
+        )),
+        _ => Ok(()),
+    }
+}
 
 impl Var {
     /// Applies `op` to every value.
@@ -44,10 +57,7 @@ impl Var {
         let out = Rc::clone(&y);
         Var::record("add_activated", y, &[self, other], move |g, needs| {
             let g = unary_backward_from_output(&out, g, activation).expect("same shape");
-            match needs {
-                [true, true] => vec![Some(g.clone()), Some(g)],
-                _ => needs.iter().map(|&n| n.then(|| g.clone())).collect(),
-            }
+            needs.iter().map(|&n| n.then(|| g.clone())).collect()
         })
     }
 

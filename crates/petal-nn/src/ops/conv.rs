@@ -14,7 +14,8 @@ use petal_tensor::pool::{
 };
 use petal_tensor::{Conv2dSpec, Pool2dSpec, Tensor};
 
-use crate::error::{NnError, Result};
+use super::activation::check_fusable;
+use crate::error::Result;
 use crate::Var;
 
 /// What the backward pass of a convolution keeps: its input, filter and spec.
@@ -55,20 +56,6 @@ impl ConvBackward {
 /// A convolution's parents: input, filter, and the bias if there is one.
 fn conv_parents<'a>(x: &'a Var, filter: &'a Var, bias: Option<&'a Var>) -> Vec<&'a Var> {
     [x, filter].into_iter().chain(bias).collect()
-}
-
-/// An error unless `activation` (if any) has a derivative that follows from its output,
-/// which a fused op needs since it keeps only its output.
-pub(crate) fn check_fusable(op: &'static str, activation: Option<Unary>) -> Result<()> {
-    match activation {
-        Some(a) if a.derivative_from_output(0.5).is_none() => Err(NnError::Tensor(
-            petal_tensor::TensorError::InvalidArgument {
-                op,
-                reason: format!("{a:?} cannot be fused: its derivative needs its input"),
-            },
-        )),
-        _ => Ok(()),
-    }
 }
 
 impl Var {

@@ -8,6 +8,7 @@ use std::sync::Mutex;
 
 use rayon::prelude::*;
 
+use super::ConvShape;
 use crate::elementwise::{apply_on_this_thread, Unary};
 use crate::error::{Result, TensorError};
 use crate::parallel::{
@@ -170,6 +171,27 @@ pub(super) fn sum_over_images(
 ) -> Result<Vec<f32>> {
     let batch = (images, image_len, grads_out, grad_out_len);
     sum_over_image_groups(batch, 1, grad_len, scratch_len, accumulate)
+}
+
+/// [`sum_over_images`] for the filter gradient of `s`: `accumulate(dw, scratch,
+/// input_image, grad_out_image)` over the batch of inputs `x` and output gradients `dy`.
+pub(super) fn sum_filter_gradient(
+    s: &ConvShape,
+    x: &[f32],
+    dy: &[f32],
+    scratch_len: usize,
+    accumulate: impl Fn(&mut [f32], &mut [f32], &[f32], &[f32]) -> Result<()> + Sync,
+) -> Result<Vec<f32>> {
+    let (in_len, out_len) = (s.image_len(), s.output_image_len());
+    sum_over_images(
+        x,
+        in_len,
+        dy,
+        out_len,
+        s.filter_len(),
+        scratch_len,
+        accumulate,
+    )
 }
 
 /// [`sum_over_images`] a group of up to `group` consecutive images at a time (fewer at

@@ -3,7 +3,7 @@
 
 use std::ops::Range;
 
-use super::batch::{cache_block_rows, map_images, sum_over_images, Output};
+use super::batch::{cache_block_rows, map_images, sum_filter_gradient, Output};
 use super::ConvShape;
 use crate::error::Result;
 use crate::gemm::{gemm_in, MatMut, MatRef};
@@ -215,13 +215,5 @@ pub(super) fn backward_filter(s: &ConvShape, x: &[f32], dy: &[f32]) -> Result<Ve
         }
         Ok(())
     };
-    sum_over_images(
-        x,
-        s.image_len(),
-        dy,
-        s.output_image_len(),
-        s.filter_len(),
-        columns_len(s),
-        accumulate,
-    )
+    sum_filter_gradient(s, x, dy, columns_len(s), accumulate)
 }

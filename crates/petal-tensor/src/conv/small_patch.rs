@@ -17,7 +17,7 @@
 
 use pulp::{Arch, Simd, WithSimd};
 
-use super::batch::{map_images, sum_over_images, Output};
+use super::batch::{map_images, sum_filter_gradient, Output};
 use super::im2col::fill_columns;
 use super::ConvShape;
 use crate::error::Result;
@@ -239,15 +239,7 @@ pub(super) fn backward_filter(s: &ConvShape, x: &[f32], dy: &[f32]) -> Result<Ve
         add_patch_gradients(columns, dyi, dw, patch, o);
         Ok(())
     };
-    sum_over_images(
-        x,
-        s.image_len(),
-        dy,
-        s.output_image_len(),
-        s.filter_len(),
-        s.positions() * patch,
-        accumulate,
-    )
+    sum_filter_gradient(s, x, dy, s.positions() * patch, accumulate)
 }
 
 /// `dw += columnsᵀ * dy` for row-major `columns (positions, patch)`,

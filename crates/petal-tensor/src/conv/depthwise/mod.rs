@@ -45,7 +45,7 @@ mod plan;
 
 use self::kernels::{FilterGradient, Gather, Walk};
 pub(super) use self::lanes::Isa;
-use super::batch::{map_images, sum_over_images, Output};
+use super::batch::{map_images, sum_filter_gradient, Output};
 use super::ConvShape;
 use crate::error::Result;
 
@@ -125,6 +125,5 @@ pub(super) fn backward_filter_on(
         walk.run::<FilterGradient>(isa, dw, x, dy);
         Ok(())
     };
-    let (in_len, out_len) = (s.image_len(), s.output_image_len());
-    sum_over_images(x, in_len, dy, out_len, s.filter_len(), 0, accumulate)
+    sum_filter_gradient(s, x, dy, 0, accumulate)
 }

@@ -3,7 +3,7 @@
 //! `c * m + j` reads input channel `c`. Multiplier 1 takes the register-blocked
 //! kernels instead.
 
-use super::super::batch::{map_images, sum_over_images, Output};
+use super::super::batch::{map_images, sum_filter_gradient, Output};
 use super::super::ConvShape;
 use crate::error::Result;
 
@@ -75,13 +75,5 @@ pub(super) fn backward_filter(s: &ConvShape, x: &[f32], dy: &[f32]) -> Result<Ve
         });
         Ok(())
     };
-    sum_over_images(
-        x,
-        s.image_len(),
-        dy,
-        s.output_image_len(),
-        s.filter_len(),
-        0,
-        accumulate,
-    )
+    sum_filter_gradient(s, x, dy, 0, accumulate)
 }

@@ -22,6 +22,7 @@
 //! # Ok::<(), petal_nn::NnError>(())
 //! ```
 
+mod depth_first;
 mod error;
 mod gradcheck;
 pub mod layers;
@@ -33,6 +34,7 @@ mod step;
 mod tape;
 pub mod weights;
 
+pub use depth_first::InferenceFootprint;
 pub use error::{NnError, Result};
 pub use gradcheck::{check_gradients, GradientReport};
 pub use layers::{BatchParts, Context, Layer, LayerConfig, Mode, Regularizer};

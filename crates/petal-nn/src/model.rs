@@ -5,10 +5,13 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 
+use petal_tensor::shape_ops::concat;
 use petal_tensor::{Pool2dSpec, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
+use crate::depth_first::InferenceFootprint;
 use crate::error::{NnError, Result};
 use crate::layers::{Context, Folded, Layer, LayerConfig, LayerDescription, LayerKind, PoolKind};
 use crate::weights::{load_weights, save_weights, WeightsError};
@@ -710,8 +713,29 @@ impl Model {
         self
     }
 
-    /// Inference on a batch: eval mode, no tape.
+    /// Inference on a batch: eval mode, no tape. The batch goes through the network a
+    /// few images at a time where that keeps feature maps in the cache
+    /// ([`InferenceFootprint::images_per_chunk`]), with the same results as one pass.
     pub fn predict(&self, x: &Tensor) -> Result<Tensor> {
+        let batch = x.shape().first().copied().unwrap_or(0);
+        let chunk = InferenceFootprint::of(self).images_per_chunk(batch);
+        if chunk >= batch {
+            return self.predict_in_one_pass(x);
+        }
+        let image_len = x.len() / batch;
+        let outputs = x
+            .as_slice()
+            .par_chunks(chunk * image_len)
+            .map(|images| {
+                let mut shape = x.shape().to_vec();
+                shape[0] = images.len() / image_len;
+                self.predict_in_one_pass(&Tensor::from_vec(&shape, images.to_vec())?)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(concat(&outputs.iter().collect::<Vec<_>>(), 0)?)
+    }
+
+    fn predict_in_one_pass(&self, x: &Tensor) -> Result<Tensor> {
         let ctx = Context::eval(&self.store);
         no_grad(|| self.forward(&Var::constant(x.clone()), &ctx)).map(|y| y.value().clone())
     }

@@ -2,7 +2,10 @@
 //! one gradient step that lowers the loss, for every layer.
 
 use petal_nn::layers::*;
-use petal_nn::{Context, Graph, LayerConfig, Loss, Model, ParamId, Sequential, Tape, Targets, Var};
+use petal_nn::{
+    no_grad, Context, Graph, InferenceFootprint, LayerConfig, Loss, Model, ParamId, Sequential,
+    Tape, Targets, Var,
+};
 use petal_tensor::{Padding, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -972,7 +975,8 @@ fn inference_prepares_each_kernel_once_per_weight_change() {
         ..SeparableConv2dConfig::new(16, 3)
     };
     // Two Winograd layers (3x3, 32 channels), the first fused with its pooling, then a
-    // depthwise and a separable convolution (nothing prepared: their stored kernels).
+    // depthwise and a separable convolution (nothing prepared: their stored kernels),
+    // and a dense head (its stored kernel too).
     let mut model = Sequential::new(&[8, 8, 32], 1)
         .add(same(Activation::Relu))
         .unwrap()
@@ -985,6 +989,8 @@ fn inference_prepares_each_kernel_once_per_weight_change() {
         .add(separable)
         .unwrap()
         .add(FlattenConfig::default())
+        .unwrap()
+        .add(DenseConfig::new(5))
         .unwrap()
         .build()
         .unwrap();
@@ -1030,4 +1036,69 @@ fn inference_prepares_each_kernel_once_per_weight_change() {
     let y = model.forward(&Var::constant(x.clone()), &ctx).unwrap();
     assert_eq!(tape.len(), 0);
     assert_eq!(y.value().to_vec(), third);
+}
+
+#[test]
+fn predictions_in_chunks_give_the_bits_of_one_pass() {
+    // A stride-2 stem (im2col), an inverted residual block (1x1 expand, depthwise, 1x1
+    // project, sum), a Winograd layer with its pooling, and a dense head.
+    let mut g = Graph::new(4);
+    let x = g.input(&[24, 24, 8]);
+    let conv = |filters, kernel, activation| Conv2dConfig {
+        padding: Padding::Same,
+        activation,
+        ..Conv2dConfig::new(filters, kernel)
+    };
+    let stem = g
+        .call(
+            &Conv2dConfig {
+                strides: [2, 2],
+                ..conv(32, 3, Activation::Linear)
+            },
+            &[x],
+        )
+        .unwrap();
+    let stem = g.call(&BatchNormConfig::default(), &[stem]).unwrap();
+    let stem = g
+        .call(&ActivationConfig::new(Activation::Relu6), &[stem])
+        .unwrap();
+    let expand = g.call(&conv(96, 1, Activation::Relu6), &[stem]).unwrap();
+    let depthwise = DepthwiseConv2dConfig {
+        padding: Padding::Same,
+        activation: Activation::Relu6,
+        ..DepthwiseConv2dConfig::new(3)
+    };
+    let depthwise = g.call(&depthwise, &[expand]).unwrap();
+    let project = g
+        .call(&conv(32, 1, Activation::Linear), &[depthwise])
+        .unwrap();
+    let sum = g.call(&AddConfig::default(), &[stem, project]).unwrap();
+    let wide = g.call(&conv(32, 3, Activation::Relu), &[sum]).unwrap();
+    let pooled = g.call(&Pool2dConfig::max(2), &[wide]).unwrap();
+    let pooled = g.call(&GlobalAvgPoolConfig::default(), &[pooled]).unwrap();
+    let logits = g.call(&DenseConfig::new(10), &[pooled]).unwrap();
+    let model = g.build(logits).unwrap();
+    let x = batch(&[30, 24, 24, 8], 5);
+    for threads in [1, 2] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let chunk = InferenceFootprint::of(&model).images_per_chunk(30);
+            assert!(chunk < 30, "the batch goes in chunks ({chunk} images)");
+            let one_pass = no_grad(|| {
+                let ctx = Context::eval(model.store());
+                model.forward(&Var::constant(x.clone()), &ctx)
+            })
+            .unwrap();
+            let predicted = model.predict(&x).unwrap();
+            assert_eq!(predicted.shape(), [30, 10]);
+            assert_eq!(
+                predicted.to_vec(),
+                one_pass.value().to_vec(),
+                "{threads} threads"
+            );
+        });
+    }
 }

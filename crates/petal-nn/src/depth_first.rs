@@ -1,0 +1,154 @@
+//! Depth-first inference: how many images [`Model::predict`] sends through the whole
+//! network at a time.
+//!
+//! Layer by layer over a whole batch, every layer writes the batch's feature maps to
+//! memory and the next layer reads them back: MobileNetV2's 112x112x96 maps are 4.8 MB
+//! an image, 77 MB for a batch of 16. Run a few images at a time through all the
+//! layers, with the chunks in parallel, and a chunk's maps stay in the core's cache
+//! between one layer and the next. The price: each chunk reads every weight again.
+//! That is cheap when the weights stay in the shared cache, or when they are fewer bytes
+//! than the feature maps a chunk keeps out of memory, and dear otherwise (ResNet18's
+//! 47 MB of weights against its 17 MB of maps an image).
+//!
+//! [`InferenceFootprint::images_per_chunk`] picks the chunk: as many images as fit their largest layer
+//! (its inputs and output) in [`CHUNK_BYTES`], at least one, and the whole batch when
+//! the weights fail both tests above. Every kernel computes an image's values in the
+//! same order whatever the batch, so a chunked prediction gives the same bits as one
+//! pass over the batch.
+//!
+//! `xtask bench --only <row> --repeats 5`, 2 threads, batches cut by hand into chunks
+//! of the size shown, two runs each, images/s, whole batch -> chunks: MobileNetV2
+//! (batch 16) 132.8 / 151.3 -> 189.1 / 180.4 (1 image), 148.4 / 185.7 (2);
+//! EfficientNet-Lite0 119.3 / 119.6 -> 146.8 / 142.4 (1), 152.6 / 130.1 (2); Keras
+//! MNIST (batch 128) 25550 / 26005 -> 31167 / 31419 (8), 28910 / 29374 (16); ResNet18
+//! 75.7 / 74.8 -> 50.9 / 56.7 (1), 68.2 / 63.2 (2). With the chunks chosen here, and
+//! [`Dense`](crate::layers::Dense) reading its stored kernel instead of copying it
+//! per chunk, release binaries before and after alternating, 3 pairs, medians, img/s:
+//! MobileNetV2 147.0 -> 190.3, EfficientNet-Lite0 129.8 -> 143.8, Keras MNIST
+//! 29421 -> 35042, ResNet18 (one pass) 83.1 -> 83.3.
+
+use crate::layers::LayerKind;
+use crate::Model;
+
+/// Bytes of one layer's inputs and output a chunk may hold: a core's L2 (1 MiB here).
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// Weights this many bytes or fewer stay in the shared cache (half of this machine's
+/// 32 MiB L3) while the chunks read them again.
+const RESIDENT_WEIGHT_BYTES: usize = 16 << 20;
+
+/// What the choice of chunk reads off a model, in bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InferenceFootprint {
+    /// Every parameter.
+    pub weights: usize,
+    /// Every layer output of one image (layers folded into another write none).
+    pub maps_per_image: usize,
+    /// The largest one layer's inputs and output for one image.
+    pub largest_layer_per_image: usize,
+}
+
+impl InferenceFootprint {
+    /// The footprint of `model`.
+    ///
+    /// ```
+    /// use petal_nn::layers::{Conv2dConfig, DenseConfig, GlobalAvgPoolConfig};
+    /// use petal_nn::{InferenceFootprint, Sequential};
+    /// let model = Sequential::new(&[32, 32, 3], 0)
+    ///     .add(Conv2dConfig::new(64, 3))?
+    ///     .add(GlobalAvgPoolConfig::default())?
+    ///     .add(DenseConfig::new(10))?
+    ///     .build()?;
+    /// let footprint = InferenceFootprint::of(&model);
+    /// // The convolution reads 32x32x3 floats an image and writes 30x30x64.
+    /// assert_eq!(footprint.largest_layer_per_image, (32 * 32 * 3 + 30 * 30 * 64) * 4);
+    /// // 1 MiB holds 4 images of it: a batch of 64 goes in chunks of 4 or fewer.
+    /// assert!(footprint.images_per_chunk(64) <= 4);
+    /// # Ok::<(), petal_nn::NnError>(())
+    /// ```
+    pub fn of(model: &Model) -> Self {
+        let nodes = model.nodes();
+        let bytes = |shape: &[usize]| shape.iter().product::<usize>() * size_of::<f32>();
+        let layers = nodes.iter().filter(|n| {
+            n.layer
+                .is_some_and(|layer| layer.kind() != LayerKind::Folded)
+        });
+        let layer_bytes = |n: &crate::ModelNode<'_>| {
+            let inputs: usize = n.inputs.iter().map(|i| bytes(nodes[i.index()].shape)).sum();
+            inputs + bytes(n.shape)
+        };
+        InferenceFootprint {
+            weights: model.store().iter().map(|(_, p)| p.value.len() * 4).sum(),
+            maps_per_image: layers.clone().map(|n| bytes(n.shape)).sum(),
+            largest_layer_per_image: layers.map(layer_bytes).max().unwrap_or(0),
+        }
+    }
+
+    /// Images per chunk for a batch of `batch`: `batch` itself when chunks do not pay,
+    /// else as many as fit their largest layer in 1 MiB (a core's L2), evened out
+    /// over the thread pool.
+    pub fn images_per_chunk(&self, batch: usize) -> usize {
+        let chunk = (CHUNK_BYTES / self.largest_layer_per_image.max(1)).max(1);
+        let weights_cheap =
+            self.weights <= RESIDENT_WEIGHT_BYTES || self.weights <= chunk * self.maps_per_image;
+        if !weights_cheap || chunk >= batch {
+            return batch;
+        }
+        // Chunks in a multiple of the thread count, all about the same size: no thread
+        // is left with a runt at the end.
+        let threads = rayon::current_num_threads().max(1);
+        let chunks = batch.div_ceil(chunk).next_multiple_of(threads);
+        batch.div_ceil(chunks)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn footprint(weights: usize, maps: usize, largest: usize) -> InferenceFootprint {
+        InferenceFootprint {
+            weights,
+            maps_per_image: maps,
+            largest_layer_per_image: largest,
+        }
+    }
+
+    #[test]
+    fn chunks_hold_their_largest_layer_and_split_evenly_over_the_threads() {
+        let pool = |threads| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+        };
+        // 1 MiB / 100 KiB = 10 images a chunk.
+        let small = footprint(1 << 20, 400 << 10, 100 << 10);
+        pool(2).install(|| {
+            // 128 images: 13 chunks of 10 -> 14 chunks (even over 2 threads) of 10.
+            assert_eq!(small.images_per_chunk(128), 10);
+            // 30 images: 3 chunks -> 4, of 8 (the last of 6).
+            assert_eq!(small.images_per_chunk(30), 8);
+            // No more than the batch: one pass.
+            assert_eq!(small.images_per_chunk(10), 10);
+            assert_eq!(small.images_per_chunk(1), 1);
+        });
+        pool(1).install(|| assert_eq!(small.images_per_chunk(30), 10));
+        // A layer larger than the budget: one image at a time.
+        let wide = footprint(1 << 20, 30 << 20, 6 << 20);
+        pool(2).install(|| assert_eq!(wide.images_per_chunk(16), 1));
+    }
+
+    #[test]
+    fn large_weights_go_in_chunks_only_when_the_maps_outweigh_them() {
+        // ResNet18's figures: 47 MB of weights, 14 MB of maps an image.
+        let resnet18 = footprint(46_815_648, 13_754_272, 4_014_080);
+        assert_eq!(resnet18.images_per_chunk(16), 16);
+        // MobileNetV2's weights stay in the shared cache.
+        let mobilenet_v2 = footprint(14_224_160, 27_592_224, 6_021_120);
+        assert_eq!(mobilenet_v2.images_per_chunk(16), 1);
+        // EfficientNet-Lite0's do not, but its maps outweigh them.
+        let efficientnet = footprint(18_860_128, 27_805_472, 6_021_120);
+        assert_eq!(efficientnet.images_per_chunk(16), 1);
+    }
+}

@@ -96,10 +96,14 @@ impl<'a> Context<'a> {
         self.store
     }
 
-    /// Whether [`Context::param`] gives `id` as a constant in this pass (no tape, or a
-    /// frozen parameter), so that nothing is recorded through it.
-    pub(crate) fn reads_constant(&self, id: ParamId) -> bool {
-        self.tape.is_none() || !self.store.get(id).trainable
+    /// Whether a layer's pass on `x` with `params` records nothing: `x` is on no tape and
+    /// [`Context::param`] gives each parameter as a constant (no tape, or frozen). Such
+    /// a pass may read the parameters where they are stored.
+    pub(crate) fn records_nothing(&self, x: &Var, params: &[ParamId]) -> bool {
+        x.tape().is_none()
+            && params
+                .iter()
+                .all(|&id| self.tape.is_none() || !self.store.get(id).trainable)
     }
 
     /// The parameter as a value: a tape leaf when training and trainable, else a

@@ -118,11 +118,7 @@ impl Conv2d {
     /// constant input), straight from the stored kernel, prepared once
     /// ([`PreparedKernel`]) where that pays; else as recorded ops.
     fn kernel_in(&self, x: &Var, ctx: &Context) -> Result<Kernel> {
-        let constant = x.tape().is_none()
-            && std::iter::once(self.kernel)
-                .chain(self.bias)
-                .all(|id| ctx.reads_constant(id));
-        if !constant {
+        if !ctx.records_nothing(x, &self.params()) {
             self.prepared.clear();
             return Ok(Kernel::Recorded);
         }

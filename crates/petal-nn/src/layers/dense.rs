@@ -135,11 +135,7 @@ impl Layer for Dense {
     }
     fn forward(&self, inputs: &[&Var], ctx: &Context) -> Result<Var> {
         let x = single(&self.name, inputs)?;
-        let constant = x.tape().is_none()
-            && std::iter::once(self.kernel)
-                .chain(self.bias)
-                .all(|id| ctx.reads_constant(id));
-        if constant {
+        if ctx.records_nothing(x, &self.params()) {
             return self.activation.apply(self.constant_output(x, ctx.store())?);
         }
         let mut y = x.matmul(&ctx.param(self.kernel))?;

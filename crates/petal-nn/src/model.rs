@@ -6,7 +6,7 @@ use std::fmt;
 use std::path::Path;
 
 use petal_tensor::shape_ops::concat;
-use petal_tensor::{Pool2dSpec, Tensor};
+use petal_tensor::{Pool2dSpec, ScopedSettings, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
@@ -715,7 +715,9 @@ impl Model {
 
     /// Inference on a batch: eval mode, no tape. The batch goes through the network a
     /// few images at a time where that keeps feature maps in the cache
-    /// ([`InferenceFootprint::images_per_chunk`]), with the same results as one pass.
+    /// ([`InferenceFootprint::images_per_chunk`]), with the same results as one pass:
+    /// the chunks run on the rayon pool under the caller's
+    /// [`with_precision`](petal_tensor::with_precision) and 3x3 kernel settings.
     pub fn predict(&self, x: &Tensor) -> Result<Tensor> {
         let batch = x.shape().first().copied().unwrap_or(0);
         let chunk = InferenceFootprint::of(self).images_per_chunk(batch);
@@ -723,13 +725,16 @@ impl Model {
             return self.predict_in_one_pass(x);
         }
         let image_len = x.len() / batch;
+        // The chunks run on the pool's threads, under the caller's precision and kernels.
+        let settings = ScopedSettings::current();
         let outputs = x
             .as_slice()
             .par_chunks(chunk * image_len)
             .map(|images| {
                 let mut shape = x.shape().to_vec();
                 shape[0] = images.len() / image_len;
-                self.predict_in_one_pass(&Tensor::from_vec(&shape, images.to_vec())?)
+                let images = Tensor::from_vec(&shape, images.to_vec())?;
+                settings.run(|| self.predict_in_one_pass(&images))
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(concat(&outputs.iter().collect::<Vec<_>>(), 0)?)

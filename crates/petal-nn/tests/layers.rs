@@ -6,7 +6,8 @@ use petal_nn::{
     no_grad, Context, Graph, InferenceFootprint, LayerConfig, Loss, Model, ParamId, Sequential,
     Tape, Targets, Var,
 };
-use petal_tensor::{Padding, Tensor};
+use petal_tensor::conv::{with_kernel_3x3, Kernel3x3};
+use petal_tensor::{with_precision, Padding, Precision, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -1087,18 +1088,33 @@ fn predictions_in_chunks_give_the_bits_of_one_pass() {
         pool.install(|| {
             let chunk = InferenceFootprint::of(&model).images_per_chunk(30);
             assert!(chunk < 30, "the batch goes in chunks ({chunk} images)");
-            let one_pass = no_grad(|| {
-                let ctx = Context::eval(model.store());
-                model.forward(&Var::constant(x.clone()), &ctx)
-            })
-            .unwrap();
             let predicted = model.predict(&x).unwrap();
             assert_eq!(predicted.shape(), [30, 10]);
             assert_eq!(
                 predicted.to_vec(),
-                one_pass.value().to_vec(),
+                one_pass(&model, &x),
                 "{threads} threads"
             );
         });
     }
+    // Called from outside the pool, every chunk runs on a pool thread: each must take
+    // the caller's kernel and precision, which change the bits.
+    let auto = model.predict(&x).unwrap().to_vec();
+    let im2col = with_kernel_3x3(Kernel3x3::Im2col, || model.predict(&x)).unwrap();
+    assert_ne!(im2col.to_vec(), auto);
+    let expected = with_kernel_3x3(Kernel3x3::Im2col, || one_pass(&model, &x));
+    assert_eq!(im2col.to_vec(), expected, "im2col");
+    if Precision::bf16_available() {
+        let bf16 = with_precision(Precision::Bf16, || model.predict(&x)).unwrap();
+        assert_ne!(bf16.to_vec(), auto);
+        let expected = with_precision(Precision::Bf16, || one_pass(&model, &x));
+        assert_eq!(bf16.to_vec(), expected, "bf16");
+    }
+}
+
+/// `model` on `x` in one eval pass over the whole batch, on this thread's settings.
+fn one_pass(model: &Model, x: &Tensor) -> Vec<f32> {
+    let ctx = Context::eval(model.store());
+    let y = no_grad(|| model.forward(&Var::constant(x.clone()), &ctx)).unwrap();
+    y.value().to_vec()
 }

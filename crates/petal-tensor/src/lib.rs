@@ -44,5 +44,6 @@ pub use conv::Conv2dSpec;
 pub use error::{Result, TensorError};
 pub use pool::Pool2dSpec;
 pub use precision::{with_precision, within_bf16_rounding, Precision};
+pub use scoped::ScopedSettings;
 pub use tensor::Tensor;
 pub use window::Padding;

@@ -47,6 +47,14 @@ pub fn with_kernel_3x3<R>(kernel: Kernel3x3, work: impl FnOnce() -> R) -> R {
     with_setting(&KERNEL, kernel, work)
 }
 
+impl Kernel3x3 {
+    /// The kernel [`with_kernel_3x3`] set on this thread ([`Kernel3x3::Auto`] outside
+    /// any).
+    pub fn scoped() -> Self {
+        KERNEL.get()
+    }
+}
+
 /// The tiling the Winograd path computes this convolution with (the same for its
 /// three passes), or `None` if it goes elsewhere: a shape the path cannot take, or
 /// im2col chosen by [`with_kernel_3x3`].
@@ -54,7 +62,7 @@ pub(super) fn winograd_tile(s: &ConvShape) -> Option<Tile> {
     if !winograd::applies(s) {
         return None;
     }
-    match KERNEL.get() {
+    match Kernel3x3::scoped() {
         Kernel3x3::Auto => Some(auto_tile(s)),
         Kernel3x3::Im2col => None,
         Kernel3x3::WinogradF2x2 => Some(Tile::F2),

@@ -1,7 +1,7 @@
 //! The register-blocked depthwise kernels (multiplier 1) and the walk over one image
 //! that feeds them blocks of target pixels.
 
-use super::lanes::{prefetch, Isa, Lanes, Portable, LANES};
+use super::lanes::{check_span, prefetch, Isa, Lanes, Portable, LANES};
 use super::plan::{Axis, Block, Plan, MAX_BLOCK};
 use crate::conv::ConvShape;
 use crate::elementwise::Unary;
@@ -44,6 +44,8 @@ pub(super) struct Walk {
     target_cols: usize,
     /// Values between the sources of neighbouring pixels of a block.
     source_step: usize,
+    /// Source pixels between the sources of neighbouring pixels of a block.
+    source_stride: usize,
     /// Values between neighbouring target pixels of a block.
     target_step: usize,
     /// The activation [`Gather`] applies to its results before it stores them, as the
@@ -60,6 +62,9 @@ pub(super) struct At<'a, V: Lanes> {
     target: usize,
     /// The block's first channel.
     channel: usize,
+    /// How many column taps reach the block, when they form a window sliding along
+    /// the row ([`Block::window`](super::plan::Block)).
+    window: Option<usize>,
     width: V::Width,
 }
 
@@ -99,13 +104,21 @@ impl BlockKernel for Gather {
         filter: &[f32],
     ) {
         let mut sums = [V::zero(); B];
-        at.for_each_tap(|tap, first| {
-            let weights = V::load(filter, tap, at.width);
-            let x = V::load_strided::<B>(source, first, at.walk.source_step, at.width);
-            for (sum, x) in sums.iter_mut().zip(x) {
-                *sum = sum.mul_add(x, weights);
-            }
-        });
+        // The windows of the MobileNet and EfficientNet layers slide; other blocks take
+        // their taps one by one.
+        match (at.window, at.walk.source_stride) {
+            (Some(3), 1) => slide::<V, B, 3, 1>(at, &mut sums, source, filter),
+            (Some(3), 2) => slide::<V, B, 3, 2>(at, &mut sums, source, filter),
+            (Some(5), 1) => slide::<V, B, 5, 1>(at, &mut sums, source, filter),
+            (Some(5), 2) => slide::<V, B, 5, 2>(at, &mut sums, source, filter),
+            _ => at.for_each_tap(|tap, first| {
+                let weights = V::load(filter, tap, at.width);
+                let x = V::load_strided::<B>(source, first, at.walk.source_step, at.width);
+                for (sum, x) in sums.iter_mut().zip(x) {
+                    *sum = sum.mul_add(x, weights);
+                }
+            }),
+        }
         let (target, step) = (at.target, at.walk.target_step);
         let mut y = V::load_strided::<B>(out, target, step, at.width);
         // Loops, not closures: a closure is compiled apart from the AVX-512 function it
@@ -119,6 +132,40 @@ impl BlockKernel for Gather {
             }
         }
         V::store_strided::<B>(y, out, target, step, at.width);
+    }
+}
+
+/// [`Gather`]'s sums for a block whose `N` column taps form a window, its pixels `S`
+/// source columns apart: along each filter row, pixel `i` reads source column
+/// `S * i + j` of the block's row through tap `j`. With `B`, `N` and `S` known to the
+/// compiler the loops unroll into straight code, one bounds check per filter row
+/// instead of one per tap, and a source vector that several pixels read is loaded once
+/// (`S * (B - 1) + N` loads instead of `B * N`: 10 instead of 24 for a 3x3 window at
+/// stride 1). Each pixel adds its taps in the order of [`At::for_each_tap`]: the same
+/// bits.
+#[inline(always)]
+fn slide<V: Lanes, const B: usize, const N: usize, const S: usize>(
+    at: &At<'_, V>,
+    sums: &mut [V; B],
+    source: &[f32],
+    filter: &[f32],
+) {
+    let w = at.walk;
+    let (kx, sx) = at.col_taps[0];
+    for &(ky, sy) in at.row_taps {
+        let tap = (ky * w.kernel_cols + kx) * w.channels + at.channel;
+        let weights = V::load_strided::<N>(filter, tap, w.channels, at.width);
+        let first = (sy * w.source_cols + sx) * w.channels + at.channel;
+        check_span::<V>(source.len(), first, w.channels, S * (B - 1) + N, at.width);
+        for (j, weight) in weights.into_iter().enumerate() {
+            for (i, sum) in sums.iter_mut().enumerate() {
+                let column = first + (S * i + j) * w.channels;
+                // SAFETY: `check_span` above: columns up to `S * (B - 1) + N - 1` lie
+                // inside `source`.
+                let x = unsafe { V::load_ptr(source.as_ptr().add(column), at.width) };
+                *sum = sum.mul_add(x, weight);
+            }
+        }
     }
 }
 
@@ -162,6 +209,7 @@ impl Walk {
             source_cols: cols.sources(),
             target_cols: cols.targets(),
             source_step: cols.source_step() * s.channels,
+            source_stride: cols.source_step(),
             target_step: cols.target_step() * s.channels,
             clamp: None,
         }
@@ -222,6 +270,7 @@ impl Walk {
                     prefetch(a, pixels.start * self.channels..pixels.end * self.channels);
                 }
                 let col_taps = self.cols.taps(block);
+                let window = block.window.then_some(col_taps.len());
                 let first_pixel = row.target * self.target_cols + block.target;
                 // The channel blocks of one pixel block one after another, while its
                 // sources are in the L1 cache.
@@ -232,6 +281,7 @@ impl Walk {
                         col_taps,
                         target: first_pixel * self.channels + channel,
                         channel,
+                        window,
                         width: V::width((self.channels - channel).min(LANES)),
                     };
                     dispatch_len::<V, K>(block, &at, out, a, b);
@@ -263,6 +313,56 @@ mod tests {
     use super::*;
     use crate::conv::Conv2dSpec;
     use crate::window::Padding;
+
+    /// Sliding windows give the bits of the taps taken one by one: 3x3 and 5x5 windows
+    /// at stride 1 and 2, blocks of every length, a channel tail, each vector code.
+    #[test]
+    fn sliding_windows_give_the_bits_of_one_tap_at_a_time() {
+        let values = |len: usize, scale: f32| -> Vec<f32> {
+            (0..len)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) * scale)
+                .collect()
+        };
+        for kernel in [3, 5] {
+            for stride in [1, 2] {
+                let spec = Conv2dSpec {
+                    stride: [stride, stride],
+                    padding: Padding::Same,
+                    groups: 40,
+                    ..Conv2dSpec::default()
+                };
+                let s = ConvShape::new(&[1, 9, 37, 40], &[kernel, kernel, 1, 40], &spec).unwrap();
+                let walk = Walk::new(&s, false);
+                let windows = walk
+                    .cols
+                    .blocks
+                    .iter()
+                    .filter(|b| b.window && walk.cols.taps(b).len() == kernel);
+                let lens: Vec<_> = windows.map(|b| b.len).collect();
+                assert!(
+                    lens.contains(&8) && lens.contains(&1),
+                    "{kernel}x{kernel} s{stride}: {lens:?}"
+                );
+                let (x, f) = (values(s.image_len(), 0.01), values(s.filter_len(), 0.003));
+                for isa in Isa::available() {
+                    let run = |walk: &Walk| {
+                        let mut out = values(s.output_image_len(), 0.1);
+                        walk.run::<Gather>(isa, &mut out, &x, &f);
+                        out
+                    };
+                    let mut one_by_one = walk.clone();
+                    one_by_one
+                        .cols
+                        .blocks
+                        .iter_mut()
+                        .for_each(|b| b.window = false);
+                    let (got, want) = (run(&walk), run(&one_by_one));
+                    let what = format!("{kernel}x{kernel} stride {stride} {isa:?}");
+                    assert!(got == want, "{what}: not the same bits");
+                }
+            }
+        }
+    }
 
     /// The kernel applies ReLU and ReLU6 where it reaches every output pixel; other
     /// activations, and outputs it does not reach, keep a pass of their own.

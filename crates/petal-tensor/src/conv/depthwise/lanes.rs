@@ -80,7 +80,7 @@ pub(super) trait Lanes: Copy {
         step: usize,
         width: Self::Width,
     ) -> [Self; B] {
-        check_span::<Self, B>(values.len(), first, step, width);
+        check_span::<Self>(values.len(), first, step, B, width);
         // SAFETY: `check_span`: every vector's values lie inside `values`.
         std::array::from_fn(|i| unsafe {
             Self::load_ptr(values.as_ptr().add(first + i * step), width)
@@ -96,7 +96,7 @@ pub(super) trait Lanes: Copy {
         step: usize,
         width: Self::Width,
     ) {
-        check_span::<Self, B>(values.len(), first, step, width);
+        check_span::<Self>(values.len(), first, step, B, width);
         for (i, v) in vectors.into_iter().enumerate() {
             // SAFETY: `check_span`: every vector's values lie inside `values`.
             unsafe { v.store_ptr(values.as_mut_ptr().add(first + i * step), width) }
@@ -116,17 +116,23 @@ pub(super) trait Lanes: Copy {
     }
 }
 
-/// Panics unless `B` vectors of `width` values `step` apart from `first` on fit in
-/// `len` values.
+/// Panics unless `vectors` vectors (at least one) of `width` values `step` apart from
+/// `first` on fit in `len` values.
 #[inline(always)]
-fn check_span<V: Lanes, const B: usize>(len: usize, first: usize, step: usize, width: V::Width) {
+pub(super) fn check_span<V: Lanes>(
+    len: usize,
+    first: usize,
+    step: usize,
+    vectors: usize,
+    width: V::Width,
+) {
     let end = step
-        .checked_mul(B - 1)
+        .checked_mul(vectors - 1)
         .and_then(|span| span.checked_add(first))
         .and_then(|last| last.checked_add(V::count(width)));
     assert!(
         end.is_some_and(|end| end <= len),
-        "depthwise: {B} vectors from {first} step {step} overrun {len} values"
+        "depthwise: {vectors} vectors from {first} step {step} overrun {len} values"
     );
 }
 

@@ -98,6 +98,10 @@ pub(super) struct Block {
     pub len: usize,
     /// The sources the block reads lie in this range.
     pub sources: Range<usize>,
+    /// Whether its taps are neighbours reading neighbouring sources (`(k, s)`,
+    /// `(k + 1, s + 1)`, ...): a window that slides along the axis, as every interior
+    /// block of a convolution without dilation has.
+    pub window: bool,
     taps: Range<usize>,
 }
 
@@ -135,13 +139,18 @@ impl Plan {
                     run += 1;
                 }
                 let len = BLOCK_LENS.into_iter().find(|&l| l <= run).unwrap_or(1);
-                let sources = plan.taps[taps.clone()].iter().map(|&(_, s)| s);
+                let block_taps = &plan.taps[taps.clone()];
+                let window = block_taps
+                    .windows(2)
+                    .all(|pair| pair[1] == (pair[0].0 + 1, pair[0].1 + 1));
+                let sources = block_taps.iter().map(|&(_, s)| s);
                 if let (Some(low), Some(high)) = (sources.clone().min(), sources.max()) {
                     let end = high + (len - 1) * source_step + 1;
                     plan.blocks.push(Block {
                         target,
                         len,
                         sources: low..end,
+                        window,
                         taps,
                     });
                 } else {
@@ -231,6 +240,18 @@ mod tests {
         // One border column each side, 110 interior columns: 13 x 8 + 4 + 2.
         assert_eq!(lens.len(), 2 + 13 + 2);
         assert_eq!(lens[1..14], [8; 13]);
+        // Every block reads a window of neighbouring sources: 3 inside, 2 at the borders.
+        let window_taps: Vec<_> = plan
+            .blocks
+            .iter()
+            .map(|b| b.window.then(|| plan.taps(b).len()))
+            .collect();
+        assert_eq!(window_taps[0], Some(2));
+        assert!(window_taps[1..16].iter().all(|&taps| taps == Some(3)));
+        assert_eq!(window_taps[16], Some(2));
+        // Transposed, the taps of a block read sources in the opposite order: no window.
+        let transposed = Plan::new(&axis(112, 3, 1, AxisPadding::Same, true), 8);
+        assert!(transposed.blocks.iter().all(|b| !b.window));
         let rows = Plan::new(&axis(112, 3, 2, AxisPadding::Same, true), 1);
         assert!(rows.blocks.iter().all(|b| b.len == 1));
         assert_eq!(rows.blocks.len(), 112);

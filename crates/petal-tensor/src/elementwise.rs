@@ -80,7 +80,7 @@ pub fn broadcast_shape(op: &'static str, a: &[usize], b: &[usize]) -> Result<Vec
 /// ```
 pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
     if a.shape() == b.shape() {
-        return Tensor::from_vec(a.shape(), same_shape(a.as_slice(), b.as_slice(), op));
+        return Tensor::from_vec(a.shape(), flat_binary(a.as_slice(), b.as_slice(), op));
     }
     let shape = broadcast_shape(op.name(), a.shape(), b.shape())?;
     let dim = IxDyn(&shape);
@@ -101,7 +101,7 @@ pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
 /// the values, each operation with a loop of its own (matched per element, as
 /// `op.apply` would be, a loop does not vectorize), instead of a broadcasting walk over
 /// every axis (1.8% of EfficientNet-Lite0's inference went to that walk).
-fn same_shape(a: &[f32], b: &[f32], op: BinaryOp) -> Vec<f32> {
+fn flat_binary(a: &[f32], b: &[f32], op: BinaryOp) -> Vec<f32> {
     match op {
         BinaryOp::Add => zip_map(a, b, |x, y| x + y),
         BinaryOp::Sub => zip_map(a, b, |x, y| x - y),
@@ -556,10 +556,7 @@ mod tests {
             Tensor::from_vec(&[len], g).unwrap(),
         );
         for threads in [1, 2] {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
+            let pool = crate::parallel::pool_of(threads);
             for op in [Unary::Relu, Unary::Relu6, Unary::Sigmoid] {
                 let got = pool.install(|| unary_backward_from_output(&y, &g, op).unwrap());
                 let want = gradient_by_formula(&y, &g, op);
@@ -580,10 +577,7 @@ mod tests {
             Tensor::from_vec(&[len], b).unwrap(),
         );
         for threads in [1, 2] {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
+            let pool = crate::parallel::pool_of(threads);
             for op in [Unary::Relu, Unary::Relu6, Unary::Sigmoid, Unary::Tanh] {
                 let got = pool.install(|| add_activated(&a, &b, op).unwrap());
                 let mut want = binary(&a, &b, BinaryOp::Add).unwrap();
@@ -609,10 +603,7 @@ mod tests {
             Tensor::from_vec(&shape, b[..shape[0] * shape[1]].to_vec()).unwrap(),
         );
         for threads in [1, 2] {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
+            let pool = crate::parallel::pool_of(threads);
             for op in [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div] {
                 let got = pool.install(|| binary(&ta, &tb, op).unwrap());
                 assert_eq!(got.shape(), &shape);

@@ -205,6 +205,15 @@ unsafe fn filled(
     values
 }
 
+/// A rayon pool of `threads` threads, for tests that compare thread counts.
+#[cfg(test)]
+pub(crate) fn pool_of(threads: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("a test's rayon pool")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,10 +222,7 @@ mod tests {
     fn every_image_starts_as_asked_and_work_sees_each_once() {
         let bias = [1.0, 2.0, 3.0];
         for threads in [1, 2, 3] {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
+            let pool = pool_of(threads);
             let batch = pool.install(|| {
                 new_batch(5, 6, Start::Repeat(&bias), |first, values| {
                     for (i, image) in values.chunks_mut(6).enumerate() {

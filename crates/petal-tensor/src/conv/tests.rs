@@ -113,10 +113,7 @@ fn check_kernel(
     let s = ConvShape::new(&input, &filter, &spec).unwrap();
     let (x, f, dy) = operands(&s);
     let (y, dx, dw) = reference(&s, &x, &f, &dy);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .unwrap();
+    let pool = crate::parallel::pool_of(threads);
     // With a bias and a fused ReLU, and the bias gradient (per-filter sums of `dy`).
     let o = filter[3];
     let b = Tensor::from_vec(&[o], values(o, 4)).unwrap();
@@ -319,10 +316,7 @@ fn check_winograd_passes(input: [usize; 4], filter: [usize; 4]) {
     let (x, f, dy) = operands(&s);
     let (y, dx, dw) = reference(&s, &x, &f, &dy);
     for threads in [1, 2] {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
+        let pool = crate::parallel::pool_of(threads);
         let passes = pool.install(|| {
             with_kernel_3x3(Kernel3x3::WinogradF4x4, || {
                 assert_pooling_fuses(&x, &f, None, &spec, None);
@@ -434,10 +428,7 @@ fn each_fast_path_is_taken_and_correct() {
     // 382 rows on 2); 800 rows of 764 values make blocks of the 192-row floor, 5 of
     // them, evened out (160 rows on 1 thread; 6 blocks of 134 on 2 or 3, the last 130).
     for (threads, rows) in [(1, [765, 160]), (2, [383, 134]), (3, [255, 134])] {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
+        let pool = crate::parallel::pool_of(threads);
         let blocks = pool.install(|| {
             [
                 pointwise::block_rows(765, 12),
@@ -608,10 +599,7 @@ fn check_depthwise(s: &ConvShape, threads: usize, isas: &[depthwise::Isa]) {
         .enumerate()
         .map(|(i, y)| y + bias[i % s.filters])
         .collect();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .unwrap();
+    let pool = crate::parallel::pool_of(threads);
     let tensor = |shape: [usize; 4], values: Vec<f32>| Tensor::from_vec(&shape, values).unwrap();
     for &isa in isas {
         let what = |pass: &str| format!("{pass} {isa:?} {:?} {threads} threads", s);

@@ -1151,10 +1151,7 @@ mod tests {
     fn groups_give_the_gemms_enough_tiles_within_the_scratch() {
         let scratch = |tiles: usize, c: usize, o: usize| 36 * tiles * (c + o);
         // On one thread, so that a task holds the whole batch of 128.
-        let one = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap();
+        let one = crate::parallel::pool_of(1);
         let group =
             |tiles, c, o| one.install(|| images_per_group(tiles, scratch(tiles, c, o), 128));
         assert_eq!(group(49, 16, 16), 3);

@@ -137,10 +137,7 @@ fn results_are_the_same_bits_on_every_run_and_thread_count() {
     };
     let first = run();
     for threads in [1, 2, 3, 1] {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
+        let pool = crate::parallel::pool_of(threads);
         assert!(pool.install(run) == first, "{threads} threads");
     }
 }

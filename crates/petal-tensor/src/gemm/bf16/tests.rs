@@ -233,10 +233,7 @@ fn products_spanning_several_blocks_match_f32_and_do_not_depend_on_threads() {
     };
     check(m, k, n, layout, false);
     let on = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
+        let pool = crate::parallel::pool_of(threads);
         pool.install(|| run(m, k, n, layout, true).bf16)
     };
     let one = on(1);

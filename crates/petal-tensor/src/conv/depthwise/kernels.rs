@@ -104,11 +104,15 @@ impl BlockKernel for Gather {
         filter: &[f32],
     ) {
         let mut sums = [V::zero(); B];
-        // The windows of the MobileNet and EfficientNet layers slide; other blocks take
-        // their taps one by one.
+        // The windows of the MobileNet and EfficientNet layers slide, their borders'
+        // shorter ones too; other blocks take their taps one by one.
         match (at.window, at.walk.source_stride) {
+            (Some(2), 1) => slide::<V, B, 2, 1>(at, &mut sums, source, filter),
+            (Some(2), 2) => slide::<V, B, 2, 2>(at, &mut sums, source, filter),
             (Some(3), 1) => slide::<V, B, 3, 1>(at, &mut sums, source, filter),
             (Some(3), 2) => slide::<V, B, 3, 2>(at, &mut sums, source, filter),
+            (Some(4), 1) => slide::<V, B, 4, 1>(at, &mut sums, source, filter),
+            (Some(4), 2) => slide::<V, B, 4, 2>(at, &mut sums, source, filter),
             (Some(5), 1) => slide::<V, B, 5, 1>(at, &mut sums, source, filter),
             (Some(5), 2) => slide::<V, B, 5, 2>(at, &mut sums, source, filter),
             _ => at.for_each_tap(|tap, first| {
@@ -265,6 +269,9 @@ impl Walk {
                 // cache while this block computes: the kernels read 16 channels of
                 // pixels a stride apart, a pattern the hardware prefetchers follow badly.
                 for &(_, sy) in next_row_taps {
+                    if row_taps.iter().any(|&(_, read)| read == sy) {
+                        continue;
+                    }
                     let first = sy * self.source_cols;
                     let pixels = first + block.sources.start..first + block.sources.end;
                     prefetch(a, pixels.start * self.channels..pixels.end * self.channels);
@@ -315,7 +322,8 @@ mod tests {
     use crate::window::Padding;
 
     /// Sliding windows give the bits of the taps taken one by one: 3x3 and 5x5 windows
-    /// at stride 1 and 2, blocks of every length, a channel tail, each vector code.
+    /// at stride 1 and 2 and their borders' shorter ones, blocks of every length, a
+    /// channel tail, each vector code.
     #[test]
     fn sliding_windows_give_the_bits_of_one_tap_at_a_time() {
         let values = |len: usize, scale: f32| -> Vec<f32> {
@@ -323,6 +331,7 @@ mod tests {
                 .map(|i| ((i * 37 % 101) as f32 - 50.0) * scale)
                 .collect()
         };
+        let mut border_taps = std::collections::BTreeSet::new();
         for kernel in [3, 5] {
             for stride in [1, 2] {
                 let spec = Conv2dSpec {
@@ -343,6 +352,15 @@ mod tests {
                     lens.contains(&8) && lens.contains(&1),
                     "{kernel}x{kernel} s{stride}: {lens:?}"
                 );
+                // The border pixels' shorter windows (2 taps of a 3x3 filter, 3 or 4 of
+                // a 5x5 one).
+                border_taps.extend(
+                    walk.cols
+                        .blocks
+                        .iter()
+                        .filter(|b| b.window && walk.cols.taps(b).len() < kernel)
+                        .map(|b| walk.cols.taps(b).len()),
+                );
                 let (x, f) = (values(s.image_len(), 0.01), values(s.filter_len(), 0.003));
                 for isa in Isa::available() {
                     let run = |walk: &Walk| {
@@ -362,6 +380,7 @@ mod tests {
                 }
             }
         }
+        assert_eq!(border_taps.into_iter().collect::<Vec<_>>(), [2, 3, 4]);
     }
 
     /// The kernel applies ReLU and ReLU6 where it reaches every output pixel; other

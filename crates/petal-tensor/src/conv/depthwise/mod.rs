@@ -19,19 +19,24 @@
 //!   pixels), the classes' blocks interleaved in memory order;
 //! - each block runs for every block of 16 channels in turn (one AVX-512 register of
 //!   `f32`; a tail of `c % 16` channels takes masked loads and stores) while its
-//!   sources are in the L1 cache; the sources of the next row's block are prefetched;
+//!   sources are in the L1 cache; the source rows that the same block of the next row
+//!   reads and this one does not are prefetched (at stride 1 one row of three; all
+//!   of them, as before, cost 2-10% on single EfficientNet-Lite0 layers);
 //! - the output images start (bias or zeros) one at a time just before their kernel
 //!   runs (`batch::map_images`), so that a large image is still cached when the kernel
 //!   adds to it; a ReLU or ReLU6 after the forward pass is applied by the kernel as it
 //!   stores each result (`Walk::activating`), not in a pass over the image after it;
 //! - forward and input gradient ([`kernels::Gather`]): 8 sums in registers, each tap's
 //!   16 weights loaded once per block and multiplied into all 8; where a block's column
-//!   taps form a window (3 or 5 neighbouring taps, stride 1 or 2: the forward pass
+//!   taps form a window (2 to 5 neighbouring taps, stride 1 or 2: the forward pass
 //!   without dilation), the window slides along the row in straight code, each source
 //!   vector loaded once for all the pixels that read it, the same bits (forward
 //!   GFLOP/s, MobileNetV2 and EfficientNet-Lite0 layers of batch 16, 2 threads: +0% on
 //!   112x112x32 up to +115% on 28x28x192, medians of `cargo bench -p petal-tensor
-//!   --bench conv -- depthwise/forward`, before and after in turn); the filter gradient
+//!   --bench conv -- depthwise/forward`, before and after in turn). The border pixels'
+//!   windows of 2 (3x3) and 3 or 4 taps (5x5) slide too: +3-10% on single images of the
+//!   EfficientNet-Lite0 layers, most on the 7x7 and 14x14 ones, where the borders are
+//!   a seventh to two sevenths of the pixels. The filter gradient
 //!   ([`kernels::FilterGradient`]): 8 vectors of output gradient in registers, each
 //!   tap's 16 gradient values loaded, updated from all 8 pixels and stored once per
 //!   block, into one partial gradient per thread, added in task order (the same bits

@@ -5,10 +5,12 @@
 //! window, stride and padding. Padding never wins a max and never counts in an
 //! average (TensorFlow's rule).
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use crate::error::{invalid, shape_mismatch, Result};
-use crate::parallel::{new_image_groups, Start};
+use crate::parallel::{images_per_task, new_image_groups, new_values_written, Start};
 use crate::simd::{counting_from, load, store};
 use crate::window::{AxisGeometry, Padding};
 use crate::Tensor;
@@ -238,7 +240,24 @@ impl WithSimd for MaxPoolImage<'_> {
     }
 }
 
-/// Routes each output gradient to the input value that won its window.
+/// Routes each output gradient to the input value that won its window (`argmax`, as
+/// [`max_pool2d`] returns it); every other input gets zero.
+///
+/// When no two windows share a pixel (stride at least the window, Keras' default),
+/// each input value is written once, in memory order; otherwise the gradients are
+/// added to zeros, a pixel that wins two windows getting both. The Keras MNIST CNN
+/// trains 3% faster for it (`cargo xtask bench --only keras-mnist-train`, 10 pairs
+/// alternating with adding to zeros, medians 12628 -> 13034 images/s).
+///
+/// ```
+/// use petal_tensor::{pool::{max_pool2d, max_pool2d_backward}, Pool2dSpec, Tensor};
+/// let x = Tensor::from_vec(&[1, 2, 2, 1], vec![1., 4., 3., 2.])?;
+/// let spec = Pool2dSpec::square(2);
+/// let (_, argmax) = max_pool2d(&x, &spec)?;
+/// let dx = max_pool2d_backward(&Tensor::ones(&[1, 1, 1, 1]), &argmax, x.shape(), &spec)?;
+/// assert_eq!(dx.to_vec(), vec![0., 1., 0., 0.]);
+/// # Ok::<(), petal_tensor::TensorError>(())
+/// ```
 pub fn max_pool2d_backward(
     grad_out: &Tensor,
     argmax: &[u32],
@@ -258,25 +277,88 @@ pub fn max_pool2d_backward(
         ));
     }
     let (in_len, out_len) = (s.image_len(), s.output_image_len());
-    // Each image zeroed just before its gradients land, while it is in the cache.
-    let routed = new_image_groups(
-        s.batch,
-        in_len,
-        1,
-        Start::Zeros,
-        || (),
-        |_, image, dxi| {
-            let at = image * out_len;
-            let (dyi, ai) = (
-                &grad_out.as_slice()[at..][..out_len],
-                &argmax[at..][..out_len],
-            );
-            for (g, &at) in dyi.iter().zip(ai) {
-                dxi[at as usize] += g;
+    let (dy, argmax) = (grad_out.as_slice(), argmax);
+    let image = |at: usize| {
+        (
+            &dy[at * out_len..][..out_len],
+            &argmax[at * out_len..][..out_len],
+        )
+    };
+    let routed = if s.rows.windows_are_disjoint() && s.cols.windows_are_disjoint() {
+        let per_task = images_per_task(s.batch) * in_len;
+        let write = |offset: usize, part: &mut [MaybeUninit<f32>]| {
+            for (k, dxi) in part.chunks_mut(in_len).enumerate() {
+                pulp::Arch::new().dispatch(RouteToWinners {
+                    shape: &s,
+                    image: image(offset / in_len + k),
+                    dx: dxi,
+                });
             }
-        },
-    );
+        };
+        // SAFETY: `RouteToWinners` writes every value of each image, and the parts hold
+        // whole images (`per_task` is a multiple of `in_len`).
+        unsafe { new_values_written(s.batch * in_len, per_task, write) }
+    } else {
+        // Overlapping windows may share a winner: each image zeroed just before its
+        // gradients are added, while it is in the cache.
+        new_image_groups(
+            s.batch,
+            in_len,
+            1,
+            Start::Zeros,
+            || (),
+            |_, at, dxi| {
+                let (dyi, ai) = image(at);
+                for (g, &at) in dyi.iter().zip(ai) {
+                    dxi[at as usize] += g;
+                }
+            },
+        )
+    };
     Tensor::from_vec(input_shape, routed)
+}
+
+/// The input gradient of one image of a max pooling whose windows share no pixel:
+/// each value written once, in memory order, the output gradient of its window where
+/// it won and zero elsewhere (no zeroing pass before, no scattered adds after).
+struct RouteToWinners<'a> {
+    shape: &'a PoolShape,
+    /// The image's output gradient and winners.
+    image: (&'a [f32], &'a [u32]),
+    dx: &'a mut [MaybeUninit<f32>],
+}
+
+impl WithSimd for RouteToWinners<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _simd: S) {
+        let Self {
+            shape: s,
+            image: (dy, argmax),
+            dx,
+        } = self;
+        let c = s.channels;
+        for (pixel, dx) in dx.chunks_exact_mut(c).enumerate() {
+            let (row, col) = (pixel / s.cols.input, pixel % s.cols.input);
+            let window = s.rows.covering_output(row).zip(s.cols.covering_output(col));
+            let Some((oy, ox)) = window else {
+                dx.iter_mut().for_each(|v| _ = v.write(0.0));
+                continue;
+            };
+            let at = (oy * s.cols.output + ox) * c;
+            let first = (pixel * c) as u32;
+            let winners = dy[at..at + c].iter().zip(&argmax[at..at + c]);
+            for (ch, (v, (&g, &won_at))) in dx.iter_mut().zip(winners).enumerate() {
+                // `0.0 + g`: the sum the scattered adds gave (-0.0 becomes 0.0).
+                v.write(if won_at == first + ch as u32 {
+                    0.0 + g
+                } else {
+                    0.0
+                });
+            }
+        }
+    }
 }
 
 /// Average pooling; each window's mean is over its in-bounds values only.
@@ -481,6 +563,46 @@ mod tests {
             let (best, at) = reference_max_pool(&x, &spec);
             prop_assert_eq!(y.to_vec(), best);
             prop_assert_eq!(argmax, at);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Each output gradient reaches its window's winner, the other inputs get zero,
+        /// bit for bit as adding the gradients to zeros: windows apart, side by side or
+        /// overlapping, with padding and with input rows and columns no window reads.
+        #[test]
+        fn max_pool_backward_routes_each_gradient_to_its_winner(
+            n in 1..3usize, h in 1..9usize, w in 1..9usize, c in 1..40usize,
+            window in 1..4usize, stride in 1..5usize, same in any::<bool>(), seed in any::<u32>(),
+        ) {
+            let spec = Pool2dSpec {
+                stride: [stride, stride],
+                padding: if same { Padding::Same } else { Padding::Valid },
+                ..Pool2dSpec::square(window)
+            };
+            prop_assume!(PoolShape::new("test", &[n, h, w, c], &spec).is_ok());
+            let hash = |i: usize| (i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 24;
+            let values = (0..n * h * w * c).map(|i| hash(i) as f32 % 7.0 - 3.0).collect();
+            let x = Tensor::from_vec(&[n, h, w, c], values).unwrap();
+            let (y, argmax) = max_pool2d(&x, &spec).unwrap();
+            // Gradients of both signs, zeros of both signs among them.
+            let grads = (0..y.len()).map(|i| (hash(i + 7) % 9) as f32 * 0.5 - 2.0);
+            let grads: Vec<f32> = grads.map(|g| if g == 0.0 { -0.0 } else { g }).collect();
+            let dy = Tensor::from_vec(y.shape(), grads.clone()).unwrap();
+            let (image_len, out_len) = (h * w * c, y.len() / n);
+            let mut expected = vec![0.0f32; n * image_len];
+            for (i, (&g, &at)) in grads.iter().zip(&argmax).enumerate() {
+                expected[i / out_len * image_len + at as usize] += g;
+            }
+            for threads in [1, 2] {
+                let dx = crate::parallel::pool_of(threads)
+                    .install(|| max_pool2d_backward(&dy, &argmax, x.shape(), &spec))
+                    .unwrap();
+                let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                prop_assert_eq!(bits(dx.as_slice()), bits(&expected), "{} threads", threads);
+            }
         }
     }
 

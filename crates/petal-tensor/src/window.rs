@@ -91,6 +91,20 @@ impl AxisGeometry {
             .checked_sub(self.pad_before)
             .filter(|&i| i < self.input)
     }
+
+    /// Whether no two windows share an input position (`stride >= span`).
+    pub fn windows_are_disjoint(&self) -> bool {
+        self.stride > (self.kernel - 1) * self.dilation
+    }
+
+    /// For windows without dilation that no two share an input position: the output
+    /// position whose window reads input position `i`, or `None` if none does.
+    pub fn covering_output(&self, i: usize) -> Option<usize> {
+        debug_assert!(self.windows_are_disjoint() && self.dilation == 1);
+        let padded = i + self.pad_before;
+        let (out, tap) = (padded / self.stride, padded % self.stride);
+        (tap < self.kernel && out < self.output).then_some(out)
+    }
 }
 
 /// The padding along one axis.

@@ -6,10 +6,11 @@
 //! average (TensorFlow's rule).
 
 use std::mem::MaybeUninit;
+use std::sync::Mutex;
 
 use rayon::prelude::*;
 
-use crate::error::{invalid, shape_mismatch, Result};
+use crate::error::{invalid, shape_mismatch, Result, TensorError};
 use crate::parallel::{images_per_task, new_image_groups, new_values_written, Start};
 use crate::simd::{counting_from, load, store};
 use crate::window::{AxisGeometry, Padding};
@@ -143,15 +144,14 @@ impl PoolShape {
 /// ```
 pub fn max_pool2d(input: &Tensor, spec: &Pool2dSpec) -> Result<(Tensor, Vec<u32>)> {
     let pool = MaxPool::new("max_pool2d", input.shape(), spec)?;
-    let image_len = pool.output_image_len().max(1);
-    let mut out = Tensor::zeros(&pool.output_shape());
-    let mut argmax = vec![0u32; out.len()];
-    out.as_mut_slice()
-        .par_chunks_mut(image_len)
-        .zip(argmax.par_chunks_mut(image_len))
-        .zip(input.as_slice().par_chunks(pool.0.image_len().max(1)))
-        .for_each(|((best, best_at), image)| pool.pool_image(image, best, best_at));
-    Ok((out, argmax))
+    let images = input.as_slice().par_chunks(pool.0.image_len().max(1));
+    let (best, best_at) = pool.new_batch(|pool_into| {
+        images
+            .enumerate()
+            .for_each(|(i, image)| pool_into(i, image));
+        Ok::<_, TensorError>(())
+    })?;
+    Ok((Tensor::from_vec(&pool.output_shape(), best)?, best_at))
 }
 
 /// A max pooling planned for one input shape, pooling an image at a time: what
@@ -175,18 +175,68 @@ impl MaxPool {
         self.0.output_image_len()
     }
 
-    /// Pools one `image` into `best` (its maxima) and `best_at` (where each one is in
-    /// the image, as a flat index), both of [`MaxPool::output_image_len`] values.
-    pub fn pool_image(&self, image: &[f32], best: &mut [f32], best_at: &mut [u32]) {
-        best.fill(f32::NEG_INFINITY);
-        best_at.fill(0);
-        pulp::Arch::new().dispatch(MaxPoolImage {
-            shape: &self.0,
-            image,
-            best,
-            best_at,
-        })
+    /// A new batch of pooled images: `work(pool_into)` calls `pool_into(i, image)` once
+    /// for each image `i` of the batch, from any thread, and each call pools `image`
+    /// into image `i`'s maxima and where each one is in the image (a flat index). Each
+    /// image's memory is first written by the thread that pools it: nothing sets the
+    /// whole batch beforehand on the calling thread. An error `work` returns comes
+    /// back as it is; a batch of empty images runs nothing.
+    ///
+    /// # Panics
+    ///
+    /// If `work` returns `Ok` without having pooled every image.
+    pub fn new_batch<E>(
+        &self,
+        work: impl FnOnce(&(dyn Fn(usize, &[f32]) + Sync)) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(Vec<f32>, Vec<u32>), E> {
+        let image_len = self.output_image_len();
+        let len = self.0.batch * image_len;
+        let (mut best, mut best_at) = (Vec::with_capacity(len), Vec::with_capacity(len));
+        if len == 0 {
+            return Ok((best, best_at));
+        }
+        {
+            // One slot per image, and whether it was pooled; a task locks each of its
+            // own images once.
+            let slots: Vec<_> = best.spare_capacity_mut()[..len]
+                .chunks_mut(image_len)
+                .zip(best_at.spare_capacity_mut()[..len].chunks_mut(image_len))
+                .map(|(best, best_at)| Mutex::new((best, best_at, false)))
+                .collect();
+            let pool_into = |i: usize, image: &[f32]| {
+                let mut slot = slots[i].lock().unwrap_or_else(|p| p.into_inner());
+                let (best, best_at, pooled) = &mut *slot;
+                pulp::Arch::new().dispatch(MaxPoolImage {
+                    shape: &self.0,
+                    image,
+                    best: written(best, f32::NEG_INFINITY),
+                    best_at: written(best_at, 0),
+                });
+                *pooled = true;
+            };
+            work(&pool_into)?;
+            let pooled = |slot: &Mutex<(_, _, bool)>| slot.lock().is_ok_and(|s| s.2);
+            assert!(
+                slots.iter().all(pooled),
+                "an image of the batch was not pooled"
+            );
+        }
+        // SAFETY: the slots cover the first `len` values of both vectors, and each was
+        // written (`written`) by the call that pooled its image, checked just above.
+        unsafe {
+            best.set_len(len);
+            best_at.set_len(len);
+        }
+        Ok((best, best_at))
     }
+}
+
+/// `values`, each first set to `value`.
+fn written<T: Copy>(values: &mut [MaybeUninit<T>], value: T) -> &mut [T] {
+    values.iter_mut().for_each(|v| _ = v.write(value));
+    // SAFETY: every value was written just above, and `MaybeUninit<T>` has the layout
+    // of `T`.
+    unsafe { &mut *(values as *mut [MaybeUninit<T>] as *mut [T]) }
 }
 
 /// Max pooling of one image: for each window and each vector of channels, the maxima
@@ -604,6 +654,28 @@ mod tests {
                 prop_assert_eq!(bits(dx.as_slice()), bits(&expected), "{} threads", threads);
             }
         }
+    }
+
+    /// A new batch is handed out only with every image pooled: a skipped image is a
+    /// panic (never memory left unwritten), an error comes back as it is.
+    #[test]
+    fn a_new_batch_has_every_image_pooled() {
+        let pool = MaxPool::new("test", &[2, 2, 2, 1], &Pool2dSpec::square(2)).unwrap();
+        let (first, second) = ([1., 4., 3., 2.], [-1., -4., -3., -2.]);
+        let batch = pool.new_batch(|pool_into| {
+            pool_into(1, &second);
+            pool_into(0, &first);
+            Ok::<_, ()>(())
+        });
+        assert_eq!(batch, Ok((vec![4.0, -1.0], vec![1, 0])));
+        assert_eq!(pool.new_batch(|_| Err("failed")), Err("failed"));
+        let skipped = std::panic::catch_unwind(|| {
+            let _ = pool.new_batch(|pool_into| {
+                pool_into(0, &first);
+                Ok::<_, ()>(())
+            });
+        });
+        assert!(skipped.is_err());
     }
 
     #[test]

@@ -121,7 +121,6 @@ use crate::parallel::Start;
 use crate::pool::{max_pool2d, MaxPool};
 use crate::window::{AxisGeometry, Padding};
 use crate::{Pool2dSpec, Precision, Tensor};
-use std::sync::Mutex;
 
 /// Stride, padding, dilation and groups of a 2-D convolution.
 ///
@@ -436,30 +435,19 @@ fn max_pooled(
         let y = convolve(input, filter, bias, spec, activation)?;
         return max_pool2d(&y, pool);
     }
-    let (mut pooled, mut argmax) = (
-        vec![0.0; shape.batch * pooled_len],
-        vec![0; shape.batch * pooled_len],
-    );
-    // One slot per image; a task locks each of its own images once.
-    let slots: Vec<_> = pooled
-        .chunks_mut(pooled_len)
-        .zip(argmax.chunks_mut(pooled_len))
-        .map(Mutex::new)
-        .collect();
     let out_len = shape.output_image_len();
-    let pool_group = |first: usize, outputs: &[f32]| {
-        for (i, image) in outputs.chunks_exact(out_len).enumerate() {
-            let mut slot = slots[first + i].lock().unwrap_or_else(|p| p.into_inner());
-            let (best, best_at) = &mut *slot;
-            max_pool.pool_image(image, best, best_at);
-        }
-    };
-    let output = Output {
-        reduce: Some(&pool_group),
-        ..Output::of(&shape, bias, activation)?
-    };
-    run(&shape, input, filter, output)?;
-    drop(slots);
+    let (pooled, argmax) = max_pool.new_batch(|pool_into| {
+        let pool_group = |first: usize, outputs: &[f32]| {
+            for (i, image) in outputs.chunks_exact(out_len).enumerate() {
+                pool_into(first + i, image);
+            }
+        };
+        let output = Output {
+            reduce: Some(&pool_group),
+            ..Output::of(&shape, bias, activation)?
+        };
+        run(&shape, input, filter, output).map(drop)
+    })?;
     Ok((Tensor::from_vec(&max_pool.output_shape(), pooled)?, argmax))
 }
 

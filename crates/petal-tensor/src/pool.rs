@@ -562,6 +562,31 @@ mod tests {
         (best, at)
     }
 
+    /// A pseudo-random value of `i` for `seed`, in 0..256.
+    fn hash(i: usize, seed: u32) -> u32 {
+        (i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 24
+    }
+
+    /// A batch of `shape` of values from a small set (making ties) and the pooling of
+    /// `window` at `stride`, 'same' or 'valid'; `None` where the window does not fit.
+    fn pooling_case(
+        shape: [usize; 4],
+        window: usize,
+        stride: usize,
+        same: bool,
+        seed: u32,
+    ) -> Option<(Tensor, Pool2dSpec)> {
+        let spec = Pool2dSpec {
+            stride: [stride, stride],
+            padding: if same { Padding::Same } else { Padding::Valid },
+            ..Pool2dSpec::square(window)
+        };
+        PoolShape::new("test", &shape, &spec).ok()?;
+        let len = shape.iter().product();
+        let values = (0..len).map(|i| hash(i, seed) as f32 % 7.0 - 3.0).collect();
+        Some((Tensor::from_vec(&shape, values).unwrap(), spec))
+    }
+
     #[test]
     fn portable_max_pool_matches_the_definition() {
         // The portable kernel (what CPUs without AVX2 run), with a scalar channel tail.
@@ -590,7 +615,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(48))]
+        #![proptest_config(ProptestConfig::with_cases(64))]
 
         /// Channel counts around the vector width take both the vector and the scalar
         /// lanes; values from a small set make ties, which the first pixel must win.
@@ -599,25 +624,14 @@ mod tests {
             n in 1..3usize, h in 1..7usize, w in 1..7usize, c in 1..40usize,
             window in 1..4usize, stride in 1..3usize, same in any::<bool>(), seed in any::<u32>(),
         ) {
-            let spec = Pool2dSpec {
-                stride: [stride, stride],
-                padding: if same { Padding::Same } else { Padding::Valid },
-                ..Pool2dSpec::square(window)
-            };
-            prop_assume!(PoolShape::new("test", &[n, h, w, c], &spec).is_ok());
-            let values = (0..n * h * w * c)
-                .map(|i| ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 24) as f32 % 7.0 - 3.0)
-                .collect();
-            let x = Tensor::from_vec(&[n, h, w, c], values).unwrap();
+            let case = pooling_case([n, h, w, c], window, stride, same, seed);
+            prop_assume!(case.is_some());
+            let (x, spec) = case.unwrap();
             let (y, argmax) = max_pool2d(&x, &spec).unwrap();
             let (best, at) = reference_max_pool(&x, &spec);
             prop_assert_eq!(y.to_vec(), best);
             prop_assert_eq!(argmax, at);
         }
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(64))]
 
         /// Each output gradient reaches its window's winner, the other inputs get zero,
         /// bit for bit as adding the gradients to zeros: windows apart, side by side or
@@ -627,18 +641,12 @@ mod tests {
             n in 1..3usize, h in 1..9usize, w in 1..9usize, c in 1..40usize,
             window in 1..4usize, stride in 1..5usize, same in any::<bool>(), seed in any::<u32>(),
         ) {
-            let spec = Pool2dSpec {
-                stride: [stride, stride],
-                padding: if same { Padding::Same } else { Padding::Valid },
-                ..Pool2dSpec::square(window)
-            };
-            prop_assume!(PoolShape::new("test", &[n, h, w, c], &spec).is_ok());
-            let hash = |i: usize| (i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 24;
-            let values = (0..n * h * w * c).map(|i| hash(i) as f32 % 7.0 - 3.0).collect();
-            let x = Tensor::from_vec(&[n, h, w, c], values).unwrap();
+            let case = pooling_case([n, h, w, c], window, stride, same, seed);
+            prop_assume!(case.is_some());
+            let (x, spec) = case.unwrap();
             let (y, argmax) = max_pool2d(&x, &spec).unwrap();
-            // Gradients of both signs, zeros of both signs among them.
-            let grads = (0..y.len()).map(|i| (hash(i + 7) % 9) as f32 * 0.5 - 2.0);
+            // Gradients of both signs, negative zeros among them.
+            let grads = (0..y.len()).map(|i| (hash(i + 7, seed) % 9) as f32 * 0.5 - 2.0);
             let grads: Vec<f32> = grads.map(|g| if g == 0.0 { -0.0 } else { g }).collect();
             let dy = Tensor::from_vec(y.shape(), grads.clone()).unwrap();
             let (image_len, out_len) = (h * w * c, y.len() / n);

@@ -4,6 +4,7 @@ use petal_tensor::elementwise::{binary, BinaryOp};
 use petal_tensor::gemm::matmul;
 use petal_tensor::Tensor;
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
 use super::{
     layer_error, same_shape, single, Activation, Context, Initializer, Layer, LayerConfig,
@@ -272,11 +273,9 @@ impl Layer for Dropout {
             return Ok(x.clone());
         }
         let keep = 1.0 - self.rate;
-        let mask: Vec<f32> = ctx
-            .uniform(x.value().len())
-            .into_iter()
-            .map(|u| if u < keep { 1.0 / keep } else { 0.0 })
-            .collect();
+        let mut mask = ctx.uniform(x.value().len());
+        mask.par_iter_mut()
+            .for_each(|u| *u = if *u < keep { 1.0 / keep } else { 0.0 });
         x.mul(&Var::constant(Tensor::from_vec(x.value().shape(), mask)?))
     }
     fn describe(&self) -> Option<LayerDescription> {

@@ -20,8 +20,9 @@
 //! - each block runs for every block of 16 channels in turn (one AVX-512 register of
 //!   `f32`; a tail of `c % 16` channels takes masked loads and stores) while its
 //!   sources are in the L1 cache; the source rows that the same block of the next row
-//!   reads and this one does not are prefetched (at stride 1 one row of three; all
-//!   of them, as before, cost 2-10% on single EfficientNet-Lite0 layers);
+//!   reads and this one does not are prefetched (at stride 1 one row of three;
+//!   prefetching all of them, as before, took 7-13% longer on single
+//!   EfficientNet-Lite0 layers from 7x7x1152 to 56x56x144);
 //! - the output images start (bias or zeros) one at a time just before their kernel
 //!   runs (`batch::map_images`), so that a large image is still cached when the kernel
 //!   adds to it; a ReLU or ReLU6 after the forward pass is applied by the kernel as it

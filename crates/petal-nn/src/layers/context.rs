@@ -193,11 +193,8 @@ mod tests {
     #[test]
     fn uniform_draws_are_the_streams_in_order_on_any_thread_count() {
         for threads in [1, 2] {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
-            pool.install(|| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads);
+            pool.build().unwrap().install(|| {
                 let (store, tape) = (ParamStore::new(), Tape::new());
                 let ctx = Context::train(&store, &tape, 11);
                 let mut one_by_one = ChaCha8Rng::seed_from_u64(11);

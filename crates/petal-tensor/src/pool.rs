@@ -327,7 +327,7 @@ pub fn max_pool2d_backward(
         ));
     }
     let (in_len, out_len) = (s.image_len(), s.output_image_len());
-    let (dy, argmax) = (grad_out.as_slice(), argmax);
+    let dy = grad_out.as_slice();
     let image = |at: usize| {
         (
             &dy[at * out_len..][..out_len],
@@ -389,23 +389,25 @@ impl WithSimd for RouteToWinners<'_> {
             dx,
         } = self;
         let c = s.channels;
-        for (pixel, dx) in dx.chunks_exact_mut(c).enumerate() {
-            let (row, col) = (pixel / s.cols.input, pixel % s.cols.input);
-            let window = s.rows.covering_output(row).zip(s.cols.covering_output(col));
-            let Some((oy, ox)) = window else {
-                dx.iter_mut().for_each(|v| _ = v.write(0.0));
-                continue;
-            };
-            let at = (oy * s.cols.output + ox) * c;
-            let first = (pixel * c) as u32;
-            let winners = dy[at..at + c].iter().zip(&argmax[at..at + c]);
-            for (ch, (v, (&g, &won_at))) in dx.iter_mut().zip(winners).enumerate() {
-                // `0.0 + g`: the sum the scattered adds gave (-0.0 becomes 0.0).
-                v.write(if won_at == first + ch as u32 {
-                    0.0 + g
-                } else {
-                    0.0
-                });
+        let row_len = s.cols.input * c;
+        for (row, dx) in dx.chunks_exact_mut(row_len).enumerate() {
+            let oy = s.rows.covering_output(row);
+            for (col, dx) in dx.chunks_exact_mut(c).enumerate() {
+                let Some((oy, ox)) = oy.zip(s.cols.covering_output(col)) else {
+                    dx.iter_mut().for_each(|v| _ = v.write(0.0));
+                    continue;
+                };
+                let at = (oy * s.cols.output + ox) * c;
+                let first = (row * row_len + col * c) as u32;
+                let winners = dy[at..at + c].iter().zip(&argmax[at..at + c]);
+                for (ch, (v, (&g, &won_at))) in dx.iter_mut().zip(winners).enumerate() {
+                    // `0.0 + g`: the sum the scattered adds gave (-0.0 becomes 0.0).
+                    v.write(if won_at == first + ch as u32 {
+                        0.0 + g
+                    } else {
+                        0.0
+                    });
+                }
             }
         }
     }

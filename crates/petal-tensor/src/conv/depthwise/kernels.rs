@@ -38,6 +38,9 @@ impl<K: BlockKernel> WithSimd for PortableImage<'_, K> {
 pub(super) struct Walk {
     rows: Plan,
     cols: Plan,
+    /// For each block of rows, the source rows its blocks prefetch: those the next
+    /// block of rows reads and it does not (at stride 1, one row of three).
+    prefetched_rows: Vec<Vec<usize>>,
     channels: usize,
     kernel_cols: usize,
     source_cols: usize,
@@ -205,8 +208,10 @@ impl Walk {
     /// (`transposed`: the other way round). The shape's multiplier must be 1.
     pub fn new(s: &ConvShape, transposed: bool) -> Self {
         let (rows, cols) = (Axis::new(s.rows, transposed), Axis::new(s.cols, transposed));
+        let rows = Plan::new(&rows, 1);
         Self {
-            rows: Plan::new(&rows, 1),
+            prefetched_rows: rows_to_prefetch(&rows),
+            rows,
             cols: Plan::new(&cols, MAX_BLOCK),
             channels: s.channels,
             kernel_cols: s.cols.kernel,
@@ -260,18 +265,13 @@ impl Walk {
 
     #[inline(always)]
     fn image<V: Lanes, K: BlockKernel>(&self, out: &mut [f32], a: &[f32], b: &[f32]) {
-        let rows = &self.rows.blocks;
-        for (r, row) in rows.iter().enumerate() {
+        for (row, prefetched_rows) in self.rows.blocks.iter().zip(&self.prefetched_rows) {
             let row_taps = self.rows.taps(row);
-            let next_row_taps = rows.get(r + 1).map_or(&[][..], |next| self.rows.taps(next));
             for block in &self.cols.blocks {
                 // The sources the same block of the next row reads, on their way to the
                 // cache while this block computes: the kernels read 16 channels of
                 // pixels a stride apart, a pattern the hardware prefetchers follow badly.
-                for &(_, sy) in next_row_taps {
-                    if row_taps.iter().any(|&(_, read)| read == sy) {
-                        continue;
-                    }
+                for &sy in prefetched_rows {
                     let first = sy * self.source_cols;
                     let pixels = first + block.sources.start..first + block.sources.end;
                     prefetch(a, pixels.start * self.channels..pixels.end * self.channels);
@@ -296,6 +296,19 @@ impl Walk {
             }
         }
     }
+}
+
+/// For each block of `rows`, the source rows that the next block reads and it does not.
+fn rows_to_prefetch(rows: &Plan) -> Vec<Vec<usize>> {
+    let reads = |r: usize| rows.taps(&rows.blocks[r]).iter().map(|&(_, sy)| sy);
+    (0..rows.blocks.len())
+        .map(|r| match r + 1 < rows.blocks.len() {
+            true => reads(r + 1)
+                .filter(|&sy| !reads(r).any(|read| read == sy))
+                .collect(),
+            false => Vec::new(),
+        })
+        .collect()
 }
 
 /// Runs `K` compiled for the block's length.
@@ -381,6 +394,27 @@ mod tests {
             }
         }
         assert_eq!(border_taps.into_iter().collect::<Vec<_>>(), [2, 3, 4]);
+    }
+
+    /// Each block of rows prefetches the source rows the next one reads and it does
+    /// not: one row of three at stride 1, two at stride 2, none after the last.
+    #[test]
+    fn each_row_prefetches_only_the_next_rows_new_sources() {
+        let prefetched = |stride: usize| {
+            let spec = Conv2dSpec {
+                stride: [stride, stride],
+                padding: Padding::Same,
+                groups: 16,
+                ..Conv2dSpec::default()
+            };
+            let s = ConvShape::new(&[1, 6, 6, 16], &[3, 3, 1, 16], &spec).unwrap();
+            Walk::new(&s, false).prefetched_rows
+        };
+        let expected: [&[usize]; 6] = [&[2], &[3], &[4], &[5], &[], &[]];
+        assert_eq!(prefetched(1), expected);
+        // Output rows read inputs 0-2, 2-4 and 4-5 (the padding goes after).
+        let expected: [&[usize]; 3] = [&[3, 4], &[5], &[]];
+        assert_eq!(prefetched(2), expected);
     }
 
     /// The kernel applies ReLU and ReLU6 where it reaches every output pixel; other

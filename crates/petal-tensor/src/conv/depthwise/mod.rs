@@ -21,7 +21,7 @@
 //!   `f32`; a tail of `c % 16` channels takes masked loads and stores) while its
 //!   sources are in the L1 cache; the source rows that the same block of the next row
 //!   reads and this one does not are prefetched (at stride 1 one row of three;
-//!   prefetching all of them, as before, took 7-13% longer on single
+//!   prefetching all of them, as before, took 7-15% longer on single
 //!   EfficientNet-Lite0 layers from 7x7x1152 to 56x56x144);
 //! - the output images start (bias or zeros) one at a time just before their kernel
 //!   runs (`batch::map_images`), so that a large image is still cached when the kernel
@@ -35,9 +35,9 @@
 //!   GFLOP/s, MobileNetV2 and EfficientNet-Lite0 layers of batch 16, 2 threads: +0% on
 //!   112x112x32 up to +115% on 28x28x192, medians of `cargo bench -p petal-tensor
 //!   --bench conv -- depthwise/forward`, before and after in turn). The border pixels'
-//!   windows of 2 (3x3) and 3 or 4 taps (5x5) slide too: +3-10% on single images of the
-//!   EfficientNet-Lite0 layers, most on the 7x7 and 14x14 ones, where the borders are
-//!   a seventh to two sevenths of the pixels. The filter gradient
+//!   windows of 2 (3x3) and 3 or 4 taps (5x5) slide too: 2-10% less time on single
+//!   images of the EfficientNet-Lite0 layers, most on the 7x7 and 14x14 ones, where
+//!   the borders are a seventh to two sevenths of the pixels. The filter gradient
 //!   ([`kernels::FilterGradient`]): 8 vectors of output gradient in registers, each
 //!   tap's 16 gradient values loaded, updated from all 8 pixels and stored once per
 //!   block, into one partial gradient per thread, added in task order (the same bits

@@ -1,7 +1,7 @@
-//! conv2d forward and forward+backward (input, filter and bias gradients) on the layer
-//! shapes of the lecture's MNIST CNN, a flowers CNN and a MobileNet depthwise layer,
-//! on 1 and 2 threads. Throughput is in FLOP/s (2 per multiply-add; backward counts
-//! twice the forward).
+//! conv2d forward, filter gradient and forward+backward (input, filter and bias
+//! gradients) on the layer shapes of the lecture's MNIST CNN, a flowers CNN and a
+//! MobileNet depthwise layer, on 1 and 2 threads. Throughput is in FLOP/s (2 per
+//! multiply-add; backward counts twice the forward).
 //!
 //! `kernel3x3`: each pass of a few 3x3 layers by im2col, Winograd F(2x2, 3x3) and
 //! F(4x4, 3x3) one after another, on 2 threads (direct-convolution FLOP/s), and, on a
@@ -124,6 +124,16 @@ fn bench_conv(c: &mut Criterion) {
             group.bench_function(
                 BenchmarkId::new(format!("forward/{threads}t"), layer.name),
                 |b| pool.install(|| b.iter(|| conv2d(&x, &w, Some(&bias), &layer.spec).unwrap())),
+            );
+            group.bench_function(
+                BenchmarkId::new(format!("filter_grad/{threads}t"), layer.name),
+                |b| {
+                    pool.install(|| {
+                        b.iter(|| {
+                            conv2d_backward_filter(&x, &dy, &layer.filter, &layer.spec).unwrap()
+                        })
+                    })
+                },
             );
             group.throughput(Throughput::Elements(3 * flops));
             group.bench_function(

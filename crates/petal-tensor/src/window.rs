@@ -1,6 +1,8 @@
 //! Sliding-window geometry shared by convolution and pooling: padding rules and the
 //! output size along one spatial axis.
 
+use std::ops::Range;
+
 use crate::error::{invalid, Result};
 
 /// How a sliding window treats the image border.
@@ -90,6 +92,23 @@ impl AxisGeometry {
         (out * self.stride + tap * self.dilation)
             .checked_sub(self.pad_before)
             .filter(|&i| i < self.input)
+    }
+
+    /// The output positions whose windows lie inside the input, every tap off the
+    /// padding (`0..0` when none does).
+    pub fn inside_outputs(&self) -> Range<usize> {
+        let first = self.pad_before.div_ceil(self.stride);
+        // The last tap of output `out` reads `out * stride - pad_before + (kernel - 1) * dilation`.
+        let reach = (self.kernel - 1) * self.dilation;
+        let end = match (self.input - 1 + self.pad_before).checked_sub(reach) {
+            Some(last_start) => (last_start / self.stride + 1).min(self.output),
+            None => 0,
+        };
+        if first < end {
+            first..end
+        } else {
+            0..0
+        }
     }
 
     /// Whether no two windows share an input position (`stride >= span`).
@@ -219,6 +238,34 @@ mod tests {
         let g = AxisGeometry::new("t", 6, 3, 2, 1, AxisPadding::Same).unwrap();
         assert_eq!((g.output, g.pad_before), (3, 0));
         assert_eq!(g.input_index(2, 2), None);
+    }
+
+    #[test]
+    fn inside_outputs_are_those_whose_every_tap_reads_the_input() {
+        let paddings = [
+            AxisPadding::Valid,
+            AxisPadding::Same,
+            AxisPadding::Explicit(2, 0),
+            AxisPadding::Explicit(0, 3),
+            AxisPadding::Explicit(4, 4),
+        ];
+        for (input, kernel, stride, dilation) in (1..12)
+            .flat_map(|i| (1..5).map(move |k| (i, k)))
+            .flat_map(|(i, k)| (1..4).map(move |s| (i, k, s)))
+            .flat_map(|(i, k, s)| (1..3).map(move |d| (i, k, s, d)))
+        {
+            for padding in paddings {
+                let Ok(g) = AxisGeometry::new("t", input, kernel, stride, dilation, padding) else {
+                    continue;
+                };
+                let inside: Vec<usize> = (0..g.output)
+                    .filter(|&out| (0..kernel).all(|tap| g.input_index(out, tap).is_some()))
+                    .collect();
+                let range = g.inside_outputs();
+                assert!(range.end <= g.output, "{g:?}: {range:?}");
+                assert_eq!(range.collect::<Vec<_>>(), inside, "{g:?}");
+            }
+        }
     }
 
     #[test]

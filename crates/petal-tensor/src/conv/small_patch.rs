@@ -12,8 +12,15 @@
 //! 3.07 / 2.87 / 3.09 ms to 1.92 / 2.00 / 1.98 ms (128x28x28x1 -> 32, valid) and from
 //! 33.6 / 38.7 / 36.5 ms to 21.4 / 20.7 / 21.3 ms (32x128x128x3 -> 32, same): three
 //! alternating runs of a timing program, medians of 300 and 40 calls. The filter
-//! gradient still unrolls each image's patches; the input gradient takes the im2col
-//! path (a first layer's input rarely needs one).
+//! gradient reads its patches in place the same way, a stretch of an output row at a
+//! time, and sums a 9-value patch in one block of 9 accumulators (it unrolled every
+//! patch, then summed 8 taps and 1): `cargo bench -p petal-tensor --bench conv --
+//! filter_grad`, five alternating runs, medians, 1 / 2 threads, ms: Keras MNIST's
+//! first layer 2.04 -> 1.20 / 1.24 -> 0.70, flowers 128 px 3 -> 32 (same padding, the
+//! edge positions still unrolled) 20.7 -> 19.2 / 11.8 -> 10.9. The input gradient takes
+//! the im2col path (a first layer's input rarely needs one).
+
+use std::ops::Range;
 
 use pulp::{Arch, Simd, WithSimd};
 
@@ -28,14 +35,17 @@ pub(super) const MAX_PATCH: usize = 32;
 
 /// Output pixels per block of the forward kernel (one accumulator register each).
 const ROWS: usize = 8;
-/// Patch entries per block of the filter-gradient kernel (one accumulator each).
-const TAPS: usize = 8;
-/// Positions per block of the filter-gradient kernel: 128 positions of a 27-value
-/// patch and of 32 filters' gradients are 30 KB, within L1.
+/// Most patch entries per block of the filter-gradient kernel (one accumulator each):
+/// a patch is split into blocks of near-equal size, so that no block is left with one
+/// or two accumulators waiting on each other's latency (9 taps in one block, 27 in 3).
+const TAPS: usize = 12;
+/// Output positions (whole output rows, at least one) per block of the filter
+/// gradient: 128 positions of a 27-value patch and of 32 filters' gradients are 30 KB,
+/// within L1.
 const GRADIENT_POSITIONS: usize = 128;
-// `PatchGradients::add` has a kernel for each remainder below 8 taps, and
-// `Block::add_rows` one for each count of rows up to 8.
-const _: () = assert!(TAPS == 8 && ROWS == 8);
+// `Gradients::add` has a kernel for each block of 1 to 12 taps, and `Block::add_rows`
+// one for each count of rows up to 8.
+const _: () = assert!(TAPS == 12 && ROWS == 8);
 
 pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], output: Output<'_>) -> Result<Vec<f32>> {
     let windows = Windows::new(s);
@@ -96,18 +106,57 @@ impl<'a> Windows<'a> {
     /// The image offset of the first window of the [`ROWS`] positions from `first`,
     /// when they lie in one output row and their windows inside the image.
     fn block_start(&self, first: usize) -> Option<usize> {
-        let (r, c) = (&self.shape.rows, &self.shape.cols);
-        let (oy, ox) = (first / c.output, first % c.output);
-        let last_ox = ox + ROWS - 1;
-        let (iy, ix) = (
-            (oy * r.stride).checked_sub(r.pad_before)?,
-            (ox * c.stride).checked_sub(c.pad_before)?,
+        let (oy, ox) = (
+            first / self.shape.cols.output,
+            first % self.shape.cols.output,
         );
-        let inside = last_ox < c.output
-            && iy + (r.kernel - 1) * r.dilation < r.input
-            && last_ox * c.stride - c.pad_before + (c.kernel - 1) * c.dilation < c.input;
-        inside.then_some((iy * c.input + ix) * self.shape.channels)
+        let inside = self.inside_columns(oy);
+        (inside.start <= ox && ox + ROWS <= inside.end).then(|| self.window_start(oy, ox))
     }
+
+    /// The output columns of output row `oy` whose windows lie inside the image.
+    fn inside_columns(&self, oy: usize) -> Range<usize> {
+        let s = self.shape;
+        if s.rows.inside_outputs().contains(&oy) {
+            s.cols.inside_outputs()
+        } else {
+            0..0
+        }
+    }
+
+    /// The image offset of the window of output `(oy, ox)`, which lies inside the image.
+    fn window_start(&self, oy: usize, ox: usize) -> usize {
+        let (r, c) = (&self.shape.rows, &self.shape.cols);
+        let (iy, ix) = (oy * r.stride - r.pad_before, ox * c.stride - c.pad_before);
+        (iy * c.input + ix) * self.shape.channels
+    }
+
+    /// The patches of output positions whose first window starts at `image[0]`.
+    fn in_place(&'a self, image: &'a [f32]) -> Patches<'a> {
+        Patches {
+            values: image,
+            step: self.step,
+            offsets: &self.offsets,
+        }
+    }
+
+    /// The patches unrolled into `columns`, one patch after another.
+    fn unrolled(&'a self, columns: &'a [f32]) -> Patches<'a> {
+        Patches {
+            values: columns,
+            step: self.shape.patch_len(),
+            offsets: &self.unrolled,
+        }
+    }
+}
+
+/// The patches of a stretch of output positions: patch `r`, entry `t` is
+/// `values[r * step + offsets[t]]`, read in place from an image or from unrolled rows.
+#[derive(Clone, Copy)]
+struct Patches<'a> {
+    values: &'a [f32],
+    step: usize,
+    offsets: &'a [usize],
 }
 
 /// `y += patches * filters` for one image: `filters (patch, o)`, `y (positions, o)`
@@ -136,24 +185,16 @@ impl WithSimd for PatchProducts<'_> {
         let (patch, o, positions) = (s.patch_len(), s.filters, s.positions());
         for first in (0..positions).step_by(ROWS) {
             let rows = ROWS.min(positions - first);
-            // Patch row `r`, entry `t` is `values[r * step + offsets[t]]`.
-            let (values, step, offsets) = match windows.block_start(first) {
-                Some(start) => (&image[start..], windows.step, &windows.offsets),
+            let patches = match windows.block_start(first) {
+                Some(start) => windows.in_place(&image[start..]),
                 None => {
-                    fill_columns(
-                        s,
-                        image,
-                        0,
-                        first..first + rows,
-                        &mut columns[..rows * patch],
-                    );
-                    (&columns[..], patch, &windows.unrolled)
+                    let columns = &mut columns[..rows * patch];
+                    fill_columns(s, image, 0, first..first + rows, columns);
+                    windows.unrolled(columns)
                 }
             };
             Block {
-                values,
-                step,
-                offsets,
+                patches,
                 filters,
                 y: &mut y[first * o..(first + rows) * o],
                 o,
@@ -163,12 +204,9 @@ impl WithSimd for PatchProducts<'_> {
     }
 }
 
-/// One block of output positions: patch row `r`, entry `t` is
-/// `values[r * step + offsets[t]]`; `y` holds the block's outputs, `(rows, o)`.
+/// One block of output positions, its `patches` and its outputs `y`, `(rows, o)`.
 struct Block<'a> {
-    values: &'a [f32],
-    step: usize,
-    offsets: &'a [usize],
+    patches: Patches<'a>,
     filters: &'a [f32],
     y: &'a mut [f32],
     o: usize,
@@ -196,9 +234,12 @@ impl Block<'_> {
     #[inline(always)]
     fn add<S: Simd, const R: usize>(self, simd: S) {
         let Self {
-            values,
-            step,
-            offsets,
+            patches:
+                Patches {
+                    values,
+                    step,
+                    offsets,
+                },
             filters,
             y,
             o,
@@ -233,108 +274,172 @@ impl Block<'_> {
 }
 
 pub(super) fn backward_filter(s: &ConvShape, x: &[f32], dy: &[f32]) -> Result<Vec<f32>> {
-    let (patch, o) = (s.patch_len(), s.filters);
+    let windows = Windows::new(s);
+    let block_rows = (GRADIENT_POSITIONS / s.cols.output).max(1);
+    let columns_len = block_rows * s.cols.output * s.patch_len();
     let accumulate = |dw: &mut [f32], columns: &mut [f32], xi: &[f32], dyi: &[f32]| {
-        fill_columns(s, xi, 0, 0..s.positions(), columns);
-        add_patch_gradients(columns, dyi, dw, patch, o);
+        for oy in (0..s.rows.output).step_by(block_rows) {
+            let rows = oy..s.rows.output.min(oy + block_rows);
+            add_row_gradients(&windows, xi, dyi, rows, columns, dw);
+        }
         Ok(())
     };
-    sum_filter_gradient(s, x, dy, s.positions() * patch, accumulate)
+    sum_filter_gradient(s, x, dy, columns_len, accumulate)
 }
 
-/// `dw += columnsᵀ * dy` for row-major `columns (positions, patch)`,
-/// `dy (positions, o)` and `dw (patch, o)`.
-fn add_patch_gradients(columns: &[f32], dy: &[f32], dw: &mut [f32], patch: usize, o: usize) {
-    Arch::new().dispatch(PatchGradients {
-        columns,
-        dy,
+/// `dw += patchesᵀ * dy` over the output rows `rows` of one image: in each row, the
+/// positions whose windows lie inside the image read their patches in place, the others
+/// (by the padding) are unrolled into `columns` first.
+fn add_row_gradients(
+    windows: &Windows<'_>,
+    image: &[f32],
+    dy: &[f32],
+    rows: Range<usize>,
+    columns: &mut [f32],
+    dw: &mut [f32],
+) {
+    let s = windows.shape;
+    let (ow, o, patch) = (s.cols.output, s.filters, s.patch_len());
+    // Each stretch as (first position, positions, where its patches are).
+    let mut spans = Vec::with_capacity(3 * rows.len());
+    let mut unrolled = 0;
+    for oy in rows {
+        let inside = windows.inside_columns(oy);
+        for (from, to) in [
+            (0, inside.start),
+            (inside.start, inside.end),
+            (inside.end, ow),
+        ] {
+            let (first, count) = (oy * ow + from, to.saturating_sub(from));
+            if count == 0 {
+                continue;
+            }
+            let source = if inside.contains(&from) {
+                Source::Image(windows.window_start(oy, from))
+            } else {
+                let at = &mut columns[unrolled * patch..(unrolled + count) * patch];
+                fill_columns(s, image, 0, first..first + count, at);
+                unrolled += count;
+                Source::Columns(unrolled - count)
+            };
+            spans.push((first, count, source));
+        }
+    }
+    let stretches: Vec<Stretch> = spans
+        .into_iter()
+        .map(|(first, count, source)| Stretch {
+            patches: match source {
+                Source::Image(start) => windows.in_place(&image[start..]),
+                Source::Columns(at) => windows.unrolled(&columns[at * patch..]),
+            },
+            dy: &dy[first * o..(first + count) * o],
+            positions: count,
+        })
+        .collect();
+    Arch::new().dispatch(Gradients {
+        stretches: &stretches,
         dw,
         patch,
         o,
     });
 }
 
-struct PatchGradients<'a> {
-    columns: &'a [f32],
+/// Where the patches of a stretch of output positions are: in the image, the first
+/// window from this offset, or unrolled in the columns from this patch on.
+enum Source {
+    Image(usize),
+    Columns(usize),
+}
+
+/// The patches of a stretch of `positions` output positions and their output
+/// gradients `(positions, o)`.
+struct Stretch<'a> {
+    patches: Patches<'a>,
     dy: &'a [f32],
+    positions: usize,
+}
+
+/// `dw (patch, o) += patchesᵀ * dy` summed over `stretches`.
+struct Gradients<'a> {
+    stretches: &'a [Stretch<'a>],
     dw: &'a mut [f32],
     patch: usize,
     o: usize,
 }
 
-impl WithSimd for PatchGradients<'_> {
+impl WithSimd for Gradients<'_> {
     type Output = ();
 
+    /// For each vector of filters, the patch's entries in blocks of near-equal size of
+    /// at most [`TAPS`] (each block one pass over the stretches); the filters past the
+    /// last vector one value at a time.
     #[inline(always)]
-    fn with_simd<S: Simd>(self, simd: S) {
-        let Self {
-            columns,
-            dy,
-            dw,
-            patch,
-            o,
-        } = self;
-        // A block of positions at a time, its patches and output gradients in L1 for
-        // every filter and block of taps (the whole image is megabytes).
-        let positions = columns.len() / patch.max(1);
-        for p0 in (0..positions).step_by(GRADIENT_POSITIONS) {
-            let p1 = positions.min(p0 + GRADIENT_POSITIONS);
-            let block = PatchGradients {
-                columns: &columns[p0 * patch..p1 * patch],
-                dy: &dy[p0 * o..p1 * o],
-                dw: &mut *dw,
-                patch,
-                o,
-            };
-            block.add(simd);
-        }
-    }
-}
-
-impl PatchGradients<'_> {
-    /// Adds the gradients of every patch entry for every filter over the positions of
-    /// `self`: for each vector of filters, blocks of [`TAPS`] entries, then one block of
-    /// the rest; the filters past the last vector one value at a time.
-    #[inline(always)]
-    fn add<S: Simd>(mut self, simd: S) {
-        let vector_filters = self.o / S::F32_LANES * S::F32_LANES;
-        let blocked_taps = self.patch / TAPS * TAPS;
-        for lane0 in (0..vector_filters).step_by(S::F32_LANES) {
-            for t0 in (0..blocked_taps).step_by(TAPS) {
-                self.tap_block::<S, TAPS>(simd, t0, lane0);
-            }
-            let t0 = blocked_taps;
-            match self.patch - blocked_taps {
-                0 => {}
-                1 => self.tap_block::<S, 1>(simd, t0, lane0),
-                2 => self.tap_block::<S, 2>(simd, t0, lane0),
-                3 => self.tap_block::<S, 3>(simd, t0, lane0),
-                4 => self.tap_block::<S, 4>(simd, t0, lane0),
-                5 => self.tap_block::<S, 5>(simd, t0, lane0),
-                6 => self.tap_block::<S, 6>(simd, t0, lane0),
-                _ => self.tap_block::<S, 7>(simd, t0, lane0),
-            }
-        }
+    fn with_simd<S: Simd>(mut self, simd: S) {
         let (patch, o) = (self.patch, self.o);
-        for (p, taps) in self.columns.chunks_exact(patch).enumerate() {
-            for (t, &v) in taps.iter().enumerate() {
-                for j in vector_filters..o {
-                    self.dw[t * o + j] += v * self.dy[p * o + j];
+        let vector_filters = o / S::F32_LANES * S::F32_LANES;
+        let blocks = patch.div_ceil(TAPS);
+        for lane0 in (0..vector_filters).step_by(S::F32_LANES) {
+            let mut t0 = 0;
+            for block in 0..blocks {
+                let taps = patch / blocks + usize::from(block < patch % blocks);
+                self.tap_block_of(simd, taps, t0, lane0);
+                t0 += taps;
+            }
+        }
+        for Stretch { patches, dy, .. } in self.stretches {
+            for (r, dy) in dy.chunks_exact(o).enumerate() {
+                let values = &patches.values[r * patches.step..];
+                let (dw, dy) = (self.dw.chunks_exact_mut(o), &dy[vector_filters..]);
+                for (dw, &offset) in dw.zip(patches.offsets) {
+                    for (dw, g) in dw[vector_filters..].iter_mut().zip(dy) {
+                        *dw += values[offset] * g;
+                    }
                 }
             }
         }
     }
+}
+
+impl Gradients<'_> {
+    /// [`Gradients::tap_block`] for `taps` entries, 1 to [`TAPS`].
+    #[inline(always)]
+    fn tap_block_of<S: Simd>(&mut self, simd: S, taps: usize, t0: usize, lane0: usize) {
+        match taps {
+            1 => self.tap_block::<S, 1>(simd, t0, lane0),
+            2 => self.tap_block::<S, 2>(simd, t0, lane0),
+            3 => self.tap_block::<S, 3>(simd, t0, lane0),
+            4 => self.tap_block::<S, 4>(simd, t0, lane0),
+            5 => self.tap_block::<S, 5>(simd, t0, lane0),
+            6 => self.tap_block::<S, 6>(simd, t0, lane0),
+            7 => self.tap_block::<S, 7>(simd, t0, lane0),
+            8 => self.tap_block::<S, 8>(simd, t0, lane0),
+            9 => self.tap_block::<S, 9>(simd, t0, lane0),
+            10 => self.tap_block::<S, 10>(simd, t0, lane0),
+            11 => self.tap_block::<S, 11>(simd, t0, lane0),
+            _ => self.tap_block::<S, TAPS>(simd, t0, lane0),
+        }
+    }
 
     /// Gradients of patch entries `t0..t0 + N` for the vector of filters from `lane0`,
-    /// summed over every position.
+    /// summed over every position of every stretch.
     #[inline(always)]
     fn tap_block<S: Simd, const N: usize>(&mut self, simd: S, t0: usize, lane0: usize) {
-        let (patch, o) = (self.patch, self.o);
+        let o = self.o;
         let mut acc = [simd.splat_f32s(0.0); N];
-        for (p, taps) in self.columns.chunks_exact(patch).enumerate() {
-            let g = load::<S>(&self.dy[p * o + lane0..]);
-            for (acc, &v) in acc.iter_mut().zip(&taps[t0..t0 + N]) {
-                *acc = simd.mul_add_e_f32s(simd.splat_f32s(v), g, *acc);
+        for Stretch {
+            patches,
+            dy,
+            positions,
+        } in self.stretches
+        {
+            // In registers for the stretch (and no division to count its positions).
+            let offsets: [usize; N] = std::array::from_fn(|t| patches.offsets[t0 + t]);
+            for r in 0..*positions {
+                let g = load::<S>(&dy[r * o + lane0..]);
+                let values = &patches.values[r * patches.step..];
+                for (acc, &offset) in acc.iter_mut().zip(&offsets) {
+                    *acc = simd.mul_add_e_f32s(simd.splat_f32s(values[offset]), g, *acc);
+                }
             }
         }
         for (t, acc) in acc.into_iter().enumerate() {
@@ -360,12 +465,14 @@ mod tests {
     }
 
     /// Both kernels under one instruction set against the sums written out, on top of
-    /// existing values, with a filter tail (37 = 2 x 16 + 5); patches of 27, 9, 31, 32, 4
-    /// and 6 (8-tap blocks and the rest: 3, 1, 7, none, 4 and 6 taps); 300 positions
-    /// (blocks of 8 and a tail of 4; gradient blocks of 128 and a tail of 44) and 21
-    /// (a tail of 5). Patches read in place are pinned in `conv::tests`.
+    /// existing values, with a filter tail (37 = 2 x 16 + 5); patches of 27, 9, 31, 32,
+    /// 13, 12, 4 and 1 (gradient blocks of 9+9+9, 9, 11+10+10, 11+11+10, 7+6, 12, 4 and
+    /// 1 taps); 300 positions (blocks of 8 and a tail of 4; the gradient over stretches
+    /// of 100, 1 and 199) and 21 (a tail of 5; stretches of 10, 1 and 10). Patches read
+    /// in place are pinned in `conv::tests`.
     fn check_kernels<S: Simd>(simd: S) {
-        for (positions, patch) in [(300, 27), (21, 9), (21, 31), (21, 32), (21, 4), (21, 6)] {
+        let shapes = [(300, 27), (21, 9), (21, 31), (21, 32), (21, 13), (21, 12)];
+        for (positions, patch) in shapes.into_iter().chain([(21, 4), (21, 1)]) {
             check_shape(simd, positions, patch, 37);
         }
     }
@@ -387,20 +494,32 @@ mod tests {
             }
         }
         let unrolled: Vec<usize> = (0..patch).collect();
+        let patches_from = |first: usize| Patches {
+            values: &columns[first * patch..],
+            step: patch,
+            offsets: &unrolled,
+        };
         for (first, y) in (0..positions).step_by(ROWS).zip(y.chunks_mut(ROWS * o)) {
             let block = Block {
-                values: &columns[first * patch..],
-                step: patch,
-                offsets: &unrolled,
+                patches: patches_from(first),
                 filters: &filters,
                 y,
                 o,
             };
             block.add_rows(simd, ROWS.min(positions - first));
         }
-        PatchGradients {
-            columns: &columns,
-            dy: &dy,
+        let third = positions / 3;
+        let bounds = [0, third, third + 1, positions];
+        let stretches: Vec<Stretch> = bounds
+            .windows(2)
+            .map(|w| Stretch {
+                patches: patches_from(w[0]),
+                dy: &dy[w[0] * o..w[1] * o],
+                positions: w[1] - w[0],
+            })
+            .collect();
+        Gradients {
+            stretches: &stretches,
             dw: &mut dw,
             patch,
             o,

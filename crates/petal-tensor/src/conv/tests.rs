@@ -385,6 +385,8 @@ fn small_patches_read_in_place_match_the_reference() {
     let cases = [
         ([2, 6, 40, 1], [3, 3, 1, 32], same_padding()),
         ([2, 6, 37, 3], [3, 3, 3, 17], Conv2dSpec::default()),
+        // Rows wider than a block of the filter gradient: one output row a block.
+        ([1, 4, 131, 2], [3, 3, 2, 16], same_padding()),
         (
             [1, 9, 40, 2],
             [3, 2, 2, 16],

@@ -6,19 +6,25 @@
 //! kernels for AVX-512, AVX2 + FMA and portable code and picks one at run time.
 //!
 //! The forward pass reads a block's patches in place from the image where it can
-//! ([`Windows`]) and unrolls only the blocks that touch the padding or wrap to the next
-//! output row. Unrolling every patch, as im2col does, took a third of the forward time
-//! on Keras MNIST's first layer; in place, one thread's forward pass went from
-//! 3.07 / 2.87 / 3.09 ms to 1.92 / 2.00 / 1.98 ms (128x28x28x1 -> 32, valid) and from
-//! 33.6 / 38.7 / 36.5 ms to 21.4 / 20.7 / 21.3 ms (32x128x128x3 -> 32, same): three
-//! alternating runs of a timing program, medians of 300 and 40 calls. The filter
-//! gradient reads its patches in place the same way, a stretch of an output row at a
-//! time, and sums a 9-value patch in one block of 9 accumulators (it unrolled every
-//! patch, then summed 8 taps and 1): `cargo bench -p petal-tensor --bench conv --
-//! filter_grad`, five alternating runs, medians, 1 / 2 threads, ms: Keras MNIST's
-//! first layer 2.04 -> 1.20 / 1.24 -> 0.70, flowers 128 px 3 -> 32 (same padding, the
-//! edge positions still unrolled) 20.7 -> 19.2 / 11.8 -> 10.9. The input gradient takes
-//! the im2col path (a first layer's input rarely needs one).
+//! ([`Windows`]) and unrolls only the blocks that touch the padding. Unrolling every
+//! patch, as im2col does, took a third of the forward time on Keras MNIST's first
+//! layer; in place, one thread's forward pass went from 3.07 / 2.87 / 3.09 ms to
+//! 1.92 / 2.00 / 1.98 ms (128x28x28x1 -> 32, valid) and from 33.6 / 38.7 / 36.5 ms to
+//! 21.4 / 20.7 / 21.3 ms (32x128x128x3 -> 32, same): three alternating runs of a timing
+//! program, medians of 300 and 40 calls. Blocks then ran across output rows, and those
+//! that wrapped to the next row (a third of them on the 26 columns of Keras MNIST's
+//! first layer) were unrolled; now each row is split into blocks of near-equal size:
+//! `cargo bench -p petal-tensor --bench conv -- forward`, five alternating runs,
+//! medians, 1 / 2 threads, ms: 1.81 -> 1.34 / 1.05 -> 0.78, fused with its pooling
+//! 1.60 -> 1.36 on 2 threads; flowers 128 px unchanged.
+//!
+//! The filter gradient reads its patches in place the same way, a stretch of an output
+//! row at a time, and sums a 9-value patch in one block of 9 accumulators (it unrolled
+//! every patch, then summed 8 taps and 1): `cargo bench -p petal-tensor --bench conv --
+//! filter_grad`, five alternating runs, medians, 1 / 2 threads, ms: Keras MNIST's first
+//! layer 2.04 -> 1.20 / 1.24 -> 0.70, flowers 128 px 3 -> 32 (same padding, the edge
+//! positions still unrolled) 20.7 -> 19.2 / 11.8 -> 10.9. The input gradient takes the
+//! im2col path (a first layer's input rarely needs one).
 
 use std::ops::Range;
 
@@ -69,14 +75,16 @@ pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], output: Output<'_>) -
     )
 }
 
-/// Where the patches of a block of [`ROWS`] output positions are, inside the image:
-/// when the positions lie in one output row and their windows inside the image, patch
-/// row `r`, entry `t` is the image value at `start + r * step + offsets[t]`, where
-/// `start` is [`Windows::block_start`], so the kernel reads it there and nothing is
-/// unrolled. Blocks that touch the padding or wrap to the next output row are unrolled
-/// into a small buffer first (`fill_columns`).
+/// Where the patches of a stretch of output positions in one output row are, inside
+/// the image: when their windows lie inside the image, patch row `r`, entry `t` is the
+/// image value at `start + r * step + offsets[t]`, where `start` is
+/// [`Windows::window_start`] of the first, so the kernel reads it there and nothing is
+/// unrolled. Stretches that touch the padding are unrolled into a small buffer first
+/// (`fill_columns`).
 struct Windows<'a> {
     shape: &'a ConvShape,
+    /// The output rows and columns whose windows lie inside the image.
+    inside: (Range<usize>, Range<usize>),
     /// Image offset of each patch entry from its window's first value.
     offsets: Vec<usize>,
     /// `0, 1, ..`: the same for a block unrolled into rows of the patch's length.
@@ -97,28 +105,18 @@ impl<'a> Windows<'a> {
             .collect();
         Self {
             shape: s,
+            inside: (r.inside_outputs(), c.inside_outputs()),
             offsets,
             unrolled: (0..s.patch_len()).collect(),
             step: c.stride * channels,
         }
     }
 
-    /// The image offset of the first window of the [`ROWS`] positions from `first`,
-    /// when they lie in one output row and their windows inside the image.
-    fn block_start(&self, first: usize) -> Option<usize> {
-        let (oy, ox) = (
-            first / self.shape.cols.output,
-            first % self.shape.cols.output,
-        );
-        let inside = self.inside_columns(oy);
-        (inside.start <= ox && ox + ROWS <= inside.end).then(|| self.window_start(oy, ox))
-    }
-
     /// The output columns of output row `oy` whose windows lie inside the image.
     fn inside_columns(&self, oy: usize) -> Range<usize> {
-        let s = self.shape;
-        if s.rows.inside_outputs().contains(&oy) {
-            s.cols.inside_outputs()
+        let (rows, cols) = &self.inside;
+        if rows.contains(&oy) {
+            cols.clone()
         } else {
             0..0
         }
@@ -182,24 +180,28 @@ impl WithSimd for PatchProducts<'_> {
             y,
         } = self;
         let s = windows.shape;
-        let (patch, o, positions) = (s.patch_len(), s.filters, s.positions());
-        for first in (0..positions).step_by(ROWS) {
-            let rows = ROWS.min(positions - first);
-            let patches = match windows.block_start(first) {
-                Some(start) => windows.in_place(&image[start..]),
-                None => {
+        let (patch, o, ow) = (s.patch_len(), s.filters, s.cols.output);
+        // Each output row in blocks of near-equal size (26 columns as 7, 7, 6 and 6),
+        // none wrapping to the next row, so that a valid layer unrolls nothing.
+        for oy in 0..s.rows.output {
+            let inside = windows.inside_columns(oy);
+            for block in near_equal_blocks(ow, ROWS) {
+                let (first, rows) = (oy * ow + block.start, block.len());
+                let patches = if inside.start <= block.start && block.end <= inside.end {
+                    windows.in_place(&image[windows.window_start(oy, block.start)..])
+                } else {
                     let columns = &mut columns[..rows * patch];
                     fill_columns(s, image, 0, first..first + rows, columns);
                     windows.unrolled(columns)
+                };
+                Block {
+                    patches,
+                    filters,
+                    y: &mut y[first * o..(first + rows) * o],
+                    o,
                 }
-            };
-            Block {
-                patches,
-                filters,
-                y: &mut y[first * o..(first + rows) * o],
-                o,
+                .add_rows(simd, rows);
             }
-            .add_rows(simd, rows);
         }
     }
 }
@@ -271,6 +273,18 @@ impl Block<'_> {
             }
         }
     }
+}
+
+/// `0..len` in the fewest blocks of at most `most`, their sizes differing by at most
+/// one (the larger first): kernels with one accumulator per entry of a block keep
+/// several in flight in every block.
+fn near_equal_blocks(len: usize, most: usize) -> impl Iterator<Item = Range<usize>> {
+    let blocks = len.div_ceil(most.max(1));
+    (0..blocks).scan(0, move |start, block| {
+        let size = len / blocks + usize::from(block < len % blocks);
+        *start += size;
+        Some(*start - size..*start)
+    })
 }
 
 pub(super) fn backward_filter(s: &ConvShape, x: &[f32], dy: &[f32]) -> Result<Vec<f32>> {
@@ -377,13 +391,9 @@ impl WithSimd for Gradients<'_> {
     fn with_simd<S: Simd>(mut self, simd: S) {
         let (patch, o) = (self.patch, self.o);
         let vector_filters = o / S::F32_LANES * S::F32_LANES;
-        let blocks = patch.div_ceil(TAPS);
         for lane0 in (0..vector_filters).step_by(S::F32_LANES) {
-            let mut t0 = 0;
-            for block in 0..blocks {
-                let taps = patch / blocks + usize::from(block < patch % blocks);
-                self.tap_block_of(simd, taps, t0, lane0);
-                t0 += taps;
+            for taps in near_equal_blocks(patch, TAPS) {
+                self.tap_block_of(simd, taps.len(), taps.start, lane0);
             }
         }
         for Stretch { patches, dy, .. } in self.stretches {
@@ -527,6 +537,22 @@ mod tests {
         .with_simd(simd);
         assert_close(&y, &want_y);
         assert_close(&dw, &want_dw);
+    }
+
+    #[test]
+    fn near_equal_blocks_cover_the_range_in_the_fewest_blocks() {
+        for most in 1..14 {
+            for len in 0..60 {
+                let blocks: Vec<_> = near_equal_blocks(len, most).collect();
+                assert_eq!(blocks.len(), len.div_ceil(most), "{len} by {most}");
+                assert!(blocks.windows(2).all(|w| w[0].end == w[1].start));
+                assert_eq!(blocks.first().map_or(0, |b| b.start), 0);
+                assert_eq!(blocks.last().map_or(0, |b| b.end), len);
+                let sizes: Vec<usize> = blocks.iter().map(|b| b.len()).collect();
+                assert!(sizes.iter().all(|&n| 0 < n && n <= most), "{sizes:?}");
+                assert!(sizes.windows(2).all(|w| w[0] == w[1] || w[0] == w[1] + 1));
+            }
+        }
     }
 
     #[test]

@@ -122,6 +122,19 @@ impl<'a> Windows<'a> {
         }
     }
 
+    /// Output row `oy` as up to three stretches of columns `(columns, in_place)`: those
+    /// whose windows lie inside the image (read in place) between those by the padding
+    /// (unrolled), empty stretches left out.
+    fn row_stretches(&self, oy: usize) -> impl Iterator<Item = (Range<usize>, bool)> {
+        let (inside, ow) = (self.inside_columns(oy), self.shape.cols.output);
+        let stretches = [
+            (0..inside.start, false),
+            (inside.clone(), true),
+            (inside.end..ow, false),
+        ];
+        stretches.into_iter().filter(|(cols, _)| !cols.is_empty())
+    }
+
     /// The image offset of the window of output `(oy, ox)`, which lies inside the image.
     fn window_start(&self, oy: usize, ox: usize) -> usize {
         let (r, c) = (&self.shape.rows, &self.shape.cols);
@@ -314,55 +327,34 @@ fn add_row_gradients(
 ) {
     let s = windows.shape;
     let (ow, o, patch) = (s.cols.output, s.filters, s.patch_len());
-    // Each stretch as (first position, positions, where its patches are).
-    let mut spans = Vec::with_capacity(3 * rows.len());
-    let mut unrolled = 0;
+    // The part of `columns` no unrolled stretch has taken yet.
+    let mut free = columns;
+    let mut stretches = Vec::with_capacity(3 * rows.len());
     for oy in rows {
-        let inside = windows.inside_columns(oy);
-        for (from, to) in [
-            (0, inside.start),
-            (inside.start, inside.end),
-            (inside.end, ow),
-        ] {
-            let (first, count) = (oy * ow + from, to.saturating_sub(from));
-            if count == 0 {
-                continue;
-            }
-            let source = if inside.contains(&from) {
-                Source::Image(windows.window_start(oy, from))
+        for (cols, in_place) in windows.row_stretches(oy) {
+            let (first, positions) = (oy * ow + cols.start, cols.len());
+            let patches = if in_place {
+                windows.in_place(&image[windows.window_start(oy, cols.start)..])
             } else {
-                let at = &mut columns[unrolled * patch..(unrolled + count) * patch];
-                fill_columns(s, image, 0, first..first + count, at);
-                unrolled += count;
-                Source::Columns(unrolled - count)
+                let (taken, rest) = std::mem::take(&mut free).split_at_mut(positions * patch);
+                fill_columns(s, image, 0, first..first + positions, taken);
+                free = rest;
+                windows.unrolled(taken)
             };
-            spans.push((first, count, source));
+            let dy = &dy[first * o..(first + positions) * o];
+            stretches.push(Stretch {
+                patches,
+                dy,
+                positions,
+            });
         }
     }
-    let stretches: Vec<Stretch> = spans
-        .into_iter()
-        .map(|(first, count, source)| Stretch {
-            patches: match source {
-                Source::Image(start) => windows.in_place(&image[start..]),
-                Source::Columns(at) => windows.unrolled(&columns[at * patch..]),
-            },
-            dy: &dy[first * o..(first + count) * o],
-            positions: count,
-        })
-        .collect();
     Arch::new().dispatch(Gradients {
         stretches: &stretches,
         dw,
         patch,
         o,
     });
-}
-
-/// Where the patches of a stretch of output positions are: in the image, the first
-/// window from this offset, or unrolled in the columns from this patch on.
-enum Source {
-    Image(usize),
-    Columns(usize),
 }
 
 /// The patches of a stretch of `positions` output positions and their output
@@ -478,7 +470,7 @@ mod tests {
     /// existing values, with a filter tail (37 = 2 x 16 + 5); patches of 27, 9, 31, 32,
     /// 13, 12, 4 and 1 (gradient blocks of 9+9+9, 9, 11+10+10, 11+11+10, 7+6, 12, 4 and
     /// 1 taps); 300 positions (blocks of 8 and a tail of 4; the gradient over stretches
-    /// of 100, 1 and 199) and 21 (a tail of 5; stretches of 10, 1 and 10). Patches read
+    /// of 100, 1 and 199) and 21 (a tail of 5; stretches of 7, 1 and 13). Patches read
     /// in place are pinned in `conv::tests`.
     fn check_kernels<S: Simd>(simd: S) {
         let shapes = [(300, 27), (21, 9), (21, 31), (21, 32), (21, 13), (21, 12)];

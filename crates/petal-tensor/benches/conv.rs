@@ -5,7 +5,8 @@
 //!
 //! `kernel3x3`: each pass of a few 3x3 layers by im2col, Winograd F(2x2, 3x3) and
 //! F(4x4, 3x3) one after another, on 2 threads (direct-convolution FLOP/s), and, on a
-//! CPU with AVX512-BF16, im2col with bf16 products (`im2col_bf16`; Winograd stays f32).
+//! CPU with AVX512-BF16, im2col and F(2x2) with bf16 products (`im2col_bf16`,
+//! `f2x2_bf16`; F(4x4)'s products stay f32 in bf16, see `petal_tensor::conv`).
 //!
 //! `depthwise`: each pass of the MobileNetV2 and EfficientNet-Lite0 depthwise layers
 //! that take the most time (batch 16), on 2 threads (direct-convolution FLOP/s).
@@ -197,7 +198,10 @@ fn bench_kernels_3x3(c: &mut Criterion) {
         ("f4x4", Kernel3x3::WinogradF4x4, Precision::F32),
     ];
     match Precision::Bf16.supported() {
-        Ok(bf16) => kernels.push(("im2col_bf16", Kernel3x3::Im2col, bf16)),
+        Ok(bf16) => kernels.extend([
+            ("im2col_bf16", Kernel3x3::Im2col, bf16),
+            ("f2x2_bf16", Kernel3x3::WinogradF2x2, bf16),
+        ]),
         Err(e) => println!("kernel3x3 im2col_bf16 skipped: {e}"),
     }
     let pool = rayon::ThreadPoolBuilder::new()

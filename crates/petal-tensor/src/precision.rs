@@ -7,10 +7,11 @@
 //!
 //! [`with_precision`] sets the precision of the products for a stretch of code, like
 //! PyTorch's `torch.autocast("cpu", dtype=torch.bfloat16)`: inside it, the im2col and
-//! 1x1 convolution products and [`matmul`](crate::gemm::matmul) (the dense layers)
-//! compute with bf16 factors; everything else (the Winograd, depthwise and small-patch
+//! 1x1 convolution products, the element-wise stage of the wide Winograd layers and
+//! [`matmul`](crate::gemm::matmul) (the dense layers) compute with bf16 factors;
+//! everything else (the other Winograd layers, the depthwise and small-patch
 //! convolution kernels, activations, normalization, losses, the weights and the
-//! optimizer) stays f32 (see [`crate::conv`] for why Winograd does).
+//! optimizer) stays f32 (see [`crate::conv`] for which Winograd layers and why).
 
 use std::cell::Cell;
 use std::fmt;
@@ -25,7 +26,8 @@ thread_local! {
 
 /// Runs `work` with the convolutions and matrix products it calls on this thread
 /// computing in `precision` (the previous precision comes back afterwards, also on a
-/// panic). The Winograd, depthwise and small-patch convolution kernels stay in f32. With
+/// panic). The depthwise and small-patch convolution kernels, and most Winograd layers
+/// (see [`crate::conv`]), stay in f32. With
 /// [`Precision::Bf16`] on a CPU without AVX512-BF16, each of those products inside
 /// `work` is an error naming the CPU, before any work.
 ///

@@ -15,7 +15,7 @@
 use petal_tensor::conv::{
     conv2d, conv2d_backward_filter, conv2d_backward_input, with_kernel_3x3, Kernel3x3,
 };
-use petal_tensor::{Conv2dSpec, Padding, Tensor};
+use petal_tensor::{with_precision, Conv2dSpec, Padding, Precision, Tensor};
 
 /// One 3x3 layer: `input` is `(n, h, w, c)`.
 struct Layer {
@@ -193,13 +193,20 @@ impl Case {
 
     /// `kernel`'s three results.
     fn results(&self, kernel: Kernel3x3) -> [Tensor; 3] {
+        self.results_in(kernel, Precision::F32)
+    }
+
+    /// `kernel`'s three results with products in `precision`.
+    fn results_in(&self, kernel: Kernel3x3, precision: Precision) -> [Tensor; 3] {
         let (x, f, dy, spec) = (&self.x, &self.f, &self.dy, &self.spec);
-        with_kernel_3x3(kernel, || {
-            [
-                conv2d(x, f, None, spec),
-                conv2d_backward_input(dy, f, x.shape(), spec),
-                conv2d_backward_filter(x, dy, f.shape(), spec),
-            ]
+        with_precision(precision, || {
+            with_kernel_3x3(kernel, || {
+                [
+                    conv2d(x, f, None, spec),
+                    conv2d_backward_input(dy, f, x.shape(), spec),
+                    conv2d_backward_filter(x, dy, f.shape(), spec),
+                ]
+            })
         })
         .map(Result::unwrap)
     }
@@ -274,6 +281,51 @@ fn winograd_errors_stay_within_bounds() {
             assert!(
                 !copied[pass],
                 "{what}: F(4x4)'s result is bit for bit F(2x2)'s or im2col's"
+            );
+        }
+    }
+}
+
+/// im2col with bf16 factors rounds each product's factors (2⁻⁹ each): it must keep 6
+/// bits of the result (measured at most 1.0e-2 of the RMS). F(2x2) with its element-wise
+/// stage in bf16 rounds the transformed tiles and filters, whose sums of up to four
+/// values carry more: it must keep 5 bits (measured at most 1.6e-2). F(4x4)'s stage stays
+/// f32 in bf16 (rounding it left errors up to 0.26 of the RMS).
+const IM2COL_BF16_MAX: f64 = 1.0 / 64.0;
+const F2X2_BF16_MAX: f64 = 1.0 / 32.0;
+
+#[test]
+fn bf16_errors_stay_within_bounds() {
+    if let Err(e) = Precision::Bf16.supported() {
+        println!("skipped: {e}");
+        return;
+    }
+    println!("| layer | pass | im2col bf16 max / mean | F(2x2) bf16 max / mean |");
+    println!("|---|---|---|---|");
+    for (seed, l) in (1..).zip(&LAYERS) {
+        let case = Case::new(l, seed);
+        let in_bf16 = |kernel| case.results_in(kernel, Precision::Bf16);
+        let [im2col, f2x2] = [Kernel3x3::Im2col, Kernel3x3::WinogradF2x2].map(in_bf16);
+        let [f2x2_f32, f4x4_f32] =
+            [Kernel3x3::WinogradF2x2, Kernel3x3::WinogradF4x4].map(|kernel| case.results(kernel));
+        let f4x4 = in_bf16(Kernel3x3::WinogradF4x4);
+        let [im2col_errors, f2x2_errors] = [&im2col, &f2x2].map(|r| case.errors(r));
+        for (pass, name) in PASSES.iter().enumerate() {
+            let (i, f) = (im2col_errors[pass], f2x2_errors[pass]);
+            println!(
+                "| {} | {name} | {:.1e} / {:.1e} | {:.1e} / {:.1e} |",
+                l.name, i.max, i.mean, f.max, f.mean
+            );
+            let what = format!("{} {name}", l.name);
+            assert!(i.max < IM2COL_BF16_MAX, "{what}: im2col in bf16 {i:?}");
+            assert!(f.max < F2X2_BF16_MAX, "{what}: F(2x2) in bf16 {f:?}");
+            // The filter gradient's stage stays f32; the other passes round.
+            let rounded = f2x2[pass].as_slice() != f2x2_f32[pass].as_slice();
+            assert_eq!(rounded, pass < 2, "{what}: F(2x2)'s bf16 stage");
+            assert_eq!(
+                f4x4[pass].as_slice(),
+                f4x4_f32[pass].as_slice(),
+                "{what}: F(4x4)'s stage stays f32"
             );
         }
     }

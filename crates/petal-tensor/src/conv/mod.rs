@@ -31,33 +31,31 @@
 //! 28.3 -> 26.0, 30.0 -> 25.6; flowers 64 px 32->64 20.5 -> 18.6, 20.4 -> 16.1 (two runs).
 //!
 //! The im2col and 1x1 products run in f32, or with bf16 factors inside
-//! [`with_precision`](crate::with_precision)`(Precision::Bf16, ..)`; the Winograd,
-//! depthwise and small-patch kernels stay in f32. Winograd's element-wise stage (a
-//! batch of `(tiles, c) x (c, o)` GEMMs) was measured with bf16 GEMMs and kept in f32
-//! (measured with one image's tiles per GEMM, before the groups of images):
-//! `cargo bench -p petal-tensor --bench conv -- kernel3x3` with the stage through
-//! `gemm_in`, 2 threads, ms, forward / input gradient / filter gradient, f32 -> bf16:
+//! [`with_precision`](crate::with_precision)`(Precision::Bf16, ..)`, and so does the
+//! element-wise stage of Winograd F(2x2) (its `(tiles, c) x (c, o)` GEMMs, the
+//! transformed filters packed once per call or per [`PreparedFilter`], the transformed
+//! tiles rounded group by group); the depthwise and small-patch kernels, F(4x4)'s
+//! stage, the transforms and the filter gradients stay in f32.
 //!
-//! | layer | F(2x2) | F(4x4) |
-//! |---|---|---|
-//! | mnist2 13 px 32->64 | 1.09 / 1.68 / 1.40 -> 1.28 / 1.87 / 1.17 | 1.07 / 1.58 / 1.15 -> 1.45 / 2.09 / 1.18 |
-//! | flowers2 64 px 32->64 | 18.0 / 9.1 / 11.7 -> 19.2 / 9.3 / 9.8 | 14.6 / 7.0 / 7.0 -> 15.9 / 7.1 / 7.0 |
-//! | flowers 16 px 128->256 | 6.1 / 7.1 / 7.2 -> 4.6 / 5.0 / 4.2 | 4.3 / 5.1 / 5.5 -> 5.3 / 6.0 / 4.6 |
-//!
-//! On the kernel Petal picks (F(4x4) from 32 channels) bf16 is slower for the output
-//! and the input gradient and at best even for the filter gradient: the stage's GEMMs
-//! are short (one row per tile) and bf16 repacks both factors at every call. Measured
-//! again with the stage's GEMMs over groups of images or the whole batch (a timing
-//! program alternating f32 and bf16, 15 rounds, medians, 2 threads; f32 time / bf16
-//! time, forward / input gradient / filter gradient): Keras MNIST's 128x13x13x32->64
-//! 1.02 / 0.98 / 1.01, 128x26x26x32->64 1.07 / 0.95 / 0.99, MNIST-same's
-//! 128x14x14x64->64 1.03 / 1.03 / 1.18, flowers 32x16x16x128->256 0.89 / 0.86 / 1.39,
-//! ResNet18's 16x14x14x256->256 0.79 / 0.80 / 1.32 and 16x7x7x512->512
-//! 0.87 / 0.89 / 1.21. The forward pass, which inference and training both run, does
-//! not gain, and only the filter gradient does (1.0-1.4x), so the stage
-//! stays f32. im2col in
-//! bf16 (`im2col_bf16` in the same bench) stays slower than F(4x4) in f32 on all three
-//! layers, so the kernel choice does not depend on the precision.
+//! F(4x4)'s stage stays f32 for accuracy: in bf16 its transforms' weights (up to 8 in
+//! `Aᵀ`) turned bf16's rounding of the transformed tiles and filters into errors of
+//! 0.07-0.26 of the result's RMS at worst (mean 1.1-1.7%) on the lecture's layers,
+//! against 0.8-1.6% (mean 0.3%) for F(2x2) and 0.5-1.0% for im2col in bf16
+//! (`tests/winograd_accuracy.rs`, which measures F(2x2) and im2col in bf16 and checks
+//! that F(4x4) stays f32). So in bf16 the wide layers, whose products outweigh their
+//! transforms, take F(2x2) with a bf16 stage for the output and the input gradient
+//! (when `c·o/(c+o) > 75`, see `choice.rs`: 128 -> 256 and up, ResNet18's last two
+//! stages) and F(4x4) in f32 for the filter gradient; the others keep F(4x4) in f32.
+//! Earlier, a bf16 stage through [`gemm_in`](crate::gemm::gemm_in), which packs both
+//! factors at every call, did not pay for F(4x4) (f32 time / bf16 time, forward / input
+//! gradient / filter gradient, 2 threads: Keras MNIST's 128x13x13x32->64 1.02 / 0.98 /
+//! 1.01, ResNet18's 16x14x14x256->256 0.79 / 0.80 / 1.32). With the filters packed once,
+//! F(2x2) in bf16 against F(4x4) in f32 (`cargo bench -p petal-tensor --bench conv --
+//! 'kernel3x3/(forward|input_grad)/(f4x4|f2x2_bf16)/'`, ms): ResNet18's 14x14x256->256
+//! forward 9.8 -> 6.7 and 8.2 -> 6.5, input gradient 11.1 -> 7.6; its 7x7x512->512 15.6 ->
+//! 12.9 and 19.4 -> 19.2; the flowers CNN's 16x16x128->256 8.6 -> 8.5, 8.8 -> 7.5 and
+//! 9.2 -> 8.5. im2col in bf16 (`im2col_bf16` in the same bench) stays slower than F(4x4)
+//! in f32, so the narrower layers keep F(4x4) in f32 in both precisions.
 //!
 //! # The lecture's worked example
 //!
@@ -112,7 +110,7 @@ mod small_patch;
 mod winograd;
 
 use self::batch::Output;
-use self::choice::winograd_tile;
+use self::choice::{filter_gradient_tile, winograd_tile};
 pub use self::choice::{with_kernel_3x3, Kernel3x3};
 pub use self::prepared::PreparedFilter;
 use crate::elementwise::Unary;
@@ -539,7 +537,9 @@ pub fn conv2d_backward_filter(
         ConvPath::Pointwise => pointwise::backward_filter(&shape, x, dy)?,
         ConvPath::Depthwise => depthwise::backward_filter(&shape, x, dy)?,
         ConvPath::SmallPatch => small_patch::backward_filter(&shape, x, dy)?,
-        ConvPath::Winograd(tile) => winograd::backward_filter(tile, &shape, x, dy)?,
+        ConvPath::Winograd(tile) => {
+            winograd::backward_filter(filter_gradient_tile(&shape, tile), &shape, x, dy)?
+        }
         ConvPath::Im2col => im2col::backward_filter(&shape, x, dy)?,
     };
     Tensor::from_vec(&shape.filter_shape(), grad)

@@ -2,15 +2,16 @@
 //!
 //! Every call of [`conv2d`](super::conv2d) derives from the filter what its path needs.
 //! For a Winograd layer that is the transformed matrices `U`, 4x the filter's size
-//! with F(4x4) (16/9 with F(2x2)): ResNet18 writes 151 MB of them per forward pass (computed: 9.4 M weights in
-//! its stride-1 3x3 layers, times 4, in f32). A [`PreparedFilter`] makes them once and
-//! the forward passes multiply by them directly; the other paths take the filter as it
-//! is. The numbers are the same bits as the unprepared calls'.
+//! with F(4x4) (16/9 with F(2x2)): ResNet18 writes 151 MB of them per forward pass
+//! (computed: 9.4 M weights in its stride-1 3x3 layers, times 4, in f32); a stage in
+//! bf16 also packs them. A [`PreparedFilter`] makes them once, in the precision in force
+//! then, and the forward passes multiply by them directly; the other paths take the
+//! filter as it is. The numbers are the same bits as the unprepared calls'.
 
 use super::{max_pooled, winograd, ConvPath, ConvShape, Filter};
 use crate::elementwise::Unary;
 use crate::error::Result;
-use crate::{Conv2dSpec, Pool2dSpec, Tensor};
+use crate::{Conv2dSpec, Pool2dSpec, Precision, Tensor};
 
 /// A convolution filter with what the forward pass derives from it alone made once.
 ///
@@ -43,7 +44,7 @@ impl PreparedFilter {
         let shape = one_window_shape(filter.shape(), spec)?;
         let winograd = match shape.path() {
             ConvPath::Winograd(tile) => {
-                Some(winograd::Transformed::of(tile, &shape, filter.as_slice()))
+                Some(winograd::Transformed::of(tile, &shape, filter.as_slice())?)
             }
             _ => None,
         };
@@ -70,10 +71,14 @@ impl PreparedFilter {
     }
 
     /// Whether this filter holds what the path Petal chooses now needs (the choice can
-    /// change with [`with_kernel_3x3`](super::with_kernel_3x3)); a pass on another path
+    /// change with [`with_kernel_3x3`](super::with_kernel_3x3) and with
+    /// [`with_precision`](crate::with_precision)); a pass on another path
     /// still gives that path's numbers, but derives them from the filter again.
     pub fn is_current(&self) -> bool {
-        tile_now(self.filter.shape(), &self.spec) == self.winograd.as_ref().map(|w| w.tile())
+        match (tile_now(self.filter.shape(), &self.spec), &self.winograd) {
+            (Some(tile), Some(w)) => w.fits(tile, Precision::scoped()),
+            (tile, w) => tile.is_none() && w.is_none(),
+        }
     }
 
     /// The filter.

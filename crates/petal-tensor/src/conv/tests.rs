@@ -290,6 +290,67 @@ fn a_filter_prepared_for_one_kernel_runs_with_another() {
     assert!(err.to_string().contains("filter 4-D"), "{err}");
 }
 
+/// In bf16, wide layers take F(2x2) with its stage in bf16 for the output and the input
+/// gradient, and F(4x4) in f32 for the filter gradient; narrow ones keep F(4x4) (see
+/// `choice.rs`).
+#[test]
+fn bf16_takes_f2x2_for_wide_layers_and_keeps_f4x4_for_their_filter_gradient() {
+    if let Err(e) = Precision::Bf16.supported() {
+        println!("skipped: {e}");
+        return;
+    }
+    let spec = Conv2dSpec::default();
+    let tiles = |c: usize, o: usize, precision| {
+        with_precision(precision, || {
+            let s = ConvShape::new(&[1, 9, 9, c], &[3, 3, c, o], &spec).unwrap();
+            let ConvPath::Winograd(tile) = s.path() else {
+                panic!("{c}->{o}: {:?}", s.path());
+            };
+            (tile, choice::filter_gradient_tile(&s, tile))
+        })
+    };
+    use winograd::Tile::{F2, F4};
+    assert_eq!(tiles(256, 256, Precision::Bf16), (F2, F4));
+    assert_eq!(tiles(128, 256, Precision::Bf16), (F2, F4));
+    assert_eq!(tiles(128, 128, Precision::Bf16), (F4, F4));
+    assert_eq!(tiles(32, 64, Precision::Bf16), (F4, F4));
+    assert_eq!(tiles(256, 256, Precision::F32), (F4, F4));
+    let forced = with_kernel_3x3(Kernel3x3::WinogradF2x2, || tiles(32, 64, Precision::Bf16));
+    assert_eq!(forced, (F2, F2));
+}
+
+/// A filter prepared in one precision and run in another gives the numbers of the
+/// precision it runs in, and says whether it is current.
+#[test]
+fn a_filter_prepared_in_one_precision_runs_in_another() {
+    if let Err(e) = Precision::Bf16.supported() {
+        println!("skipped: {e}");
+        return;
+    }
+    let spec = Conv2dSpec::default();
+    let s = ConvShape::new(&[2, 9, 9, 32], &[3, 3, 32, 32], &spec).unwrap();
+    let (x, f, _) = operands(&s);
+    let precisions = [Precision::F32, Precision::Bf16];
+    with_kernel_3x3(Kernel3x3::WinogradF2x2, || {
+        for prepared_in in precisions {
+            let prepared =
+                with_precision(prepared_in, || PreparedFilter::new(f.clone(), &spec)).unwrap();
+            for run_in in precisions {
+                with_precision(run_in, || {
+                    let want = conv2d(&x, &f, None, &spec).unwrap();
+                    let got = prepared.conv2d(&x, None, None).unwrap();
+                    let what = format!("prepared in {prepared_in}, run in {run_in}");
+                    assert_eq!(got.to_vec(), want.to_vec(), "{what}");
+                    assert_eq!(prepared.is_current(), prepared_in == run_in, "{what}");
+                });
+            }
+        }
+        let exact = conv2d(&x, &f, None, &spec).unwrap();
+        let rounded = with_precision(Precision::Bf16, || conv2d(&x, &f, None, &spec)).unwrap();
+        assert_ne!(exact.to_vec(), rounded.to_vec(), "no bf16 stage ran");
+    });
+}
+
 /// Winograd over groups of images: a 28x28 output is 49 F(4x4) tiles, so the forward
 /// pass and the filter gradient take 3 images at a time (7 images on one thread as
 /// 3 + 3 + 1, on two as 3 + 1 and 3) and the input gradient (64 tiles) 2 at a time.

@@ -53,7 +53,7 @@
 //! [`gemm`]: super::gemm
 
 use super::{product_shape, splits_over_threads, MatMut, MatRef};
-use crate::error::Result;
+use crate::error::{invalid, Result};
 use crate::Precision;
 
 #[cfg(target_arch = "x86_64")]
@@ -92,6 +92,85 @@ pub fn gemm_bf16(
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (a, b, c, m, k, n, parallel); // unreachable: `supported` refused bf16 above
     Ok(())
+}
+
+/// A right factor `b` (`k x n`) rounded to bf16 and packed once, for many products
+/// whose left factor is already in pairs ([`gemm_pairs`]): Winograd's element-wise
+/// stage multiplies every group of tiles by the same filter matrices.
+pub(crate) struct PackedRight {
+    #[cfg(target_arch = "x86_64")]
+    packed: driver::PackedB,
+}
+
+impl PackedRight {
+    /// `b` packed (an error naming the CPU on one without AVX512-BF16).
+    pub(crate) fn new(b: MatRef<'_>) -> Result<Self> {
+        Precision::Bf16.supported()?;
+        // SAFETY: `supported` above found AVX-512F and AVX512-BF16.
+        #[cfg(target_arch = "x86_64")]
+        return Ok(Self {
+            packed: unsafe { driver::PackedB::new(b, false) },
+        });
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!("bf16 is supported only on x86_64, not with {b:?}")
+    }
+}
+
+/// `rows x k` values rounded to bf16 pairs along each row: row `r`'s pair `p` (values
+/// `2p` and `2p + 1`, a zero high half after an odd `k`) into `dst[r * k.div_ceil(2) + p]`,
+/// the left factor of [`gemm_pairs`].
+pub(crate) fn round_to_pairs(src: MatRef<'_>, dst: &mut [u32]) -> Result<()> {
+    Precision::Bf16.supported()?;
+    let pairs = src.cols.div_ceil(2);
+    if dst.len() < src.rows * pairs {
+        return Err(invalid(
+            "round_to_pairs",
+            format!(
+                "{} pairs do not hold {} rows of {pairs}",
+                dst.len(),
+                src.rows
+            ),
+        ));
+    }
+    // SAFETY: `supported` above found AVX-512F and AVX512-BF16.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        pack::pack_pairs(src, dst, pairs, 1)
+    };
+    Ok(())
+}
+
+/// `c = a * b` on this thread, for `a` in bf16 pairs (row `i`'s pair `p` at
+/// `a[i * a_row_stride + p]`, for `c.rows` rows and `b`'s pairs) and `b` packed.
+pub(crate) fn gemm_pairs(
+    a: &[u32],
+    a_row_stride: usize,
+    b: &PackedRight,
+    c: MatMut<'_>,
+) -> Result<()> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let (pairs, cols) = (b.packed.pairs, b.packed.cols);
+        let needed = c.rows.saturating_sub(1) * a_row_stride + pairs;
+        if c.cols != cols || (c.rows > 0 && (a.len() < needed || a_row_stride < pairs)) {
+            return Err(invalid(
+                "gemm_pairs",
+                format!(
+                    "{} rows of {pairs} pairs {a_row_stride} apart in {} values by \
+                 {pairs} pairs x {cols} into {} x {}",
+                    c.rows,
+                    a.len(),
+                    c.rows,
+                    c.cols
+                ),
+            ));
+        }
+        // SAFETY: `b` exists, so `PackedRight::new` found the CPU features.
+        unsafe { driver::product_of_pairs(a, a_row_stride, &b.packed, c) };
+        Ok(())
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("no PackedRight exists off x86_64: {a_row_stride} {c:?}")
 }
 
 /// `x` rounded to bfloat16 (8 significant bits; to nearest, ties to even, as

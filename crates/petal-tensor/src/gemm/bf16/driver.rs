@@ -31,7 +31,8 @@ pub(super) unsafe fn product(
     accumulate: bool,
     parallel: bool,
 ) {
-    let packed_b = PackedB::new(b, parallel);
+    // SAFETY: the caller checked the CPU features.
+    let packed_b = unsafe { PackedB::new(b, parallel) };
     let out = Out {
         data: c.data.as_mut_ptr(),
         row_stride: c.row_stride,
@@ -48,6 +49,66 @@ pub(super) unsafe fn product(
     } else {
         let mut scratch = Aligned::default();
         blocks.into_iter().for_each(|b| run(&mut scratch, b));
+    }
+}
+
+/// `c = a * b` on this thread for an A already in pairs: row `i`'s pair `p` is
+/// `a[i * a_rs + p]` for the `c.rows` rows and `b.pairs` pairs. Each 64-column panel of
+/// `b` (in L1 for the short k of Winograd's products) runs down all the rows; a last
+/// tile of fewer than `MR` rows is copied out first when `a` ends before its `MR`th.
+///
+/// # Safety
+/// The CPU must have AVX-512F and AVX512-BF16.
+pub(super) unsafe fn product_of_pairs(a: &[u32], a_rs: usize, b: &PackedB, c: MatMut<'_>) {
+    let (rows, pairs) = (c.rows, b.pairs);
+    let out = Out {
+        data: c.data.as_mut_ptr(),
+        row_stride: c.row_stride,
+    };
+    // Whether the `MR` rows of the tile from row `first` lie inside `a`.
+    let inside = |first: usize| (first + MR - 1) * a_rs + pairs <= a.len();
+    let mut last_tile = vec![0; MR * pairs];
+    for panel in 0..b.cols.div_ceil(NR) {
+        let (panel_b, width) = b.panel(panel);
+        for tile_row in (0..rows).step_by(MR) {
+            let tile_rows = MR.min(rows - tile_row);
+            let (tile_a, tile_rs) = if inside(tile_row) {
+                (&a[tile_row * a_rs..], a_rs)
+            } else {
+                for (i, row) in last_tile
+                    .chunks_exact_mut(pairs)
+                    .take(tile_rows)
+                    .enumerate()
+                {
+                    row.copy_from_slice(&a[(tile_row + i) * a_rs..][..pairs]);
+                }
+                (&last_tile[..], pairs)
+            };
+            let t = Tile {
+                a: tile_a,
+                a_rs: tile_rs,
+                a_ps: 1,
+                b: panel_b,
+                pairs,
+                c: out.at(tile_row, panel * NR),
+                c_rs: out.row_stride,
+                rows: tile_rows,
+                cols: NR.min(b.cols - panel * NR),
+                accumulate: false,
+                prefetch: Prefetch::NONE,
+            };
+            // SAFETY: CPU features as above; the tile's `MR` rows of pairs are inside
+            // `tile_a` (checked by `inside`, else copied out), the panel
+            // holds `pairs x width` values, and the tile is inside `c`.
+            unsafe {
+                match width / LANES {
+                    1 => tile::<1>(t),
+                    2 => tile::<2>(t),
+                    3 => tile::<3>(t),
+                    _ => tile::<4>(t),
+                }
+            }
+        }
     }
 }
 
@@ -137,14 +198,18 @@ fn block(
 
 /// B as bf16 pairs in column panels: panel `j` holds columns `j*NR..` (`NR` wide, the
 /// last one rounded up to whole vectors), pair-major.
-struct PackedB {
+pub(super) struct PackedB {
     data: Aligned,
-    pairs: usize,
-    cols: usize,
+    pub(super) pairs: usize,
+    pub(super) cols: usize,
 }
 
 impl PackedB {
-    fn new(b: MatRef<'_>, parallel: bool) -> Self {
+    /// `b` packed, its panels in parallel when `parallel`.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F and AVX512-BF16.
+    pub(super) unsafe fn new(b: MatRef<'_>, parallel: bool) -> Self {
         let (pairs, cols) = (b.rows.div_ceil(2), b.cols);
         let mut data = Aligned::default();
         let full = data.zeroed(pairs * cols.next_multiple_of(LANES));

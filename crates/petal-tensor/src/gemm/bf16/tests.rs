@@ -395,3 +395,62 @@ proptest! {
         }
     }
 }
+
+/// `gemm_pairs` (A rounded into pairs first, B packed once) against `gemm_bf16` on the
+/// same values: the same kernel and order of sums, so the same bits, with A's rows
+/// further apart than their pairs and ending at the last row's last pair (the last
+/// tile of fewer than six rows is copied out), and `c`'s row padding untouched.
+#[test]
+fn products_of_pairs_match_gemm_bf16_bit_for_bit() {
+    if !bf16_here("products_of_pairs_match_gemm_bf16_bit_for_bit") {
+        return;
+    }
+    for m in [1, 5, 6, 7, 13] {
+        for k in [1usize, 2, 31, 32, 64] {
+            for n in [1, 16, 17, 64, 65, 130] {
+                let (pairs, a_stride) = (k.div_ceil(2), k + 3);
+                let a = values(m * a_stride, 7);
+                let b = values(k * n, 8);
+                let a_view = MatRef::new(&a, m, k, a_stride, 1).unwrap();
+                let b_view = MatRef::row_major(&b, k, n).unwrap();
+                let c_stride = n + 2;
+                let mut want = vec![-1.0; m * c_stride];
+                let out = MatMut::new(&mut want, m, n, c_stride).unwrap();
+                gemm_bf16(a_view, b_view, out, false, false).unwrap();
+                // The pairs of each row `pairs + 2` apart, the last row ending the slice.
+                let pair_stride = pairs + 2;
+                let mut a_pairs = vec![0; (m - 1) * pair_stride + pairs];
+                for r in 0..m {
+                    let row = MatRef::new(&a[r * a_stride..], 1, k, a_stride, 1).unwrap();
+                    round_to_pairs(row, &mut a_pairs[r * pair_stride..]).unwrap();
+                }
+                let packed = PackedRight::new(b_view).unwrap();
+                let mut got = vec![-1.0; m * c_stride];
+                let out = MatMut::new(&mut got, m, n, c_stride).unwrap();
+                gemm_pairs(&a_pairs, pair_stride, &packed, out).unwrap();
+                assert_eq!(got, want, "{m}x{k}x{n}");
+            }
+        }
+    }
+}
+
+#[test]
+fn products_of_pairs_refuse_operands_that_do_not_fit() {
+    if !bf16_here("products_of_pairs_refuse_operands_that_do_not_fit") {
+        return;
+    }
+    let b = values(8 * 16, 1);
+    let packed = PackedRight::new(MatRef::row_major(&b, 8, 16).unwrap()).unwrap();
+    let mut c = vec![0.0; 3 * 16];
+    // Three rows of four pairs, five apart, need 14 pairs.
+    let short = vec![0; 13];
+    let out = MatMut::row_major(&mut c, 3, 16).unwrap();
+    let err = gemm_pairs(&short, 5, &packed, out).unwrap_err();
+    assert!(err.to_string().contains("gemm_pairs"), "{err}");
+    let mut narrow = vec![0.0; 3 * 15];
+    let out = MatMut::row_major(&mut narrow, 3, 15).unwrap();
+    assert!(gemm_pairs(&[0; 14], 5, &packed, out).is_err());
+    let few = &mut [0u32; 5];
+    let source = MatRef::row_major(&b, 2, 8).unwrap();
+    assert!(round_to_pairs(source, few).is_err());
+}

@@ -56,9 +56,9 @@ impl Kernel3x3 {
     }
 }
 
-/// The tiling the Winograd path computes this convolution with, or `None` if it goes
-/// elsewhere: a shape the path cannot take, or im2col chosen by [`with_kernel_3x3`].
-/// The filter gradient may take another tiling (see [`filter_gradient_tile`]).
+/// The tiling the Winograd path computes this convolution with (the same for its
+/// three passes), or `None` if it goes elsewhere: a shape the path cannot take, or
+/// im2col chosen by [`with_kernel_3x3`].
 pub(super) fn winograd_tile(s: &ConvShape) -> Option<Tile> {
     if !winograd::applies(s) {
         return None;
@@ -92,7 +92,7 @@ pub(super) fn winograd_tile(s: &ConvShape) -> Option<Tile> {
 /// the lecture's networks, not measured) keep F(2x2).
 const F4X4_MIN_CHANNELS: usize = 32;
 
-/// Petal's tiling for the output and the input gradient of `s`.
+/// Petal's tiling for `s`.
 fn auto_tile(s: &ConvShape) -> Tile {
     if s.precision == Precision::Bf16 && bf16_stage_pays(s.channels, s.filters) {
         Tile::F2
@@ -110,16 +110,6 @@ fn f32_tile(s: &ConvShape) -> Tile {
     }
 }
 
-/// The tiling of the filter gradient of a convolution whose other passes take `tile`:
-/// its element-wise stage stays f32, so Petal's f32 choice (F(2x2) taken for a bf16
-/// stage would only be slower here), or the kernel [`with_kernel_3x3`] set.
-pub(super) fn filter_gradient_tile(s: &ConvShape, tile: Tile) -> Tile {
-    match Kernel3x3::scoped() {
-        Kernel3x3::Auto => f32_tile(s),
-        _ => tile,
-    }
-}
-
 /// Whether F(2x2) with its element-wise stage in bf16 (see [`winograd`]'s
 /// `StageFilters`) beats F(4x4) in f32 (whose stage stays f32: in bf16 its
 /// transforms' large weights leave errors of up to a quarter of the result's RMS,
@@ -132,23 +122,24 @@ pub(super) fn filter_gradient_tile(s: &ConvShape, tile: Tile) -> Tile {
 /// α (c + o))`, that is when `c·o / (c + o) > 7α`: only wide layers, whose products
 /// outweigh their transforms, gain.
 ///
-/// `α` from `cargo bench -p petal-tensor --bench conv -- 'kernel3x3/(forward|input_grad)/(f4x4|f2x2_bf16)/'`
-/// (2 threads, ms, F(4x4) in f32 -> F(2x2) in bf16, forward / input gradient, two runs):
+/// `α` from `cargo bench -p petal-tensor --bench conv -- 'kernel3x3/.*/(f4x4|f2x2_bf16)/'`
+/// (2 threads, ms, F(4x4) in f32 -> F(2x2) in bf16; forward in two runs):
 ///
-/// | layer | c·o/(c+o) | forward | input gradient |
-/// |---|---|---|---|
-/// | mnist2 13 px 32->64 | 21 | 1.89 -> 2.38, 1.85 -> 2.58 | 3.45 -> 3.20 |
-/// | flowers2 64 px 32->64 | 21 | 12.6 -> 28.8, 12.6 -> 23.0 | 12.3 -> 16.8 |
-/// | mnist_same2 28 px 32->32 | 16 | 6.6 -> 7.1, 7.3 -> 9.7 | 6.8 -> 8.5 |
-/// | VGG 56 px 128->128 | 64 | 9.7 -> 12.8, 7.5 -> 8.8 | 11.0 -> 13.3 |
-/// | flowers4 16 px 128->256 | 85 | 8.6 -> 8.5, 8.8 -> 7.5 | 9.2 -> 8.5 |
-/// | ResNet18 14 px 256->256 | 128 | 9.8 -> 6.7, 8.2 -> 6.5 | 11.1 -> 7.6 |
-/// | ResNet18 7 px 512->512 | 256 | 15.6 -> 12.9 | 19.4 -> 19.2 |
+/// | layer | c·o/(c+o) | forward | input gradient | filter gradient |
+/// |---|---|---|---|---|
+/// | mnist2 13 px 32->64 | 21 | 1.89 -> 2.38, 1.85 -> 2.58 | 3.45 -> 3.20 | 2.36 -> 2.98 |
+/// | flowers2 64 px 32->64 | 21 | 12.6 -> 28.8, 12.6 -> 23.0 | 12.3 -> 16.8 | |
+/// | mnist_same2 28 px 32->32 | 16 | 6.6 -> 7.1, 7.3 -> 9.7 | 6.8 -> 8.5 | |
+/// | VGG 56 px 128->128 | 64 | 9.7 -> 12.8, 7.5 -> 8.8 | 11.0 -> 13.3 | 11.0 -> 14.3 |
+/// | flowers4 16 px 128->256 | 85 | 8.6 -> 8.5, 8.8 -> 7.5 | 9.2 -> 8.5 | 11.7 -> 10.1 |
+/// | ResNet18 14 px 256->256 | 128 | 9.8 -> 6.7, 8.2 -> 6.5 | 11.1 -> 7.6 | 15.2 -> 9.0 |
+/// | ResNet18 7 px 512->512 | 256 | 15.6 -> 12.9 | 19.4 -> 19.2 | 19.1 -> 11.8 |
 ///
 /// VGG's loss and flowers4's gain put `7α` between 64 and 85; the threshold is their
-/// middle. (MNIST-same's 14 px 64->64, `c·o/(c+o)` = 32, also gained, 5.3 -> 4.5: F(4x4)
-/// pads its 14 outputs to 16 there. The rule leaves out the padding, so that a filter's
-/// tiling does not depend on the image size, see [`super::PreparedFilter`].)
+/// middle. (MNIST-same's 14 px 64->64, `c·o/(c+o)` = 32, also gained, forward 5.3 -> 4.5,
+/// filter gradient 5.6 -> 5.2: F(4x4) pads its 14 outputs to 16 there. The rule leaves
+/// out the padding, so that a filter's tiling does not depend on the image size, see
+/// [`super::PreparedFilter`].)
 fn bf16_stage_pays(channels: usize, filters: usize) -> bool {
     channels * filters > BF16_STAGE_MIN_WIDTH * (channels + filters)
 }

@@ -32,29 +32,30 @@
 //!
 //! The im2col and 1x1 products run in f32, or with bf16 factors inside
 //! [`with_precision`](crate::with_precision)`(Precision::Bf16, ..)`, and so does the
-//! element-wise stage of Winograd F(2x2) (its `(tiles, c) x (c, o)` GEMMs, the
-//! transformed filters packed once per call or per [`PreparedFilter`], the transformed
-//! tiles rounded group by group); the depthwise and small-patch kernels, F(4x4)'s
-//! stage, the transforms and the filter gradients stay in f32.
+//! element-wise stage of Winograd F(2x2) in its three passes (the `(tiles, c) x (c, o)`
+//! GEMMs, the transformed filters packed once per call or per [`PreparedFilter`], the
+//! transformed tiles rounded group by group; the filter gradient's `(c, tiles) x
+//! (tiles, o)` through [`gemm_bf16`](crate::gemm::gemm_bf16)); the depthwise and
+//! small-patch kernels, F(4x4)'s stage and the transforms stay in f32.
 //!
 //! F(4x4)'s stage stays f32 for accuracy: in bf16 its transforms' weights (up to 8 in
 //! `Aᵀ`) turned bf16's rounding of the transformed tiles and filters into errors of
-//! 0.07-0.26 of the result's RMS at worst (mean 1.1-1.7%) on the lecture's layers,
-//! against 0.8-1.6% (mean 0.3%) for F(2x2) and 0.5-1.0% for im2col in bf16
-//! (`tests/winograd_accuracy.rs`, which measures F(2x2) and im2col in bf16 and checks
-//! that F(4x4) stays f32). So in bf16 the wide layers, whose products outweigh their
-//! transforms, take F(2x2) with a bf16 stage for the output and the input gradient
-//! (when `c·o/(c+o) > 75`, see `choice.rs`: 128 -> 256 and up, ResNet18's last two
-//! stages) and F(4x4) in f32 for the filter gradient; the others keep F(4x4) in f32.
+//! 0.07-0.26 of the result's RMS at worst (mean 1.1-1.7%) on the lecture's layers, and
+//! 4.7% for the filter gradient, against 0.8-1.6% (mean 0.3%) for F(2x2) and 0.5-1.0%
+//! for im2col in bf16 (`tests/winograd_accuracy.rs`, which measures F(2x2) and im2col in
+//! bf16 and checks that F(4x4) stays f32; a simulation of F(3x3) in bf16 gave 9%). So
+//! in bf16 the wide layers, whose products outweigh their transforms, take F(2x2) with
+//! a bf16 stage (when `c·o/(c+o) > 75`, see `choice.rs`: 128 -> 256 and up, ResNet18's
+//! last two stages); the others keep F(4x4) in f32.
 //! Earlier, a bf16 stage through [`gemm_in`](crate::gemm::gemm_in), which packs both
 //! factors at every call, did not pay for F(4x4) (f32 time / bf16 time, forward / input
 //! gradient / filter gradient, 2 threads: Keras MNIST's 128x13x13x32->64 1.02 / 0.98 /
 //! 1.01, ResNet18's 16x14x14x256->256 0.79 / 0.80 / 1.32). With the filters packed once,
 //! F(2x2) in bf16 against F(4x4) in f32 (`cargo bench -p petal-tensor --bench conv --
-//! 'kernel3x3/(forward|input_grad)/(f4x4|f2x2_bf16)/'`, ms): ResNet18's 14x14x256->256
-//! forward 9.8 -> 6.7 and 8.2 -> 6.5, input gradient 11.1 -> 7.6; its 7x7x512->512 15.6 ->
-//! 12.9 and 19.4 -> 19.2; the flowers CNN's 16x16x128->256 8.6 -> 8.5, 8.8 -> 7.5 and
-//! 9.2 -> 8.5. im2col in bf16 (`im2col_bf16` in the same bench) stays slower than F(4x4)
+//! 'kernel3x3/.*/(f4x4|f2x2_bf16)/'`, ms, forward / input gradient / filter gradient):
+//! ResNet18's 14x14x256->256 9.8 / 11.1 / 15.2 -> 6.7 / 7.6 / 9.0; its 7x7x512->512
+//! 15.6 / 19.4 / 19.1 -> 12.9 / 19.2 / 11.8; the flowers CNN's 16x16x128->256
+//! 8.6 / 9.2 / 11.7 -> 8.5 / 8.5 / 10.1. im2col in bf16 (`im2col_bf16` in the same bench) stays slower than F(4x4)
 //! in f32, so the narrower layers keep F(4x4) in f32 in both precisions.
 //!
 //! # The lecture's worked example
@@ -110,7 +111,7 @@ mod small_patch;
 mod winograd;
 
 use self::batch::Output;
-use self::choice::{filter_gradient_tile, winograd_tile};
+use self::choice::winograd_tile;
 pub use self::choice::{with_kernel_3x3, Kernel3x3};
 pub use self::prepared::PreparedFilter;
 use crate::elementwise::Unary;
@@ -537,9 +538,7 @@ pub fn conv2d_backward_filter(
         ConvPath::Pointwise => pointwise::backward_filter(&shape, x, dy)?,
         ConvPath::Depthwise => depthwise::backward_filter(&shape, x, dy)?,
         ConvPath::SmallPatch => small_patch::backward_filter(&shape, x, dy)?,
-        ConvPath::Winograd(tile) => {
-            winograd::backward_filter(filter_gradient_tile(&shape, tile), &shape, x, dy)?
-        }
+        ConvPath::Winograd(tile) => winograd::backward_filter(tile, &shape, x, dy)?,
         ConvPath::Im2col => im2col::backward_filter(&shape, x, dy)?,
     };
     Tensor::from_vec(&shape.filter_shape(), grad)

@@ -290,33 +290,30 @@ fn a_filter_prepared_for_one_kernel_runs_with_another() {
     assert!(err.to_string().contains("filter 4-D"), "{err}");
 }
 
-/// In bf16, wide layers take F(2x2) with its stage in bf16 for the output and the input
-/// gradient, and F(4x4) in f32 for the filter gradient; narrow ones keep F(4x4) (see
+/// In bf16, wide layers take F(2x2) with its stage in bf16; narrow ones keep F(4x4) (see
 /// `choice.rs`).
 #[test]
-fn bf16_takes_f2x2_for_wide_layers_and_keeps_f4x4_for_their_filter_gradient() {
+fn bf16_takes_f2x2_for_wide_layers() {
     if let Err(e) = Precision::Bf16.supported() {
         println!("skipped: {e}");
         return;
     }
     let spec = Conv2dSpec::default();
-    let tiles = |c: usize, o: usize, precision| {
+    let path = |c: usize, o: usize, precision| {
         with_precision(precision, || {
-            let s = ConvShape::new(&[1, 9, 9, c], &[3, 3, c, o], &spec).unwrap();
-            let ConvPath::Winograd(tile) = s.path() else {
-                panic!("{c}->{o}: {:?}", s.path());
-            };
-            (tile, choice::filter_gradient_tile(&s, tile))
+            ConvShape::new(&[1, 9, 9, c], &[3, 3, c, o], &spec)
+                .unwrap()
+                .path()
         })
     };
     use winograd::Tile::{F2, F4};
-    assert_eq!(tiles(256, 256, Precision::Bf16), (F2, F4));
-    assert_eq!(tiles(128, 256, Precision::Bf16), (F2, F4));
-    assert_eq!(tiles(128, 128, Precision::Bf16), (F4, F4));
-    assert_eq!(tiles(32, 64, Precision::Bf16), (F4, F4));
-    assert_eq!(tiles(256, 256, Precision::F32), (F4, F4));
-    let forced = with_kernel_3x3(Kernel3x3::WinogradF2x2, || tiles(32, 64, Precision::Bf16));
-    assert_eq!(forced, (F2, F2));
+    assert_eq!(path(256, 256, Precision::Bf16), ConvPath::Winograd(F2));
+    assert_eq!(path(128, 256, Precision::Bf16), ConvPath::Winograd(F2));
+    assert_eq!(path(128, 128, Precision::Bf16), ConvPath::Winograd(F4));
+    assert_eq!(path(32, 64, Precision::Bf16), ConvPath::Winograd(F4));
+    assert_eq!(path(256, 256, Precision::F32), ConvPath::Winograd(F4));
+    let forced = with_kernel_3x3(Kernel3x3::WinogradF2x2, || path(32, 64, Precision::Bf16));
+    assert_eq!(forced, ConvPath::Winograd(F2));
 }
 
 /// A filter prepared in one precision and run in another gives the numbers of the

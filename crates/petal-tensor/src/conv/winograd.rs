@@ -27,7 +27,7 @@ use super::batch::{map_image_groups, sum_over_image_groups, Output};
 use super::ConvShape;
 use crate::error::Result;
 use crate::gemm::bf16::{gemm_pairs, round_to_pairs, PackedRight};
-use crate::gemm::{gemm, MatMut, MatRef};
+use crate::gemm::{gemm, gemm_in, MatMut, MatRef};
 use crate::parallel::{gemm_needs_threads, images_per_task};
 use crate::simd::{add_to, load, store};
 use crate::window::AxisGeometry;
@@ -69,6 +69,8 @@ enum Pass {
 /// subtracts and multiplies by literals, no zero terms, no multiplies by ±1. The tile
 /// transforms apply the line along each row, then down each column.
 pub(super) trait Tiling<const M: usize, const N: usize> {
+    /// This tiling's name.
+    const TILE: Tile;
     /// `Bᵀ` (N x N): an input tile `d` becomes `V = Bᵀ d B` (`input_line` written out;
     /// the tests check it against this).
     #[cfg(test)]
@@ -175,6 +177,7 @@ fn sandwich<S: Simd, const K: usize, const R: usize>(
 pub(super) struct F2x2;
 
 impl Tiling<2, 4> for F2x2 {
+    const TILE: Tile = Tile::F2;
     #[cfg(test)]
     const B_T: [[f32; 4]; 4] = [
         [1.0, 0.0, -1.0, 0.0],
@@ -214,6 +217,7 @@ impl Tiling<2, 4> for F2x2 {
 pub(super) struct F4x4;
 
 impl Tiling<4, 6> for F4x4 {
+    const TILE: Tile = Tile::F4;
     #[cfg(test)]
     const B_T: [[f32; 6]; 6] = [
         [4.0, 0.0, -5.0, 0.0, 1.0, 0.0],
@@ -440,7 +444,8 @@ fn filter_gradient<T: Tiling<M, N>, const M: usize, const N: usize>(
 ) -> Result<Vec<f32>> {
     let p = Plane::of(s);
     let Some(group) = images_per_gemm::<M, N>(Pass::FilterGradient, &p, s.batch) else {
-        return filter_gradient_whole_batch::<T, M, N>(&p, s.batch, x, dy);
+        let precision = stage_precision(T::TILE, s.precision);
+        return filter_gradient_whole_batch::<T, M, N>(&p, s.batch, x, dy, precision);
     };
     let (c, o, tiles, positions) = (p.channels, p.filters, p.tile_count(M), N * N);
     let threaded_gemm = gemm_needs_threads(s.batch);
@@ -457,7 +462,8 @@ fn filter_gradient<T: Tiling<M, N>, const M: usize, const N: usize>(
             gradient_tiles::<T, M, N>(&p, dyi, &mut patch[..M * M * o], g);
         }
         let product = Product::<N>::of(&p, count * tiles);
-        product.filter_sums(v, g, du, true, threaded_gemm)
+        let precision = stage_precision(T::TILE, s.precision);
+        product.filter_sums(v, g, du, (true, precision), threaded_gemm)
     };
     let du = sum_over_image_groups(
         (x, p.image_len(), dy, p.output_image_len()),
@@ -519,10 +525,11 @@ impl FilterMatrices {
     }
 }
 
-/// The precision of the element-wise stage of `tile` for products in `precision`: bf16
-/// only for F(2x2). F(4x4)'s stage stays f32 in every precision: its transforms' weights
-/// (up to 8 in `Aᵀ`) carry bf16's rounding of `U` and `V` into errors of up to a quarter
-/// of the result's RMS, against 1.2% for F(2x2) and 0.8% for im2col in bf16
+/// The precision of the element-wise stage of `tile` (every pass's) for products in
+/// `precision`: bf16 only for F(2x2). F(4x4)'s stage stays f32 in every precision: its
+/// transforms' weights (up to 8 in `Aᵀ` and `A`) carry bf16's rounding into errors of up
+/// to a quarter of the result's RMS (4.7% for the filter gradient), against 1.6% for
+/// F(2x2) and 1.0% for im2col in bf16
 /// (`cargo test -p petal-tensor --release --test winograd_accuracy -- --nocapture`).
 fn stage_precision(tile: Tile, precision: Precision) -> Precision {
     match tile {
@@ -764,6 +771,7 @@ fn filter_gradient_whole_batch<T: Tiling<M, N>, const M: usize, const N: usize>(
     batch: usize,
     x: &[f32],
     dy: &[f32],
+    precision: Precision,
 ) -> Result<Vec<f32>> {
     let (c, o, tiles, positions) = (p.channels, p.filters, p.tile_count(M), N * N);
     let g_len = positions * tiles * o;
@@ -781,7 +789,7 @@ fn filter_gradient_whole_batch<T: Tiling<M, N>, const M: usize, const N: usize>(
         },
     )?;
     let mut du = vec![0.0; positions * c * o];
-    Product::<N>::of(p, batch * tiles).filter_sums(&v, &g, &mut du, false, true)?;
+    Product::<N>::of(p, batch * tiles).filter_sums(&v, &g, &mut du, (false, precision), true)?;
     Ok(untransform_filters::<T, M, N>(&du, c, o))
 }
 
@@ -855,18 +863,20 @@ impl<const N: usize> Product<N> {
             })
     }
 
-    /// `dU = Vᵀ Ŷ` at every position, the tiles summed (added to `du` if `accumulate`).
+    /// `dU = Vᵀ Ŷ` at every position, the tiles summed (added to `du` if `accumulate`),
+    /// the products in `precision` (see [`stage_precision`]).
     fn filter_sums(
         &self,
         v: &[f32],
         g: &[f32],
         du: &mut [f32],
-        accumulate: bool,
+        (accumulate, precision): (bool, Precision),
         threaded: bool,
     ) -> Result<()> {
         let (rows, c, o, positions) = (self.rows, self.channels, self.filters, N * N);
         for e in 0..positions {
-            gemm(
+            gemm_in(
+                precision,
                 MatRef::new(&v[e * c..], rows, c, positions * c, 1)?.t(),
                 MatRef::new(&g[e * o..], rows, o, positions * o, 1)?,
                 MatMut::row_major(&mut du[e * c * o..][..c * o], c, o)?,

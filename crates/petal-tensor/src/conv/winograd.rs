@@ -69,7 +69,7 @@ enum Pass {
 /// subtracts and multiplies by literals, no zero terms, no multiplies by ±1. The tile
 /// transforms apply the line along each row, then down each column.
 pub(super) trait Tiling<const M: usize, const N: usize> {
-    /// This tiling's name.
+    /// Which tiling this is.
     const TILE: Tile;
     /// `Bᵀ` (N x N): an input tile `d` becomes `V = Bᵀ d B` (`input_line` written out;
     /// the tests check it against this).
@@ -443,8 +443,8 @@ fn filter_gradient<T: Tiling<M, N>, const M: usize, const N: usize>(
     dy: &[f32],
 ) -> Result<Vec<f32>> {
     let p = Plane::of(s);
+    let precision = stage_precision(T::TILE, s.precision);
     let Some(group) = images_per_gemm::<M, N>(Pass::FilterGradient, &p, s.batch) else {
-        let precision = stage_precision(T::TILE, s.precision);
         return filter_gradient_whole_batch::<T, M, N>(&p, s.batch, x, dy, precision);
     };
     let (c, o, tiles, positions) = (p.channels, p.filters, p.tile_count(M), N * N);
@@ -462,8 +462,7 @@ fn filter_gradient<T: Tiling<M, N>, const M: usize, const N: usize>(
             gradient_tiles::<T, M, N>(&p, dyi, &mut patch[..M * M * o], g);
         }
         let product = Product::<N>::of(&p, count * tiles);
-        let precision = stage_precision(T::TILE, s.precision);
-        product.filter_sums(v, g, du, (true, precision), threaded_gemm)
+        product.filter_sums(v, g, du, true, precision, threaded_gemm)
     };
     let du = sum_over_image_groups(
         (x, p.image_len(), dy, p.output_image_len()),
@@ -789,7 +788,7 @@ fn filter_gradient_whole_batch<T: Tiling<M, N>, const M: usize, const N: usize>(
         },
     )?;
     let mut du = vec![0.0; positions * c * o];
-    Product::<N>::of(p, batch * tiles).filter_sums(&v, &g, &mut du, (false, precision), true)?;
+    Product::<N>::of(p, batch * tiles).filter_sums(&v, &g, &mut du, false, precision, true)?;
     Ok(untransform_filters::<T, M, N>(&du, c, o))
 }
 
@@ -823,39 +822,48 @@ impl<const N: usize> Product<N> {
     ) -> Result<()> {
         let (rows, c, o, positions) = (self.rows, self.channels, self.filters, N * N);
         let u = match u {
-            StageFilters::F32(u) => {
-                for e in 0..positions {
-                    gemm(
-                        MatRef::new(&v[e * c..], rows, c, positions * c, 1)?,
-                        u.position(e, c, o)?,
-                        MatMut::new(&mut m[e * o..], rows, o, positions * o)?,
-                        false,
-                        threaded,
-                    )?;
-                }
-                return Ok(());
-            }
-            StageFilters::Bf16(u) => u,
+            StageFilters::F32(u) => u,
+            StageFilters::Bf16(u) => return self.multiply_in_bf16(v, pairs, u, m, threaded),
         };
-        let (tile_values, tile_pairs) = (positions * c, positions * c.div_ceil(2));
+        for e in 0..positions {
+            gemm(
+                MatRef::new(&v[e * c..], rows, c, positions * c, 1)?,
+                u.position(e, c, o)?,
+                MatMut::new(&mut m[e * o..], rows, o, positions * o)?,
+                false,
+                threaded,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// [`Product::multiply`] by the packed bf16 matrices `u`: `V` rounded into `pairs`,
+    /// then each task (one, or one per thread if `threaded`) takes a block of tiles
+    /// through every position's product.
+    fn multiply_in_bf16(
+        &self,
+        v: &[f32],
+        pairs: &mut [u32],
+        u: &[PackedRight],
+        m: &mut [f32],
+        threaded: bool,
+    ) -> Result<()> {
+        let (rows, c, o, positions) = (self.rows, self.channels, self.filters, N * N);
+        let (c_pairs, tile_outputs) = (c.div_ceil(2), positions * o);
+        let tile_pairs = positions * c_pairs;
         let pairs = &mut pairs[..rows * tile_pairs];
-        round_to_pairs(
-            MatRef::row_major(&v[..rows * tile_values], rows * positions, c)?,
-            pairs,
-        )?;
-        // Each task takes a block of tiles through every position's product.
+        let v = MatRef::row_major(&v[..rows * positions * c], rows * positions, c)?;
+        round_to_pairs(v, pairs)?;
         let rows_per_task = match threaded {
             true => rows.div_ceil(rayon::current_num_threads()).max(1),
             false => rows.max(1),
         };
-        let tile_outputs = positions * o;
         m[..rows * tile_outputs]
             .par_chunks_mut(rows_per_task * tile_outputs)
             .zip(pairs.par_chunks(rows_per_task * tile_pairs))
             .try_for_each(|(m, pairs)| {
                 let rows = m.len() / tile_outputs;
                 for (e, u) in u.iter().enumerate() {
-                    let c_pairs = c.div_ceil(2);
                     let m = MatMut::new(&mut m[e * o..], rows, o, tile_outputs)?;
                     gemm_pairs(&pairs[e * c_pairs..], tile_pairs, u, m)?;
                 }
@@ -870,7 +878,8 @@ impl<const N: usize> Product<N> {
         v: &[f32],
         g: &[f32],
         du: &mut [f32],
-        (accumulate, precision): (bool, Precision),
+        accumulate: bool,
+        precision: Precision,
         threaded: bool,
     ) -> Result<()> {
         let (rows, c, o, positions) = (self.rows, self.channels, self.filters, N * N);

@@ -290,12 +290,20 @@ fn a_filter_prepared_for_one_kernel_runs_with_another() {
     assert!(err.to_string().contains("filter 4-D"), "{err}");
 }
 
+/// Whether this CPU runs bf16; when it does not, prints that the test skipped.
+fn bf16_runs_here() -> bool {
+    let supported = Precision::Bf16.supported();
+    if let Err(e) = &supported {
+        println!("skipped: {e}");
+    }
+    supported.is_ok()
+}
+
 /// In bf16, wide layers take F(2x2) with its stage in bf16; narrow ones keep F(4x4) (see
 /// `choice.rs`).
 #[test]
 fn bf16_takes_f2x2_for_wide_layers() {
-    if let Err(e) = Precision::Bf16.supported() {
-        println!("skipped: {e}");
+    if !bf16_runs_here() {
         return;
     }
     let spec = Conv2dSpec::default();
@@ -320,8 +328,7 @@ fn bf16_takes_f2x2_for_wide_layers() {
 /// precision it runs in, and says whether it is current.
 #[test]
 fn a_filter_prepared_in_one_precision_runs_in_another() {
-    if let Err(e) = Precision::Bf16.supported() {
-        println!("skipped: {e}");
+    if !bf16_runs_here() {
         return;
     }
     let spec = Conv2dSpec::default();
@@ -774,8 +781,7 @@ fn bad_shapes_are_errors_naming_both_shapes() {
 
 #[test]
 fn bf16_im2col_and_pointwise_passes_match_f32_within_bf16_rounding() {
-    if let Err(e) = Precision::Bf16.supported() {
-        println!("skipped: {e}");
+    if !bf16_runs_here() {
         return;
     }
     let strided = Conv2dSpec {

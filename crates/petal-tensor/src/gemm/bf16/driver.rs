@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use super::kernel::{tile, Prefetch, Tile, LANES, MR};
+use super::kernel::{tile_of_width, Prefetch, Tile, LANES, MR};
 use super::pack::pack_pairs;
 use crate::gemm::{MatMut, MatRef};
 
@@ -100,14 +100,7 @@ pub(super) unsafe fn product_of_pairs(a: &[u32], a_rs: usize, b: &PackedB, c: Ma
             // SAFETY: CPU features as above; the tile's `MR` rows of pairs are inside
             // `tile_a` (checked by `inside`, else copied out), the panel
             // holds `pairs x width` values, and the tile is inside `c`.
-            unsafe {
-                match width / LANES {
-                    1 => tile::<1>(t),
-                    2 => tile::<2>(t),
-                    3 => tile::<3>(t),
-                    _ => tile::<4>(t),
-                }
-            }
+            unsafe { tile_of_width(t, width) }
         }
     }
 }
@@ -183,14 +176,7 @@ fn block(
                 // SAFETY: CPU features as above; `Tile`'s layout holds by construction
                 // (A padded to whole tiles, panels `width = 16 * NV` wide); the tile is
                 // inside `c` and only this block's task writes it.
-                unsafe {
-                    match width / LANES {
-                        1 => tile::<1>(t),
-                        2 => tile::<2>(t),
-                        3 => tile::<3>(t),
-                        _ => tile::<4>(t),
-                    }
-                }
+                unsafe { tile_of_width(t, width) }
             }
         }
     }

@@ -109,3 +109,20 @@ pub(super) unsafe fn tile<const NV: usize>(t: Tile<'_>) {
         }
     }
 }
+
+/// [`tile`] for a B panel `width` values wide (a multiple of 16, at most 64).
+///
+/// # Safety
+/// As for [`tile`], with `NV = width / 16`.
+#[target_feature(enable = "avx512f,avx512bf16")]
+pub(super) unsafe fn tile_of_width(t: Tile<'_>, width: usize) {
+    // SAFETY: the caller's guarantees for `tile` with this `NV`.
+    unsafe {
+        match width / LANES {
+            1 => tile::<1>(t),
+            2 => tile::<2>(t),
+            3 => tile::<3>(t),
+            _ => tile::<4>(t),
+        }
+    }
+}

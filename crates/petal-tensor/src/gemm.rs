@@ -171,7 +171,7 @@ pub fn gemm(
     accumulate: bool,
     parallel: bool,
 ) -> Result<()> {
-    let Some((m, k, n)) = product_shape("gemm", &a, &b, &mut c, accumulate)? else {
+    let Some((m, k, n)) = product_shape("gemm", &a, [b.rows, b.cols], &mut c, accumulate)? else {
         return Ok(());
     };
     let parallelism = if splits_over_threads(parallel, m, n, k) {
@@ -208,26 +208,27 @@ pub fn gemm(
     Ok(())
 }
 
-/// The `(m, k, n)` of `c (+)= a * b`, or a shape error for `op` naming the three shapes.
+/// The `(m, k, n)` of `c (+)= a * b` for `b` of `[rows, cols]`, or a shape error for
+/// `op` naming the three shapes.
 ///
 /// `None` when nothing is left to compute: `c` is empty, or `k == 0` (then `c` is
 /// zeroed unless `accumulate`, an empty sum being zero).
 fn product_shape(
     op: &'static str,
     a: &MatRef<'_>,
-    b: &MatRef<'_>,
+    [b_rows, n]: [usize; 2],
     c: &mut MatMut<'_>,
     accumulate: bool,
 ) -> Result<Option<(usize, usize, usize)>> {
-    let (m, k, n) = (a.rows, a.cols, b.cols);
-    if b.rows != k || c.rows != m || c.cols != n {
+    let (m, k) = (a.rows, a.cols);
+    if b_rows != k || c.rows != m || c.cols != n {
         return Err(shape_mismatch(
             op,
             &[m, k],
-            &[b.rows, n],
+            &[b_rows, n],
             format!(
-                "a {m}x{k} times b {}x{n} into c {}x{} (need b with {k} rows and c {m}x{n})",
-                b.rows, c.rows, c.cols
+                "a {m}x{k} times b {b_rows}x{n} into c {}x{} (need b with {k} rows and c {m}x{n})",
+                c.rows, c.cols
             ),
         ));
     }
@@ -265,6 +266,40 @@ pub fn gemm_in(
     match precision {
         Precision::F32 => gemm(a, b, c, accumulate, parallel),
         Precision::Bf16 => gemm_bf16(a, b, c, accumulate, parallel),
+    }
+}
+
+/// The right factor `b` of many products `a * b` in one precision, made ready once:
+/// the view itself in f32, packed as bf16 pairs in bf16 (which [`gemm_bf16`] would redo
+/// at every call). A convolution multiplies block after block of its batch by one
+/// filter.
+pub(crate) enum RightFactor<'a> {
+    F32(MatRef<'a>),
+    Bf16(bf16::PackedRight),
+}
+
+impl<'a> RightFactor<'a> {
+    /// `b` ready for products in `precision` (bf16 on a CPU without AVX512-BF16 is an
+    /// error naming the CPU).
+    pub(crate) fn new(precision: Precision, b: MatRef<'a>) -> Result<Self> {
+        Ok(match precision {
+            Precision::F32 => Self::F32(b),
+            Precision::Bf16 => Self::Bf16(bf16::PackedRight::new(b)?),
+        })
+    }
+
+    /// [`gemm_in`] of `a` by this factor, in its precision.
+    pub(crate) fn multiply(
+        &self,
+        a: MatRef<'_>,
+        c: MatMut<'_>,
+        accumulate: bool,
+        parallel: bool,
+    ) -> Result<()> {
+        match self {
+            Self::F32(b) => gemm(a, *b, c, accumulate, parallel),
+            Self::Bf16(b) => bf16::gemm_bf16_packed(a, b, c, accumulate, parallel),
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use std::ops::Range;
 use super::batch::{cache_block_rows, map_images, sum_filter_gradient, Output};
 use super::ConvShape;
 use crate::error::Result;
-use crate::gemm::{gemm_in, MatMut, MatRef};
+use crate::gemm::{gemm_in, MatMut, MatRef, RightFactor};
 use crate::parallel::gemm_needs_threads;
 
 /// Walks the rows `positions` (output positions, row by row) of one group's patch
@@ -117,7 +117,9 @@ fn add_columns(s: &ConvShape, columns: &[f32], group: usize, image_grad: &mut [f
 /// HWIO filter seen as `(kh*kw*c/groups, o)`.
 fn filter_block<'a>(s: &ConvShape, filter: &'a [f32], group: usize) -> Result<MatRef<'a>> {
     let og = s.group_filters();
-    MatRef::new(&filter[group * og..], s.patch_len(), og, s.filters, 1)
+    // A filter of no values (no channels or no filters) starts nowhere.
+    let start = (group * og).min(filter.len());
+    MatRef::new(&filter[start..], s.patch_len(), og, s.filters, 1)
 }
 
 /// Group `group`'s channels of one output (or output-gradient) image, `(positions, o/groups)`.
@@ -140,6 +142,9 @@ pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], output: Output<'_>) -
     let threaded_gemm = gemm_needs_threads(s.batch);
     let (og, positions, patch) = (s.group_filters(), s.positions(), s.patch_len());
     let block = block_positions(s);
+    let filters = (0..s.groups)
+        .map(|g| RightFactor::new(s.precision, filter_block(s, f, g)?))
+        .collect::<Result<Vec<_>>>()?;
     map_images(
         output,
         s.batch,
@@ -154,10 +159,8 @@ pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], output: Output<'_>) -
                 for g in 0..s.groups {
                     fill_columns(s, xi, g, first..first + rows, columns);
                     let out = &mut yi[first * s.filters + g * og..];
-                    gemm_in(
-                        s.precision,
+                    filters[g].multiply(
                         MatRef::row_major(columns, rows, patch)?,
-                        filter_block(s, f, g)?,
                         MatMut::new(out, rows, og, s.filters)?,
                         true,
                         threaded_gemm,
@@ -172,6 +175,9 @@ pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], output: Output<'_>) -
 pub(super) fn backward_input(s: &ConvShape, dy: &[f32], f: &[f32]) -> Result<Vec<f32>> {
     let threaded_gemm = gemm_needs_threads(s.batch);
     let (positions, patch) = (s.positions(), s.patch_len());
+    let turned = (0..s.groups)
+        .map(|g| RightFactor::new(s.precision, filter_block(s, f, g)?.t()))
+        .collect::<Result<Vec<_>>>()?;
     map_images(
         Output::zeros(),
         s.batch,
@@ -182,14 +188,7 @@ pub(super) fn backward_input(s: &ConvShape, dy: &[f32], f: &[f32]) -> Result<Vec
         |dxi, columns, dyi| {
             for g in 0..s.groups {
                 let out = MatMut::row_major(columns, positions, patch)?;
-                gemm_in(
-                    s.precision,
-                    output_block(s, dyi, g)?,
-                    filter_block(s, f, g)?.t(),
-                    out,
-                    false,
-                    threaded_gemm,
-                )?;
+                turned[g].multiply(output_block(s, dyi, g)?, out, false, threaded_gemm)?;
                 add_columns(s, columns, g, dxi);
             }
             Ok(())

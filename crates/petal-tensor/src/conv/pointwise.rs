@@ -10,23 +10,21 @@
 use super::batch::{cache_block_rows, map_image_groups, Output};
 use super::ConvShape;
 use crate::error::Result;
-use crate::gemm::{gemm_in, MatMut, MatRef};
+use crate::gemm::{gemm_in, MatMut, MatRef, RightFactor};
 use crate::parallel::{new_batch, Start};
 
 pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], output: Output<'_>) -> Result<Vec<f32>> {
     // Its groups are blocks of pixels, not images: nothing to hand a pooling.
     debug_assert!(output.reduce.is_none(), "the 1x1 path does not reduce");
     let pixels = s.batch * s.positions();
-    let filters = MatRef::row_major(f, s.channels, s.filters)?;
+    let filters = RightFactor::new(s.precision, MatRef::row_major(f, s.channels, s.filters)?)?;
     // Each pixel an "image" of one row: a group is a block of rows.
     let block_rows = block_rows(pixels, s.channels + s.filters);
     let (inputs, out_len) = ((x, s.channels), s.filters);
     map_image_groups(output, pixels, out_len, inputs, block_rows, 0, |y, _, x| {
         let rows = y.len() / s.filters;
-        gemm_in(
-            s.precision,
+        filters.multiply(
             MatRef::row_major(x, rows, s.channels)?,
-            filters,
             MatMut::row_major(y, rows, s.filters)?,
             true,
             false,

@@ -81,7 +81,8 @@ pub fn gemm_bf16(
     parallel: bool,
 ) -> Result<()> {
     Precision::Bf16.supported()?;
-    let Some((m, k, n)) = product_shape("gemm_bf16", &a, &b, &mut c, accumulate)? else {
+    let b_shape = [b.rows, b.cols];
+    let Some((m, k, n)) = product_shape("gemm_bf16", &a, b_shape, &mut c, accumulate)? else {
         return Ok(());
     };
     // SAFETY: `Precision::Bf16.supported()` above found AVX-512F and AVX512-BF16.
@@ -94,22 +95,50 @@ pub fn gemm_bf16(
     Ok(())
 }
 
-/// A right factor `b` (`k x n`) rounded to bf16 and packed once, for many products
-/// whose left factor is already in pairs ([`gemm_pairs`]): Winograd's element-wise
-/// stage multiplies every group of tiles by the same filter matrices.
+/// [`gemm_bf16`] by a right factor packed once ([`PackedRight`]), for many products by
+/// the same `b` (a convolution's filter, block after block of the batch): the same
+/// numbers, without packing `b` at every call.
+pub(crate) fn gemm_bf16_packed(
+    a: MatRef<'_>,
+    b: &PackedRight,
+    mut c: MatMut<'_>,
+    accumulate: bool,
+    parallel: bool,
+) -> Result<()> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let b_shape = [b.packed.rows, b.packed.cols];
+        let shape = product_shape("gemm_bf16", &a, b_shape, &mut c, accumulate)?;
+        let Some((m, k, n)) = shape else {
+            return Ok(());
+        };
+        let parallel = splits_over_threads(parallel, m, n, k);
+        // SAFETY: `b` exists, so `PackedRight::new` found the CPU features.
+        unsafe { driver::product_by_packed(a, &b.packed, c, accumulate, parallel) };
+        Ok(())
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("no PackedRight exists off x86_64: {a:?} {c:?} {accumulate} {parallel}")
+}
+
+/// A right factor `b` (`k x n`) rounded to bf16 and packed once, for many products by
+/// it ([`gemm_bf16_packed`], or [`gemm_pairs`] for a left factor already in pairs):
+/// Winograd's element-wise stage multiplies every group of tiles by the same filter
+/// matrices, im2col every block of patches by the same filter.
 pub(crate) struct PackedRight {
     #[cfg(target_arch = "x86_64")]
     packed: driver::PackedB,
 }
 
 impl PackedRight {
-    /// `b` packed (an error naming the CPU on one without AVX512-BF16).
+    /// `b` packed, its panels over the current rayon pool (an error naming the CPU on
+    /// one without AVX512-BF16).
     pub(crate) fn new(b: MatRef<'_>) -> Result<Self> {
         Precision::Bf16.supported()?;
         // SAFETY: `supported` above found AVX-512F and AVX512-BF16.
         #[cfg(target_arch = "x86_64")]
         return Ok(Self {
-            packed: unsafe { driver::PackedB::new(b, false) },
+            packed: unsafe { driver::PackedB::new(b, true) },
         });
         #[cfg(not(target_arch = "x86_64"))]
         unreachable!("bf16 is supported only on x86_64, not with {b:?}")

@@ -32,7 +32,20 @@ pub(super) unsafe fn product(
     parallel: bool,
 ) {
     // SAFETY: the caller checked the CPU features.
-    let packed_b = unsafe { PackedB::new(b, parallel) };
+    unsafe { product_by_packed(a, &PackedB::new(b, parallel), c, accumulate, parallel) }
+}
+
+/// [`product`] with B already packed.
+///
+/// # Safety
+/// As for [`product`]; `packed_b` is `k x n`.
+pub(super) unsafe fn product_by_packed(
+    a: MatRef<'_>,
+    packed_b: &PackedB,
+    c: MatMut<'_>,
+    accumulate: bool,
+    parallel: bool,
+) {
     let out = Out {
         data: c.data.as_mut_ptr(),
         row_stride: c.row_stride,
@@ -42,7 +55,7 @@ pub(super) unsafe fn product(
         .flat_map(|row| (0..c.cols).step_by(NC).map(move |col| (row, col)))
         .collect();
     let run = |scratch: &mut Aligned, (row, col): (usize, usize)| {
-        block(a, &packed_b, &out, (row, col), accumulate, scratch)
+        block(a, packed_b, &out, (row, col), accumulate, scratch)
     };
     if parallel {
         blocks.into_par_iter().for_each_init(Aligned::default, run);
@@ -186,6 +199,7 @@ fn block(
 /// last one rounded up to whole vectors), pair-major.
 pub(super) struct PackedB {
     data: Aligned,
+    pub(super) rows: usize,
     pub(super) pairs: usize,
     pub(super) cols: usize,
 }
@@ -208,12 +222,19 @@ impl PackedB {
             // `width` values.
             unsafe { pack_pairs(columns, dst, 1, width) };
         };
+        // A `b` of no rows or no columns leaves nothing to pack (and no panel size).
+        let panel_len = (pairs * NR).max(1);
         if parallel {
-            full.par_chunks_mut(pairs * NR).enumerate().for_each(pack);
+            full.par_chunks_mut(panel_len).enumerate().for_each(pack);
         } else {
-            full.chunks_mut(pairs * NR).enumerate().for_each(pack);
+            full.chunks_mut(panel_len).enumerate().for_each(pack);
         }
-        Self { data, pairs, cols }
+        Self {
+            data,
+            rows: b.rows,
+            pairs,
+            cols,
+        }
     }
 
     /// Panel `j`'s pairs and its width.

@@ -454,3 +454,62 @@ fn products_of_pairs_refuse_operands_that_do_not_fit() {
     let source = MatRef::row_major(&b, 2, 8).unwrap();
     assert!(round_to_pairs(source, few).is_err());
 }
+
+/// `gemm_bf16_packed` against `gemm_bf16` on the same views: the same driver after the
+/// packing, so the same bits, on one thread or several, accumulating or not, with `b`
+/// transposed and `c`'s rows padded; a `b` of the wrong height is a shape error, one of
+/// no rows an empty sum.
+#[test]
+fn products_by_a_packed_right_factor_match_gemm_bf16_bit_for_bit() {
+    if !bf16_here("products_by_a_packed_right_factor_match_gemm_bf16_bit_for_bit") {
+        return;
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    for (m, k, n) in [(1, 1, 1), (7, 33, 17), (150, 600, 130), (300, 31, 64)] {
+        for (accumulate, parallel) in [(false, false), (true, true)] {
+            let a = Operand::new(m, k, false, 0, 4);
+            let b = Operand::new(k, n, true, 3, 5);
+            let c_stride = n + 1;
+            let start = values(m * c_stride, 6);
+            let (mut want, mut got) = (start.clone(), start);
+            pool.install(|| {
+                let out = MatMut::new(&mut want, m, n, c_stride).unwrap();
+                gemm_bf16(a.view(), b.view(), out, accumulate, parallel).unwrap();
+                let packed = PackedRight::new(b.view()).unwrap();
+                let out = MatMut::new(&mut got, m, n, c_stride).unwrap();
+                gemm_bf16_packed(a.view(), &packed, out, accumulate, parallel).unwrap();
+            });
+            assert_eq!(got, want, "{m}x{k}x{n} accumulate {accumulate}");
+        }
+    }
+    let b = values(8 * 16, 1);
+    let packed = PackedRight::new(MatRef::row_major(&b, 8, 16).unwrap()).unwrap();
+    let a = values(3 * 7, 2);
+    let mut c = vec![0.0; 3 * 16];
+    let out = MatMut::row_major(&mut c, 3, 16).unwrap();
+    let err = gemm_bf16_packed(
+        MatRef::row_major(&a, 3, 7).unwrap(),
+        &packed,
+        out,
+        false,
+        false,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("b 8x16"), "{err}");
+    // An empty sum (k = 0) zeroes c, as gemm_bf16 does.
+    let empty = PackedRight::new(MatRef::row_major(&[], 0, 16).unwrap()).unwrap();
+    c.fill(1.0);
+    let out = MatMut::row_major(&mut c, 3, 16).unwrap();
+    gemm_bf16_packed(
+        MatRef::row_major(&[], 3, 0).unwrap(),
+        &empty,
+        out,
+        false,
+        false,
+    )
+    .unwrap();
+    assert!(c.iter().all(|&v| v == 0.0));
+}

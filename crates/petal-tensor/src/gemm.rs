@@ -271,11 +271,12 @@ pub fn gemm_in(
 
 /// The right factor `b` of many products `a * b` in one precision, made ready once:
 /// the view itself in f32, packed as bf16 pairs in bf16 (which [`gemm_bf16`] would redo
-/// at every call). A convolution multiplies block after block of its batch by one
-/// filter.
+/// at every call), or packed earlier and kept (a prepared filter's). A convolution
+/// multiplies block after block of its batch by one filter.
 pub(crate) enum RightFactor<'a> {
     F32(MatRef<'a>),
     Bf16(bf16::PackedRight),
+    Packed(&'a bf16::PackedRight),
 }
 
 impl<'a> RightFactor<'a> {
@@ -296,10 +297,12 @@ impl<'a> RightFactor<'a> {
         accumulate: bool,
         parallel: bool,
     ) -> Result<()> {
-        match self {
-            Self::F32(b) => gemm(a, *b, c, accumulate, parallel),
-            Self::Bf16(b) => bf16::gemm_bf16_packed(a, b, c, accumulate, parallel),
-        }
+        let packed = match self {
+            Self::F32(b) => return gemm(a, *b, c, accumulate, parallel),
+            Self::Bf16(b) => b,
+            Self::Packed(b) => *b,
+        };
+        bf16::gemm_bf16_packed(a, packed, c, accumulate, parallel)
     }
 }
 

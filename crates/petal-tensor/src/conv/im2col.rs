@@ -4,10 +4,12 @@
 use std::ops::Range;
 
 use super::batch::{cache_block_rows, map_images, sum_filter_gradient, Output};
-use super::ConvShape;
+use super::{ConvShape, Filter};
 use crate::error::Result;
+use crate::gemm::bf16::PackedRight;
 use crate::gemm::{gemm_in, MatMut, MatRef, RightFactor};
 use crate::parallel::gemm_needs_threads;
+use crate::Precision;
 
 /// Walks the rows `positions` (output positions, row by row) of one group's patch
 /// matrix `(positions, kh*kw*c/groups)` (taps in (ky, kx, channel) order, matching the
@@ -138,15 +140,36 @@ pub(super) fn block_positions(s: &ConvShape) -> usize {
     cache_block_rows(s.patch_len()).min(s.positions()).max(1)
 }
 
-pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], output: Output<'_>) -> Result<Vec<f32>> {
+/// Each group's filter matrix ready for the forward products in the precision of `s`:
+/// those `f` holds when a [`PreparedFilter`](super::PreparedFilter) packed them in that
+/// precision, else made now.
+pub(super) fn filter_factors<'a>(s: &ConvShape, f: Filter<'a>) -> Result<Vec<RightFactor<'a>>> {
+    match f.packed {
+        Some(packed) if s.precision == Precision::Bf16 => {
+            Ok(packed.iter().map(RightFactor::Packed).collect())
+        }
+        _ => (0..s.groups)
+            .map(|g| RightFactor::new(s.precision, filter_block(s, f.values.as_slice(), g)?))
+            .collect(),
+    }
+}
+
+/// Each group's filter matrix of the HWIO `f` packed as bf16 pairs, for a
+/// [`PreparedFilter`](super::PreparedFilter) made in bf16 (on this path or the 1x1 one).
+pub(super) fn packed_filters(s: &ConvShape, f: &[f32]) -> Result<Vec<PackedRight>> {
+    (0..s.groups)
+        .map(|g| PackedRight::new(filter_block(s, f, g)?))
+        .collect()
+}
+
+/// The forward pass, its output started and finished as `y` says.
+pub(super) fn forward(s: &ConvShape, x: &[f32], f: Filter<'_>, y: Output<'_>) -> Result<Vec<f32>> {
     let threaded_gemm = gemm_needs_threads(s.batch);
     let (og, positions, patch) = (s.group_filters(), s.positions(), s.patch_len());
     let block = block_positions(s);
-    let filters = (0..s.groups)
-        .map(|g| RightFactor::new(s.precision, filter_block(s, f, g)?))
-        .collect::<Result<Vec<_>>>()?;
+    let filters = filter_factors(s, f)?;
     map_images(
-        output,
+        y,
         s.batch,
         s.output_image_len(),
         x,
@@ -186,9 +209,9 @@ pub(super) fn backward_input(s: &ConvShape, dy: &[f32], f: &[f32]) -> Result<Vec
         s.output_image_len(),
         columns_len(s),
         |dxi, columns, dyi| {
-            for g in 0..s.groups {
+            for (g, turned) in turned.iter().enumerate() {
                 let out = MatMut::row_major(columns, positions, patch)?;
-                turned[g].multiply(output_block(s, dyi, g)?, out, false, threaded_gemm)?;
+                turned.multiply(output_block(s, dyi, g)?, out, false, threaded_gemm)?;
                 add_columns(s, columns, g, dxi);
             }
             Ok(())

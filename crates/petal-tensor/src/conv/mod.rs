@@ -116,6 +116,7 @@ pub use self::choice::{with_kernel_3x3, Kernel3x3};
 pub use self::prepared::PreparedFilter;
 use crate::elementwise::Unary;
 use crate::error::{invalid, shape_mismatch, Result};
+use crate::gemm::bf16::PackedRight;
 use crate::parallel::Start;
 use crate::pool::{max_pool2d, MaxPool};
 use crate::window::{AxisGeometry, Padding};
@@ -399,12 +400,13 @@ pub fn conv2d_max_pooled(
     max_pooled(input, Filter::plain(filter), bias, spec, activation, pool)
 }
 
-/// A filter as the forward pass takes it: its values, and its Winograd matrices when a
-/// [`PreparedFilter`] made them already.
+/// A filter as the forward pass takes it: its values, and its Winograd matrices or its
+/// matrices packed in bf16 when a [`PreparedFilter`] made them already.
 #[derive(Clone, Copy)]
 struct Filter<'a> {
     values: &'a Tensor,
     winograd: Option<&'a winograd::Transformed>,
+    packed: Option<&'a [PackedRight]>,
 }
 
 impl<'a> Filter<'a> {
@@ -413,6 +415,7 @@ impl<'a> Filter<'a> {
         Self {
             values,
             winograd: None,
+            packed: None,
         }
     }
 }
@@ -471,11 +474,11 @@ fn run(
 ) -> Result<Vec<f32>> {
     let (x, f) = (input.as_slice(), filter.values.as_slice());
     match shape.path() {
-        ConvPath::Pointwise => pointwise::forward(shape, x, f, output),
+        ConvPath::Pointwise => pointwise::forward(shape, x, filter, output),
         ConvPath::Depthwise => depthwise::forward(shape, x, f, output),
         ConvPath::SmallPatch => small_patch::forward(shape, x, f, output),
         ConvPath::Winograd(tile) => winograd::forward(tile, shape, x, f, filter.winograd, output),
-        ConvPath::Im2col => im2col::forward(shape, x, f, output),
+        ConvPath::Im2col => im2col::forward(shape, x, filter, output),
     }
 }
 

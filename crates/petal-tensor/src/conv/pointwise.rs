@@ -8,20 +8,23 @@
 //! wide layers (112x112x96 floats per image). The two gradients are one GEMM each.
 
 use super::batch::{cache_block_rows, map_image_groups, Output};
-use super::ConvShape;
+use super::im2col::filter_factors;
+use super::{ConvShape, Filter};
 use crate::error::Result;
-use crate::gemm::{gemm_in, MatMut, MatRef, RightFactor};
+use crate::gemm::{gemm_in, MatMut, MatRef};
 use crate::parallel::{new_batch, Start};
 
-pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], output: Output<'_>) -> Result<Vec<f32>> {
+/// The forward pass, its output started and finished as `y` says.
+pub(super) fn forward(s: &ConvShape, x: &[f32], f: Filter<'_>, y: Output<'_>) -> Result<Vec<f32>> {
     // Its groups are blocks of pixels, not images: nothing to hand a pooling.
-    debug_assert!(output.reduce.is_none(), "the 1x1 path does not reduce");
+    debug_assert!(y.reduce.is_none(), "the 1x1 path does not reduce");
     let pixels = s.batch * s.positions();
-    let filters = RightFactor::new(s.precision, MatRef::row_major(f, s.channels, s.filters)?)?;
+    // The 1x1 path has one group: the filter is one (c, o) matrix.
+    let filters = &filter_factors(s, f)?[0];
     // Each pixel an "image" of one row: a group is a block of rows.
     let block_rows = block_rows(pixels, s.channels + s.filters);
     let (inputs, out_len) = ((x, s.channels), s.filters);
-    map_image_groups(output, pixels, out_len, inputs, block_rows, 0, |y, _, x| {
+    map_image_groups(y, pixels, out_len, inputs, block_rows, 0, |y, _, x| {
         let rows = y.len() / s.filters;
         filters.multiply(
             MatRef::row_major(x, rows, s.channels)?,

@@ -355,6 +355,35 @@ fn a_filter_prepared_in_one_precision_runs_in_another() {
     });
 }
 
+/// In bf16, a filter prepared on the im2col or 1x1 path holds its packed matrices: the
+/// same bits as unprepared calls in bf16, and current only in bf16.
+#[test]
+fn filters_prepared_in_bf16_on_the_im2col_and_1x1_paths_give_the_same_bits() {
+    if !bf16_runs_here() {
+        return;
+    }
+    for (input, filter, spec) in bf16_product_cases() {
+        let s = ConvShape::new(&input, &filter, &spec).unwrap();
+        let (x, f, _) = operands(&s);
+        assert!(!PreparedFilter::worth_preparing(&filter, &spec));
+        let prepared = with_precision(Precision::Bf16, || {
+            assert!(PreparedFilter::worth_preparing(&filter, &spec));
+            PreparedFilter::new(f.clone(), &spec)
+        })
+        .unwrap();
+        with_precision(Precision::Bf16, || {
+            let want = conv2d(&x, &f, None, &spec).unwrap();
+            let got = prepared.conv2d(&x, None, None).unwrap();
+            assert_eq!(got.to_vec(), want.to_vec(), "{filter:?}");
+            assert!(prepared.is_current(), "{filter:?}");
+        });
+        let want = conv2d(&x, &f, None, &spec).unwrap();
+        let got = prepared.conv2d(&x, None, None).unwrap();
+        assert_eq!(got.to_vec(), want.to_vec(), "{filter:?} in f32");
+        assert!(!prepared.is_current(), "{filter:?} in f32");
+    }
+}
+
 /// Winograd over groups of images: a 28x28 output is 49 F(4x4) tiles, so the forward
 /// pass and the filter gradient take 3 images at a time (7 images on one thread as
 /// 3 + 3 + 1, on two as 3 + 1 and 3) and the input gradient (64 tiles) 2 at a time.
@@ -779,23 +808,27 @@ fn bad_shapes_are_errors_naming_both_shapes() {
     .is_err());
 }
 
-#[test]
-fn bf16_im2col_and_pointwise_passes_match_f32_within_bf16_rounding() {
-    if !bf16_runs_here() {
-        return;
-    }
+/// Shapes whose products run in bf16 on the im2col and 1x1 paths: a 3x3 over 8
+/// channels (too few for Winograd), a strided 3x3, a 1x1.
+fn bf16_product_cases() -> [([usize; 4], [usize; 4], Conv2dSpec); 3] {
     let strided = Conv2dSpec {
         stride: [2, 2],
         padding: Padding::Same,
         ..Conv2dSpec::default()
     };
-    // 3x3 over 8 channels (too few for Winograd), a strided 3x3, a 1x1.
-    let cases = [
+    [
         ([2, 9, 9, 8], [3, 3, 8, 12], Conv2dSpec::default()),
         ([2, 10, 10, 32], [3, 3, 32, 16], strided),
         ([3, 5, 5, 24], [1, 1, 24, 40], Conv2dSpec::default()),
-    ];
-    for (input, filter, spec) in cases {
+    ]
+}
+
+#[test]
+fn bf16_im2col_and_pointwise_passes_match_f32_within_bf16_rounding() {
+    if !bf16_runs_here() {
+        return;
+    }
+    for (input, filter, spec) in bf16_product_cases() {
         let s = ConvShape::new(&input, &filter, &spec).unwrap();
         assert!(
             matches!(s.path(), ConvPath::Im2col | ConvPath::Pointwise),

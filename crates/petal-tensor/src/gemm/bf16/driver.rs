@@ -80,7 +80,8 @@ pub(super) unsafe fn product_of_pairs(a: &[u32], a_rs: usize, b: &PackedB, c: Ma
     };
     // Whether the `MR` rows of the tile from row `first` lie inside `a`.
     let inside = |first: usize| (first + MR - 1) * a_rs + pairs <= a.len();
-    let mut last_tile = vec![0; MR * pairs];
+    // Made only for a last tile that ends past `a` (this runs per position and group).
+    let mut last_tile = Vec::new();
     for panel in 0..b.cols.div_ceil(NR) {
         let (panel_b, width) = b.panel(panel);
         for tile_row in (0..rows).step_by(MR) {
@@ -88,6 +89,7 @@ pub(super) unsafe fn product_of_pairs(a: &[u32], a_rs: usize, b: &PackedB, c: Ma
             let (tile_a, tile_rs) = if inside(tile_row) {
                 (&a[tile_row * a_rs..], a_rs)
             } else {
+                last_tile.resize(MR * pairs, 0);
                 for (i, row) in last_tile
                     .chunks_exact_mut(pairs)
                     .take(tile_rows)

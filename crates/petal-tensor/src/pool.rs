@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use crate::error::{invalid, shape_mismatch, Result, TensorError};
 use crate::parallel::{images_per_task, new_image_groups, new_values_written, Start};
-use crate::simd::{counting_from, load, store};
+use crate::simd::{counting_from, load, write_new, write_new_u32s};
 use crate::window::{AxisGeometry, Padding};
 use crate::Tensor;
 use pulp::{Simd, WithSimd};
@@ -209,8 +209,8 @@ impl MaxPool {
                 pulp::Arch::new().dispatch(MaxPoolImage {
                     shape: &self.0,
                     image,
-                    best: written(best, f32::NEG_INFINITY),
-                    best_at: written(best_at, 0),
+                    best,
+                    best_at,
                 });
                 *pooled = true;
             };
@@ -221,8 +221,9 @@ impl MaxPool {
                 "an image of the batch was not pooled"
             );
         }
-        // SAFETY: the slots cover the first `len` values of both vectors, and each was
-        // written (`written`) by the call that pooled its image, checked just above.
+        // SAFETY: the slots cover the first `len` values of both vectors, and
+        // `MaxPoolImage` writes every value of the image it pools; every image was
+        // pooled, checked just above.
         unsafe {
             best.set_len(len);
             best_at.set_len(len);
@@ -231,21 +232,15 @@ impl MaxPool {
     }
 }
 
-/// `values`, each first set to `value`.
-fn written<T: Copy>(values: &mut [MaybeUninit<T>], value: T) -> &mut [T] {
-    values.iter_mut().for_each(|v| _ = v.write(value));
-    // SAFETY: every value was written just above, and `MaybeUninit<T>` has the layout
-    // of `T`.
-    unsafe { &mut *(values as *mut [MaybeUninit<T>] as *mut [T]) }
-}
-
 /// Max pooling of one image: for each window and each vector of channels, the maxima
-/// and where they are stay in registers while the window's pixels go by.
+/// and where they are stay in registers while the window's pixels go by, and are
+/// written once. Ties go to the first pixel in row-major order; a window whose values
+/// never beat -inf (all -inf or NaN) reports -inf at its first pixel.
 struct MaxPoolImage<'a> {
     shape: &'a PoolShape,
     image: &'a [f32],
-    best: &'a mut [f32],
-    best_at: &'a mut [u32],
+    best: &'a mut [MaybeUninit<f32>],
+    best_at: &'a mut [MaybeUninit<u32>],
 }
 
 impl WithSimd for MaxPoolImage<'_> {
@@ -259,34 +254,44 @@ impl WithSimd for MaxPoolImage<'_> {
             best,
             best_at,
         } = self;
-        let (c, lanes) = (shape.channels, S::F32_LANES);
+        let (c, lanes, width) = (shape.channels, S::F32_LANES, shape.cols.input);
         let vector_channels = c / lanes * lanes;
-        shape.for_each_window(|out_pixel, window| {
-            let best = &mut best[out_pixel * c..][..c];
-            let best_at = &mut best_at[out_pixel * c..][..c];
-            for ch0 in (0..vector_channels).step_by(lanes) {
-                let mut max = simd.splat_f32s(f32::NEG_INFINITY);
-                let mut at = simd.splat_u32s(0);
-                for &pixel in window {
-                    let first = pixel * c + ch0;
-                    let v = load::<S>(&image[first..]);
-                    let wins = simd.greater_than_f32s(v, max);
-                    max = simd.select_f32s(wins, v, max);
-                    at = simd.select_u32s(wins, counting_from(simd, first as u32), at);
-                }
-                store::<S>(&mut best[ch0..], max);
-                S::as_mut_simd_u32s(&mut best_at[ch0..ch0 + lanes]).0[0] = at;
-            }
-            for &pixel in window {
-                for ch in vector_channels..c {
-                    let v = image[pixel * c + ch];
-                    if v > best[ch] {
-                        best[ch] = v;
-                        best_at[ch] = (pixel * c + ch) as u32;
+        for oy in 0..shape.rows.output {
+            let rows = shape.rows.window_span(oy);
+            for ox in 0..shape.cols.output {
+                let cols = shape.cols.window_span(ox);
+                // The window's pixels, each as the index of its first channel.
+                let starts = rows
+                    .clone()
+                    .flat_map(|iy| cols.clone().map(move |ix| (iy * width + ix) * c));
+                let out = (oy * shape.cols.output + ox) * c;
+                let first_start = (rows.start * width + cols.start) * c;
+                for ch0 in (0..vector_channels).step_by(lanes) {
+                    let mut max = simd.splat_f32s(f32::NEG_INFINITY);
+                    let mut max_start = simd.splat_u32s(first_start as u32);
+                    for start in starts.clone() {
+                        let v = load::<S>(&image[start + ch0..]);
+                        let wins = simd.greater_than_f32s(v, max);
+                        max = simd.select_f32s(wins, v, max);
+                        max_start =
+                            simd.select_u32s(wins, simd.splat_u32s(start as u32), max_start);
                     }
+                    let at = simd.add_u32s(max_start, counting_from(simd, ch0 as u32));
+                    write_new::<S>(&mut best[out + ch0..], max);
+                    write_new_u32s::<S>(&mut best_at[out + ch0..], at);
+                }
+                for ch in vector_channels..c {
+                    let (mut max, mut at) = (f32::NEG_INFINITY, first_start + ch);
+                    for start in starts.clone() {
+                        if image[start + ch] > max {
+                            (max, at) = (image[start + ch], start + ch);
+                        }
+                    }
+                    best[out + ch].write(max);
+                    best_at[out + ch].write(at as u32);
                 }
             }
-        });
+        }
     }
 }
 
@@ -598,8 +603,9 @@ mod tests {
             .collect();
         let x = Tensor::from_vec(&[2, 5, 4, 19], values).unwrap();
         let s = PoolShape::new("test", x.shape(), &spec).unwrap();
-        let mut best = vec![f32::NEG_INFINITY; 2 * s.output_image_len()];
-        let mut best_at = vec![0; best.len()];
+        // Sentinels that no maximum equals: a value left unwritten fails the test.
+        let mut best = vec![MaybeUninit::new(f32::NAN); 2 * s.output_image_len()];
+        let mut best_at = vec![MaybeUninit::new(u32::MAX); best.len()];
         for ((best, best_at), image) in best
             .chunks_mut(s.output_image_len())
             .zip(best_at.chunks_mut(s.output_image_len()))
@@ -613,6 +619,9 @@ mod tests {
             }
             .with_simd(pulp::Scalar);
         }
+        // SAFETY: every value was initialized (with a sentinel) when allocated.
+        let best = best.iter().map(|v| unsafe { v.assume_init() }).collect();
+        let best_at = best_at.iter().map(|v| unsafe { v.assume_init() }).collect();
         assert_eq!((best, best_at), reference_max_pool(&x, &spec));
     }
 
@@ -662,6 +671,18 @@ mod tests {
                     .unwrap();
                 let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
                 prop_assert_eq!(bits(dx.as_slice()), bits(&expected), "{} threads", threads);
+            }
+            // The portable kernel (what CPUs without AVX2 run) where windows are apart.
+            let s = PoolShape::new("test", x.shape(), &spec).unwrap();
+            if s.rows.windows_are_disjoint() && s.cols.windows_are_disjoint() {
+                let mut dx = vec![MaybeUninit::new(f32::NAN); n * image_len];
+                for (i, dx) in dx.chunks_mut(image_len).enumerate() {
+                    let image = (&grads[i * out_len..][..out_len], &argmax[i * out_len..][..out_len]);
+                    RouteToWinners { shape: &s, image, dx }.with_simd(pulp::Scalar);
+                }
+                // SAFETY: every value was initialized (with NaN) when allocated.
+                let dx: Vec<u32> = dx.iter().map(|v| unsafe { v.assume_init() }.to_bits()).collect();
+                prop_assert_eq!(dx, expected.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
             }
         }
     }

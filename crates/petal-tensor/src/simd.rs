@@ -8,6 +8,8 @@
 //! the compiler does not inline it: its loops then run 4 lanes wide on any CPU.)
 //! Results do not depend on the width: the compiler fuses no multiply-adds.
 
+use std::mem::MaybeUninit;
+
 use pulp::Simd;
 
 /// The first `S::F32_LANES` values of `values` as one vector.
@@ -20,6 +22,34 @@ pub(crate) fn load<S: Simd>(values: &[f32]) -> S::f32s {
 #[inline(always)]
 pub(crate) fn store<S: Simd>(values: &mut [f32], vector: S::f32s) {
     S::as_mut_simd_f32s(&mut values[..S::F32_LANES]).0[0] = vector;
+}
+
+/// Writes `vector` over the first `S::F32_LANES` values of `values`, memory not yet
+/// initialized (a new output).
+#[inline(always)]
+pub(crate) fn write_new<S: Simd>(values: &mut [MaybeUninit<f32>], vector: S::f32s) {
+    let target = &mut values[..S::F32_LANES];
+    // SAFETY: `target` holds `S::F32_LANES` f32 values, the size of `S::f32s`, and an
+    // unaligned write needs no alignment.
+    unsafe {
+        target
+            .as_mut_ptr()
+            .cast::<S::f32s>()
+            .write_unaligned(vector)
+    }
+}
+
+/// [`write_new`] of a vector of `u32`s.
+#[inline(always)]
+pub(crate) fn write_new_u32s<S: Simd>(values: &mut [MaybeUninit<u32>], vector: S::u32s) {
+    let target = &mut values[..S::F32_LANES];
+    // SAFETY: as in `write_new`: `S::u32s` holds `S::F32_LANES` u32 values.
+    unsafe {
+        target
+            .as_mut_ptr()
+            .cast::<S::u32s>()
+            .write_unaligned(vector)
+    }
 }
 
 /// Adds `sum` to the first `S::F32_LANES` values of `values`.

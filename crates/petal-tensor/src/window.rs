@@ -111,6 +111,17 @@ impl AxisGeometry {
         }
     }
 
+    /// For windows without dilation: the input positions the window of output position
+    /// `out` covers, padding left out (never empty: the padding is smaller than the
+    /// window).
+    #[inline]
+    pub fn window_span(&self, out: usize) -> Range<usize> {
+        debug_assert!(self.dilation == 1);
+        let first = out * self.stride;
+        let end = (first + self.kernel).saturating_sub(self.pad_before);
+        first.saturating_sub(self.pad_before)..end.min(self.input)
+    }
+
     /// Whether no two windows share an input position (`stride >= span`).
     pub fn windows_are_disjoint(&self) -> bool {
         self.stride > (self.kernel - 1) * self.dilation

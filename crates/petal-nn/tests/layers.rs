@@ -764,8 +764,10 @@ fn with_dense_head(layers: Sequential) -> Model {
 
 /// The Keras MNIST CNN's shape in small: two convolutions (ReLU, then none), each read
 /// only by a max pooling, which `Model::forward` fuses; `forward_observed` runs every
-/// layer on its own. Both give the same bits: outputs, and gradients of every parameter
-/// and of the input, and the fused tape has one op fewer per fused pair.
+/// layer on its own. Both give the same bits (outputs, and gradients of the kernels and
+/// of the input) but for the convolutions' bias gradients, which the fused op sums
+/// over the pooled gradient, the same values in another order: they agree within f32
+/// rounding. The fused tape has one op fewer per fused pair.
 #[test]
 fn convolutions_read_only_by_a_max_pooling_are_fused_with_the_same_numbers() {
     let second_block = conv_relu_pool(9, 6)
@@ -806,7 +808,19 @@ fn convolutions_read_only_by_a_max_pooling_are_fused_with_the_same_numbers() {
         7,
         "three kernels and biases, and the input"
     );
-    assert_eq!(fused_grads, plain_grads);
+    let convolution_biases = [1, 3];
+    for (i, (fused, plain)) in fused_grads.iter().zip(&plain_grads).enumerate() {
+        if convolution_biases.contains(&i) {
+            for (f, p) in fused.iter().zip(plain) {
+                assert!(
+                    (f - p).abs() <= 1e-6 * p.abs().max(1e-3),
+                    "bias {i}: {f} against {p}"
+                );
+            }
+        } else {
+            assert_eq!(fused, plain, "gradient {i}");
+        }
+    }
     assert_eq!(fused_ops + 2, plain_ops);
 }
 

@@ -163,9 +163,17 @@ impl Var {
                 Some(a) => Cow::Owned(unary_backward_from_output(&out, g, a).expect("same shape")),
                 None => Cow::Borrowed(g),
             };
-            let g = max_pool2d_backward(&g, &argmax, &conv_shape, &pool)
+            let routed = max_pool2d_backward(&g, &argmax, &conv_shape, &pool)
                 .expect("shapes checked in forward");
-            backward.grads(&g, needs)
+            let mut grads = backward.grads(&routed, &needs[..2]);
+            // Routing moves each value of `g` to one input (or adds it there), so the bias
+            // gradient, a sum over all values, takes `g` itself: a quarter of the values
+            // under 2x2 pooling.
+            let bias = needs
+                .get(2)
+                .map(|&need| need.then(|| conv2d_backward_bias(&g).expect("4-D output")));
+            grads.extend(bias);
+            grads
         })
     }
 

@@ -319,38 +319,17 @@ pub fn max_pool2d_backward(
     input_shape: &[usize],
     spec: &Pool2dSpec,
 ) -> Result<Tensor> {
-    let s = PoolShape::new("max_pool2d_backward", input_shape, spec)?;
-    s.check_grad_out("max_pool2d_backward", grad_out)?;
-    if argmax.len() != grad_out.len() {
-        return Err(invalid(
-            "max_pool2d_backward",
-            format!(
-                "{} argmax indices for {} gradients",
-                argmax.len(),
-                grad_out.len()
-            ),
-        ));
-    }
-    let (in_len, out_len) = (s.image_len(), s.output_image_len());
-    let dy = grad_out.as_slice();
-    let image = |at: usize| {
-        (
-            &dy[at * out_len..][..out_len],
-            &argmax[at * out_len..][..out_len],
-        )
-    };
-    let routed = if s.rows.windows_are_disjoint() && s.cols.windows_are_disjoint() {
+    let gradient = PooledGradient::new("max_pool2d_backward", grad_out, argmax, input_shape, spec)?;
+    let s = &gradient.shape;
+    let in_len = s.image_len();
+    let routed = if gradient.windows_are_disjoint() {
         let per_task = images_per_task(s.batch) * in_len;
         let write = |offset: usize, part: &mut [MaybeUninit<f32>]| {
             for (k, dxi) in part.chunks_mut(in_len).enumerate() {
-                pulp::Arch::new().dispatch(RouteToWinners {
-                    shape: &s,
-                    image: image(offset / in_len + k),
-                    dx: dxi,
-                });
+                gradient.route_rows(offset / in_len + k, 0, dxi);
             }
         };
-        // SAFETY: `RouteToWinners` writes every value of each image, and the parts hold
+        // SAFETY: `route_rows` writes every value of each image, and the parts hold
         // whole images (`per_task` is a multiple of `in_len`).
         unsafe { new_values_written(s.batch * in_len, per_task, write) }
     } else {
@@ -363,7 +342,7 @@ pub fn max_pool2d_backward(
             Start::Zeros,
             || (),
             |_, at, dxi| {
-                let (dyi, ai) = image(at);
+                let (dyi, ai) = gradient.image(at);
                 for (g, &at) in dyi.iter().zip(ai) {
                     dxi[at as usize] += g;
                 }
@@ -373,13 +352,83 @@ pub fn max_pool2d_backward(
     Tensor::from_vec(input_shape, routed)
 }
 
-/// The input gradient of one image of a max pooling whose windows share no pixel:
-/// each value written once, in memory order, the output gradient of its window where
-/// it won and zero elsewhere (no zeroing pass before, no scattered adds after).
+/// A max pooling's output gradient and where each window's maximum was (as
+/// [`max_pool2d`] returns it), checked against the pooling's shapes: what
+/// [`max_pool2d_backward`] routes, and what a convolution fused with its pooling
+/// routes a band of rows at a time while its filter gradient reads them, so that the
+/// full-size gradient never exists (see `conv2d_max_pooled_backward_filter`).
+pub(crate) struct PooledGradient<'a> {
+    shape: PoolShape,
+    grads: &'a [f32],
+    winners: &'a [u32],
+}
+
+impl<'a> PooledGradient<'a> {
+    /// `grad_out` and `argmax` of a pooling `spec` of `input_shape`; `op` names the
+    /// caller in errors.
+    pub fn new(
+        op: &'static str,
+        grad_out: &'a Tensor,
+        argmax: &'a [u32],
+        input_shape: &[usize],
+        spec: &Pool2dSpec,
+    ) -> Result<Self> {
+        let shape = PoolShape::new(op, input_shape, spec)?;
+        shape.check_grad_out(op, grad_out)?;
+        if argmax.len() != grad_out.len() {
+            return Err(invalid(
+                op,
+                format!(
+                    "{} argmax indices for {} gradients",
+                    argmax.len(),
+                    grad_out.len()
+                ),
+            ));
+        }
+        Ok(Self {
+            shape,
+            grads: grad_out.as_slice(),
+            winners: argmax,
+        })
+    }
+
+    /// Whether no two windows share a pixel, so that [`Self::route_rows`] applies.
+    pub fn windows_are_disjoint(&self) -> bool {
+        self.shape.rows.windows_are_disjoint() && self.shape.cols.windows_are_disjoint()
+    }
+
+    /// Image `at`'s output gradient and winners.
+    fn image(&self, at: usize) -> (&[f32], &[u32]) {
+        let len = self.shape.output_image_len();
+        (
+            &self.grads[at * len..][..len],
+            &self.winners[at * len..][..len],
+        )
+    }
+
+    /// Writes the input gradient of image `at`'s rows from `first_row` on into `dx`
+    /// (whole rows, `dx.len()` values), for windows apart.
+    pub fn route_rows(&self, at: usize, first_row: usize, dx: &mut [MaybeUninit<f32>]) {
+        debug_assert!(self.windows_are_disjoint());
+        pulp::Arch::new().dispatch(RouteToWinners {
+            shape: &self.shape,
+            image: self.image(at),
+            first_row,
+            dx,
+        });
+    }
+}
+
+/// The input gradient of rows of one image of a max pooling whose windows share no
+/// pixel: each value written once, in memory order, the output gradient of its window
+/// where it won and zero elsewhere (no zeroing pass before, no scattered adds after).
 struct RouteToWinners<'a> {
     shape: &'a PoolShape,
     /// The image's output gradient and winners.
     image: (&'a [f32], &'a [u32]),
+    /// The image row `dx` starts at.
+    first_row: usize,
+    /// Whole rows of the image's input gradient.
     dx: &'a mut [MaybeUninit<f32>],
 }
 
@@ -391,11 +440,12 @@ impl WithSimd for RouteToWinners<'_> {
         let Self {
             shape: s,
             image: (dy, argmax),
+            first_row,
             dx,
         } = self;
         let c = s.channels;
         let row_len = s.cols.input * c;
-        for (row, dx) in dx.chunks_exact_mut(row_len).enumerate() {
+        for (row, dx) in (first_row..).zip(dx.chunks_exact_mut(row_len)) {
             let oy = s.rows.covering_output(row);
             for (col, dx) in dx.chunks_exact_mut(c).enumerate() {
                 let Some((oy, ox)) = oy.zip(s.cols.covering_output(col)) else {
@@ -678,7 +728,7 @@ mod tests {
                 let mut dx = vec![MaybeUninit::new(f32::NAN); n * image_len];
                 for (i, dx) in dx.chunks_mut(image_len).enumerate() {
                     let image = (&grads[i * out_len..][..out_len], &argmax[i * out_len..][..out_len]);
-                    RouteToWinners { shape: &s, image, dx }.with_simd(pulp::Scalar);
+                    RouteToWinners { shape: &s, image, first_row: 0, dx }.with_simd(pulp::Scalar);
                 }
                 // SAFETY: every value was initialized (with NaN) when allocated.
                 let dx: Vec<u32> = dx.iter().map(|v| unsafe { v.assume_init() }.to_bits()).collect();

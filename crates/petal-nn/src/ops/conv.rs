@@ -5,7 +5,7 @@ use std::rc::Rc;
 
 use petal_tensor::conv::{
     conv2d, conv2d_activated, conv2d_backward_bias, conv2d_backward_filter, conv2d_backward_input,
-    conv2d_max_pooled, conv2d_output_shape,
+    conv2d_max_pooled, conv2d_max_pooled_backward_filter, conv2d_output_shape,
 };
 use petal_tensor::elementwise::{unary_backward_from_output, Unary};
 use petal_tensor::pool::{
@@ -50,6 +50,14 @@ impl ConvBackward {
             grads.push(needs[2].then(|| conv2d_backward_bias(g).expect("4-D output")));
         }
         grads
+    }
+
+    /// The filter gradient from `g`, the gradient of the max pooling `pool` of the
+    /// convolution's output, and the pooling's winners.
+    fn pooled_filter_grad(&self, g: &Tensor, argmax: &[u32], pool: &Pool2dSpec) -> Tensor {
+        let (x, w) = (&self.x, &self.w);
+        conv2d_max_pooled_backward_filter(x, g, argmax, w.shape(), &self.spec, pool)
+            .expect("shapes checked in forward")
     }
 }
 
@@ -163,9 +171,15 @@ impl Var {
                 Some(a) => Cow::Owned(unary_backward_from_output(&out, g, a).expect("same shape")),
                 None => Cow::Borrowed(g),
             };
-            let routed = max_pool2d_backward(&g, &argmax, &conv_shape, &pool)
-                .expect("shapes checked in forward");
-            let mut grads = backward.grads(&routed, &needs[..2]);
+            let mut grads = if needs[0] {
+                let routed = max_pool2d_backward(&g, &argmax, &conv_shape, &pool)
+                    .expect("shapes checked in forward");
+                backward.grads(&routed, &needs[..2])
+            } else {
+                // A first layer: its filter gradient routes `g` band by band as it reads it.
+                let filter = needs[1].then(|| backward.pooled_filter_grad(&g, &argmax, &pool));
+                vec![None, filter]
+            };
             // Routing moves each value of `g` to one input (or adds it there), so the bias
             // gradient, a sum over all values, takes `g` itself: a quarter of the values
             // under 2x2 pooling.

@@ -114,11 +114,12 @@ use self::batch::Output;
 use self::choice::winograd_tile;
 pub use self::choice::{with_kernel_3x3, Kernel3x3};
 pub use self::prepared::PreparedFilter;
+use self::small_patch::GradientRows;
 use crate::elementwise::Unary;
 use crate::error::{invalid, shape_mismatch, Result};
 use crate::gemm::bf16::PackedRight;
 use crate::parallel::Start;
-use crate::pool::{max_pool2d, MaxPool};
+use crate::pool::{max_pool2d, max_pool2d_backward, MaxPool, PooledGradient};
 use crate::window::{AxisGeometry, Padding};
 use crate::{Pool2dSpec, Precision, Tensor};
 
@@ -540,10 +541,54 @@ pub fn conv2d_backward_filter(
     let grad = match shape.path() {
         ConvPath::Pointwise => pointwise::backward_filter(&shape, x, dy)?,
         ConvPath::Depthwise => depthwise::backward_filter(&shape, x, dy)?,
-        ConvPath::SmallPatch => small_patch::backward_filter(&shape, x, dy)?,
+        ConvPath::SmallPatch => small_patch::backward_filter(&shape, x, GradientRows::Full(dy))?,
         ConvPath::Winograd(tile) => winograd::backward_filter(tile, &shape, x, dy)?,
         ConvPath::Im2col => im2col::backward_filter(&shape, x, dy)?,
     };
+    Tensor::from_vec(&shape.filter_shape(), grad)
+}
+
+/// The filter gradient of [`conv2d_max_pooled`] from the gradient of its pooled
+/// output (`grad_pooled`, the activation's derivative already applied) and the winners
+/// it returned: [`conv2d_backward_filter`] of that gradient routed back through the
+/// pooling ([`max_pool2d_backward`]). On the small-patch path (a first layer) under a
+/// pooling whose windows are apart, each band of output rows is routed just before it
+/// is read, so that the full-size gradient never goes through memory.
+///
+/// ```
+/// use petal_tensor::conv::{conv2d_backward_filter, conv2d_max_pooled, conv2d_max_pooled_backward_filter};
+/// use petal_tensor::pool::max_pool2d_backward;
+/// use petal_tensor::{Conv2dSpec, Pool2dSpec, Tensor};
+/// let x = Tensor::from_vec(&[1, 3, 3, 1], (1..=9).map(|v| v as f32).collect())?;
+/// let w = Tensor::ones(&[2, 2, 1, 1]);
+/// let (spec, pool) = (Conv2dSpec::default(), Pool2dSpec::square(2));
+/// let (y, argmax) = conv2d_max_pooled(&x, &w, None, &spec, None, &pool)?;
+/// let g = Tensor::ones(y.shape());
+/// let dw = conv2d_max_pooled_backward_filter(&x, &g, &argmax, w.shape(), &spec, &pool)?;
+/// // Only the winning window (the bottom right, 5 + 6 + 8 + 9) moves the output.
+/// assert_eq!(dw.to_vec(), vec![5.0, 6.0, 8.0, 9.0]);
+/// let routed = max_pool2d_backward(&g, &argmax, &[1, 2, 2, 1], &pool)?;
+/// assert_eq!(dw, conv2d_backward_filter(&x, &routed, w.shape(), &spec)?);
+/// # Ok::<(), petal_tensor::TensorError>(())
+/// ```
+pub fn conv2d_max_pooled_backward_filter(
+    input: &Tensor,
+    grad_pooled: &Tensor,
+    argmax: &[u32],
+    filter_shape: &[usize],
+    spec: &Conv2dSpec,
+    pool: &Pool2dSpec,
+) -> Result<Tensor> {
+    let op = "conv2d_max_pooled_backward_filter";
+    let shape = ConvShape::new(input.shape(), filter_shape, spec)?;
+    let output_shape = shape.output_shape();
+    let pooled = PooledGradient::new(op, grad_pooled, argmax, &output_shape, pool)?;
+    if shape.path() != ConvPath::SmallPatch || !pooled.windows_are_disjoint() {
+        let routed = max_pool2d_backward(grad_pooled, argmax, &output_shape, pool)?;
+        return conv2d_backward_filter(input, &routed, filter_shape, spec);
+    }
+    let x = input.as_slice();
+    let grad = small_patch::backward_filter(&shape, x, GradientRows::Pooled(&pooled))?;
     Tensor::from_vec(&shape.filter_shape(), grad)
 }
 

@@ -26,14 +26,16 @@
 //! positions still unrolled) 20.7 -> 19.2 / 11.8 -> 10.9. The input gradient takes the
 //! im2col path (a first layer's input rarely needs one).
 
+use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use pulp::{Arch, Simd, WithSimd};
 
-use super::batch::{map_images, sum_filter_gradient, Output};
+use super::batch::{map_images, sum_filter_gradient, sum_over_images, Output};
 use super::im2col::fill_columns;
 use super::ConvShape;
 use crate::error::Result;
+use crate::pool::PooledGradient;
 use crate::simd::{add_to, load};
 
 /// Patches up to this long take the direct path.
@@ -300,23 +302,76 @@ fn near_equal_blocks(len: usize, most: usize) -> impl Iterator<Item = Range<usiz
     })
 }
 
-pub(super) fn backward_filter(s: &ConvShape, x: &[f32], dy: &[f32]) -> Result<Vec<f32>> {
+/// The filter gradient from the output gradient `dy`, full-size or routed from a max
+/// pooling a block of rows at a time (the gradient of a convolution fused with its
+/// pooling: the rows are routed into scratch memory just before they are read, so the
+/// full-size gradient is never written to memory and read back).
+pub(super) fn backward_filter(s: &ConvShape, x: &[f32], dy: GradientRows<'_>) -> Result<Vec<f32>> {
     let windows = Windows::new(s);
     let block_rows = (GRADIENT_POSITIONS / s.cols.output).max(1);
     let columns_len = block_rows * s.cols.output * s.patch_len();
-    let accumulate = |dw: &mut [f32], columns: &mut [f32], xi: &[f32], dyi: &[f32]| {
-        for oy in (0..s.rows.output).step_by(block_rows) {
-            let rows = oy..s.rows.output.min(oy + block_rows);
-            add_row_gradients(&windows, xi, dyi, rows, columns, dw);
-        }
-        Ok(())
+    let blocks = move || {
+        (0..s.rows.output)
+            .step_by(block_rows)
+            .map(move |oy| oy..s.rows.output.min(oy + block_rows))
     };
-    sum_filter_gradient(s, x, dy, columns_len, accumulate)
+    match dy {
+        GradientRows::Full(dy) => {
+            let accumulate = |dw: &mut [f32], columns: &mut [f32], xi: &[f32], dyi: &[f32]| {
+                for rows in blocks() {
+                    let dy_rows = &dyi[rows.start * s.cols.output * s.filters..];
+                    add_row_gradients(&windows, xi, dy_rows, rows, columns, dw);
+                }
+                Ok(())
+            };
+            sum_filter_gradient(s, x, dy, columns_len, accumulate)
+        }
+        GradientRows::Pooled(pooled) => {
+            let row_len = s.cols.output * s.filters;
+            // Where image `xi`, a slice of the batch `x`, sits in it.
+            let image_at = |xi: &[f32]| {
+                (xi.as_ptr() as usize - x.as_ptr() as usize)
+                    / (s.image_len() * size_of::<f32>()).max(1)
+            };
+            let accumulate = |dw: &mut [f32], scratch: &mut [f32], xi: &[f32], _: &[f32]| {
+                let (columns, band) = scratch.split_at_mut(columns_len);
+                for rows in blocks() {
+                    let dy_rows = &mut band[..rows.len() * row_len];
+                    // SAFETY: `MaybeUninit<f32>` has the layout of `f32`, and only f32
+                    // values are written through it.
+                    let uninit =
+                        unsafe { &mut *(dy_rows as *mut [f32] as *mut [MaybeUninit<f32>]) };
+                    pooled.route_rows(image_at(xi), rows.start, uninit);
+                    add_row_gradients(&windows, xi, dy_rows, rows, columns, dw);
+                }
+                Ok(())
+            };
+            let scratch_len = columns_len + block_rows * row_len;
+            // Each image of `x` twice: the output gradient comes from `pooled`.
+            sum_over_images(
+                x,
+                s.image_len(),
+                x,
+                s.image_len(),
+                s.filter_len(),
+                scratch_len,
+                accumulate,
+            )
+        }
+    }
 }
 
-/// `dw += patchesᵀ * dy` over the output rows `rows` of one image: in each row, the
-/// positions whose windows lie inside the image read their patches in place, the others
-/// (by the padding) are unrolled into `columns` first.
+/// Where a filter gradient reads the output gradient.
+pub(super) enum GradientRows<'a> {
+    /// The output gradient itself.
+    Full(&'a [f32]),
+    /// A max pooling's gradient, whose windows are apart, routed rows at a time.
+    Pooled(&'a PooledGradient<'a>),
+}
+
+/// `dw += patchesᵀ * dy` over the output rows `rows` of one image (`dy` from the first
+/// of them on): in each row, the positions whose windows lie inside the image read their
+/// patches in place, the others (by the padding) are unrolled into `columns` first.
 fn add_row_gradients(
     windows: &Windows<'_>,
     image: &[f32],
@@ -330,6 +385,7 @@ fn add_row_gradients(
     // The part of `columns` no unrolled stretch has taken yet.
     let mut free = columns;
     let mut stretches = Vec::with_capacity(3 * rows.len());
+    let rows_start = rows.start;
     for oy in rows {
         for (cols, in_place) in windows.row_stretches(oy) {
             let (first, positions) = (oy * ow + cols.start, cols.len());
@@ -341,7 +397,8 @@ fn add_row_gradients(
                 free = rest;
                 windows.unrolled(taken)
             };
-            let dy = &dy[first * o..(first + positions) * o];
+            let from = first - rows_start * ow;
+            let dy = &dy[from * o..(from + positions) * o];
             stretches.push(Stretch {
                 patches,
                 dy,

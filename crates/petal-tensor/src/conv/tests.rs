@@ -150,7 +150,9 @@ fn check_kernel(
 
 /// [`conv2d_max_pooled`] gives the same bits as the convolution then the pooling, for
 /// 2x2 windows (Keras' `MaxPooling2D()`) and overlapping 3x3 windows of stride 2, both
-/// 'same' so that any output size pools.
+/// 'same' so that any output size pools; so does its filter gradient
+/// ([`conv2d_max_pooled_backward_filter`], routing bands of rows on the small-patch path
+/// under the 2x2 windows) against the filter gradient of the routed gradient.
 fn assert_pooling_fuses(
     x: &Tensor,
     f: &Tensor,
@@ -175,6 +177,18 @@ fn assert_pooling_fuses(
         assert_eq!(got.shape(), want.shape(), "{pool:?}");
         assert_eq!(got.to_vec(), want.to_vec(), "pooled values, {pool:?}");
         assert_eq!(got_at, want_at, "argmax, {pool:?}");
+        let grads = (0..got.len())
+            .map(|i| ((i * 7919) % 13) as f32 - 6.0)
+            .collect();
+        let dy = Tensor::from_vec(got.shape(), grads).unwrap();
+        let routed = max_pool2d_backward(&dy, &got_at, y.shape(), &pool).unwrap();
+        let want = conv2d_backward_filter(x, &routed, f.shape(), spec).unwrap();
+        let got = conv2d_max_pooled_backward_filter(x, &dy, &got_at, f.shape(), spec, &pool);
+        assert_eq!(
+            got.unwrap().to_vec(),
+            want.to_vec(),
+            "filter gradient, {pool:?}"
+        );
     }
 }
 

@@ -91,17 +91,6 @@ fn direct_flops(filter: &[usize; 4], out_shape: &[usize]) -> u64 {
     2 * out_shape.iter().product::<usize>() as u64 * (kh * kw * cg) as u64
 }
 
-fn filled(shape: &[usize]) -> Tensor {
-    let len = shape.iter().product();
-    Tensor::from_vec(
-        shape,
-        (0..len)
-            .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
-            .collect(),
-    )
-    .unwrap()
-}
-
 fn bench_conv(c: &mut Criterion) {
     let mut group = c.benchmark_group("conv2d");
     group
@@ -109,18 +98,18 @@ fn bench_conv(c: &mut Criterion) {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
     for layer in layers() {
-        let (x, w) = (filled(&layer.input), filled(&layer.filter));
+        let (x, w) = (
+            support::filled(&layer.input, 0),
+            support::filled(&layer.filter, 0),
+        );
         let bias = Tensor::zeros(&[layer.filter[3]]);
         let out_shape =
             petal_tensor::conv::conv2d_output_shape(&layer.input, &layer.filter, &layer.spec)
                 .unwrap();
-        let dy = filled(&out_shape);
+        let dy = support::filled(&out_shape, 0);
         let flops = direct_flops(&layer.filter, &out_shape);
         for threads in [1, 2] {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
+            let pool = support::threads(threads);
             group.throughput(Throughput::Elements(flops));
             group.bench_function(
                 BenchmarkId::new(format!("forward/{threads}t"), layer.name),
@@ -204,10 +193,7 @@ fn bench_kernels_3x3(c: &mut Criterion) {
         ]),
         Err(e) => println!("kernel3x3 im2col_bf16 skipped: {e}"),
     }
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(2)
-        .build()
-        .unwrap();
+    let pool = support::threads(2);
     for Layer {
         name,
         input,
@@ -215,9 +201,9 @@ fn bench_kernels_3x3(c: &mut Criterion) {
         spec,
     } in shapes
     {
-        let (x, w) = (filled(&input), filled(&filter));
+        let (x, w) = (support::filled(&input, 0), support::filled(&filter, 0));
         let out_shape = petal_tensor::conv::conv2d_output_shape(&input, &filter, &spec).unwrap();
-        let dy = filled(&out_shape);
+        let dy = support::filled(&out_shape, 0);
         group.throughput(Throughput::Elements(direct_flops(&filter, &out_shape)));
         for &(kernel_name, kernel, precision) in &kernels {
             let id = |pass: &str| BenchmarkId::new(format!("{pass}/{kernel_name}"), name);
@@ -272,10 +258,7 @@ fn bench_depthwise(c: &mut Criterion) {
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(2));
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(2)
-        .build()
-        .unwrap();
+    let pool = support::threads(2);
     for Layer {
         name,
         input,
@@ -290,9 +273,9 @@ fn bench_depthwise(c: &mut Criterion) {
         depthwise_layer("effl0_16x56x56x144_k5s2", 56, 144, 5, 2),
         depthwise_layer("effl0_16x28x28x240_k5s1", 28, 240, 5, 1),
     ] {
-        let (x, w) = (filled(&input), filled(&filter));
+        let (x, w) = (support::filled(&input, 0), support::filled(&filter, 0));
         let out_shape = petal_tensor::conv::conv2d_output_shape(&input, &filter, &spec).unwrap();
-        let dy = filled(&out_shape);
+        let dy = support::filled(&out_shape, 0);
         group.throughput(Throughput::Elements(direct_flops(&filter, &out_shape)));
         let run = |b: &mut criterion::Bencher, pass: &(dyn Fn() -> Tensor + Sync)| {
             pool.install(|| b.iter(pass))
@@ -320,13 +303,13 @@ fn bench_conv_pool(c: &mut Criterion) {
         .sample_size(20)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(2)
-        .build()
-        .unwrap();
+    let pool = support::threads(2);
     let window = Pool2dSpec::square(2);
     for layer in layers().into_iter().filter(|l| l.spec.groups == 1) {
-        let (x, w) = (filled(&layer.input), filled(&layer.filter));
+        let (x, w) = (
+            support::filled(&layer.input, 0),
+            support::filled(&layer.filter, 0),
+        );
         let bias = Tensor::zeros(&[layer.filter[3]]);
         let out_shape =
             petal_tensor::conv::conv2d_output_shape(&layer.input, &layer.filter, &layer.spec)

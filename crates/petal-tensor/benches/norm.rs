@@ -10,19 +10,7 @@ mod support;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use petal_tensor::norm::{batch_norm_backward, batch_norm_train};
-use petal_tensor::Tensor;
 use std::time::Duration;
-
-fn filled(shape: &[usize], seed: usize) -> Tensor {
-    let len = shape.iter().product();
-    Tensor::from_vec(
-        shape,
-        (0..len)
-            .map(|i| (((i + seed) * 7919) % 1000) as f32 / 1000.0 - 0.3)
-            .collect(),
-    )
-    .unwrap()
-}
 
 fn bench_batch_norm(c: &mut Criterion) {
     let mut group = c.benchmark_group("batch_norm");
@@ -30,10 +18,7 @@ fn bench_batch_norm(c: &mut Criterion) {
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(2));
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(2)
-        .build()
-        .unwrap();
+    let pool = support::threads(2);
     for (name, shape) in [
         ("flowers_32x128x128x32", [32, 128, 128, 32]),
         ("flowers_32x64x64x64", [32, 64, 64, 64]),
@@ -41,9 +26,9 @@ fn bench_batch_norm(c: &mut Criterion) {
         ("mnist_128x28x28x32", [128, 28, 28, 32]),
     ] {
         let channels = shape[3];
-        let (x, dy) = (filled(&shape, 0), filled(&shape, 13));
-        let gamma = filled(&[channels], 5);
-        let beta = filled(&[channels], 7);
+        let (x, dy) = (support::filled(&shape, 0), support::filled(&shape, 13));
+        let gamma = support::filled(&[channels], 5);
+        let beta = support::filled(&[channels], 7);
         let (_, stats) = batch_norm_train(&x, &gamma, &beta, 1e-3).unwrap();
         group.throughput(Throughput::Elements(x.len() as u64));
         group.bench_function(BenchmarkId::new("forward", name), |b| {

@@ -10,19 +10,8 @@ mod support;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use petal_tensor::pool::{max_pool2d, max_pool2d_backward};
-use petal_tensor::{Padding, Pool2dSpec, Tensor};
+use petal_tensor::{Padding, Pool2dSpec};
 use std::time::Duration;
-
-fn filled(shape: &[usize], seed: usize) -> Tensor {
-    let len = shape.iter().product();
-    Tensor::from_vec(
-        shape,
-        (0..len)
-            .map(|i| (((i + seed) * 7919) % 1000) as f32 / 1000.0 - 0.3)
-            .collect(),
-    )
-    .unwrap()
-}
 
 fn bench_max_pool(c: &mut Criterion) {
     let mut group = c.benchmark_group("max_pool");
@@ -30,41 +19,23 @@ fn bench_max_pool(c: &mut Criterion) {
         .sample_size(20)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(2));
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(2)
-        .build()
-        .unwrap();
+    let pool = support::threads(2);
     let stem = Pool2dSpec {
         window: [3, 3],
         stride: [2, 2],
         padding: Padding::Same,
     };
+    let two = Pool2dSpec::square(2);
     for (name, shape, spec) in [
-        (
-            "keras_128x26x26x32",
-            [128, 26, 26, 32],
-            Pool2dSpec::square(2),
-        ),
-        (
-            "keras_128x11x11x64",
-            [128, 11, 11, 64],
-            Pool2dSpec::square(2),
-        ),
-        (
-            "same_128x28x28x32",
-            [128, 28, 28, 32],
-            Pool2dSpec::square(2),
-        ),
-        (
-            "flowers_32x128x128x32",
-            [32, 128, 128, 32],
-            Pool2dSpec::square(2),
-        ),
+        ("keras_128x26x26x32", [128, 26, 26, 32], two),
+        ("keras_128x11x11x64", [128, 11, 11, 64], two),
+        ("same_128x28x28x32", [128, 28, 28, 32], two),
+        ("flowers_32x128x128x32", [32, 128, 128, 32], two),
         ("resnet_stem_16x112x112x64", [16, 112, 112, 64], stem),
     ] {
-        let x = filled(&shape, 0);
+        let x = support::filled(&shape, 0);
         let (y, argmax) = max_pool2d(&x, &spec).unwrap();
-        let dy = filled(y.shape(), 13);
+        let dy = support::filled(y.shape(), 13);
         group.throughput(Throughput::Elements(x.len() as u64));
         group.bench_function(BenchmarkId::new("forward", name), |b| {
             pool.install(|| b.iter(|| max_pool2d(&x, &spec).unwrap()))

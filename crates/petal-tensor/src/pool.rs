@@ -607,6 +607,7 @@ mod tests {
             s.for_each_window(|out_pixel, window| {
                 for ch in 0..c {
                     let o = n * len + out_pixel * c + ch;
+                    at[o] = (window[0] * c + ch) as u32;
                     for &pixel in window {
                         if image[pixel * c + ch] > best[o] {
                             best[o] = image[pixel * c + ch];
@@ -775,6 +776,34 @@ mod tests {
         let g =
             max_pool2d_backward(&Tensor::ones(&[1, 2, 2, 1]), &argmax, x.shape(), &spec).unwrap();
         assert_eq!(g.to_vec(), vec![1., 0., 1., 0., 0., 0., 1., 0., 1.]);
+    }
+
+    /// A window whose values never beat -inf (all -inf, or NaN) reports -inf at its
+    /// first pixel, in its own channel, and the backward pass routes its gradient there.
+    #[test]
+    fn a_window_of_minus_infinity_or_nan_reports_its_first_pixel() {
+        let c = 19; // a vector of channels and a scalar tail
+        let spec = Pool2dSpec::square(2);
+        // A 2x4 image: its left window all -inf, its right one NaN.
+        let value = |i: usize| {
+            if (i / c) % 4 < 2 {
+                f32::NEG_INFINITY
+            } else {
+                f32::NAN
+            }
+        };
+        let x = Tensor::from_vec(&[1, 2, 4, c], (0..2 * 4 * c).map(value).collect()).unwrap();
+        let (y, argmax) = max_pool2d(&x, &spec).unwrap();
+        assert!(y.to_vec().iter().all(|&v| v == f32::NEG_INFINITY));
+        let first_pixels = [0, 2];
+        let at = |pixel: usize| (0..c).map(move |ch| (pixel * c + ch) as u32);
+        assert_eq!(
+            argmax,
+            first_pixels.into_iter().flat_map(at).collect::<Vec<_>>()
+        );
+        let dx = max_pool2d_backward(&Tensor::ones(y.shape()), &argmax, x.shape(), &spec).unwrap();
+        let routed = |i: usize| f32::from(first_pixels.contains(&(i / c)));
+        assert_eq!(dx.to_vec(), (0..2 * 4 * c).map(routed).collect::<Vec<_>>());
     }
 
     #[test]

@@ -370,9 +370,9 @@ impl Model {
     /// when training.
     ///
     /// A convolution whose output only a max pooling reads runs fused with that pooling
-    /// ([`Var::conv2d_max_pooled`]): the same outputs (and, but for the last bit with
-    /// overlapping windows after a smooth activation, gradients), without storing the
-    /// convolution's output.
+    /// ([`Var::conv2d_max_pooled`]): the same outputs and gradients (but for f32 rounding
+    /// in the bias gradients, and the last bit with overlapping windows after a smooth
+    /// activation), without storing the convolution's output.
     pub fn forward(&self, x: &Var, ctx: &Context) -> Result<Var> {
         self.forward_probed(x, ctx, &[], None).map(|(y, _)| y)
     }

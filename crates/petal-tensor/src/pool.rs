@@ -408,8 +408,18 @@ impl<'a> PooledGradient<'a> {
 
     /// Writes the input gradient of image `at`'s rows from `first_row` on into `dx`
     /// (whole rows, `dx.len()` values), for windows apart.
+    ///
+    /// # Panics
+    ///
+    /// If `dx` is not whole rows: the callers rely on every value being written.
     pub fn route_rows(&self, at: usize, first_row: usize, dx: &mut [MaybeUninit<f32>]) {
         debug_assert!(self.windows_are_disjoint());
+        let row_len = self.shape.cols.input * self.shape.channels;
+        assert!(
+            dx.is_empty() || (row_len > 0 && dx.len().is_multiple_of(row_len)),
+            "{} values are not whole rows of {row_len}",
+            dx.len()
+        );
         pulp::Arch::new().dispatch(RouteToWinners {
             shape: &self.shape,
             image: self.image(at),

@@ -112,8 +112,8 @@ impl AxisGeometry {
     }
 
     /// For windows without dilation: the input positions the window of output position
-    /// `out` covers, padding left out (never empty: the padding is smaller than the
-    /// window).
+    /// `out` covers, padding left out (never empty when the padding before is smaller
+    /// than the window, which pooling checks).
     #[inline]
     pub fn window_span(&self, out: usize) -> Range<usize> {
         debug_assert!(self.dilation == 1);

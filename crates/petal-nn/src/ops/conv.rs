@@ -126,10 +126,12 @@ impl Var {
     /// output nor the activation's is stored. The backward pass routes each pooled
     /// gradient, times the activation's derivative at the winning value, to where that
     /// value was. The output is the same as [`Var::conv2d_activated`] (or
-    /// [`Var::conv2d`]) then [`Var::max_pool2d`], and so are the gradients with ReLU,
-    /// ReLU6 or no activation; with a smooth activation and overlapping windows that
-    /// share a winner, the two windows' gradients are scaled before they are added
-    /// rather than after, which may differ in the last bit. `activation` must be one
+    /// [`Var::conv2d`]) then [`Var::max_pool2d`], and so are the input and filter
+    /// gradients with ReLU, ReLU6 or no activation; with a smooth activation and
+    /// overlapping windows that share a winner, the two windows' gradients are scaled
+    /// before they are added rather than after, which may differ in the last bit. The
+    /// bias gradient sums the pooled gradient rather than the routed one: the same
+    /// values in another order, equal within f32 rounding. `activation` must be one
     /// `conv2d_activated` takes.
     ///
     /// ```

@@ -583,7 +583,8 @@ pub fn conv2d_max_pooled_backward_filter(
     let shape = ConvShape::new(input.shape(), filter_shape, spec)?;
     let output_shape = shape.output_shape();
     let pooled = PooledGradient::new(op, grad_pooled, argmax, &output_shape, pool)?;
-    if shape.path() != ConvPath::SmallPatch || !pooled.windows_are_disjoint() {
+    let banded = shape.path() == ConvPath::SmallPatch && pooled.windows_are_disjoint();
+    if !banded || shape.output_image_len() == 0 {
         let routed = max_pool2d_backward(grad_pooled, argmax, &output_shape, pool)?;
         return conv2d_backward_filter(input, &routed, filter_shape, spec);
     }

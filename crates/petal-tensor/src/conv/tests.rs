@@ -192,6 +192,38 @@ fn assert_pooling_fuses(
     }
 }
 
+/// The banded filter gradient of a first layer fused with its pooling, over images of
+/// several bands (128 positions a band: 3 rows of 40 columns), under a pooling padded
+/// before, on one and two threads, and with no filters at all.
+#[test]
+fn a_first_layer_routes_its_pooled_gradient_band_by_band() {
+    let spec = Conv2dSpec {
+        padding: Padding::Same,
+        ..Conv2dSpec::default()
+    };
+    let pool = Pool2dSpec {
+        padding: explicit([1, 0, 1, 0]),
+        ..Pool2dSpec::square(2)
+    };
+    for filters in [8, 0] {
+        let s = ConvShape::new(&[3, 13, 40, 3], &[3, 3, 3, filters], &spec).unwrap();
+        assert_eq!(s.path(), ConvPath::SmallPatch);
+        let (x, f, _) = operands(&s);
+        for threads in [1, 2] {
+            crate::parallel::pool_of(threads).install(|| {
+                let relu = Some(Unary::Relu);
+                let (y, at) = conv2d_max_pooled(&x, &f, None, &spec, relu, &pool).unwrap();
+                let dy = Tensor::from_vec(y.shape(), values(y.len(), 4)).unwrap();
+                let routed = max_pool2d_backward(&dy, &at, &s.output_shape(), &pool).unwrap();
+                let want = conv2d_backward_filter(&x, &routed, f.shape(), &spec).unwrap();
+                let got = conv2d_max_pooled_backward_filter(&x, &dy, &at, f.shape(), &spec, &pool);
+                let case = format!("{filters} filters, {threads} threads");
+                assert_eq!(got.unwrap().to_vec(), want.to_vec(), "{case}");
+            });
+        }
+    }
+}
+
 /// A [`PreparedFilter`] gives the same bits as the unprepared calls: the convolution,
 /// with a ReLU, and max pooled.
 fn assert_prepared_matches(x: &Tensor, f: &Tensor, bias: Option<&Tensor>, spec: &Conv2dSpec) {

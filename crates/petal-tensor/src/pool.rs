@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use crate::error::{invalid, shape_mismatch, Result, TensorError};
 use crate::parallel::{images_per_task, new_image_groups, new_values_written, Start};
-use crate::simd::{counting_from, load, write_new, write_new_u32s};
+use crate::simd::{counting_from, load, write_new};
 use crate::window::{AxisGeometry, Padding};
 use crate::Tensor;
 use pulp::{Simd, WithSimd};
@@ -277,8 +277,8 @@ impl WithSimd for MaxPoolImage<'_> {
                             simd.select_u32s(wins, simd.splat_u32s(start as u32), max_start);
                     }
                     let at = simd.add_u32s(max_start, counting_from(simd, ch0 as u32));
-                    write_new::<S>(&mut best[out + ch0..], max);
-                    write_new_u32s::<S>(&mut best_at[out + ch0..], at);
+                    write_new(&mut best[out + ch0..], max);
+                    write_new(&mut best_at[out + ch0..], at);
                 }
                 for ch in vector_channels..c {
                     let (mut max, mut at) = (f32::NEG_INFINITY, first_start + ch);
@@ -320,36 +320,7 @@ pub fn max_pool2d_backward(
     spec: &Pool2dSpec,
 ) -> Result<Tensor> {
     let gradient = PooledGradient::new("max_pool2d_backward", grad_out, argmax, input_shape, spec)?;
-    let s = &gradient.shape;
-    let in_len = s.image_len();
-    let routed = if gradient.windows_are_disjoint() {
-        let per_task = images_per_task(s.batch) * in_len;
-        let write = |offset: usize, part: &mut [MaybeUninit<f32>]| {
-            for (k, dxi) in part.chunks_mut(in_len).enumerate() {
-                gradient.route_rows(offset / in_len + k, 0, dxi);
-            }
-        };
-        // SAFETY: `route_rows` writes every value of each image, and the parts hold
-        // whole images (`per_task` is a multiple of `in_len`).
-        unsafe { new_values_written(s.batch * in_len, per_task, write) }
-    } else {
-        // Overlapping windows may share a winner: each image zeroed just before its
-        // gradients are added, while it is in the cache.
-        new_image_groups(
-            s.batch,
-            in_len,
-            1,
-            Start::Zeros,
-            || (),
-            |_, at, dxi| {
-                let (dyi, ai) = gradient.image(at);
-                for (g, &at) in dyi.iter().zip(ai) {
-                    dxi[at as usize] += g;
-                }
-            },
-        )
-    };
-    Tensor::from_vec(input_shape, routed)
+    Tensor::from_vec(input_shape, gradient.routed())
 }
 
 /// A max pooling's output gradient and where each window's maximum was (as
@@ -390,6 +361,40 @@ impl<'a> PooledGradient<'a> {
             grads: grad_out.as_slice(),
             winners: argmax,
         })
+    }
+
+    /// The full-size input gradient: each output gradient routed to its winner, every
+    /// other input zero (what [`max_pool2d_backward`] returns, as values).
+    pub fn routed(&self) -> Vec<f32> {
+        let s = &self.shape;
+        let in_len = s.image_len();
+        if self.windows_are_disjoint() {
+            let per_task = images_per_task(s.batch) * in_len;
+            let write = |offset: usize, part: &mut [MaybeUninit<f32>]| {
+                for (k, dxi) in part.chunks_mut(in_len).enumerate() {
+                    self.route_rows(offset / in_len + k, 0, dxi);
+                }
+            };
+            // SAFETY: `route_rows` writes every value of each image, and the parts hold
+            // whole images (`per_task` is a multiple of `in_len`).
+            unsafe { new_values_written(s.batch * in_len, per_task, write) }
+        } else {
+            // Overlapping windows may share a winner: each image zeroed just before its
+            // gradients are added, while it is in the cache.
+            new_image_groups(
+                s.batch,
+                in_len,
+                1,
+                Start::Zeros,
+                || (),
+                |_, at, dxi| {
+                    let (dyi, ai) = self.image(at);
+                    for (g, &at) in dyi.iter().zip(ai) {
+                        dxi[at as usize] += g;
+                    }
+                },
+            )
+        }
     }
 
     /// Whether no two windows share a pixel, so that [`Self::route_rows`] applies.
@@ -734,12 +739,12 @@ mod tests {
                 prop_assert_eq!(bits(dx.as_slice()), bits(&expected), "{} threads", threads);
             }
             // The portable kernel (what CPUs without AVX2 run) where windows are apart.
-            let s = PoolShape::new("test", x.shape(), &spec).unwrap();
-            if s.rows.windows_are_disjoint() && s.cols.windows_are_disjoint() {
+            let gradient = PooledGradient::new("test", &dy, &argmax, x.shape(), &spec).unwrap();
+            if gradient.windows_are_disjoint() {
                 let mut dx = vec![MaybeUninit::new(f32::NAN); n * image_len];
                 for (i, dx) in dx.chunks_mut(image_len).enumerate() {
-                    let image = (&grads[i * out_len..][..out_len], &argmax[i * out_len..][..out_len]);
-                    RouteToWinners { shape: &s, image, first_row: 0, dx }.with_simd(pulp::Scalar);
+                    let (shape, image) = (&gradient.shape, gradient.image(i));
+                    RouteToWinners { shape, image, first_row: 0, dx }.with_simd(pulp::Scalar);
                 }
                 // SAFETY: every value was initialized (with NaN) when allocated.
                 let dx: Vec<u32> = dx.iter().map(|v| unsafe { v.assume_init() }.to_bits()).collect();

@@ -10,6 +10,7 @@
 
 use std::mem::MaybeUninit;
 
+use pulp::bytemuck::Pod;
 use pulp::Simd;
 
 /// The first `S::F32_LANES` values of `values` as one vector.
@@ -24,32 +25,14 @@ pub(crate) fn store<S: Simd>(values: &mut [f32], vector: S::f32s) {
     S::as_mut_simd_f32s(&mut values[..S::F32_LANES]).0[0] = vector;
 }
 
-/// Writes `vector` over the first `S::F32_LANES` values of `values`, memory not yet
-/// initialized (a new output).
+/// Writes `vector` over the first values of `values` (as many as it holds, `f32`s or
+/// `u32`s), memory not yet initialized (a new output).
 #[inline(always)]
-pub(crate) fn write_new<S: Simd>(values: &mut [MaybeUninit<f32>], vector: S::f32s) {
-    let target = &mut values[..S::F32_LANES];
-    // SAFETY: `target` holds `S::F32_LANES` f32 values, the size of `S::f32s`, and an
-    // unaligned write needs no alignment.
-    unsafe {
-        target
-            .as_mut_ptr()
-            .cast::<S::f32s>()
-            .write_unaligned(vector)
-    }
-}
-
-/// [`write_new`] of a vector of `u32`s.
-#[inline(always)]
-pub(crate) fn write_new_u32s<S: Simd>(values: &mut [MaybeUninit<u32>], vector: S::u32s) {
-    let target = &mut values[..S::F32_LANES];
-    // SAFETY: as in `write_new`: `S::u32s` holds `S::F32_LANES` u32 values.
-    unsafe {
-        target
-            .as_mut_ptr()
-            .cast::<S::u32s>()
-            .write_unaligned(vector)
-    }
+pub(crate) fn write_new<T: Pod, V: Pod>(values: &mut [MaybeUninit<T>], vector: V) {
+    let target = &mut values[..size_of::<V>() / size_of::<T>()];
+    // SAFETY: `target` holds the bytes of `vector` (the slicing above panics if not),
+    // any bits are a valid `T` (`Pod`), and an unaligned write needs no alignment.
+    unsafe { target.as_mut_ptr().cast::<V>().write_unaligned(vector) }
 }
 
 /// Adds `sum` to the first `S::F32_LANES` values of `values`.

@@ -46,9 +46,7 @@ impl ConvBackward {
                 conv2d_backward_filter(x, g, w.shape(), spec).expect("shapes checked in forward")
             }),
         ];
-        if needs.len() == 3 {
-            grads.push(needs[2].then(|| conv2d_backward_bias(g).expect("4-D output")));
-        }
+        grads.extend(bias_grad(g, needs));
         grads
     }
 
@@ -59,6 +57,13 @@ impl ConvBackward {
         conv2d_max_pooled_backward_filter(x, g, argmax, w.shape(), &self.spec, pool)
             .expect("shapes checked in forward")
     }
+}
+
+/// The bias gradient from the output gradient `g` when `needs` has a third entry (the
+/// convolution has a bias): `Some(None)` if it is not needed, `None` without a bias.
+fn bias_grad(g: &Tensor, needs: &[bool]) -> Option<Option<Tensor>> {
+    let need = *needs.get(2)?;
+    Some(need.then(|| conv2d_backward_bias(g).expect("4-D output")))
 }
 
 /// A convolution's parents: input, filter, and the bias if there is one.
@@ -185,10 +190,7 @@ impl Var {
             // Routing moves each value of `g` to one input (or adds it there), so the bias
             // gradient, a sum over all values, takes `g` itself: a quarter of the values
             // under 2x2 pooling.
-            let bias = needs
-                .get(2)
-                .map(|&need| need.then(|| conv2d_backward_bias(&g).expect("4-D output")));
-            grads.extend(bias);
+            grads.extend(bias_grad(&g, needs));
             grads
         })
     }

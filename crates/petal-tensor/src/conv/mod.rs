@@ -119,7 +119,7 @@ use crate::elementwise::Unary;
 use crate::error::{invalid, shape_mismatch, Result};
 use crate::gemm::bf16::PackedRight;
 use crate::parallel::Start;
-use crate::pool::{max_pool2d, max_pool2d_backward, MaxPool, PooledGradient};
+use crate::pool::{max_pool2d, MaxPool, PooledGradient};
 use crate::window::{AxisGeometry, Padding};
 use crate::{Pool2dSpec, Precision, Tensor};
 
@@ -551,7 +551,7 @@ pub fn conv2d_backward_filter(
 /// The filter gradient of [`conv2d_max_pooled`] from the gradient of its pooled
 /// output (`grad_pooled`, the activation's derivative already applied) and the winners
 /// it returned: [`conv2d_backward_filter`] of that gradient routed back through the
-/// pooling ([`max_pool2d_backward`]). On the small-patch path (a first layer) under a
+/// pooling ([`max_pool2d_backward`](crate::pool::max_pool2d_backward)). On the small-patch path (a first layer) under a
 /// pooling whose windows are apart, each band of output rows is routed just before it
 /// is read, so that the full-size gradient never goes through memory.
 ///
@@ -585,7 +585,7 @@ pub fn conv2d_max_pooled_backward_filter(
     let pooled = PooledGradient::new(op, grad_pooled, argmax, &output_shape, pool)?;
     let banded = shape.path() == ConvPath::SmallPatch && pooled.windows_are_disjoint();
     if !banded || shape.output_image_len() == 0 {
-        let routed = max_pool2d_backward(grad_pooled, argmax, &output_shape, pool)?;
+        let routed = Tensor::from_vec(&output_shape, pooled.routed())?;
         return conv2d_backward_filter(input, &routed, filter_shape, spec);
     }
     let x = input.as_slice();

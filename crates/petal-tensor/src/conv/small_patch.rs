@@ -310,6 +310,8 @@ pub(super) fn backward_filter(s: &ConvShape, x: &[f32], dy: GradientRows<'_>) ->
     let windows = Windows::new(s);
     let block_rows = (GRADIENT_POSITIONS / s.cols.output).max(1);
     let columns_len = block_rows * s.cols.output * s.patch_len();
+    // Output gradient values per output row.
+    let row_len = s.cols.output * s.filters;
     let blocks = move || {
         (0..s.rows.output)
             .step_by(block_rows)
@@ -319,7 +321,7 @@ pub(super) fn backward_filter(s: &ConvShape, x: &[f32], dy: GradientRows<'_>) ->
         GradientRows::Full(dy) => {
             let accumulate = |dw: &mut [f32], columns: &mut [f32], xi: &[f32], dyi: &[f32]| {
                 for rows in blocks() {
-                    let dy_rows = &dyi[rows.start * s.cols.output * s.filters..];
+                    let dy_rows = &dyi[rows.start * row_len..];
                     add_row_gradients(&windows, xi, dy_rows, rows, columns, dw);
                 }
                 Ok(())
@@ -327,7 +329,6 @@ pub(super) fn backward_filter(s: &ConvShape, x: &[f32], dy: GradientRows<'_>) ->
             sum_filter_gradient(s, x, dy, columns_len, accumulate)
         }
         GradientRows::Pooled(pooled) => {
-            let row_len = s.cols.output * s.filters;
             // Where image `xi`, a slice of the batch `x`, sits in it.
             let image_at = |xi: &[f32]| {
                 (xi.as_ptr() as usize - x.as_ptr() as usize)

@@ -5,6 +5,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::elementwise::Unary;
+use crate::pool::max_pool2d_backward;
 use crate::{with_precision, within_bf16_rounding};
 
 /// Visits every (n, oy, ox, o, ky, kx, ci) term of the convolution sum as flat indices

@@ -97,9 +97,9 @@ pub fn site_test(options: &SiteTestOptions) -> anyhow::Result<()> {
     })
 }
 
-/// The experiments of `cargo xtask repro`, in its order, with their `--help` lines.
 /// The benchmark's workloads with their descriptions (their doc comments).
-/// Every workload's rows: its f32 row and, for the networks, its bf16 row.
+/// Every workload's rows: its f32 row and, for the networks and the multiply-add peak,
+/// its bf16 row.
 fn workloads() -> Vec<petal_site::BenchWorkload> {
     let mut rows = Vec::new();
     for w in Workload::all() {
@@ -110,9 +110,12 @@ fn workloads() -> Vec<petal_site::BenchWorkload> {
         if w.runs_in_bf16() {
             rows.push(petal_site::BenchWorkload {
                 name: w.row_name(Precision::Bf16),
-                description: format!(
-                    "{description}, in bf16: Petal's bf16 products against PyTorch's autocast"
-                ),
+                description: match w.petal_only() {
+                    true => format!("{description}, in bf16 (vdpbf16ps)"),
+                    false => format!(
+                        "{description}, in bf16: Petal's bf16 products against PyTorch's autocast"
+                    ),
+                },
             });
         }
         rows.push(petal_site::BenchWorkload {

@@ -168,7 +168,11 @@ fn bf16_unsupported(model: &str) -> TensorError {
 }
 
 /// The CPU's brand string (CPUID leaves 0x80000002..4), or "unknown model".
-fn cpu_model() -> String {
+///
+/// ```
+/// assert!(!petal_tensor::cpu_model().is_empty());
+/// ```
+pub fn cpu_model() -> String {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::__cpuid;

@@ -130,7 +130,9 @@ pub struct FitConfig {
     /// scope, f32 outside any. [`Precision::Bf16`] is mixed precision, bf16 factors and f32 sums, with the
     /// weights, the optimizer state and every other op in f32 (PyTorch's
     /// `torch.autocast("cpu", dtype=torch.bfloat16)`). `fit` refuses bf16 before any
-    /// work on a CPU without AVX512-BF16, naming the CPU.
+    /// work on a CPU without AVX512-BF16, naming the CPU, and, when `verbose`, says so
+    /// where the CPU's bf16 instruction is too slow for bf16 to pay
+    /// ([`petal_tensor::peak::bf16_speed_warning`]).
     ///
     /// ```
     /// use petal_data::InMemoryDataset;
@@ -352,6 +354,11 @@ impl Trainer<'_, '_> {
         // Only rank 0 prints and saves.
         let leader = dist.is_none_or(Distributed::is_leader);
         let verbose = config.verbose && leader;
+        if verbose && Precision::scoped() == Precision::Bf16 {
+            if let Some(warning) = petal_tensor::peak::bf16_speed_warning() {
+                println!("{warning}");
+            }
+        }
         let settings = RunSettings {
             seed: config.seed,
             shuffle_seed: config.shuffle_seed,

@@ -75,7 +75,7 @@ pub fn run(options: &BenchOptions, docs_bench: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(docs_bench)?;
     let json = docs_bench.join("cost_curves.json");
     let report = Report {
-        cpu: crate::repro::cpu_model(),
+        cpu: petal_tensor::cpu_model(),
         network: "flowers CNN of workload 3 (4 x [3x3 conv + 2x2 max pool], dense 128, 3 classes)",
         what: "training images/s (forward, backward and an Adam step), median of the rounds",
         batch_curve_side: BATCH_CURVE_SIDE,

@@ -124,6 +124,9 @@ pub fn run(options: &BenchOptions) -> anyhow::Result<()> {
     if options.precisions.contains(&Precision::Bf16) {
         // Refused before any work on a CPU without AVX512-BF16, naming the CPU.
         Precision::Bf16.supported()?;
+        if let Some(warning) = petal_tensor::peak::bf16_speed_warning() {
+            println!("{warning}");
+        }
     }
     let python = pytorch_side::PyTorch::find();
     if let Err(why) = &python {
@@ -205,10 +208,12 @@ pub fn run(options: &BenchOptions) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&dir)?;
     let report = serde_json::json!({
-        "cpu": crate::repro::cpu_model(),
+        "cpu": petal_tensor::cpu_model(),
+        "bf16_speed_vs_f32": petal_tensor::peak::bf16_speed_vs_f32(),
         "threads": options.threads,
         "repeats": options.repeats,
         "layouts": { "petal": "NHWC (its only layout)", "pytorch": "channels_last" },
+        "bf16_speed": "bf16_speed_vs_f32: how many multiply-adds a second one thread does in bf16 (vdpbf16ps) for each in f32 (vfmadd), measured at start; below 1, bf16 products cannot beat f32 on this CPU",
         "bf16": "rows named *_bf16: Petal's bf16 products (f32 sums, weights and optimizer state) against PyTorch under torch.autocast(\"cpu\", dtype=torch.bfloat16)",
         "ratio": "how many times faster Petal is (rates: Petal / PyTorch; seconds: PyTorch / Petal)",
         "peak_rss_mb": "peak resident memory during the workload; Petal's includes what earlier workloads of the same invocation left resident (run one workload with --only for a clean figure)",

@@ -446,22 +446,10 @@ impl RunInfo {
             finished_unix_seconds: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
-            cpu: cpu_model(),
+            cpu: petal_tensor::cpu_model(),
             networks: networks::tables(experiment, options)?,
         })
     }
-}
-
-/// The CPU's model name as the kernel reports it (empty when unknown).
-pub fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_default()
 }
 
 /// A report followed by its figures.

@@ -396,12 +396,33 @@ impl<F: Fn(f32, f32) -> f32> WithSimd for ZipMap<'_, F> {
 
 /// Applies `f` to every value, in parallel for large tensors.
 pub fn map(x: &Tensor, f: impl Fn(f32) -> f32 + Sync + Send) -> Tensor {
-    let zip = Zip::from(x.array());
-    Tensor::from_array(if x.len() >= PARALLEL_MIN_LEN {
-        zip.par_map_collect(|&v| f(v))
-    } else {
-        zip.map_collect(|&v| f(v))
-    })
+    let write = |offset: usize, out: &mut [MaybeUninit<f32>]| {
+        let x = &x.as_slice()[offset..][..out.len()];
+        Arch::new().dispatch(MapValues { out, x, f: &f })
+    };
+    // SAFETY: `MapValues` writes every value of `out` (`x` is as long, or the slicing
+    // above panics).
+    let values = unsafe { new_values_written(x.len(), PARALLEL_MIN_LEN, write) };
+    Tensor::from_vec(x.shape(), values).expect("one value per input value")
+}
+
+/// One task of [`map`] as a [`WithSimd`] op (see [`Apply`]).
+struct MapValues<'a, F> {
+    out: &'a mut [MaybeUninit<f32>],
+    x: &'a [f32],
+    f: &'a F,
+}
+
+impl<F: Fn(f32) -> f32> WithSimd for MapValues<'_, F> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _simd: S) {
+        let Self { out, x, f } = self;
+        for (o, x) in out.iter_mut().zip(x) {
+            o.write(f(*x));
+        }
+    }
 }
 
 /// `op` applied to every value.
@@ -412,7 +433,12 @@ pub fn map(x: &Tensor, f: impl Fn(f32) -> f32 + Sync + Send) -> Tensor {
 /// assert_eq!(unary(&x, Unary::Relu6).to_vec(), vec![0., 3., 6.]);
 /// ```
 pub fn unary(x: &Tensor, op: Unary) -> Tensor {
-    map(x, |v| op.apply(v))
+    // ReLU and ReLU6 get loops of their own, as in `Apply`.
+    match op {
+        Unary::Relu => map(x, relu),
+        Unary::Relu6 => map(x, |v| v.clamp(0.0, 6.0)),
+        _ => map(x, |v| op.apply(v)),
+    }
 }
 
 /// The gradient through `op`: `grad * op'(x)`, with `y = op(x)` from the forward pass.
@@ -425,13 +451,17 @@ pub fn unary_backward(x: &Tensor, y: &Tensor, grad: &Tensor, op: Unary) -> Resul
             "input and gradient must have one shape",
         ));
     }
-    let zip = Zip::from(x.array()).and(y.array()).and(grad.array());
-    let out = if x.len() >= PARALLEL_MIN_LEN {
-        zip.par_map_collect(|&x, &y, &g| g * op.derivative(x, y))
-    } else {
-        zip.map_collect(|&x, &y, &g| g * op.derivative(x, y))
+    if op.derivative_from_output(0.5).is_some() {
+        return unary_backward_from_output(y, grad, op);
+    }
+    let g = grad.as_slice();
+    // Of the other derivatives, the square root's reads only the output and the rest
+    // only the input (a test holds every function to `Unary::derivative` with both).
+    let values = match op {
+        Unary::Sqrt => zip_map(g, y.as_slice(), |g, y| g * op.derivative(f32::NAN, y)),
+        _ => zip_map(g, x.as_slice(), |g, x| g * op.derivative(x, f32::NAN)),
     };
-    Ok(Tensor::from_array(out))
+    Tensor::from_vec(x.shape(), values)
 }
 
 #[cfg(test)]
@@ -511,6 +541,59 @@ mod tests {
                 bits(&expected_gradient),
                 "{op:?}'s gradient"
             );
+        }
+    }
+
+    #[test]
+    fn every_activation_and_its_gradient_match_the_scalar_formulas_over_parallel_chunks() {
+        let ops = [
+            Unary::Neg,
+            Unary::Abs,
+            Unary::Exp,
+            Unary::Log,
+            Unary::Sqrt,
+            Unary::Square,
+            Unary::Tanh,
+            Unary::Sigmoid,
+            Unary::Relu,
+            Unary::Relu6,
+            Unary::LeakyRelu(0.1),
+            Unary::Silu,
+            Unary::HardSwish,
+        ];
+        let edges = [
+            f32::NAN,
+            f32::NEG_INFINITY,
+            -7.0,
+            -3.0,
+            -0.0,
+            0.0,
+            1e-30,
+            3.0,
+            6.0,
+        ];
+        // Past two parallel chunks, so that the chunk seams are crossed.
+        let len = (2 * PARALLEL_MIN_LEN).next_multiple_of(37) + 37;
+        let x: Vec<f32> = (0..len)
+            .map(|i| edges[i % edges.len()] + (i % 101) as f32 * 0.07)
+            .collect();
+        let x = Tensor::from_vec(&[len / 37, 37], x).unwrap();
+        let g = map(&x, |v| 0.5 - v);
+        let bits = |v: &[f32]| {
+            v.iter()
+                .map(|x| if x.is_nan() { u32::MAX } else { x.to_bits() })
+                .collect::<Vec<_>>()
+        };
+        for op in ops {
+            let y = unary(&x, op);
+            assert_eq!(y.shape(), x.shape());
+            let want: Vec<f32> = x.as_slice().iter().map(|&v| op.apply(v)).collect();
+            assert_eq!(bits(y.as_slice()), bits(&want), "{op:?}");
+            let dx = unary_backward(&x, &y, &g, op).unwrap();
+            let want: Vec<f32> = (x.as_slice().iter().zip(&want).zip(g.as_slice()))
+                .map(|((&x, &y), &g)| g * op.derivative(x, y))
+                .collect();
+            assert_eq!(bits(dx.as_slice()), bits(&want), "{op:?}'s gradient");
         }
     }
 

@@ -13,7 +13,9 @@
 use pulp::{Arch, Simd, WithSimd};
 use rayon::prelude::*;
 
-use crate::parallel::{new_values, Start};
+use std::mem::MaybeUninit;
+
+use crate::parallel::new_values_written;
 
 /// Rows per rayon task of the sums (a fixed split keeps them in one order on every run).
 const ROWS_PER_TASK: usize = 4096;
@@ -215,8 +217,10 @@ fn block_run_gradient_sums<const W: usize>(
 /// `x * scale + shift`, per channel (`x` is `rows x c`; `scale`, `shift` have `c` values).
 pub(super) fn scale_and_shift(x: &[f32], scale: &[f32], shift: &[f32]) -> Vec<f32> {
     let c = scale.len();
+    // Whole rows: each task's rows cover its part, which the writes below rely on.
+    assert_eq!(x.len() % c.max(1), 0, "rows of {c} channels");
     let task = (VALUES_PER_MAP_TASK / c).max(1) * c;
-    new_values(x.len(), task, Start::Zeros, |offset, out| {
+    let write = |offset: usize, out: &mut [MaybeUninit<f32>]| {
         let x = &x[offset..][..out.len()];
         Arch::new().dispatch(TaskScaleAndShift {
             out,
@@ -224,12 +228,15 @@ pub(super) fn scale_and_shift(x: &[f32], scale: &[f32], shift: &[f32]) -> Vec<f3
             scale,
             shift,
         })
-    })
+    };
+    // SAFETY: the task writes every value of its rows (`x` as long, or the slicing
+    // panics; `task` is a whole number of rows).
+    unsafe { new_values_written(x.len(), task, write) }
 }
 
 /// One task's [`scale_and_shift`].
 struct TaskScaleAndShift<'a> {
-    out: &'a mut [f32],
+    out: &'a mut [MaybeUninit<f32>],
     x: &'a [f32],
     scale: &'a [f32],
     shift: &'a [f32],
@@ -255,16 +262,17 @@ impl WithSimd for TaskScaleAndShift<'_> {
 
 #[inline(always)]
 fn scale_and_shift_run<const W: usize>(
-    out: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
     x: &[f32],
     scale: &[f32],
     shift: &[f32],
     j: usize,
 ) {
     let (x, scale, shift) = (run::<W>(x, j), run::<W>(scale, j), run::<W>(shift, j));
-    let out: &mut [f32; W] = (&mut out[j..j + W]).try_into().expect("a run in the row");
+    let out: &mut [MaybeUninit<f32>; W] =
+        (&mut out[j..j + W]).try_into().expect("a run in the row");
     for i in 0..W {
-        out[i] = x[i] * scale[i] + shift[i];
+        out[i].write(x[i] * scale[i] + shift[i]);
     }
 }
 
@@ -283,16 +291,21 @@ pub(super) struct InputGradient {
 /// `gain * grad + slope * (x - mean) + offset`, per channel (`grad`, `x` are `rows x c`).
 pub(super) fn input_gradient(grad: &[f32], x: &[f32], k: &InputGradient) -> Vec<f32> {
     let c = k.gain.len();
+    // Whole rows: each task's rows cover its part, which the writes below rely on.
+    assert_eq!(x.len() % c.max(1), 0, "rows of {c} channels");
     let task = (VALUES_PER_MAP_TASK / c).max(1) * c;
-    new_values(x.len(), task, Start::Zeros, |offset, out| {
+    let write = |offset: usize, out: &mut [MaybeUninit<f32>]| {
         let (grad, x) = (&grad[offset..][..out.len()], &x[offset..][..out.len()]);
         Arch::new().dispatch(TaskInputGradient { out, grad, x, k })
-    })
+    };
+    // SAFETY: the task writes every value of its rows (`grad` and `x` as long, or the
+    // slicing panics; `task` is a whole number of rows).
+    unsafe { new_values_written(x.len(), task, write) }
 }
 
 /// One task's [`input_gradient`].
 struct TaskInputGradient<'a> {
-    out: &'a mut [f32],
+    out: &'a mut [MaybeUninit<f32>],
     grad: &'a [f32],
     x: &'a [f32],
     k: &'a InputGradient,
@@ -314,7 +327,7 @@ impl WithSimd for TaskInputGradient<'_> {
 
 #[inline(always)]
 fn input_gradient_run<const W: usize>(
-    out: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
     grad: &[f32],
     x: &[f32],
     k: &InputGradient,
@@ -323,9 +336,10 @@ fn input_gradient_run<const W: usize>(
     let (g, x) = (run::<W>(grad, j), run::<W>(x, j));
     let (gain, slope) = (run::<W>(&k.gain, j), run::<W>(&k.slope, j));
     let (mean, offset) = (run::<W>(&k.mean, j), run::<W>(&k.offset, j));
-    let out: &mut [f32; W] = (&mut out[j..j + W]).try_into().expect("a run in the row");
+    let out: &mut [MaybeUninit<f32>; W] =
+        (&mut out[j..j + W]).try_into().expect("a run in the row");
     for i in 0..W {
-        out[i] = gain[i] * g[i] + slope[i] * (x[i] - mean[i]) + offset[i];
+        out[i].write(gain[i] * g[i] + slope[i] * (x[i] - mean[i]) + offset[i]);
     }
 }
 

@@ -39,32 +39,22 @@ pub(crate) enum Start<'a> {
 }
 
 impl Start<'_> {
-    /// Writes every value of `values` and hands them back initialized.
-    fn write(self, values: &mut [MaybeUninit<f32>]) -> &mut [f32] {
-        self.set(values, MaybeUninit::new);
-        // SAFETY: `set` wrote every value just above, and `MaybeUninit<f32>` has the
-        // layout of `f32`.
-        unsafe { &mut *(values as *mut [MaybeUninit<f32>] as *mut [f32]) }
-    }
-
-    /// Sets every value of `values`, as [`Start::write`] does for new memory.
-    pub(crate) fn fill(self, values: &mut [f32]) {
-        self.set(values, |v| v);
-    }
-
-    /// Sets every value of `values` to `value(start)`: the pattern over and over (an
-    /// empty pattern has nothing to repeat), or zeros.
-    fn set<T: Copy>(self, values: &mut [T], value: impl Fn(f32) -> T) {
+    /// Writes every value of `values` (the pattern over and over; an empty pattern has
+    /// nothing to repeat, and writes zeros) and hands them back initialized.
+    pub(crate) fn write(self, values: &mut [MaybeUninit<f32>]) -> &mut [f32] {
         match self {
             Start::Repeat(pattern) if !pattern.is_empty() => {
                 for run in values.chunks_mut(pattern.len()) {
                     for (v, &p) in run.iter_mut().zip(pattern) {
-                        *v = value(p);
+                        v.write(p);
                     }
                 }
             }
-            _ => values.fill(value(0.0)),
+            _ => values.fill(MaybeUninit::new(0.0)),
         }
+        // SAFETY: every value was written just above (the runs cover `values`), and
+        // `MaybeUninit<f32>` has the layout of `f32`.
+        unsafe { &mut *(values as *mut [MaybeUninit<f32>] as *mut [f32]) }
     }
 }
 
@@ -98,14 +88,34 @@ pub(crate) fn new_image_groups<S>(
     state: impl Fn() -> S + Sync,
     work: impl Fn(&mut S, usize, &mut [f32]) + Sync,
 ) -> Vec<f32> {
+    let write = |state: &mut S, first: usize, values: &mut [MaybeUninit<f32>]| {
+        work(state, first, start.write(values))
+    };
+    // SAFETY: `Start::write` initializes each group before `work` sees it.
+    unsafe { new_image_groups_written(images, image_len, group, state, write) }
+}
+
+/// [`new_image_groups`] for `work` that writes every value of its group itself
+/// (`work(state, first_image, values)`), with no start written first.
+///
+/// # Safety
+///
+/// `work` must initialize every value of each group it is handed (or panic).
+pub(crate) unsafe fn new_image_groups_written<S>(
+    images: usize,
+    image_len: usize,
+    group: usize,
+    state: impl Fn() -> S + Sync,
+    work: impl Fn(&mut S, usize, &mut [MaybeUninit<f32>]) + Sync,
+) -> Vec<f32> {
     let (per_task, group) = task_groups(images, group);
-    // SAFETY: `Start::write` initializes each group of the part before `work` sees it,
-    // and the groups cover the part.
+    // SAFETY: `work` initializes each group of the part (the caller's promise), and the
+    // groups cover the part.
     unsafe {
         filled(images * image_len, per_task * image_len, |task, part| {
             let mut state = state();
             for (g, values) in part.chunks_mut(group * image_len).enumerate() {
-                work(&mut state, task * per_task + g * group, start.write(values));
+                work(&mut state, task * per_task + g * group, values);
             }
         })
     }

@@ -4,6 +4,7 @@
 //! filter gradients summed per task then added in task order (the same numbers on every
 //! run with the same thread count).
 
+use std::mem::MaybeUninit;
 use std::sync::Mutex;
 
 use rayon::prelude::*;
@@ -12,7 +13,7 @@ use super::ConvShape;
 use crate::elementwise::{apply_on_this_thread, Unary};
 use crate::error::{Result, TensorError};
 use crate::parallel::{
-    for_each_image_group, images_per_task, new_image_groups, sum_partials, Start,
+    for_each_image_group, images_per_task, new_image_groups_written, sum_partials, Start,
 };
 
 /// About how many bytes of a GEMM's rows (the 1x1 path's input and output pixels,
@@ -87,17 +88,51 @@ pub(super) fn map_image_groups(
     output: Output<'_>,
     images: usize,
     out_len: usize,
-    (input, in_len): (&[f32], usize),
+    inputs: (&[f32], usize),
     group: usize,
     scratch_len: usize,
     kernel: impl Fn(&mut [f32], &mut [f32], &[f32]) -> Result<()> + Sync,
 ) -> Result<Vec<f32>> {
-    // One group: the kernel adds to its started output, then the activation runs.
-    let finish = |out: &mut [f32], scratch: &mut [f32], first: usize| -> Result<()> {
-        if in_len > 0 {
-            let count = out.len() / out_len.max(1);
-            kernel(out, scratch, &input[first * in_len..][..count * in_len])?;
-        }
+    // Each group starts as `output.start`, then the kernel adds to it.
+    let adding = |out: &mut [MaybeUninit<f32>], scratch: &mut [f32], xs: &[f32]| {
+        kernel(output.start.write(out), scratch, xs)
+    };
+    // SAFETY: `Start::write` initializes every value before the kernel adds to it.
+    unsafe { map_image_groups_written(output, images, out_len, inputs, group, scratch_len, adding) }
+}
+
+/// [`map_image_groups`] for a kernel that writes every value of its group's outputs
+/// itself, beginning from `output.start` (the bias, or zeros): no pass writes the
+/// start first. An image with no input values (`in_len` 0) is only started.
+///
+/// # Safety
+///
+/// When `kernel` returns `Ok`, it must have initialized every value of the outputs it
+/// was handed (after an error, they are zeroed here).
+pub(super) unsafe fn map_image_groups_written(
+    output: Output<'_>,
+    images: usize,
+    out_len: usize,
+    (input, in_len): (&[f32], usize),
+    group: usize,
+    scratch_len: usize,
+    kernel: impl Fn(&mut [MaybeUninit<f32>], &mut [f32], &[f32]) -> Result<()> + Sync,
+) -> Result<Vec<f32>> {
+    // One group: the kernel writes its output, then the activation runs.
+    let finish = |out: &mut [MaybeUninit<f32>], scratch: &mut [f32], first: usize| {
+        let out = match in_len {
+            0 => output.start.write(out),
+            _ => {
+                let count = out.len() / out_len.max(1);
+                if let Err(e) = kernel(out, scratch, &input[first * in_len..][..count * in_len]) {
+                    out.fill(MaybeUninit::new(0.0));
+                    return Err(e);
+                }
+                // SAFETY: the kernel initialized every value (the caller's promise), and
+                // `MaybeUninit<f32>` has the layout of `f32`.
+                unsafe { &mut *(out as *mut [MaybeUninit<f32>] as *mut [f32]) }
+            }
+        };
         if let Some(activation) = output.activation {
             apply_on_this_thread(out, activation);
         }
@@ -106,11 +141,14 @@ pub(super) fn map_image_groups(
     if let Some(reduce) = output.reduce {
         // Each group computed in a buffer of its task's own (the task's first group is
         // its largest), then handed on.
-        let task = || (vec![0.0; scratch_len], Vec::new());
+        let task = || (vec![0.0; scratch_len], Vec::<f32>::new());
         for_each_image_group(images, group, task, |(scratch, out), first, count| {
             out.resize(count * out_len, 0.0);
-            output.start.fill(out);
-            finish(out, scratch, first)?;
+            // SAFETY: `MaybeUninit<f32>` has the layout of `f32`, and the kernel only
+            // writes values, so `out` stays initialized.
+            let values =
+                unsafe { &mut *(out.as_mut_slice() as *mut [f32] as *mut [MaybeUninit<f32>]) };
+            finish(values, scratch, first)?;
             reduce(first, out);
             Ok(())
         })?;
@@ -118,24 +156,19 @@ pub(super) fn map_image_groups(
     }
     let first_error = FirstError::default();
     // Per task: the scratch buffer, and whether a kernel failed (the task's other images
-    // are then only started).
+    // are then zeroed).
     let task = || (vec![0.0; scratch_len], false);
-    let values = new_image_groups(
-        images,
-        out_len,
-        group,
-        output.start,
-        task,
-        |(scratch, failed), first, out| {
-            if *failed {
-                return;
-            }
-            if let Err(e) = finish(out, scratch, first) {
-                first_error.keep(e);
-                *failed = true;
-            }
-        },
-    );
+    let work = |(scratch, failed): &mut (Vec<f32>, bool), first, out: &mut [MaybeUninit<f32>]| {
+        if *failed {
+            out.fill(MaybeUninit::new(0.0));
+        } else if let Err(e) = finish(out, scratch, first) {
+            first_error.keep(e);
+            *failed = true;
+        }
+    };
+    // SAFETY: `finish` initializes every value of a group (the kernel's promise, or the
+    // start, or zeros after an error), and a failed task zeroes its later groups.
+    let values = unsafe { new_image_groups_written(images, out_len, group, task, work) };
     first_error.into_result(values)
 }
 

@@ -22,14 +22,15 @@
 
 use std::array::from_fn;
 use std::marker::PhantomData;
+use std::mem::MaybeUninit;
 
-use super::batch::{map_image_groups, sum_over_image_groups, Output};
+use super::batch::{map_image_groups, map_image_groups_written, sum_over_image_groups, Output};
 use super::ConvShape;
 use crate::error::Result;
 use crate::gemm::bf16::{gemm_pairs, round_to_pairs, PackedRight};
 use crate::gemm::{gemm, gemm_in, MatMut, MatRef};
-use crate::parallel::{gemm_needs_threads, images_per_task};
-use crate::simd::{add_to, load, store};
+use crate::parallel::{gemm_needs_threads, images_per_task, Start};
+use crate::simd::{load, store, write_new};
 use crate::window::AxisGeometry;
 use crate::Precision;
 use pulp::bytemuck::cast_slice_mut;
@@ -607,29 +608,26 @@ fn convolve<T: Tiling<M, N>, const M: usize, const N: usize>(
     let (v_len, m_len) = (positions * tiles * c, positions * tiles * o);
     let pairs_len = u.pairs_for(group * tiles, positions, c);
     let (in_len, out_len) = (p.image_len(), p.output_image_len());
+    let start = filter_start(output.start, o);
     // For a group of images: their transformed tiles one image after another, so that
     // the tiles of the whole group are the rows of each GEMM.
-    map_image_groups(
-        output,
-        batch,
-        out_len,
-        (x, in_len),
-        group,
-        group * (v_len + m_len) + pairs_len + positions * c,
-        |ys, scratch, xs| {
-            let count = xs.len() / in_len;
-            let (v, rest) = scratch.split_at_mut(group * v_len);
-            let (m, rest) = rest.split_at_mut(group * m_len);
-            let (pairs, patch) = rest.split_at_mut(pairs_len);
-            group_input_tiles::<T, M, N>(p, xs, patch, v, v_len);
-            let product = Product::<N>::of(p, count * tiles);
-            product.multiply(v, cast_slice_mut(pairs), u, m, threaded_gemm)?;
-            for (yi, m) in ys.chunks_exact_mut(out_len).zip(m.chunks_exact(m_len)) {
-                output_tiles::<T, M, N>(p, m, yi);
-            }
-            Ok(())
-        },
-    )
+    let kernel = |ys: &mut [MaybeUninit<f32>], scratch: &mut [f32], xs: &[f32]| {
+        let count = xs.len() / in_len;
+        let (v, rest) = scratch.split_at_mut(group * v_len);
+        let (m, rest) = rest.split_at_mut(group * m_len);
+        let (pairs, patch) = rest.split_at_mut(pairs_len);
+        group_input_tiles::<T, M, N>(p, xs, patch, v, v_len);
+        let product = Product::<N>::of(p, count * tiles);
+        product.multiply(v, cast_slice_mut(pairs), u, m, threaded_gemm)?;
+        for (yi, m) in ys.chunks_exact_mut(out_len).zip(m.chunks_exact(m_len)) {
+            output_tiles::<T, M, N>(p, m, start, yi);
+        }
+        Ok(())
+    };
+    let scratch = group * (v_len + m_len) + pairs_len + positions * c;
+    // SAFETY: `output_tiles` writes every output of each image (the tiles cover the
+    // output plane).
+    unsafe { map_image_groups_written(output, batch, out_len, (x, in_len), group, scratch, kernel) }
 }
 
 /// How many images a task transforms before the N² GEMMs run on all their tiles at
@@ -749,18 +747,15 @@ fn convolve_whole_batch<T: Tiling<M, N>, const M: usize, const N: usize>(
     let mut m = vec![0.0; batch * m_len];
     let mut pairs = vec![0; u.pairs_for(rows, positions, p.channels)];
     Product::<N>::of(p, rows).multiply(&v, &mut pairs, u, &mut m, true)?;
-    map_image_groups(
-        output,
-        batch,
-        p.output_image_len(),
-        (&m, m_len),
-        1,
-        0,
-        |y, _, m| {
-            output_tiles::<T, M, N>(p, m, y);
-            Ok(())
-        },
-    )
+    let start = filter_start(output.start, p.filters);
+    let kernel = |y: &mut [MaybeUninit<f32>], _: &mut [f32], m: &[f32]| {
+        output_tiles::<T, M, N>(p, m, start, y);
+        Ok(())
+    };
+    let out_len = p.output_image_len();
+    // SAFETY: `output_tiles` writes every output of each image (the tiles cover the
+    // output plane).
+    unsafe { map_image_groups_written(output, batch, out_len, (&m, m_len), 1, 0, kernel) }
 }
 
 /// [`filter_gradient`] with all the batch's tiles as the inner dimension of each GEMM,
@@ -897,18 +892,31 @@ impl<const N: usize> Product<N> {
     }
 }
 
-/// `y += Aᵀ M A` for every tile of one image (see [`OutputTiles`]).
+/// `y = start + Aᵀ M A` for every tile of one new output image (see [`OutputTiles`]).
 fn output_tiles<T: Tiling<M, N>, const M: usize, const N: usize>(
     p: &Plane,
     m: &[f32],
-    y: &mut [f32],
+    start: Option<&[f32]>,
+    y: &mut [MaybeUninit<f32>],
 ) {
     Arch::new().dispatch(OutputTiles::<T, M, N> {
         p,
         m,
+        start,
         y,
         tiling: PhantomData,
     });
+}
+
+/// The value each filter's outputs start from: its bias, or `None` for zeros.
+fn filter_start(start: Start<'_>, filters: usize) -> Option<&[f32]> {
+    match start {
+        Start::Repeat(bias) if !bias.is_empty() => {
+            assert_eq!(bias.len(), filters, "one bias per filter");
+            Some(bias)
+        }
+        _ => None,
+    }
 }
 
 /// `Ŷ = A dY Aᵀ` for every tile of one output gradient into `g` (see [`GradientTiles`]).
@@ -1183,12 +1191,15 @@ fn gather_pixels(
     }
 }
 
-/// `y += Aᵀ M A` for every tile; `m` is tile-major like `V`. The last row or column of
-/// tiles may hang over the output's edge: those add only the outputs that exist.
+/// `y = start + Aᵀ M A` for every tile, written into the new output `y` (no pass writes
+/// the start first); `m` is tile-major like `V`. The tiles cover the output plane, so
+/// every output is written once; the last row or column of tiles may hang over the
+/// output's edge, and writes only the outputs that exist.
 struct OutputTiles<'a, T, const M: usize, const N: usize> {
     p: &'a Plane,
     m: &'a [f32],
-    y: &'a mut [f32],
+    start: Option<&'a [f32]>,
+    y: &'a mut [MaybeUninit<f32>],
     tiling: PhantomData<T>,
 }
 
@@ -1197,7 +1208,7 @@ impl<T: Tiling<M, N>, const M: usize, const N: usize> WithSimd for OutputTiles<'
 
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) {
-        let Self { p, m, y, .. } = self;
+        let Self { p, m, start, y, .. } = self;
         let o = p.filters;
         let vector_filters = o / S::F32_LANES * S::F32_LANES;
         let [rows, cols] = p.output;
@@ -1205,36 +1216,38 @@ impl<T: Tiling<M, N>, const M: usize, const N: usize> WithSimd for OutputTiles<'
             let (oy, ox) = p.tile_origin(tile, M);
             let whole = oy + M <= rows && ox + M <= cols;
             for k in (0..vector_filters).step_by(S::F32_LANES) {
-                add_output::<T, S, M, N>(simd, p, mt, k, (oy, ox, whole), y);
+                write_output::<T, S, M, N>(simd, p, (mt, start), k, (oy, ox, whole), y);
             }
             for k in vector_filters..o {
-                add_output::<T, _, M, N>(pulp::Scalar, p, mt, k, (oy, ox, whole), y);
+                write_output::<T, _, M, N>(pulp::Scalar, p, (mt, start), k, (oy, ox, whole), y);
             }
         }
     }
 }
 
-/// Adds `Aᵀ M A` for the filters from `k` (one vector of them) to the outputs of the
-/// tile at `(oy, ox)`: all of them if the tile is `whole`ly inside the output, else
-/// those that exist.
+/// Writes `start + Aᵀ M A` for the filters from `k` (one vector of them) to the outputs
+/// of the tile at `(oy, ox)`: all of them if the tile is `whole`ly inside the output,
+/// else those that exist. Zeros are added like a bias, as the output once began at
+/// zero: the same sums, bit for bit.
 #[inline(always)]
-fn add_output<T: Tiling<M, N>, S: Simd, const M: usize, const N: usize>(
+fn write_output<T: Tiling<M, N>, S: Simd, const M: usize, const N: usize>(
     simd: S,
     p: &Plane,
-    mt: &[f32],
+    (mt, start): (&[f32], Option<&[f32]>),
     k: usize,
     (oy, ox, whole): (usize, usize, bool),
-    y: &mut [f32],
+    y: &mut [MaybeUninit<f32>],
 ) {
     let (o, [rows, cols]) = (p.filters, p.output);
     let m = |r: usize, s: usize| load::<S>(&mt[(r * N + s) * o + k..]);
     let at = |i: usize, j: usize| ((oy + i) * cols + ox + j) * o + k;
+    let first = start.map_or(simd.splat_f32s(0.0), |b| load::<S>(&b[k..]));
     if whole {
         T::output_tile(
             simd,
             m,
             #[inline(always)]
-            |i, j, value| add_to(simd, &mut y[at(i, j)..], value),
+            |i, j, value| write_new(&mut y[at(i, j)..], simd.add_f32s(first, value)),
         );
     } else {
         T::output_tile(
@@ -1243,7 +1256,7 @@ fn add_output<T: Tiling<M, N>, S: Simd, const M: usize, const N: usize>(
             #[inline(always)]
             |i, j, value| {
                 if oy + i < rows && ox + j < cols {
-                    add_to(simd, &mut y[at(i, j)..], value);
+                    write_new(&mut y[at(i, j)..], simd.add_f32s(first, value));
                 }
             },
         );

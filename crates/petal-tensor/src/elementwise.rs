@@ -395,7 +395,7 @@ impl<F: Fn(f32, f32) -> f32> WithSimd for ZipMap<'_, F> {
 }
 
 /// Applies `f` to every value, in parallel for large tensors.
-pub fn map(x: &Tensor, f: impl Fn(f32) -> f32 + Sync + Send) -> Tensor {
+pub fn map(x: &Tensor, f: impl Fn(f32) -> f32 + Sync) -> Tensor {
     let write = |offset: usize, out: &mut [MaybeUninit<f32>]| {
         let x = &x.as_slice()[offset..][..out.len()];
         Arch::new().dispatch(MapValues { out, x, f: &f })
@@ -441,7 +441,9 @@ pub fn unary(x: &Tensor, op: Unary) -> Tensor {
     }
 }
 
-/// The gradient through `op`: `grad * op'(x)`, with `y = op(x)` from the forward pass.
+/// The gradient through `op`: `grad * op'(x)`, where `y` must be `unary(x, op)` from
+/// the forward pass. ReLU, ReLU6, the sigmoid, tanh, exp and the square root read only
+/// `y`; the others only `x`.
 pub fn unary_backward(x: &Tensor, y: &Tensor, grad: &Tensor, op: Unary) -> Result<Tensor> {
     if x.shape() != grad.shape() || y.shape() != grad.shape() {
         return Err(shape_mismatch(
@@ -451,15 +453,21 @@ pub fn unary_backward(x: &Tensor, y: &Tensor, grad: &Tensor, op: Unary) -> Resul
             "input and gradient must have one shape",
         ));
     }
-    if op.derivative_from_output(0.5).is_some() {
-        return unary_backward_from_output(y, grad, op);
-    }
     let g = grad.as_slice();
-    // Of the other derivatives, the square root's reads only the output and the rest
-    // only the input (a test holds every function to `Unary::derivative` with both).
+    // Each function named, so that a new one must say which value its derivative reads
+    // (a test holds every function to `Unary::derivative` with both).
     let values = match op {
+        Unary::Relu | Unary::Relu6 | Unary::Sigmoid | Unary::Tanh | Unary::Exp => {
+            return unary_backward_from_output(y, grad, op);
+        }
         Unary::Sqrt => zip_map(g, y.as_slice(), |g, y| g * op.derivative(f32::NAN, y)),
-        _ => zip_map(g, x.as_slice(), |g, x| g * op.derivative(x, f32::NAN)),
+        Unary::Neg
+        | Unary::Abs
+        | Unary::Log
+        | Unary::Square
+        | Unary::LeakyRelu(_)
+        | Unary::Silu
+        | Unary::HardSwish => zip_map(g, x.as_slice(), |g, x| g * op.derivative(x, f32::NAN)),
     };
     Tensor::from_vec(x.shape(), values)
 }
@@ -497,6 +505,13 @@ mod tests {
         }
     }
 
+    /// The same bits, any NaN counting as one (a vector unit may flip a NaN's sign).
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter()
+            .map(|x| if x.is_nan() { u32::MAX } else { x.to_bits() })
+            .collect()
+    }
+
     /// `g * op'(y)` value by value, through the derivative's scalar formula.
     fn gradient_by_formula(y: &Tensor, g: &Tensor, op: Unary) -> Vec<f32> {
         (y.as_slice().iter().zip(g.as_slice()))
@@ -520,12 +535,6 @@ mod tests {
         let x: Vec<f32> = (0..37)
             .map(|i| edges[i % edges.len()] + i as f32 * 0.01)
             .collect();
-        // The same bits, any NaN counting as one (a vector unit may flip a NaN's sign).
-        let bits = |v: &[f32]| {
-            v.iter()
-                .map(|x| if x.is_nan() { u32::MAX } else { x.to_bits() })
-                .collect::<Vec<_>>()
-        };
         for op in [Unary::Relu, Unary::Relu6, Unary::Sigmoid, Unary::Tanh] {
             let expected: Vec<f32> = x.iter().map(|&v| op.apply(v)).collect();
             let mut applied = x.clone();
@@ -544,23 +553,41 @@ mod tests {
         }
     }
 
+    /// Every activation.
+    const EVERY_UNARY: [Unary; 13] = [
+        Unary::Neg,
+        Unary::Abs,
+        Unary::Exp,
+        Unary::Log,
+        Unary::Sqrt,
+        Unary::Square,
+        Unary::Tanh,
+        Unary::Sigmoid,
+        Unary::Relu,
+        Unary::Relu6,
+        Unary::LeakyRelu(0.1),
+        Unary::Silu,
+        Unary::HardSwish,
+    ];
+
+    /// `unary` and `unary_backward` on `x` against the scalar formulas, bit for bit.
+    fn assert_unary_matches_the_formulas(x: &Tensor) {
+        let g = map(x, |v| 0.5 - v);
+        for op in EVERY_UNARY {
+            let y = unary(x, op);
+            assert_eq!(y.shape(), x.shape());
+            let want: Vec<f32> = x.as_slice().iter().map(|&v| op.apply(v)).collect();
+            assert_eq!(bits(y.as_slice()), bits(&want), "{op:?}");
+            let dx = unary_backward(x, &y, &g, op).unwrap();
+            let want: Vec<f32> = (x.as_slice().iter().zip(&want).zip(g.as_slice()))
+                .map(|((&x, &y), &g)| g * op.derivative(x, y))
+                .collect();
+            assert_eq!(bits(dx.as_slice()), bits(&want), "{op:?}'s gradient");
+        }
+    }
+
     #[test]
     fn every_activation_and_its_gradient_match_the_scalar_formulas_over_parallel_chunks() {
-        let ops = [
-            Unary::Neg,
-            Unary::Abs,
-            Unary::Exp,
-            Unary::Log,
-            Unary::Sqrt,
-            Unary::Square,
-            Unary::Tanh,
-            Unary::Sigmoid,
-            Unary::Relu,
-            Unary::Relu6,
-            Unary::LeakyRelu(0.1),
-            Unary::Silu,
-            Unary::HardSwish,
-        ];
         let edges = [
             f32::NAN,
             f32::NEG_INFINITY,
@@ -572,29 +599,24 @@ mod tests {
             3.0,
             6.0,
         ];
-        // Past two parallel chunks, so that the chunk seams are crossed.
+        // Past two parallel chunks, so that the chunk seams are crossed; the edges
+        // themselves (-0.0 among them) first, then shifted copies of them.
         let len = (2 * PARALLEL_MIN_LEN).next_multiple_of(37) + 37;
-        let x: Vec<f32> = (0..len)
-            .map(|i| edges[i % edges.len()] + (i % 101) as f32 * 0.07)
+        let x: Vec<f32> = (edges.iter().copied())
+            .chain((edges.len()..len).map(|i| edges[i % edges.len()] + (i % 101) as f32 * 0.07))
             .collect();
-        let x = Tensor::from_vec(&[len / 37, 37], x).unwrap();
-        let g = map(&x, |v| 0.5 - v);
-        let bits = |v: &[f32]| {
-            v.iter()
-                .map(|x| if x.is_nan() { u32::MAX } else { x.to_bits() })
-                .collect::<Vec<_>>()
-        };
-        for op in ops {
-            let y = unary(&x, op);
-            assert_eq!(y.shape(), x.shape());
-            let want: Vec<f32> = x.as_slice().iter().map(|&v| op.apply(v)).collect();
-            assert_eq!(bits(y.as_slice()), bits(&want), "{op:?}");
-            let dx = unary_backward(&x, &y, &g, op).unwrap();
-            let want: Vec<f32> = (x.as_slice().iter().zip(&want).zip(g.as_slice()))
-                .map(|((&x, &y), &g)| g * op.derivative(x, y))
-                .collect();
-            assert_eq!(bits(dx.as_slice()), bits(&want), "{op:?}'s gradient");
-        }
+        assert_unary_matches_the_formulas(&Tensor::from_vec(&[len / 37, 37], x).unwrap());
+    }
+
+    #[test]
+    fn activations_of_empty_and_scalar_tensors_keep_their_shapes() {
+        assert_unary_matches_the_formulas(&Tensor::zeros(&[0, 5]));
+        assert_unary_matches_the_formulas(&Tensor::from_vec(&[], vec![-0.0]).unwrap());
+        assert_eq!(unary(&Tensor::zeros(&[0, 5]), Unary::Relu).shape(), [0, 5]);
+        assert_eq!(
+            unary(&Tensor::from_vec(&[], vec![2.0]).unwrap(), Unary::Neg).to_vec(),
+            [-2.0]
+        );
     }
 
     #[test]

@@ -14,7 +14,9 @@
 //! ```
 //! use petal_tensor::{peak, Precision};
 //! let flops = peak::multiply_add_flops(Precision::F32, 1000)?;
-//! assert!(flops >= 2.0 * 1000.0 * 4.0); // at least 4 lanes a vector
+//! // Two operations per multiply-add, on vectors of 4 (portable), 8 or 16 lanes.
+//! let lanes = flops / (2.0 * 1000.0 * peak::CHAINS as f64);
+//! assert!([4.0, 8.0, 16.0].contains(&lanes));
 //! match peak::bf16_speed_vs_f32() {
 //!     Some(ratio) => assert!(ratio > 0.0 && ratio.is_finite()),
 //!     None => assert!(!Precision::bf16_available()),
@@ -30,21 +32,23 @@ use pulp::{Arch, Simd, WithSimd};
 use crate::error::{invalid, Result};
 use crate::{cpu_model, Precision};
 
-/// Independent accumulator chains: enough to cover the multiply-add latency on every
-/// pipe (4-6 cycles, two pipes).
-const CHAINS: usize = 12;
+/// Independent accumulator chains of each call: enough to cover the multiply-add
+/// latency on every pipe (4-6 cycles, two pipes). On the Xeon above, 24 chains of
+/// `vdpbf16ps` ran at the rate of 12, so 12 measure its throughput, not its latency.
+pub const CHAINS: usize = 12;
 
-/// Rounds per chain of one probe call in [`bf16_speed_vs_f32`]: a few tenths of a
-/// millisecond each.
-const PROBE_ROUNDS: usize = 1 << 13;
+/// Rounds per chain of one probe call in [`bf16_speed_vs_f32`]: about 0.1 ms of f32
+/// multiply-adds on one AVX-512 core, 0.2-0.4 ms of bf16 ones.
+const PROBE_ROUNDS: usize = 1 << 15;
 
-/// Probe calls per precision, alternating, of which the fastest counts.
+/// Timed probe calls per precision, alternating after an untimed one each, of which the
+/// fastest counts: 5-10 ms in all, once per process.
 const PROBE_TRIES: usize = 7;
 
 /// Below this ratio of bf16 to f32 multiply-adds a second, [`bf16_speed_warning`]
 /// speaks: bf16 products also pay for rounding and packing their factors, so they need
 /// a clearly faster instruction to win.
-const BF16_WORTHWHILE: f64 = 1.2;
+pub const BF16_WORTHWHILE: f64 = 1.2;
 
 /// Floating-point operations (two per multiply-add) done by `rounds` rounds of
 /// [`CHAINS`] vector multiply-adds in `precision` on the calling thread. bf16 on a CPU
@@ -61,20 +65,28 @@ pub fn multiply_add_flops(precision: Precision, rounds: usize) -> Result<f64> {
 }
 
 /// How many multiply-adds a second this CPU does in bf16 (`vdpbf16ps`) for each one in
-/// f32 (`vfmadd`), one thread, measured once per process (a few milliseconds, on the
-/// first call); `None` without AVX512-BF16.
+/// f32 (`vfmadd`), one thread, measured once per process (5-10 ms, on the first call);
+/// `None` without AVX512-BF16.
 pub fn bf16_speed_vs_f32() -> Option<f64> {
     static RATIO: OnceLock<Option<f64>> = OnceLock::new();
     *RATIO.get_or_init(|| {
-        let mut best = [0.0f64; 2];
+        if !Precision::bf16_available() {
+            return None;
+        }
+        let precisions = [Precision::F32, Precision::Bf16];
+        // Untimed first: the vector units may start slow.
+        for precision in precisions {
+            multiply_add_flops(precision, PROBE_ROUNDS).ok()?;
+        }
+        let mut fastest = [0.0f64; 2];
         for _ in 0..PROBE_TRIES {
-            for (precision, best) in [Precision::F32, Precision::Bf16].into_iter().zip(&mut best) {
+            for (precision, rate) in precisions.into_iter().zip(&mut fastest) {
                 let started = Instant::now();
                 let flops = multiply_add_flops(precision, PROBE_ROUNDS).ok()?;
-                *best = best.max(flops / started.elapsed().as_secs_f64().max(1e-9));
+                *rate = rate.max(flops / started.elapsed().as_secs_f64().max(1e-9));
             }
         }
-        Some(best[1] / best[0])
+        Some(fastest[1] / fastest[0])
     })
 }
 
@@ -97,8 +109,9 @@ fn speed_warning(model: &str, ratio: f64) -> Option<String> {
     (ratio < BF16_WORTHWHILE).then(|| {
         format!(
             "bf16 on this CPU ({model}): its bf16 multiply-adds (vdpbf16ps) run at {ratio:.2}x \
-             the rate of its f32 ones (measured), so bf16 products are no faster than f32 \
-             here; f32 is the faster choice on this machine"
+             the rate of its f32 ones (measured); below {BF16_WORTHWHILE}x, bf16 products \
+             do not pay for rounding and packing their factors, so f32 is the faster \
+             choice on this machine"
         )
     })
 }
@@ -115,7 +128,9 @@ impl WithSimd for F32Chains {
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) -> (f64, f32) {
         let (scale, shift) = (simd.splat_f32s(0.999_999), simd.splat_f32s(1e-7));
-        let mut chains = [simd.splat_f32s(1.0); CHAINS];
+        // Each chain from a value of its own, so that no two can be merged.
+        let mut chains: [S::f32s; CHAINS] =
+            std::array::from_fn(|i| simd.splat_f32s(std::hint::black_box(1.0 + i as f32)));
         for _ in 0..self.rounds {
             for chain in &mut chains {
                 *chain = simd.mul_add_f32s(*chain, scale, shift);
@@ -129,11 +144,12 @@ impl WithSimd for F32Chains {
     }
 }
 
-/// [`CHAINS`] chains of `rounds` `vdpbf16ps` (two products a lane each); the caller has
-/// checked that the CPU has AVX512-BF16.
+/// [`CHAINS`] chains of `rounds` `vdpbf16ps` (two products a lane each); an error on a
+/// CPU without AVX512-BF16.
 #[cfg(target_arch = "x86_64")]
 fn bf16_chains(rounds: usize) -> Result<(f64, f32)> {
-    // SAFETY: `multiply_add_flops` found AVX-512F and AVX512-BF16 (`supported`).
+    Precision::Bf16.supported()?;
+    // SAFETY: `supported` just found AVX-512F and AVX512-BF16.
     Ok(unsafe { bf16_chains_avx512(rounds) })
 }
 
@@ -151,7 +167,9 @@ unsafe fn bf16_chains_avx512(rounds: usize) -> (f64, f32) {
     // Each round adds 2 x 2^-10 x 2^-10 to every lane: 2 after a million rounds.
     let small = _mm512_set1_ps(1.0 / 1024.0);
     let pairs = std::hint::black_box(_mm512_cvtne2ps_pbh(small, small));
-    let mut chains = [_mm512_setzero_ps(); CHAINS];
+    // Each chain from a value of its own, so that no two can be merged.
+    let mut chains: [__m512; CHAINS] =
+        std::array::from_fn(|i| _mm512_set1_ps(std::hint::black_box(i as f32)));
     for _ in 0..rounds {
         for chain in &mut chains {
             *chain = _mm512_dpbf16_ps(*chain, pairs, pairs);
@@ -170,20 +188,24 @@ mod tests {
 
     #[test]
     fn f32_chains_count_two_operations_per_multiply_add_and_lane() {
-        let lanes = multiply_add_flops(Precision::F32, 10).unwrap() / (2.0 * 10.0 * 12.0);
+        let lanes = multiply_add_flops(Precision::F32, 10).unwrap() / (2.0 * 10.0 * CHAINS as f64);
         assert!([4.0, 8.0, 16.0].contains(&lanes), "{lanes} lanes");
     }
 
     #[test]
     fn bf16_chains_run_where_the_cpu_has_bf16_and_are_refused_elsewhere() {
         match multiply_add_flops(Precision::Bf16, 10) {
-            Ok(flops) => assert_eq!(flops, 2.0 * 10.0 * 12.0 * 32.0),
+            Ok(flops) => assert_eq!(flops, 2.0 * 10.0 * (CHAINS * 32) as f64),
             Err(e) => {
                 assert!(!Precision::bf16_available());
                 assert!(e.to_string().contains(&cpu_model()), "{e}");
             }
         }
-        assert_eq!(bf16_speed_vs_f32().is_some(), Precision::bf16_available());
+        match bf16_speed_vs_f32() {
+            // A CPU's bf16 instruction does between a quarter of its f32 rate and 4x.
+            Some(ratio) => assert!((0.25..4.0).contains(&ratio), "{ratio}"),
+            None => assert!(!Precision::bf16_available()),
+        }
     }
 
     #[test]
@@ -193,6 +215,7 @@ mod tests {
         assert!(warning.contains("0.50x"), "{warning}");
         assert!(warning.contains("f32 is the faster choice"), "{warning}");
         assert!(speed_warning("Xeon X", 1.1).is_some());
+        assert_eq!(speed_warning("EPYC Y", BF16_WORTHWHILE), None);
         assert_eq!(speed_warning("EPYC Y", 2.0), None);
     }
 }

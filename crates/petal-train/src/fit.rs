@@ -130,9 +130,9 @@ pub struct FitConfig {
     /// scope, f32 outside any. [`Precision::Bf16`] is mixed precision, bf16 factors and f32 sums, with the
     /// weights, the optimizer state and every other op in f32 (PyTorch's
     /// `torch.autocast("cpu", dtype=torch.bfloat16)`). `fit` refuses bf16 before any
-    /// work on a CPU without AVX512-BF16, naming the CPU, and, when `verbose`, says so
-    /// where the CPU's bf16 instruction is too slow for bf16 to pay
-    /// ([`petal_tensor::peak::bf16_speed_warning`]).
+    /// work on a CPU without AVX512-BF16, naming the CPU; when `verbose`, it prints
+    /// [`petal_tensor::peak::bf16_speed_warning`]'s message on a CPU whose bf16
+    /// instruction is too slow for bf16 to pay.
     ///
     /// ```
     /// use petal_data::InMemoryDataset;

@@ -46,7 +46,8 @@ pub struct BenchOptions {
     /// The precisions to run each network workload in, comma-separated: f32 (the
     /// default), bf16 (Petal's mixed precision against PyTorch's `torch.autocast("cpu",
     /// dtype=torch.bfloat16)`; needs AVX512-BF16), or both (`f32,bf16`: each bf16 row,
-    /// named `<workload>_bf16`, follows its f32 row). The other workloads run in f32 only.
+    /// named `<workload>_bf16`, follows its f32 row). The multiply-add peak runs in both
+    /// too (its bf16 row times `vdpbf16ps`); the other workloads run in f32 only.
     #[arg(
         long = "precision",
         value_name = "PRECISION",
@@ -121,6 +122,8 @@ pub fn run(options: &BenchOptions) -> anyhow::Result<()> {
         return cost_curves::run(options, &dir);
     }
     let workloads = options.workloads();
+    // Measured before the workloads, on an idle machine (once per process).
+    let bf16_speed = petal_tensor::peak::bf16_speed_vs_f32();
     if options.precisions.contains(&Precision::Bf16) {
         // Refused before any work on a CPU without AVX512-BF16, naming the CPU.
         Precision::Bf16.supported()?;
@@ -145,7 +148,7 @@ pub fn run(options: &BenchOptions) -> anyhow::Result<()> {
     for (workload, precision) in runs {
         let name = workload.row_name(precision);
         if precision != Precision::F32 && !workload.runs_in_bf16() {
-            println!("{name:<24} skipped: only the network workloads run in {precision}");
+            println!("{name:<24} skipped: only the networks and the peak run in {precision}");
             continue;
         }
         let unit = workload.unit();
@@ -209,12 +212,12 @@ pub fn run(options: &BenchOptions) -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir)?;
     let report = serde_json::json!({
         "cpu": petal_tensor::cpu_model(),
-        "bf16_speed_vs_f32": petal_tensor::peak::bf16_speed_vs_f32(),
+        "bf16_speed_vs_f32": bf16_speed,
         "threads": options.threads,
         "repeats": options.repeats,
         "layouts": { "petal": "NHWC (its only layout)", "pytorch": "channels_last" },
-        "bf16_speed": "bf16_speed_vs_f32: how many multiply-adds a second one thread does in bf16 (vdpbf16ps) for each in f32 (vfmadd), measured at start; below 1, bf16 products cannot beat f32 on this CPU",
-        "bf16": "rows named *_bf16: Petal's bf16 products (f32 sums, weights and optimizer state) against PyTorch under torch.autocast(\"cpu\", dtype=torch.bfloat16)",
+        "bf16_speed": format!("bf16_speed_vs_f32: how many multiply-adds a second one thread does in bf16 (vdpbf16ps) for each in f32 (vfmadd), measured at start; below {}, bf16 products do not pay for rounding and packing their factors on this CPU", petal_tensor::peak::BF16_WORTHWHILE),
+        "bf16": "rows named *_bf16: Petal's bf16 products (f32 sums, weights and optimizer state) against PyTorch under torch.autocast(\"cpu\", dtype=torch.bfloat16); fma_peak_bf16 is vdpbf16ps's ceiling (Petal only)",
         "ratio": "how many times faster Petal is (rates: Petal / PyTorch; seconds: PyTorch / Petal)",
         "peak_rss_mb": "peak resident memory during the workload; Petal's includes what earlier workloads of the same invocation left resident (run one workload with --only for a clean figure)",
         "pytorch": python.as_ref().ok().map(|p| p.describe()),

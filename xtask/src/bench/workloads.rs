@@ -33,8 +33,8 @@ pub enum Workload {
     EfficientNetLite0Infer,
     /// A 2048x2048 fp32 matrix product.
     Gemm2048,
-    /// The machine's multiply-add ceiling: register-resident f32 multiply-adds on every
-    /// thread (no PyTorch side).
+    /// The machine's multiply-add ceiling: register-resident vector multiply-adds on
+    /// every thread (no PyTorch side).
     FmaPeak,
     /// Petal's loader on Oxford flowers photos, JPEG decoding every epoch (no PyTorch side).
     FlowersLoaderCold,
@@ -74,8 +74,13 @@ impl Workload {
     /// the multiply-add peak (its bf16 row is `vdpbf16ps`'s ceiling, next to the f32 one);
     /// the time to 99%, GEMM and the loaders run in f32 only.
     pub fn runs_in_bf16(self) -> bool {
-        let petal_only_f32 = self.petal_only() && self != Workload::FmaPeak;
-        !petal_only_f32 && !matches!(self, Workload::KerasMnistTo99 | Workload::Gemm2048)
+        !matches!(
+            self,
+            Workload::KerasMnistTo99
+                | Workload::Gemm2048
+                | Workload::FlowersLoaderCold
+                | Workload::FlowersLoaderWarm
+        )
     }
 
     /// Every workload, in report order.

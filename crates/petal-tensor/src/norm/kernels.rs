@@ -218,7 +218,7 @@ fn block_run_gradient_sums<const W: usize>(
 pub(super) fn scale_and_shift(x: &[f32], scale: &[f32], shift: &[f32]) -> Vec<f32> {
     let c = scale.len();
     // Whole rows: each task's rows cover its part, which the writes below rely on.
-    assert_eq!(x.len() % c.max(1), 0, "rows of {c} channels");
+    assert!(c > 0 && x.len().is_multiple_of(c), "rows of {c} channels");
     let task = (VALUES_PER_MAP_TASK / c).max(1) * c;
     let write = |offset: usize, out: &mut [MaybeUninit<f32>]| {
         let x = &x[offset..][..out.len()];
@@ -292,7 +292,7 @@ pub(super) struct InputGradient {
 pub(super) fn input_gradient(grad: &[f32], x: &[f32], k: &InputGradient) -> Vec<f32> {
     let c = k.gain.len();
     // Whole rows: each task's rows cover its part, which the writes below rely on.
-    assert_eq!(x.len() % c.max(1), 0, "rows of {c} channels");
+    assert!(c > 0 && x.len().is_multiple_of(c), "rows of {c} channels");
     let task = (VALUES_PER_MAP_TASK / c).max(1) * c;
     let write = |offset: usize, out: &mut [MaybeUninit<f32>]| {
         let (grad, x) = (&grad[offset..][..out.len()], &x[offset..][..out.len()]);

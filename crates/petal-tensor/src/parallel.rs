@@ -29,7 +29,8 @@ pub(crate) fn sum_partials(mut partials: Vec<Vec<f32>>, len: usize) -> Vec<f32> 
     total
 }
 
-/// The values each image of a new batch tensor holds before a kernel adds to it.
+/// The values each image of a new batch tensor starts from: written before a kernel
+/// adds to it, or added by a kernel that writes each value itself.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Start<'a> {
     /// Every value zero.
@@ -52,10 +53,20 @@ impl Start<'_> {
             }
             _ => values.fill(MaybeUninit::new(0.0)),
         }
-        // SAFETY: every value was written just above (the runs cover `values`), and
-        // `MaybeUninit<f32>` has the layout of `f32`.
-        unsafe { &mut *(values as *mut [MaybeUninit<f32>] as *mut [f32]) }
+        // SAFETY: every value was written just above (the runs cover `values`).
+        unsafe { assume_written(values) }
     }
+}
+
+/// `values` as the `f32`s they now hold.
+///
+/// # Safety
+///
+/// Every value of `values` must have been written.
+pub(crate) unsafe fn assume_written(values: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+    // SAFETY: the values are initialized (the caller's promise), and `MaybeUninit<f32>`
+    // has the layout of `f32`.
+    unsafe { &mut *(values as *mut [MaybeUninit<f32>] as *mut [f32]) }
 }
 
 /// A new batch of `images` images of `image_len` values, made one task per thread:
@@ -121,7 +132,7 @@ pub(crate) unsafe fn new_image_groups_written<S>(
     }
 }
 
-/// The split [`new_image_groups`] and [`for_each_image_group`] share: images per task
+/// The split [`new_image_groups_written`] and [`for_each_image_group`] share: images per task
 /// (one task per thread) and images per group (`group`, at least 1, at most a task's).
 fn task_groups(images: usize, group: usize) -> (usize, usize) {
     let per_task = images_per_task(images);

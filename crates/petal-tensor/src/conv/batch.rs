@@ -13,7 +13,8 @@ use super::ConvShape;
 use crate::elementwise::{apply_on_this_thread, Unary};
 use crate::error::{Result, TensorError};
 use crate::parallel::{
-    for_each_image_group, images_per_task, new_image_groups_written, sum_partials, Start,
+    assume_written, for_each_image_group, images_per_task, new_image_groups_written, sum_partials,
+    Start,
 };
 
 /// About how many bytes of a GEMM's rows (the 1x1 path's input and output pixels,
@@ -102,13 +103,15 @@ pub(super) fn map_image_groups(
 }
 
 /// [`map_image_groups`] for a kernel that writes every value of its group's outputs
-/// itself, beginning from `output.start` (the bias, or zeros): no pass writes the
-/// start first. An image with no input values (`in_len` 0) is only started.
+/// itself: no pass writes the start first, so the kernel must begin each value from
+/// `output.start` (the bias, or zeros) on its own. An image with no input values
+/// (`in_len` 0) is only started.
 ///
 /// # Safety
 ///
 /// When `kernel` returns `Ok`, it must have initialized every value of the outputs it
-/// was handed (after an error, they are zeroed here).
+/// was handed (after an error, they are zeroed here); and it must never de-initialize
+/// a value (with a `reduce`, it is handed initialized memory).
 pub(super) unsafe fn map_image_groups_written(
     output: Output<'_>,
     images: usize,
@@ -128,9 +131,8 @@ pub(super) unsafe fn map_image_groups_written(
                     out.fill(MaybeUninit::new(0.0));
                     return Err(e);
                 }
-                // SAFETY: the kernel initialized every value (the caller's promise), and
-                // `MaybeUninit<f32>` has the layout of `f32`.
-                unsafe { &mut *(out as *mut [MaybeUninit<f32>] as *mut [f32]) }
+                // SAFETY: the kernel initialized every value (the caller's promise).
+                unsafe { assume_written(out) }
             }
         };
         if let Some(activation) = output.activation {
@@ -144,8 +146,9 @@ pub(super) unsafe fn map_image_groups_written(
         let task = || (vec![0.0; scratch_len], Vec::<f32>::new());
         for_each_image_group(images, group, task, |(scratch, out), first, count| {
             out.resize(count * out_len, 0.0);
-            // SAFETY: `MaybeUninit<f32>` has the layout of `f32`, and the kernel only
-            // writes values, so `out` stays initialized.
+            // SAFETY: `MaybeUninit<f32>` has the layout of `f32`; `out` stays initialized:
+            // the kernel never de-initializes a value (the caller's promise), `finish`
+            // zeroes the group after an error, and a panic drops the buffer unread.
             let values =
                 unsafe { &mut *(out.as_mut_slice() as *mut [f32] as *mut [MaybeUninit<f32>]) };
             finish(values, scratch, first)?;

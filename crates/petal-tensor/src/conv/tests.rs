@@ -130,6 +130,7 @@ fn check_kernel(
     pool.install(|| {
         with_kernel_3x3(kernel, || {
             assert_close(&conv2d(&x, &f, None, &spec).unwrap(), &y, "forward");
+            assert_bias_adds(&x, &f, &b, &spec);
             let fused = conv2d_activated(&x, &f, Some(&b), &spec, Unary::Relu).unwrap();
             assert_close(&fused, &activated, "bias + ReLU");
             assert_pooling_fuses(&x, &f, Some(&b), &spec, Some(Unary::Relu));
@@ -447,6 +448,35 @@ fn winograd_on_the_whole_batch_matches_the_reference() {
     check_winograd_passes([3, 8, 8, 344], [3, 3, 344, 344]);
 }
 
+/// The output with the bias `b` is the output without it plus `b`, within rounding (a
+/// kernel may start from the bias and add its sums, or add the bias to them).
+fn assert_bias_adds(x: &Tensor, f: &Tensor, b: &Tensor, spec: &Conv2dSpec) {
+    let plain = conv2d(x, f, None, spec).unwrap();
+    let biased = conv2d(x, f, Some(b), spec).unwrap();
+    let o = b.len();
+    let want: Vec<f32> = (plain.as_slice().iter().enumerate())
+        .map(|(i, v)| v + b.as_slice()[i % o])
+        .collect();
+    assert_eq!(biased.shape(), plain.shape());
+    assert_close(&biased, &want, "bias");
+}
+
+/// An empty batch on the whole-batch path (its shape alone would take it): an empty
+/// output and input gradient, a zero filter gradient.
+#[test]
+fn winograd_on_an_empty_whole_batch_gives_empty_outputs_and_zero_filter_sums() {
+    let (input, filter, spec) = ([0, 8, 8, 344], [3, 3, 344, 344], Conv2dSpec::default());
+    let (x, f) = (Tensor::zeros(&input), Tensor::ones(&filter));
+    let dy = Tensor::zeros(&[0, 6, 6, 344]);
+    with_kernel_3x3(Kernel3x3::WinogradF4x4, || {
+        assert_eq!(conv2d(&x, &f, None, &spec).unwrap().shape(), [0, 6, 6, 344]);
+        let dx = conv2d_backward_input(&dy, &f, &input, &spec).unwrap();
+        assert_eq!(dx.shape(), input);
+        let dw = conv2d_backward_filter(&x, &dy, &filter, &spec).unwrap();
+        assert!(dw.as_slice().iter().all(|&v| v == 0.0));
+    });
+}
+
 /// F(4x4)'s three passes on 1 and 2 threads against the direct sums. The filter
 /// gradient sums thousands of products per value, so the bound is the module's,
 /// relative to the results' RMS (2⁻¹², as in `tests/winograd_accuracy.rs`), not
@@ -462,6 +492,11 @@ fn check_winograd_passes(input: [usize; 4], filter: [usize; 4]) {
             with_kernel_3x3(Kernel3x3::WinogradF4x4, || {
                 assert_pooling_fuses(&x, &f, None, &spec, None);
                 assert_prepared_matches(&x, &f, None, &spec);
+                // With a bias and a ReLU too, as a network's layers have them.
+                let b = Tensor::from_vec(&[filter[3]], values(filter[3], 4)).unwrap();
+                assert_bias_adds(&x, &f, &b, &spec);
+                assert_pooling_fuses(&x, &f, Some(&b), &spec, Some(Unary::Relu));
+                assert_prepared_matches(&x, &f, Some(&b), &spec);
                 [
                     conv2d(&x, &f, None, &spec).unwrap(),
                     conv2d_backward_input(&dy, &f, &input, &spec).unwrap(),

@@ -626,7 +626,8 @@ fn convolve<T: Tiling<M, N>, const M: usize, const N: usize>(
     };
     let scratch = group * (v_len + m_len) + pairs_len + positions * c;
     // SAFETY: `output_tiles` writes every output of each image (the tiles cover the
-    // output plane).
+    // output plane), for each of the group's images (`m` holds `group` of them), and
+    // the kernel's only error (from `multiply`) comes before any write.
     unsafe { map_image_groups_written(output, batch, out_len, (x, in_len), group, scratch, kernel) }
 }
 
@@ -816,6 +817,9 @@ impl<const N: usize> Product<N> {
         threaded: bool,
     ) -> Result<()> {
         let (rows, c, o, positions) = (self.rows, self.channels, self.filters, N * N);
+        if rows == 0 {
+            return Ok(()); // an empty batch: no tiles to view at each position
+        }
         let u = match u {
             StageFilters::F32(u) => u,
             StageFilters::Bf16(u) => return self.multiply_in_bf16(v, pairs, u, m, threaded),
@@ -878,6 +882,9 @@ impl<const N: usize> Product<N> {
         threaded: bool,
     ) -> Result<()> {
         let (rows, c, o, positions) = (self.rows, self.channels, self.filters, N * N);
+        if rows == 0 {
+            return Ok(()); // an empty batch: the sums stay as they are
+        }
         for e in 0..positions {
             gemm_in(
                 precision,
@@ -1227,8 +1234,8 @@ impl<T: Tiling<M, N>, const M: usize, const N: usize> WithSimd for OutputTiles<'
 
 /// Writes `start + Aᵀ M A` for the filters from `k` (one vector of them) to the outputs
 /// of the tile at `(oy, ox)`: all of them if the tile is `whole`ly inside the output,
-/// else those that exist. Zeros are added like a bias, as the output once began at
-/// zero: the same sums, bit for bit.
+/// else those that exist. Without a bias, +0.0 is added rather than the value written,
+/// so that a -0.0 comes out as a zeroed output plus the value would give it.
 #[inline(always)]
 fn write_output<T: Tiling<M, N>, S: Simd, const M: usize, const N: usize>(
     simd: S,

@@ -42,7 +42,8 @@ pub const CHAINS: usize = 12;
 const PROBE_ROUNDS: usize = 1 << 15;
 
 /// Timed probe calls per precision, alternating after an untimed one each, of which the
-/// fastest counts: 5-10 ms in all, once per process.
+/// fastest counts: about 3 ms in all on the Xeon above (from its instruction rates),
+/// once per process.
 const PROBE_TRIES: usize = 7;
 
 /// Below this ratio of bf16 to f32 multiply-adds a second, [`bf16_speed_warning`]
@@ -65,8 +66,8 @@ pub fn multiply_add_flops(precision: Precision, rounds: usize) -> Result<f64> {
 }
 
 /// How many multiply-adds a second this CPU does in bf16 (`vdpbf16ps`) for each one in
-/// f32 (`vfmadd`), one thread, measured once per process (5-10 ms, on the first call);
-/// `None` without AVX512-BF16.
+/// f32 (`vfmadd`), one thread, measured once per process (a few milliseconds, on the
+/// first call); `None` without AVX512-BF16.
 pub fn bf16_speed_vs_f32() -> Option<f64> {
     static RATIO: OnceLock<Option<f64>> = OnceLock::new();
     *RATIO.get_or_init(|| {

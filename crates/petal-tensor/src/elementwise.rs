@@ -256,6 +256,32 @@ impl Unary {
     }
 }
 
+/// Runs `$body` with `$f` bound to the activation `$op` as a function the compiler sees
+/// whole: ReLU and ReLU6 (MobileNetV2's and EfficientNet-Lite's activation) as their
+/// own formulas, the rest through [`Unary::apply`]. Behind the general `match`, matched
+/// per element, a loop does not vectorize: ReLU6 through it held MobileNetV2's
+/// inference at about 98 images/s against 150 (`xtask bench --only mobilenet-v2-infer`).
+/// ReLU6's formula is written here again on purpose: `Unary::Relu6.apply` forced inline
+/// measured 158-188 images/s against the clamp's 186-203.
+macro_rules! with_activation {
+    ($op:expr, |$f:ident| $body:expr) => {
+        match $op {
+            Unary::Relu => {
+                let $f = relu;
+                $body
+            }
+            Unary::Relu6 => {
+                let $f = |v: f32| v.clamp(0.0, 6.0);
+                $body
+            }
+            op => {
+                let $f = move |v: f32| op.apply(v);
+                $body
+            }
+        }
+    };
+}
+
 /// Applies `op` to every value in place (in parallel for large tensors).
 pub fn apply_in_place(x: &mut Tensor, op: Unary) {
     apply_to(x.as_mut_slice(), op);
@@ -291,17 +317,7 @@ impl WithSimd for Apply<'_> {
     #[inline(always)]
     fn with_simd<S: Simd>(self, _simd: S) {
         let Self { values, op } = self;
-        // ReLU and ReLU6 (MobileNetV2's and EfficientNet-Lite's activation) get loops of
-        // their own: behind the general `match`, matched per element, a loop does not
-        // vectorize. ReLU6 through the general loop held MobileNetV2's inference at
-        // about 98 images/s against 150 (`xtask bench --only mobilenet-v2-infer`). Its
-        // formula is written here again on purpose: `Unary::Relu6.apply` forced inline
-        // measured 158-188 images/s against the clamp's 186-203.
-        match op {
-            Unary::Relu => values.iter_mut().for_each(|v| *v = relu(*v)),
-            Unary::Relu6 => values.iter_mut().for_each(|v| *v = v.clamp(0.0, 6.0)),
-            _ => values.iter_mut().for_each(|v| *v = op.apply(*v)),
-        }
+        with_activation!(op, |f| values.iter_mut().for_each(|v| *v = f(*v)))
     }
 }
 
@@ -353,12 +369,7 @@ pub fn add_activated(a: &Tensor, b: &Tensor, op: Unary) -> Result<Tensor> {
         ));
     }
     let (x, y) = (a.as_slice(), b.as_slice());
-    // ReLU and ReLU6 get loops of their own, as in `Apply`.
-    let values = match op {
-        Unary::Relu => zip_map(x, y, |x, y| relu(x + y)),
-        Unary::Relu6 => zip_map(x, y, |x, y| (x + y).clamp(0.0, 6.0)),
-        _ => zip_map(x, y, |x, y| op.apply(x + y)),
-    };
+    let values = with_activation!(op, |f| zip_map(x, y, |x, y| f(x + y)));
     Tensor::from_vec(a.shape(), values)
 }
 
@@ -433,12 +444,7 @@ impl<F: Fn(f32) -> f32> WithSimd for MapValues<'_, F> {
 /// assert_eq!(unary(&x, Unary::Relu6).to_vec(), vec![0., 3., 6.]);
 /// ```
 pub fn unary(x: &Tensor, op: Unary) -> Tensor {
-    // ReLU and ReLU6 get loops of their own, as in `Apply`.
-    match op {
-        Unary::Relu => map(x, relu),
-        Unary::Relu6 => map(x, |v| v.clamp(0.0, 6.0)),
-        _ => map(x, |v| op.apply(v)),
-    }
+    with_activation!(op, |f| map(x, f))
 }
 
 /// The gradient through `op`: `grad * op'(x)`, where `y` must be `unary(x, op)` from

@@ -39,7 +39,19 @@ pub(crate) enum Start<'a> {
     Repeat(&'a [f32]),
 }
 
-impl Start<'_> {
+impl<'a> Start<'a> {
+    /// The start of each of `channels` channels (a bias: a pattern of one value per
+    /// channel, which this asserts), or `None` for zeros.
+    pub(crate) fn per_channel(self, channels: usize) -> Option<&'a [f32]> {
+        match self {
+            Start::Repeat(pattern) if !pattern.is_empty() => {
+                assert_eq!(pattern.len(), channels, "one start value per channel");
+                Some(pattern)
+            }
+            _ => None,
+        }
+    }
+
     /// Writes every value of `values` (the pattern over and over; an empty pattern has
     /// nothing to repeat, and writes zeros) and hands them back initialized.
     pub(crate) fn write(self, values: &mut [MaybeUninit<f32>]) -> &mut [f32] {

@@ -42,8 +42,8 @@ pub const CHAINS: usize = 12;
 const PROBE_ROUNDS: usize = 1 << 15;
 
 /// Timed probe calls per precision, alternating after an untimed one each, of which the
-/// fastest counts: about 3 ms in all on the Xeon above (from its instruction rates),
-/// once per process.
+/// fastest counts: 3.0-3.3 ms in all on the Xeon above (five processes timed), once per
+/// process.
 const PROBE_TRIES: usize = 7;
 
 /// Below this ratio of bf16 to f32 multiply-adds a second, [`bf16_speed_warning`]
@@ -55,7 +55,7 @@ pub const BF16_WORTHWHILE: f64 = 1.2;
 /// [`CHAINS`] vector multiply-adds in `precision` on the calling thread. bf16 on a CPU
 /// without AVX512-BF16 is an error naming the CPU.
 pub fn multiply_add_flops(precision: Precision, rounds: usize) -> Result<f64> {
-    let (flops, sum) = match precision.supported()? {
+    let (flops, sum) = match precision {
         Precision::F32 => Arch::new().dispatch(F32Chains { rounds }),
         Precision::Bf16 => bf16_chains(rounds)?,
     };

@@ -29,7 +29,7 @@ use super::ConvShape;
 use crate::error::Result;
 use crate::gemm::bf16::{gemm_pairs, round_to_pairs, PackedRight};
 use crate::gemm::{gemm, gemm_in, MatMut, MatRef};
-use crate::parallel::{gemm_needs_threads, images_per_task, Start};
+use crate::parallel::{gemm_needs_threads, images_per_task};
 use crate::simd::{load, store, write_new};
 use crate::window::AxisGeometry;
 use crate::Precision;
@@ -608,7 +608,7 @@ fn convolve<T: Tiling<M, N>, const M: usize, const N: usize>(
     let (v_len, m_len) = (positions * tiles * c, positions * tiles * o);
     let pairs_len = u.pairs_for(group * tiles, positions, c);
     let (in_len, out_len) = (p.image_len(), p.output_image_len());
-    let start = filter_start(output.start, o);
+    let start = output.start.per_channel(o);
     // For a group of images: their transformed tiles one image after another, so that
     // the tiles of the whole group are the rows of each GEMM.
     let kernel = |ys: &mut [MaybeUninit<f32>], scratch: &mut [f32], xs: &[f32]| {
@@ -748,7 +748,7 @@ fn convolve_whole_batch<T: Tiling<M, N>, const M: usize, const N: usize>(
     let mut m = vec![0.0; batch * m_len];
     let mut pairs = vec![0; u.pairs_for(rows, positions, p.channels)];
     Product::<N>::of(p, rows).multiply(&v, &mut pairs, u, &mut m, true)?;
-    let start = filter_start(output.start, p.filters);
+    let start = output.start.per_channel(p.filters);
     let kernel = |y: &mut [MaybeUninit<f32>], _: &mut [f32], m: &[f32]| {
         output_tiles::<T, M, N>(p, m, start, y);
         Ok(())
@@ -913,17 +913,6 @@ fn output_tiles<T: Tiling<M, N>, const M: usize, const N: usize>(
         y,
         tiling: PhantomData,
     });
-}
-
-/// The value each filter's outputs start from: its bias, or `None` for zeros.
-fn filter_start(start: Start<'_>, filters: usize) -> Option<&[f32]> {
-    match start {
-        Start::Repeat(bias) if !bias.is_empty() => {
-            assert_eq!(bias.len(), filters, "one bias per filter");
-            Some(bias)
-        }
-        _ => None,
-    }
 }
 
 /// `Ŷ = A dY Aᵀ` for every tile of one output gradient into `g` (see [`GradientTiles`]).

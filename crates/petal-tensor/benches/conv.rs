@@ -11,6 +11,11 @@
 //! `depthwise`: each pass of the MobileNetV2 and EfficientNet-Lite0 depthwise layers
 //! that take the most time (batch 16), on 2 threads (direct-convolution FLOP/s).
 //!
+//! `pointwise`: the forward pass of 1x1 layers of MobileNetV2 and EfficientNet-Lite0
+//! (batch 16) with their bias and activation (ReLU6 after an expansion, none after a
+//! projection), as in their inference with batch norm folded, on 2 threads
+//! (direct-convolution FLOP/s).
+//!
 //! `conv_pool`: a convolution with ReLU then 2x2 max pooling, as two ops and fused
 //! (`conv2d_max_pooled`), on the MNIST and flowers layers that a pooling follows, on 2
 //! threads (direct-convolution FLOP/s).
@@ -297,6 +302,40 @@ fn bench_depthwise(c: &mut Criterion) {
     group.finish();
 }
 
+fn bench_pointwise(c: &mut Criterion) {
+    let mut group = c.benchmark_group("pointwise");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(2));
+    let pool = support::threads(2);
+    let relu6 = Some(Unary::Relu6);
+    for (name, input, filters, activation) in [
+        ("mbv2_expand_16x56x56x24_144", [16, 56, 56, 24], 144, relu6),
+        ("mbv2_project_16x56x56x144_24", [16, 56, 56, 144], 24, None),
+        ("mbv2_expand_16x14x14x96_576", [16, 14, 14, 96], 576, relu6),
+        ("effl0_expand_16x28x28x40_240", [16, 28, 28, 40], 240, relu6),
+        ("effl0_project_16x28x28x240_40", [16, 28, 28, 240], 40, None),
+        ("mbv2_head_16x7x7x320_1280", [16, 7, 7, 320], 1280, relu6),
+    ] {
+        let filter = [1, 1, input[3], filters];
+        let spec = Conv2dSpec::default();
+        let (x, w) = (support::filled(&input, 0), support::filled(&filter, 0));
+        let bias = support::filled(&[filters], 1);
+        let out_shape = petal_tensor::conv::conv2d_output_shape(&input, &filter, &spec).unwrap();
+        group.throughput(Throughput::Elements(direct_flops(&filter, &out_shape)));
+        group.bench_function(BenchmarkId::new("forward", name), |b| {
+            pool.install(|| {
+                b.iter(|| match activation {
+                    Some(op) => conv2d_activated(&x, &w, Some(&bias), &spec, op).unwrap(),
+                    None => conv2d(&x, &w, Some(&bias), &spec).unwrap(),
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
 fn bench_conv_pool(c: &mut Criterion) {
     let mut group = c.benchmark_group("conv_pool");
     group
@@ -341,6 +380,6 @@ fn bench_conv_pool(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = support::criterion();
-    targets = bench_conv, bench_kernels_3x3, bench_depthwise, bench_conv_pool
+    targets = bench_conv, bench_kernels_3x3, bench_depthwise, bench_pointwise, bench_conv_pool
 }
 criterion_main!(benches);

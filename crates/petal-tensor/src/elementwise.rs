@@ -304,6 +304,81 @@ pub(crate) fn apply_on_this_thread(values: &mut [f32], op: Unary) {
     Arch::new().dispatch(Apply { values, op });
 }
 
+/// Writes `out[i] = op(sums[i] + bias[i % bias.len()])` on the calling thread: the
+/// last sweep of a kernel that computed a block's sums in scratch, so that its output is
+/// written once, finished. No `bias` adds nothing; no `op` leaves the biased sums.
+///
+/// # Panics
+///
+/// When `sums` is not as long as `out`, or `out` not a whole number of `bias` rows.
+pub(crate) fn write_finished_on_this_thread(
+    out: &mut [MaybeUninit<f32>],
+    sums: &[f32],
+    bias: Option<&[f32]>,
+    op: Option<Unary>,
+) {
+    let bias = bias.unwrap_or_default();
+    assert_eq!(out.len(), sums.len(), "one sum per output value");
+    assert!(
+        bias.is_empty() || out.len().is_multiple_of(bias.len()),
+        "{} values are not rows of {} biases",
+        out.len(),
+        bias.len()
+    );
+    Arch::new().dispatch(WriteFinished {
+        out,
+        sums,
+        bias,
+        op,
+    });
+}
+
+/// [`write_finished_on_this_thread`] as a [`WithSimd`] op (see [`Apply`]).
+struct WriteFinished<'a> {
+    out: &'a mut [MaybeUninit<f32>],
+    sums: &'a [f32],
+    bias: &'a [f32],
+    op: Option<Unary>,
+}
+
+impl WithSimd for WriteFinished<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _simd: S) {
+        let Self {
+            out,
+            sums,
+            bias,
+            op,
+        } = self;
+        match op {
+            None => write_biased(out, sums, bias, |v| v),
+            Some(op) => with_activation!(op, |f| write_biased(out, sums, bias, f)),
+        }
+    }
+}
+
+/// `out[i] = f(sums[i] + bias[i % bias.len()])` (`f(sums[i])` with no bias), for
+/// lengths [`write_finished_on_this_thread`] checked.
+#[inline(always)]
+fn write_biased(out: &mut [MaybeUninit<f32>], sums: &[f32], bias: &[f32], f: impl Fn(f32) -> f32) {
+    if bias.is_empty() {
+        for (o, s) in out.iter_mut().zip(sums) {
+            o.write(f(*s));
+        }
+        return;
+    }
+    let rows = out
+        .chunks_exact_mut(bias.len())
+        .zip(sums.chunks_exact(bias.len()));
+    for (out, sums) in rows {
+        for ((o, s), b) in out.iter_mut().zip(sums).zip(bias) {
+            o.write(f(s + b));
+        }
+    }
+}
+
 /// [`apply_on_this_thread`] as a [`WithSimd`] op: compiled for each instruction set with
 /// its loop inlined, so that it vectorizes at the CPU's widest vectors.
 struct Apply<'a> {
@@ -598,6 +673,41 @@ mod tests {
             .chain((edges.len()..len).map(|i| edges[i % edges.len()] + (i % 101) as f32 * 0.07))
             .collect();
         assert_unary_matches_the_formulas(&Tensor::from_vec(&[len / 37, 37], x).unwrap());
+    }
+
+    #[test]
+    fn finished_sums_are_biased_per_row_then_activated() {
+        let sums: Vec<f32> = (0..21).map(|i| i as f32 * 0.75 - 6.5).collect();
+        let bias = [0.25, -1.0, 3.0];
+        let finish = |bias: Option<&[f32]>, op: Option<Unary>| {
+            let mut out = vec![MaybeUninit::new(f32::NAN); sums.len()];
+            write_finished_on_this_thread(&mut out, &sums, bias, op);
+            // SAFETY: `out` started initialized (NaN), and writing keeps it so.
+            out.iter()
+                .map(|v| unsafe { v.assume_init() })
+                .collect::<Vec<f32>>()
+        };
+        let biased = |i: usize| sums[i] + bias[i % 3];
+        for op in EVERY_UNARY {
+            let want: Vec<f32> = (0..sums.len()).map(|i| op.apply(biased(i))).collect();
+            assert_eq!(bits(&finish(Some(&bias), Some(op))), bits(&want), "{op:?}");
+            let want: Vec<f32> = sums.iter().map(|&s| op.apply(s)).collect();
+            assert_eq!(
+                bits(&finish(None, Some(op))),
+                bits(&want),
+                "{op:?}, no bias"
+            );
+        }
+        let want: Vec<f32> = (0..sums.len()).map(biased).collect();
+        assert_eq!(finish(Some(&bias), None), want);
+        assert_eq!(finish(None, None), sums);
+    }
+
+    #[test]
+    #[should_panic(expected = "not rows of 4 biases")]
+    fn finished_sums_must_be_whole_rows_of_biases() {
+        let mut out = vec![MaybeUninit::new(0.0); 6];
+        write_finished_on_this_thread(&mut out, &[1.0; 6], Some(&[0.0; 4]), None);
     }
 
     #[test]

@@ -853,6 +853,16 @@ fn no_channels_or_no_filters_give_the_bias_and_zero_gradients() {
 }
 
 #[test]
+fn a_1x1_layer_with_no_channels_gives_its_activated_bias() {
+    let s = ConvShape::new(&[1, 2, 2, 0], &[1, 1, 0, 2], &Conv2dSpec::default()).unwrap();
+    assert_eq!(s.path(), ConvPath::Pointwise);
+    let b = Tensor::from_vec(&[2], vec![1.5, -2.0]).unwrap();
+    let (x, f) = (Tensor::zeros(&[1, 2, 2, 0]), Tensor::zeros(&[1, 1, 0, 2]));
+    let y = conv2d_activated(&x, &f, Some(&b), &Conv2dSpec::default(), Unary::Relu);
+    assert_eq!(y.unwrap().to_vec(), [1.5, 0.0].repeat(4));
+}
+
+#[test]
 fn bad_shapes_are_errors_naming_both_shapes() {
     let x = Tensor::zeros(&[1, 5, 5, 3]);
     let f = Tensor::zeros(&[3, 3, 2, 4]);

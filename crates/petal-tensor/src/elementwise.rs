@@ -353,16 +353,22 @@ impl WithSimd for WriteFinished<'_> {
             op,
         } = self;
         match op {
-            None => write_biased(out, sums, bias, |v| v),
-            Some(op) => with_activation!(op, |f| write_biased(out, sums, bias, f)),
+            None => write_biased_activated(out, sums, bias, |v| v),
+            Some(op) => with_activation!(op, |f| write_biased_activated(out, sums, bias, f)),
         }
     }
 }
 
 /// `out[i] = f(sums[i] + bias[i % bias.len()])` (`f(sums[i])` with no bias), for
-/// lengths [`write_finished_on_this_thread`] checked.
+/// lengths [`write_finished_on_this_thread`] checked: every value of `out` is written,
+/// which the callers' unsafe code relies on.
 #[inline(always)]
-fn write_biased(out: &mut [MaybeUninit<f32>], sums: &[f32], bias: &[f32], f: impl Fn(f32) -> f32) {
+fn write_biased_activated(
+    out: &mut [MaybeUninit<f32>],
+    sums: &[f32],
+    bias: &[f32],
+    f: impl Fn(f32) -> f32,
+) {
     if bias.is_empty() {
         for (o, s) in out.iter_mut().zip(sums) {
             o.write(f(*s));

@@ -105,7 +105,7 @@ pub(super) fn map_image_groups(
 /// [`map_image_groups`] for a kernel that writes every value of its group's outputs
 /// itself: no pass writes the start first, so the kernel must begin each value from
 /// `output.start` (the bias, or zeros) on its own. An image with no input values
-/// (`in_len` 0) is only started.
+/// (`in_len` 0) is only started (then activated): the kernel never runs on it.
 ///
 /// # Safety
 ///

@@ -4,12 +4,18 @@
 //! The forward pass splits those rows into blocks, one rayon task each (`block_rows`).
 //! Each block's product goes to its task's scratch (in the cache), then into the output
 //! in one sweep that adds the bias and applies the activation: the output is written
-//! once, finished. Against starting the output at the bias for the GEMM to add to,
-//! then sweeping it again for the activation, this took 5-16% less time on the
-//! expansion layers of MobileNetV2 and EfficientNet-Lite0 (112x112x96 floats per image
-//! in the widest) and about as much on their projections, the two ways alternating in
-//! one process. The GEMM cannot write the output directly, uninitialized: the gemm
-//! crate reads its destination's edge tiles even when told not to add to them. The two gradients are one GEMM each.
+//! once, finished. Before, the output was started at the bias, the GEMM added to it,
+//! and another sweep applied the activation. On the Intel Xeon of the benchmark page,
+//! the two ways alternating in one process (a scratch program, 40 rounds each, batch
+//! 16, 2 threads), the expansion layers of MobileNetV2 and EfficientNet-Lite0 of the
+//! `pointwise` bench took 5-16% less time this way, their projections no more or less
+//! within the noise (±6%).
+//!
+//! The product cannot go straight into the new, uninitialized output: [`MatMut`] views
+//! initialized values, and the gemm crate copies the edge tiles of its destination
+//! into a buffer before writing them back, even when it does not add to them.
+//!
+//! The two gradients are one GEMM each.
 
 use std::mem::MaybeUninit;
 
@@ -21,44 +27,57 @@ use crate::error::Result;
 use crate::gemm::{gemm_in, MatMut, MatRef};
 use crate::parallel::{new_batch, Start};
 
-/// The forward pass, its output started and finished as `y` says.
-pub(super) fn forward(s: &ConvShape, x: &[f32], f: Filter<'_>, y: Output<'_>) -> Result<Vec<f32>> {
+/// The forward pass, its output started and finished as `output` says.
+pub(super) fn forward(
+    s: &ConvShape,
+    x: &[f32],
+    f: Filter<'_>,
+    output: Output<'_>,
+) -> Result<Vec<f32>> {
     // Its groups are blocks of pixels, not images: nothing to hand a pooling.
-    debug_assert!(y.reduce.is_none(), "the 1x1 path does not reduce");
+    debug_assert!(output.reduce.is_none(), "the 1x1 path does not reduce");
     let pixels = s.batch * s.positions();
     // The 1x1 path has one group: the filter is one (c, o) matrix.
     let filters = &filter_factors(s, f)?[0];
     // Each pixel an "image" of one row: a group is a block of rows.
     let block_rows = block_rows(pixels, s.channels + s.filters);
     let (inputs, out_len) = ((x, s.channels), s.filters);
-    let (bias, activation) = (y.start.per_channel(s.filters), y.activation);
+    let bias = output.start.per_channel(s.filters);
     // A block's product goes to its task's scratch, then into the output once, with the
     // bias and the activation: the output is never started nor swept again.
-    let kernel = |y: &mut [MaybeUninit<f32>], sums: &mut [f32], x: &[f32]| {
-        let rows = y.len() / s.filters;
-        let sums = &mut sums[..y.len()];
+    let kernel = |out: &mut [MaybeUninit<f32>], sums: &mut [f32], x: &[f32]| {
+        let rows = out.len() / s.filters;
+        let sums = &mut sums[..out.len()];
         filters.multiply(
             MatRef::row_major(x, rows, s.channels)?,
             MatMut::row_major(sums, rows, s.filters)?,
             false,
             false,
         )?;
-        write_finished_on_this_thread(y, sums, bias, activation);
+        write_finished_on_this_thread(out, sums, bias, output.activation);
         Ok(())
     };
-    // The kernel applies the activation; with no input channels it never runs, and the
-    // output (its start) is activated for it.
-    let y = match s.channels {
-        0 => y,
-        _ => Output {
-            activation: None,
-            ..y
-        },
+    // The kernel applies the activation; with no input channels it never runs, and
+    // `map_image_groups_written` activates the start.
+    let finished_by_kernel = Output {
+        activation: output.activation.filter(|_| s.channels == 0),
+        ..output
     };
     let scratch_len = block_rows * s.filters;
-    // SAFETY: `write_finished_on_this_thread` writes every value of each block (or
-    // panics), and nothing de-initializes one.
-    unsafe { map_image_groups_written(y, pixels, out_len, inputs, block_rows, scratch_len, kernel) }
+    // SAFETY: the kernel's only errors come before it writes; after the product,
+    // `write_finished_on_this_thread` writes every value of the block (or panics), and
+    // nothing de-initializes one.
+    unsafe {
+        map_image_groups_written(
+            finished_by_kernel,
+            pixels,
+            out_len,
+            inputs,
+            block_rows,
+            scratch_len,
+            kernel,
+        )
+    }
 }
 
 /// Rows per forward block for `pixels` rows of `row_values` input and output values:

@@ -862,6 +862,57 @@ fn a_1x1_layer_with_no_channels_gives_its_activated_bias() {
     assert_eq!(y.unwrap().to_vec(), [1.5, 0.0].repeat(4));
 }
 
+/// Each 1x1 output is its product's sum, plus the bias, then activated, bit for bit
+/// (the sums from the same layer without a bias or activation), in f32 and, where the
+/// CPU has it, bf16; with 600 channels the products run in more than one depth block.
+#[test]
+fn a_1x1_layer_adds_its_bias_then_activates_each_sum() {
+    check_against_reference([1, 6, 6, 600], [1, 1, 600, 9], Conv2dSpec::default(), 2);
+    let spec = Conv2dSpec::default();
+    let mut precisions = vec![Precision::F32];
+    if bf16_runs_here() {
+        precisions.push(Precision::Bf16);
+    }
+    for (input, filter) in [
+        ([2, 7, 9, 24], [1, 1, 24, 40]),
+        ([1, 6, 6, 600], [1, 1, 600, 9]),
+    ] {
+        let s = ConvShape::new(&input, &filter, &spec).unwrap();
+        assert_eq!(s.path(), ConvPath::Pointwise);
+        let (x, f, _) = operands(&s);
+        let o = filter[3];
+        let b = Tensor::from_vec(&[o], values(o, 4)).unwrap();
+        for &precision in &precisions {
+            let layer = |bias, op| {
+                let pass = || match op {
+                    Some(op) => conv2d_activated(&x, &f, bias, &spec, op).unwrap(),
+                    None => conv2d(&x, &f, bias, &spec).unwrap(),
+                };
+                crate::parallel::pool_of(2).install(|| with_precision(precision, pass))
+            };
+            let sums = layer(None, None);
+            for (bias, op) in [
+                (Some(&b), Some(Unary::Relu6)),
+                (None, Some(Unary::Relu6)),
+                (Some(&b), Some(Unary::Sigmoid)),
+                (Some(&b), None),
+            ] {
+                let want: Vec<u32> = (sums.as_slice().iter().enumerate())
+                    .map(|(i, &v)| bias.map_or(v, |b| v + b.as_slice()[i % o]))
+                    .map(|v| op.map_or(v, |op| op.apply(v)).to_bits())
+                    .collect();
+                let got: Vec<u32> = layer(bias, op)
+                    .to_vec()
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect();
+                let what = format!("{input:?} {precision:?} bias {} {op:?}", bias.is_some());
+                assert_eq!(want, got, "{what}");
+            }
+        }
+    }
+}
+
 #[test]
 fn bad_shapes_are_errors_naming_both_shapes() {
     let x = Tensor::zeros(&[1, 5, 5, 3]);

@@ -345,7 +345,7 @@ impl WithSimd for WriteFinished<'_> {
     type Output = ();
 
     #[inline(always)]
-    fn with_simd<S: Simd>(self, _simd: S) {
+    fn with_simd<S: Simd>(self, simd: S) {
         let Self {
             out,
             sums,
@@ -353,8 +353,8 @@ impl WithSimd for WriteFinished<'_> {
             op,
         } = self;
         match op {
-            None => write_biased_activated(out, sums, bias, |v| v),
-            Some(op) => with_activation!(op, |f| write_biased_activated(out, sums, bias, f)),
+            None => write_biased_activated(simd, out, sums, bias, |v| v),
+            Some(op) => with_activation!(op, |f| write_biased_activated(simd, out, sums, bias, f)),
         }
     }
 }
@@ -363,17 +363,20 @@ impl WithSimd for WriteFinished<'_> {
 /// lengths [`write_finished_on_this_thread`] checked: every value of `out` is written,
 /// which the callers' unsafe code relies on.
 #[inline(always)]
-fn write_biased_activated(
+fn write_biased_activated<S: Simd>(
+    simd: S,
     out: &mut [MaybeUninit<f32>],
     sums: &[f32],
     bias: &[f32],
     f: impl Fn(f32) -> f32,
 ) {
     if bias.is_empty() {
-        for (o, s) in out.iter_mut().zip(sums) {
-            o.write(f(*s));
+        return MapValues {
+            out,
+            x: sums,
+            f: &f,
         }
-        return;
+        .with_simd(simd);
     }
     let rows = out
         .chunks_exact_mut(bias.len())
@@ -498,7 +501,8 @@ pub fn map(x: &Tensor, f: impl Fn(f32) -> f32 + Sync) -> Tensor {
     Tensor::from_vec(x.shape(), values).expect("one value per input value")
 }
 
-/// One task of [`map`] as a [`WithSimd`] op (see [`Apply`]).
+/// `out[i] = f(x[i])` as a [`WithSimd`] op (see [`Apply`]): one task of [`map`], or
+/// [`write_finished_on_this_thread`]'s sweep where there is no bias.
 struct MapValues<'a, F> {
     out: &'a mut [MaybeUninit<f32>],
     x: &'a [f32],

@@ -81,6 +81,18 @@ pub(crate) unsafe fn assume_written(values: &mut [MaybeUninit<f32>]) -> &mut [f3
     unsafe { &mut *(values as *mut [MaybeUninit<f32>] as *mut [f32]) }
 }
 
+/// `values` seen as memory a kernel writes into (as a new output is), for a kernel that
+/// takes new memory to write into an existing buffer.
+///
+/// # Safety
+///
+/// Nothing may de-initialize a value through the view (write `MaybeUninit::uninit()`).
+pub(crate) unsafe fn as_uninit(values: &mut [f32]) -> &mut [MaybeUninit<f32>] {
+    // SAFETY: `MaybeUninit<f32>` has the layout of `f32`, and the values stay
+    // initialized (the caller's promise).
+    unsafe { &mut *(values as *mut [f32] as *mut [MaybeUninit<f32>]) }
+}
+
 /// A new batch of `images` images of `image_len` values, made one task per thread:
 /// each task first sets its images to `start`, while they are in its cache (rather
 /// than one thread zeroing the whole batch beforehand), then calls

@@ -13,8 +13,8 @@ use super::ConvShape;
 use crate::elementwise::{apply_on_this_thread, Unary};
 use crate::error::{Result, TensorError};
 use crate::parallel::{
-    assume_written, for_each_image_group, images_per_task, new_image_groups_written, sum_partials,
-    Start,
+    as_uninit, assume_written, for_each_image_group, images_per_task, new_image_groups_written,
+    sum_partials, Start,
 };
 
 /// About how many bytes of a GEMM's rows (the 1x1 path's input and output pixels,
@@ -146,12 +146,10 @@ pub(super) unsafe fn map_image_groups_written(
         let task = || (vec![0.0; scratch_len], Vec::<f32>::new());
         for_each_image_group(images, group, task, |(scratch, out), first, count| {
             out.resize(count * out_len, 0.0);
-            // SAFETY: `MaybeUninit<f32>` has the layout of `f32`; `out` stays initialized:
-            // the kernel never de-initializes a value (the caller's promise), `finish`
-            // zeroes the group after an error, and a panic drops the buffer unread.
-            let values =
-                unsafe { &mut *(out.as_mut_slice() as *mut [f32] as *mut [MaybeUninit<f32>]) };
-            finish(values, scratch, first)?;
+            // SAFETY: `out` stays initialized: the kernel never de-initializes a value
+            // (the caller's promise), `finish` zeroes the group after an error, and a
+            // panic drops the buffer unread.
+            finish(unsafe { as_uninit(out) }, scratch, first)?;
             reduce(first, out);
             Ok(())
         })?;

@@ -26,7 +26,6 @@
 //! positions still unrolled) 20.7 -> 19.2 / 11.8 -> 10.9. The input gradient takes the
 //! im2col path (a first layer's input rarely needs one).
 
-use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use pulp::{Arch, Simd, WithSimd};
@@ -35,6 +34,7 @@ use super::batch::{map_images, sum_filter_gradient, sum_over_images, Output};
 use super::im2col::fill_columns;
 use super::ConvShape;
 use crate::error::Result;
+use crate::parallel::as_uninit;
 use crate::pool::PooledGradient;
 use crate::simd::{add_to, load};
 
@@ -338,11 +338,8 @@ pub(super) fn backward_filter(s: &ConvShape, x: &[f32], dy: GradientRows<'_>) ->
                 let (columns, band) = scratch.split_at_mut(columns_len);
                 for rows in blocks() {
                     let dy_rows = &mut band[..rows.len() * row_len];
-                    // SAFETY: `MaybeUninit<f32>` has the layout of `f32`, and only f32
-                    // values are written through it.
-                    let uninit =
-                        unsafe { &mut *(dy_rows as *mut [f32] as *mut [MaybeUninit<f32>]) };
-                    pooled.route_rows(image_at(xi), rows.start, uninit);
+                    // SAFETY: `route_rows` writes only f32 values through it.
+                    pooled.route_rows(image_at(xi), rows.start, unsafe { as_uninit(dy_rows) });
                     add_row_gradients(&windows, xi, dy_rows, rows, columns, dw);
                 }
                 Ok(())

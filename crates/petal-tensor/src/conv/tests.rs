@@ -862,23 +862,51 @@ fn a_1x1_layer_with_no_channels_gives_its_activated_bias() {
     assert_eq!(y.unwrap().to_vec(), [1.5, 0.0].repeat(4));
 }
 
-/// Each 1x1 output is its product's sum, plus the bias, then activated, bit for bit
-/// (the sums from the same layer without a bias or activation), in f32 and, where the
-/// CPU has it, bf16; with 600 channels the products run in more than one depth block.
+/// Each output of the paths that write their sums once, finished (1x1 and small
+/// patches), is its product's sum, plus the bias, then activated, bit for bit (the sums
+/// from the same layer without a bias or activation), in f32 and, where the CPU has it,
+/// bf16. With 600 channels the 1x1 products run in more than one depth block; 37
+/// filters are two vectors, one, and a scalar tail of the small-patch kernel.
 #[test]
-fn a_1x1_layer_adds_its_bias_then_activates_each_sum() {
+fn written_once_outputs_are_each_sum_plus_the_bias_then_activated() {
     check_against_reference([1, 6, 6, 600], [1, 1, 600, 9], Conv2dSpec::default(), 2);
-    let spec = Conv2dSpec::default();
+    let stride_2_same = Conv2dSpec {
+        stride: [2, 2],
+        padding: Padding::Same,
+        ..Conv2dSpec::default()
+    };
     let mut precisions = vec![Precision::F32];
     if bf16_runs_here() {
         precisions.push(Precision::Bf16);
     }
-    for (input, filter) in [
-        ([2, 7, 9, 24], [1, 1, 24, 40]),
-        ([1, 6, 6, 600], [1, 1, 600, 9]),
+    for (input, filter, spec, path) in [
+        (
+            [2, 7, 9, 24],
+            [1, 1, 24, 40],
+            Conv2dSpec::default(),
+            ConvPath::Pointwise,
+        ),
+        (
+            [1, 6, 6, 600],
+            [1, 1, 600, 9],
+            Conv2dSpec::default(),
+            ConvPath::Pointwise,
+        ),
+        (
+            [2, 9, 11, 3],
+            [3, 3, 3, 37],
+            stride_2_same,
+            ConvPath::SmallPatch,
+        ),
+        (
+            [2, 8, 8, 1],
+            [3, 3, 1, 32],
+            Conv2dSpec::default(),
+            ConvPath::SmallPatch,
+        ),
     ] {
         let s = ConvShape::new(&input, &filter, &spec).unwrap();
-        assert_eq!(s.path(), ConvPath::Pointwise);
+        assert_eq!(s.path(), path);
         let (x, f, _) = operands(&s);
         let o = filter[3];
         let b = Tensor::from_vec(&[o], values(o, 4)).unwrap();

@@ -514,22 +514,38 @@ impl Model {
         x: &Var,
         ctx: &Context,
         probes: &[usize],
+        observe: Option<&mut Observer<'_>>,
+    ) -> Result<(Var, Vec<Var>)> {
+        self.forward_span((0, self.output), x, ctx, probes, observe)
+    }
+
+    /// [`Model::forward_probed`] over the nodes after `first` up to `last`, `x` the
+    /// output of `first` (no node after `first` may read one before it): returns the
+    /// output of `last`.
+    fn forward_span(
+        &self,
+        (first, last): (usize, usize),
+        x: &Var,
+        ctx: &Context,
+        probes: &[usize],
         mut observe: Option<&mut Observer<'_>>,
     ) -> Result<(Var, Vec<Var>)> {
         let shape = x.value().shape();
-        if shape.len() != self.input_shape().len() + 1 || shape[1..] != *self.input_shape() {
+        let expected = &self.nodes[first].shape;
+        if shape.len() != expected.len() + 1 || shape[1..] != *expected {
+            let layer = self.nodes[first]
+                .layer
+                .as_ref()
+                .map_or("input", |l| l.name());
             return Err(NnError::Layer {
-                layer: "input".into(),
-                reason: format!(
-                    "expects batches of shape (n, {:?}), got {shape:?}",
-                    self.input_shape()
-                ),
+                layer: layer.into(),
+                reason: format!("expects batches of shape (n, {expected:?}), got {shape:?}"),
             });
         }
         let last_use = self.last_uses();
         let pooled_by = match observe {
             Some(_) => vec![None; self.nodes.len()],
-            None => self.max_pool_readers(probes),
+            None => self.max_pool_readers(probes, last),
         };
         let mut values: Vec<Option<Var>> = vec![None; self.nodes.len()];
         let mut probed: Vec<Option<Var>> = vec![None; self.nodes.len()];
@@ -537,8 +553,8 @@ impl Model {
         // folded into such a convolution, which then have nothing to pass through.
         let mut pooled: Vec<Option<Var>> = vec![None; self.nodes.len()];
         let mut passed_over = vec![false; self.nodes.len()];
-        values[0] = Some(x.clone());
-        for (i, node) in self.nodes.iter().enumerate().skip(1) {
+        values[first] = Some(x.clone());
+        for (i, node) in self.nodes.iter().enumerate().take(last + 1).skip(first + 1) {
             let Some(layer) = &node.layer else { continue };
             if passed_over[i] {
                 continue;
@@ -593,15 +609,16 @@ impl Model {
             .map(|&i| probed[i].clone().expect("a probed layer node"))
             .collect();
         Ok((
-            values[self.output].take().expect("the output node"),
+            values[last].take().expect("the last node's output"),
             outputs,
         ))
     }
 
     /// For each node, the max pooling that alone reads its output (besides layers
     /// folded into it by [`Model::fold_for_inference`], which pass it through to no
-    /// one), when that output is neither probed nor the model's.
-    fn max_pool_readers(&self, probes: &[usize]) -> Vec<Option<PoolFusion>> {
+    /// one), when that output is neither probed, nor the model's, nor `last` (the end of
+    /// a [`Model::forward_span`]).
+    fn max_pool_readers(&self, probes: &[usize], last: usize) -> Vec<Option<PoolFusion>> {
         let (mut readers, mut folded) = (
             vec![Vec::new(); self.nodes.len()],
             vec![Vec::new(); self.nodes.len()],
@@ -617,7 +634,7 @@ impl Model {
         (0..self.nodes.len())
             .map(|i| {
                 let [k] = readers[i][..] else { return None };
-                if i == self.output || probes.contains(&i) {
+                if i == self.output || i == last || probes.contains(&i) {
                     return None;
                 }
                 match self.nodes[k].layer.as_ref()?.describe()? {
@@ -717,13 +734,17 @@ impl Model {
     /// few images at a time where that keeps feature maps in the cache
     /// ([`InferenceFootprint::images_per_chunk`]), with the same results as one pass:
     /// the chunks run on the rayon pool under the caller's
-    /// [`with_precision`](petal_tensor::with_precision) and 3x3 kernel settings.
+    /// [`with_precision`](petal_tensor::with_precision) and 3x3 kernel settings. The
+    /// layers after the feature maps become vectors (a classifier head) then run once
+    /// over the whole batch, reading their weights once ([`InferenceFootprint::head`]).
     pub fn predict(&self, x: &Tensor) -> Result<Tensor> {
         let batch = x.shape().first().copied().unwrap_or(0);
-        let chunk = InferenceFootprint::of(self).images_per_chunk(batch);
+        let footprint = InferenceFootprint::of(self);
+        let chunk = footprint.images_per_chunk(batch);
         if chunk >= batch {
-            return self.predict_in_one_pass(x);
+            return self.predict_span((0, self.output), x);
         }
+        let chunks_end = footprint.head.map_or(self.output, NodeId::index);
         let image_len = x.len() / batch;
         // The chunks run on the pool's threads, under the caller's precision and kernels.
         let settings = ScopedSettings::current();
@@ -734,15 +755,21 @@ impl Model {
                 let mut shape = x.shape().to_vec();
                 shape[0] = images.len() / image_len;
                 let images = Tensor::from_vec(&shape, images.to_vec())?;
-                settings.run(|| self.predict_in_one_pass(&images))
+                settings.run(|| self.predict_span((0, chunks_end), &images))
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(concat(&outputs.iter().collect::<Vec<_>>(), 0)?)
+        let outputs = concat(&outputs.iter().collect::<Vec<_>>(), 0)?;
+        match footprint.head {
+            Some(head) => self.predict_span((head.index(), self.output), &outputs),
+            None => Ok(outputs),
+        }
     }
 
-    fn predict_in_one_pass(&self, x: &Tensor) -> Result<Tensor> {
+    /// [`Model::forward_span`] in inference: eval mode, no tape.
+    fn predict_span(&self, span: (usize, usize), x: &Tensor) -> Result<Tensor> {
         let ctx = Context::eval(&self.store);
-        no_grad(|| self.forward(&Var::constant(x.clone()), &ctx)).map(|y| y.value().clone())
+        no_grad(|| self.forward_span(span, &Var::constant(x.clone()), &ctx, &[], None))
+            .map(|(y, _)| y.value().clone())
     }
 
     /// The sum of every layer's weight penalty, if any layer has one.

@@ -1099,8 +1099,11 @@ fn predictions_in_chunks_give_the_bits_of_one_pass() {
             .build()
             .unwrap();
         pool.install(|| {
-            let chunk = InferenceFootprint::of(&model).images_per_chunk(30);
+            let footprint = InferenceFootprint::of(&model);
+            let chunk = footprint.images_per_chunk(30);
             assert!(chunk < 30, "the batch goes in chunks ({chunk} images)");
+            // The dense head runs once over the batch, after the global pooling.
+            assert_eq!(footprint.head, Some(pooled));
             let predicted = model.predict(&x).unwrap();
             assert_eq!(predicted.shape(), [30, 10]);
             assert_eq!(

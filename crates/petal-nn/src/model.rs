@@ -669,7 +669,11 @@ impl Model {
     /// kernel, and the folded layers pass their input through (they stay listed, of kind
     /// `Folded`). An activation (ReLU, ReLU6, sigmoid, tanh) that alone reads a residual
     /// sum (`Add`) folds into the sum the same way: ResNet's blocks end in one pass over
-    /// their feature maps instead of two. The outputs equal the unfolded model's in
+    /// their feature maps instead of two. A depthwise convolution that alone reads a 1x1
+    /// convolution joins it in one layer ([`LayerKind::ExpandDepthwise`]), with its own
+    /// batch norm and activation, which runs the two a band of rows at a time and never
+    /// stores the expanded maps (MobileNetV2's and EfficientNet's inverted residual
+    /// blocks). The outputs equal the unfolded model's in
     /// inference mode up to float rounding. Do not train or save a folded model in place
     /// of the original: its kernels already include the batch norms.
     ///

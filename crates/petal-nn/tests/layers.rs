@@ -651,6 +651,76 @@ fn the_activation_after_a_residual_sum_folds_into_the_sum() {
     );
 }
 
+/// MobileNetV2's inverted residual block: 1x1 expansion, batch norm, ReLU6, depthwise
+/// 3x3 (stride 1, then 2), batch norm, ReLU6, 1x1 projection, batch norm (and the sum
+/// at stride 1). Folded, each expansion and its depthwise convolution become one layer
+/// (with the depthwise layer's batch norm and ReLU6), which predicts what the layers
+/// did; recorded on a tape, the folded pair runs as two convolutions and passes
+/// gradients back to its input.
+#[test]
+fn an_expansion_and_its_depthwise_convolution_fold_into_one_layer() {
+    let mut g = Graph::new(9);
+    let x = g.input(&[10, 12, 8]);
+    let bn_relu6 = |g: &mut Graph, y| {
+        let y = g.call(&BatchNormConfig::default(), &[y]).unwrap();
+        g.call(&ActivationConfig::new(Activation::Relu6), &[y])
+            .unwrap()
+    };
+    let block = |g: &mut Graph, x, stride: usize| {
+        let no_bias = |filters, kernel| Conv2dConfig {
+            use_bias: false,
+            ..Conv2dConfig::new(filters, kernel)
+        };
+        let expanded = g.call(&no_bias(48, 1), &[x]).unwrap();
+        let expanded = bn_relu6(g, expanded);
+        let depthwise = DepthwiseConv2dConfig {
+            padding: Padding::Same,
+            strides: [stride; 2],
+            use_bias: false,
+            ..DepthwiseConv2dConfig::new(3)
+        };
+        let depthwise = g.call(&depthwise, &[expanded]).unwrap();
+        let depthwise = bn_relu6(g, depthwise);
+        let projected = g.call(&no_bias(8, 1), &[depthwise]).unwrap();
+        let projected = g.call(&BatchNormConfig::default(), &[projected]).unwrap();
+        match stride {
+            1 => g.call(&AddConfig::default(), &[x, projected]).unwrap(),
+            _ => projected,
+        }
+    };
+    let y = block(&mut g, x, 1);
+    let y = block(&mut g, y, 2);
+    let model = with_random_statistics(g.build(y).unwrap(), 10);
+    // Inputs up to 8 in size, so that the ReLU6s clamp at both ends.
+    let input: Tensor = batch(&[3, 10, 12, 8], 11).array().mapv(|v| v * 8.0).into();
+    let expected = model.predict(&input).unwrap();
+    let folded = model.fold_for_inference();
+    let kinds: Vec<LayerKind> = folded.summary().rows.iter().map(|r| r.kind).collect();
+    let count = |kind| kinds.iter().filter(|k| **k == kind).count();
+    assert_eq!(count(LayerKind::ExpandDepthwise), 2, "{kinds:?}");
+    assert_eq!(count(LayerKind::DepthwiseConv2d), 0, "{kinds:?}");
+    // Per block: the expansion's BN and ReLU6, the depthwise layer and its BN and ReLU6,
+    // the projection's BN.
+    assert_eq!(count(LayerKind::Folded), 12, "{kinds:?}");
+    let got = folded.predict(&input).unwrap();
+    assert!(got.max_abs_diff(&expected).unwrap() < 1e-4);
+    let nodes = folded.nodes();
+    let described = nodes.iter().filter_map(|n| n.layer?.describe());
+    let pairs = described
+        .filter(|d| matches!(d, LayerDescription::ExpandDepthwise { .. }))
+        .count();
+    assert_eq!(pairs, 2);
+    // On a tape: the two convolutions in turn, the same values, a gradient for the input.
+    let tape = Tape::new();
+    let ctx = Context::train(folded.store(), &tape, 0);
+    let x = tape.leaf(input.clone());
+    let recorded = folded.forward(&x, &ctx).unwrap();
+    assert!(recorded.value().max_abs_diff(&got).unwrap() < 1e-5);
+    let grads = recorded.sum_all().backward().unwrap();
+    let dx = grads.get(&x).expect("a gradient for the input");
+    assert!(dx.as_slice().iter().any(|&v| v != 0.0));
+}
+
 #[test]
 fn a_three_input_sum_takes_its_activation_and_a_concatenation_keeps_its_own() {
     let mut g = Graph::new(6);

@@ -120,13 +120,27 @@ fn every_architecture_survives_a_save_load_round_trip() {
     round_trip(lenet5, &lenet);
 }
 
+/// Folded, the ImageNet models keep no batch norm, and each inverted residual block
+/// that expands runs its expansion and depthwise convolution as one layer: 16 of
+/// MobileNetV2's 17 blocks and 15 of EfficientNet-Lite0's 16 (the first of each does
+/// not expand), none in ResNet18.
 #[test]
 fn folding_removes_every_batch_norm_of_the_imagenet_models() {
     let options = Options::default();
-    for build in [resnet18, mobilenet_v2, efficientnet_lite0] {
+    for (build, expanding_blocks) in [
+        (resnet18 as fn(&Options) -> _, 0),
+        (mobilenet_v2, 16),
+        (efficientnet_lite0, 15),
+    ] {
         let folded = build(&options).unwrap().fold_for_inference();
         let kinds: Vec<LayerKind> = folded.summary().rows.iter().map(|r| r.kind).collect();
+        let count = |kind| kinds.iter().filter(|k| **k == kind).count();
         assert!(!kinds.contains(&LayerKind::BatchNorm), "{kinds:?}");
         assert!(kinds.contains(&LayerKind::Folded));
+        assert_eq!(
+            count(LayerKind::ExpandDepthwise),
+            expanding_blocks,
+            "{kinds:?}"
+        );
     }
 }

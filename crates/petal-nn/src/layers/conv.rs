@@ -12,11 +12,14 @@ use rand_chacha::ChaCha8Rng;
 
 use super::prepared::PreparedKernel;
 use super::{
-    batched, layer_error, single, Activation, Context, ConvDescription, InferenceStep, Initializer,
-    Layer, LayerConfig, LayerDescription, LayerKind, Regularizer,
+    batched, layer_error, single, Activation, Context, ConvDescription, DepthwiseStep,
+    InferenceStep, Initializer, Layer, LayerConfig, LayerDescription, LayerKind, Regularizer,
 };
 use crate::error::Result;
 use crate::{ParamId, ParamStore, Var};
+
+mod expand_depthwise;
+use expand_depthwise::ExpandDepthwise;
 
 /// A 2-D convolution over NHWC inputs with an HWIO kernel (Keras' Conv2D).
 ///
@@ -314,7 +317,31 @@ impl Layer for Conv2d {
     fn penalty(&self, ctx: &Context) -> Result<Option<Var>> {
         Ok(self.regularizer.map(|r| r.penalty(&ctx.param(self.kernel))))
     }
+    fn inference_step(&self, _: &ParamStore) -> Option<InferenceStep> {
+        // A depthwise convolution offers itself to the 1x1 convolution before it.
+        (self.kind == LayerKind::DepthwiseConv2d).then(|| {
+            InferenceStep::Depthwise(DepthwiseStep {
+                name: self.name.clone(),
+                conv: self.description(),
+                kernel_shape: self.kernel_shape,
+            })
+        })
+    }
     fn absorb(&self, step: &InferenceStep, store: &mut ParamStore) -> Option<Box<dyn Layer>> {
+        if let InferenceStep::Depthwise(depthwise) = step {
+            let depthwise = Conv2d {
+                name: depthwise.name.clone(),
+                kind: LayerKind::DepthwiseConv2d,
+                spec: depthwise.conv.spec,
+                kernel: depthwise.conv.kernel,
+                kernel_shape: depthwise.kernel_shape,
+                bias: depthwise.conv.bias,
+                activation: depthwise.conv.activation,
+                regularizer: None,
+                prepared: PreparedKernel::default(),
+            };
+            return ExpandDepthwise::new(self, depthwise).map(|l| Box::new(l) as Box<dyn Layer>);
+        }
         self.absorbed(step, store)
             .map(|conv| Box::new(conv) as Box<dyn Layer>)
     }
@@ -324,18 +351,24 @@ impl Layer for Conv2d {
 }
 
 impl Conv2d {
+    /// A copy of this convolution, its kernel not yet prepared.
+    fn unprepared(&self) -> Conv2d {
+        Conv2d {
+            name: self.name.clone(),
+            prepared: PreparedKernel::default(),
+            ..*self
+        }
+    }
+
     /// This convolution with `step` applied to its output, if it has no activation of its
     /// own (and, for a channel affine, one scale per filter); may add a bias to `store`.
     fn absorbed(&self, step: &InferenceStep, store: &mut ParamStore) -> Option<Conv2d> {
         if self.activation != Activation::Linear {
             return None;
         }
-        let mut folded = Conv2d {
-            name: self.name.clone(),
-            prepared: PreparedKernel::default(),
-            ..*self
-        };
+        let mut folded = self.unprepared();
         match step {
+            InferenceStep::Depthwise(_) => return None,
             InferenceStep::Activation(activation) => folded.activation = *activation,
             InferenceStep::ChannelAffine { scale, shift } => {
                 if scale.len() != self.kernel_shape[3] {
@@ -583,11 +616,7 @@ impl Layer for SeparableConv2d {
         let pointwise = self.pointwise.absorbed(step, store)?;
         Some(Box::new(SeparableConv2d {
             name: self.name.clone(),
-            depthwise: Conv2d {
-                name: self.depthwise.name.clone(),
-                prepared: PreparedKernel::default(),
-                ..self.depthwise
-            },
+            depthwise: self.depthwise.unprepared(),
             pointwise,
         }))
     }

@@ -45,6 +45,14 @@ pub enum LayerDescription {
         /// The pointwise step, with the layer's bias and activation.
         pointwise: ConvDescription,
     },
+    /// A 1x1 convolution, then a depthwise one over its output (a folded model's
+    /// [`LayerKind::ExpandDepthwise`](crate::layers::LayerKind::ExpandDepthwise)).
+    ExpandDepthwise {
+        /// The 1x1 step.
+        expand: ConvDescription,
+        /// The depthwise step.
+        depthwise: ConvDescription,
+    },
     /// `activation(x W + b)` on 1-D samples.
     Dense {
         /// The weights, `(inputs, units)`.

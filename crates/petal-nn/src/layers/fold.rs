@@ -1,9 +1,12 @@
 //! Inference-time folding: a batch norm (with its moving statistics) or an activation
 //! that directly follows a convolution becomes part of that convolution, so inference
 //! runs one fused kernel instead of three passes over the feature maps; an activation
-//! after a residual sum becomes part of the sum.
+//! after a residual sum becomes part of the sum; a depthwise convolution after a 1x1
+//! one runs with it, band by band.
 
-use super::{same_shape, single, Activation, Context, Layer, LayerDescription, LayerKind};
+use super::{
+    same_shape, single, Activation, Context, ConvDescription, Layer, LayerDescription, LayerKind,
+};
 use crate::error::Result;
 use crate::Var;
 
@@ -19,6 +22,20 @@ pub enum InferenceStep {
     },
     /// An element-wise activation.
     Activation(Activation),
+    /// A depthwise convolution, which the 1x1 convolution before it may run with it in
+    /// one pass.
+    Depthwise(DepthwiseStep),
+}
+
+/// A depthwise convolution as [`InferenceStep::Depthwise`] offers it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DepthwiseStep {
+    /// The layer's name.
+    pub name: String,
+    /// Its parameters and settings.
+    pub conv: ConvDescription,
+    /// Its kernel's shape, `(height, width, 1, channels)`.
+    pub kernel_shape: [usize; 4],
 }
 
 /// A layer whose work moved into the layer before it: it passes its input through.

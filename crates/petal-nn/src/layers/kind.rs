@@ -48,6 +48,9 @@ pub enum LayerKind {
     Add,
     /// Concatenation of its inputs along the channels (`Concatenate`).
     Concat,
+    /// A 1x1 convolution and the depthwise convolution after it, run as one at
+    /// inference (made by [`Model::fold_for_inference`](crate::Model::fold_for_inference)).
+    ExpandDepthwise,
     /// A layer whose work moved into the layer before it at inference (`Folded`), see
     /// [`Model::fold_for_inference`](crate::Model::fold_for_inference).
     Folded,
@@ -74,6 +77,7 @@ impl LayerKind {
             Self::GlobalAvgPool2d => "GlobalAveragePooling2D",
             Self::Add => "Add",
             Self::Concat => "Concatenate",
+            Self::ExpandDepthwise => "ExpandDepthwise",
             Self::Folded => "Folded",
             Self::Custom(name) => name,
         }

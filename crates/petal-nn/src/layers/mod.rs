@@ -36,7 +36,7 @@ pub use conv::{
 pub use dense::{Dense, DenseConfig, Dropout, DropoutConfig, Flatten, FlattenConfig};
 pub use describe::{ConvDescription, LayerDescription};
 pub(crate) use fold::Folded;
-pub use fold::InferenceStep;
+pub use fold::{DepthwiseStep, InferenceStep};
 pub use init::Initializer;
 pub use kind::LayerKind;
 pub use merge::{AddConfig, ConcatConfig, Merge};

@@ -104,6 +104,7 @@
 mod batch;
 mod choice;
 mod depthwise;
+mod expand_depthwise;
 mod im2col;
 mod pointwise;
 mod prepared;
@@ -399,6 +400,81 @@ pub fn conv2d_max_pooled(
     pool: &Pool2dSpec,
 ) -> Result<(Tensor, Vec<u32>)> {
     max_pooled(input, Filter::plain(filter), bias, spec, activation, pool)
+}
+
+/// One convolution's filter, bias and activation, as [`conv2d_expand_depthwise`]
+/// takes them.
+#[derive(Clone, Copy, Debug)]
+pub struct ConvStep<'a> {
+    /// The filter, HWIO.
+    pub filter: &'a Tensor,
+    /// One value per filter, if any.
+    pub bias: Option<&'a Tensor>,
+    /// Applied to every output value, if any.
+    pub activation: Option<Unary>,
+}
+
+/// A 1x1 convolution (`expand`, stride 1, no padding) and then a depthwise convolution
+/// (`depthwise` with `spec`, its `groups` the 1x1 layer's filter count) in one pass
+/// that never stores the 1x1 layer's output: each image goes down a band of rows at a
+/// time, the band's expanded rows in the cache (MobileNetV2's and EfficientNet's
+/// inverted residual blocks at inference). The same values as [`conv2d_activated`]
+/// (or [`conv2d`]) twice, bit for bit; shapes the fused pass does not take (a depth
+/// multiplier other than 1) run as those two calls.
+///
+/// ```
+/// use petal_tensor::conv::{conv2d_activated, conv2d_expand_depthwise, ConvStep};
+/// use petal_tensor::{elementwise::Unary, Conv2dSpec, Padding, Tensor};
+/// let x = Tensor::from_vec(&[1, 4, 4, 2], (0..32).map(|i| i as f32 / 32.0 - 0.5).collect())?;
+/// let expand = Tensor::from_vec(&[1, 1, 2, 6], (0..12).map(|i| i as f32 / 6.0 - 1.0).collect())?;
+/// let depthwise = Tensor::from_vec(&[3, 3, 1, 6], (0..54).map(|i| (i % 7) as f32 / 7.0).collect())?;
+/// let spec = Conv2dSpec { padding: Padding::Same, groups: 6, ..Conv2dSpec::default() };
+/// let step = |filter| ConvStep { filter, bias: None, activation: Some(Unary::Relu6) };
+/// let y = conv2d_expand_depthwise(&x, step(&expand), step(&depthwise), &spec)?;
+/// let mid = conv2d_activated(&x, &expand, None, &Conv2dSpec::default(), Unary::Relu6)?;
+/// let two_passes = conv2d_activated(&mid, &depthwise, None, &spec, Unary::Relu6)?;
+/// assert_eq!(y.shape(), [1, 4, 4, 6]);
+/// assert_eq!(y.to_vec(), two_passes.to_vec());
+/// # Ok::<(), petal_tensor::TensorError>(())
+/// ```
+pub fn conv2d_expand_depthwise(
+    input: &Tensor,
+    expand: ConvStep<'_>,
+    depthwise: ConvStep<'_>,
+    spec: &Conv2dSpec,
+) -> Result<Tensor> {
+    let pointwise = Conv2dSpec::default();
+    let s1 = ConvShape::new(input.shape(), expand.filter.shape(), &pointwise)?;
+    let s2 = ConvShape::new(&s1.output_shape(), depthwise.filter.shape(), spec)?;
+    let (out1, out2) = (
+        Output::of(&s1, expand.bias, expand.activation)?,
+        Output::of(&s2, depthwise.bias, depthwise.activation)?,
+    );
+    let shapes = expand_depthwise::Shapes {
+        expand: &s1,
+        depthwise: &s2,
+    };
+    if !shapes.fusable() {
+        let ConvStep {
+            filter,
+            bias,
+            activation,
+        } = expand;
+        let mid = convolve(input, Filter::plain(filter), bias, &pointwise, activation)?;
+        let ConvStep {
+            filter,
+            bias,
+            activation,
+        } = depthwise;
+        return convolve(&mid, Filter::plain(filter), bias, spec, activation);
+    }
+    let values = expand_depthwise::forward(
+        shapes,
+        input.as_slice(),
+        (Filter::plain(expand.filter), out1),
+        (depthwise.filter.as_slice(), out2),
+    )?;
+    Tensor::from_vec(&s2.output_shape(), values)
 }
 
 /// A filter as the forward pass takes it: its values, and its Winograd matrices or its

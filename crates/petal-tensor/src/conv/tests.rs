@@ -1038,3 +1038,112 @@ fn bf16_im2col_and_pointwise_passes_match_f32_within_bf16_rounding() {
         }
     }
 }
+
+/// The fused 1x1-then-depthwise pass gives the bits of the two layers one after the
+/// other: 3x3 and 5x5 windows, stride 1 and 2, same, explicit (torchvision's) and
+/// valid padding; images whose expanded rows fit one band, and images cut into many
+/// (512 expanded channels on 64 columns: 4 rows a band), where a 5x5 window's bands
+/// are clipped at the bottom before the last; the kernel's own ReLU6, a sigmoid left
+/// to a pass of its own, no activation; biases on either layer; 1 and 2 threads, f32
+/// and (where the CPU has it) bf16; and, run as the two calls, windows all in the
+/// padding and a depth multiplier of 2.
+#[test]
+fn expand_then_depthwise_gives_the_bits_of_the_two_layers() {
+    let mut precisions = vec![Precision::F32];
+    if bf16_runs_here() {
+        precisions.push(Precision::Bf16);
+    }
+    let spec = |kernel_stride_padding: (usize, Padding), expanded| Conv2dSpec {
+        stride: [kernel_stride_padding.0; 2],
+        padding: kernel_stride_padding.1,
+        groups: expanded,
+        ..Conv2dSpec::default()
+    };
+    let tensor = |shape: &[usize], seed| {
+        Tensor::from_vec(shape, values(shape.iter().product(), seed)).unwrap()
+    };
+    // (input, expanded channels, kernel, stride, padding)
+    let cases = [
+        ([2, 9, 7, 8], 48, 3, 1, Padding::Same),
+        ([3, 11, 10, 4], 24, 3, 2, explicit([1, 1, 1, 1])),
+        ([1, 16, 64, 16], 512, 3, 1, Padding::Same),
+        ([1, 17, 64, 16], 512, 3, 2, Padding::Same),
+        ([1, 16, 64, 8], 512, 5, 1, Padding::Same),
+        ([2, 15, 13, 8], 40, 5, 2, Padding::Same),
+        ([1, 12, 64, 8], 512, 3, 1, Padding::Valid),
+        // A top row of windows all in the padding: the two calls.
+        ([1, 6, 7, 4], 16, 3, 1, explicit([3, 0, 1, 1])),
+    ];
+    for (input, expanded, kernel, stride, padding) in cases {
+        let x = tensor(&input, 1);
+        let expand = tensor(&[1, 1, input[3], expanded], 2);
+        let depthwise = tensor(&[kernel, kernel, 1, expanded], 3);
+        let (b1, b2) = (tensor(&[expanded], 4), tensor(&[expanded], 5));
+        let spec = spec((stride, padding), expanded);
+        for (bias, activation) in [
+            (true, Some(Unary::Relu6)),
+            (false, Some(Unary::Sigmoid)),
+            (true, None),
+        ] {
+            let step = |filter, b| ConvStep {
+                filter,
+                bias: bias.then_some(b),
+                activation,
+            };
+            for &precision in &precisions {
+                for threads in [1, 2] {
+                    let pass = || {
+                        let fused = conv2d_expand_depthwise(
+                            &x,
+                            step(&expand, &b1),
+                            step(&depthwise, &b2),
+                            &spec,
+                        )
+                        .unwrap();
+                        let one = |x: &Tensor, f, b, spec: &Conv2dSpec| match activation {
+                            Some(op) => conv2d_activated(x, f, b, spec, op).unwrap(),
+                            None => conv2d(x, f, b, spec).unwrap(),
+                        };
+                        let mid = one(&x, &expand, bias.then_some(&b1), &Conv2dSpec::default());
+                        (fused, one(&mid, &depthwise, bias.then_some(&b2), &spec))
+                    };
+                    let (fused, layers) = crate::parallel::pool_of(threads)
+                        .install(|| with_precision(precision, pass));
+                    let what = format!(
+                        "{input:?} -> {expanded}, {kernel}x{kernel} stride {stride} \
+                         {padding:?}, bias {bias} {activation:?}, {precision:?}, {threads} threads"
+                    );
+                    assert_eq!(fused.shape(), layers.shape(), "{what}");
+                    assert!(fused.to_vec() == layers.to_vec(), "{what}");
+                }
+            }
+        }
+    }
+    // A depth multiplier of 2: the two calls.
+    let x = tensor(&[1, 6, 6, 3], 1);
+    let expand = tensor(&[1, 1, 3, 4], 2);
+    let depthwise = tensor(&[3, 3, 1, 8], 3);
+    let spec = spec((1, Padding::Same), 4);
+    let step = |filter| ConvStep {
+        filter,
+        bias: None,
+        activation: None,
+    };
+    let fused = conv2d_expand_depthwise(&x, step(&expand), step(&depthwise), &spec).unwrap();
+    let mid = conv2d(&x, &expand, None, &Conv2dSpec::default()).unwrap();
+    let layers = conv2d(&mid, &depthwise, None, &spec).unwrap();
+    assert_eq!(fused.to_vec(), layers.to_vec());
+    // A bias of the wrong length is an error naming it.
+    let short = tensor(&[3], 4);
+    let err = conv2d_expand_depthwise(
+        &x,
+        ConvStep {
+            bias: Some(&short),
+            ..step(&expand)
+        },
+        step(&depthwise),
+        &spec,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("bias"), "{err}");
+}

@@ -83,12 +83,13 @@ impl<'a> Translator<'a> {
                 pointwise,
             } => {
                 let (x, shape) = one()?;
-                let mid = self.conv(&format!("{name}/depthwise"), depthwise, &x, shape)?;
-                let [h, w, c] = spatial(shape)?;
-                let kernel_shape = self.store.value(depthwise.kernel).shape();
-                let mid_shape = conv2d_output_shape(&[1, h, w, c], kernel_shape, &depthwise.spec)
-                    .map_err(|e| e.to_string())?;
-                self.conv(name, pointwise, &mid, &mid_shape[1..])
+                let first = (format!("{name}/depthwise"), depthwise);
+                self.two_convs(first, (name, pointwise), &x, shape)
+            }
+            LayerDescription::ExpandDepthwise { expand, depthwise } => {
+                let (x, shape) = one()?;
+                let first = (format!("{name}/expand"), expand);
+                self.two_convs(first, (name, depthwise), &x, shape)
             }
             LayerDescription::Dense {
                 kernel,
@@ -217,6 +218,23 @@ impl<'a> Translator<'a> {
             }
             LayerDescription::Dropout { .. } | LayerDescription::Folded => Ok(one()?.0),
         }
+    }
+
+    /// Two convolutions one after the other (a separable one, or a folded 1x1 and
+    /// depthwise pair): `first` named `(name, conv)` reads `x` of per-sample `shape`.
+    fn two_convs(
+        &mut self,
+        (first_name, first): (String, &ConvDescription),
+        (name, second): (&str, &ConvDescription),
+        x: &Value,
+        shape: &[usize],
+    ) -> Outcome {
+        let mid = self.conv(&first_name, first, x, shape)?;
+        let [h, w, c] = spatial(shape)?;
+        let kernel_shape = self.store.value(first.kernel).shape();
+        let mid_shape = conv2d_output_shape(&[1, h, w, c], kernel_shape, &first.spec)
+            .map_err(|e| e.to_string())?;
+        self.conv(name, second, &mid, &mid_shape[1..])
     }
 
     /// A convolution and its activation.

@@ -59,6 +59,7 @@ use self::kernels::{FilterGradient, Gather, Walk};
 pub(super) use self::lanes::Isa;
 use super::batch::{map_images, sum_filter_gradient, Output};
 use super::ConvShape;
+use crate::elementwise::Unary;
 use crate::error::Result;
 
 pub(super) fn forward(s: &ConvShape, x: &[f32], f: &[f32], output: Output<'_>) -> Result<Vec<f32>> {
@@ -94,6 +95,33 @@ pub(super) fn forward_on(
         walk.run::<Gather>(isa, y, x, f);
         Ok(())
     })
+}
+
+/// The forward pass of one image of `s`, for callers that start and finish its output
+/// themselves (the fused expansion and depthwise pass): the kernel applies a ReLU or
+/// ReLU6 as it stores each value, where it can, and [`ImageForward::leftover`] names
+/// the activation it leaves to a pass of its own.
+pub(super) struct ImageForward {
+    walk: Walk,
+    leftover: Option<Unary>,
+}
+
+impl ImageForward {
+    /// The pass for shape `s` (multiplier 1), `activation` after it.
+    pub fn new(s: &ConvShape, activation: Option<Unary>) -> Self {
+        let (walk, leftover) = Walk::new(s, false).activating(activation);
+        Self { walk, leftover }
+    }
+
+    /// Adds the depthwise sums of image `x` with filter `f` to `y`.
+    pub fn add(&self, isa: Isa, y: &mut [f32], x: &[f32], f: &[f32]) {
+        self.walk.run::<Gather>(isa, y, x, f);
+    }
+
+    /// The activation the kernel did not apply.
+    pub fn leftover(&self) -> Option<Unary> {
+        self.leftover
+    }
 }
 
 /// [`backward_input`] with the vector code `isa`.

@@ -12,12 +12,14 @@
 //!
 //! [`InferenceFootprint::images_per_chunk`] picks the chunk: as many images as fit their largest layer
 //! (its inputs and output) in [`CHUNK_BYTES`], at least one, and the whole batch when
-//! the weights fail both tests above. Every convolution computes an image's values in
-//! the same order whatever the batch. A dense layer does not: on one row the gemm crate
-//! takes its matrix-vector path, which sums in another order. So the layers after the
+//! the weights fail both tests above. The kernels compute an image's values in the
+//! same order whatever the batch, except where a product has one row: the gemm crate
+//! then takes its matrix-vector path, which sums in another order (a dense layer on one
+//! image, or a 1x1 convolution on one image of one pixel). So the layers after the
 //! feature maps become vectors ([`InferenceFootprint::head`]) run once over the whole
 //! batch, after the chunks, and a chunked prediction gives the same bits as one pass
-//! (before, MobileNetV2's and EfficientNet-Lite0's did not, in chunks of one image).
+//! unless a 1x1 convolution on 1x1 maps comes before the head (before, MobileNetV2's
+//! and EfficientNet-Lite0's predictions differed, in chunks of one image).
 //! In one process, the two ways alternating (a scratch program, 16 rounds of 2
 //! predictions of 16 images, medians, 2 threads, three runs), MobileNetV2 ran 3.2%,
 //! 4.7% and 3.9% faster with its head over the batch; EfficientNet-Lite0 -4.9%, +4.7%

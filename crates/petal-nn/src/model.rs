@@ -719,6 +719,9 @@ impl Model {
             };
             let name = layer.name().to_string();
             self.nodes[j].layer = Some(absorbed);
+            // The node now computes the folded layer's output (a depthwise convolution
+            // may change the shape).
+            self.nodes[j].shape = self.nodes[i].shape.clone();
             self.nodes[i].layer = Some(Box::new(Folded { name }));
             // Readers of the folded layer now read the convolution directly.
             for node in &mut self.nodes[i + 1..] {

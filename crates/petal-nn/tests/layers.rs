@@ -702,6 +702,12 @@ fn an_expansion_and_its_depthwise_convolution_fold_into_one_layer() {
     // Per block: the expansion's BN and ReLU6, the depthwise layer and its BN and ReLU6,
     // the projection's BN.
     assert_eq!(count(LayerKind::Folded), 12, "{kinds:?}");
+    // Each fused layer reports the depthwise layer's output shape, the stride-2 one too.
+    let fused_shapes: Vec<Vec<usize>> = (folded.summary().rows.iter())
+        .filter(|r| r.kind == LayerKind::ExpandDepthwise)
+        .map(|r| r.output_shape.clone())
+        .collect();
+    assert_eq!(fused_shapes, [vec![10, 12, 48], vec![5, 6, 48]]);
     let got = folded.predict(&input).unwrap();
     assert!(got.max_abs_diff(&expected).unwrap() < 1e-4);
     let nodes = folded.nodes();

@@ -85,6 +85,11 @@ impl AxisGeometry {
         })
     }
 
+    /// How many input positions one window covers, its taps and the gaps between them.
+    pub fn span(&self) -> usize {
+        (self.kernel - 1) * self.dilation + 1
+    }
+
     /// The input position that tap `tap` of output position `out` reads, or `None`
     /// when it falls in the padding.
     #[inline]

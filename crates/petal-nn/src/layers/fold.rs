@@ -34,7 +34,7 @@ pub struct DepthwiseStep {
     pub name: String,
     /// Its parameters and settings.
     pub conv: ConvDescription,
-    /// Its kernel's shape, `(height, width, 1, channels)`.
+    /// Its kernel's shape, `(height, width, 1, channels x depth multiplier)`.
     pub kernel_shape: [usize; 4],
 }
 

@@ -23,10 +23,10 @@ use std::ops::Range;
 use super::batch::{map_images, Output};
 use super::depthwise::{ImageForward, Isa};
 use super::im2col::filter_factors;
+use super::pointwise::FinishedProduct;
 use super::{ConvPath, ConvShape, Filter};
-use crate::elementwise::{apply_on_this_thread, write_finished_on_this_thread, Unary};
+use crate::elementwise::{apply_on_this_thread, Unary};
 use crate::error::Result;
-use crate::gemm::{MatMut, MatRef, RightFactor};
 use crate::parallel::as_uninit;
 use crate::window::AxisGeometry;
 
@@ -47,9 +47,8 @@ impl Shapes<'_> {
     /// the image (no band made only of padding).
     pub fn fusable(&self) -> bool {
         let r = &self.depthwise.rows;
-        let reach = (r.kernel - 1) * r.dilation + 1;
-        let last_window_end = (r.output.max(1) - 1) * r.stride + reach;
-        let inside = r.pad_before < reach && last_window_end < r.input + r.pad_before + reach;
+        let last_window_end = (r.output.max(1) - 1) * r.stride + r.span();
+        let inside = r.pad_before < r.span() && last_window_end < r.input + r.pad_before + r.span();
         self.expand.channels > 0
             && self.expand.path() == ConvPath::Pointwise
             && self.depthwise.path() == ConvPath::Depthwise
@@ -73,10 +72,14 @@ pub(super) fn forward(
     } = shapes;
     let factors = filter_factors(s1, expand_filter)?;
     let expansion = Expansion {
-        shape: s1,
-        factor: &factors[0],
-        bias: expand.start.per_channel(s1.filters),
-        activation: expand.activation,
+        product: FinishedProduct {
+            filter: &factors[0],
+            channels: s1.channels,
+            filters: s1.filters,
+            bias: expand.start.per_channel(s1.filters),
+            activation: expand.activation,
+        },
+        cols: s1.cols.input,
     };
     let expanded_row = s2.cols.input * s2.channels;
     let out_row = s2.cols.output * s2.filters;
@@ -95,10 +98,13 @@ pub(super) fn forward(
         let mut held = 0..0;
         for band in 0..bands.count {
             let (outputs, needed) = bands.rows(s2, band);
-            // Keep the rows this band shares with the last one, then expand the rest.
-            let kept = needed.start.max(held.start)..held.end.max(needed.start);
-            let from = kept.start - held.start..kept.end - held.start;
-            expanded.copy_within(from.start * expanded_row..from.end * expanded_row, 0);
+            // Keep the rows this band shares with the last one (none when the stride
+            // steps past the window), then expand the rest.
+            let kept = needed.start.max(held.start)..held.end.clamp(needed.start, needed.end);
+            if !kept.is_empty() {
+                let from = kept.start - held.start..kept.end - held.start;
+                expanded.copy_within(from.start * expanded_row..from.end * expanded_row, 0);
+            }
             let at = kept.len() * expanded_row..needed.len() * expanded_row;
             expansion.write(x, kept.end..needed.end, &mut expanded[at], sums)?;
             let pass = &passes[band_pass[band]];
@@ -128,17 +134,15 @@ pub(super) fn forward(
     )
 }
 
-/// The 1x1 layer of `shape`, its product's right factor, bias and activation.
+/// The 1x1 layer: its product, and the columns of its input images.
 struct Expansion<'a> {
-    shape: &'a ConvShape,
-    factor: &'a RightFactor<'a>,
-    bias: Option<&'a [f32]>,
-    activation: Option<Unary>,
+    product: FinishedProduct<'a>,
+    cols: usize,
 }
 
 impl Expansion<'_> {
-    /// Writes the expanded `rows` of `image` into `out`, finished (bias, activation),
-    /// as the 1x1 path does: the product into `sums`, then one sweep.
+    /// Writes the expanded `rows` of `image` into `out`, finished (bias, activation), as
+    /// the 1x1 path does, the product through `sums`.
     fn write(
         &self,
         image: &[f32],
@@ -146,20 +150,10 @@ impl Expansion<'_> {
         out: &mut [f32],
         sums: &mut [f32],
     ) -> Result<()> {
-        let s = self.shape;
-        let pixels = rows.len() * s.cols.input;
-        let inputs = &image[rows.start * s.cols.input * s.channels..][..pixels * s.channels];
-        let sums = &mut sums[..out.len()];
-        self.factor.multiply(
-            MatRef::row_major(inputs, pixels, s.channels)?,
-            MatMut::row_major(sums, pixels, s.filters)?,
-            false,
-            false,
-        )?;
-        // SAFETY: `out` is initialized, and the sweep writes every value it is handed.
-        let out = unsafe { as_uninit(out) };
-        write_finished_on_this_thread(out, sums, self.bias, self.activation);
-        Ok(())
+        let row_len = self.cols * self.product.channels;
+        let inputs = &image[rows.start * row_len..rows.end * row_len];
+        // SAFETY: `out` is initialized, and the product writes only valid values into it.
+        self.product.write(inputs, unsafe { as_uninit(out) }, sums)
     }
 }
 
@@ -174,8 +168,7 @@ impl Bands {
     /// (at least one output row a band), and how many expanded rows a band reads at most.
     fn of(s: &ConvShape, row_len: usize) -> (Self, usize) {
         let r = &s.rows;
-        let reach = (r.kernel - 1) * r.dilation + 1;
-        let read = |outputs: usize| ((outputs.max(1) - 1) * r.stride + reach).min(r.input);
+        let read = |outputs: usize| ((outputs.max(1) - 1) * r.stride + r.span()).min(r.input);
         let fit = (BAND_BYTES / (row_len.max(1) * size_of::<f32>())).max(1);
         let rows = (1..=r.output.max(1))
             .take_while(|&n| n == 1 || read(n) <= fit)
@@ -193,7 +186,7 @@ impl Bands {
         let r = &s.rows;
         let outputs = band * self.rows..((band + 1) * self.rows).min(r.output);
         let first = (outputs.start * r.stride).saturating_sub(r.pad_before);
-        let end = ((outputs.end - 1) * r.stride + (r.kernel - 1) * r.dilation + 1)
+        let end = ((outputs.end - 1) * r.stride + r.span())
             .saturating_sub(r.pad_before)
             .min(r.input);
         (outputs, first..end)

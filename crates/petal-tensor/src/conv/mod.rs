@@ -419,8 +419,9 @@ pub struct ConvStep<'a> {
 /// that never stores the 1x1 layer's output: each image goes down a band of rows at a
 /// time, the band's expanded rows in the cache (MobileNetV2's and EfficientNet's
 /// inverted residual blocks at inference). The same values as [`conv2d_activated`]
-/// (or [`conv2d`]) twice, bit for bit; shapes the fused pass does not take (a depth
-/// multiplier other than 1) run as those two calls.
+/// (or [`conv2d`]) twice, bit for bit. Shapes the fused pass does not take run as
+/// those two calls: a depth multiplier other than 1, windows lying wholly in the
+/// padding, a first filter that is not 1x1 or an input with no channels.
 ///
 /// ```
 /// use petal_tensor::conv::{conv2d_activated, conv2d_expand_depthwise, ConvStep};

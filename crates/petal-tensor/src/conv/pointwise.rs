@@ -22,9 +22,9 @@ use std::mem::MaybeUninit;
 use super::batch::{cache_block_rows, map_image_groups_written, Output};
 use super::im2col::filter_factors;
 use super::{ConvShape, Filter};
-use crate::elementwise::write_finished_on_this_thread;
+use crate::elementwise::{write_finished_on_this_thread, Unary};
 use crate::error::Result;
-use crate::gemm::{gemm_in, MatMut, MatRef};
+use crate::gemm::{gemm_in, MatMut, MatRef, RightFactor};
 use crate::parallel::{new_batch, Start};
 
 /// The forward pass, its output started and finished as `output` says.
@@ -37,26 +37,20 @@ pub(super) fn forward(
     // Its groups are blocks of pixels, not images: nothing to hand a pooling.
     debug_assert!(output.reduce.is_none(), "the 1x1 path does not reduce");
     let pixels = s.batch * s.positions();
-    // The 1x1 path has one group: the filter is one (c, o) matrix.
-    let filters = &filter_factors(s, f)?[0];
     // Each pixel an "image" of one row: a group is a block of rows.
     let block_rows = block_rows(pixels, s.channels + s.filters);
     let (inputs, out_len) = ((x, s.channels), s.filters);
-    let bias = output.start.per_channel(s.filters);
     // A block's product goes to its task's scratch, then into the output once, with the
     // bias and the activation: the output is never started nor swept again.
-    let kernel = |out: &mut [MaybeUninit<f32>], sums: &mut [f32], x: &[f32]| {
-        let rows = out.len() / s.filters;
-        let sums = &mut sums[..out.len()];
-        filters.multiply(
-            MatRef::row_major(x, rows, s.channels)?,
-            MatMut::row_major(sums, rows, s.filters)?,
-            false,
-            false,
-        )?;
-        write_finished_on_this_thread(out, sums, bias, output.activation);
-        Ok(())
+    let product = FinishedProduct {
+        filter: &filter_factors(s, f)?[0],
+        channels: s.channels,
+        filters: s.filters,
+        bias: output.start.per_channel(s.filters),
+        activation: output.activation,
     };
+    let kernel =
+        |out: &mut [MaybeUninit<f32>], sums: &mut [f32], x: &[f32]| product.write(x, out, sums);
     // The kernel applies the activation; with no input channels it never runs, and
     // `map_image_groups_written` activates the start.
     let finished_by_kernel = Output {
@@ -77,6 +71,35 @@ pub(super) fn forward(
             scratch_len,
             kernel,
         )
+    }
+}
+
+/// A 1x1 product finished as it is written: `activation(x * filter + bias)` (the 1x1
+/// path has one group: the filter is one `(channels, filters)` matrix).
+pub(super) struct FinishedProduct<'a> {
+    pub filter: &'a RightFactor<'a>,
+    pub channels: usize,
+    pub filters: usize,
+    pub bias: Option<&'a [f32]>,
+    pub activation: Option<Unary>,
+}
+
+impl FinishedProduct<'_> {
+    /// Writes the finished outputs of the pixels `x` (`channels` values each) into
+    /// `out`, every value once: the product into `sums` (scratch, at least as long as
+    /// `out`), then one sweep adding the bias and applying the activation. With no
+    /// channels, writes nothing (the caller starts such outputs).
+    pub fn write(&self, x: &[f32], out: &mut [MaybeUninit<f32>], sums: &mut [f32]) -> Result<()> {
+        let rows = x.len().checked_div(self.channels).unwrap_or(0);
+        let sums = &mut sums[..out.len()];
+        self.filter.multiply(
+            MatRef::row_major(x, rows, self.channels)?,
+            MatMut::row_major(sums, rows, self.filters)?,
+            false,
+            false,
+        )?;
+        write_finished_on_this_thread(out, sums, self.bias, self.activation);
+        Ok(())
     }
 }
 

@@ -27,7 +27,9 @@
 //! of the benchmark page, in two runs: MobileNetV2's stem (16x224x224x3 -> 32, stride
 //! 2, ReLU6) -35% / -28%, flowers' first layer (32x128x128x3 -> 32, same) -28% / -25%
 //! (-25% / -32% fused with its pooling), Keras MNIST's (128x28x28x1 -> 32, valid)
-//! -35% / -45% (-20% / -31% pooled). The outputs are the same bits.
+//! -35% / -45% (-20% / -31% pooled), the same bits (32 filters). Filters past the last
+//! full vector now also sum from zero and take the bias last, where they started at the
+//! bias: their last bit may differ from before.
 //!
 //! The filter gradient reads its patches in place the same way, a stretch of an output
 //! row at a time, and sums a 9-value patch in one block of 9 accumulators (it unrolled
@@ -603,15 +605,16 @@ mod tests {
     }
 
     /// Both kernels under one instruction set against the sums written out (the forward
-    /// block over existing values, the gradient on top of them), with a filter tail (37 = 2 x 16 + 5); patches of 27, 9, 31, 32,
-    /// 13, 12, 4 and 1 (gradient blocks of 9+9+9, 9, 11+10+10, 11+11+10, 7+6, 12, 4 and
-    /// 1 taps); 300 positions (blocks of 8 and a tail of 4; the gradient over stretches
-    /// of 100, 1 and 199) and 21 (a tail of 5; stretches of 7, 1 and 13). Patches read
-    /// in place are pinned in `conv::tests`.
+    /// block over existing values, the gradient on top of them), with 53 filters (with
+    /// AVX-512, a pair of vectors, one vector and a tail of 5); patches of 27, 9, 31,
+    /// 32, 13, 12, 4 and 1 (gradient blocks of 9+9+9, 9, 11+10+10, 11+11+10, 7+6, 12, 4
+    /// and 1 taps); 300 positions (blocks of 8 and a tail of 4; the gradient over
+    /// stretches of 100, 1 and 199) and 21 (a tail of 5; stretches of 7, 1 and 13).
+    /// Patches read in place are pinned in `conv::tests`.
     fn check_kernels<S: Simd>(simd: S) {
         let shapes = [(300, 27), (21, 9), (21, 31), (21, 32), (21, 13), (21, 12)];
         for (positions, patch) in shapes.into_iter().chain([(21, 4), (21, 1)]) {
-            check_shape(simd, positions, patch, 37);
+            check_shape(simd, positions, patch, 53);
         }
     }
 

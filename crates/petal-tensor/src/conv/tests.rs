@@ -865,8 +865,9 @@ fn a_1x1_layer_with_no_channels_gives_its_activated_bias() {
 /// Each output of the paths that write their sums once, finished (1x1 and small
 /// patches), is its product's sum, plus the bias, then activated, bit for bit (the sums
 /// from the same layer without a bias or activation), in f32 and, where the CPU has it,
-/// bf16. With 600 channels the 1x1 products run in more than one depth block; 37
-/// filters are two vectors, one, and a scalar tail of the small-patch kernel.
+/// bf16. With 600 channels the 1x1 products run in more than one depth block; 53
+/// filters are, with AVX-512, a pair of vectors, one vector, and a scalar tail of the
+/// small-patch kernel.
 #[test]
 fn written_once_outputs_are_each_sum_plus_the_bias_then_activated() {
     check_against_reference([1, 6, 6, 600], [1, 1, 600, 9], Conv2dSpec::default(), 2);
@@ -1041,9 +1042,12 @@ fn bf16_im2col_and_pointwise_passes_match_f32_within_bf16_rounding() {
 
 /// The fused 1x1-then-depthwise pass gives the bits of the two layers one after the
 /// other: 3x3 and 5x5 windows, stride 1 and 2, same, explicit (torchvision's) and
-/// valid padding; images whose expanded rows fit one band, and images cut into many
-/// (512 expanded channels on 64 columns: 4 rows a band), where a 5x5 window's bands
-/// are clipped at the bottom before the last; the kernel's own ReLU6, a sigmoid left
+/// valid padding; images whose expanded rows fit one band, and images cut into many:
+/// 128 expanded channels on 64 columns (32 KiB a row, 8 rows to a band: 6 output rows
+/// a band at stride 1, 3 at stride 2), 512 (128 KiB a row: one output row a band),
+/// where a 5x5 window's bands are clipped at the bottom before the last, and a 1x1
+/// window of stride 2, which steps past the rows the last band read; the kernel's own
+/// ReLU6, a sigmoid left
 /// to a pass of its own, no activation; biases on either layer; 1 and 2 threads, f32
 /// and (where the CPU has it) bf16; and, run as the two calls, windows all in the
 /// padding and a depth multiplier of 2.
@@ -1071,6 +1075,10 @@ fn expand_then_depthwise_gives_the_bits_of_the_two_layers() {
         ([1, 16, 64, 8], 512, 5, 1, Padding::Same),
         ([2, 15, 13, 8], 40, 5, 2, Padding::Same),
         ([1, 12, 64, 8], 512, 3, 1, Padding::Valid),
+        ([1, 30, 64, 8], 128, 3, 1, Padding::Same),
+        ([1, 31, 64, 8], 128, 3, 2, Padding::Same),
+        ([1, 30, 64, 8], 128, 5, 1, Padding::Same),
+        ([1, 16, 64, 8], 512, 1, 2, Padding::Valid),
         // A top row of windows all in the padding: the two calls.
         ([1, 6, 7, 4], 16, 3, 1, explicit([3, 0, 1, 1])),
     ];

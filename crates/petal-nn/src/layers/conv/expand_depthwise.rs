@@ -6,7 +6,7 @@
 //! convolutions in turn.
 
 use petal_tensor::conv::{conv2d_expand_depthwise, ConvStep};
-use petal_tensor::Tensor;
+use petal_tensor::{Padding, Tensor};
 
 use super::Conv2d;
 use crate::error::Result;
@@ -31,10 +31,7 @@ impl ExpandDepthwise {
             && expand.kernel_shape[..2] == [1, 1]
             && spec.stride == [1, 1]
             && spec.groups == 1
-            && matches!(
-                expand.spec.padding,
-                petal_tensor::Padding::Valid | petal_tensor::Padding::Same
-            );
+            && matches!(spec.padding, Padding::Valid | Padding::Same);
         let filters = expand.kernel_shape[3];
         let over_them = depthwise.kind == LayerKind::DepthwiseConv2d
             && depthwise.kernel_shape[2..] == [1, filters]
@@ -60,8 +57,9 @@ impl ExpandDepthwise {
 }
 
 impl Layer for ExpandDepthwise {
+    /// The depthwise layer's name: the layer computes its output.
     fn name(&self) -> &str {
-        &self.expand.name
+        &self.depthwise.name
     }
     fn kind(&self) -> LayerKind {
         LayerKind::ExpandDepthwise
@@ -71,7 +69,7 @@ impl Layer for ExpandDepthwise {
         self.depthwise.output_shape(&[&expanded])
     }
     fn forward(&self, inputs: &[&Var], ctx: &Context) -> Result<Var> {
-        let x = single(&self.expand.name, inputs)?;
+        let x = single(self.name(), inputs)?;
         let store = ctx.store();
         let steps = Self::step(&self.expand, store).zip(Self::step(&self.depthwise, store));
         match steps {

@@ -323,23 +323,12 @@ impl Layer for Conv2d {
             InferenceStep::Depthwise(DepthwiseStep {
                 name: self.name.clone(),
                 conv: self.description(),
-                kernel_shape: self.kernel_shape,
             })
         })
     }
     fn absorb(&self, step: &InferenceStep, store: &mut ParamStore) -> Option<Box<dyn Layer>> {
         if let InferenceStep::Depthwise(depthwise) = step {
-            let depthwise = Conv2d {
-                name: depthwise.name.clone(),
-                kind: LayerKind::DepthwiseConv2d,
-                spec: depthwise.conv.spec,
-                kernel: depthwise.conv.kernel,
-                kernel_shape: depthwise.kernel_shape,
-                bias: depthwise.conv.bias,
-                activation: depthwise.conv.activation,
-                regularizer: None,
-                prepared: PreparedKernel::default(),
-            };
+            let depthwise = Conv2d::depthwise_of(depthwise, store)?;
             return ExpandDepthwise::new(self, depthwise).map(|l| Box::new(l) as Box<dyn Layer>);
         }
         self.absorbed(step, store)
@@ -351,6 +340,28 @@ impl Layer for Conv2d {
 }
 
 impl Conv2d {
+    /// The depthwise convolution `step` describes, as a layer (its kernel's shape read
+    /// from `store`).
+    fn depthwise_of(step: &DepthwiseStep, store: &ParamStore) -> Option<Conv2d> {
+        let ConvDescription {
+            kernel,
+            bias,
+            spec,
+            activation,
+        } = step.conv.clone();
+        Some(Conv2d {
+            name: step.name.clone(),
+            kind: LayerKind::DepthwiseConv2d,
+            spec,
+            kernel,
+            kernel_shape: store.value(kernel).shape().try_into().ok()?,
+            bias,
+            activation,
+            regularizer: None,
+            prepared: PreparedKernel::default(),
+        })
+    }
+
     /// A copy of this convolution, its kernel not yet prepared.
     fn unprepared(&self) -> Conv2d {
         Conv2d {

@@ -34,8 +34,6 @@ pub struct DepthwiseStep {
     pub name: String,
     /// Its parameters and settings.
     pub conv: ConvDescription,
-    /// Its kernel's shape, `(height, width, 1, channels x depth multiplier)`.
-    pub kernel_shape: [usize; 4],
 }
 
 /// A layer whose work moved into the layer before it: it passes its input through.

@@ -196,20 +196,21 @@ impl Bands {
     /// expanded rows, padded only where the image is): the distinct passes, and each
     /// band's index among them. Bands away from the image's top and bottom share one.
     fn passes(&self, s: &ConvShape, activation: Option<Unary>) -> (Vec<ImageForward>, Vec<usize>) {
-        let mut shapes: Vec<AxisGeometry> = Vec::new();
-        let mut passes = Vec::new();
+        let mut passes: Vec<(AxisGeometry, ImageForward)> = Vec::new();
         let which = (0..self.count)
             .map(|band| {
                 let (outputs, read) = self.rows(s, band);
-                // The first window's top row, inside the image or in its padding.
-                let top = (outputs.start * s.rows.stride) as isize - s.rows.pad_before as isize;
                 let rows = AxisGeometry {
                     input: read.len(),
-                    pad_before: (read.start as isize - top) as usize,
+                    // The padding the band's first window reaches into, if any.
+                    pad_before: s
+                        .rows
+                        .pad_before
+                        .saturating_sub(outputs.start * s.rows.stride),
                     output: outputs.len(),
                     ..s.rows
                 };
-                if let Some(i) = shapes.iter().position(|r| *r == rows) {
+                if let Some(i) = passes.iter().position(|(r, _)| *r == rows) {
                     return i;
                 }
                 let band_shape = ConvShape {
@@ -217,11 +218,10 @@ impl Bands {
                     rows,
                     ..*s
                 };
-                passes.push(ImageForward::new(&band_shape, activation));
-                shapes.push(rows);
+                passes.push((rows, ImageForward::new(&band_shape, activation)));
                 passes.len() - 1
             })
             .collect();
-        (passes, which)
+        (passes.into_iter().map(|(_, pass)| pass).collect(), which)
     }
 }

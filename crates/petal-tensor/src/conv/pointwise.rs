@@ -87,8 +87,7 @@ pub(super) struct FinishedProduct<'a> {
 impl FinishedProduct<'_> {
     /// Writes the finished outputs of the pixels `x` (`channels` values each) into
     /// `out`, every value once: the product into `sums` (scratch, at least as long as
-    /// `out`), then one sweep adding the bias and applying the activation. With no
-    /// channels, writes nothing (the caller starts such outputs).
+    /// `out`), then one sweep adding the bias and applying the activation.
     pub fn write(&self, x: &[f32], out: &mut [MaybeUninit<f32>], sums: &mut [f32]) -> Result<()> {
         let rows = x.len().checked_div(self.channels).unwrap_or(0);
         let sums = &mut sums[..out.len()];

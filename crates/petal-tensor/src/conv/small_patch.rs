@@ -293,23 +293,13 @@ impl Block<'_> {
     #[inline(always)]
     fn write<S: Simd, const R: usize>(self, simd: S) {
         let Self {
-            patches:
-                Patches {
-                    values,
-                    step,
-                    offsets,
-                },
+            patches,
             filters,
             y,
             o,
         } = self;
         let lanes = S::F32_LANES;
         let vector_filters = o / lanes * lanes;
-        let patches = Patches {
-            values,
-            step,
-            offsets,
-        };
         // Two vectors of filters per pass where the registers hold their 2R sums (32
         // registers with AVX-512): each patch value is broadcast once for both.
         let pairs = if lanes >= 16 {
@@ -326,6 +316,11 @@ impl Block<'_> {
         if vector_filters == o {
             return;
         }
+        let Patches {
+            values,
+            step,
+            offsets,
+        } = patches;
         for r in 0..R {
             let y = &mut y[r * o + vector_filters..(r + 1) * o];
             y.fill(0.0);

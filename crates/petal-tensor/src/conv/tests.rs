@@ -1088,6 +1088,16 @@ fn expand_then_depthwise_gives_the_bits_of_the_two_layers() {
         let depthwise = tensor(&[kernel, kernel, 1, expanded], 3);
         let (b1, b2) = (tensor(&[expanded], 4), tensor(&[expanded], 5));
         let spec = spec((stride, padding), expanded);
+        // Every case but the last takes the band pass (else the bits compared below
+        // would be the two calls' against themselves).
+        let s1 = ConvShape::new(&input, expand.shape(), &Conv2dSpec::default()).unwrap();
+        let s2 = ConvShape::new(&s1.output_shape(), depthwise.shape(), &spec).unwrap();
+        let shapes = expand_depthwise::Shapes {
+            expand: &s1,
+            depthwise: &s2,
+        };
+        let all_padding = matches!(padding, Padding::Explicit { top: 3, .. });
+        assert_eq!(shapes.fusable(), !all_padding, "{input:?} {padding:?}");
         for (bias, activation) in [
             (true, Some(Unary::Relu6)),
             (false, Some(Unary::Sigmoid)),
@@ -1132,6 +1142,13 @@ fn expand_then_depthwise_gives_the_bits_of_the_two_layers() {
     let expand = tensor(&[1, 1, 3, 4], 2);
     let depthwise = tensor(&[3, 3, 1, 8], 3);
     let spec = spec((1, Padding::Same), 4);
+    let s1 = ConvShape::new(x.shape(), expand.shape(), &Conv2dSpec::default()).unwrap();
+    let s2 = ConvShape::new(&s1.output_shape(), depthwise.shape(), &spec).unwrap();
+    let shapes = expand_depthwise::Shapes {
+        expand: &s1,
+        depthwise: &s2,
+    };
+    assert!(!shapes.fusable());
     let step = |filter| ConvStep {
         filter,
         bias: None,

@@ -85,22 +85,22 @@ pub(super) fn forward_on(
     if s.group_filters() != 1 {
         return multiplier::forward(s, x, f, output);
     }
-    let (walk, activation) = Walk::new(s, false).activating(output.activation);
+    let pass = ImageForward::new(s, output.activation);
     let output = Output {
-        activation,
+        activation: pass.leftover(),
         ..output
     };
     let (out_len, in_len) = (s.output_image_len(), s.image_len());
     map_images(output, s.batch, out_len, x, in_len, 0, |y, _, x| {
-        walk.run::<Gather>(isa, y, x, f);
+        pass.add(isa, y, x, f);
         Ok(())
     })
 }
 
-/// The forward pass of one image of `s`, for callers that start and finish its output
-/// themselves (the fused expansion and depthwise pass): the kernel applies a ReLU or
-/// ReLU6 as it stores each value, where it can, and [`ImageForward::leftover`] names
-/// the activation it leaves to a pass of its own.
+/// The forward pass of one image of `s`, its output started by the caller (by
+/// [`forward_on`] per image, by the fused expansion and depthwise pass per band): the
+/// kernel applies a ReLU or ReLU6 as it stores each value, where it can, and
+/// [`ImageForward::leftover`] names the activation it leaves to a pass of its own.
 pub(super) struct ImageForward {
     walk: Walk,
     leftover: Option<Unary>,

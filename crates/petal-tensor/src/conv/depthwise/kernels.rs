@@ -54,6 +54,10 @@ pub(super) struct Walk {
     /// The activation [`Gather`] applies to its results before it stores them, as the
     /// bounds of a clamp (ReLU, ReLU6), if any.
     clamp: Option<(f32, f32)>,
+    /// Whether the walk takes one block of [`LANES`] channels through the whole image
+    /// before the next ([`channels_outer`]), rather than every block of channels of a
+    /// block of pixels before the next pixels.
+    channels_outer: bool,
 }
 
 /// One block of target pixels and one block of channels, as a kernel sees it.
@@ -68,22 +72,23 @@ pub(super) struct At<'a, V: Lanes> {
     /// How many column taps reach the block, when they form a window sliding along
     /// the row ([`Block::window`](super::plan::Block)).
     window: Option<usize>,
+    /// The source column of the block's first pixel's first tap, for a block that runs
+    /// across a border ([`Plan::clipped`]).
+    clip: Option<isize>,
     width: V::Width,
 }
 
 impl<V: Lanes> At<'_, V> {
-    /// Calls `visit(filter offset, source offset)` for every tap reaching the block,
-    /// in a fixed order (rows, then columns, of the filter): offsets of the block's
-    /// first channel, the source offset that of the block's first pixel.
+    /// The filter offset of tap `(ky, kx)` and the source offset that it reads for the
+    /// block's first pixel (`sy` and `sx` from the plans), both at the block's first
+    /// channel. The kernels visit the taps in a fixed order, rows then columns of the
+    /// filter, in plain loops: a closure is compiled apart from the AVX-512 function
+    /// it sits in once that function is large, and its intrinsics become calls.
     #[inline(always)]
-    fn for_each_tap(&self, mut visit: impl FnMut(usize, usize)) {
+    fn offsets(&self, (ky, sy): (usize, usize), (kx, sx): (usize, usize)) -> (usize, usize) {
         let w = self.walk;
-        for &(ky, sy) in self.row_taps {
-            for &(kx, sx) in self.col_taps {
-                let tap = (ky * w.kernel_cols + kx) * w.channels + self.channel;
-                visit(tap, (sy * w.source_cols + sx) * w.channels + self.channel);
-            }
-        }
+        let tap = (ky * w.kernel_cols + kx) * w.channels + self.channel;
+        (tap, (sy * w.source_cols + sx) * w.channels + self.channel)
     }
 }
 
@@ -107,6 +112,20 @@ impl BlockKernel for Gather {
         filter: &[f32],
     ) {
         let mut sums = [V::zero(); B];
+        if let Some(first) = at.clip {
+            match (at.walk.kernel_cols, at.walk.source_stride) {
+                (2, 1) => clipped::<V, B, 2, 1>(at, &mut sums, source, filter, first),
+                (2, 2) => clipped::<V, B, 2, 2>(at, &mut sums, source, filter, first),
+                (3, 1) => clipped::<V, B, 3, 1>(at, &mut sums, source, filter, first),
+                (3, 2) => clipped::<V, B, 3, 2>(at, &mut sums, source, filter, first),
+                (4, 1) => clipped::<V, B, 4, 1>(at, &mut sums, source, filter, first),
+                (4, 2) => clipped::<V, B, 4, 2>(at, &mut sums, source, filter, first),
+                (5, 1) => clipped::<V, B, 5, 1>(at, &mut sums, source, filter, first),
+                (5, 2) => clipped::<V, B, 5, 2>(at, &mut sums, source, filter, first),
+                _ => unreachable!("Plan::clipped takes windows of 2 to 5 at stride 1 or 2"),
+            }
+            return store_sums(at, out, sums);
+        }
         // The windows of the MobileNet and EfficientNet layers slide, their borders'
         // shorter ones too; other blocks take their taps one by one.
         match (at.window, at.walk.source_stride) {
@@ -118,28 +137,41 @@ impl BlockKernel for Gather {
             (Some(4), 2) => slide::<V, B, 4, 2>(at, &mut sums, source, filter),
             (Some(5), 1) => slide::<V, B, 5, 1>(at, &mut sums, source, filter),
             (Some(5), 2) => slide::<V, B, 5, 2>(at, &mut sums, source, filter),
-            _ => at.for_each_tap(|tap, first| {
-                let weights = V::load(filter, tap, at.width);
-                let x = V::load_strided::<B>(source, first, at.walk.source_step, at.width);
-                for (sum, x) in sums.iter_mut().zip(x) {
-                    *sum = sum.mul_add(x, weights);
+            _ => {
+                for &row in at.row_taps {
+                    for &col in at.col_taps {
+                        let (tap, first) = at.offsets(row, col);
+                        let weights = V::load(filter, tap, at.width);
+                        let step = at.walk.source_step;
+                        let x = V::load_strided::<B>(source, first, step, at.width);
+                        for (sum, x) in sums.iter_mut().zip(x) {
+                            *sum = sum.mul_add(x, weights);
+                        }
+                    }
                 }
-            }),
-        }
-        let (target, step) = (at.target, at.walk.target_step);
-        let mut y = V::load_strided::<B>(out, target, step, at.width);
-        // Loops, not closures: a closure is compiled apart from the AVX-512 function it
-        // sits in, and its intrinsics became calls.
-        for (y, sum) in y.iter_mut().zip(sums) {
-            *y = y.add(sum);
-        }
-        if let Some((low, high)) = at.walk.clamp {
-            for y in &mut y {
-                *y = y.clamp(low, high);
             }
         }
-        V::store_strided::<B>(y, out, target, step, at.width);
+        store_sums(at, out, sums);
     }
+}
+
+/// Adds [`Gather`]'s `sums` to the block's target pixels in `out`, activated as the
+/// walk says.
+#[inline(always)]
+fn store_sums<V: Lanes, const B: usize>(at: &At<'_, V>, out: &mut [f32], sums: [V; B]) {
+    let (target, step) = (at.target, at.walk.target_step);
+    let mut y = V::load_strided::<B>(out, target, step, at.width);
+    // Loops, not closures: a closure is compiled apart from the AVX-512 function it
+    // sits in, and its intrinsics became calls.
+    for (y, sum) in y.iter_mut().zip(sums) {
+        *y = y.add(sum);
+    }
+    if let Some((low, high)) = at.walk.clamp {
+        for y in &mut y {
+            *y = y.clamp(low, high);
+        }
+    }
+    V::store_strided::<B>(y, out, target, step, at.width);
 }
 
 /// [`Gather`]'s sums for a block whose `N` column taps form a window, its pixels `S`
@@ -148,7 +180,7 @@ impl BlockKernel for Gather {
 /// compiler the loops unroll into straight code, one bounds check per filter row
 /// instead of one per tap, and a source vector that several pixels read is loaded once
 /// (`S * (B - 1) + N` loads instead of `B * N`: 10 instead of 24 for a 3x3 window at
-/// stride 1). Each pixel adds its taps in the order of [`At::for_each_tap`]: the same
+/// stride 1). Each pixel adds its taps in the order of [`At::offsets`]: the same
 /// bits.
 #[inline(always)]
 fn slide<V: Lanes, const B: usize, const N: usize, const S: usize>(
@@ -176,6 +208,76 @@ fn slide<V: Lanes, const B: usize, const N: usize, const S: usize>(
     }
 }
 
+/// [`slide`] for a block that runs across a border ([`Plan::clipped`]): the whole
+/// window of `N` column taps, `first` the source column of the first pixel's first
+/// tap. The taps that fall in the padding (columns below 0 or past the row) read no
+/// memory and multiply zeros (masked loads), so each pixel adds its other taps in the
+/// same order as in a block of its own, plus products of zero: the same values, but
+/// for the sign of a sum of zero.
+#[inline(always)]
+fn clipped<V: Lanes, const B: usize, const N: usize, const S: usize>(
+    at: &At<'_, V>,
+    sums: &mut [V; B],
+    source: &[f32],
+    filter: &[f32],
+    first: isize,
+) {
+    let w = at.walk;
+    // The block's source columns `first + c` for `c` in `low..high` lie in the row.
+    let span = (S * (B - 1) + N) as isize;
+    let low = (-first).clamp(0, span) as usize;
+    let high = (w.source_cols as isize - first).clamp(0, span) as usize;
+    match (low, high) {
+        (0, high) if high == span as usize => {
+            clipped_rows::<V, B, N, S, false>(at, sums, source, filter, first, 0..high)
+        }
+        (low, high) if low < high => {
+            clipped_rows::<V, B, N, S, true>(at, sums, source, filter, first, low..high)
+        }
+        _ => {}
+    }
+}
+
+/// [`clipped`] over the block's source columns `inside` (relative to `first`), those
+/// outside read as zeros when `CLIPS` (else `inside` is the whole span: an interior
+/// block, compiled without the masks).
+#[inline(always)]
+fn clipped_rows<V: Lanes, const B: usize, const N: usize, const S: usize, const CLIPS: bool>(
+    at: &At<'_, V>,
+    sums: &mut [V; B],
+    source: &[f32],
+    filter: &[f32],
+    first: isize,
+    inside: std::ops::Range<usize>,
+) {
+    let w = at.walk;
+    // A column in the padding loads no lanes: zeros, which add nothing to the sums.
+    let padding = V::width(0);
+    for &(ky, sy) in at.row_taps {
+        let tap = ky * w.kernel_cols * w.channels + at.channel;
+        let weights = V::load_strided::<N>(filter, tap, w.channels, at.width);
+        let row = (sy * w.source_cols) as isize + first;
+        let start = (row + inside.start as isize) as usize * w.channels + at.channel;
+        check_span::<V>(source.len(), start, w.channels, inside.len(), at.width);
+        let row_start = source
+            .as_ptr()
+            .wrapping_offset(row * w.channels as isize + at.channel as isize);
+        for (j, weight) in weights.into_iter().enumerate() {
+            for (i, sum) in sums.iter_mut().enumerate() {
+                let c = S * i + j;
+                let width = match CLIPS && !inside.contains(&c) {
+                    true => padding,
+                    false => at.width,
+                };
+                // SAFETY: `check_span` above: the columns `inside` lie in `source`; the
+                // others load no lanes.
+                let x = unsafe { V::load_ptr(row_start.wrapping_add(c * w.channels), width) };
+                *sum = sum.mul_add(x, weight);
+            }
+        }
+    }
+}
+
 /// Filter gradient: `out` (the filter's gradient) gets, for every tap, the sum over the
 /// block's pixels of `a` (input image) times `b` (output gradient image). The `B`
 /// output gradients stay in registers over all taps; each tap's gradient is loaded and
@@ -191,14 +293,17 @@ impl BlockKernel for FilterGradient {
         grad_out: &[f32],
     ) {
         let g = V::load_strided::<B>(grad_out, at.target, at.walk.target_step, at.width);
-        at.for_each_tap(|tap, first| {
-            let x = V::load_strided::<B>(input, first, at.walk.source_step, at.width);
-            let mut sum = V::load(grad, tap, at.width);
-            for (x, g) in x.into_iter().zip(g) {
-                sum = sum.mul_add(x, g);
+        for &row in at.row_taps {
+            for &col in at.col_taps {
+                let (tap, first) = at.offsets(row, col);
+                let x = V::load_strided::<B>(input, first, at.walk.source_step, at.width);
+                let mut sum = V::load(grad, tap, at.width);
+                for (x, g) in x.into_iter().zip(g) {
+                    sum = sum.mul_add(x, g);
+                }
+                sum.store(grad, tap, at.width);
             }
-            sum.store(grad, tap, at.width);
-        });
+        }
     }
 }
 
@@ -221,7 +326,18 @@ impl Walk {
             source_stride: cols.source_step(),
             target_step: cols.target_step() * s.channels,
             clamp: None,
+            channels_outer: channels_outer(s, transposed),
         }
+    }
+
+    /// The walk of the forward pass: [`Walk::new`], its columns in blocks that run
+    /// across the borders where the kernels can ([`Plan::clipped`]).
+    pub fn forward(s: &ConvShape) -> Self {
+        let mut walk = Self::new(s, false);
+        if let Some(cols) = Plan::clipped(&Axis::new(s.cols, false)) {
+            walk.cols = cols;
+        }
+        walk
     }
 
     /// This walk with [`Gather`] applying `activation` to every target pixel as it
@@ -265,8 +381,22 @@ impl Walk {
 
     #[inline(always)]
     fn image<V: Lanes, K: BlockKernel>(&self, out: &mut [f32], a: &[f32], b: &[f32]) {
+        if !self.channels_outer {
+            return self.image_by_pixels::<V, K>(out, a, b);
+        }
+        for channel in (0..self.channels).step_by(LANES) {
+            for row in &self.rows.blocks {
+                for block in &self.cols.blocks {
+                    self.block::<V, K>(row, block, channel, out, a, b);
+                }
+            }
+        }
+    }
+
+    /// [`Walk::image`] a block of pixels at a time, all its channels before the next.
+    #[inline(always)]
+    fn image_by_pixels<V: Lanes, K: BlockKernel>(&self, out: &mut [f32], a: &[f32], b: &[f32]) {
         for (row, prefetched_rows) in self.rows.blocks.iter().zip(&self.prefetched_rows) {
-            let row_taps = self.rows.taps(row);
             for block in &self.cols.blocks {
                 // The sources the same block of the next row reads, on their way to the
                 // cache while this block computes: the kernels read 16 channels of
@@ -276,27 +406,68 @@ impl Walk {
                     let pixels = first + block.sources.start..first + block.sources.end;
                     prefetch(a, pixels.start * self.channels..pixels.end * self.channels);
                 }
-                let col_taps = self.cols.taps(block);
-                let window = block.window.then_some(col_taps.len());
-                let first_pixel = row.target * self.target_cols + block.target;
                 // The channel blocks of one pixel block one after another, while its
                 // sources are in the L1 cache.
                 for channel in (0..self.channels).step_by(LANES) {
-                    let at = At {
-                        walk: self,
-                        row_taps,
-                        col_taps,
-                        target: first_pixel * self.channels + channel,
-                        channel,
-                        window,
-                        width: V::width((self.channels - channel).min(LANES)),
-                    };
-                    dispatch_len::<V, K>(block, &at, out, a, b);
+                    self.block::<V, K>(row, block, channel, out, a, b);
                 }
             }
         }
     }
+
+    /// Kernel `K` on the pixels of `block` in the target row `row`, for the [`LANES`]
+    /// channels from `channel` on.
+    #[inline(always)]
+    fn block<V: Lanes, K: BlockKernel>(
+        &self,
+        row: &Block,
+        block: &Block,
+        channel: usize,
+        out: &mut [f32],
+        a: &[f32],
+        b: &[f32],
+    ) {
+        let col_taps = self.cols.taps(block);
+        let first_pixel = row.target * self.target_cols + block.target;
+        let at = At {
+            walk: self,
+            row_taps: self.rows.taps(row),
+            col_taps,
+            target: first_pixel * self.channels + channel,
+            channel,
+            window: block.window.then_some(col_taps.len()),
+            clip: block.clip,
+            width: V::width((self.channels - channel).min(LANES)),
+        };
+        dispatch_len::<V, K>(block, &at, out, a, b);
+    }
 }
+
+/// Whether a walk over images of `s` takes the channels outermost, one block of
+/// [`LANES`] through the whole image before the next: for the forward pass and the
+/// filter gradient (not `transposed`) when an input image fits a core's L2 cache
+/// ([`CHANNELS_OUTER_IMAGE_BYTES`]) and has at least 64 channels. A block of pixels
+/// then finds the source rows of its channels in the L1 cache, where they were for the
+/// block before it, and the filter gradient keeps its 16 channels' taps there. Taking
+/// every channel of a block of pixels before the next instead, a 5x5 window reads 12
+/// pixels of 5 rows of all channels at once (34.5 KB at 144 channels, 161 KB at 672),
+/// more than L1 holds.
+///
+/// One image, one thread, both orders alternating in one process (a scratch program,
+/// medians of 60 rounds of 5 calls, ms, pixels first -> channels first, forward
+/// with its rows cut across the borders at every width): 7x7x1152 5x5 0.048 -> 0.039, 14x14x672 5x5
+/// 0.120 -> 0.094, 28x28x240 5x5 0.192 -> 0.130, 56x56x144 5x5 0.649 -> 0.497 and 3x3
+/// 0.345 -> 0.251; but 112x112x32 3x3 0.275 -> 0.309 and 112x112x96 3x3 stride 2 0.414 ->
+/// 0.703, which the rule leaves in pixel order (2 blocks of channels; a 4.8 MB image).
+/// The input gradient (transposed) took 12-16% longer at 56x56x144 channels first and
+/// keeps the pixel order.
+fn channels_outer(s: &ConvShape, transposed: bool) -> bool {
+    let image_bytes = s.image_len() * std::mem::size_of::<f32>();
+    !transposed && image_bytes <= CHANNELS_OUTER_IMAGE_BYTES && s.channels >= 4 * LANES
+}
+
+/// The largest input image [`channels_outer`] takes channels first: a core's L2 cache.
+const CHANNELS_OUTER_IMAGE_BYTES: usize = 2 << 20;
 
 /// For each block of `rows`, the source rows that the next block reads and it does not.
 fn rows_to_prefetch(rows: &Plan) -> Vec<Vec<usize>> {
@@ -322,6 +493,7 @@ fn dispatch_len<V: Lanes, K: BlockKernel>(
 ) {
     match block.len {
         8 => K::block::<V, 8>(at, out, a, b),
+        7 => K::block::<V, 7>(at, out, a, b),
         4 => K::block::<V, 4>(at, out, a, b),
         2 => K::block::<V, 2>(at, out, a, b),
         _ => K::block::<V, 1>(at, out, a, b),
@@ -394,6 +566,94 @@ mod tests {
             }
         }
         assert_eq!(border_taps.into_iter().collect::<Vec<_>>(), [2, 3, 4]);
+    }
+
+    /// Blocks across the borders give the values of the taps taken one by one (a
+    /// padding column adds a product of zero: the sign of a zero sum may differ, so
+    /// values are compared, not bits), and the two orders of the walk the same bits.
+    #[test]
+    fn clipped_blocks_and_both_orders_give_the_sums_of_one_tap_at_a_time() {
+        let values = |len: usize, scale: f32| -> Vec<f32> {
+            (0..len)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) * scale)
+                .collect()
+        };
+        let shapes = [
+            (7, 7, 5, 1, Padding::Same),
+            (14, 14, 5, 2, Padding::Same),
+            (9, 29, 3, 1, Padding::Same),
+            (9, 32, 3, 2, Padding::Same),
+            (6, 13, 3, 1, Padding::Valid),
+            (
+                5,
+                10,
+                4,
+                1,
+                Padding::Explicit {
+                    top: 1,
+                    bottom: 2,
+                    left: 3,
+                    right: 1,
+                },
+            ),
+        ];
+        for (h, w, kernel, stride, padding) in shapes {
+            let spec = Conv2dSpec {
+                stride: [stride, stride],
+                padding,
+                groups: 72,
+                ..Conv2dSpec::default()
+            };
+            let s = ConvShape::new(&[1, h, w, 72], &[kernel, kernel, 1, 72], &spec).unwrap();
+            let clipped = Walk::forward(&s);
+            assert!(clipped.cols.blocks.iter().all(|b| b.clip.is_some()));
+            let mut one_by_one = Walk::new(&s, false);
+            one_by_one
+                .cols
+                .blocks
+                .iter_mut()
+                .for_each(|b| b.window = false);
+            let (x, f) = (values(s.image_len(), 0.01), values(s.filter_len(), 0.003));
+            for isa in Isa::available() {
+                let run = |walk: &Walk, channels_outer: bool| {
+                    let walk = Walk {
+                        channels_outer,
+                        ..walk.clone()
+                    };
+                    let mut out = values(s.output_image_len(), 0.1);
+                    walk.run::<Gather>(isa, &mut out, &x, &f);
+                    out
+                };
+                let what = format!("{h}x{w} {kernel}x{kernel} stride {stride} {isa:?}");
+                let want = run(&one_by_one, false);
+                assert!(run(&clipped, false) == want, "{what}: other values");
+                let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
+                for walk in [&clipped, &one_by_one] {
+                    assert_eq!(bits(run(walk, true)), bits(run(walk, false)), "{what}");
+                }
+            }
+        }
+    }
+
+    /// Forward passes and filter gradients of images up to L2 with 64 channels or more
+    /// take the channels outermost; input gradients and larger or narrower images do
+    /// not.
+    #[test]
+    fn small_images_of_many_channels_walk_one_block_of_channels_at_a_time() {
+        let walk = |side: usize, channels: usize, transposed: bool| {
+            let spec = Conv2dSpec {
+                padding: Padding::Same,
+                groups: channels,
+                ..Conv2dSpec::default()
+            };
+            let s = ConvShape::new(&[2, side, side, channels], &[3, 3, 1, channels], &spec);
+            Walk::new(&s.unwrap(), transposed).channels_outer
+        };
+        assert!(walk(7, 1152, false));
+        assert!(walk(56, 144, false));
+        assert!(!walk(56, 144, true));
+        assert!(!walk(112, 32, false));
+        assert!(!walk(112, 96, false));
     }
 
     /// Each block of rows prefetches the source rows the next one reads and it does

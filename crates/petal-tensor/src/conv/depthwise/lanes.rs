@@ -45,11 +45,12 @@ impl Isa {
 }
 
 /// A vector of [`LANES`] `f32` channels. The operations take a [`Lanes::Width`]: the
-/// first `n` channels they touch (`1..=LANES`, fewer than `LANES` in a channel tail).
+/// first `n` channels they touch (`1..=LANES`, fewer than `LANES` in a channel tail;
+/// 0 for a column in the padding, which loads zeros and reads nothing).
 pub(super) trait Lanes: Copy {
     /// How many channels a load or store touches.
     type Width: Copy;
-    /// The width of `n` channels, `1..=LANES`.
+    /// The width of `n` channels, `0..=LANES`.
     fn width(n: usize) -> Self::Width;
     /// The `n` of [`Lanes::width`].
     fn count(width: Self::Width) -> usize;
@@ -81,10 +82,12 @@ pub(super) trait Lanes: Copy {
         width: Self::Width,
     ) -> [Self; B] {
         check_span::<Self>(values.len(), first, step, B, width);
-        // SAFETY: `check_span`: every vector's values lie inside `values`.
-        std::array::from_fn(|i| unsafe {
-            Self::load_ptr(values.as_ptr().add(first + i * step), width)
-        })
+        let mut vectors = [Self::zero(); B];
+        for (i, v) in vectors.iter_mut().enumerate() {
+            // SAFETY: `check_span`: every vector's values lie inside `values`.
+            *v = unsafe { Self::load_ptr(values.as_ptr().add(first + i * step), width) };
+        }
+        vectors
     }
 
     /// Writes `vectors` where [`Lanes::load_strided`] reads them.
@@ -246,7 +249,7 @@ mod avx512 {
 
         #[inline(always)]
         fn width(n: usize) -> Width {
-            debug_assert!((1..=LANES).contains(&n));
+            debug_assert!(n <= LANES);
             Width {
                 count: n,
                 mask: ((1u32 << n) - 1) as __mmask16,

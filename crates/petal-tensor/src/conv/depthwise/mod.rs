@@ -17,12 +17,31 @@
 //!   taps. With stride `s`, the input gradient's blocks run over input pixels `s`
 //!   apart (one residue class: the same taps reach them, from neighbouring output
 //!   pixels), the classes' blocks interleaved in memory order;
+//! - the forward pass cuts its rows differently where they are short (32 outputs or
+//!   fewer) and its window slides (2 to 5 taps, stride 1 or 2, no dilation): into
+//!   blocks of up to 8 that run across the
+//!   borders (`Plan::clipped`), each taking the whole window and loading nothing
+//!   (zeros) for the columns in the padding. A 7-pixel row of a 5x5 window was 6
+//!   blocks (1, 1, 2, 1, 1, 1 pixels), now it is one of 7. One image, one thread, the
+//!   two alternating in one process (a scratch program, medians of 100 rounds of 5
+//!   calls, ms, border blocks -> clipped): 7x7x1152 5x5 0.135 -> 0.058, 7x7x960 3x3
+//!   0.037 -> 0.022, 14x14x672 5x5 0.149 -> 0.108 and stride 2 0.045 -> 0.031,
+//!   14x14x480 3x3 0.050 -> 0.041, 28x28x240 5x5 0.146 -> 0.130, 112x112x32 3x3 0.283
+//!   -> 0.278; but 56x56x144 5x5 0.609 -> 0.659 (+8% in two runs: hence the limit).
+//!   With the order of channels below, whole networks (folded, batch 16, 2 threads,
+//!   the old and new walks alternating in one process through a scratch switch, 14
+//!   rounds of 2 predictions, medians, two runs, img/s): EfficientNet-Lite0 173.9 ->
+//!   195.3 and 188.0 -> 202.0, MobileNetV2 230.3 -> 246.6 and 264.3 -> 276.1;
 //! - each block runs for every block of 16 channels in turn (one AVX-512 register of
 //!   `f32`; a tail of `c % 16` channels takes masked loads and stores) while its
 //!   sources are in the L1 cache; the source rows that the same block of the next row
 //!   reads and this one does not are prefetched (at stride 1 one row of three;
 //!   prefetching all of them, as before, took 7-15% longer on single
-//!   EfficientNet-Lite0 layers from 7x7x1152 to 56x56x144);
+//!   EfficientNet-Lite0 layers from 7x7x1152 to 56x56x144). Except on images of 64
+//!   channels or more that fit L2, in the forward pass and the filter gradient: there
+//!   one block of 16 channels goes through the whole image before the next, its rows
+//!   staying in L1 from one block of pixels to the next (`kernels::channels_outer`,
+//!   with timings);
 //! - the output images start (bias or zeros) one at a time just before their kernel
 //!   runs (`batch::map_images`), so that a large image is still cached when the kernel
 //!   adds to it; a ReLU or ReLU6 after the forward pass is applied by the kernel as it
@@ -109,7 +128,7 @@ pub(super) struct ImageForward {
 impl ImageForward {
     /// The pass for shape `s` (multiplier 1), `activation` after it.
     pub fn new(s: &ConvShape, activation: Option<Unary>) -> Self {
-        let (walk, leftover) = Walk::new(s, false).activating(activation);
+        let (walk, leftover) = Walk::forward(s).activating(activation);
         Self { walk, leftover }
     }
 

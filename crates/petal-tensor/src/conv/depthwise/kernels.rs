@@ -189,23 +189,9 @@ fn slide<V: Lanes, const B: usize, const N: usize, const S: usize>(
     source: &[f32],
     filter: &[f32],
 ) {
-    let w = at.walk;
     let (kx, sx) = at.col_taps[0];
-    for &(ky, sy) in at.row_taps {
-        let tap = (ky * w.kernel_cols + kx) * w.channels + at.channel;
-        let weights = V::load_strided::<N>(filter, tap, w.channels, at.width);
-        let first = (sy * w.source_cols + sx) * w.channels + at.channel;
-        check_span::<V>(source.len(), first, w.channels, S * (B - 1) + N, at.width);
-        for (j, weight) in weights.into_iter().enumerate() {
-            for (i, sum) in sums.iter_mut().enumerate() {
-                let column = first + (S * i + j) * w.channels;
-                // SAFETY: `check_span` above: columns up to `S * (B - 1) + N - 1` lie
-                // inside `source`.
-                let x = unsafe { V::load_ptr(source.as_ptr().add(column), at.width) };
-                *sum = sum.mul_add(x, weight);
-            }
-        }
-    }
+    let span = S * (B - 1) + N;
+    window_rows::<V, B, N, S, false>(at, sums, (source, filter), (kx, sx as isize), 0..span)
 }
 
 /// [`slide`] for a block that runs across a border ([`Plan::clipped`]): the whole
@@ -227,34 +213,36 @@ fn clipped<V: Lanes, const B: usize, const N: usize, const S: usize>(
     let span = (S * (B - 1) + N) as isize;
     let low = (-first).clamp(0, span) as usize;
     let high = (w.source_cols as isize - first).clamp(0, span) as usize;
+    let operands = (source, filter);
     match (low, high) {
         (0, high) if high == span as usize => {
-            clipped_rows::<V, B, N, S, false>(at, sums, source, filter, first, 0..high)
+            window_rows::<V, B, N, S, false>(at, sums, operands, (0, first), 0..high)
         }
         (low, high) if low < high => {
-            clipped_rows::<V, B, N, S, true>(at, sums, source, filter, first, low..high)
+            window_rows::<V, B, N, S, true>(at, sums, operands, (0, first), low..high)
         }
         _ => {}
     }
 }
 
-/// [`clipped`] over the block's source columns `inside` (relative to `first`), those
-/// outside read as zeros when `CLIPS` (else `inside` is the whole span: an interior
-/// block, compiled without the masks).
+/// The loops of [`slide`] and [`clipped`]: a window of `N` column taps from tap `kx`
+/// on, through which the block's first pixel reads source column `first`, over the
+/// block's source columns `inside` (relative to `first`). Those outside read as zeros
+/// when `CLIPS`; else `inside` is the whole span, `S * (B - 1) + N` columns, and the
+/// code has no masks.
 #[inline(always)]
-fn clipped_rows<V: Lanes, const B: usize, const N: usize, const S: usize, const CLIPS: bool>(
+fn window_rows<V: Lanes, const B: usize, const N: usize, const S: usize, const CLIPS: bool>(
     at: &At<'_, V>,
     sums: &mut [V; B],
-    source: &[f32],
-    filter: &[f32],
-    first: isize,
+    (source, filter): (&[f32], &[f32]),
+    (kx, first): (usize, isize),
     inside: std::ops::Range<usize>,
 ) {
     let w = at.walk;
     // A column in the padding loads no lanes: zeros, which add nothing to the sums.
     let padding = V::width(0);
     for &(ky, sy) in at.row_taps {
-        let tap = ky * w.kernel_cols * w.channels + at.channel;
+        let tap = (ky * w.kernel_cols + kx) * w.channels + at.channel;
         let weights = V::load_strided::<N>(filter, tap, w.channels, at.width);
         let row = (sy * w.source_cols) as isize + first;
         let start = (row + inside.start as isize) as usize * w.channels + at.channel;

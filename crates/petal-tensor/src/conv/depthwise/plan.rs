@@ -96,7 +96,9 @@ impl Axis {
 }
 
 /// `len` targets `target + i * target_step` that the same taps reach: each tap of
-/// [`Plan::taps`] reads source `source + i * source_step` for the `i`-th.
+/// [`Plan::taps`] reads source `source + i * source_step` for the `i`-th. A block of
+/// [`Plan::clipped`] is the exception: its targets take the whole window, some taps
+/// of some targets falling in the padding, and it lists no taps (see `clip`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct Block {
     pub target: usize,
@@ -109,13 +111,15 @@ pub(super) struct Block {
     pub window: bool,
     /// For a block of [`Plan::clipped`]: the source column that the first tap of the
     /// block's first target reads, which may lie in the padding (below 0 or past the
-    /// last source); its taps are then all the kernel's, those in the padding skipped
-    /// by the kernel.
+    /// last source). Only the forward kernel (`kernels::Gather`) reads such
+    /// blocks: it loads zeros for the columns in the padding.
     pub clip: Option<isize>,
     taps: Range<usize>,
 }
 
-/// Every target of an axis that some tap reaches, in blocks of at most `max_len`.
+/// Every target of an axis that some tap reaches, in blocks of at most `max_len`
+/// ([`Plan::new`]), or of the forward pass in blocks across the borders
+/// ([`Plan::clipped`]).
 #[derive(Clone, Debug)]
 pub(super) struct Plan {
     pub blocks: Vec<Block>,
@@ -318,7 +322,10 @@ mod tests {
                 assert!(b.window && plan.taps(b).is_empty());
                 let first = (b.target * stride) as isize - g.pad_before as isize;
                 assert_eq!(b.clip, Some(first));
-                assert!(b.sources.end <= input);
+                let read = first.max(0) as usize
+                    ..(first + ((b.len - 1) * stride + kernel) as isize).clamp(0, input as isize)
+                        as usize;
+                assert_eq!(b.sources, read);
                 next += b.len;
             }
             assert!(plan.reaches_every_target());

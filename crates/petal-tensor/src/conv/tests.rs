@@ -1040,6 +1040,23 @@ fn bf16_im2col_and_pointwise_passes_match_f32_within_bf16_rounding() {
     }
 }
 
+/// Whether [`conv2d_expand_depthwise`] runs an input of shape `input` through its band
+/// pass (rather than as the two calls).
+fn takes_the_band_pass(
+    input: &[usize],
+    expand: &Tensor,
+    depthwise: &Tensor,
+    spec: &Conv2dSpec,
+) -> bool {
+    let s1 = ConvShape::new(input, expand.shape(), &Conv2dSpec::default()).unwrap();
+    let s2 = ConvShape::new(&s1.output_shape(), depthwise.shape(), spec).unwrap();
+    let shapes = expand_depthwise::Shapes {
+        expand: &s1,
+        depthwise: &s2,
+    };
+    shapes.fusable()
+}
+
 /// The fused 1x1-then-depthwise pass gives the bits of the two layers one after the
 /// other: 3x3 and 5x5 windows, stride 1 and 2, same, explicit (torchvision's) and
 /// valid padding; images whose expanded rows fit one band, and images cut into many:
@@ -1047,10 +1064,9 @@ fn bf16_im2col_and_pointwise_passes_match_f32_within_bf16_rounding() {
 /// a band at stride 1, 3 at stride 2), 512 (128 KiB a row: one output row a band),
 /// where a 5x5 window's bands are clipped at the bottom before the last, and a 1x1
 /// window of stride 2, which steps past the rows the last band read; the kernel's own
-/// ReLU6, a sigmoid left
-/// to a pass of its own, no activation; biases on either layer; 1 and 2 threads, f32
-/// and (where the CPU has it) bf16; and, run as the two calls, windows all in the
-/// padding and a depth multiplier of 2.
+/// ReLU6, a sigmoid left to a pass of its own, no activation; biases on either layer;
+/// 1 and 2 threads, f32 and (where the CPU has it) bf16; and, run as the two calls,
+/// windows all in the padding and a depth multiplier of 2.
 #[test]
 fn expand_then_depthwise_gives_the_bits_of_the_two_layers() {
     let mut precisions = vec![Precision::F32];
@@ -1090,14 +1106,9 @@ fn expand_then_depthwise_gives_the_bits_of_the_two_layers() {
         let spec = spec((stride, padding), expanded);
         // Every case but the last takes the band pass (else the bits compared below
         // would be the two calls' against themselves).
-        let s1 = ConvShape::new(&input, expand.shape(), &Conv2dSpec::default()).unwrap();
-        let s2 = ConvShape::new(&s1.output_shape(), depthwise.shape(), &spec).unwrap();
-        let shapes = expand_depthwise::Shapes {
-            expand: &s1,
-            depthwise: &s2,
-        };
         let all_padding = matches!(padding, Padding::Explicit { top: 3, .. });
-        assert_eq!(shapes.fusable(), !all_padding, "{input:?} {padding:?}");
+        let fusable = takes_the_band_pass(&input, &expand, &depthwise, &spec);
+        assert_eq!(fusable, !all_padding, "{input:?} {padding:?}");
         for (bias, activation) in [
             (true, Some(Unary::Relu6)),
             (false, Some(Unary::Sigmoid)),
@@ -1142,13 +1153,7 @@ fn expand_then_depthwise_gives_the_bits_of_the_two_layers() {
     let expand = tensor(&[1, 1, 3, 4], 2);
     let depthwise = tensor(&[3, 3, 1, 8], 3);
     let spec = spec((1, Padding::Same), 4);
-    let s1 = ConvShape::new(x.shape(), expand.shape(), &Conv2dSpec::default()).unwrap();
-    let s2 = ConvShape::new(&s1.output_shape(), depthwise.shape(), &spec).unwrap();
-    let shapes = expand_depthwise::Shapes {
-        expand: &s1,
-        depthwise: &s2,
-    };
-    assert!(!shapes.fusable());
+    assert!(!takes_the_band_pass(x.shape(), &expand, &depthwise, &spec));
     let step = |filter| ConvStep {
         filter,
         bias: None,

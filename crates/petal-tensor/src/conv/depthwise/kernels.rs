@@ -69,13 +69,22 @@ pub(super) struct At<'a, V: Lanes> {
     target: usize,
     /// The block's first channel.
     channel: usize,
-    /// How many column taps reach the block, when they form a window sliding along
-    /// the row ([`Block::window`](super::plan::Block)).
-    window: Option<usize>,
-    /// The source column of the block's first pixel's first tap, for a block that runs
-    /// across a border ([`Plan::clipped`]).
-    clip: Option<isize>,
+    /// The block's column taps, when they form a window sliding along the row
+    /// ([`Block::window`](super::plan::Block)).
+    window: Option<Window>,
     width: V::Width,
+}
+
+/// A window of `taps` neighbouring column taps from tap `kx` on, through which the
+/// block's first pixel reads source column `first`. For a block of [`Plan::clipped`]
+/// (`clipped`) the window is the filter's whole width and may reach into the padding
+/// (`first` below 0, or columns past the row); other windows lie inside the row.
+#[derive(Clone, Copy)]
+struct Window {
+    taps: usize,
+    kx: usize,
+    first: isize,
+    clipped: bool,
 }
 
 impl<V: Lanes> At<'_, V> {
@@ -112,31 +121,23 @@ impl BlockKernel for Gather {
         filter: &[f32],
     ) {
         let mut sums = [V::zero(); B];
-        if let Some(first) = at.clip {
-            match (at.walk.kernel_cols, at.walk.source_stride) {
-                (2, 1) => clipped::<V, B, 2, 1>(at, &mut sums, source, filter, first),
-                (2, 2) => clipped::<V, B, 2, 2>(at, &mut sums, source, filter, first),
-                (3, 1) => clipped::<V, B, 3, 1>(at, &mut sums, source, filter, first),
-                (3, 2) => clipped::<V, B, 3, 2>(at, &mut sums, source, filter, first),
-                (4, 1) => clipped::<V, B, 4, 1>(at, &mut sums, source, filter, first),
-                (4, 2) => clipped::<V, B, 4, 2>(at, &mut sums, source, filter, first),
-                (5, 1) => clipped::<V, B, 5, 1>(at, &mut sums, source, filter, first),
-                (5, 2) => clipped::<V, B, 5, 2>(at, &mut sums, source, filter, first),
-                _ => unreachable!("Plan::clipped takes windows of 2 to 5 at stride 1 or 2"),
-            }
-            return store_sums(at, out, sums);
-        }
         // The windows of the MobileNet and EfficientNet layers slide, their borders'
-        // shorter ones too; other blocks take their taps one by one.
-        match (at.window, at.walk.source_stride) {
-            (Some(2), 1) => slide::<V, B, 2, 1>(at, &mut sums, source, filter),
-            (Some(2), 2) => slide::<V, B, 2, 2>(at, &mut sums, source, filter),
-            (Some(3), 1) => slide::<V, B, 3, 1>(at, &mut sums, source, filter),
-            (Some(3), 2) => slide::<V, B, 3, 2>(at, &mut sums, source, filter),
-            (Some(4), 1) => slide::<V, B, 4, 1>(at, &mut sums, source, filter),
-            (Some(4), 2) => slide::<V, B, 4, 2>(at, &mut sums, source, filter),
-            (Some(5), 1) => slide::<V, B, 5, 1>(at, &mut sums, source, filter),
-            (Some(5), 2) => slide::<V, B, 5, 2>(at, &mut sums, source, filter),
+        // shorter ones and the whole ones across the borders too; other blocks take
+        // their taps one by one.
+        // A match, not `map_or`: a closure may be compiled apart (see `At::offsets`).
+        let taps = match at.window {
+            Some(window) => window.taps,
+            None => 0,
+        };
+        match (taps, at.walk.source_stride) {
+            (2, 1) => slide::<V, B, 2, 1>(at, &mut sums, source, filter),
+            (2, 2) => slide::<V, B, 2, 2>(at, &mut sums, source, filter),
+            (3, 1) => slide::<V, B, 3, 1>(at, &mut sums, source, filter),
+            (3, 2) => slide::<V, B, 3, 2>(at, &mut sums, source, filter),
+            (4, 1) => slide::<V, B, 4, 1>(at, &mut sums, source, filter),
+            (4, 2) => slide::<V, B, 4, 2>(at, &mut sums, source, filter),
+            (5, 1) => slide::<V, B, 5, 1>(at, &mut sums, source, filter),
+            (5, 2) => slide::<V, B, 5, 2>(at, &mut sums, source, filter),
             _ => {
                 for &row in at.row_taps {
                     for &col in at.col_taps {
@@ -182,6 +183,12 @@ fn store_sums<V: Lanes, const B: usize>(at: &At<'_, V>, out: &mut [f32], sums: [
 /// (`S * (B - 1) + N` loads instead of `B * N`: 10 instead of 24 for a 3x3 window at
 /// stride 1). Each pixel adds its taps in the order of [`At::offsets`]: the same
 /// bits.
+///
+/// A block of [`Plan::clipped`] runs across a border: the columns its window reaches
+/// in the padding (below 0 or past the row) read no memory and multiply zeros (masked
+/// loads), so each pixel adds its other taps in the same order as in a block of its
+/// own, plus products of zero: the same values, but for the sign of a sum of zero (and
+/// NaN where a weight is infinite or NaN). Blocks inside the row run without masks.
 #[inline(always)]
 fn slide<V: Lanes, const B: usize, const N: usize, const S: usize>(
     at: &At<'_, V>,
@@ -189,53 +196,36 @@ fn slide<V: Lanes, const B: usize, const N: usize, const S: usize>(
     source: &[f32],
     filter: &[f32],
 ) {
-    let (kx, sx) = at.col_taps[0];
-    let span = S * (B - 1) + N;
-    window_rows::<V, B, N, S, false>(at, sums, (source, filter), (kx, sx as isize), 0..span)
-}
-
-/// [`slide`] for a block that runs across a border ([`Plan::clipped`]): the whole
-/// window of `N` column taps, `first` the source column of the first pixel's first
-/// tap. The taps that fall in the padding (columns below 0 or past the row) read no
-/// memory and multiply zeros (masked loads), so each pixel adds its other taps in the
-/// same order as in a block of its own, plus products of zero: the same values, but
-/// for the sign of a sum of zero (and NaN where a weight is infinite or NaN).
-#[inline(always)]
-fn clipped<V: Lanes, const B: usize, const N: usize, const S: usize>(
-    at: &At<'_, V>,
-    sums: &mut [V; B],
-    source: &[f32],
-    filter: &[f32],
-    first: isize,
-) {
-    let w = at.walk;
+    let Some(window) = at.window else {
+        unreachable!("Gather slides only windows")
+    };
+    let (span, operands) = (S * (B - 1) + N, (source, filter));
+    if !window.clipped {
+        return window_rows::<V, B, N, S, false>(at, sums, operands, window, 0..span);
+    }
     // The block's source columns `first + c` for `c` in `low..high` lie in the row.
-    let span = (S * (B - 1) + N) as isize;
-    let low = (-first).clamp(0, span) as usize;
-    let high = (w.source_cols as isize - first).clamp(0, span) as usize;
-    let operands = (source, filter);
+    let low = (-window.first).clamp(0, span as isize) as usize;
+    let high = (at.walk.source_cols as isize - window.first).clamp(0, span as isize) as usize;
     match (low, high) {
-        (0, high) if high == span as usize => {
-            window_rows::<V, B, N, S, false>(at, sums, operands, (0, first), 0..high)
+        (0, high) if high == span => {
+            window_rows::<V, B, N, S, false>(at, sums, operands, window, 0..span)
         }
         (low, high) if low < high => {
-            window_rows::<V, B, N, S, true>(at, sums, operands, (0, first), low..high)
+            window_rows::<V, B, N, S, true>(at, sums, operands, window, low..high)
         }
         _ => {}
     }
 }
 
-/// The loops of [`slide`] and [`clipped`]: a window of `N` column taps from tap `kx`
-/// on, through which the block's first pixel reads source column `first`, over the
-/// block's source columns `inside` (relative to `first`). Those outside read as zeros
-/// when `CLIPS`; else `inside` is the whole span, `S * (B - 1) + N` columns, and the
-/// code has no masks.
+/// The loops of [`slide`] over the block's source columns `inside` (relative to the
+/// window's `first`). Those outside read as zeros when `CLIPS`; else `inside` is the
+/// whole span, `S * (B - 1) + N` columns, and the code has no masks.
 #[inline(always)]
 fn window_rows<V: Lanes, const B: usize, const N: usize, const S: usize, const CLIPS: bool>(
     at: &At<'_, V>,
     sums: &mut [V; B],
     (source, filter): (&[f32], &[f32]),
-    (kx, first): (usize, isize),
+    Window { kx, first, .. }: Window,
     inside: std::ops::Range<usize>,
 ) {
     let w = at.walk;
@@ -281,8 +271,8 @@ impl BlockKernel for FilterGradient {
         grad_out: &[f32],
     ) {
         debug_assert!(
-            at.clip.is_none(),
-            "the filter gradient walks Plan::new's blocks"
+            !at.col_taps.is_empty(),
+            "the filter gradient walks Plan::new's blocks, which list their taps"
         );
         let g = V::load_strided::<B>(grad_out, at.target, at.walk.target_step, at.width);
         for &row in at.row_taps {
@@ -304,32 +294,36 @@ impl Walk {
     /// targets are output pixels, sources input pixels) or of the input gradient
     /// (`transposed`: the other way round). The shape's multiplier must be 1.
     pub fn new(s: &ConvShape, transposed: bool) -> Self {
-        let (rows, cols) = (Axis::new(s.rows, transposed), Axis::new(s.cols, transposed));
-        let rows = Plan::new(&rows, 1);
-        Self {
-            prefetched_rows: rows_to_prefetch(&rows),
-            rows,
-            cols: Plan::new(&cols, MAX_BLOCK),
-            channels: s.channels,
-            kernel_cols: s.cols.kernel,
-            source_cols: cols.sources(),
-            target_cols: cols.targets(),
-            source_step: cols.source_step() * s.channels,
-            source_stride: cols.source_step(),
-            target_step: cols.target_step() * s.channels,
-            clamp: None,
-            channels_outer: channels_outer(s, transposed),
-        }
+        let cols = Plan::new(&Axis::new(s.cols, transposed), MAX_BLOCK);
+        Self::with_cols(s, transposed, cols)
     }
 
     /// The walk of the forward pass: [`Walk::new`], its columns in blocks that run
     /// across the borders where the kernels can ([`Plan::clipped`]).
     pub fn forward(s: &ConvShape) -> Self {
-        let mut walk = Self::new(s, false);
-        if let Some(cols) = Plan::clipped(&Axis::new(s.cols, false)) {
-            walk.cols = cols;
+        let axis = Axis::new(s.cols, false);
+        let cols = Plan::clipped(&axis).unwrap_or_else(|| Plan::new(&axis, MAX_BLOCK));
+        Self::with_cols(s, false, cols)
+    }
+
+    /// The walk over images of `s` with the columns cut as `cols` says.
+    fn with_cols(s: &ConvShape, transposed: bool, cols: Plan) -> Self {
+        let (rows, axis) = (Axis::new(s.rows, transposed), Axis::new(s.cols, transposed));
+        let rows = Plan::new(&rows, 1);
+        Self {
+            prefetched_rows: rows_to_prefetch(&rows),
+            rows,
+            cols,
+            channels: s.channels,
+            kernel_cols: s.cols.kernel,
+            source_cols: axis.sources(),
+            target_cols: axis.targets(),
+            source_step: axis.source_step() * s.channels,
+            source_stride: axis.source_step(),
+            target_step: axis.target_step() * s.channels,
+            clamp: None,
+            channels_outer: channels_outer(s, transposed),
         }
-        walk
     }
 
     /// This walk with [`Gather`] applying `activation` to every target pixel as it
@@ -421,14 +415,28 @@ impl Walk {
     ) {
         let col_taps = self.cols.taps(block);
         let first_pixel = row.target * self.target_cols + block.target;
+        let window = match (block.clip, col_taps.first()) {
+            (Some(first), _) => Some(Window {
+                taps: self.kernel_cols,
+                kx: 0,
+                first,
+                clipped: true,
+            }),
+            (None, Some(&(kx, sx))) if block.window => Some(Window {
+                taps: col_taps.len(),
+                kx,
+                first: sx as isize,
+                clipped: false,
+            }),
+            _ => None,
+        };
         let at = At {
             walk: self,
             row_taps: self.rows.taps(row),
             col_taps,
             target: first_pixel * self.channels + channel,
             channel,
-            window: block.window.then_some(col_taps.len()),
-            clip: block.clip,
+            window,
             width: V::width((self.channels - channel).min(LANES)),
         };
         dispatch_len::<V, K>(block, &at, out, a, b);
@@ -500,16 +508,25 @@ mod tests {
     use crate::conv::Conv2dSpec;
     use crate::window::Padding;
 
+    /// `len` values in `scale * [-50, 50]`, irregular enough that no two taps cancel.
+    fn values(len: usize, scale: f32) -> Vec<f32> {
+        (0..len)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) * scale)
+            .collect()
+    }
+
+    /// `walk` with every block taking its taps one at a time instead of sliding.
+    fn one_tap_at_a_time(walk: &Walk) -> Walk {
+        let mut walk = walk.clone();
+        walk.cols.blocks.iter_mut().for_each(|b| b.window = false);
+        walk
+    }
+
     /// Sliding windows give the bits of the taps taken one by one: 3x3 and 5x5 windows
     /// at stride 1 and 2 and their borders' shorter ones, blocks of every length, a
     /// channel tail, each vector code.
     #[test]
     fn sliding_windows_give_the_bits_of_one_tap_at_a_time() {
-        let values = |len: usize, scale: f32| -> Vec<f32> {
-            (0..len)
-                .map(|i| ((i * 37 % 101) as f32 - 50.0) * scale)
-                .collect()
-        };
         let mut border_taps = std::collections::BTreeSet::new();
         for kernel in [3, 5] {
             for stride in [1, 2] {
@@ -547,13 +564,7 @@ mod tests {
                         walk.run::<Gather>(isa, &mut out, &x, &f);
                         out
                     };
-                    let mut one_by_one = walk.clone();
-                    one_by_one
-                        .cols
-                        .blocks
-                        .iter_mut()
-                        .for_each(|b| b.window = false);
-                    let (got, want) = (run(&walk), run(&one_by_one));
+                    let (got, want) = (run(&walk), run(&one_tap_at_a_time(&walk)));
                     let what = format!("{kernel}x{kernel} stride {stride} {isa:?}");
                     assert!(got == want, "{what}: not the same bits");
                 }
@@ -568,11 +579,6 @@ mod tests {
     /// forward and filter gradient.
     #[test]
     fn clipped_blocks_and_both_orders_give_the_sums_of_one_tap_at_a_time() {
-        let values = |len: usize, scale: f32| -> Vec<f32> {
-            (0..len)
-                .map(|i| ((i * 37 % 101) as f32 - 50.0) * scale)
-                .collect()
-        };
         let shapes = [
             (7, 7, 5, 1, Padding::Same),
             (14, 14, 5, 2, Padding::Same),
@@ -605,12 +611,7 @@ mod tests {
             let s = ConvShape::new(&[1, h, w, 72], &[kernel, kernel, 1, 72], &spec).unwrap();
             let clipped = Walk::forward(&s);
             assert!(clipped.cols.blocks.iter().all(|b| b.clip.is_some()));
-            let mut one_by_one = Walk::new(&s, false);
-            one_by_one
-                .cols
-                .blocks
-                .iter_mut()
-                .for_each(|b| b.window = false);
+            let one_by_one = one_tap_at_a_time(&Walk::new(&s, false));
             let (x, f) = (values(s.image_len(), 0.01), values(s.filter_len(), 0.003));
             let dy = values(s.output_image_len(), 0.02);
             for isa in Isa::available() {

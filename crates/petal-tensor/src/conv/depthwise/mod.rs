@@ -26,8 +26,9 @@
 //!   two alternating in one process (a scratch program, medians of 100 rounds of 5
 //!   calls, ms, border blocks -> clipped): 7x7x1152 5x5 0.135 -> 0.058, 7x7x960 3x3
 //!   0.037 -> 0.022, 14x14x672 5x5 0.149 -> 0.108 and stride 2 0.045 -> 0.031,
-//!   14x14x480 3x3 0.050 -> 0.041, 28x28x240 5x5 0.146 -> 0.130, 112x112x32 3x3 0.283
-//!   -> 0.278; but 56x56x144 5x5 0.609 -> 0.659 (+8% in two runs: hence the limit).
+//!   14x14x480 3x3 0.050 -> 0.041, 28x28x240 5x5 0.146 -> 0.130. Cut that way too,
+//!   112x112x32 3x3 took 0.283 -> 0.278 and 56x56x144 5x5 0.609 -> 0.659 (+8% in two
+//!   runs): hence the limit.
 //!   With the order of channels below, whole networks (folded, batch 16, 2 threads,
 //!   the old and new walks alternating in one process through a scratch switch, 14
 //!   rounds of 2 predictions, medians, two runs, img/s): EfficientNet-Lite0 173.9 ->

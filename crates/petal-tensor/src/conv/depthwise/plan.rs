@@ -181,8 +181,8 @@ impl Plan {
     }
 
     /// The forward pass's targets in blocks of up to [`MAX_BLOCK`] that run across the
-    /// borders: each block takes the whole window, and the kernel skips the taps that
-    /// fall in the padding. [`Plan::new`] cuts a border target into a block of its own
+    /// borders: each block takes the whole window, and the kernel loads zeros for the
+    /// columns in the padding. [`Plan::new`] cuts a border target into a block of its own
     /// (its taps differ from its neighbours'), so on the small maps of the late layers
     /// (7 columns of a 5x5 window: 6 blocks, for 3 columns in the interior) the blocks
     /// are short and the kernel's work per block small. `None` unless the axis is a
@@ -242,13 +242,11 @@ fn clipped_lens(targets: usize) -> Vec<usize> {
     }
     let mut lens = Vec::new();
     let mut left = targets;
-    while left > 0 {
-        let len = [MAX_BLOCK, 7, 4, 2, 1]
-            .into_iter()
-            .find(|&l| l <= left)
-            .unwrap_or(1);
-        lens.push(len);
-        left -= len;
+    for len in [MAX_BLOCK, 7, 4, 2, 1] {
+        while left >= len {
+            lens.push(len);
+            left -= len;
+        }
     }
     lens
 }

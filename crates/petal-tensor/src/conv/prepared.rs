@@ -148,7 +148,7 @@ enum Preparation {
 
 /// What a filter of the convolution `s` is prepared into, in the precision of `s`.
 fn preparation(s: &ConvShape) -> Preparation {
-    match s.path() {
+    match s.forward_path() {
         ConvPath::Winograd(tile) => Preparation::Winograd(tile),
         ConvPath::Im2col | ConvPath::Pointwise if s.precision == Precision::Bf16 => {
             Preparation::Packed

@@ -31,6 +31,14 @@
 //! full vector now also sum from zero and take the bias last, where they started at the
 //! bias: their last bit may differ from before.
 //!
+//! With AVX-512 and 64 filters or more, each patch value goes to four vectors of
+//! filters at once, in blocks of 6 pixels (24 sums in registers), where two vectors in
+//! blocks of 8 loaded a filter vector for every 4 multiply-adds. 2 threads, a timing
+//! program alternating the ways, medians of 10 rounds of 3 calls: ResNet's stem
+//! (16x224x224x3 -> 64, 7x7 stride 2, which [`takes_image`] sends here) 19.5-19.8 ms ->
+//! 16.3-16.4 ms; VGG16's first layer (16x224x224x3 -> 64, 3x3) 25.5 -> 23.0 ms;
+//! MobileNetV2's stem (32 filters) does not take it and is unchanged.
+//!
 //! The filter gradient reads its patches in place the same way, a stretch of an output
 //! row at a time, and sums a 9-value patch in one block of 9 accumulators (it unrolled
 //! every patch, then summed 8 taps and 1): `cargo bench -p petal-tensor --bench conv --
@@ -55,9 +63,30 @@ use crate::simd::{add_to, load, store};
 
 /// Patches up to this long take the direct path.
 pub(super) const MAX_PATCH: usize = 32;
+/// Longer patches of images with at most [`IMAGE_CHANNELS`] channels take the forward
+/// kernel up to this length (see [`takes_image`]).
+const MAX_IMAGE_PATCH: usize = 160;
+/// Grey, RGB or RGBA.
+const IMAGE_CHANNELS: usize = 4;
 
-/// Output pixels per block of the forward kernel (one accumulator register each).
+/// Whether the forward pass of a first layer on images with a patch longer than
+/// [`MAX_PATCH`] runs here rather than through im2col: one group of at most
+/// [`IMAGE_CHANNELS`] channels, a patch up to [`MAX_IMAGE_PATCH`]. im2col unrolls such a
+/// patch in runs of a few values (7 runs of 21 for ResNet's stem) that take as long as
+/// copying; read in place, the stem (16x224x224x3 -> 64, 7x7 stride 2, ReLU, 2 threads)
+/// took 16.2-16.4 ms against 18.4-18.9 through im2col (2 threads, the two ways
+/// alternating in one process; the same bits in that program).
+pub(super) fn takes_image(s: &ConvShape) -> bool {
+    s.groups == 1 && s.channels <= IMAGE_CHANNELS && s.patch_len() <= MAX_IMAGE_PATCH
+}
+
+/// Output pixels per block of the forward kernel (one accumulator register each, per
+/// vector of filters).
 const ROWS: usize = 8;
+/// The same when each patch value goes to four vectors of filters at once (see
+/// [`takes_four_vectors`]): 6 x 4 sums, the four filter vectors and the broadcast value
+/// fill 29 of AVX-512's 32 registers.
+const QUAD_ROWS: usize = 6;
 /// Most patch entries per block of the filter-gradient kernel (one accumulator each):
 /// a patch is split into blocks of near-equal size, so that no block is left with one
 /// or two accumulators waiting on each other's latency (9 taps in one block, 27 in 3).
@@ -239,9 +268,13 @@ impl WithSimd for PatchProducts<'_> {
         let (patch, o, ow) = (s.patch_len(), s.filters, s.cols.output);
         // Each output row in blocks of near-equal size (26 columns as 7, 7, 6 and 6),
         // none wrapping to the next row, so that a valid layer unrolls nothing.
+        let most = match takes_four_vectors::<S>(o) {
+            true => QUAD_ROWS,
+            false => ROWS,
+        };
         for oy in 0..s.rows.output {
             let inside = windows.inside_columns(oy);
-            for block in near_equal_blocks(ow, ROWS) {
+            for block in near_equal_blocks(ow, most) {
                 let (first, rows) = (oy * ow + block.start, block.len());
                 let patches = if inside.start <= block.start && block.end <= inside.end {
                     windows.in_place(&image[windows.window_start(oy, block.start)..])
@@ -300,17 +333,23 @@ impl Block<'_> {
         } = self;
         let lanes = S::F32_LANES;
         let vector_filters = o / lanes * lanes;
-        // Two vectors of filters per pass where the registers hold their 2R sums (32
-        // registers with AVX-512): each patch value is broadcast once for both.
-        let pairs = if lanes >= 16 {
-            vector_filters / (2 * lanes)
-        } else {
-            0
-        };
-        for pair in 0..pairs {
-            write_vectors::<S, R, 2>(simd, patches, filters, y, o, pair * 2 * lanes);
+        // Four vectors of filters per pass in blocks of up to `QUAD_ROWS` rows, else two
+        // where the registers hold their 2R sums (32 registers with AVX-512): each patch
+        // value is broadcast once for all of them.
+        let mut lane0 = 0;
+        if R <= QUAD_ROWS && takes_four_vectors::<S>(vector_filters) {
+            while lane0 + 4 * lanes <= vector_filters {
+                write_vectors::<S, R, 4>(simd, patches, filters, y, o, lane0);
+                lane0 += 4 * lanes;
+            }
         }
-        for lane0 in (pairs * 2 * lanes..vector_filters).step_by(lanes) {
+        if lanes >= 16 {
+            while lane0 + 2 * lanes <= vector_filters {
+                write_vectors::<S, R, 2>(simd, patches, filters, y, o, lane0);
+                lane0 += 2 * lanes;
+            }
+        }
+        for lane0 in (lane0..vector_filters).step_by(lanes) {
             write_vectors::<S, R, 1>(simd, patches, filters, y, o, lane0);
         }
         if vector_filters == o {
@@ -332,6 +371,12 @@ impl Block<'_> {
             }
         }
     }
+}
+
+/// Whether blocks give each patch value to four vectors of filters at once: with
+/// AVX-512's 32 registers, for layers of at least four vectors of filters (64).
+fn takes_four_vectors<S: Simd>(filters: usize) -> bool {
+    S::F32_LANES >= 16 && filters >= 4 * S::F32_LANES
 }
 
 /// `y = patches * filters` for `R` rows and the `V` vectors of filters from `lane0`.

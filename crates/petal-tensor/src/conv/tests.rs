@@ -528,7 +528,9 @@ fn check_winograd_passes(input: [usize; 4], filter: [usize; 4]) {
 /// im2col's forward pass in blocks of output positions: a 5x5 patch of 3 channels a
 /// group is 75 values, so a block is 873 positions; 34x29 outputs make 986 (a block
 /// and a shorter one), in 2 groups, with padding on every side, on 1 and 2 threads.
-/// ResNet's 7x7 stem on RGB (runs of 21 values, copied inline) in blocks of 445.
+/// ResNet's 7x7 stem on RGB (runs of 21 values, copied inline: by its gradients, and by
+/// its small-patch forward pass at the borders) in blocks of 445. Images of 12 outputs
+/// a block of several images (5 on one thread; 3 and 2 on two), in 2 groups.
 #[test]
 fn im2col_in_blocks_of_positions_matches_the_reference() {
     let spec = Conv2dSpec {
@@ -546,9 +548,20 @@ fn im2col_in_blocks_of_positions_matches_the_reference() {
     };
     let s = ConvShape::new(&[1, 64, 60, 3], &[7, 7, 3, 8], &stem).unwrap();
     assert_eq!((im2col::block_positions(&s), s.positions()), (445, 960));
+    let small_images = Conv2dSpec {
+        stride: [2, 2],
+        padding: Padding::Same,
+        groups: 2,
+        ..Conv2dSpec::default()
+    };
+    let s = ConvShape::new(&[5, 7, 6, 8], &[3, 3, 4, 6], &small_images).unwrap();
+    assert_eq!(s.forward_path(), ConvPath::Im2col);
     for threads in [1, 2] {
         check_against_reference([2, 34, 29, 6], [5, 5, 3, 4], spec, threads);
         check_against_reference([1, 64, 60, 3], [7, 7, 3, 8], stem, threads);
+        let images = crate::parallel::pool_of(threads).install(|| im2col::images_per_block(&s));
+        assert_eq!(images, [5, 3][threads - 1]);
+        check_against_reference([5, 7, 6, 8], [3, 3, 4, 6], small_images, threads);
     }
 }
 
@@ -587,6 +600,64 @@ fn small_patches_read_in_place_match_the_reference() {
         for threads in [1, 2] {
             check_against_reference(input, filter, spec, threads);
         }
+    }
+}
+
+/// First layers on images with patches longer than the small-patch path's take its
+/// forward kernel (their gradients im2col), and with 64 filters or more the kernel
+/// gives each patch value to four vectors of filters at once (AVX-512), then to pairs,
+/// single vectors and single filters: ResNet's 7x7 stride-2 stem on RGB, 5x5 on four
+/// channels with 80 filters, 100 filters under uneven padding, 9x9 on grey with 96,
+/// and a short RGB patch with 64.
+#[test]
+fn first_layers_with_long_patches_take_the_small_patch_forward_kernel() {
+    let stride_2 = Conv2dSpec {
+        stride: [2, 2],
+        padding: Padding::Same,
+        ..Conv2dSpec::default()
+    };
+    let uneven = Conv2dSpec {
+        padding: explicit([3, 1, 0, 2]),
+        ..Conv2dSpec::default()
+    };
+    let cases = [
+        ([2, 23, 30, 3], [7, 7, 3, 64], stride_2, ConvPath::Im2col),
+        (
+            [1, 11, 19, 4],
+            [5, 5, 4, 80],
+            Conv2dSpec::default(),
+            ConvPath::Im2col,
+        ),
+        ([1, 9, 14, 3], [7, 7, 3, 100], uneven, ConvPath::Im2col),
+        (
+            [2, 12, 21, 1],
+            [9, 9, 1, 96],
+            same_padding(),
+            ConvPath::Im2col,
+        ),
+        (
+            [2, 6, 40, 3],
+            [3, 3, 3, 64],
+            same_padding(),
+            ConvPath::SmallPatch,
+        ),
+    ];
+    for (input, filter, spec, gradients) in cases {
+        let shape = ConvShape::new(&input, &filter, &spec).unwrap();
+        assert_eq!(shape.path(), gradients, "{input:?} {filter:?}");
+        assert_eq!(
+            shape.forward_path(),
+            ConvPath::SmallPatch,
+            "{input:?} {filter:?}"
+        );
+        for threads in [1, 2] {
+            check_against_reference(input, filter, spec, threads);
+        }
+    }
+    // Five channels, or a patch over 160 values, stay on im2col.
+    for filter in [[3, 3, 5, 64], [9, 9, 2, 64]] {
+        let shape = ConvShape::new(&[1, 12, 12, filter[2]], &filter, &same_padding()).unwrap();
+        assert_eq!(shape.forward_path(), ConvPath::Im2col, "{filter:?}");
     }
 }
 

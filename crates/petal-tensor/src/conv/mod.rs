@@ -274,7 +274,8 @@ impl ConvShape {
     /// patch is too long for the small-patch path (ResNet's 7x7 stem on RGB, 147
     /// values) takes that path's forward kernel (see [`small_patch::takes_image`]).
     /// Its gradients stay on im2col: the stem's filter gradient took 24.5 ms there
-    /// against 18.6 (batch 16, 2 threads).
+    /// against 18.6 (batch 16, 2 threads). Like every small-patch product, that forward
+    /// pass runs in f32 under bf16 too, while the gradients take bf16 factors.
     fn forward_path(&self) -> ConvPath {
         match self.path() {
             ConvPath::Im2col if small_patch::takes_image(self) => ConvPath::SmallPatch,

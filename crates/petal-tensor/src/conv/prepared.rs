@@ -164,7 +164,7 @@ fn preparation_now(filter_shape: &[usize], spec: &Conv2dSpec) -> Preparation {
 }
 
 /// The convolution of one image one window large by a filter of `filter_shape`: the
-/// path ([`ConvShape::path`]) depends on the filter and the spec, not on the image
+/// path ([`ConvShape::forward_path`]) depends on the filter and the spec, not on the image
 /// size, so this shape has the path of every input the filter takes.
 fn one_window_shape(filter_shape: &[usize], spec: &Conv2dSpec) -> Result<ConvShape> {
     ConvShape::new(&one_window(filter_shape, spec), filter_shape, spec)

@@ -32,8 +32,8 @@
 //! bias: their last bit may differ from before.
 //!
 //! With AVX-512 and 64 filters or more, each patch value goes to four vectors of
-//! filters at once, in blocks of 6 pixels (24 sums in registers), where two vectors in
-//! blocks of 8 loaded a filter vector for every 4 multiply-adds. 2 threads, a timing
+//! filters at once, in blocks of 6 pixels (24 sums in registers): one broadcast for
+//! every 4 multiply-adds, where two vectors in blocks of 8 took one for every 2. 2 threads, a timing
 //! program alternating the ways, medians of 10 rounds of 3 calls: ResNet's stem
 //! (16x224x224x3 -> 64, 7x7 stride 2, which [`takes_image`] sends here) 19.5-19.8 ms ->
 //! 16.3-16.4 ms; VGG16's first layer (16x224x224x3 -> 64, 3x3) 25.5 -> 23.0 ms;
@@ -650,12 +650,15 @@ mod tests {
     /// 32, 13, 12, 4 and 1 (gradient blocks of 9+9+9, 9, 11+10+10, 11+11+10, 7+6, 12, 4
     /// and 1 taps); 300 positions (blocks of 8 and a tail of 4; the gradient over
     /// stretches of 100, 1 and 199) and 21 (a tail of 5; stretches of 7, 1 and 13).
-    /// Patches read in place are pinned in `conv::tests`.
+    /// Then ResNet's stem patch (147) with 116 filters: with AVX-512, blocks of 6
+    /// positions giving each value to four vectors, then a pair, one vector and a tail
+    /// of 4. Patches read in place are pinned in `conv::tests`.
     fn check_kernels<S: Simd>(simd: S) {
         let shapes = [(300, 27), (21, 9), (21, 31), (21, 32), (21, 13), (21, 12)];
         for (positions, patch) in shapes.into_iter().chain([(21, 4), (21, 1)]) {
             check_shape(simd, positions, patch, 53);
         }
+        check_shape(simd, 21, 147, 116);
     }
 
     fn check_shape<S: Simd>(simd: S, positions: usize, patch: usize, o: usize) {
@@ -681,14 +684,18 @@ mod tests {
             step: patch,
             offsets: &unrolled,
         };
-        for (first, y) in (0..positions).step_by(ROWS).zip(y.chunks_mut(ROWS * o)) {
+        let rows = match takes_four_vectors::<S>(o) {
+            true => QUAD_ROWS,
+            false => ROWS,
+        };
+        for (first, y) in (0..positions).step_by(rows).zip(y.chunks_mut(rows * o)) {
             let block = Block {
                 patches: patches_from(first),
                 filters: &filters,
                 y,
                 o,
             };
-            block.write_rows(simd, ROWS.min(positions - first));
+            block.write_rows(simd, rows.min(positions - first));
         }
         let third = positions / 3;
         let bounds = [0, third, third + 1, positions];

@@ -440,6 +440,15 @@ fn winograd_on_groups_of_images_matches_the_reference() {
     check_winograd_passes([7, 30, 30, 16], [3, 3, 16, 16]);
 }
 
+/// Winograd in bands of one image's tiles: at 64 channels and filters an F(4x4) tile
+/// and its products take 18 KiB, so the 100 tiles of a 38x38 output (the last row and
+/// column of tiles hanging over the edge) go in bands of 56 and 44 (`winograd::tests`
+/// pins the band), forward and input gradient.
+#[test]
+fn winograd_in_bands_of_one_images_tiles_matches_the_reference() {
+    check_winograd_passes([1, 38, 38, 64], [3, 3, 64, 64]);
+}
+
 /// Winograd on the whole batch's tiles at once: 344 channels and filters make 16.3 MiB
 /// of transformed F(4x4) filters, and a 6x6 output is 4 tiles an image, so all three
 /// passes take the whole batch (`winograd::tests` pins the choice for this shape).
@@ -528,8 +537,9 @@ fn check_winograd_passes(input: [usize; 4], filter: [usize; 4]) {
 /// im2col's forward pass in blocks of output positions: a 5x5 patch of 3 channels a
 /// group is 75 values, so a block is 873 positions; 34x29 outputs make 986 (a block
 /// and a shorter one), in 2 groups, with padding on every side, on 1 and 2 threads.
-/// ResNet's 7x7 stem on RGB (runs of 21 values, copied inline: by its gradients, and by
-/// its small-patch forward pass at the borders) in blocks of 445. Images of 12 outputs
+/// ResNet's 7x7 stem on RGB (runs of 21 values, copied inline by its filter gradient and
+/// by its small-patch forward pass at the borders), and 7x7 on 5 channels (runs of 35),
+/// whose forward pass takes blocks of 267 positions. Images of 12 outputs
 /// a block of several images (5 on one thread; 3 and 2 on two), in 2 groups.
 #[test]
 fn im2col_in_blocks_of_positions_matches_the_reference() {
@@ -547,7 +557,10 @@ fn im2col_in_blocks_of_positions_matches_the_reference() {
         ..Conv2dSpec::default()
     };
     let s = ConvShape::new(&[1, 64, 60, 3], &[7, 7, 3, 8], &stem).unwrap();
-    assert_eq!((im2col::block_positions(&s), s.positions()), (445, 960));
+    assert_eq!(s.forward_path(), ConvPath::SmallPatch);
+    let s = ConvShape::new(&[1, 64, 60, 5], &[7, 7, 5, 8], &stem).unwrap();
+    assert_eq!(s.forward_path(), ConvPath::Im2col);
+    assert_eq!((im2col::block_positions(&s), s.positions()), (267, 960));
     let small_images = Conv2dSpec {
         stride: [2, 2],
         padding: Padding::Same,
@@ -559,6 +572,7 @@ fn im2col_in_blocks_of_positions_matches_the_reference() {
     for threads in [1, 2] {
         check_against_reference([2, 34, 29, 6], [5, 5, 3, 4], spec, threads);
         check_against_reference([1, 64, 60, 3], [7, 7, 3, 8], stem, threads);
+        check_against_reference([1, 64, 60, 5], [7, 7, 5, 8], stem, threads);
         let images = crate::parallel::pool_of(threads).install(|| im2col::images_per_block(&s));
         assert_eq!(images, [5, 3][threads - 1]);
         check_against_reference([5, 7, 6, 8], [3, 3, 4, 6], small_images, threads);
@@ -607,8 +621,9 @@ fn small_patches_read_in_place_match_the_reference() {
 /// forward kernel (their gradients im2col), and with 64 filters or more the kernel
 /// gives each patch value to four vectors of filters at once (AVX-512), then to pairs,
 /// single vectors and single filters: ResNet's 7x7 stride-2 stem on RGB, 5x5 on four
-/// channels with 80 filters, 100 filters under uneven padding, 9x9 on grey with 96,
-/// and a short RGB patch with 64.
+/// channels with 80 filters, 100 filters under uneven padding, 5x5 on RGB with 116 (four
+/// vectors, a pair, one and 4 filters), 9x9 on grey with 96, and a short RGB patch with
+/// 64.
 #[test]
 fn first_layers_with_long_patches_take_the_small_patch_forward_kernel() {
     let stride_2 = Conv2dSpec {
@@ -629,6 +644,12 @@ fn first_layers_with_long_patches_take_the_small_patch_forward_kernel() {
             ConvPath::Im2col,
         ),
         ([1, 9, 14, 3], [7, 7, 3, 100], uneven, ConvPath::Im2col),
+        (
+            [1, 10, 13, 3],
+            [5, 5, 3, 116],
+            Conv2dSpec::default(),
+            ConvPath::Im2col,
+        ),
         (
             [2, 12, 21, 1],
             [9, 9, 1, 96],

@@ -7,7 +7,8 @@
 //! `V = Bᵀ d B`, the tile's outputs are `Aᵀ (U ⊙ V) A`, summed over the input channels.
 //! The product `U ⊙ V` summed over channels is, for each of the n² positions of the
 //! transformed tile, a GEMM `(tiles, c) x (c, o)` (the tiles of a group of images, see
-//! [`images_per_group`], or of the whole batch, see [`whole_batch`]): n² multiplies
+//! [`images_per_group`], of a band of one large image, see [`tiles_per_band`], or of
+//! the whole batch, see [`whole_batch`]): n² multiplies
 //! per m² outputs where
 //! the direct convolution does 9 m², so 2.25x fewer for F(2x2) (16 for 4 outputs) and
 //! 4x fewer for F(4x4) (36 for 16). The transforms are sums with small constant
@@ -47,6 +48,9 @@ const MIN_CHANNELS: usize = 16;
 const GROUP_TILES: usize = 128;
 /// Bytes of transformed tiles a group may take: about a core's L2.
 const GROUP_SCRATCH: usize = 1 << 20;
+/// The fewest tiles a band of one image takes (see [`tiles_per_band`]): a floor, not
+/// tuned, for layers of many channels, since GEMMs of few rows run below their peak.
+const MIN_BAND_TILES: usize = 16;
 /// Bytes of transformed filters from which a convolution runs on the whole batch (see
 /// [`whole_batch`]).
 const WHOLE_BATCH_FILTERS: usize = 16 << 20;
@@ -611,7 +615,22 @@ fn convolve<T: Tiling<M, N>, const M: usize, const N: usize>(
     let start = output.start.per_channel(o);
     // For a group of images: their transformed tiles one image after another, so that
     // the tiles of the whole group are the rows of each GEMM.
+    let band = tiles_per_band(group, tiles, positions * (c + o));
     let kernel = |ys: &mut [MaybeUninit<f32>], scratch: &mut [f32], xs: &[f32]| {
+        if let Some(band) = band {
+            let (v, rest) = scratch.split_at_mut(band * positions * c);
+            let (m, rest) = rest.split_at_mut(band * positions * o);
+            let (pairs, patch) = rest.split_at_mut(pairs_len);
+            for first in (0..tiles).step_by(band) {
+                let len = band.min(tiles - first);
+                let (v, m) = (&mut v[..len * positions * c], &mut m[..len * positions * o]);
+                input_tiles::<T, M, N>(p, first, xs, patch, v);
+                let product = Product::<N>::of(p, len);
+                product.multiply(v, cast_slice_mut(pairs), u, m, threaded_gemm)?;
+                output_tiles::<T, M, N>(p, first, m, start, ys);
+            }
+            return Ok(());
+        }
         let count = xs.len() / in_len;
         let (v, rest) = scratch.split_at_mut(group * v_len);
         let (m, rest) = rest.split_at_mut(group * m_len);
@@ -620,7 +639,7 @@ fn convolve<T: Tiling<M, N>, const M: usize, const N: usize>(
         let product = Product::<N>::of(p, count * tiles);
         product.multiply(v, cast_slice_mut(pairs), u, m, threaded_gemm)?;
         for (yi, m) in ys.chunks_exact_mut(out_len).zip(m.chunks_exact(m_len)) {
-            output_tiles::<T, M, N>(p, m, start, yi);
+            output_tiles::<T, M, N>(p, 0, m, start, yi);
         }
         Ok(())
     };
@@ -629,6 +648,21 @@ fn convolve<T: Tiling<M, N>, const M: usize, const N: usize>(
     // output plane), for each of the group's images (`m` holds `group` of them), and
     // the kernel's only error (from `multiply`) comes before any write.
     unsafe { map_image_groups_written(output, batch, out_len, (x, in_len), group, scratch, kernel) }
+}
+
+/// Tiles a band of one image takes through the three stages when that image alone
+/// would overflow [`GROUP_SCRATCH`] with its transformed tiles and products
+/// (`values_per_tile` of them a tile), or `None` (the whole group at once): as many as
+/// fit in it, at least [`MIN_BAND_TILES`]. At 56x56x64 one image's tiles and products
+/// took 3.6 MB, more than L2, so each stage read the last one's output from L3. F(4x4),
+/// batch 16, 2 threads, the ways alternating in one process, medians of 12 rounds, ms,
+/// whole image -> bands: 16x56x56x64 9.36 / 8.04 / 9.93 / 9.60 -> 7.77 / 8.05 / 9.25 /
+/// 8.30 (bands of 56 tiles); 16x28x28x128 6.19 / 6.25 / 7.76 / 6.69 -> 5.90 / 5.88 /
+/// 6.01 / 6.10 (28); ResNet18's `predict` 130.8 -> 133.8 and 124.4 -> 129.0 images/s.
+fn tiles_per_band(group: usize, tiles: usize, values_per_tile: usize) -> Option<usize> {
+    let tile_bytes = values_per_tile.max(1) * std::mem::size_of::<f32>();
+    let band = (GROUP_SCRATCH / tile_bytes).max(MIN_BAND_TILES);
+    (group == 1 && band < tiles).then_some(band)
 }
 
 /// How many images a task transforms before the N² GEMMs run on all their tiles at
@@ -701,14 +735,26 @@ fn group_input_tiles<T: Tiling<M, N>, const M: usize, const N: usize>(
         .chunks_exact(p.image_len())
         .zip(v.chunks_exact_mut(v_len))
     {
-        Arch::new().dispatch(InputTiles::<T, M, N> {
-            p,
-            image: xi,
-            patch: &mut *patch,
-            v,
-            tiling: PhantomData,
-        });
+        input_tiles::<T, M, N>(p, 0, xi, patch, v);
     }
+}
+
+/// `V` of the tiles of `image` from `first_tile` on, as many as `v` holds.
+fn input_tiles<T: Tiling<M, N>, const M: usize, const N: usize>(
+    p: &Plane,
+    first_tile: usize,
+    image: &[f32],
+    patch: &mut [f32],
+    v: &mut [f32],
+) {
+    Arch::new().dispatch(InputTiles::<T, M, N> {
+        p,
+        first_tile,
+        image,
+        patch,
+        v,
+        tiling: PhantomData,
+    });
 }
 
 /// `V` of every image of the batch `x`, one image's `v_len` values after another,
@@ -750,7 +796,7 @@ fn convolve_whole_batch<T: Tiling<M, N>, const M: usize, const N: usize>(
     Product::<N>::of(p, rows).multiply(&v, &mut pairs, u, &mut m, true)?;
     let start = output.start.per_channel(p.filters);
     let kernel = |y: &mut [MaybeUninit<f32>], _: &mut [f32], m: &[f32]| {
-        output_tiles::<T, M, N>(p, m, start, y);
+        output_tiles::<T, M, N>(p, 0, m, start, y);
         Ok(())
     };
     let out_len = p.output_image_len();
@@ -902,12 +948,14 @@ impl<const N: usize> Product<N> {
 /// `y = start + Aᵀ M A` for every tile of one new output image (see [`OutputTiles`]).
 fn output_tiles<T: Tiling<M, N>, const M: usize, const N: usize>(
     p: &Plane,
+    first_tile: usize,
     m: &[f32],
     start: Option<&[f32]>,
     y: &mut [MaybeUninit<f32>],
 ) {
     Arch::new().dispatch(OutputTiles::<T, M, N> {
         p,
+        first_tile,
         m,
         start,
         y,
@@ -1074,6 +1122,7 @@ impl<T: Tiling<M, N>, const M: usize, const N: usize> WithSimd for GradientTiles
 /// tile.
 struct InputTiles<'a, T, const M: usize, const N: usize> {
     p: &'a Plane,
+    first_tile: usize,
     image: &'a [f32],
     patch: &'a mut [f32],
     v: &'a mut [f32],
@@ -1086,11 +1135,16 @@ impl<T: Tiling<M, N>, const M: usize, const N: usize> WithSimd for InputTiles<'_
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) {
         let Self {
-            p, image, patch, v, ..
+            p,
+            first_tile,
+            image,
+            patch,
+            v,
+            ..
         } = self;
         let c = p.channels;
         let vector_channels = c / S::F32_LANES * S::F32_LANES;
-        for (tile, out) in v.chunks_exact_mut(N * N * c).enumerate() {
+        for (tile, out) in (first_tile..).zip(v.chunks_exact_mut(N * N * c)) {
             let (oy, ox) = p.tile_origin(tile, M);
             // A tile inside the image is read where it is; one over the edge is first
             // copied with its zeros into `patch`.
@@ -1193,6 +1247,7 @@ fn gather_pixels(
 /// output's edge, and writes only the outputs that exist.
 struct OutputTiles<'a, T, const M: usize, const N: usize> {
     p: &'a Plane,
+    first_tile: usize,
     m: &'a [f32],
     start: Option<&'a [f32]>,
     y: &'a mut [MaybeUninit<f32>],
@@ -1204,11 +1259,18 @@ impl<T: Tiling<M, N>, const M: usize, const N: usize> WithSimd for OutputTiles<'
 
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) {
-        let Self { p, m, start, y, .. } = self;
+        let Self {
+            p,
+            first_tile,
+            m,
+            start,
+            y,
+            ..
+        } = self;
         let o = p.filters;
         let vector_filters = o / S::F32_LANES * S::F32_LANES;
         let [rows, cols] = p.output;
-        for (tile, mt) in m.chunks_exact(N * N * o).enumerate() {
+        for (tile, mt) in (first_tile..).zip(m.chunks_exact(N * N * o)) {
             let (oy, ox) = p.tile_origin(tile, M);
             let whole = oy + M <= rows && ox + M <= cols;
             for k in (0..vector_filters).step_by(S::F32_LANES) {
@@ -1286,6 +1348,20 @@ mod tests {
     /// filters, the filter gradient of their 256-filter layers, the whole-batch test in
     /// `conv/tests.rs` (344 -> 344, 4 tiles an image); not the lecture's smaller layers,
     /// nor large images, whose groups give the GEMMs enough rows.
+    /// One image that overflows the group's scratch goes in bands of tiles: 56 of 18 KiB
+    /// (F(4x4), 64 channels and filters) or 28 of 36 KiB (128), at least 16; not when
+    /// the image fits, nor in groups of several images.
+    #[test]
+    fn images_too_large_for_the_scratch_go_in_bands_of_tiles() {
+        let per_tile = |channels: usize| 36 * 2 * channels;
+        assert_eq!(tiles_per_band(1, 100, per_tile(64)), Some(56));
+        assert_eq!(tiles_per_band(1, 196, per_tile(64)), Some(56));
+        assert_eq!(tiles_per_band(1, 49, per_tile(128)), Some(28));
+        assert_eq!(tiles_per_band(1, 196, per_tile(1024)), Some(16));
+        assert_eq!(tiles_per_band(1, 56, per_tile(64)), None);
+        assert_eq!(tiles_per_band(3, 100, per_tile(64)), None);
+    }
+
     #[test]
     fn the_whole_batch_is_taken_for_large_filters_and_few_tiles() {
         let filters = |c: usize, o: usize| 36 * c * o;

@@ -610,43 +610,42 @@ fn convolve<T: Tiling<M, N>, const M: usize, const N: usize>(
     let (c, o, tiles, positions) = (p.channels, p.filters, p.tile_count(M), N * N);
     let threaded_gemm = gemm_needs_threads(batch);
     let (v_len, m_len) = (positions * tiles * c, positions * tiles * o);
-    let pairs_len = u.pairs_for(group * tiles, positions, c);
+    let band = tiles_per_band(group, tiles, positions * (c + o));
+    // Tiles one pass transforms and multiplies: a band of one image, or the group's.
+    let rows = band.unwrap_or(group * tiles);
+    let pairs_len = u.pairs_for(rows, positions, c);
     let (in_len, out_len) = (p.image_len(), p.output_image_len());
     let start = output.start.per_channel(o);
-    // For a group of images: their transformed tiles one image after another, so that
-    // the tiles of the whole group are the rows of each GEMM.
-    let band = tiles_per_band(group, tiles, positions * (c + o));
     let kernel = |ys: &mut [MaybeUninit<f32>], scratch: &mut [f32], xs: &[f32]| {
-        if let Some(band) = band {
-            let (v, rest) = scratch.split_at_mut(band * positions * c);
-            let (m, rest) = rest.split_at_mut(band * positions * o);
-            let (pairs, patch) = rest.split_at_mut(pairs_len);
-            for first in (0..tiles).step_by(band) {
-                let len = band.min(tiles - first);
-                let (v, m) = (&mut v[..len * positions * c], &mut m[..len * positions * o]);
-                input_tiles::<T, M, N>(p, first, xs, patch, v);
-                let product = Product::<N>::of(p, len);
-                product.multiply(v, cast_slice_mut(pairs), u, m, threaded_gemm)?;
-                output_tiles::<T, M, N>(p, first, m, start, ys);
+        let (v, rest) = scratch.split_at_mut(rows * positions * c);
+        let (m, rest) = rest.split_at_mut(rows * positions * o);
+        let (pairs, patch) = rest.split_at_mut(pairs_len);
+        let Some(band) = band else {
+            // A group of images: their transformed tiles one image after another, so
+            // that the tiles of the whole group are the rows of each GEMM.
+            let count = xs.len() / in_len;
+            group_input_tiles::<T, M, N>(p, xs, patch, v, v_len);
+            let product = Product::<N>::of(p, count * tiles);
+            product.multiply(v, cast_slice_mut(pairs), u, m, threaded_gemm)?;
+            for (yi, m) in ys.chunks_exact_mut(out_len).zip(m.chunks_exact(m_len)) {
+                output_tiles::<T, M, N>(p, 0, m, start, yi);
             }
             return Ok(());
-        }
-        let count = xs.len() / in_len;
-        let (v, rest) = scratch.split_at_mut(group * v_len);
-        let (m, rest) = rest.split_at_mut(group * m_len);
-        let (pairs, patch) = rest.split_at_mut(pairs_len);
-        group_input_tiles::<T, M, N>(p, xs, patch, v, v_len);
-        let product = Product::<N>::of(p, count * tiles);
-        product.multiply(v, cast_slice_mut(pairs), u, m, threaded_gemm)?;
-        for (yi, m) in ys.chunks_exact_mut(out_len).zip(m.chunks_exact(m_len)) {
-            output_tiles::<T, M, N>(p, 0, m, start, yi);
+        };
+        for first in (0..tiles).step_by(band) {
+            let len = band.min(tiles - first);
+            let (v, m) = (&mut v[..len * positions * c], &mut m[..len * positions * o]);
+            input_tiles::<T, M, N>(p, first, xs, patch, v);
+            let product = Product::<N>::of(p, len);
+            product.multiply(v, cast_slice_mut(pairs), u, m, threaded_gemm)?;
+            output_tiles::<T, M, N>(p, first, m, start, ys);
         }
         Ok(())
     };
-    let scratch = group * (v_len + m_len) + pairs_len + positions * c;
+    let scratch = rows * positions * (c + o) + pairs_len + positions * c;
     // SAFETY: `output_tiles` writes every output of each image (the tiles cover the
-    // output plane), for each of the group's images (`m` holds `group` of them), and
-    // the kernel's only error (from `multiply`) comes before any write.
+    // output plane; in bands, every band of it), for each of the group's images (`m`
+    // holds `group` of them); after an error the outputs are zeroed by the caller.
     unsafe { map_image_groups_written(output, batch, out_len, (x, in_len), group, scratch, kernel) }
 }
 
